@@ -1,0 +1,35 @@
+# berth: `make run` builds and starts the platform, `make test` builds and runs every test.
+JOBS ?= $(shell nproc)
+DATA ?= ./data
+RELEASE_DIR := build/release
+ASAN_DIR := build/asan
+export CCACHE_DIR ?= $(CURDIR)/.ccache
+
+.PHONY: run build test unit integration bench clean format
+
+run: build
+	$(RELEASE_DIR)/berth server --data $(DATA)
+
+build:
+	scripts/setup.sh build
+	cmake -S . -B $(RELEASE_DIR) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBERTH_TESTS=OFF >/dev/null
+	cmake --build $(RELEASE_DIR) -j $(JOBS)
+
+# Every test runs against the ASan+UBSan build: unit tests and real-process integration tests.
+test:
+	scripts/setup.sh test
+	cmake -S . -B $(ASAN_DIR) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DBERTH_SANITIZE=ON \
+	  -DCMAKE_CXX_FLAGS_DEBUG="-O1 -g" >/dev/null
+	cmake --build $(ASAN_DIR) -j $(JOBS)
+	cd $(ASAN_DIR) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
+	  ctest -j $(JOBS) --output-on-failure --timeout 600
+
+bench: build
+	scripts/setup.sh bench
+	bench/api_bench.sh $(RELEASE_DIR)/berth
+
+clean:
+	rm -rf build
+
+format:
+	clang-format -i $$(git ls-files 'src/*.cc' 'src/*.h')

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs what berth needs to build, run and test on Debian 12, skipping what is present.
+# Usage: scripts/setup.sh [build|test|bench]
+set -euo pipefail
+what=${1:-build}
+
+pkgs=(g++ cmake ninja-build ccache pkg-config make git curl ca-certificates
+      libboost-dev nlohmann-json3-dev libsqlite3-dev libsodium-dev libcli11-dev
+      libspdlog-dev libfmt-dev libssl-dev)
+case "$what" in
+  test) pkgs+=(libgtest-dev libgmock-dev python3) ;;
+  bench) pkgs+=(wrk python3) ;;
+esac
+
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}"
+  if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
