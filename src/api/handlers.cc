@@ -1,0 +1,1063 @@
+// Route handlers for every resource of docs/api.md except the watch streams.
+//
+// Each write follows one path: authorise → parse and validate the body (model) → check
+// references in the store → one atomic Commit carrying the change and its audit record. A
+// request that fails at any step has changed nothing.
+#include <algorithm>
+
+#include "api/detail/service.h"
+#include "auth/crypto.h"
+#include "core/names.h"
+
+namespace berth::api {
+namespace {
+
+using model::Role;
+
+constexpr size_t kAuditSideLimit = 8 << 10;  // bytes of before/after kept per audit entry
+
+// ---- small helpers ------------------------------------------------------------------------
+
+std::vector<std::string> SplitScope(const std::string& scope) {
+  std::vector<std::string> out;
+  size_t i = 0;
+  while (i < scope.size()) {
+    size_t j = scope.find('/', i);
+    if (j == std::string::npos) j = scope.size();
+    out.push_back(scope.substr(i, j - i));
+    i = j + 1;
+  }
+  return out;
+}
+
+Json ParseStored(const Object& o) {
+  Json j = Json::parse(o.body, nullptr, false);
+  return j.is_object() ? j : Json::object();
+}
+
+// The writable view of a stored object (what PUT/PATCH start from).
+Json Writable(const Object& o) {
+  Json j = ParseStored(o);
+  j.erase("password_hash");
+  return j;
+}
+
+std::string Quoted(const std::string& s) { return "\"" + s + "\""; }
+
+Status NotFoundNoun(const std::string& noun, const std::string& name) {
+  return NotFound(noun + " " + Quoted(name) + " not found");
+}
+
+Result<Json> Body(const Ctx& ctx) {
+  const std::string& ct = ctx.req.Header("content-type");
+  if (!ct.empty() && ct.rfind("application/json", 0) != 0) {
+    return Status(Code::kUnsupportedMedia, "unsupported_media_type",
+                  "the body must be JSON (Content-Type: application/json), got " + ct);
+  }
+  return ParseJsonObject(ctx.req.body.empty() ? "{}" : ctx.req.body);
+}
+
+// Removes "revision" from a write body; 0 when absent.
+Result<int64_t> TakeRevision(Json& body) {
+  auto it = body.find("revision");
+  if (it == body.end()) return int64_t{0};
+  if (it->is_null()) {
+    body.erase(it);
+    return int64_t{0};
+  }
+  if (!it->is_number_integer() || it->get<int64_t>() < 0) {
+    return InvalidArgument("revision must be a non-negative integer", "revision");
+  }
+  int64_t r = it->get<int64_t>();
+  body.erase(it);
+  return r;
+}
+
+Result<int64_t> QueryRevision(const Ctx& ctx) {
+  std::string r = ctx.req.Query("revision");
+  if (r.empty()) return int64_t{0};
+  if (r.size() > 18 || r.find_first_not_of("0123456789") != std::string::npos) {
+    return InvalidArgument("revision must be a non-negative integer", "revision");
+  }
+  return std::stoll(r);
+}
+
+Json SideForAudit(const Json* side) {
+  if (!side) return nullptr;
+  Json j = *side;
+  if (j.is_object()) j.erase("password_hash");
+  std::string dumped = j.dump();
+  if (dumped.size() > kAuditSideLimit) {
+    return {{"omitted", "object of " + std::to_string(dumped.size()) + " bytes"}};
+  }
+  return j;
+}
+
+AuditRecord Audit(const Ctx& ctx, const std::string& team, const std::string& action,
+                  const std::string& resource, const Json* before, const Json* after) {
+  Json summary = {{"before", SideForAudit(before)}, {"after", SideForAudit(after)}};
+  if (before && after && before->is_object() && after->is_object()) {
+    Json changed = Json::array();
+    for (auto it = after->begin(); it != after->end(); ++it) {
+      if (it.key() == "password_hash") continue;
+      if (!before->contains(it.key()) || (*before)[it.key()] != *it) changed.push_back(it.key());
+    }
+    summary["changed"] = changed;
+  }
+  return AuditRecord{ctx.who.user, team, action, resource, summary.dump()};
+}
+
+Reply Created(const Object& o) { return Reply{201, RenderObject(o), {}, nullptr}; }
+Reply Ok(const Object& o) { return Reply{200, RenderObject(o), {}, nullptr}; }
+
+Result<ListOptions> ListOpts(const Ctx& ctx, const std::string& scope) {
+  ListOptions o;
+  o.scope = scope;
+  o.after = ctx.req.Query("after");
+  std::string lim = ctx.req.Query("limit");
+  if (!lim.empty()) {
+    if (lim.size() > 4 || lim.find_first_not_of("0123456789") != std::string::npos ||
+        std::stoi(lim) < 1 || std::stoi(lim) > 500) {
+      return InvalidArgument("limit must be a number from 1 to 500", "limit");
+    }
+    o.limit = std::stoi(lim);
+  }
+  return o;
+}
+
+Reply ListReply(const ListResult& r) {
+  Json items = Json::array();
+  for (const Object& o : r.items) items.push_back(RenderObject(o));
+  return Reply{200, {{"items", items}, {"next", r.next}, {"revision", r.revision}}, {}, nullptr};
+}
+
+// ---- generic object operations ------------------------------------------------------------
+
+struct Target {
+  std::string kind;
+  std::string scope;
+  std::string name;
+  std::string noun;      // "app", used in messages
+  std::string team;      // audit team ("" = platform)
+  std::string resource;  // audit resource path
+};
+
+Result<Reply> ListOf(Service& s, const Ctx& ctx, const std::string& kind,
+                     const std::string& scope, bool descending = false) {
+  BERTH_ASSIGN_OR_RETURN(ListOptions o, ListOpts(ctx, scope));
+  o.descending = descending;
+  BERTH_ASSIGN_OR_RETURN(ListResult r, s.store.List(kind, o));
+  return ListReply(r);
+}
+
+Result<Object> Load(Service& s, const Target& t) {
+  auto o = s.store.Get(t.kind, t.scope, t.name);
+  if (!o.ok() && o.status().code() == Code::kNotFound) return NotFoundNoun(t.noun, t.name);
+  return o;
+}
+
+Result<Reply> GetOf(Service& s, const Target& t) {
+  BERTH_ASSIGN_OR_RETURN(Object o, Load(s, t));
+  return Ok(o);
+}
+
+Result<CommitResult> CommitOne(Service& s, Op op, std::vector<Op> extra, AuditRecord audit) {
+  WriteBatch b;
+  b.ops.push_back(std::move(op));
+  for (Op& e : extra) b.ops.push_back(std::move(e));
+  b.audit.push_back(std::move(audit));
+  return s.store.Commit(b);
+}
+
+// Creates `body` (already validated) as object `t`.
+Result<Reply> CreateOf(Service& s, const Ctx& ctx, const Target& t, const Json& body,
+                       std::vector<Op> extra = {}, std::string index_key = {}) {
+  Op op;
+  op.type = OpType::kCreate;
+  op.object = Object{t.kind, t.scope, t.name, body.dump(), std::move(index_key)};
+  auto r = CommitOne(s, std::move(op), std::move(extra),
+                     Audit(ctx, t.team, "create", t.resource, nullptr, &body));
+  if (!r.ok()) {
+    if (r.status().code() == Code::kAlreadyExists) {
+      return AlreadyExists(t.noun + " " + Quoted(t.name) + " already exists");
+    }
+    return r.status();
+  }
+  return Created(r->objects.front());
+}
+
+// PUT (replace) or PATCH (merge) of object `t`. `parse` validates the merged writable JSON and
+// returns the new stored body; it also gets the current stored body (to keep server-owned
+// fields) and may veto the change.
+using ParseFn = std::function<Result<Json>(const Json& merged, const Json& current)>;
+
+Result<Reply> UpdateOf(Service& s, const Ctx& ctx, const Target& t, const ParseFn& parse) {
+  BERTH_ASSIGN_OR_RETURN(Json body, Body(ctx));
+  BERTH_ASSIGN_OR_RETURN(int64_t expected, TakeRevision(body));
+  if (body.contains("name") && !(body["name"].is_string() && body["name"] == t.name)) {
+    return InvalidArgument("name cannot be changed (the body says " + body["name"].dump() +
+                               ", the path " + Quoted(t.name) + ")",
+                           "name");
+  }
+  // Without an explicit revision the write is last-writer-wins; a concurrent change between
+  // our read and our write is retried rather than reported.
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    BERTH_ASSIGN_OR_RETURN(Object cur, Load(s, t));
+    if (expected != 0 && cur.revision != expected) {
+      return RevisionConflict(t.noun + " " + Quoted(t.name) + " is at revision " +
+                              std::to_string(cur.revision) + ", not " + std::to_string(expected) +
+                              ": read it again and retry");
+    }
+    Json current = ParseStored(cur);
+    Json merged;
+    if (ctx.req.method == "PATCH") {
+      merged = Writable(cur);
+      merged.merge_patch(body);
+    } else {
+      merged = body;
+    }
+    merged["name"] = t.name;
+    BERTH_ASSIGN_OR_RETURN(Json next, parse(merged, current));
+    Op op;
+    op.type = OpType::kUpdate;
+    op.object = Object{t.kind, t.scope, t.name, next.dump(), cur.index_key};
+    op.expected_revision = cur.revision;
+    auto r = CommitOne(s, std::move(op), {}, Audit(ctx, t.team, "update", t.resource, &current, &next));
+    if (r.ok()) return Ok(r->objects.front());
+    if (r.status().reason() != "revision_conflict" || expected != 0) {
+      if (r.status().code() == Code::kNotFound) return NotFoundNoun(t.noun, t.name);
+      return r.status();
+    }
+  }
+  return RevisionConflict(t.noun + " " + Quoted(t.name) + " is changing too often: retry");
+}
+
+// DELETE of `t`, optionally with everything under `tree_scope`.
+Result<Reply> DeleteOf(Service& s, const Ctx& ctx, const Target& t,
+                       const std::string& tree_scope = {}) {
+  BERTH_ASSIGN_OR_RETURN(int64_t expected, QueryRevision(ctx));
+  BERTH_ASSIGN_OR_RETURN(Object cur, Load(s, t));
+  if (expected != 0 && cur.revision != expected) {
+    return RevisionConflict(t.noun + " " + Quoted(t.name) + " is at revision " +
+                            std::to_string(cur.revision) + ", not " + std::to_string(expected));
+  }
+  Op op;
+  op.type = OpType::kDelete;
+  op.object = Object{t.kind, t.scope, t.name};
+  op.expected_revision = expected != 0 ? expected : cur.revision;
+  std::vector<Op> extra;
+  if (!tree_scope.empty()) {
+    Op tree;
+    tree.type = OpType::kDeleteTree;
+    tree.object.scope = tree_scope;
+    extra.push_back(std::move(tree));
+  }
+  Json before = ParseStored(cur);
+  auto r = CommitOne(s, std::move(op), std::move(extra),
+                     Audit(ctx, t.team, "delete", t.resource, &before, nullptr));
+  if (!r.ok()) {
+    if (r.status().code() == Code::kNotFound) return NotFoundNoun(t.noun, t.name);
+    return r.status();
+  }
+  return Reply{200, {{"deleted", t.noun}, {"name", t.name}, {"revision", r->revision}}, {}, nullptr};
+}
+
+// ---- parents ------------------------------------------------------------------------------
+
+Status Need(Service& s, const Ctx& ctx, Role min, const std::string& action) {
+  auto r = s.access.Require(ctx.who, ctx.P("team"), min, action);
+  return r.ok() ? Status::Ok() : r.status();
+}
+
+Status AppExists(Service& s, const std::string& team, const std::string& app) {
+  auto o = s.store.Get(model::kApp, team, app);
+  if (o.ok()) return Status::Ok();
+  if (o.status().code() == Code::kNotFound) {
+    return NotFound("app " + Quoted(app) + " not found in team " + Quoted(team));
+  }
+  return o.status();
+}
+
+Status ComponentExists(Service& s, const std::string& team, const std::string& app,
+                       const std::string& component) {
+  BERTH_RETURN_IF_ERROR(AppExists(s, team, app));
+  auto o = s.store.Get(model::kComponent, team + "/" + app, component);
+  if (o.ok()) return Status::Ok();
+  if (o.status().code() == Code::kNotFound) {
+    return NotFound("component " + Quoted(component) + " not found in app " + Quoted(app));
+  }
+  return o.status();
+}
+
+std::string AppScope(const Ctx& c) { return c.P("team") + "/" + c.P("app"); }
+std::string CompScope(const Ctx& c) { return AppScope(c) + "/" + c.P("component"); }
+std::string AppRes(const Ctx& c) { return "apps/" + c.P("app"); }
+std::string CompRes(const Ctx& c) { return AppRes(c) + "/components/" + c.P("component"); }
+
+// ---- health and session -------------------------------------------------------------------
+
+Result<Reply> Login(Service& s, Ctx& ctx) {
+  BERTH_ASSIGN_OR_RETURN(Json body, Body(ctx));
+  std::string user, password;
+  JsonReader r(body, "");
+  r.Str("user", &user, 63);
+  r.Str("password", &password, 1024);
+  r.Finish();
+  if (!r.ok()) return r.status();
+  if (user.empty()) return InvalidArgument("user is required", "user");
+  const std::string& addr = ctx.req.remote_addr;
+  int wait = s.limiter.RetryAfterSeconds(addr, user);
+  if (wait > 0) {
+    return Status(Code::kRateLimited, "rate_limited",
+                  "too many failed logins for " + Quoted(user) + " from " + addr + ": retry in " +
+                      std::to_string(wait) + " s");
+  }
+  auto obj = s.store.Get(model::kUser, "", user);
+  if (!obj.ok() && obj.status().code() != Code::kNotFound) return obj.status();
+  Json u = obj.ok() ? ParseStored(*obj) : Json::object();
+  // Verify even for unknown users so response time does not reveal which names exist.
+  static const std::string kDummy = auth::HashPassword("berth-dummy-password").value();
+  bool good = auth::VerifyPassword(u.value("password_hash", kDummy), password) && obj.ok();
+  if (!good) {
+    s.limiter.RecordFailure(addr, user);
+    return Unauthenticated("wrong user name or password");
+  }
+  if (u.value("disabled", false)) return Unauthenticated("user " + Quoted(user) + " is disabled");
+  s.limiter.RecordSuccess(addr, user);
+  model::Token t;
+  t.id = auth::RandomHex(6);
+  t.name = "login";
+  t.user = user;
+  t.expires_at_ms = UnixMillis(s.clock.Now()) + s.options.token_ttl_hours * 3600 * 1000;
+  std::string secret = auth::NewTokenSecret();
+  Json tj = model::ToJson(t);
+  Op op;
+  op.type = OpType::kCreate;
+  op.object = Object{model::kToken, user, t.id, tj.dump(), auth::HashToken(secret)};
+  ctx.who.user = user;
+  BERTH_ASSIGN_OR_RETURN(CommitResult c,
+                         CommitOne(s, std::move(op), {},
+                                   Audit(ctx, "", "login", "tokens/" + t.id, nullptr, &tj)));
+  return Reply{200,
+               {{"token", secret},
+                {"user", user},
+                {"expires_at", FormatTime(FromUnixMillis(t.expires_at_ms))}},
+               {}, nullptr};
+}
+
+Result<Reply> Logout(Service& s, Ctx& ctx) {
+  Target t{model::kToken, ctx.who.user, ctx.who.token_id, "token", "", "tokens/" + ctx.who.token_id};
+  BERTH_ASSIGN_OR_RETURN(Reply r, DeleteOf(s, ctx, t));
+  return Reply{200, {{"logged_out", true}}, {}, nullptr};
+}
+
+Result<Reply> Whoami(Service& s, Ctx& ctx) {
+  BERTH_ASSIGN_OR_RETURN(Object u, s.store.Get(model::kUser, "", ctx.who.user));
+  BERTH_ASSIGN_OR_RETURN(std::vector<Object> ms, s.store.FindByName(model::kMember, ctx.who.user));
+  Json teams = Json::array();
+  for (const Object& m : ms) teams.push_back({{"team", m.scope}, {"role", ParseStored(m).value("role", "")}});
+  return Reply{200, {{"user", RenderObject(u)}, {"teams", teams}}, {}, nullptr};
+}
+
+// ---- users --------------------------------------------------------------------------------
+
+Status NeedPlatformAdmin(const Ctx& ctx, const std::string& action) {
+  if (ctx.who.admin) return Status::Ok();
+  return PermissionDenied("only platform administrators can " + action);
+}
+
+Status NeedSelfOrAdmin(const Ctx& ctx, const std::string& user) {
+  if (ctx.who.admin || ctx.who.user == user) return Status::Ok();
+  return NotFoundNoun("user", user);
+}
+
+Result<Reply> ListUsers(Service& s, Ctx& ctx) {
+  if (ctx.who.admin) return ListOf(s, ctx, model::kUser, "");
+  BERTH_ASSIGN_OR_RETURN(Object me, s.store.Get(model::kUser, "", ctx.who.user));
+  return Reply{200, {{"items", Json::array({RenderObject(me)})}, {"next", ""}, {"revision", me.revision}}, {}, nullptr};
+}
+
+Result<Reply> CreateUser(Service& s, Ctx& ctx) {
+  BERTH_RETURN_IF_ERROR(NeedPlatformAdmin(ctx, "create users"));
+  BERTH_ASSIGN_OR_RETURN(Json body, Body(ctx));
+  BERTH_ASSIGN_OR_RETURN(model::UserInput in, model::ParseUser(body));
+  if (!in.password) return InvalidArgument("password is required (at least 8 characters)", "password");
+  if (in.current_password) return UnknownField("current_password");
+  BERTH_ASSIGN_OR_RETURN(in.user.password_hash, auth::HashPassword(*in.password));
+  Target t{model::kUser, "", in.user.name, "user", "", "users/" + in.user.name};
+  return CreateOf(s, ctx, t, model::ToJson(in.user, true));
+}
+
+Result<Reply> UpdateUser(Service& s, Ctx& ctx) {
+  const std::string name = ctx.P("user");
+  BERTH_RETURN_IF_ERROR(NeedSelfOrAdmin(ctx, name));
+  Target t{model::kUser, "", name, "user", "", "users/" + name};
+  return UpdateOf(s, ctx, t, [&](const Json& merged, const Json& current) -> Result<Json> {
+    BERTH_ASSIGN_OR_RETURN(model::UserInput in, model::ParseUser(merged));
+    bool was_admin = current.value("admin", false);
+    if (!ctx.who.admin && (in.user.admin != was_admin || in.user.disabled != current.value("disabled", false))) {
+      return PermissionDenied("only platform administrators can change admin or disabled");
+    }
+    if (ctx.who.admin && ctx.who.user == name && (!in.user.admin || in.user.disabled)) {
+      return FailedPrecondition("you cannot remove your own administrator rights or disable yourself");
+    }
+    in.user.password_hash = current.value("password_hash", "");
+    if (in.password) {
+      if (!ctx.who.admin) {
+        if (!in.current_password || !auth::VerifyPassword(in.user.password_hash, *in.current_password)) {
+          return InvalidArgument("current_password is missing or wrong", "current_password");
+        }
+      }
+      BERTH_ASSIGN_OR_RETURN(in.user.password_hash, auth::HashPassword(*in.password));
+    }
+    return model::ToJson(in.user, true);
+  });
+}
+
+Result<Reply> DeleteUser(Service& s, Ctx& ctx) {
+  BERTH_RETURN_IF_ERROR(NeedPlatformAdmin(ctx, "delete users"));
+  const std::string name = ctx.P("user");
+  if (name == ctx.who.user) return FailedPrecondition("you cannot delete yourself");
+  // A team must keep an owner: refuse while the user is the last owner anywhere.
+  BERTH_ASSIGN_OR_RETURN(std::vector<Object> ms, s.store.FindByName(model::kMember, name));
+  std::vector<Op> extra;
+  for (const Object& m : ms) {
+    if (ParseStored(m).value("role", "") == "owner") {
+      BERTH_ASSIGN_OR_RETURN(ListResult all, s.store.List(model::kMember, ListOptions{m.scope, "", 1000}));
+      int owners = 0;
+      for (const Object& o : all.items) owners += ParseStored(o).value("role", "") == "owner";
+      if (owners <= 1) {
+        return FailedPrecondition(Quoted(name) + " is the last owner of team " + Quoted(m.scope) +
+                                  ": make someone else owner first");
+      }
+    }
+    Op op;
+    op.type = OpType::kDelete;
+    op.object = Object{model::kMember, m.scope, m.name};
+    extra.push_back(op);
+  }
+  // The user's tokens go with them.
+  Op tokens;
+  tokens.type = OpType::kDeleteTree;
+  tokens.object.scope = name;
+  BERTH_ASSIGN_OR_RETURN(ListResult toks, s.store.List(model::kToken, ListOptions{name, "", 1000}));
+  for (const Object& tk : toks.items) {
+    Op op;
+    op.type = OpType::kDelete;
+    op.object = Object{model::kToken, tk.scope, tk.name};
+    extra.push_back(op);
+  }
+  Target t{model::kUser, "", name, "user", "", "users/" + name};
+  BERTH_ASSIGN_OR_RETURN(Object cur, Load(s, t));
+  Op op;
+  op.type = OpType::kDelete;
+  op.object = Object{model::kUser, "", name};
+  op.expected_revision = cur.revision;
+  Json before = ParseStored(cur);
+  BERTH_ASSIGN_OR_RETURN(CommitResult r, CommitOne(s, std::move(op), std::move(extra),
+                                                   Audit(ctx, "", "delete", t.resource, &before, nullptr)));
+  return Reply{200, {{"deleted", "user"}, {"name", name}, {"revision", r.revision}}, {}, nullptr};
+}
+
+// ---- tokens -------------------------------------------------------------------------------
+
+Result<Reply> CreateToken(Service& s, Ctx& ctx) {
+  BERTH_ASSIGN_OR_RETURN(Json body, Body(ctx));
+  BERTH_ASSIGN_OR_RETURN(model::TokenInput in, model::ParseTokenInput(body));
+  model::Token t;
+  t.id = auth::RandomHex(6);
+  t.name = in.name;
+  t.user = ctx.who.user;
+  int64_t ttl = in.ttl_hours ? in.ttl_hours : s.options.token_ttl_hours;
+  t.expires_at_ms = UnixMillis(s.clock.Now()) + ttl * 3600 * 1000;
+  std::string secret = auth::NewTokenSecret();
+  Target target{model::kToken, ctx.who.user, t.id, "token", "", "tokens/" + t.id};
+  BERTH_ASSIGN_OR_RETURN(Reply r, CreateOf(s, ctx, target, model::ToJson(t), {}, auth::HashToken(secret)));
+  r.body["token"] = secret;
+  return r;
+}
+
+// ---- teams --------------------------------------------------------------------------------
+
+Result<Reply> ListTeams(Service& s, Ctx& ctx) {
+  if (ctx.who.admin) return ListOf(s, ctx, model::kTeam, "");
+  int64_t head = s.store.Head();
+  BERTH_ASSIGN_OR_RETURN(std::vector<Object> ms, s.store.FindByName(model::kMember, ctx.who.user));
+  std::sort(ms.begin(), ms.end(), [](const Object& a, const Object& b) { return a.scope < b.scope; });
+  Json items = Json::array();
+  for (const Object& m : ms) {
+    auto t = s.store.Get(model::kTeam, "", m.scope);
+    if (t.ok()) items.push_back(RenderObject(*t));
+  }
+  return Reply{200, {{"items", items}, {"next", ""}, {"revision", head}}, {}, nullptr};
+}
+
+Result<Reply> CreateTeam(Service& s, Ctx& ctx) {
+  BERTH_ASSIGN_OR_RETURN(Json body, Body(ctx));
+  BERTH_ASSIGN_OR_RETURN(int64_t ignored, TakeRevision(body));
+  (void)ignored;
+  BERTH_ASSIGN_OR_RETURN(model::Team team, model::ParseTeam(body));
+  if (!ctx.who.admin && (team.quota.instances || team.quota.memory_mb || team.quota.cpu_millis)) {
+    return PermissionDenied("only platform administrators can set team quotas");
+  }
+  // The creator owns the new team.
+  Op owner;
+  owner.type = OpType::kCreate;
+  owner.object = Object{model::kMember, team.name, ctx.who.user,
+                        model::ToJson(model::Member{ctx.who.user, Role::kOwner}).dump()};
+  Target t{model::kTeam, "", team.name, "team", team.name, "team"};
+  return CreateOf(s, ctx, t, model::ToJson(team), {owner});
+}
+
+Result<Reply> UpdateTeam(Service& s, Ctx& ctx) {
+  BERTH_RETURN_IF_ERROR(Need(s, ctx, Role::kAdmin, "change the team"));
+  Target t{model::kTeam, "", ctx.P("team"), "team", ctx.P("team"), "team"};
+  return UpdateOf(s, ctx, t, [&](const Json& merged, const Json& current) -> Result<Json> {
+    BERTH_ASSIGN_OR_RETURN(model::Team team, model::ParseTeam(merged));
+    Json next = model::ToJson(team);
+    if (!ctx.who.admin && next["quota"] != current.value("quota", Json::object())) {
+      return PermissionDenied("only platform administrators can change team quotas");
+    }
+    return next;
+  });
+}
+
+Result<Reply> DeleteTeam(Service& s, Ctx& ctx) {
+  BERTH_RETURN_IF_ERROR(Need(s, ctx, Role::kOwner, "delete the team"));
+  Target t{model::kTeam, "", ctx.P("team"), "team", ctx.P("team"), "team"};
+  return DeleteOf(s, ctx, t, ctx.P("team"));
+}
+
+// ---- members ------------------------------------------------------------------------------
+
+Result<int> CountOwners(Service& s, const std::string& team) {
+  BERTH_ASSIGN_OR_RETURN(ListResult all, s.store.List(model::kMember, ListOptions{team, "", 1000}));
+  int owners = 0;
+  for (const Object& o : all.items) owners += ParseStored(o).value("role", "") == "owner";
+  return owners;
+}
+
+Target MemberTarget(const Ctx& ctx, const std::string& user) {
+  return Target{model::kMember, ctx.P("team"), user, "member", ctx.P("team"), "members/" + user};
+}
+
+Result<Reply> AddMember(Service& s, Ctx& ctx) {
+  BERTH_ASSIGN_OR_RETURN(Role mine, s.access.Require(ctx.who, ctx.P("team"), Role::kAdmin, "add members"));
+  BERTH_ASSIGN_OR_RETURN(Json body, Body(ctx));
+  BERTH_ASSIGN_OR_RETURN(model::Member m, model::ParseMember(body));
+  if (m.role == Role::kOwner && mine < Role::kOwner) {
+    return PermissionDenied("only owners can make someone an owner");
+  }
+  auto u = s.store.Get(model::kUser, "", m.user);
+  if (!u.ok()) {
+    if (u.status().code() == Code::kNotFound) {
+      return InvalidArgument("user " + Quoted(m.user) + " does not exist", "user");
+    }
+    return u.status();
+  }
+  return CreateOf(s, ctx, MemberTarget(ctx, m.user), model::ToJson(m));
+}
+
+Result<Reply> UpdateMember(Service& s, Ctx& ctx) {
+  BERTH_ASSIGN_OR_RETURN(Role mine, s.access.Require(ctx.who, ctx.P("team"), Role::kAdmin, "change members"));
+  const std::string user = ctx.P("user");
+  return UpdateOf(s, ctx, MemberTarget(ctx, user), [&](const Json& merged, const Json& current) -> Result<Json> {
+    Json in = merged;
+    in.erase("name");
+    if (!in.contains("user")) in["user"] = user;
+    if (in["user"] != user) return InvalidArgument("user cannot be changed", "user");
+    BERTH_ASSIGN_OR_RETURN(model::Member m, model::ParseMember(in));
+    bool was_owner = current.value("role", "") == "owner";
+    if ((was_owner || m.role == Role::kOwner) && mine < Role::kOwner) {
+      return PermissionDenied("only owners can make or unmake owners");
+    }
+    if (was_owner && m.role != Role::kOwner) {
+      BERTH_ASSIGN_OR_RETURN(int owners, CountOwners(s, ctx.P("team")));
+      if (owners <= 1) return FailedPrecondition("team " + Quoted(ctx.P("team")) + " must keep at least one owner");
+    }
+    return model::ToJson(m);
+  });
+}
+
+Result<Reply> RemoveMember(Service& s, Ctx& ctx) {
+  const std::string user = ctx.P("user");
+  BERTH_ASSIGN_OR_RETURN(Role mine, s.access.TeamRole(ctx.who, ctx.P("team")));
+  bool self = user == ctx.who.user;
+  if (!self && mine < Role::kAdmin) {
+    return PermissionDenied(std::string("your role in team ") + Quoted(ctx.P("team")) + " is " +
+                            model::RoleName(mine) + "; to remove members you need admin or above");
+  }
+  Target t = MemberTarget(ctx, user);
+  BERTH_ASSIGN_OR_RETURN(Object cur, Load(s, t));
+  if (ParseStored(cur).value("role", "") == "owner") {
+    if (!self && mine < Role::kOwner) return PermissionDenied("only owners can remove owners");
+    BERTH_ASSIGN_OR_RETURN(int owners, CountOwners(s, ctx.P("team")));
+    if (owners <= 1) return FailedPrecondition("team " + Quoted(ctx.P("team")) + " must keep at least one owner");
+  }
+  return DeleteOf(s, ctx, t);
+}
+
+// ---- apps ---------------------------------------------------------------------------------
+
+Target AppTarget(const Ctx& ctx, const std::string& name) {
+  return Target{model::kApp, ctx.P("team"), name, "app", ctx.P("team"), "apps/" + name};
+}
+
+Result<Reply> CreateApp(Service& s, Ctx& ctx) {
+  BERTH_RETURN_IF_ERROR(Need(s, ctx, Role::kDeveloper, "create apps"));
+  BERTH_ASSIGN_OR_RETURN(Json body, Body(ctx));
+  BERTH_ASSIGN_OR_RETURN(int64_t ignored, TakeRevision(body));
+  (void)ignored;
+  BERTH_ASSIGN_OR_RETURN(model::App app, model::ParseApp(body));
+  return CreateOf(s, ctx, AppTarget(ctx, app.name), model::ToJson(app));
+}
+
+Result<Reply> UpdateApp(Service& s, Ctx& ctx) {
+  BERTH_RETURN_IF_ERROR(Need(s, ctx, Role::kDeveloper, "change apps"));
+  return UpdateOf(s, ctx, AppTarget(ctx, ctx.P("app")), [](const Json& merged, const Json&) -> Result<Json> {
+    BERTH_ASSIGN_OR_RETURN(model::App app, model::ParseApp(merged));
+    return model::ToJson(app);
+  });
+}
+
+// Components of other apps (or, with `app_only` false, any other component) that depend on
+// something inside `team/app[/component]`.
+Result<std::vector<std::string>> Dependents(Service& s, const std::string& team,
+                                            const std::string& app, const std::string& component) {
+  std::vector<std::string> out;
+  BERTH_ASSIGN_OR_RETURN(ListResult comps, s.store.List(model::kComponent, ListOptions{team + "/" + app, "", 1000}));
+  std::vector<std::string> targets;
+  if (!component.empty()) {
+    targets.push_back(team + "/" + app + "/" + component);
+  } else {
+    for (const Object& c : comps.items) targets.push_back(team + "/" + app + "/" + c.name);
+  }
+  for (const std::string& key : targets) {
+    BERTH_ASSIGN_OR_RETURN(std::vector<Object> deps, s.store.FindByIndex(model::kDependency, key));
+    for (const Object& d : deps) {
+      // d.scope is team/app/component of the dependent.
+      std::string dependent_app = SplitScope(d.scope).size() > 1 ? SplitScope(d.scope)[1] : "";
+      if (component.empty() && dependent_app == app) continue;  // inside the app being deleted
+      out.push_back(d.scope.substr(team.size() + 1));
+    }
+  }
+  return out;
+}
+
+std::string JoinList(const std::vector<std::string>& v) {
+  std::string out;
+  for (size_t i = 0; i < v.size() && i < 10; ++i) out += (i ? ", " : "") + v[i];
+  if (v.size() > 10) out += ", ...";
+  return out;
+}
+
+Result<Reply> DeleteApp(Service& s, Ctx& ctx) {
+  BERTH_RETURN_IF_ERROR(Need(s, ctx, Role::kDeveloper, "delete apps"));
+  BERTH_ASSIGN_OR_RETURN(Object app, Load(s, AppTarget(ctx, ctx.P("app"))));
+  BERTH_ASSIGN_OR_RETURN(auto deps, Dependents(s, ctx.P("team"), ctx.P("app"), ""));
+  if (!deps.empty()) {
+    return FailedPrecondition("components of other apps depend on app " + Quoted(ctx.P("app")) +
+                              " (" + JoinList(deps) + "): remove those dependencies first");
+  }
+  return DeleteOf(s, ctx, AppTarget(ctx, ctx.P("app")), AppScope(ctx));
+}
+
+// ---- components ---------------------------------------------------------------------------
+
+Target ComponentTarget(const Ctx& ctx, const std::string& name) {
+  return Target{model::kComponent, AppScope(ctx), name, "component", ctx.P("team"),
+                AppRes(ctx) + "/components/" + name};
+}
+
+Result<Reply> ListComponents(Service& s, Ctx& ctx) {
+  BERTH_RETURN_IF_ERROR(Need(s, ctx, Role::kViewer, "read components"));
+  BERTH_RETURN_IF_ERROR(AppExists(s, ctx.P("team"), ctx.P("app")));
+  return ListOf(s, ctx, model::kComponent, AppScope(ctx));
+}
+
+Result<Reply> CreateComponent(Service& s, Ctx& ctx) {
+  BERTH_RETURN_IF_ERROR(Need(s, ctx, Role::kDeveloper, "create components"));
+  BERTH_RETURN_IF_ERROR(AppExists(s, ctx.P("team"), ctx.P("app")));
+  BERTH_ASSIGN_OR_RETURN(Json body, Body(ctx));
+  BERTH_ASSIGN_OR_RETURN(int64_t ignored, TakeRevision(body));
+  (void)ignored;
+  BERTH_ASSIGN_OR_RETURN(model::Component c, model::ParseComponent(body));
+  return CreateOf(s, ctx, ComponentTarget(ctx, c.name), model::ToJson(c));
+}
+
+Result<Reply> UpdateComponent(Service& s, Ctx& ctx) {
+  BERTH_RETURN_IF_ERROR(Need(s, ctx, Role::kDeveloper, "change components"));
+  BERTH_RETURN_IF_ERROR(AppExists(s, ctx.P("team"), ctx.P("app")));
+  return UpdateOf(s, ctx, ComponentTarget(ctx, ctx.P("component")),
+                  [](const Json& merged, const Json&) -> Result<Json> {
+                    BERTH_ASSIGN_OR_RETURN(model::Component c, model::ParseComponent(merged));
+                    return model::ToJson(c);
+                  });
+}
+
+Result<Reply> DeleteComponent(Service& s, Ctx& ctx) {
+  BERTH_RETURN_IF_ERROR(Need(s, ctx, Role::kDeveloper, "delete components"));
+  BERTH_RETURN_IF_ERROR(ComponentExists(s, ctx.P("team"), ctx.P("app"), ctx.P("component")));
+  BERTH_ASSIGN_OR_RETURN(auto deps, Dependents(s, ctx.P("team"), ctx.P("app"), ctx.P("component")));
+  if (!deps.empty()) {
+    return FailedPrecondition("other components depend on " + Quoted(ctx.P("component")) + " (" +
+                              JoinList(deps) + "): remove those dependencies first");
+  }
+  return DeleteOf(s, ctx, ComponentTarget(ctx, ctx.P("component")), CompScope(ctx));
+}
+
+// ---- dependencies, versions, instances, events ---------------------------------------------
+
+Result<Reply> ReadUnderComponent(Service& s, Ctx& ctx, const std::string& kind, bool descending) {
+  BERTH_RETURN_IF_ERROR(Need(s, ctx, Role::kViewer, "read components"));
+  BERTH_RETURN_IF_ERROR(ComponentExists(s, ctx.P("team"), ctx.P("app"), ctx.P("component")));
+  return ListOf(s, ctx, kind, CompScope(ctx), descending);
+}
+
+Result<Reply> GetUnderComponent(Service& s, Ctx& ctx, const std::string& kind,
+                                const std::string& noun, const std::string& param) {
+  BERTH_RETURN_IF_ERROR(Need(s, ctx, Role::kViewer, "read components"));
+  BERTH_RETURN_IF_ERROR(ComponentExists(s, ctx.P("team"), ctx.P("app"), ctx.P("component")));
+  return GetOf(s, Target{kind, CompScope(ctx), ctx.P(param), noun, "", ""});
+}
+
+Result<Reply> AddDependency(Service& s, Ctx& ctx) {
+  BERTH_RETURN_IF_ERROR(Need(s, ctx, Role::kDeveloper, "change dependencies"));
+  BERTH_RETURN_IF_ERROR(ComponentExists(s, ctx.P("team"), ctx.P("app"), ctx.P("component")));
+  BERTH_ASSIGN_OR_RETURN(Json body, Body(ctx));
+  BERTH_ASSIGN_OR_RETURN(model::Dependency d, model::ParseDependencyInput(body, ctx.P("app")));
+  if (d.target_app == ctx.P("app") && d.target_component == ctx.P("component")) {
+    return InvalidArgument("a component cannot depend on itself", "target_component");
+  }
+  Status exists = ComponentExists(s, ctx.P("team"), d.target_app, d.target_component);
+  if (!exists.ok()) {
+    if (exists.code() == Code::kNotFound) return InvalidArgument(exists.message(), "target_component");
+    return exists;
+  }
+  Target t{model::kDependency, CompScope(ctx), d.name, "dependency", ctx.P("team"),
+           CompRes(ctx) + "/dependencies/" + d.name};
+  return CreateOf(s, ctx, t, model::ToJson(d), {},
+                  ctx.P("team") + "/" + d.target_app + "/" + d.target_component);
+}
+
+Result<Reply> RemoveDependency(Service& s, Ctx& ctx) {
+  BERTH_RETURN_IF_ERROR(Need(s, ctx, Role::kDeveloper, "change dependencies"));
+  Target t{model::kDependency, CompScope(ctx), ctx.P("dependency"), "dependency", ctx.P("team"),
+           CompRes(ctx) + "/dependencies/" + ctx.P("dependency")};
+  return DeleteOf(s, ctx, t);
+}
+
+Result<Reply> CreateVersion(Service& s, Ctx& ctx) {
+  BERTH_RETURN_IF_ERROR(Need(s, ctx, Role::kDeveloper, "create versions"));
+  BERTH_RETURN_IF_ERROR(ComponentExists(s, ctx.P("team"), ctx.P("app"), ctx.P("component")));
+  BERTH_ASSIGN_OR_RETURN(Json body, Body(ctx));
+  BERTH_ASSIGN_OR_RETURN(int64_t ignored, TakeRevision(body));
+  (void)ignored;
+  if (body.contains("name") || body.contains("number")) {
+    return InvalidArgument("version names and numbers are assigned by the server",
+                           body.contains("name") ? "name" : "number");
+  }
+  BERTH_ASSIGN_OR_RETURN(model::Version v, model::ParseVersion(body));
+  // Numbers count up per component; a concurrent create of the same number loses the
+  // kCreate race and takes the next one.
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    BERTH_ASSIGN_OR_RETURN(ListResult all, s.store.List(model::kVersion, ListOptions{CompScope(ctx), "", 1000}));
+    int64_t max = 0;
+    for (const Object& o : all.items) max = std::max<int64_t>(max, ParseStored(o).value("number", int64_t{0}));
+    v.number = max + 1;
+    v.name = "v" + std::to_string(v.number);
+    if (v.built_at.empty()) v.built_at = FormatTime(s.clock.Now());
+    Target t{model::kVersion, CompScope(ctx), v.name, "version", ctx.P("team"),
+             CompRes(ctx) + "/versions/" + v.name};
+    auto r = CreateOf(s, ctx, t, model::ToJson(v));
+    if (r.ok() || r.status().code() != Code::kAlreadyExists) return r;
+  }
+  return RevisionConflict("versions are being created concurrently: retry");
+}
+
+Result<Reply> DeleteVersion(Service& s, Ctx& ctx) {
+  BERTH_RETURN_IF_ERROR(Need(s, ctx, Role::kDeveloper, "delete versions"));
+  Target t{model::kVersion, CompScope(ctx), ctx.P("version"), "version", ctx.P("team"),
+           CompRes(ctx) + "/versions/" + ctx.P("version")};
+  return DeleteOf(s, ctx, t);
+}
+
+Result<Reply> TeamEvents(Service& s, Ctx& ctx) {
+  BERTH_RETURN_IF_ERROR(Need(s, ctx, Role::kViewer, "read events"));
+  BERTH_ASSIGN_OR_RETURN(ListOptions o, ListOpts(ctx, ctx.P("team")));
+  o.descending = true;
+  o.recursive = true;
+  BERTH_ASSIGN_OR_RETURN(ListResult r, s.store.List(model::kEvent, o));
+  return ListReply(r);
+}
+
+// ---- audit --------------------------------------------------------------------------------
+
+Result<Reply> AuditList(Service& s, const Ctx& ctx, const std::string& team) {
+  std::string lim = ctx.req.Query("limit", "100");
+  std::string before = ctx.req.Query("after", "0");
+  auto numeric = [](const std::string& v) {
+    return !v.empty() && v.size() <= 18 && v.find_first_not_of("0123456789") == std::string::npos;
+  };
+  if (!numeric(lim) || std::stoll(lim) < 1 || std::stoll(lim) > 500) {
+    return InvalidArgument("limit must be a number from 1 to 500", "limit");
+  }
+  if (!numeric(before)) return InvalidArgument("after must be an audit entry id", "after");
+  int limit = static_cast<int>(std::stoll(lim));
+  BERTH_ASSIGN_OR_RETURN(std::vector<AuditEntry> es, s.store.ListAudit(team, std::stoll(before), limit + 1));
+  Json items = Json::array();
+  std::string next;
+  for (size_t i = 0; i < es.size() && static_cast<int>(i) < limit; ++i) {
+    const AuditEntry& e = es[i];
+    Json summary = Json::parse(e.record.summary, nullptr, false);
+    items.push_back({{"id", e.id},
+                     {"time", FormatTime(FromUnixMillis(e.time_ms))},
+                     {"revision", e.revision},
+                     {"actor", e.record.actor},
+                     {"team", e.record.team},
+                     {"action", e.record.action},
+                     {"resource", e.record.resource},
+                     {"summary", summary.is_discarded() ? Json() : summary}});
+    if (static_cast<int>(i) == limit - 1 && static_cast<int>(es.size()) > limit) next = std::to_string(e.id);
+  }
+  return Reply{200, {{"items", items}, {"next", next}, {"revision", s.store.Head()}}, {}, nullptr};
+}
+
+// ---- registration -------------------------------------------------------------------------
+
+struct Def {
+  const char* method;
+  std::string pattern;
+  const char* summary;
+  const char* tag;
+  const char* request_schema;
+  const char* response_schema;
+  bool is_list;
+  int success;
+  std::function<Result<Reply>(Service&, Ctx&)> fn;
+  bool public_route = false;
+  bool blocking = false;
+};
+
+}  // namespace
+
+Json RenderObject(const Object& o) {
+  Json j = ParseStored(o);
+  j.erase("password_hash");
+  std::vector<std::string> parents = SplitScope(o.scope);
+  const std::string& k = o.kind;
+  if (k == model::kMember || k == model::kApp) {
+    if (!parents.empty()) j["team"] = parents[0];
+  } else if (k == model::kComponent) {
+    if (parents.size() >= 2) j["team"] = parents[0], j["app"] = parents[1];
+  } else if (k == model::kDependency || k == model::kVersion || k == model::kInstance ||
+             k == model::kEvent) {
+    if (parents.size() >= 3) j["team"] = parents[0], j["app"] = parents[1], j["component"] = parents[2];
+  } else if (k == model::kToken) {
+    j.erase("expires_at_ms");
+    j.erase("last_used_at_ms");
+    Json stored = ParseStored(o);
+    int64_t exp = stored.value("expires_at_ms", int64_t{0});
+    int64_t used = stored.value("last_used_at_ms", int64_t{0});
+    j["expires_at"] = exp ? Json(FormatTime(FromUnixMillis(exp))) : Json();
+    j["last_used_at"] = used ? Json(FormatTime(FromUnixMillis(used))) : Json();
+  }
+  j["revision"] = o.revision;
+  j["created_at"] = FormatTime(FromUnixMillis(o.created_at_ms));
+  j["updated_at"] = FormatTime(FromUnixMillis(o.updated_at_ms));
+  return j;
+}
+
+void RegisterResourceRoutes(Service& svc) {
+  const std::string T = "/api/v1/teams/{team}";
+  const std::string A = T + "/apps/{app}";
+  const std::string C = A + "/components/{component}";
+  auto viewer = [](const char* action) {
+    return [action](Service& s, Ctx& c) -> Status { return Need(s, c, Role::kViewer, action); };
+  };
+  (void)viewer;
+  std::vector<Def> defs = {
+      {"GET", "/healthz", "Liveness: the process answers", "health", "", "Health", false, 200,
+       [](Service&, Ctx&) -> Result<Reply> { return Reply{200, {{"status", "ok"}}, {}, nullptr}; },
+       true},
+      {"GET", "/readyz", "Readiness: the store is open and the server accepts work", "health", "",
+       "Health", false, 200,
+       [](Service& s, Ctx&) -> Result<Reply> {
+         if (!s.ready) return Unavailable("berth server is starting or stopping");
+         return Reply{200, {{"status", "ready"}, {"revision", s.store.Head()}}, {}, nullptr};
+       },
+       true},
+      {"GET", "/api/v1/openapi.json", "This document", "meta", "", "", false, 200,
+       [](Service& s, Ctx&) -> Result<Reply> {
+         return Reply{200, Json::parse(s.openapi), {}, nullptr};
+       },
+       true},
+      {"POST", "/api/v1/login", "Log in: exchange a user name and password for a token", "session",
+       "LoginRequest", "LoginResponse", false, 200, Login, true, true},
+      {"POST", "/api/v1/logout", "Revoke the calling token", "session", "", "", false, 200, Logout},
+      {"GET", "/api/v1/whoami", "The calling user and their teams", "session", "", "Whoami", false,
+       200, Whoami},
+
+      {"GET", "/api/v1/users", "List users (administrators: all; others: themselves)", "users", "",
+       "User", true, 200, ListUsers},
+      {"POST", "/api/v1/users", "Create a user (platform administrators)", "users", "UserInput",
+       "User", false, 201, CreateUser, false, true},
+      {"GET", "/api/v1/users/{user}", "Show a user", "users", "", "User", false, 200,
+       [](Service& s, Ctx& c) -> Result<Reply> {
+         BERTH_RETURN_IF_ERROR(NeedSelfOrAdmin(c, c.P("user")));
+         return GetOf(s, Target{model::kUser, "", c.P("user"), "user", "", ""});
+       }},
+      {"PUT", "/api/v1/users/{user}", "Replace a user's settings or password", "users", "UserInput",
+       "User", false, 200, UpdateUser, false, true},
+      {"PATCH", "/api/v1/users/{user}", "Change some of a user's settings or password", "users",
+       "UserInput", "User", false, 200, UpdateUser, false, true},
+      {"DELETE", "/api/v1/users/{user}", "Delete a user, their tokens and memberships", "users", "",
+       "Deleted", false, 200, DeleteUser},
+
+      {"GET", "/api/v1/tokens", "List the caller's API tokens", "tokens", "", "Token", true, 200,
+       [](Service& s, Ctx& c) { return ListOf(s, c, model::kToken, c.who.user); }},
+      {"POST", "/api/v1/tokens", "Create an API token (the secret is shown once)", "tokens",
+       "TokenInput", "Token", false, 201, CreateToken},
+      {"DELETE", "/api/v1/tokens/{token}", "Revoke one of the caller's tokens", "tokens", "",
+       "Deleted", false, 200,
+       [](Service& s, Ctx& c) {
+         return DeleteOf(s, c, Target{model::kToken, c.who.user, c.P("token"), "token", "",
+                                      "tokens/" + c.P("token")});
+       }},
+      {"GET", "/api/v1/audit", "Platform-level audit log (users, tokens, logins)", "audit", "",
+       "AuditEntry", true, 200,
+       [](Service& s, Ctx& c) -> Result<Reply> {
+         BERTH_RETURN_IF_ERROR(NeedPlatformAdmin(c, "read the platform audit log"));
+         return AuditList(s, c, "");
+       }},
+
+      {"GET", "/api/v1/teams", "List the caller's teams (administrators: all)", "teams", "", "Team",
+       true, 200, ListTeams},
+      {"POST", "/api/v1/teams", "Create a team; the caller becomes its owner", "teams", "Team",
+       "Team", false, 201, CreateTeam},
+      {"GET", T, "Show a team", "teams", "", "Team", false, 200,
+       [](Service& s, Ctx& c) -> Result<Reply> {
+         BERTH_RETURN_IF_ERROR(Need(s, c, Role::kViewer, "read the team"));
+         return GetOf(s, Target{model::kTeam, "", c.P("team"), "team", "", ""});
+       }},
+      {"PUT", T, "Replace a team's settings", "teams", "Team", "Team", false, 200, UpdateTeam},
+      {"PATCH", T, "Change some of a team's settings", "teams", "Team", "Team", false, 200,
+       UpdateTeam},
+      {"DELETE", T, "Delete a team and everything in it (owners)", "teams", "", "Deleted", false,
+       200, DeleteTeam},
+      {"GET", T + "/audit", "The team's audit log, newest first (admins)", "audit", "",
+       "AuditEntry", true, 200,
+       [](Service& s, Ctx& c) -> Result<Reply> {
+         BERTH_RETURN_IF_ERROR(Need(s, c, Role::kAdmin, "read the audit log"));
+         return AuditList(s, c, c.P("team"));
+       }},
+      {"GET", T + "/events", "Events of every component in the team, newest first", "events", "",
+       "Event", true, 200, TeamEvents},
+
+      {"GET", T + "/members", "List members and their roles", "members", "", "Member", true, 200,
+       [](Service& s, Ctx& c) -> Result<Reply> {
+         BERTH_RETURN_IF_ERROR(Need(s, c, Role::kViewer, "read members"));
+         return ListOf(s, c, model::kMember, c.P("team"));
+       }},
+      {"POST", T + "/members", "Add a member with a role (admins; owners for owner)", "members",
+       "Member", "Member", false, 201, AddMember},
+      {"GET", T + "/members/{user}", "Show a member", "members", "", "Member", false, 200,
+       [](Service& s, Ctx& c) -> Result<Reply> {
+         BERTH_RETURN_IF_ERROR(Need(s, c, Role::kViewer, "read members"));
+         return GetOf(s, MemberTarget(c, c.P("user")));
+       }},
+      {"PUT", T + "/members/{user}", "Change a member's role", "members", "Member", "Member", false,
+       200, UpdateMember},
+      {"PATCH", T + "/members/{user}", "Change a member's role", "members", "Member", "Member",
+       false, 200, UpdateMember},
+      {"DELETE", T + "/members/{user}", "Remove a member (or leave the team)", "members", "",
+       "Deleted", false, 200, RemoveMember},
+
+      {"GET", T + "/apps", "List apps", "apps", "", "App", true, 200,
+       [](Service& s, Ctx& c) -> Result<Reply> {
+         BERTH_RETURN_IF_ERROR(Need(s, c, Role::kViewer, "read apps"));
+         return ListOf(s, c, model::kApp, c.P("team"));
+       }},
+      {"POST", T + "/apps", "Create an app", "apps", "App", "App", false, 201, CreateApp},
+      {"GET", A, "Show an app", "apps", "", "App", false, 200,
+       [](Service& s, Ctx& c) -> Result<Reply> {
+         BERTH_RETURN_IF_ERROR(Need(s, c, Role::kViewer, "read apps"));
+         return GetOf(s, AppTarget(c, c.P("app")));
+       }},
+      {"PUT", A, "Replace an app's settings", "apps", "App", "App", false, 200, UpdateApp},
+      {"PATCH", A, "Change some of an app's settings", "apps", "App", "App", false, 200, UpdateApp},
+      {"DELETE", A, "Delete an app and all its components", "apps", "", "Deleted", false, 200,
+       DeleteApp},
+
+      {"GET", A + "/components", "List an app's components", "components", "", "Component", true,
+       200, ListComponents},
+      {"POST", A + "/components", "Create a component", "components", "Component", "Component",
+       false, 201, CreateComponent},
+      {"GET", C, "Show a component", "components", "", "Component", false, 200,
+       [](Service& s, Ctx& c) -> Result<Reply> {
+         BERTH_RETURN_IF_ERROR(Need(s, c, Role::kViewer, "read components"));
+         BERTH_RETURN_IF_ERROR(AppExists(s, c.P("team"), c.P("app")));
+         return GetOf(s, ComponentTarget(c, c.P("component")));
+       }},
+      {"PUT", C, "Replace a component's settings", "components", "Component", "Component", false,
+       200, UpdateComponent},
+      {"PATCH", C, "Change some of a component's settings (JSON merge patch)", "components",
+       "Component", "Component", false, 200, UpdateComponent},
+      {"DELETE", C, "Delete a component with its versions and instances", "components", "",
+       "Deleted", false, 200, DeleteComponent},
+
+      {"GET", C + "/dependencies", "List what the component depends on", "dependencies", "",
+       "Dependency", true, 200,
+       [](Service& s, Ctx& c) { return ReadUnderComponent(s, c, model::kDependency, false); }},
+      {"POST", C + "/dependencies", "Make the component depend on another", "dependencies",
+       "DependencyInput", "Dependency", false, 201, AddDependency},
+      {"GET", C + "/dependencies/{dependency}", "Show a dependency", "dependencies", "",
+       "Dependency", false, 200,
+       [](Service& s, Ctx& c) {
+         return GetUnderComponent(s, c, model::kDependency, "dependency", "dependency");
+       }},
+      {"DELETE", C + "/dependencies/{dependency}", "Remove a dependency", "dependencies", "",
+       "Deleted", false, 200, RemoveDependency},
+
+      {"GET", C + "/versions", "List the component's versions", "versions", "", "Version", true,
+       200, [](Service& s, Ctx& c) { return ReadUnderComponent(s, c, model::kVersion, false); }},
+      {"POST", C + "/versions", "Record a version (a built artifact and its start command)",
+       "versions", "Version", "Version", false, 201, CreateVersion},
+      {"GET", C + "/versions/{version}", "Show a version", "versions", "", "Version", false, 200,
+       [](Service& s, Ctx& c) {
+         return GetUnderComponent(s, c, model::kVersion, "version", "version");
+       }},
+      {"DELETE", C + "/versions/{version}", "Delete a version", "versions", "", "Deleted", false,
+       200, DeleteVersion},
+
+      {"GET", C + "/instances", "List the component's running instances", "instances", "",
+       "Instance", true, 200,
+       [](Service& s, Ctx& c) { return ReadUnderComponent(s, c, model::kInstance, false); }},
+      {"GET", C + "/instances/{instance}", "Show an instance", "instances", "", "Instance", false,
+       200,
+       [](Service& s, Ctx& c) {
+         return GetUnderComponent(s, c, model::kInstance, "instance", "instance");
+       }},
+      {"GET", C + "/events", "The component's events, newest first", "events", "", "Event", true,
+       200, [](Service& s, Ctx& c) { return ReadUnderComponent(s, c, model::kEvent, true); }},
+  };
+  for (Def& d : defs) {
+    Route r;
+    r.method = d.method;
+    r.pattern = d.pattern;
+    r.summary = d.summary;
+    r.tag = d.tag;
+    r.request_schema = d.request_schema;
+    r.response_schema = d.response_schema;
+    r.is_list = d.is_list;
+    r.success_status = d.success;
+    r.public_route = d.public_route;
+    r.blocking = d.blocking;
+    Service* sp = &svc;
+    auto fn = d.fn;
+    r.fn = [sp, fn](Ctx& c) { return fn(*sp, c); };
+    svc.router.Add(std::move(r));
+  }
+}
+
+}  // namespace berth::api

@@ -1,0 +1,216 @@
+// The OpenAPI 3.0 document, generated from the route table so it cannot drift from the
+// routes that exist. Schemas describe the JSON shapes of docs/api.md.
+#include "api/detail/service.h"
+
+namespace berth::api {
+namespace {
+
+Json Str() { return {{"type", "string"}}; }
+Json Int() { return {{"type", "integer"}}; }
+Json Bool() { return {{"type", "boolean"}}; }
+Json Ref(const std::string& name) { return {{"$ref", "#/components/schemas/" + name}}; }
+Json Enum(std::initializer_list<const char*> values) {
+  Json e = Json::array();
+  for (const char* v : values) e.push_back(v);
+  return {{"type", "string"}, {"enum", e}};
+}
+Json Obj(Json props, std::initializer_list<const char*> required = {}) {
+  Json o = {{"type", "object"}, {"properties", std::move(props)}, {"additionalProperties", false}};
+  if (required.size()) {
+    Json r = Json::array();
+    for (const char* k : required) r.push_back(k);
+    o["required"] = r;
+  }
+  return o;
+}
+Json Meta(Json props) {
+  props["revision"] = {{"type", "integer"}, {"readOnly", true}};
+  props["created_at"] = {{"type", "string"}, {"format", "date-time"}, {"readOnly", true}};
+  props["updated_at"] = {{"type", "string"}, {"format", "date-time"}, {"readOnly", true}};
+  return props;
+}
+
+Json Schemas() {
+  Json probe = Obj({{"type", Enum({"tcp", "http", "command"})},
+                    {"port", Int()},
+                    {"path", Str()},
+                    {"command", Str()},
+                    {"interval_s", Int()},
+                    {"timeout_s", Int()},
+                    {"failure_threshold", Int()},
+                    {"expect_status", Int()}});
+  probe["nullable"] = true;
+  Json s;
+  s["Error"] = Obj({{"code", Str()}, {"message", Str()}, {"field", Str()}}, {"code", "message"});
+  s["Health"] = {{"type", "object"}, {"properties", {{"status", Str()}, {"revision", Int()}}}};
+  s["LoginRequest"] = Obj({{"user", Str()}, {"password", Str()}}, {"user", "password"});
+  s["LoginResponse"] = Obj({{"token", Str()}, {"user", Str()}, {"expires_at", Str()}});
+  s["Whoami"] = {{"type", "object"},
+                 {"properties",
+                  {{"user", Ref("User")},
+                   {"teams", {{"type", "array"},
+                              {"items", Obj({{"team", Str()}, {"role", Str()}})}}}}}};
+  s["User"] = Obj(Meta({{"name", Str()},
+                        {"display_name", Str()},
+                        {"email", Str()},
+                        {"admin", Bool()},
+                        {"disabled", Bool()}}));
+  s["UserInput"] = Obj(Meta({{"name", Str()},
+                             {"display_name", Str()},
+                             {"email", Str()},
+                             {"admin", Bool()},
+                             {"disabled", Bool()},
+                             {"password", {{"type", "string"}, {"minLength", 8}, {"writeOnly", true}}},
+                             {"current_password", {{"type", "string"}, {"writeOnly", true}}}}));
+  s["Token"] = Obj(Meta({{"id", Str()},
+                         {"name", Str()},
+                         {"user", Str()},
+                         {"expires_at", Str()},
+                         {"last_used_at", Str()},
+                         {"token", {{"type", "string"}, {"description", "the secret, only in the create response"}}}}));
+  s["TokenInput"] = Obj({{"name", Str()}, {"ttl_hours", Int()}}, {"name"});
+  s["Team"] = Obj(Meta({{"name", Str()},
+                        {"display_name", Str()},
+                        {"quota", Obj({{"instances", Int()}, {"memory_mb", Int()}, {"cpu_millis", Int()}})}}),
+                  {"name"});
+  s["Member"] = Obj(Meta({{"user", Str()}, {"team", Str()}, {"role", Enum({"owner", "admin", "developer", "viewer"})}}),
+                    {"user", "role"});
+  s["App"] = Obj(Meta({{"name", Str()}, {"team", Str()}, {"display_name", Str()}, {"description", Str()}}),
+                 {"name"});
+  s["Component"] = Obj(
+      Meta({{"name", Str()},
+            {"team", Str()},
+            {"app", Str()},
+            {"kind", Enum({"service", "stateful", "job", "cronjob"})},
+            {"schedule", Str()},
+            {"source", Obj({{"type", Enum({"none", "dir", "git", "archive", "package"})},
+                            {"path", Str()},
+                            {"url", Str()},
+                            {"ref", Str()},
+                            {"archive", Str()}})},
+            {"build", Obj({{"command", Str()},
+                           {"start_command", Str()},
+                           {"language", Str()},
+                           {"language_version", Str()},
+                           {"subdir", Str()}})},
+            {"ports", {{"type", "array"},
+                       {"items", Obj({{"port", Int()},
+                                      {"protocol", Enum({"http", "tcp", "udp", "grpc"})},
+                                      {"inner", Bool()},
+                                      {"outer", Bool()},
+                                      {"name", Str()}},
+                                     {"port"})}}},
+            {"env", {{"type", "object"}, {"additionalProperties", Str()}}},
+            {"config_files", {{"type", "array"}, {"items", Obj({{"path", Str()}, {"content", Str()}})}}},
+            {"volumes", {{"type", "array"},
+                         {"items", Obj({{"name", Str()}, {"path", Str()}, {"shared", Bool()}})}}},
+            {"health", Obj({{"startup", probe}, {"readiness", probe}, {"liveness", probe}})},
+            {"resources", Obj({{"memory_mb", Int()}, {"cpu_millis", Int()}})},
+            {"replicas", Int()},
+            {"desired_state", Enum({"running", "stopped"})}}),
+      {"name"});
+  s["Dependency"] = Obj(Meta({{"name", Str()}, {"team", Str()}, {"app", Str()}, {"component", Str()},
+                              {"target_app", Str()}, {"target_component", Str()}}));
+  s["DependencyInput"] = Obj({{"target_component", Str()}, {"target_app", Str()}}, {"target_component"});
+  s["Version"] = Obj(Meta({{"name", Str()},
+                           {"number", Int()},
+                           {"status", Enum({"building", "ready", "failed"})},
+                           {"artifact", Str()},
+                           {"start_command", Str()},
+                           {"commit", Str()},
+                           {"build_log", Str()},
+                           {"message", Str()},
+                           {"size_bytes", Int()},
+                           {"built_at", Str()},
+                           {"detect", {{"type", "object"}}}}));
+  s["Instance"] = {{"type", "object"}, {"description", "a running replica, written by the runtime"}};
+  s["Event"] = Obj(Meta({{"id", Str()},
+                         {"type", Enum({"normal", "warning"})},
+                         {"reason", Str()},
+                         {"message", Str()},
+                         {"app", Str()},
+                         {"component", Str()},
+                         {"count", Int()},
+                         {"first_at", Str()},
+                         {"last_at", Str()}}));
+  s["AuditEntry"] = Obj({{"id", Int()},
+                         {"time", Str()},
+                         {"revision", Int()},
+                         {"actor", Str()},
+                         {"team", Str()},
+                         {"action", Str()},
+                         {"resource", Str()},
+                         {"summary", {{"type", "object"}}}});
+  s["Deleted"] = Obj({{"deleted", Str()}, {"name", Str()}, {"revision", Int()}});
+  s["Change"] = Obj({{"revision", Int()},
+                     {"type", Enum({"put", "delete", "heartbeat", "error"})},
+                     {"kind", Str()},
+                     {"team", Str()},
+                     {"app", Str()},
+                     {"component", Str()},
+                     {"name", Str()},
+                     {"object", {{"type", "object"}}}});
+  return s;
+}
+
+std::string Lower(std::string s) {
+  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+}  // namespace
+
+std::string BuildOpenApi(const Router& router, const std::string& version) {
+  Json paths = Json::object();
+  for (const auto& r : router.routes()) {
+    Json op = {{"summary", r->summary}, {"tags", {r->tag}}, {"operationId", Lower(r->method) + r->pattern}};
+    Json params = Json::array();
+    for (const std::string& seg : r->segments) {
+      if (seg.size() > 2 && seg.front() == '{') {
+        params.push_back({{"name", seg.substr(1, seg.size() - 2)},
+                          {"in", "path"},
+                          {"required", true},
+                          {"schema", Str()}});
+      }
+    }
+    if (r->is_list) {
+      params.push_back({{"name", "limit"}, {"in", "query"}, {"schema", Int()}});
+      params.push_back({{"name", "after"}, {"in", "query"}, {"schema", Str()}});
+    }
+    if (r->method == "DELETE") params.push_back({{"name", "revision"}, {"in", "query"}, {"schema", Int()}});
+    if (r->tag == "watch") params.push_back({{"name", "from"}, {"in", "query"}, {"schema", Int()}});
+    if (!params.empty()) op["parameters"] = params;
+    if (!r->request_schema.empty()) {
+      op["requestBody"] = {{"required", true},
+                           {"content", {{"application/json", {{"schema", Ref(r->request_schema)}}}}}};
+    }
+    Json ok_schema = r->response_schema.empty() ? Json{{"type", "object"}} : Ref(r->response_schema);
+    if (r->is_list) {
+      ok_schema = {{"type", "object"},
+                   {"properties",
+                    {{"items", {{"type", "array"}, {"items", ok_schema}}},
+                     {"next", Str()},
+                     {"revision", Int()}}}};
+    }
+    std::string media = r->tag == "watch" ? "application/x-ndjson" : "application/json";
+    Json responses = {{std::to_string(r->success_status),
+                       {{"description", "success"}, {"content", {{media, {{"schema", ok_schema}}}}}}}};
+    Json err = {{"description", "error"}, {"content", {{"application/json", {{"schema", Ref("Error")}}}}}};
+    responses["default"] = err;
+    op["responses"] = responses;
+    if (r->public_route) op["security"] = Json::array();
+    paths[r->pattern][Lower(r->method)] = op;
+  }
+  Json doc = {{"openapi", "3.0.3"},
+              {"info", {{"title", "berth API"}, {"version", version},
+                        {"description", "Application platform: teams, apps, components, versions. See docs/api.md."}}},
+              {"servers", {{{"url", "/"}}}},
+              {"security", {{{"bearer", Json::array()}}}},
+              {"paths", paths},
+              {"components",
+               {{"schemas", Schemas()},
+                {"securitySchemes", {{"bearer", {{"type", "http"}, {"scheme", "bearer"}}}}}}}};
+  return doc.dump();
+}
+
+}  // namespace berth::api

@@ -1,0 +1,508 @@
+#include "model/model.h"
+
+#include <set>
+
+#include "core/names.h"
+
+namespace berth::model {
+namespace {
+
+// Fields the API adds to objects (revision, timestamps, parents). Clients that send an object
+// back as they read it may include them; they are ignored.
+const std::set<std::string> kReadOnly = {"revision", "created_at", "updated_at", "team",
+                                         "app",      "component",  "id"};
+
+std::set<std::string> ReadOnlyExcept(std::initializer_list<const char*> keep) {
+  std::set<std::string> s = kReadOnly;
+  for (const char* k : keep) s.erase(k);
+  return s;
+}
+
+template <class T>
+Result<T> Done(JsonReader& r, T value) {
+  r.Finish();
+  if (!r.ok()) return r.status();
+  return value;
+}
+
+Status ValidateProbe(const Probe& p, const std::string& field) {
+  if (p.type == "command" && p.command.empty()) {
+    return InvalidArgument(field + ".command is required for a command check", field + ".command");
+  }
+  if (p.type == "http" && (p.path.empty() || p.path.front() != '/')) {
+    return InvalidArgument(field + ".path must start with '/'", field + ".path");
+  }
+  if (p.timeout_s > p.interval_s * 10) {
+    return InvalidArgument(field + ".timeout_s is far longer than interval_s", field + ".timeout_s");
+  }
+  return Status::Ok();
+}
+
+void ParseProbeInto(JsonReader& h, const char* key, std::optional<Probe>* out) {
+  if (!h.Has(key)) {
+    h.Obj(key, [](JsonReader&) {});  // marks the key seen when it is null
+    return;
+  }
+  Probe p;
+  h.Obj(key, [&](JsonReader& r) {
+    r.Enum("type", &p.type, {"tcp", "http", "command"});
+    r.Int("port", &p.port, 0, 65535);
+    r.Str("path", &p.path, 1024);
+    r.Str("command", &p.command, 4096);
+    r.Int("interval_s", &p.interval_s, 1, 3600);
+    r.Int("timeout_s", &p.timeout_s, 1, 600);
+    r.Int("failure_threshold", &p.failure_threshold, 1, 100);
+    r.Int("expect_status", &p.expect_status, 0, 599);
+    if (r.ok() && p.expect_status != 0 && p.expect_status < 100) {
+      r.Fail(InvalidArgument(r.FieldPath("expect_status") + " must be 0 or an HTTP status",
+                             r.FieldPath("expect_status")));
+    }
+    if (r.ok()) r.Fail(ValidateProbe(p, r.path()));
+  });
+  if (h.ok()) *out = p;
+}
+
+Json ProbeJson(const std::optional<Probe>& p) {
+  if (!p) return nullptr;
+  return {{"type", p->type},
+          {"port", p->port},
+          {"path", p->path},
+          {"command", p->command},
+          {"interval_s", p->interval_s},
+          {"timeout_s", p->timeout_s},
+          {"failure_threshold", p->failure_threshold},
+          {"expect_status", p->expect_status}};
+}
+
+bool ParseCronField(const std::string& f, int lo, int hi) {
+  if (f.empty()) return false;
+  size_t start = 0;
+  while (start <= f.size()) {
+    size_t comma = f.find(',', start);
+    std::string item = f.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    if (item.empty()) return false;
+    std::string range = item;
+    size_t slash = item.find('/');
+    if (slash != std::string::npos) {
+      range = item.substr(0, slash);
+      std::string step = item.substr(slash + 1);
+      if (step.empty() || step.size() > 3 ||
+          step.find_first_not_of("0123456789") != std::string::npos || std::stoi(step) == 0) {
+        return false;
+      }
+    }
+    if (range != "*") {
+      size_t dash = range.find('-');
+      std::string a = range.substr(0, dash);
+      std::string b = dash == std::string::npos ? a : range.substr(dash + 1);
+      for (const std::string* s : {&a, &b}) {
+        if (s->empty() || s->size() > 2 || s->find_first_not_of("0123456789") != std::string::npos) {
+          return false;
+        }
+      }
+      int x = std::stoi(a), y = std::stoi(b);
+      if (x < lo || y > hi || x > y) return false;
+    }
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  return true;
+}
+
+}  // namespace
+
+const std::set<std::string>& ReadOnlyFields() { return kReadOnly; }
+
+const char* RoleName(Role r) {
+  switch (r) {
+    case Role::kViewer: return "viewer";
+    case Role::kDeveloper: return "developer";
+    case Role::kAdmin: return "admin";
+    case Role::kOwner: return "owner";
+  }
+  return "viewer";
+}
+
+std::optional<Role> ParseRole(const std::string& s) {
+  for (Role r : {Role::kViewer, Role::kDeveloper, Role::kAdmin, Role::kOwner}) {
+    if (s == RoleName(r)) return r;
+  }
+  return std::nullopt;
+}
+
+Status ValidateCron(const std::string& expr, const std::string& field) {
+  std::vector<std::string> parts;
+  size_t i = 0;
+  while (i < expr.size()) {
+    while (i < expr.size() && expr[i] == ' ') ++i;
+    size_t j = i;
+    while (j < expr.size() && expr[j] != ' ') ++j;
+    if (j > i) parts.push_back(expr.substr(i, j - i));
+    i = j;
+  }
+  static const int kLo[] = {0, 0, 1, 1, 0};
+  static const int kHi[] = {59, 23, 31, 12, 7};
+  bool ok = parts.size() == 5;
+  for (size_t k = 0; ok && k < 5; ++k) ok = ParseCronField(parts[k], kLo[k], kHi[k]);
+  if (ok) return Status::Ok();
+  return InvalidArgument("schedule \"" + expr.substr(0, 100) +
+                             "\" is not a cron expression: use 5 fields (minute hour "
+                             "day-of-month month day-of-week), e.g. \"*/5 * * * *\"",
+                         field);
+}
+
+// ---- users --------------------------------------------------------------------------------
+
+Result<UserInput> ParseUser(const Json& in) {
+  UserInput out;
+  JsonReader r(in, "", kReadOnly);
+  r.Str("name", &out.user.name, 63);
+  r.Str("display_name", &out.user.display_name, 200);
+  r.Str("email", &out.user.email, 254);
+  r.Bool("admin", &out.user.admin);
+  r.Bool("disabled", &out.user.disabled);
+  std::string pw, cur;
+  if (r.Has("password")) {
+    r.Str("password", &pw, 1024);
+    out.password = pw;
+  } else {
+    r.Str("password", &pw);
+  }
+  if (r.Has("current_password")) {
+    r.Str("current_password", &cur, 1024);
+    out.current_password = cur;
+  } else {
+    r.Str("current_password", &cur);
+  }
+  if (r.ok()) r.Fail(ValidateUserName(out.user.name));
+  if (r.ok() && out.password && out.password->size() < 8) {
+    r.Fail(InvalidArgument("password must be at least 8 characters", "password"));
+  }
+  if (r.ok() && !out.user.email.empty() && out.user.email.find('@') == std::string::npos) {
+    r.Fail(InvalidArgument("email \"" + out.user.email + "\" is not an e-mail address", "email"));
+  }
+  return Done(r, std::move(out));
+}
+
+Json ToJson(const User& u, bool include_secrets) {
+  Json j = {{"name", u.name},   {"display_name", u.display_name}, {"email", u.email},
+            {"admin", u.admin}, {"disabled", u.disabled}};
+  if (include_secrets) j["password_hash"] = u.password_hash;
+  return j;
+}
+
+// ---- tokens -------------------------------------------------------------------------------
+
+Result<TokenInput> ParseTokenInput(const Json& in) {
+  TokenInput t;
+  JsonReader r(in, "", kReadOnly);
+  r.Str("name", &t.name, 100);
+  r.Int("ttl_hours", &t.ttl_hours, 0, 24 * 365 * 10);
+  if (r.ok() && t.name.empty()) r.Fail(InvalidArgument("name is required", "name"));
+  return Done(r, std::move(t));
+}
+
+Result<Token> TokenFromJson(const Json& j) {
+  Token t;
+  JsonReader r(j, "");
+  r.Str("id", &t.id);
+  r.Str("name", &t.name);
+  r.Str("user", &t.user);
+  r.Int("expires_at_ms", &t.expires_at_ms, 0, INT64_MAX);
+  r.Int("last_used_at_ms", &t.last_used_at_ms, 0, INT64_MAX);
+  return Done(r, std::move(t));
+}
+
+Json ToJson(const Token& t) {
+  return {{"id", t.id},
+          {"name", t.name},
+          {"user", t.user},
+          {"expires_at_ms", t.expires_at_ms},
+          {"last_used_at_ms", t.last_used_at_ms}};
+}
+
+// ---- teams and members --------------------------------------------------------------------
+
+Result<Team> ParseTeam(const Json& in) {
+  Team t;
+  JsonReader r(in, "", ReadOnlyExcept({}));
+  r.Str("name", &t.name, 63);
+  r.Str("display_name", &t.display_name, 200);
+  r.Obj("quota", [&](JsonReader& q) {
+    q.Int("instances", &t.quota.instances, 0, 100000);
+    q.Int("memory_mb", &t.quota.memory_mb, 0, 64 << 20);
+    q.Int("cpu_millis", &t.quota.cpu_millis, 0, 1 << 30);
+  });
+  if (r.ok()) r.Fail(ValidateDnsLabel(t.name, "team name"));
+  return Done(r, std::move(t));
+}
+
+Json ToJson(const Team& t) {
+  return {{"name", t.name},
+          {"display_name", t.display_name},
+          {"quota",
+           {{"instances", t.quota.instances},
+            {"memory_mb", t.quota.memory_mb},
+            {"cpu_millis", t.quota.cpu_millis}}}};
+}
+
+Result<Member> ParseMember(const Json& in) {
+  Member m;
+  JsonReader r(in, "", kReadOnly);
+  r.Str("user", &m.user, 63);
+  std::string role = "viewer";
+  r.Enum("role", &role, {"viewer", "developer", "admin", "owner"});
+  if (r.ok()) r.Fail(ValidateUserName(m.user, "user"));
+  m.role = ParseRole(role).value_or(Role::kViewer);
+  return Done(r, std::move(m));
+}
+
+Json ToJson(const Member& m) { return {{"user", m.user}, {"role", RoleName(m.role)}}; }
+
+// ---- apps ---------------------------------------------------------------------------------
+
+Result<App> ParseApp(const Json& in) {
+  App a;
+  JsonReader r(in, "", kReadOnly);
+  r.Str("name", &a.name, 63);
+  r.Str("display_name", &a.display_name, 200);
+  r.Str("description", &a.description, 4096);
+  if (r.ok()) r.Fail(ValidateDnsLabel(a.name, "app name"));
+  return Done(r, std::move(a));
+}
+
+Json ToJson(const App& a) {
+  return {{"name", a.name}, {"display_name", a.display_name}, {"description", a.description}};
+}
+
+// ---- components ---------------------------------------------------------------------------
+
+Result<Component> ParseComponent(const Json& in) {
+  Component c;
+  JsonReader r(in, "", kReadOnly);
+  r.Str("name", &c.name, 63);
+  if (r.ok()) r.Fail(ValidateDnsLabel(c.name, "component name"));
+  r.Enum("kind", &c.kind, {"service", "stateful", "job", "cronjob"});
+  r.Str("schedule", &c.schedule, 200);
+  r.Obj("source", [&](JsonReader& s) {
+    s.Enum("type", &c.source.type, {"none", "dir", "git", "archive", "package"});
+    s.Str("path", &c.source.path, 4096);
+    s.Str("url", &c.source.url, 4096);
+    s.Str("ref", &c.source.ref, 256);
+    s.Str("archive", &c.source.archive, 4096);
+  });
+  r.Obj("build", [&](JsonReader& b) {
+    b.Str("command", &c.build.command, 4096);
+    b.Str("start_command", &c.build.start_command, 4096);
+    b.Str("language", &c.build.language, 64);
+    b.Str("language_version", &c.build.language_version, 64);
+    b.Str("subdir", &c.build.subdir, 1024);
+    if (b.ok() && !c.build.subdir.empty()) {
+      b.Fail(ValidateRelativePath(c.build.subdir, "build.subdir"));
+    }
+  });
+  std::set<int> port_numbers;
+  r.Arr("ports", [&](JsonReader& p, size_t i) {
+    Port port;
+    p.Int("port", &port.port, 1, 65535);
+    p.Enum("protocol", &port.protocol, {"http", "tcp", "udp", "grpc"});
+    p.Bool("inner", &port.inner);
+    p.Bool("outer", &port.outer);
+    p.Str("name", &port.name, 63);
+    if (p.ok() && !p.Has("port")) p.Fail(InvalidArgument("port is required", p.FieldPath("port")));
+    if (p.ok() && !port.name.empty()) p.Fail(ValidateDnsLabel(port.name, "port name", p.FieldPath("name")));
+    if (p.ok() && !port_numbers.insert(port.port).second) {
+      p.Fail(InvalidArgument("port " + std::to_string(port.port) + " is declared twice",
+                             p.FieldPath("port")));
+    }
+    c.ports.push_back(port);
+  }, 32);
+  r.StrMap("env", [&](const std::string& k, const std::string& v) {
+    if (!r.ok()) return;
+    r.Fail(ValidateEnvName(k, "env." + k));
+    if (r.ok() && v.size() > 65536) r.Fail(InvalidArgument("env." + k + " is longer than 64 KiB", "env." + k));
+    c.env[k] = v;
+  });
+  std::set<std::string> paths;
+  r.Arr("config_files", [&](JsonReader& f, size_t) {
+    ConfigFile cf;
+    f.Str("path", &cf.path, 1024);
+    f.Str("content", &cf.content, 256 << 10);
+    if (f.ok()) f.Fail(ValidateRelativePath(cf.path, f.FieldPath("path")));
+    if (f.ok() && !paths.insert(cf.path).second) {
+      f.Fail(InvalidArgument("config file " + cf.path + " is declared twice", f.FieldPath("path")));
+    }
+    c.config_files.push_back(cf);
+  }, 50);
+  std::set<std::string> vol_names;
+  r.Arr("volumes", [&](JsonReader& v, size_t) {
+    Volume vol;
+    v.Str("name", &vol.name, 63);
+    v.Str("path", &vol.path, 1024);
+    v.Bool("shared", &vol.shared);
+    if (v.ok()) v.Fail(ValidateDnsLabel(vol.name, "volume name", v.FieldPath("name")));
+    if (v.ok()) v.Fail(ValidateRelativePath(vol.path, v.FieldPath("path")));
+    if (v.ok() && !vol_names.insert(vol.name).second) {
+      v.Fail(InvalidArgument("volume " + vol.name + " is declared twice", v.FieldPath("name")));
+    }
+    c.volumes.push_back(vol);
+  }, 20);
+  r.Obj("health", [&](JsonReader& h) {
+    ParseProbeInto(h, "startup", &c.health.startup);
+    ParseProbeInto(h, "readiness", &c.health.readiness);
+    ParseProbeInto(h, "liveness", &c.health.liveness);
+  });
+  r.Obj("resources", [&](JsonReader& res) {
+    res.Int("memory_mb", &c.resources.memory_mb, 0, 1 << 20);
+    res.Int("cpu_millis", &c.resources.cpu_millis, 0, 1024000);
+  });
+  r.Int("replicas", &c.replicas, 0, 100);
+  r.Enum("desired_state", &c.desired_state, {"running", "stopped"});
+  if (r.ok()) {
+    if (c.kind == "cronjob") {
+      if (c.schedule.empty()) {
+        r.Fail(InvalidArgument("a cronjob needs a schedule, e.g. \"0 3 * * *\"", "schedule"));
+      } else {
+        r.Fail(ValidateCron(c.schedule, "schedule"));
+      }
+    } else if (!c.schedule.empty()) {
+      r.Fail(InvalidArgument("schedule is only for cronjob components", "schedule"));
+    }
+  }
+  if (r.ok()) {
+    const Source& s = c.source;
+    if (s.type == "dir" || s.type == "package") {
+      if (s.path.empty() || s.path.front() != '/') {
+        r.Fail(InvalidArgument("source.path must be an absolute path for a " + s.type + " source",
+                               "source.path"));
+      }
+    } else if (s.type == "git" && s.url.empty()) {
+      r.Fail(InvalidArgument("source.url is required for a git source", "source.url"));
+    } else if (s.type == "archive" && s.archive.empty()) {
+      r.Fail(InvalidArgument("source.archive is required for an archive source", "source.archive"));
+    }
+  }
+  return Done(r, std::move(c));
+}
+
+Json ToJson(const Component& c) {
+  Json ports = Json::array();
+  for (const Port& p : c.ports) {
+    ports.push_back({{"port", p.port},
+                     {"protocol", p.protocol},
+                     {"inner", p.inner},
+                     {"outer", p.outer},
+                     {"name", p.name}});
+  }
+  Json files = Json::array();
+  for (const ConfigFile& f : c.config_files) files.push_back({{"path", f.path}, {"content", f.content}});
+  Json vols = Json::array();
+  for (const Volume& v : c.volumes) {
+    vols.push_back({{"name", v.name}, {"path", v.path}, {"shared", v.shared}});
+  }
+  return {{"name", c.name},
+          {"kind", c.kind},
+          {"schedule", c.schedule},
+          {"source",
+           {{"type", c.source.type},
+            {"path", c.source.path},
+            {"url", c.source.url},
+            {"ref", c.source.ref},
+            {"archive", c.source.archive}}},
+          {"build",
+           {{"command", c.build.command},
+            {"start_command", c.build.start_command},
+            {"language", c.build.language},
+            {"language_version", c.build.language_version},
+            {"subdir", c.build.subdir}}},
+          {"ports", ports},
+          {"env", c.env},
+          {"config_files", files},
+          {"volumes", vols},
+          {"health",
+           {{"startup", ProbeJson(c.health.startup)},
+            {"readiness", ProbeJson(c.health.readiness)},
+            {"liveness", ProbeJson(c.health.liveness)}}},
+          {"resources",
+           {{"memory_mb", c.resources.memory_mb}, {"cpu_millis", c.resources.cpu_millis}}},
+          {"replicas", c.replicas},
+          {"desired_state", c.desired_state}};
+}
+
+// ---- dependencies -------------------------------------------------------------------------
+
+Result<Dependency> ParseDependencyInput(const Json& in, const std::string& app) {
+  Dependency d;
+  JsonReader r(in, "", ReadOnlyExcept({}));
+  std::string ignored_name;
+  r.Str("name", &ignored_name, 200);
+  r.Str("target_component", &d.target_component, 63);
+  r.Str("target_app", &d.target_app, 63);
+  if (r.ok()) r.Fail(ValidateDnsLabel(d.target_component, "target component name", "target_component"));
+  if (d.target_app.empty()) d.target_app = app;
+  if (r.ok()) r.Fail(ValidateDnsLabel(d.target_app, "target app name", "target_app"));
+  d.name = d.target_app == app ? d.target_component : d.target_app + "-" + d.target_component;
+  if (r.ok() && d.name.size() > 63) {
+    r.Fail(InvalidArgument("target app and component names together are longer than 63 characters",
+                           "target_component"));
+  }
+  return Done(r, std::move(d));
+}
+
+Json ToJson(const Dependency& d) {
+  return {{"name", d.name}, {"target_app", d.target_app}, {"target_component", d.target_component}};
+}
+
+// ---- versions -----------------------------------------------------------------------------
+
+Result<Version> ParseVersion(const Json& in) {
+  Version v;
+  JsonReader r(in, "", kReadOnly);
+  r.Str("name", &v.name, 63);
+  r.Int("number", &v.number, 0, INT64_MAX);
+  r.Enum("status", &v.status, {"building", "ready", "failed"});
+  r.Str("artifact", &v.artifact, 1024);
+  r.Str("start_command", &v.start_command, 4096);
+  r.Str("commit", &v.commit, 128);
+  r.Str("build_log", &v.build_log, 4096);
+  r.Str("message", &v.message, 4096);
+  r.Int("size_bytes", &v.size_bytes, 0, INT64_MAX);
+  r.Str("built_at", &v.built_at, 64);
+  r.Raw("detect", &v.detect);
+  if (r.ok() && !v.detect.is_object()) r.Fail(InvalidArgument("detect must be an object", "detect"));
+  return Done(r, std::move(v));
+}
+
+Json ToJson(const Version& v) {
+  return {{"name", v.name},         {"number", v.number},
+          {"status", v.status},     {"artifact", v.artifact},
+          {"start_command", v.start_command}, {"commit", v.commit},
+          {"build_log", v.build_log}, {"message", v.message},
+          {"size_bytes", v.size_bytes}, {"built_at", v.built_at},
+          {"detect", v.detect}};
+}
+
+// ---- events -------------------------------------------------------------------------------
+
+Result<Event> EventFromJson(const Json& j) {
+  Event e;
+  JsonReader r(j, "");
+  r.Str("id", &e.id);
+  r.Enum("type", &e.type, {"normal", "warning"});
+  r.Str("reason", &e.reason);
+  r.Str("message", &e.message, 65536);
+  r.Str("app", &e.app);
+  r.Str("component", &e.component);
+  r.Int("count", &e.count, 0, INT64_MAX);
+  r.Str("first_at", &e.first_at);
+  r.Str("last_at", &e.last_at);
+  return Done(r, std::move(e));
+}
+
+Json ToJson(const Event& e) {
+  return {{"id", e.id},         {"type", e.type},   {"reason", e.reason},
+          {"message", e.message}, {"app", e.app},   {"component", e.component},
+          {"count", e.count},   {"first_at", e.first_at}, {"last_at", e.last_at}};
+}
+
+}  // namespace berth::model

@@ -91,6 +91,9 @@ struct ListOptions {
   std::string after;        // return names strictly greater than this (less, if descending)
   int limit = 100;          // 1..1000
   bool descending = false;
+  // Also list objects in scopes below `scope` (e.g. every event of a team), ordered by
+  // (scope, name); `after`/`next` are then "scope/name" keys.
+  bool recursive = false;
 };
 
 struct ListResult {

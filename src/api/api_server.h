@@ -1,0 +1,40 @@
+// The REST API (docs/api.md) as an HTTP Handler: routing, authentication, authorisation,
+// validation, audit and the change-feed watch, over a Store. The transport (api/http.h)
+// delivers requests; ApiService never touches sockets.
+// Thread-safety: Handle may be called concurrently from any number of threads.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "api/http.h"
+#include "core/clock.h"
+#include "store/store.h"
+
+namespace berth::api {
+
+struct ApiOptions {
+  int64_t token_ttl_hours = 720;   // lifetime of tokens made by login
+  int login_attempts = 5;          // failed logins per user and address per minute
+  std::string server_version = "0.1.0";
+};
+
+class ApiService final : public Handler {
+ public:
+  ApiService(Store& store, const Clock& clock, ApiOptions options);
+  ~ApiService() override;
+
+  HttpResponse Handle(const HttpRequest& request) override;
+  bool IsBlocking(const HttpRequest& request) const override;
+
+  // /readyz answers 503 until SetReady(true), and again after SetReady(false) (shutdown).
+  void SetReady(bool ready);
+  // The OpenAPI 3 document describing every route.
+  std::string OpenApiJson() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace berth::api

@@ -1,0 +1,44 @@
+// Private to the api module: the state every route handler shares, and the registration
+// functions of the handler files.
+#pragma once
+
+#include <atomic>
+#include <string>
+
+#include "api/api_server.h"
+#include "api/router.h"
+#include "auth/access.h"
+#include "auth/rate_limiter.h"
+#include "model/model.h"
+#include "store/store.h"
+
+namespace berth::api {
+
+struct Service {
+  Service(Store& s, const Clock& c, ApiOptions o)
+      : store(s), clock(c), options(std::move(o)), access(s, c),
+        limiter(c, options.login_attempts) {}
+
+  Store& store;
+  const Clock& clock;
+  ApiOptions options;
+  auth::Access access;
+  auth::LoginRateLimiter limiter;
+  Router router;
+  std::atomic<bool> ready{false};
+  std::string openapi;  // built once after the routes are registered
+};
+
+// handlers.cc: health, session, users, tokens, teams, members, apps, components,
+// dependencies, versions, instances, events, audit.
+void RegisterResourceRoutes(Service& s);
+// watch.cc: the change-feed streams.
+void RegisterWatchRoutes(Service& s);
+// openapi.cc
+std::string BuildOpenApi(const Router& router, const std::string& version);
+
+// Shared by handlers.cc and watch.cc: the API form of a stored object (secrets removed,
+// revision, timestamps and parent names added).
+Json RenderObject(const Object& o);
+
+}  // namespace berth::api

@@ -1,0 +1,216 @@
+// berth's object model (DESIGN.md §1): the typed shape of every kind the store holds, how
+// each is read from an API body (strictly: unknown fields and bad values are errors naming
+// the field) and how it is written back as JSON (the stored body and, minus secrets, the API
+// representation).
+//
+// Parse* functions validate everything that can be checked on the object alone (names,
+// ranges, enums, paths); checks that need other objects (a dependency's target exists) belong
+// to the API. Thread-safety: pure functions over values.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+#include "model/json_util.h"
+
+namespace berth::model {
+
+// Store kinds.
+inline constexpr char kUser[] = "user";
+inline constexpr char kToken[] = "token";
+inline constexpr char kTeam[] = "team";
+inline constexpr char kMember[] = "member";
+inline constexpr char kApp[] = "app";
+inline constexpr char kComponent[] = "component";
+inline constexpr char kDependency[] = "dependency";
+inline constexpr char kVersion[] = "version";
+inline constexpr char kInstance[] = "instance";
+inline constexpr char kEvent[] = "event";
+
+enum class Role { kViewer = 0, kDeveloper = 1, kAdmin = 2, kOwner = 3 };
+const char* RoleName(Role r);
+std::optional<Role> ParseRole(const std::string& s);
+
+// ---- users, tokens, teams, members -------------------------------------------------------
+
+struct User {
+  std::string name;
+  std::string display_name;
+  std::string email;
+  bool admin = false;     // platform administrator
+  bool disabled = false;
+  std::string password_hash;  // never leaves the server
+};
+// Input fields besides the user's own: "password", "current_password" (write-only).
+struct UserInput {
+  User user;
+  std::optional<std::string> password;
+  std::optional<std::string> current_password;
+};
+Result<UserInput> ParseUser(const Json& in);
+Json ToJson(const User& u, bool include_secrets);
+
+struct Token {
+  std::string id;
+  std::string name;
+  std::string user;
+  int64_t expires_at_ms = 0;  // 0 = never
+  int64_t last_used_at_ms = 0;
+};
+struct TokenInput {
+  std::string name;
+  int64_t ttl_hours = 0;  // 0 = the server's default
+};
+Result<TokenInput> ParseTokenInput(const Json& in);
+Result<Token> TokenFromJson(const Json& stored);
+Json ToJson(const Token& t);
+
+struct Quota {
+  int64_t instances = 0;   // 0 = unlimited
+  int64_t memory_mb = 0;
+  int64_t cpu_millis = 0;
+};
+struct Team {
+  std::string name;
+  std::string display_name;
+  Quota quota;
+};
+Result<Team> ParseTeam(const Json& in);
+Json ToJson(const Team& t);
+
+struct Member {
+  std::string user;
+  Role role = Role::kViewer;
+};
+Result<Member> ParseMember(const Json& in);
+Json ToJson(const Member& m);
+
+// ---- apps and components ------------------------------------------------------------------
+
+struct App {
+  std::string name;
+  std::string display_name;
+  std::string description;
+};
+Result<App> ParseApp(const Json& in);
+Json ToJson(const App& a);
+
+struct Source {
+  std::string type = "none";  // none | dir | git | archive | package
+  std::string path;           // dir / package
+  std::string url;            // git
+  std::string ref;            // git branch, tag or commit
+  std::string archive;        // archive: an uploaded archive's id or a local file path
+};
+struct BuildSettings {
+  std::string command;
+  std::string start_command;
+  std::string language;
+  std::string language_version;
+  std::string subdir;
+};
+struct Port {
+  int port = 0;
+  std::string protocol = "http";  // http | tcp | udp | grpc
+  bool inner = true;
+  bool outer = false;
+  std::string name;
+};
+struct ConfigFile {
+  std::string path;
+  std::string content;
+};
+struct Volume {
+  std::string name;
+  std::string path;
+  bool shared = false;
+};
+struct Probe {
+  std::string type = "tcp";  // tcp | http | command
+  int port = 0;              // 0 = the component's first port
+  std::string path = "/";
+  std::string command;
+  int interval_s = 5;
+  int timeout_s = 2;
+  int failure_threshold = 3;
+  int expect_status = 0;     // 0 = any 2xx or 3xx
+};
+struct Health {
+  std::optional<Probe> startup;
+  std::optional<Probe> readiness;
+  std::optional<Probe> liveness;
+};
+struct Resources {
+  int64_t memory_mb = 0;   // 0 = no limit
+  int64_t cpu_millis = 0;
+};
+struct Component {
+  std::string name;
+  std::string kind = "service";  // service | stateful | job | cronjob
+  std::string schedule;          // cronjob only
+  Source source;
+  BuildSettings build;
+  std::vector<Port> ports;
+  std::map<std::string, std::string> env;
+  std::vector<ConfigFile> config_files;
+  std::vector<Volume> volumes;
+  Health health;
+  Resources resources;
+  int replicas = 1;
+  std::string desired_state = "running";  // running | stopped
+};
+Result<Component> ParseComponent(const Json& in);
+Json ToJson(const Component& c);
+
+struct Dependency {
+  std::string name;
+  std::string target_app;
+  std::string target_component;
+};
+// Input: {"target_component", "target_app"?}; `app` fills a missing target_app and derives
+// the name.
+Result<Dependency> ParseDependencyInput(const Json& in, const std::string& app);
+Json ToJson(const Dependency& d);
+
+struct Version {
+  std::string name;         // "v3"
+  int64_t number = 0;
+  std::string status = "ready";  // building | ready | failed
+  std::string artifact;
+  std::string start_command;
+  std::string commit;
+  std::string build_log;
+  std::string message;
+  int64_t size_bytes = 0;
+  std::string built_at;
+  Json detect = Json::object();
+};
+Result<Version> ParseVersion(const Json& in);
+Json ToJson(const Version& v);
+
+struct Event {
+  std::string id;
+  std::string type = "normal";  // normal | warning
+  std::string reason;
+  std::string message;
+  std::string app;
+  std::string component;
+  int64_t count = 1;
+  std::string first_at;
+  std::string last_at;
+};
+Result<Event> EventFromJson(const Json& stored);
+Json ToJson(const Event& e);
+
+// Validates a 5-field cron expression (minute hour day-of-month month day-of-week) with
+// numbers, ranges, lists, steps and '*'.
+Status ValidateCron(const std::string& expr, const std::string& field);
+
+// Fields the API adds to every object and accepts (and ignores) on input.
+const std::set<std::string>& ReadOnlyFields();
+
+}  // namespace berth::model
