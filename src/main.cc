@@ -1,0 +1,22 @@
+// berth: one binary for the client commands and the server. Only lists the commands; the
+// wiring lives in cli/ and app/.
+#include <CLI/CLI.hpp>
+
+#include "app/server.h"
+#include "cli/cli.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"berth: a small platform as a service"};
+  app.require_subcommand(1);
+  int exit_code = 0;
+  berth::cli::RegisterClientCommands(app, &exit_code);
+  // `berth server`: runs the platform; sets the exit code when it stops.
+  berth::RegisterServerCommand(app, &exit_code);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    // CLI11 uses exit codes 100+ for parse errors; berth's contract is 2 for usage errors.
+    return app.exit(e) == 0 ? 0 : 2;
+  }
+  return exit_code;
+}

@@ -1,0 +1,1019 @@
+#include "cli/cli.h"
+
+#include <termios.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <iostream>
+#include <memory>
+#include <utility>
+
+#include "cli/client_config.h"
+#include "cli/detail/commands.h"
+#include "cli/detail/flags.h"
+#include "cli/detail/http_client.h"
+#include "cli/output.h"
+
+namespace berth::cli {
+namespace {
+
+// Status reasons for failures the CLI detects itself: printed without a "(code)" suffix, and
+// kUsage ones are turned into CLI11 usage errors (exit 2).
+constexpr const char* kLocal = "cli";
+constexpr const char* kUsage = "usage";
+
+Status Local(std::string message) { return {Code::kInternal, kLocal, std::move(message)}; }
+Status Usage(std::string message) { return {Code::kInvalidArgument, kUsage, std::move(message)}; }
+
+Code CodeForHttp(int status) {
+  switch (status) {
+    case 400: return Code::kInvalidArgument;
+    case 401: return Code::kUnauthenticated;
+    case 403: return Code::kPermissionDenied;
+    case 404: return Code::kNotFound;
+    case 405: return Code::kMethodNotAllowed;
+    case 409: return Code::kConflict;
+    case 410: return Code::kGone;
+    case 413: return Code::kPayloadTooLarge;
+    case 415: return Code::kUnsupportedMedia;
+    case 429: return Code::kRateLimited;
+    case 503: return Code::kUnavailable;
+    default: return Code::kInternal;
+  }
+}
+
+std::string Str(const Json& j, const char* key) {
+  if (!j.is_object()) return "";
+  auto it = j.find(key);
+  return (it != j.end() && it->is_string()) ? it->get<std::string>() : "";
+}
+
+struct Globals {
+  std::string output = "table";
+  std::string server;
+  std::string team;
+};
+
+// State shared by all commands of one App; only one leaf command runs per process.
+struct Shared {
+  ClientWorld world;
+  int* exit_code = nullptr;
+  Globals globals;
+};
+
+// One command invocation: the resolved config plus helpers to call the API and print.
+class Session {
+ public:
+  explicit Session(Shared& shared) : w_(shared.world), g_(shared.globals) {}
+
+  Status Init() {
+    json_ = g_.output == "json";
+    BERTH_ASSIGN_OR_RETURN(config_path_, ClientConfigPath(w_.env));
+    auto stored = LoadClientConfig(config_path_);
+    if (!stored.ok()) return Local(stored.status().message());
+    stored_ = *stored;
+    cfg_ = ResolveClientConfig(stored_, w_.env, g_.server, g_.team);
+    return Status::Ok();
+  }
+
+  bool json() const { return json_; }
+  std::ostream& out() { return *w_.out; }
+  std::ostream& err() { return *w_.err; }
+  std::istream& in() { return *w_.in; }
+  const ClientWorld& world() const { return w_; }
+  const ClientConfig& cfg() const { return cfg_; }
+  ClientConfig& stored() { return stored_; }
+  bool team_flag_given() const { return !g_.team.empty(); }
+
+  Status SaveStored() {
+    Status s = SaveClientConfig(config_path_, stored_);
+    return s.ok() ? s : Local(s.message());
+  }
+
+  std::string TeamPath() const { return "/api/v1/teams/" + EncodeComponent(cfg_.team); }
+
+  // One API call; non-2xx answers become a Status carrying the server's code/message/field.
+  Result<Json> Call(const std::string& method, const std::string& path, const Json* body = nullptr,
+                    bool with_token = true) {
+    std::string text = body ? body->dump(-1, ' ', false, Json::error_handler_t::replace) : "";
+    auto r = w_.send(method, cfg_.server, path, text, with_token ? cfg_.token : "");
+    if (!r.ok()) return Status(r.status().code(), kLocal, r.status().message());
+    const Response& resp = *r;
+    Json j = resp.body.empty() ? Json::object() : Json::parse(resp.body, nullptr, false);
+    if (resp.status >= 200 && resp.status < 300) {
+      if (j.is_discarded()) {
+        return Local("the server answered " + method + " " + path + " with a body that is not JSON");
+      }
+      return j;
+    }
+    std::string code = Str(j, "code");
+    if (!j.is_discarded() && !code.empty()) {
+      std::string message = Str(j, "message");
+      if (resp.status == 429 && !resp.retry_after.empty()) {
+        message += " (retry after " + resp.retry_after + "s)";
+      }
+      return Status(CodeForHttp(resp.status), code, message, Str(j, "field"));
+    }
+    std::string snippet = resp.body.substr(0, 200);
+    return Status(CodeForHttp(resp.status), "http_" + std::to_string(resp.status),
+                  "the server answered HTTP " + std::to_string(resp.status) +
+                      (snippet.empty() ? "" : ": " + snippet));
+  }
+
+  // GETs every page of a collection (or the first `limit` items when limit > 0) and returns
+  // the first page's object with all items. One page → exactly the API's answer.
+  Result<Json> List(const std::string& path, int limit) {
+    Json first;
+    Json items = Json::array();
+    std::string after;
+    std::string next;
+    while (true) {
+      int page = 500;
+      if (limit > 0) page = std::min<int>(500, limit - static_cast<int>(items.size()));
+      std::string q = path + "?limit=" + std::to_string(page);
+      if (!after.empty()) q += "&after=" + EncodeComponent(after);
+      BERTH_ASSIGN_OR_RETURN(Json resp, Call("GET", q));
+      if (first.is_null()) first = resp;
+      if (resp.contains("items") && resp["items"].is_array()) {
+        for (auto& item : resp["items"]) items.push_back(std::move(item));
+      }
+      next = Str(resp, "next");
+      if (next.empty() || next == after) break;
+      if (limit > 0 && static_cast<int>(items.size()) >= limit) break;
+      after = next;
+    }
+    if (limit > 0 && static_cast<int>(items.size()) > limit) {
+      items.erase(items.begin() + limit, items.end());
+    }
+    if (!first.is_object()) first = Json::object();
+    first["items"] = std::move(items);
+    first["next"] = next;
+    return first;
+  }
+
+  // `show`-style output of one object.
+  void PrintObject(const Json& obj) {
+    if (json_) {
+      out() << RenderJson(obj);
+      return;
+    }
+    Json shown = obj;
+    if (shown.is_object() && shown.contains("ports") && shown["ports"].is_array()) {
+      Json ports = Json::array();
+      for (const auto& p : shown["ports"]) ports.push_back(FormatPort(p));
+      shown["ports"] = ports;
+    }
+    out() << RenderKeyValues(shown);
+  }
+
+  // A table of `list["items"]` with the given columns, or the JSON.
+  void PrintList(const Json& list, const std::string& noun, const std::vector<std::string>& headers,
+                 const std::function<std::vector<std::string>(const Json&)>& row) {
+    if (json_) {
+      out() << RenderJson(list);
+      return;
+    }
+    std::vector<std::vector<std::string>> rows;
+    if (list.contains("items") && list["items"].is_array()) {
+      for (const auto& item : list["items"]) rows.push_back(row(item));
+    }
+    if (rows.empty()) {
+      err() << "No " << noun << " found.\n";
+      return;
+    }
+    out() << RenderTable(headers, rows);
+  }
+
+  // The answer to a delete: "deleted <noun> <name>" or the API's JSON.
+  void PrintDone(const Json& resp, const std::string& text) {
+    if (json_) {
+      out() << RenderJson(resp);
+    } else {
+      out() << text << "\n";
+    }
+  }
+
+ private:
+  const ClientWorld& w_;
+  const Globals& g_;
+  bool json_ = false;
+  std::string config_path_;
+  ClientConfig stored_;
+  ClientConfig cfg_;
+};
+
+void Report(const Status& s, std::ostream& err) {
+  if (s.reason() == kLocal) {
+    err << "error: " << s.message() << "\n";
+    return;
+  }
+  err << "error: " << s.message() << " (" << s.reason() << ")\n";
+  if (!s.field().empty()) err << "field: " << s.field() << "\n";
+  if (s.code() == Code::kUnauthenticated) {
+    err << "hint: log in with `berth login --server URL --user NAME`\n";
+  }
+}
+
+using Runner = std::function<Status(Session&)>;
+
+// Adds a leaf command with the global flags; `run` executes inside app.parse().
+CLI::App* Leaf(CLI::App* parent, const std::shared_ptr<Shared>& sh, const std::string& name,
+               const std::string& description, Runner run) {
+  CLI::App* cmd = parent->add_subcommand(name, description);
+  cmd->add_option("-o,--output", sh->globals.output, "Output format: table or json")
+      ->check(CLI::IsMember({"table", "json"}))
+      ->group("Global flags");
+  cmd->add_option("--server", sh->globals.server,
+                  "berth server URL, e.g. http://127.0.0.1:7070 (overrides BERTH_SERVER and the "
+                  "stored server)")
+      ->check(
+          [](const std::string& v) {
+            auto u = ParseServerUrl(v);
+            return u.ok() ? std::string() : u.status().message();
+          },
+          "URL")
+      ->group("Global flags");
+  cmd->add_option("--team", sh->globals.team,
+                  "Team (default: the one chosen with `berth team use`, else \"default\")")
+      ->group("Global flags");
+  // The callbacks own the shared state (and the option structs their runners capture), so it
+  // lives exactly as long as the App; nothing in it points back at the App.
+  cmd->callback([shared = sh, run = std::move(run)] {
+    Session session(*shared);
+    Status s = session.Init();
+    if (s.ok()) s = run(session);
+    if (s.ok()) {
+      *shared->exit_code = 0;
+      return;
+    }
+    if (s.reason() == kUsage) throw CLI::ValidationError(s.message(), 2);
+    Report(s, *shared->world.err);
+    *shared->exit_code = 1;
+  });
+  return cmd;
+}
+
+CLI::App* Noun(CLI::App* parent, const std::string& name, const std::string& description) {
+  CLI::App* cmd = parent->add_subcommand(name, description);
+  cmd->require_subcommand(1);
+  return cmd;
+}
+
+bool Given(const CLI::Option* o) {
+  return o != nullptr && o->count() > 0;
+}
+
+// Reads one line (the password) from stdin, without its line ending.
+Result<std::string> ReadStdinLine(Session& s, const std::string& what) {
+  std::string line;
+  if (!std::getline(s.in(), line) && line.empty()) {
+    return Local("expected the " + what + " on stdin, got nothing");
+  }
+  if (!line.empty() && line.back() == '\r') line.pop_back();
+  return line;
+}
+
+// --password-stdin, or a prompt on a terminal; `when_not_tty_read_stdin` decides what happens
+// without the flag and without a terminal (login reads stdin; user create sends no password).
+Result<std::string> GetPassword(Session& s, bool from_stdin, const std::string& prompt,
+                                bool when_not_tty_read_stdin) {
+  bool tty = s.world().stdin_is_tty && s.world().stdin_is_tty();
+  if (from_stdin || (!tty && when_not_tty_read_stdin)) return ReadStdinLine(s, "password");
+  if (!tty) return std::string();
+  auto r = s.world().read_secret(prompt);
+  if (!r.ok()) return Local(r.status().message());
+  return r;
+}
+
+std::string Created(const Json& j) { return Field(j, "created_at"); }
+
+// ---------------------------------------------------------------------------------------------
+// Connection and identity
+
+void AddSessionCommands(CLI::App& app, const std::shared_ptr<Shared>& sh) {
+  struct LoginOpts {
+    std::string user;
+    bool password_stdin = false;
+  };
+  auto lo = std::make_shared<LoginOpts>();
+  CLI::App* login = Leaf(&app, sh, "login", "Log in to a berth server and remember the token",
+                         [lo](Session& s) -> Status {
+    std::string user = !lo->user.empty() ? lo->user : s.stored().user;
+    if (user.empty()) return Usage("--user is required");
+    auto url = ParseServerUrl(s.cfg().server);
+    if (!url.ok()) return Local(url.status().message());
+    std::string server = url->ToString();
+    BERTH_ASSIGN_OR_RETURN(
+        std::string password,
+        GetPassword(s, lo->password_stdin, "Password for " + user + " at " + server + ": ", true));
+    if (password.empty()) return Local("the password is empty");
+    Json body = {{"user", user}, {"password", password}};
+    BERTH_ASSIGN_OR_RETURN(Json resp, s.Call("POST", "/api/v1/login", &body, false));
+    std::string token = Str(resp, "token");
+    if (token.empty()) return Local("the server's login answer has no token");
+    std::string name = user;
+    if (resp.contains("user")) {
+      if (resp["user"].is_string()) name = resp["user"].get<std::string>();
+      if (resp["user"].is_object() && !Str(resp["user"], "name").empty()) {
+        name = Str(resp["user"], "name");
+      }
+    }
+    ClientConfig& st = s.stored();
+    st.server = server;
+    st.user = name;
+    st.token = token;
+    if (s.team_flag_given()) st.team = s.cfg().team;
+    if (st.team.empty()) st.team = std::string(kDefaultTeam);
+    BERTH_RETURN_IF_ERROR(s.SaveStored());
+    if (s.json()) {
+      resp.erase("token");  // never print a secret the user did not ask to see
+      s.out() << RenderJson(resp);
+    } else {
+      std::string expires = Str(resp, "expires_at");
+      s.out() << "logged in to " << server << " as " << name << " (team " << st.team << ")"
+              << (expires.empty() ? "" : "; the session expires " + expires) << "\n";
+    }
+    return Status::Ok();
+  });
+  login->add_option("--user", lo->user, "User name (default: the stored user)");
+  login->add_flag("--password-stdin", lo->password_stdin,
+                  "Read the password from stdin (one line) instead of prompting");
+
+  Leaf(&app, sh, "logout", "Revoke the stored token and forget it", [](Session& s) -> Status {
+    if (s.cfg().token.empty()) return Local("not logged in");
+    auto resp = s.Call("POST", "/api/v1/logout");
+    // An already invalid token is as good as revoked; other failures keep it for a retry.
+    if (!resp.ok() && resp.status().code() != Code::kUnauthenticated) return resp.status();
+    s.stored().token.clear();
+    BERTH_RETURN_IF_ERROR(s.SaveStored());
+    s.PrintDone(resp.ok() ? *resp : Json::object(), "logged out of " + s.cfg().server);
+    return Status::Ok();
+  });
+
+  Leaf(&app, sh, "whoami", "Show the logged-in user and their teams", [](Session& s) -> Status {
+    BERTH_ASSIGN_OR_RETURN(Json resp, s.Call("GET", "/api/v1/whoami"));
+    if (s.json()) {
+      s.out() << RenderJson(resp);
+      return Status::Ok();
+    }
+    const Json& user = resp.contains("user") ? resp["user"] : Json::object();
+    std::string teams;
+    if (resp.contains("teams") && resp["teams"].is_array()) {
+      for (const auto& t : resp["teams"]) {
+        teams += (teams.empty() ? "" : ", ") + Str(t, "team") + " (" + Str(t, "role") + ")";
+      }
+    }
+    Json shown = {{"user", user.is_string() ? user.get<std::string>() : Str(user, "name")},
+                  {"admin", user.is_object() && user.value("admin", false)},
+                  {"server", s.cfg().server},
+                  {"team", s.cfg().team},
+                  {"teams", teams}};
+    s.out() << RenderKeyValues(shown);
+    return Status::Ok();
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Teams and members
+
+void AddTeamCommands(CLI::App& app, const std::shared_ptr<Shared>& sh) {
+  CLI::App* team = Noun(&app, "team", "Manage teams");
+  struct Opts {
+    std::string name, display_name, user, role;
+    int quota_instances = 0, quota_memory = 0, quota_cpu = 0;
+    int limit = 0;
+    CLI::Option *display_name_opt = nullptr, *qi = nullptr, *qm = nullptr, *qc = nullptr;
+  };
+  auto o = std::make_shared<Opts>();
+
+  CLI::App* list = Leaf(team, sh, "list", "List your teams", [o](Session& s) -> Status {
+    BERTH_ASSIGN_OR_RETURN(Json l, s.List("/api/v1/teams", o->limit));
+    s.PrintList(l, "teams", {"NAME", "DISPLAY NAME", "CREATED"}, [](const Json& t) {
+      return std::vector<std::string>{Field(t, "name"), Field(t, "display_name"), Created(t)};
+    });
+    return Status::Ok();
+  });
+  list->add_option("--limit", o->limit, "Show at most N teams (default: all)")
+      ->check(CLI::PositiveNumber);
+
+  CLI::App* create = Leaf(team, sh, "create", "Create a team (you become its owner)",
+                          [o](Session& s) -> Status {
+    Json body = {{"name", o->name}};
+    if (Given(o->display_name_opt)) body["display_name"] = o->display_name;
+    BERTH_ASSIGN_OR_RETURN(Json resp, s.Call("POST", "/api/v1/teams", &body));
+    s.PrintObject(resp);
+    return Status::Ok();
+  });
+  create->add_option("name", o->name, "Team name")->required();
+  CLI::Option* dn = create->add_option("--display-name", o->display_name, "Display name");
+
+  CLI::App* show = Leaf(team, sh, "show", "Show a team", [o](Session& s) -> Status {
+    BERTH_ASSIGN_OR_RETURN(Json resp,
+                           s.Call("GET", "/api/v1/teams/" + EncodeComponent(o->name)));
+    s.PrintObject(resp);
+    return Status::Ok();
+  });
+  show->add_option("name", o->name, "Team name")->required();
+
+  CLI::App* use = Leaf(team, sh, "use", "Make a team the default for later commands",
+                       [o](Session& s) -> Status {
+    BERTH_ASSIGN_OR_RETURN(Json resp,
+                           s.Call("GET", "/api/v1/teams/" + EncodeComponent(o->name)));
+    s.stored().team = o->name;
+    BERTH_RETURN_IF_ERROR(s.SaveStored());
+    s.PrintDone(resp, "now using team " + o->name);
+    return Status::Ok();
+  });
+  use->add_option("name", o->name, "Team name")->required();
+
+  CLI::App* update = Leaf(team, sh, "update", "Change a team's display name or quota",
+                          [o](Session& s) -> Status {
+    Json body = Json::object();
+    if (Given(o->display_name_opt)) body["display_name"] = o->display_name;
+    Json quota = Json::object();
+    if (Given(o->qi)) quota["instances"] = o->quota_instances;
+    if (Given(o->qm)) quota["memory_mb"] = o->quota_memory;
+    if (Given(o->qc)) quota["cpu_millis"] = o->quota_cpu;
+    if (!quota.empty()) body["quota"] = quota;
+    if (body.empty()) return Usage("nothing to change: give at least one flag (see --help)");
+    BERTH_ASSIGN_OR_RETURN(
+        Json resp, s.Call("PATCH", "/api/v1/teams/" + EncodeComponent(o->name), &body));
+    s.PrintObject(resp);
+    return Status::Ok();
+  });
+  update->add_option("name", o->name, "Team name")->required();
+  CLI::Option* udn = update->add_option("--display-name", o->display_name, "Display name");
+  o->qi = update->add_option("--quota-instances", o->quota_instances,
+                             "Most running instances (0 = unlimited)")
+              ->check(CLI::NonNegativeNumber);
+  o->qm = update->add_option("--quota-memory-mb", o->quota_memory,
+                             "Most memory in MB (0 = unlimited)")
+              ->check(CLI::NonNegativeNumber);
+  o->qc = update->add_option("--quota-cpu-millis", o->quota_cpu,
+                             "Most CPU in millicores (0 = unlimited)")
+              ->check(CLI::NonNegativeNumber);
+  // create and update each own a --display-name; only one of them runs.
+  create->preparse_callback([o, dn](size_t) { o->display_name_opt = dn; });
+  update->preparse_callback([o, udn](size_t) { o->display_name_opt = udn; });
+
+  CLI::App* del = Leaf(team, sh, "delete", "Delete a team and everything in it",
+                       [o](Session& s) -> Status {
+    BERTH_ASSIGN_OR_RETURN(Json resp,
+                           s.Call("DELETE", "/api/v1/teams/" + EncodeComponent(o->name)));
+    s.PrintDone(resp, "deleted team " + o->name);
+    return Status::Ok();
+  });
+  del->add_option("name", o->name, "Team name")->required();
+
+  // Members of the current team (--team or `berth team use`).
+  CLI::App* member = Noun(team, "member", "Manage the members of a team");
+  auto members = [](Session& s) { return s.TeamPath() + "/members"; };
+
+  CLI::App* mlist = Leaf(member, sh, "list", "List the members of the team",
+                         [o, members](Session& s) -> Status {
+    BERTH_ASSIGN_OR_RETURN(Json l, s.List(members(s), o->limit));
+    s.PrintList(l, "members", {"USER", "ROLE"}, [](const Json& m) {
+      return std::vector<std::string>{Field(m, "user"), Field(m, "role")};
+    });
+    return Status::Ok();
+  });
+  mlist->add_option("--limit", o->limit, "Show at most N members (default: all)")
+      ->check(CLI::PositiveNumber);
+
+  const auto kRoles = CLI::IsMember({"owner", "admin", "developer", "viewer"});
+  CLI::App* madd = Leaf(member, sh, "add", "Add a user to the team", [o, members](Session& s) {
+    Json body = {{"user", o->user}, {"role", o->role}};
+    auto resp = s.Call("POST", members(s), &body);
+    if (resp.ok()) s.PrintObject(*resp);
+    return resp.status();
+  });
+  madd->add_option("user", o->user, "User name")->required();
+  madd->add_option("--role", o->role, "owner, admin, developer or viewer")
+      ->required()
+      ->check(kRoles);
+
+  CLI::App* mset = Leaf(member, sh, "set", "Change a member's role", [o, members](Session& s) {
+    Json body = {{"role", o->role}};
+    auto resp = s.Call("PATCH", members(s) + "/" + EncodeComponent(o->user), &body);
+    if (resp.ok()) s.PrintObject(*resp);
+    return resp.status();
+  });
+  mset->add_option("user", o->user, "User name")->required();
+  mset->add_option("--role", o->role, "owner, admin, developer or viewer")
+      ->required()
+      ->check(kRoles);
+
+  CLI::App* mrm = Leaf(member, sh, "remove", "Remove a member from the team",
+                       [o, members](Session& s) {
+    auto resp = s.Call("DELETE", members(s) + "/" + EncodeComponent(o->user));
+    if (resp.ok()) s.PrintDone(*resp, "removed member " + o->user + " from team " + s.cfg().team);
+    return resp.status();
+  });
+  mrm->add_option("user", o->user, "User name")->required();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Apps
+
+void AddAppCommands(CLI::App& app, const std::shared_ptr<Shared>& sh) {
+  CLI::App* noun = Noun(&app, "app", "Manage apps in a team");
+  struct Opts {
+    std::string name, display_name, description;
+    int limit = 0;
+    CLI::Option *dn = nullptr, *desc = nullptr;
+  };
+  auto o = std::make_shared<Opts>();
+  auto apps = [](Session& s) { return s.TeamPath() + "/apps"; };
+  auto one = [o, apps](Session& s) { return apps(s) + "/" + EncodeComponent(o->name); };
+  auto body_of = [o]() {
+    Json body = Json::object();
+    if (Given(o->dn)) body["display_name"] = o->display_name;
+    if (Given(o->desc)) body["description"] = o->description;
+    return body;
+  };
+
+  CLI::App* list = Leaf(noun, sh, "list", "List the team's apps", [o, apps](Session& s) {
+    auto l = s.List(apps(s), o->limit);
+    if (l.ok()) {
+      s.PrintList(*l, "apps", {"NAME", "DISPLAY NAME", "CREATED"}, [](const Json& a) {
+        return std::vector<std::string>{Field(a, "name"), Field(a, "display_name"), Created(a)};
+      });
+    }
+    return l.status();
+  });
+  list->add_option("--limit", o->limit, "Show at most N apps (default: all)")
+      ->check(CLI::PositiveNumber);
+
+  CLI::App* create = Leaf(noun, sh, "create", "Create an app", [o, apps, body_of](Session& s) {
+    Json body = body_of();
+    body["name"] = o->name;
+    auto resp = s.Call("POST", apps(s), &body);
+    if (resp.ok()) s.PrintObject(*resp);
+    return resp.status();
+  });
+  CLI::App* update = Leaf(noun, sh, "update", "Change an app", [one, body_of](Session& s) {
+    Json body = body_of();
+    if (body.empty()) return Usage("nothing to change: give at least one flag (see --help)");
+    auto resp = s.Call("PATCH", one(s), &body);
+    if (resp.ok()) s.PrintObject(*resp);
+    return resp.status();
+  });
+  for (CLI::App* c : {create, update}) {
+    c->add_option("name", o->name, "App name")->required();
+    CLI::Option* dn = c->add_option("--display-name", o->display_name, "Display name");
+    CLI::Option* desc = c->add_option("--description", o->description, "Description");
+    c->preparse_callback([o, dn, desc](size_t) {
+      o->dn = dn;
+      o->desc = desc;
+    });
+  }
+
+  CLI::App* show = Leaf(noun, sh, "show", "Show an app", [one](Session& s) {
+    auto resp = s.Call("GET", one(s));
+    if (resp.ok()) s.PrintObject(*resp);
+    return resp.status();
+  });
+  show->add_option("name", o->name, "App name")->required();
+
+  CLI::App* del = Leaf(noun, sh, "delete", "Delete an app and its components",
+                       [o, one](Session& s) {
+    auto resp = s.Call("DELETE", one(s));
+    if (resp.ok()) s.PrintDone(*resp, "deleted app " + o->name);
+    return resp.status();
+  });
+  del->add_option("name", o->name, "App name")->required();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Components and dependencies
+
+void AddComponentCommands(CLI::App& app, const std::shared_ptr<Shared>& sh) {
+  CLI::App* noun = Noun(&app, "component", "Manage the components of an app");
+  struct Opts {
+    std::string name, app;
+    int limit = 0;
+    // Raw flag values; Given() on the options decides what goes into the body.
+    std::string kind, schedule, source, git, ref, archive, build_command, start_command, subdir;
+    std::vector<std::string> ports, env;
+    int replicas = 0, memory = 0, cpu = 0;
+    std::vector<std::pair<CLI::Option*, std::function<void(ComponentFlags&)>>> flag_opts;
+  };
+  auto o = std::make_shared<Opts>();
+  auto comps = [o](Session& s) {
+    return s.TeamPath() + "/apps/" + EncodeComponent(o->app) + "/components";
+  };
+  auto one = [o, comps](Session& s) { return comps(s) + "/" + EncodeComponent(o->name); };
+  auto flags_of = [o]() {
+    ComponentFlags f;
+    for (auto& [opt, apply] : o->flag_opts) {
+      if (Given(opt)) apply(f);
+    }
+    return f;
+  };
+
+  auto add_app = [o](CLI::App* c) {
+    c->add_option("--app", o->app, "App the component belongs to")->required();
+  };
+
+  CLI::App* list = Leaf(noun, sh, "list", "List an app's components", [o, comps](Session& s) {
+    auto l = s.List(comps(s), o->limit);
+    if (l.ok()) {
+      s.PrintList(*l, "components", {"NAME", "KIND", "REPLICAS", "PORTS", "STATE"},
+                  [](const Json& c) {
+                    std::string ports;
+                    if (c.contains("ports") && c["ports"].is_array()) {
+                      for (const auto& p : c["ports"]) {
+                        ports += (ports.empty() ? "" : ",") + FormatPort(p);
+                      }
+                    }
+                    return std::vector<std::string>{Field(c, "name"), Field(c, "kind"),
+                                                    Field(c, "replicas"), ports,
+                                                    Field(c, "desired_state")};
+                  });
+    }
+    return l.status();
+  });
+  add_app(list);
+  list->add_option("--limit", o->limit, "Show at most N components (default: all)")
+      ->check(CLI::PositiveNumber);
+
+  CLI::App* create = Leaf(noun, sh, "create", "Create a component", [o, comps, flags_of](
+                                                                         Session& s) {
+    auto body = BuildComponentBody(o->name, flags_of(), false, s.world().cwd);
+    if (!body.ok()) return Usage(body.status().message());
+    auto resp = s.Call("POST", comps(s), &*body);
+    if (resp.ok()) s.PrintObject(*resp);
+    return resp.status();
+  });
+  CLI::App* set = Leaf(noun, sh, "set", "Change some fields of a component (JSON merge patch)",
+                       [one, flags_of](Session& s) {
+    auto body = BuildComponentBody("", flags_of(), true, s.world().cwd);
+    if (!body.ok()) return Usage(body.status().message());
+    auto resp = s.Call("PATCH", one(s), &*body);
+    if (resp.ok()) s.PrintObject(*resp);
+    return resp.status();
+  });
+  for (CLI::App* c : {create, set}) {
+    bool is_set = c == set;
+    // Raw pointer: `o` owns flag_opts, so capturing the shared_ptr there would be a cycle.
+    Opts* op = o.get();
+    c->add_option("name", o->name, "Component name")->required();
+    add_app(c);
+    std::vector<std::pair<CLI::Option*, std::function<void(ComponentFlags&)>>> opts;
+    auto str = [&](const char* flag, std::string* field, const char* help,
+                   std::optional<std::string> ComponentFlags::*member) {
+      CLI::Option* opt = c->add_option(flag, *field, help);
+      opts.emplace_back(opt, [field, member](ComponentFlags& f) { f.*member = *field; });
+      return opt;
+    };
+    auto num = [&](const char* flag, int* field, const char* help,
+                   std::optional<int> ComponentFlags::*member) {
+      CLI::Option* opt = c->add_option(flag, *field, help)->check(CLI::NonNegativeNumber);
+      opts.emplace_back(opt, [field, member](ComponentFlags& f) { f.*member = *field; });
+      return opt;
+    };
+    str("--kind", &o->kind, "service, stateful, job or cronjob", &ComponentFlags::kind)
+        ->check(CLI::IsMember({"service", "stateful", "job", "cronjob"}));
+    str("--schedule", &o->schedule, "Cron expression (cronjob only)", &ComponentFlags::schedule);
+    CLI::Option* port_opt =
+        c->add_option("--port", o->ports,
+                      is_set ? "PORT[/PROTOCOL][:inner|outer]; replaces the list (repeatable)"
+                             : "PORT[/PROTOCOL][:inner|outer], e.g. 8080/http (repeatable)")
+            ->check(
+                [](const std::string& v) {
+                  auto p = ParsePortSpec(v);
+                  return p.ok() ? std::string() : p.status().message();
+                },
+                "PORT")
+            ->take_all();
+    opts.emplace_back(port_opt, [op](ComponentFlags& f) { f.ports = op->ports; });
+    CLI::Option* env_opt =
+        c->add_option("--env", o->env,
+                      is_set ? "KEY=VALUE to set, KEY= to remove (repeatable)"
+                             : "KEY=VALUE (repeatable)")
+            ->check(
+                [is_set](const std::string& v) {
+                  auto e = ParseEnvAssignment(v, is_set);
+                  return e.ok() ? std::string() : e.status().message();
+                },
+                "K=V")
+            ->take_all();
+    opts.emplace_back(env_opt, [op](ComponentFlags& f) { f.env = op->env; });
+    num("--replicas", &o->replicas, "Number of instances", &ComponentFlags::replicas);
+    num("--memory", &o->memory, "Memory limit in MB (0 = none)", &ComponentFlags::memory_mb);
+    num("--cpu", &o->cpu, "CPU limit in millicores (0 = none)", &ComponentFlags::cpu_millis);
+    CLI::Option* src = str("--source", &o->source, "Build from this directory",
+                           &ComponentFlags::source_dir);
+    CLI::Option* git = str("--git", &o->git, "Build from this git repository URL",
+                           &ComponentFlags::git_url);
+    str("--ref", &o->ref, "Git branch, tag or commit", &ComponentFlags::git_ref);
+    CLI::Option* archive = str("--archive", &o->archive, "Build from this archive file",
+                               &ComponentFlags::archive);
+    src->excludes(git)->excludes(archive);
+    git->excludes(archive);
+    str("--build-command", &o->build_command, "Build command", &ComponentFlags::build_command);
+    str("--start-command", &o->start_command, "Start command", &ComponentFlags::start_command);
+    str("--subdir", &o->subdir, "Subdirectory of the source to build", &ComponentFlags::subdir);
+    c->preparse_callback([op, opts](size_t) { op->flag_opts = opts; });
+  }
+
+  CLI::App* show = Leaf(noun, sh, "show", "Show a component", [one](Session& s) {
+    auto resp = s.Call("GET", one(s));
+    if (resp.ok()) s.PrintObject(*resp);
+    return resp.status();
+  });
+  show->add_option("name", o->name, "Component name")->required();
+  add_app(show);
+
+  CLI::App* del = Leaf(noun, sh, "delete", "Delete a component", [o, one](Session& s) {
+    auto resp = s.Call("DELETE", one(s));
+    if (resp.ok()) s.PrintDone(*resp, "deleted component " + o->name);
+    return resp.status();
+  });
+  del->add_option("name", o->name, "Component name")->required();
+  add_app(del);
+
+  // Dependencies of one component.
+  CLI::App* dep = Noun(&app, "dependency", "Manage what a component depends on");
+  struct DepOpts {
+    std::string name, app, component, on, target_app;
+    int limit = 0;
+    CLI::Option* target_app_opt = nullptr;
+  };
+  auto d = std::make_shared<DepOpts>();
+  auto deps = [d](Session& s) {
+    return s.TeamPath() + "/apps/" + EncodeComponent(d->app) + "/components/" +
+           EncodeComponent(d->component) + "/dependencies";
+  };
+  auto add_owner = [d](CLI::App* c) {
+    c->add_option("--app", d->app, "App of the depending component")->required();
+    c->add_option("--component", d->component, "The depending component")->required();
+  };
+
+  CLI::App* dlist = Leaf(dep, sh, "list", "List a component's dependencies",
+                         [d, deps](Session& s) {
+    auto l = s.List(deps(s), d->limit);
+    if (l.ok()) {
+      s.PrintList(*l, "dependencies", {"NAME", "TARGET APP", "TARGET COMPONENT"},
+                  [](const Json& x) {
+                    return std::vector<std::string>{Field(x, "name"), Field(x, "target_app"),
+                                                    Field(x, "target_component")};
+                  });
+    }
+    return l.status();
+  });
+  add_owner(dlist);
+  dlist->add_option("--limit", d->limit, "Show at most N dependencies (default: all)")
+      ->check(CLI::PositiveNumber);
+
+  CLI::App* dadd = Leaf(dep, sh, "add", "Make the component depend on another",
+                        [d, deps](Session& s) {
+    Json body = {{"target_component", d->on}};
+    if (Given(d->target_app_opt)) body["target_app"] = d->target_app;
+    auto resp = s.Call("POST", deps(s), &body);
+    if (resp.ok()) s.PrintObject(*resp);
+    return resp.status();
+  });
+  add_owner(dadd);
+  dadd->add_option("--on", d->on, "The component depended on")->required();
+  d->target_app_opt = dadd->add_option("--target-app", d->target_app,
+                                       "App of the target (default: the same app)");
+
+  CLI::App* drm = Leaf(dep, sh, "remove", "Remove a dependency", [d, deps](Session& s) {
+    auto resp = s.Call("DELETE", deps(s) + "/" + EncodeComponent(d->name));
+    if (resp.ok()) s.PrintDone(*resp, "deleted dependency " + d->name);
+    return resp.status();
+  });
+  drm->add_option("name", d->name, "Dependency name (see `berth dependency list`)")->required();
+  add_owner(drm);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Users, tokens, audit
+
+void AddUserCommands(CLI::App& app, const std::shared_ptr<Shared>& sh) {
+  CLI::App* noun = Noun(&app, "user", "Manage users (platform administrators)");
+  struct Opts {
+    std::string name, email, display_name, admin_text, disabled_text;
+    bool admin = false, password_stdin = false, current_password_stdin = false;
+    int limit = 0;
+    CLI::Option *email_opt = nullptr, *dn_opt = nullptr, *admin_opt = nullptr,
+                *disabled_opt = nullptr;
+  };
+  auto o = std::make_shared<Opts>();
+  auto one = [o]() { return "/api/v1/users/" + EncodeComponent(o->name); };
+
+  CLI::App* list = Leaf(noun, sh, "list", "List users", [o](Session& s) {
+    auto l = s.List("/api/v1/users", o->limit);
+    if (l.ok()) {
+      s.PrintList(*l, "users", {"NAME", "ADMIN", "DISABLED", "EMAIL"}, [](const Json& u) {
+        return std::vector<std::string>{Field(u, "name"), Field(u, "admin"),
+                                        Field(u, "disabled"), Field(u, "email")};
+      });
+    }
+    return l.status();
+  });
+  list->add_option("--limit", o->limit, "Show at most N users (default: all)")
+      ->check(CLI::PositiveNumber);
+
+  CLI::App* create = Leaf(noun, sh, "create", "Create a user", [o](Session& s) -> Status {
+    Json body = {{"name", o->name}};
+    if (Given(o->dn_opt)) body["display_name"] = o->display_name;
+    if (Given(o->email_opt)) body["email"] = o->email;
+    if (o->admin) body["admin"] = true;
+    BERTH_ASSIGN_OR_RETURN(std::string password,
+                           GetPassword(s, o->password_stdin,
+                                       "Password for new user " + o->name + " (empty for none): ",
+                                       false));
+    if (!password.empty()) body["password"] = password;
+    BERTH_ASSIGN_OR_RETURN(Json resp, s.Call("POST", "/api/v1/users", &body));
+    s.PrintObject(resp);
+    return Status::Ok();
+  });
+  create->add_option("name", o->name, "User name")->required();
+  create->add_flag("--password-stdin", o->password_stdin, "Read the password from stdin");
+  create->add_flag("--admin", o->admin, "Make the user a platform administrator");
+  CLI::Option* cemail = create->add_option("--email", o->email, "E-mail address");
+  CLI::Option* cdn = create->add_option("--display-name", o->display_name, "Display name");
+  create->preparse_callback([o, cemail, cdn](size_t) {
+    o->email_opt = cemail;
+    o->dn_opt = cdn;
+  });
+
+  CLI::App* show = Leaf(noun, sh, "show", "Show a user", [one](Session& s) {
+    auto resp = s.Call("GET", one());
+    if (resp.ok()) s.PrintObject(*resp);
+    return resp.status();
+  });
+  show->add_option("name", o->name, "User name")->required();
+
+  CLI::App* update = Leaf(noun, sh, "update", "Change a user", [o, one](Session& s) -> Status {
+    Json body = Json::object();
+    if (Given(o->admin_opt)) {
+      auto b = ParseBoolFlag(o->admin_text, "--admin");
+      if (!b.ok()) return Usage(b.status().message());
+      body["admin"] = *b;
+    }
+    if (Given(o->disabled_opt)) {
+      auto b = ParseBoolFlag(o->disabled_text, "--disabled");
+      if (!b.ok()) return Usage(b.status().message());
+      body["disabled"] = *b;
+    }
+    if (Given(o->email_opt)) body["email"] = o->email;
+    if (Given(o->dn_opt)) body["display_name"] = o->display_name;
+    if (o->password_stdin) {
+      BERTH_ASSIGN_OR_RETURN(std::string pw, ReadStdinLine(s, "new password"));
+      if (pw.empty()) return Local("the new password is empty");
+      body["password"] = pw;
+      if (o->current_password_stdin) {
+        BERTH_ASSIGN_OR_RETURN(std::string cur, ReadStdinLine(s, "current password"));
+        body["current_password"] = cur;
+      }
+    } else if (o->current_password_stdin) {
+      return Usage("--current-password-stdin needs --password-stdin");
+    }
+    if (body.empty()) return Usage("nothing to change: give at least one flag (see --help)");
+    BERTH_ASSIGN_OR_RETURN(Json resp, s.Call("PATCH", one(), &body));
+    s.PrintObject(resp);
+    return Status::Ok();
+  });
+  update->add_option("name", o->name, "User name")->required();
+  CLI::Option* uadmin = update->add_option("--admin", o->admin_text, "true or false")
+                            ->check(CLI::IsMember({"true", "false"}));
+  CLI::Option* udis = update->add_option("--disabled", o->disabled_text, "true or false")
+                          ->check(CLI::IsMember({"true", "false"}));
+  CLI::Option* uemail = update->add_option("--email", o->email, "E-mail address");
+  CLI::Option* udn = update->add_option("--display-name", o->display_name, "Display name");
+  update->add_flag("--password-stdin", o->password_stdin,
+                   "Read the new password from the first line of stdin");
+  update->add_flag("--current-password-stdin", o->current_password_stdin,
+                   "Read your current password from the second line of stdin (needed to change "
+                   "your own password unless you are an administrator)");
+  update->preparse_callback([o, uadmin, udis, uemail, udn](size_t) {
+    o->admin_opt = uadmin;
+    o->disabled_opt = udis;
+    o->email_opt = uemail;
+    o->dn_opt = udn;
+  });
+
+  CLI::App* del = Leaf(noun, sh, "delete", "Delete a user", [o, one](Session& s) {
+    auto resp = s.Call("DELETE", one());
+    if (resp.ok()) s.PrintDone(*resp, "deleted user " + o->name);
+    return resp.status();
+  });
+  del->add_option("name", o->name, "User name")->required();
+
+  // Tokens: the caller's own.
+  CLI::App* tok = Noun(&app, "token", "Manage your API tokens");
+  struct TokOpts {
+    std::string name, id;
+    int ttl_hours = 0, limit = 0;
+    CLI::Option* ttl_opt = nullptr;
+  };
+  auto t = std::make_shared<TokOpts>();
+  CLI::App* tlist = Leaf(tok, sh, "list", "List your API tokens", [t](Session& s) {
+    auto l = s.List("/api/v1/tokens", t->limit);
+    if (l.ok()) {
+      s.PrintList(*l, "tokens", {"ID", "NAME", "EXPIRES", "LAST USED"}, [](const Json& x) {
+        return std::vector<std::string>{Field(x, "id"), Field(x, "name"), Field(x, "expires_at"),
+                                        Field(x, "last_used_at")};
+      });
+    }
+    return l.status();
+  });
+  tlist->add_option("--limit", t->limit, "Show at most N tokens (default: all)")
+      ->check(CLI::PositiveNumber);
+
+  CLI::App* tcreate = Leaf(tok, sh, "create", "Create an API token (shown once)",
+                           [t](Session& s) -> Status {
+    Json body = {{"name", t->name}};
+    if (Given(t->ttl_opt)) body["ttl_hours"] = t->ttl_hours;
+    BERTH_ASSIGN_OR_RETURN(Json resp, s.Call("POST", "/api/v1/tokens", &body));
+    s.PrintObject(resp);
+    if (!s.json()) s.err() << "Store the token now: it cannot be shown again.\n";
+    return Status::Ok();
+  });
+  tcreate->add_option("name", t->name, "Token name")->required();
+  t->ttl_opt = tcreate->add_option("--ttl-hours", t->ttl_hours, "Lifetime in hours")
+                   ->check(CLI::PositiveNumber);
+
+  CLI::App* tdel = Leaf(tok, sh, "delete", "Revoke an API token", [t](Session& s) {
+    auto resp = s.Call("DELETE", "/api/v1/tokens/" + EncodeComponent(t->id));
+    if (resp.ok()) s.PrintDone(*resp, "deleted token " + t->id);
+    return resp.status();
+  });
+  tdel->add_option("id", t->id, "Token ID (see `berth token list`)")->required();
+
+  // Audit log of the current team.
+  CLI::App* audit = Noun(&app, "audit", "Read the team's audit log");
+  auto alimit = std::make_shared<int>(0);
+  CLI::App* alist = Leaf(audit, sh, "list", "List audit entries, newest first",
+                         [alimit](Session& s) {
+    auto l = s.List(s.TeamPath() + "/audit", *alimit);
+    if (l.ok()) {
+      s.PrintList(*l, "audit entries", {"TIME", "ACTOR", "ACTION", "RESOURCE"},
+                  [](const Json& a) {
+                    return std::vector<std::string>{Field(a, "time"), Field(a, "actor"),
+                                                    Field(a, "action"), Field(a, "resource")};
+                  });
+    }
+    return l.status();
+  });
+  alist->add_option("--limit", *alimit, "Show at most N entries (default: all)")
+      ->check(CLI::PositiveNumber);
+}
+
+Result<std::string> ReadSecretFromTerminal(const std::string& prompt) {
+  std::cerr << prompt << std::flush;
+  termios old{};
+  bool restore = ::tcgetattr(STDIN_FILENO, &old) == 0;
+  if (restore) {
+    termios quiet = old;
+    quiet.c_lflag &= ~static_cast<tcflag_t>(ECHO);
+    ::tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
+  }
+  std::string line;
+  bool ok = static_cast<bool>(std::getline(std::cin, line));
+  if (restore) ::tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
+  std::cerr << "\n";
+  if (!ok) return Local("no password entered");
+  if (!line.empty() && line.back() == '\r') line.pop_back();
+  return line;
+}
+
+}  // namespace
+
+ClientWorld RealClientWorld() {
+  ClientWorld w;
+  w.in = &std::cin;
+  w.out = &std::cout;
+  w.err = &std::cerr;
+  w.env = [](const char* name) -> const char* { return std::getenv(name); };
+  std::error_code ec;
+  w.cwd = std::filesystem::current_path(ec).string();
+  w.stdin_is_tty = [] { return ::isatty(STDIN_FILENO) == 1; };
+  w.read_secret = ReadSecretFromTerminal;
+  w.send = [](const std::string& method, const std::string& server, const std::string& path,
+              const std::string& body, const std::string& token) {
+    return Request(method, server, path, body, token);
+  };
+  return w;
+}
+
+void RegisterClientCommandsWithWorld(CLI::App& app, int* exit_code, ClientWorld world) {
+  auto shared = std::make_shared<Shared>();
+  shared->world = std::move(world);
+  shared->exit_code = exit_code;
+  AddSessionCommands(app, shared);
+  AddTeamCommands(app, shared);
+  AddAppCommands(app, shared);
+  AddComponentCommands(app, shared);
+  AddUserCommands(app, shared);
+}
+
+void RegisterClientCommands(CLI::App& app, int* exit_code) {
+  RegisterClientCommandsWithWorld(app, exit_code, RealClientWorld());
+}
+
+}  // namespace berth::cli
