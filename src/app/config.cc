@@ -1,0 +1,177 @@
+#include "app/config.h"
+
+#include <fstream>
+#include <sstream>
+
+#include "core/log.h"
+
+namespace berth {
+namespace {
+
+std::string Trim(const std::string& s) {
+  size_t b = s.find_first_not_of(" \t\r");
+  if (b == std::string::npos) return "";
+  size_t e = s.find_last_not_of(" \t\r");
+  return s.substr(b, e - b + 1);
+}
+
+Status ParseInt(const std::string& value, const std::string& source, int64_t min, int64_t max,
+                int64_t* out) {
+  bool ok = !value.empty() && value.size() <= 18 &&
+            value.find_first_not_of("0123456789") == std::string::npos;
+  int64_t v = ok ? std::stoll(value) : 0;
+  if (!ok || v < min || v > max) {
+    return InvalidArgument(source + " must be a number from " + std::to_string(min) + " to " +
+                               std::to_string(max) + ", got \"" + value + "\"",
+                           source);
+  }
+  *out = v;
+  return Status::Ok();
+}
+
+}  // namespace
+
+const std::vector<SettingInfo>& Settings() {
+  static const std::vector<SettingInfo> kSettings = {
+      {"data", "BERTH_DATA", "data directory"},
+      {"api", "BERTH_API", "REST API and console address (ADDR:PORT, port 0 = any free port)"},
+      {"http", "BERTH_HTTP", "gateway HTTP address"},
+      {"https", "BERTH_HTTPS", "gateway HTTPS address"},
+      {"store", "BERTH_STORE", "store URL: sqlite:PATH (default sqlite:DATA/berth.db)"},
+      {"log_level", "BERTH_LOG_LEVEL", "trace, debug, info, warn, error or off"},
+      {"admin_user", "BERTH_ADMIN_USER", "administrator created on first start"},
+      {"body_limit", "BERTH_BODY_LIMIT", "largest API request body in bytes"},
+      {"token_ttl_hours", "BERTH_TOKEN_TTL_HOURS", "lifetime of login tokens in hours"},
+      {"login_attempts", "BERTH_LOGIN_ATTEMPTS", "failed logins per user and address per minute"},
+      {"sync", "BERTH_SYNC", "full (fsync each commit) or normal"},
+  };
+  return kSettings;
+}
+
+Result<HostPort> ParseHostPort(const std::string& value, const std::string& setting) {
+  size_t colon = value.rfind(':');
+  auto bad = [&](const std::string& why) {
+    return InvalidArgument(setting + " \"" + value + "\" is not ADDRESS:PORT: " + why, setting);
+  };
+  if (colon == std::string::npos || colon == 0) return bad("expected e.g. 127.0.0.1:7070");
+  HostPort hp;
+  hp.host = value.substr(0, colon);
+  if (hp.host.size() > 2 && hp.host.front() == '[' && hp.host.back() == ']') {
+    hp.host = hp.host.substr(1, hp.host.size() - 2);
+  }
+  std::string port = value.substr(colon + 1);
+  if (port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos ||
+      std::stoi(port) > 65535) {
+    return bad("the port must be a number from 0 to 65535");
+  }
+  hp.port = static_cast<uint16_t>(std::stoi(port));
+  return hp;
+}
+
+Status ApplySetting(const std::string& key, const std::string& value, const std::string& source,
+                    ServerConfig* c) {
+  if (key == "data") {
+    if (value.empty()) return InvalidArgument(source + " must not be empty", source);
+    c->data_dir = value;
+  } else if (key == "api") {
+    c->api = value;
+  } else if (key == "http") {
+    c->http = value;
+  } else if (key == "https") {
+    c->https = value;
+  } else if (key == "store") {
+    c->store = value;
+  } else if (key == "log_level") {
+    c->log_level = value;
+  } else if (key == "admin_user") {
+    c->admin_user = value;
+  } else if (key == "body_limit") {
+    return ParseInt(value, source, 1024, int64_t{1} << 30, &c->body_limit);
+  } else if (key == "token_ttl_hours") {
+    return ParseInt(value, source, 1, 24 * 365 * 10, &c->token_ttl_hours);
+  } else if (key == "login_attempts") {
+    return ParseInt(value, source, 1, 100000, &c->login_attempts);
+  } else if (key == "sync") {
+    if (value != "full" && value != "normal") {
+      return InvalidArgument(source + " must be full or normal, got \"" + value + "\"", source);
+    }
+    c->sync = value;
+  } else {
+    return InvalidArgument("unknown setting \"" + key + "\" in " + source, source);
+  }
+  return Status::Ok();
+}
+
+Status ApplyConfigText(const std::string& text, const std::string& file_name, ServerConfig* c) {
+  std::istringstream in(text);
+  std::string line;
+  int n = 0;
+  while (std::getline(in, line)) {
+    ++n;
+    size_t hash = line.find('#');
+    if (hash != std::string::npos) line.resize(hash);
+    line = Trim(line);
+    if (line.empty()) continue;
+    size_t eq = line.find('=');
+    std::string where = file_name + ":" + std::to_string(n);
+    if (eq == std::string::npos) {
+      return InvalidArgument(where + ": expected \"key = value\", got \"" + line + "\"", where);
+    }
+    std::string key = Trim(line.substr(0, eq));
+    std::string value = Trim(line.substr(eq + 1));
+    if (value.size() >= 2 && value.front() == '"' && value.back() == '"') {
+      value = value.substr(1, value.size() - 2);
+    }
+    bool known = false;
+    for (const SettingInfo& s : Settings()) known |= key == s.key;
+    if (!known) return InvalidArgument(where + ": unknown setting \"" + key + "\"", where);
+    BERTH_RETURN_IF_ERROR(ApplySetting(key, value, where + " (" + key + ")", c));
+  }
+  return Status::Ok();
+}
+
+Status ApplyConfigFile(const std::string& path, ServerConfig* c) {
+  std::ifstream f(path);
+  if (!f) return InvalidArgument("cannot read config file " + path, "config");
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ApplyConfigText(ss.str(), path, c);
+}
+
+Status ApplyEnvironment(const std::function<const char*(const char*)>& getenv, ServerConfig* c) {
+  for (const SettingInfo& s : Settings()) {
+    const char* v = getenv(s.env);
+    if (v != nullptr && *v != '\0') BERTH_RETURN_IF_ERROR(ApplySetting(s.key, v, s.env, c));
+  }
+  return Status::Ok();
+}
+
+Status Validate(ServerConfig* c) {
+  BERTH_ASSIGN_OR_RETURN(c->api_addr, ParseHostPort(c->api, "api"));
+  BERTH_ASSIGN_OR_RETURN(c->http_addr, ParseHostPort(c->http, "http"));
+  BERTH_ASSIGN_OR_RETURN(c->https_addr, ParseHostPort(c->https, "https"));
+  std::string level = c->log_level;
+  static const char* kLevels[] = {"trace", "debug", "info", "warn", "error", "off"};
+  bool level_ok = false;
+  for (const char* l : kLevels) level_ok |= level == l;
+  if (!level_ok) {
+    return InvalidArgument("log_level must be trace, debug, info, warn, error or off, got \"" +
+                               level + "\"",
+                           "log_level");
+  }
+  if (c->store.empty()) {
+    c->sqlite_path = c->data_dir + "/berth.db";
+  } else if (c->store.rfind("sqlite:", 0) == 0 && c->store.size() > 7) {
+    c->sqlite_path = c->store.substr(7);
+  } else if (c->store.rfind("postgres://", 0) == 0 || c->store.rfind("postgresql://", 0) == 0) {
+    return InvalidArgument("store: the PostgreSQL engine is not part of this build yet; use "
+                           "sqlite:PATH",
+                           "store");
+  } else {
+    return InvalidArgument("store \"" + c->store + "\" is not sqlite:PATH", "store");
+  }
+  if (c->admin_user.empty()) return InvalidArgument("admin_user must not be empty", "admin_user");
+  return Status::Ok();
+}
+
+}  // namespace berth

@@ -1,0 +1,234 @@
+#include "app/server.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+
+#include <nlohmann/json.hpp>
+
+#include "api/api_server.h"
+#include "api/http.h"
+#include "auth/crypto.h"
+#include "core/log.h"
+#include "model/model.h"
+#include "store/store.h"
+
+namespace berth {
+namespace {
+
+namespace fs = std::filesystem;
+using Json = nlohmann::json;
+
+[[noreturn]] void Fatal(const std::string& message) {
+  std::fprintf(stderr, "berth server: %s\n", message.c_str());
+  std::fflush(stderr);
+  std::exit(1);
+}
+
+// Holds DIR/berth.lock with flock for the life of the process so two servers never share a
+// data directory. The lock dies with the process, also on kill -9.
+int LockDataDir(const std::string& dir) {
+  std::string path = dir + "/berth.lock";
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) Fatal("cannot open " + path + ": " + std::strerror(errno));
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    char buf[32] = {0};
+    ssize_t n = ::pread(fd, buf, sizeof buf - 1, 0);
+    std::string pid = n > 0 ? std::string(buf, static_cast<size_t>(n)) : "?";
+    while (!pid.empty() && (pid.back() == '\n' || pid.back() == ' ')) pid.pop_back();
+    Fatal("another berth server (pid " + pid + ") is using the data directory " + dir);
+  }
+  std::string pid = std::to_string(::getpid()) + "\n";
+  if (::ftruncate(fd, 0) != 0 || ::pwrite(fd, pid.data(), pid.size(), 0) < 0) {
+    Fatal("cannot write " + path + ": " + std::strerror(errno));
+  }
+  return fd;
+}
+
+// Writes `content` to `path` atomically (temp file + rename) with mode `mode`.
+Status WriteFileAtomic(const std::string& path, const std::string& content, mode_t mode) {
+  std::string tmp = path + ".tmp";
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+  if (fd < 0) return Internal("cannot write " + tmp + ": " + std::strerror(errno));
+  bool ok = ::write(fd, content.data(), content.size()) == static_cast<ssize_t>(content.size());
+  ok = ::fchmod(fd, mode) == 0 && ok;
+  ok = ::fsync(fd) == 0 && ok;
+  ::close(fd);
+  if (!ok || ::rename(tmp.c_str(), path.c_str()) != 0) {
+    return Internal("cannot write " + path + ": " + std::strerror(errno));
+  }
+  return Status::Ok();
+}
+
+// First start: the administrator and the team "default", in one commit.
+Status Bootstrap(Store& store, const ServerConfig& cfg, spdlog::logger& log) {
+  BERTH_ASSIGN_OR_RETURN(int64_t users, store.Count(model::kUser, ""));
+  if (users > 0) return Status::Ok();
+  std::string password;
+  bool generated = false;
+  if (const char* env = std::getenv("BERTH_ADMIN_PASSWORD"); env != nullptr && *env != '\0') {
+    password = env;
+    if (password.size() < 8) {
+      return InvalidArgument("BERTH_ADMIN_PASSWORD must be at least 8 characters",
+                             "BERTH_ADMIN_PASSWORD");
+    }
+  } else {
+    password = auth::RandomPassword();
+    generated = true;
+  }
+  model::UserInput in;
+  Json user_json = {{"name", cfg.admin_user}, {"admin", true}, {"display_name", "Administrator"}};
+  BERTH_ASSIGN_OR_RETURN(in, model::ParseUser(user_json));
+  BERTH_ASSIGN_OR_RETURN(in.user.password_hash, auth::HashPassword(password));
+  model::Team team{"default", "Default team", {}};
+  model::Member owner{cfg.admin_user, model::Role::kOwner};
+
+  WriteBatch b;
+  auto put = [&](const char* kind, const std::string& scope, const std::string& name,
+                 const Json& body) {
+    Op op;
+    op.type = OpType::kCreate;
+    op.object = Object{kind, scope, name, body.dump()};
+    b.ops.push_back(std::move(op));
+  };
+  put(model::kUser, "", cfg.admin_user, model::ToJson(in.user, true));
+  put(model::kTeam, "", "default", model::ToJson(team));
+  put(model::kMember, "default", cfg.admin_user, model::ToJson(owner));
+  b.audit.push_back({"berth", "", "create", "users/" + cfg.admin_user,
+                     Json({{"before", nullptr}, {"after", model::ToJson(in.user, false)}}).dump()});
+  b.audit.push_back({"berth", "default", "create", "team",
+                     Json({{"before", nullptr}, {"after", model::ToJson(team)}}).dump()});
+  // Write the generated password before the commit: if the commit fails we try again with a
+  // new one next start; if the file write fails we never created an account nobody can use.
+  std::string pw_file = cfg.data_dir + "/initial-admin-password";
+  if (generated) BERTH_RETURN_IF_ERROR(WriteFileAtomic(pw_file, password + "\n", 0600));
+  auto r = store.Commit(b);
+  if (!r.ok()) return r.status();
+  log.info("msg=\"first start: created administrator and team default\" user={}", cfg.admin_user);
+  if (generated) {
+    std::printf("berth: created administrator \"%s\" with password %s (also in %s)\n",
+                cfg.admin_user.c_str(), password.c_str(), pw_file.c_str());
+  } else {
+    std::printf("berth: created administrator \"%s\" with the password from BERTH_ADMIN_PASSWORD\n",
+                cfg.admin_user.c_str());
+  }
+  std::fflush(stdout);
+  return Status::Ok();
+}
+
+}  // namespace
+
+int RunServer(const ServerConfig& cfg) {
+  auto start = std::chrono::steady_clock::now();
+  auto log = Logger("server");
+  ::signal(SIGPIPE, SIG_IGN);
+
+  std::error_code ec;
+  fs::create_directories(cfg.data_dir, ec);
+  if (ec) Fatal("cannot create data directory " + cfg.data_dir + ": " + ec.message());
+  ::chmod(cfg.data_dir.c_str(), 0700);
+  int lock_fd = LockDataDir(cfg.data_dir);
+
+  if (Status s = auth::InitCrypto(); !s.ok()) Fatal(s.message());
+  StoreOptions so;
+  so.sync_full = cfg.sync == "full";
+  auto opened = OpenSqliteStore(cfg.sqlite_path, so);
+  if (!opened.ok()) Fatal("cannot open the store: " + opened.status().message());
+  std::unique_ptr<Store> store = std::move(opened).value();
+  if (Status s = Bootstrap(*store, cfg, *log); !s.ok()) Fatal("first start failed: " + s.message());
+
+  api::ApiOptions ao;
+  ao.token_ttl_hours = cfg.token_ttl_hours;
+  ao.login_attempts = static_cast<int>(cfg.login_attempts);
+  api::ApiService api(*store, SystemClock::Get(), ao);
+
+  HttpServerOptions ho;
+  ho.address = cfg.api_addr.host;
+  ho.port = cfg.api_addr.port;
+  ho.body_limit = static_cast<size_t>(cfg.body_limit);
+  std::unique_ptr<HttpServer> http = NewHttpServer(ho, &api);
+  int listener = store->AddListener([&http](int64_t) { http->WakeStreams(); });
+  auto port = http->Start();
+  if (!port.ok()) Fatal(port.status().message());
+  api.SetReady(true);
+
+  std::string host = cfg.api_addr.host.find(':') != std::string::npos ? "[" + cfg.api_addr.host + "]"
+                                                                       : cfg.api_addr.host;
+  std::string url = "http://" + host + ":" + std::to_string(*port);
+  Json info = {{"pid", ::getpid()}, {"api", url}, {"started_at", FormatTime(SystemClock::Get().Now())}};
+  std::string info_path = cfg.data_dir + "/server.json";
+  if (Status s = WriteFileAtomic(info_path, info.dump() + "\n", 0644); !s.ok()) Fatal(s.message());
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start).count();
+  log->info("msg=ready api={} data={} startup_ms={}", url, cfg.data_dir, ms);
+  std::printf("berth server ready: API and console at %s (data in %s)\n", url.c_str(),
+              cfg.data_dir.c_str());
+  std::fflush(stdout);
+
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  int sig = 0;
+  sigwait(&set, &sig);
+  log->info("msg=stopping signal={}", sig);
+  api.SetReady(false);
+  http->Stop();
+  store->RemoveListener(listener);
+  ::unlink(info_path.c_str());
+  http.reset();
+  store.reset();
+  ::close(lock_fd);
+  log->info("msg=stopped");
+  return 0;
+}
+
+void RegisterServerCommand(CLI::App& app, int* exit_code) {
+  CLI::App* cmd = app.add_subcommand("server", "Run the platform on this machine (API, store, ...)");
+  auto flags = std::make_shared<std::map<std::string, std::string>>();
+  auto config_file = std::make_shared<std::string>();
+  cmd->add_option("--config", *config_file, "config file (key = value lines)");
+  for (const SettingInfo& s : Settings()) {
+    std::string flag = std::string("--") + s.key;
+    for (char& c : flag) c = c == '_' ? '-' : c;
+    cmd->add_option_function<std::string>(
+        flag, [flags, key = std::string(s.key)](const std::string& v) { (*flags)[key] = v; },
+        std::string(s.help) + " [env " + s.env + "]");
+  }
+  cmd->callback([flags, config_file, exit_code] {
+    ServerConfig cfg;
+    std::string file = *config_file;
+    if (file.empty()) {
+      if (const char* e = std::getenv("BERTH_SERVER_CONFIG")) file = e;
+    }
+    Status s = Status::Ok();
+    if (!file.empty()) s = ApplyConfigFile(file, &cfg);
+    if (s.ok()) s = ApplyEnvironment([](const char* k) { return std::getenv(k); }, &cfg);
+    for (const auto& [key, value] : *flags) {
+      if (!s.ok()) break;
+      std::string flag = "--" + key;
+      for (char& c : flag) c = c == '_' ? '-' : c;
+      s = ApplySetting(key, value, flag, &cfg);
+    }
+    if (s.ok()) s = Validate(&cfg);
+    if (!s.ok()) Fatal("invalid setting: " + s.message());
+    SetLogLevel(cfg.log_level);
+    // Block the stop signals before any thread starts, so all threads inherit the mask and
+    // RunServer takes them with sigwait.
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &set, nullptr);
+    *exit_code = RunServer(cfg);
+  });
+}
+
+}  // namespace berth

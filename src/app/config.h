@@ -1,0 +1,66 @@
+// Settings of `berth server` (docs/server.md): a typed struct with its defaults, filled in
+// layers — config file, then BERTH_* environment variables, then command-line flags — through
+// one function per setting name, and validated once before anything starts.
+// Thread-safety: plain values; build on one thread at start-up.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+
+namespace berth {
+
+struct HostPort {
+  std::string host;
+  uint16_t port = 0;
+};
+
+struct ServerConfig {
+  std::string config_file;
+  std::string data_dir = "./data";
+  std::string api = "127.0.0.1:7070";
+  std::string http = "127.0.0.1:8080";
+  std::string https = "127.0.0.1:8443";
+  std::string store;  // "" = sqlite:<data_dir>/berth.db
+  std::string log_level = "info";
+  std::string admin_user = "admin";
+  int64_t body_limit = 1 << 20;
+  int64_t token_ttl_hours = 720;
+  int64_t login_attempts = 5;
+  std::string sync = "full";  // full | normal
+
+  // Derived by Validate().
+  HostPort api_addr;
+  HostPort http_addr;
+  HostPort https_addr;
+  std::string sqlite_path;
+};
+
+struct SettingInfo {
+  const char* key;    // config-file key, also the flag name with '_' → '-'
+  const char* env;    // environment variable
+  const char* help;
+};
+// Every setting, in documentation order.
+const std::vector<SettingInfo>& Settings();
+
+// Sets one setting by its config key; errors name the setting and the source ("BERTH_API",
+// "--api", "berth.conf:3").
+Status ApplySetting(const std::string& key, const std::string& value, const std::string& source,
+                    ServerConfig* config);
+// "key = value" lines, '#' comments; unknown keys are errors.
+Status ApplyConfigText(const std::string& text, const std::string& file_name, ServerConfig* config);
+Status ApplyConfigFile(const std::string& path, ServerConfig* config);
+// Reads every BERTH_* variable of Settings() through `getenv`.
+Status ApplyEnvironment(const std::function<const char*(const char*)>& getenv,
+                        ServerConfig* config);
+// Checks every value and fills the derived fields.
+Status Validate(ServerConfig* config);
+
+Result<HostPort> ParseHostPort(const std::string& value, const std::string& setting);
+
+}  // namespace berth
