@@ -1,0 +1,140 @@
+#include <filesystem>
+
+#include <gtest/gtest.h>
+
+#include "auth/access.h"
+#include "auth/crypto.h"
+#include "auth/rate_limiter.h"
+
+namespace berth::auth {
+namespace {
+
+TEST(CryptoTest, PasswordHashVerifies) {
+  auto h = HashPassword("correct horse");
+  ASSERT_TRUE(h.ok());
+  EXPECT_NE(*h, "correct horse");
+  EXPECT_TRUE(VerifyPassword(*h, "correct horse"));
+  EXPECT_FALSE(VerifyPassword(*h, "correct horsE"));
+  EXPECT_FALSE(VerifyPassword("", "x"));
+  EXPECT_FALSE(VerifyPassword("garbage", "x"));
+  // Salted: the same password hashes differently.
+  EXPECT_NE(*h, *HashPassword("correct horse"));
+}
+
+TEST(CryptoTest, TokensAreRandomAndHashStable) {
+  std::string a = NewTokenSecret(), b = NewTokenSecret();
+  EXPECT_NE(a, b);
+  EXPECT_EQ(a.rfind("bth_", 0), 0u);
+  EXPECT_EQ(a.size(), 4u + 43u);
+  EXPECT_EQ(HashToken(a), HashToken(a));
+  EXPECT_NE(HashToken(a), HashToken(b));
+  EXPECT_EQ(HashToken(a).size(), 64u);
+  EXPECT_EQ(RandomHex(6).size(), 12u);
+  EXPECT_EQ(RandomPassword().size(), 20u);
+}
+
+TEST(RateLimiterTest, BlocksAfterFailuresAndRecoversAfterWindow) {
+  FakeClockForTest clock(FromUnixMillis(1000000));
+  LoginRateLimiter rl(clock, 3);
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(rl.RetryAfterSeconds("1.2.3.4", "bob"), 0);
+    rl.RecordFailure("1.2.3.4", "bob");
+  }
+  int wait = rl.RetryAfterSeconds("1.2.3.4", "bob");
+  EXPECT_GT(wait, 0);
+  EXPECT_LE(wait, 61);
+  // Another user from the same address is not blocked yet; the same user elsewhere neither.
+  EXPECT_EQ(rl.RetryAfterSeconds("1.2.3.4", "alice"), 0);
+  EXPECT_EQ(rl.RetryAfterSeconds("5.6.7.8", "bob"), 0);
+  clock.Advance(std::chrono::seconds(61));
+  EXPECT_EQ(rl.RetryAfterSeconds("1.2.3.4", "bob"), 0);
+}
+
+TEST(RateLimiterTest, SprayingManyUsersFromOneAddressIsLimited) {
+  FakeClockForTest clock(FromUnixMillis(1000000));
+  LoginRateLimiter rl(clock, 2);
+  for (int i = 0; i < 8; ++i) rl.RecordFailure("9.9.9.9", "user" + std::to_string(i));
+  EXPECT_GT(rl.RetryAfterSeconds("9.9.9.9", "fresh"), 0);
+}
+
+TEST(RateLimiterTest, SuccessClearsTheUsersFailures) {
+  FakeClockForTest clock(FromUnixMillis(1000000));
+  LoginRateLimiter rl(clock, 2);
+  rl.RecordFailure("a", "bob");
+  rl.RecordSuccess("a", "bob");
+  rl.RecordFailure("a", "bob");
+  EXPECT_EQ(rl.RetryAfterSeconds("a", "bob"), 0);
+}
+
+class AccessTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() /
+           ("berth-access-" + RandomHex(6));
+    std::filesystem::create_directories(dir_);
+    store_ = std::move(OpenSqliteStore((dir_ / "db").string(), {false, 1000})).value();
+  }
+  void TearDown() override {
+    store_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+  void Put(const char* kind, const std::string& scope, const std::string& name,
+           const std::string& body, const std::string& index = "") {
+    WriteBatch b;
+    b.ops.push_back(Op{OpType::kCreate, Object{kind, scope, name, body, index}});
+    ASSERT_TRUE(store_->Commit(b).ok());
+  }
+  std::filesystem::path dir_;
+  std::unique_ptr<Store> store_;
+};
+
+TEST_F(AccessTest, AuthenticatesTokensAndChecksRoles) {
+  FakeClockForTest clock(FromUnixMillis(1000000));
+  Access access(*store_, clock);
+  std::string secret = NewTokenSecret();
+  Put("user", "", "bob", R"({"name":"bob","admin":false,"disabled":false})");
+  Put("token", "bob", "t1", R"({"id":"t1","name":"x","user":"bob","expires_at_ms":2000000})",
+      HashToken(secret));
+  Put("team", "", "t", R"({"name":"t"})");
+  Put("team", "", "other", R"({"name":"other"})");
+  Put("member", "t", "bob", R"({"user":"bob","role":"developer"})");
+
+  EXPECT_EQ(access.Authenticate("").status().code(), Code::kUnauthenticated);
+  EXPECT_EQ(access.Authenticate("Basic abc").status().code(), Code::kUnauthenticated);
+  EXPECT_EQ(access.Authenticate("Bearer bth_wrong").status().code(), Code::kUnauthenticated);
+  auto who = access.Authenticate("Bearer " + secret);
+  ASSERT_TRUE(who.ok()) << who.status().ToString();
+  EXPECT_EQ(who->user, "bob");
+  EXPECT_FALSE(who->admin);
+
+  EXPECT_EQ(*access.TeamRole(*who, "t"), model::Role::kDeveloper);
+  EXPECT_TRUE(access.Require(*who, "t", model::Role::kDeveloper, "create apps").ok());
+  Status denied = access.Require(*who, "t", model::Role::kAdmin, "add members").status();
+  EXPECT_EQ(denied.code(), Code::kPermissionDenied);
+  EXPECT_NE(denied.message().find("developer"), std::string::npos);
+  // Not a member: the team looks like it does not exist.
+  EXPECT_EQ(access.TeamRole(*who, "other").status().code(), Code::kNotFound);
+  EXPECT_EQ(access.TeamRole(*who, "missing").status().code(), Code::kNotFound);
+  Principal admin{"root", true, ""};
+  EXPECT_EQ(*access.TeamRole(admin, "other"), model::Role::kOwner);
+
+  clock.Advance(std::chrono::seconds(2000));
+  Status expired = access.Authenticate("Bearer " + secret).status();
+  EXPECT_EQ(expired.code(), Code::kUnauthenticated);
+  EXPECT_NE(expired.message().find("expired"), std::string::npos);
+}
+
+TEST_F(AccessTest, DisabledUsersAreRejected) {
+  FakeClockForTest clock(FromUnixMillis(1000000));
+  Access access(*store_, clock);
+  std::string secret = NewTokenSecret();
+  Put("user", "", "eve", R"({"name":"eve","disabled":true})");
+  Put("token", "eve", "t2", R"({"id":"t2","name":"x","user":"eve","expires_at_ms":0})",
+      HashToken(secret));
+  Status s = access.Authenticate("Bearer " + secret).status();
+  EXPECT_EQ(s.code(), Code::kUnauthenticated);
+  EXPECT_NE(s.message().find("disabled"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace berth::auth
