@@ -107,14 +107,15 @@ Json Schemas() {
             {"health", Obj({{"startup", probe}, {"readiness", probe}, {"liveness", probe}})},
             {"resources", Obj({{"memory_mb", Int()}, {"cpu_millis", Int()}})},
             {"replicas", Int()},
-            {"desired_state", Enum({"running", "stopped"})}}),
+            {"desired_state", Enum({"running", "stopped"})},
+            {"version", Str()}}),
       {"name"});
   s["Dependency"] = Obj(Meta({{"name", Str()}, {"team", Str()}, {"app", Str()}, {"component", Str()},
                               {"target_app", Str()}, {"target_component", Str()}}));
   s["DependencyInput"] = Obj({{"target_component", Str()}, {"target_app", Str()}}, {"target_component"});
   s["Version"] = Obj(Meta({{"name", Str()},
                            {"number", Int()},
-                           {"status", Enum({"building", "ready", "failed"})},
+                           {"status", Enum({"queued", "building", "ready", "failed", "cancelled"})},
                            {"artifact", Str()},
                            {"start_command", Str()},
                            {"commit", Str()},

@@ -358,6 +358,8 @@ Result<Component> ParseComponent(const Json& in) {
   });
   r.Int("replicas", &c.replicas, 0, 100);
   r.Enum("desired_state", &c.desired_state, {"running", "stopped"});
+  r.Str("version", &c.version, 63);
+  if (r.ok() && !c.version.empty()) r.Fail(ValidateDnsLabel(c.version, "version name", "version"));
   if (r.ok()) {
     if (c.kind == "cronjob") {
       if (c.schedule.empty()) {
@@ -426,7 +428,8 @@ Json ToJson(const Component& c) {
           {"resources",
            {{"memory_mb", c.resources.memory_mb}, {"cpu_millis", c.resources.cpu_millis}}},
           {"replicas", c.replicas},
-          {"desired_state", c.desired_state}};
+          {"desired_state", c.desired_state},
+          {"version", c.version}};
 }
 
 // ---- dependencies -------------------------------------------------------------------------
@@ -460,7 +463,7 @@ Result<Version> ParseVersion(const Json& in) {
   JsonReader r(in, "", kReadOnly);
   r.Str("name", &v.name, 63);
   r.Int("number", &v.number, 0, INT64_MAX);
-  r.Enum("status", &v.status, {"building", "ready", "failed"});
+  r.Enum("status", &v.status, {"queued", "building", "ready", "failed", "cancelled"});
   r.Str("artifact", &v.artifact, 1024);
   r.Str("start_command", &v.start_command, 4096);
   r.Str("commit", &v.commit, 128);

@@ -162,6 +162,7 @@ struct Component {
   Resources resources;
   int replicas = 1;
   std::string desired_state = "running";  // running | stopped
+  std::string version;  // the version to run ("v3"); "" = the newest ready version
 };
 Result<Component> ParseComponent(const Json& in);
 Json ToJson(const Component& c);
@@ -179,7 +180,7 @@ Json ToJson(const Dependency& d);
 struct Version {
   std::string name;         // "v3"
   int64_t number = 0;
-  std::string status = "ready";  // building | ready | failed
+  std::string status = "ready";  // queued | building | ready | failed | cancelled
   std::string artifact;
   std::string start_command;
   std::string commit;
