@@ -1,0 +1,744 @@
+// The HttpServer of api/http.h on Boost.Beast + Asio. This is the only translation unit of
+// the API that includes Beast (DESIGN.md §6: one Beast TU costs ~15 s and ~580 MB to build).
+//
+// Threading
+//   `io_threads` threads run one io_context. The acceptor and every connection (Session) have
+//   their own strand: all of a session's state is touched only by handlers running on its
+//   strand, so a session needs no locks. Handlers run inline on the io thread, except those
+//   whose IsBlocking() is true: they run on a separate asio::thread_pool (`blocking_threads`)
+//   and post the response back to the session's strand. A connection handles one request at a
+//   time (the next one is read only after the response is written), so pipelined requests are
+//   answered in order.
+//
+// Streams
+//   A streamed response is sent as a chunked head with "Connection: close" (the connection
+//   ends with the stream). The session polls the StreamSource; when it has nothing, the
+//   session registers itself in Core::waiting and waits on a steady_timer for `heartbeat`.
+//   WakeStreams() bumps Core::wake_epoch and posts a timer cancel to every waiting session.
+//   Lost wake-ups are impossible: a session reads the epoch before polling and, under the same
+//   mutex that WakeStreams takes, re-checks it before registering as waiting; if it moved, the
+//   session polls again instead of sleeping.
+//   A client that goes away ends its stream at once: while streaming, a read is kept pending
+//   on the socket (bytes the client sends meanwhile are discarded); EOF or an error closes the
+//   session, which drops the StreamSource. A failed or timed-out chunk write does the same.
+//
+// Limits
+//   Beast's request_parser enforces body_limit (a Content-Length over the limit fails as soon as
+//   the header is parsed, before any body byte is read; a chunked body fails once it crosses
+//   the limit) -> 413; header_limit -> 431; any other parse error -> 400. Error responses are
+//   followed by a "lingering close" (shut down our side, discard what the client still sends
+//   for up to 2 s / 1 MiB) so the client reads the error instead of a connection reset.
+//   request_timeout bounds receiving one request (and writing one response or chunk);
+//   idle_timeout bounds the wait for the next request on a keep-alive connection.
+//   Connections beyond max_connections are accepted, answered 503 and closed.
+//
+// Stop() stops accepting, stops the io_context, joins the io threads and the blocking pool,
+// and destroys the io_context, which destroys every pending handler and with it every
+// session: all sockets (streams included) are closed when Stop() returns.
+#include <algorithm>
+#include <atomic>
+#include <cctype>
+#include <cstdint>
+#include <limits>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+
+#include "api/http.h"
+#include "core/log.h"
+
+namespace berth {
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+using beast::error_code;
+
+constexpr std::chrono::seconds kLingerTime{2};
+constexpr size_t kLingerBytes = 1 << 20;
+constexpr size_t kReadChunk = 4096;
+constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+
+std::string JsonEscape(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (char c : s) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20) {
+          static const char kHex[] = "0123456789abcdef";
+          out += "\\u00";
+          out += kHex[(c >> 4) & 0xf];
+          out += kHex[c & 0xf];
+        } else {
+          out += c;
+        }
+    }
+  }
+  return out;
+}
+
+std::string ErrorJson(std::string_view code, std::string_view message) {
+  return "{\"code\":\"" + JsonEscape(code) + "\",\"message\":\"" + JsonEscape(message) + "\"}";
+}
+
+HttpResponse ErrorResponse(int status, std::string_view code, std::string_view message) {
+  HttpResponse r;
+  r.status = status;
+  r.body = ErrorJson(code, message);
+  return r;
+}
+
+std::string ToLower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+bool HasCrLf(std::string_view s) { return s.find_first_of("\r\n") != std::string_view::npos; }
+
+class Session;
+
+// State shared by the server and its sessions; sessions keep it alive.
+struct Core {
+  Core(HttpServerOptions o, Handler* h) : options(std::move(o)), handler(h) {}
+
+  const HttpServerOptions options;
+  Handler* const handler;
+  const std::shared_ptr<spdlog::logger> log = Logger("api");
+  std::atomic<bool> stopping{false};
+  std::atomic<int> connections{0};  // sessions counted against max_connections
+  // Created by Start before the first accept; joined and reset by Stop after the io threads
+  // are joined, so io threads may use it without a lock.
+  std::unique_ptr<asio::thread_pool> blocking_pool;
+
+  std::mutex mu;
+  uint64_t wake_epoch = 0;                                       // guarded by mu
+  std::unordered_map<Session*, std::weak_ptr<Session>> sessions;  // guarded by mu; all live
+  std::unordered_map<Session*, std::weak_ptr<Session>> waiting;   // guarded by mu; on a timer
+};
+
+HttpResponse CallHandler(Core& core, const HttpRequest& req) {
+  try {
+    return core.handler->Handle(req);
+  } catch (const std::exception& e) {
+    core.log->error("msg=\"handler threw\" method={} path={} error=\"{}\"", req.method, req.path,
+                    e.what());
+  } catch (...) {
+    core.log->error("msg=\"handler threw\" method={} path={}", req.method, req.path);
+  }
+  return ErrorResponse(500, "internal", "internal error");
+}
+
+// One connection. Every member function runs on the session's strand (executor_), except the
+// constructor/destructor and executor().
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(tcp::socket socket, std::shared_ptr<Core> core, bool counted)
+      : core_(std::move(core)),
+        stream_(std::move(socket)),
+        executor_(stream_.get_executor()),
+        timer_(executor_),
+        counted_(counted) {
+    error_code ec;
+    auto ep = stream_.socket().remote_endpoint(ec);
+    if (!ec) remote_addr_ = ep.address().to_string();
+  }
+
+  ~Session() {
+    {
+      std::lock_guard<std::mutex> l(core_->mu);
+      core_->sessions.erase(this);
+      core_->waiting.erase(this);
+    }
+    if (counted_) core_->connections.fetch_sub(1);
+  }
+
+  const beast::tcp_stream::executor_type& executor() const { return executor_; }
+
+  void Run() {
+    if (!counted_) {
+      WriteErrorAndClose(503, "unavailable", "too many connections");
+      return;
+    }
+    ReadRequest();
+  }
+
+  void Shutdown() { CloseNow(); }
+
+  void Wake() {
+    if (waiting_ && !closed_) timer_.cancel();
+  }
+
+ private:
+  enum class StreamState { kOpen, kLastPending, kDone };
+
+  // ---- reading a request
+
+  void ReadRequest() {
+    if (closed_) return;
+    const auto& o = core_->options;
+    parser_.emplace();
+    parser_->body_limit(static_cast<std::uint64_t>(o.body_limit));
+    parser_->header_limit(static_cast<std::uint32_t>(
+        std::min<size_t>(o.header_limit, std::numeric_limits<std::uint32_t>::max())));
+    if (!first_ && buffer_.size() == 0) {
+      // Keep-alive: wait up to idle_timeout for the next request to start.
+      stream_.expires_after(o.idle_timeout);
+      stream_.async_read_some(
+          buffer_.prepare(kReadChunk),
+          [self = shared_from_this()](error_code ec, size_t n) {
+            if (ec || self->closed_) return self->CloseNow();
+            self->buffer_.commit(n);
+            self->ReadHeader();
+          });
+      return;
+    }
+    first_ = false;
+    ReadHeader();
+  }
+
+  void ReadHeader() {
+    // One deadline for the whole request (header, 100-continue, body).
+    stream_.expires_after(core_->options.request_timeout);
+    http::async_read_header(stream_, buffer_, *parser_,
+                            [self = shared_from_this()](error_code ec, size_t) {
+                              if (ec) return self->OnReadError(ec);
+                              self->OnHeader();
+                            });
+  }
+
+  void OnHeader() {
+    if (closed_) return;
+    if (!parser_->is_done() &&
+        beast::iequals(parser_->get()[http::field::expect], "100-continue")) {
+      asio::async_write(stream_, asio::buffer(kContinue.data(), kContinue.size()),
+                        [self = shared_from_this()](error_code ec, size_t) {
+                          if (ec || self->closed_) return self->CloseNow();
+                          self->ReadBody();
+                        });
+      return;
+    }
+    ReadBody();
+  }
+
+  void ReadBody() {
+    if (parser_->is_done()) return OnRequest();
+    http::async_read(stream_, buffer_, *parser_,
+                     [self = shared_from_this()](error_code ec, size_t) {
+                       if (ec) return self->OnReadError(ec);
+                       self->OnRequest();
+                     });
+  }
+
+  void OnReadError(error_code ec) {
+    if (closed_) return;
+    const auto& o = core_->options;
+    if (ec == http::error::body_limit) {
+      WriteErrorAndClose(413, "payload_too_large",
+                         "request body is larger than the limit of " +
+                             std::to_string(o.body_limit) + " bytes");
+    } else if (ec == http::error::header_limit || ec == http::error::buffer_overflow) {
+      WriteErrorAndClose(431, "header_too_large",
+                         "request header is larger than the limit of " +
+                             std::to_string(o.header_limit) + " bytes");
+    } else if (ec.category() == http::make_error_code(http::error::bad_target).category() &&
+               ec != http::error::end_of_stream && ec != http::error::partial_message) {
+      WriteErrorAndClose(400, "bad_request", "malformed HTTP request: " + ec.message());
+    } else {
+      CloseNow();  // end of stream, reset, timeout, or closed by Stop
+    }
+  }
+
+  // ---- handling
+
+  void OnRequest() {
+    if (closed_) return;
+    auto& msg = parser_->get();
+    HttpRequest req;
+    req.method = std::string(msg.method_string());
+    req.target = std::string(msg.target());
+    size_t q = req.target.find('?');
+    req.path = PercentDecode(req.target.substr(0, q), false);
+    if (q != std::string::npos) req.query = ParseQuery(req.target.substr(q + 1));
+    for (const auto& f : msg) {
+      auto [it, inserted] =
+          req.headers.emplace(ToLower(f.name_string()), std::string(f.value()));
+      if (!inserted) {  // repeated header: combine as RFC 9110 §5.3 allows
+        it->second += ", ";
+        it->second += f.value();
+      }
+    }
+    req.body = std::move(msg.body());
+    req.remote_addr = remote_addr_;
+    version_ = msg.version();
+    keep_alive_ = msg.keep_alive();
+    head_ = msg.method() == http::verb::head;
+    parser_.reset();
+
+    bool blocking = false;
+    try {
+      blocking = core_->handler->IsBlocking(req);
+    } catch (...) {
+    }
+    if (!blocking) return Respond(CallHandler(*core_, req));
+
+    asio::post(*core_->blocking_pool, [self = shared_from_this(), req = std::move(req)]() {
+      HttpResponse res = self->core_->stopping.load()
+                             ? ErrorResponse(503, "unavailable", "server is stopping")
+                             : CallHandler(*self->core_, req);
+      asio::post(self->executor_, [self, res = std::move(res)]() mutable {
+        self->Respond(std::move(res));
+      });
+    });
+  }
+
+  // Copies status and headers of `r` into `head`; returns false if the handler asked to close.
+  template <class Body>
+  bool FillHead(const HttpResponse& r, http::response<Body>* head) {
+    head->version(version_);
+    int status = r.status;
+    if (status < 200 || status > 999) status = 500;  // no 1xx: we do not do upgrades
+    head->result(static_cast<unsigned>(status));
+    head->set(http::field::server, "berth");
+    if (!r.content_type.empty() && !HasCrLf(r.content_type)) {
+      head->set(http::field::content_type, r.content_type);
+    }
+    bool keep = true;
+    for (const auto& [name, value] : r.headers) {
+      if (name.empty() || HasCrLf(name) || HasCrLf(value)) continue;
+      if (beast::iequals(name, "content-length") || beast::iequals(name, "transfer-encoding")) {
+        continue;  // framing is ours
+      }
+      if (beast::iequals(name, "connection")) {
+        if (beast::iequals(value, "close")) keep = false;
+        continue;
+      }
+      head->insert(name, value);
+    }
+    return keep;
+  }
+
+  void Respond(HttpResponse r) {
+    if (closed_) return;
+    if (r.stream) return StartStream(std::move(r));
+    try {
+      res_ = {};
+      bool keep = FillHead(r, &res_) && keep_alive_;
+      unsigned s = res_.result_int();
+      if (s != 204 && s != 304) {
+        res_.content_length(r.body.size());
+        if (!head_) res_.body() = std::move(r.body);
+      }
+      res_.keep_alive(keep);
+      keep_alive_ = keep;
+    } catch (const std::exception& e) {
+      core_->log->error("msg=\"cannot build response\" error=\"{}\"", e.what());
+      return WriteErrorAndClose(500, "internal", "internal error");
+    }
+    // A client that does not take its response within request_timeout is dropped.
+    stream_.expires_after(core_->options.request_timeout);
+    http::async_write(stream_, res_, [self = shared_from_this()](error_code ec, size_t) {
+      if (ec || self->closed_ || !self->keep_alive_) return self->CloseNow();
+      self->ReadRequest();
+    });
+  }
+
+  // ---- errors and closing
+
+  void WriteErrorAndClose(int status, std::string_view code, const std::string& message) {
+    if (closed_) return;
+    res_ = {};
+    res_.version(11);
+    res_.result(static_cast<unsigned>(status));
+    res_.set(http::field::server, "berth");
+    res_.set(http::field::content_type, "application/json");
+    res_.keep_alive(false);
+    res_.body() = ErrorJson(code, message);
+    res_.content_length(res_.body().size());
+    stream_.expires_after(core_->options.request_timeout);
+    http::async_write(stream_, res_, [self = shared_from_this()](error_code ec, size_t) {
+      if (ec || self->closed_) return self->CloseNow();
+      self->LingerClose();
+    });
+  }
+
+  // Closing right away with unread input would make the kernel send a reset, which can destroy
+  // the error response before the client reads it; so first drain for a short while.
+  void LingerClose() {
+    error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    stream_.expires_after(kLingerTime);
+    drained_ = 0;
+    Drain();
+  }
+
+  void Drain() {
+    scratch_.resize(kReadChunk);
+    stream_.async_read_some(asio::buffer(scratch_),
+                            [self = shared_from_this()](error_code ec, size_t n) {
+                              self->drained_ += n;
+                              if (ec || self->closed_ || self->drained_ > kLingerBytes) {
+                                return self->CloseNow();
+                              }
+                              self->Drain();
+                            });
+  }
+
+  void CloseNow() {
+    if (closed_) return;
+    closed_ = true;
+    if (waiting_) timer_.cancel();
+    stream_.close();  // cancels pending operations and their timeouts
+    source_.reset();  // a stream ends with its connection
+    std::lock_guard<std::mutex> l(core_->mu);
+    core_->waiting.erase(this);
+  }
+
+  // ---- streaming
+
+  void StartStream(HttpResponse r) {
+    source_ = std::move(r.stream);
+    try {
+      stream_head_.emplace();
+      FillHead(r, &*stream_head_);
+      chunked_ = version_ >= 11;  // HTTP/1.0 clients get the raw bytes until we close
+      if (chunked_) stream_head_->chunked(true);
+      stream_head_->keep_alive(false);
+      stream_sr_.emplace(*stream_head_);
+    } catch (const std::exception& e) {
+      core_->log->error("msg=\"cannot build stream head\" error=\"{}\"", e.what());
+      source_.reset();
+      return WriteErrorAndClose(500, "internal", "internal error");
+    }
+    stream_state_ = StreamState::kOpen;
+    stream_.expires_never();
+    if (!head_) WatchPeer();
+    // With the read pending, this sets the deadline of writes only.
+    stream_.expires_after(core_->options.request_timeout);
+    http::async_write_header(
+        stream_, *stream_sr_,
+        [self = shared_from_this()](error_code ec, size_t) { self->OnStreamWrite(ec); });
+  }
+
+  // Keeps one read pending while streaming to notice a client that goes away.
+  void WatchPeer() {
+    scratch_.resize(kReadChunk);
+    stream_.async_read_some(asio::buffer(scratch_),
+                            [self = shared_from_this()](error_code ec, size_t) {
+                              if (self->closed_) return;
+                              if (ec) return self->CloseNow();
+                              self->WatchPeer();  // discard what the client sends
+                            });
+  }
+
+  void OnStreamWrite(error_code ec) {
+    if (closed_) return;
+    if (ec) return CloseNow();
+    if (head_ || stream_state_ == StreamState::kDone) return CloseNow();
+    if (stream_state_ == StreamState::kLastPending) return WriteLast();
+    PollStream();
+  }
+
+  void PollStream() {
+    if (closed_) return;
+    uint64_t seen;
+    {
+      std::lock_guard<std::mutex> l(core_->mu);
+      seen = core_->wake_epoch;
+    }
+    std::string out;
+    bool more = false;
+    try {
+      more = source_->Poll(&out);
+    } catch (const std::exception& e) {
+      core_->log->error("msg=\"stream poll threw\" error=\"{}\"", e.what());
+    } catch (...) {
+      core_->log->error("msg=\"stream poll threw\"");
+    }
+    if (!more) {
+      if (out.empty()) return WriteLast();
+      stream_state_ = StreamState::kLastPending;
+      return WriteChunk(std::move(out));
+    }
+    if (!out.empty()) return WriteChunk(std::move(out));
+    WaitForWake(seen);
+  }
+
+  void WaitForWake(uint64_t seen) {
+    {
+      std::lock_guard<std::mutex> l(core_->mu);
+      if (core_->wake_epoch == seen) {
+        core_->waiting[this] = weak_from_this();
+        waiting_ = true;
+      }
+    }
+    if (!waiting_) {  // woken while polling: poll again (posted, to not grow the stack)
+      asio::post(executor_, [self = shared_from_this()] { self->PollStream(); });
+      return;
+    }
+    // A Wake posted by WakeStreams runs on this strand after this function returns, so it
+    // always finds the wait armed.
+    timer_.expires_after(core_->options.heartbeat);
+    timer_.async_wait([self = shared_from_this()](error_code ec) { self->OnTimer(ec); });
+  }
+
+  void OnTimer(error_code ec) {
+    waiting_ = false;
+    {
+      std::lock_guard<std::mutex> l(core_->mu);
+      core_->waiting.erase(this);
+    }
+    if (closed_) return;
+    if (ec == asio::error::operation_aborted) return PollStream();  // woken
+    std::string beat;
+    try {
+      beat = source_->Heartbeat();
+    } catch (...) {
+    }
+    if (beat.empty()) return PollStream();
+    WriteChunk(std::move(beat));
+  }
+
+  void WriteChunk(std::string data) {
+    chunk_ = std::move(data);
+    stream_.expires_after(core_->options.request_timeout);
+    auto done = [self = shared_from_this()](error_code ec, size_t) { self->OnStreamWrite(ec); };
+    if (chunked_) {
+      asio::async_write(stream_, http::make_chunk(asio::buffer(chunk_)), std::move(done));
+    } else {
+      asio::async_write(stream_, asio::buffer(chunk_), std::move(done));
+    }
+  }
+
+  void WriteLast() {
+    stream_state_ = StreamState::kDone;
+    if (!chunked_) return CloseNow();
+    stream_.expires_after(core_->options.request_timeout);
+    asio::async_write(stream_, http::make_chunk_last(),
+                      [self = shared_from_this()](error_code ec, size_t) {
+                        self->OnStreamWrite(ec);
+                      });
+  }
+
+  const std::shared_ptr<Core> core_;
+  beast::tcp_stream stream_;
+  const beast::tcp_stream::executor_type executor_;  // the session's strand
+  asio::steady_timer timer_;                          // stream heartbeat / wake-up
+  const bool counted_;                                // counts against max_connections
+  std::string remote_addr_;
+
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  http::response<http::string_body> res_;
+  std::vector<char> scratch_;  // discarded input (lingering close, stream peer watch)
+  size_t drained_ = 0;
+  bool closed_ = false;
+  bool first_ = true;
+  bool keep_alive_ = false;
+  bool head_ = false;
+  unsigned version_ = 11;
+
+  std::shared_ptr<StreamSource> source_;
+  std::optional<http::response<http::empty_body>> stream_head_;
+  std::optional<http::response_serializer<http::empty_body>> stream_sr_;
+  StreamState stream_state_ = StreamState::kOpen;
+  std::string chunk_;
+  bool chunked_ = true;
+  bool waiting_ = false;  // a heartbeat wait is armed; mirrors membership in Core::waiting
+};
+
+class BeastHttpServer final : public HttpServer {
+ public:
+  BeastHttpServer(HttpServerOptions options, Handler* handler)
+      : core_(std::make_shared<Core>(std::move(options), handler)) {}
+  ~BeastHttpServer() override { Stop(); }
+
+  Result<uint16_t> Start() override {
+    const auto& o = core_->options;
+    std::string where = o.address.find(':') != std::string::npos
+                            ? "[" + o.address + "]:" + std::to_string(o.port)
+                            : o.address + ":" + std::to_string(o.port);
+    auto fail = [&](const std::string& why) -> Status {
+      acceptor_.reset();
+      accept_timer_.reset();
+      ioc_.reset();
+      return Status(Code::kUnavailable, "unavailable", "cannot listen on " + where + ": " + why);
+    };
+    if (ioc_ || stopped_) return Status(Code::kInternal, "internal", "server already started");
+    error_code ec;
+    auto address = asio::ip::make_address(o.address, ec);
+    if (ec) return fail("invalid address");
+    int io_threads = std::max(1, o.io_threads);
+    ioc_ = std::make_unique<asio::io_context>(io_threads);
+    acceptor_ = std::make_unique<tcp::acceptor>(asio::make_strand(*ioc_));
+    accept_timer_ = std::make_unique<asio::steady_timer>(acceptor_->get_executor());
+    tcp::endpoint endpoint(address, o.port);
+    acceptor_->open(endpoint.protocol(), ec);
+    if (ec) return fail(ec.message());
+    acceptor_->set_option(asio::socket_base::reuse_address(true), ec);
+    if (ec) return fail(ec.message());
+    acceptor_->bind(endpoint, ec);
+    if (ec) return fail(ec.message());
+    acceptor_->listen(asio::socket_base::max_listen_connections, ec);
+    if (ec) return fail(ec.message());
+    uint16_t port = acceptor_->local_endpoint(ec).port();
+    if (ec) return fail(ec.message());
+
+    core_->blocking_pool =
+        std::make_unique<asio::thread_pool>(static_cast<size_t>(std::max(1, o.blocking_threads)));
+    work_.emplace(asio::make_work_guard(*ioc_));
+    {
+      std::lock_guard<std::mutex> l(life_mu_);
+      io_alive_ = true;
+    }
+    Accept();
+    for (int i = 0; i < io_threads; ++i) {
+      threads_.emplace_back([this] { RunIo(); });
+    }
+    core_->log->info("msg=\"http server listening\" address={} port={}", o.address, port);
+    return port;
+  }
+
+  void Stop() override {
+    if (!ioc_ || stopped_) return;
+    stopped_ = true;
+    std::vector<std::shared_ptr<Session>> open;
+    {
+      std::lock_guard<std::mutex> l(core_->mu);
+      core_->stopping = true;  // under mu: OnAccept registers no session after this
+      for (auto& [p, w] : core_->sessions) {
+        if (auto s = w.lock()) open.push_back(std::move(s));
+      }
+    }
+    // Best effort graceful close; whatever has not run when the io_context stops is closed
+    // when the io_context is destroyed below.
+    asio::post(acceptor_->get_executor(), [this] {
+      error_code ec;
+      acceptor_->close(ec);
+      accept_timer_->cancel();
+    });
+    for (auto& s : open) asio::post(s->executor(), [s] { s->Shutdown(); });
+    open.clear();
+    work_.reset();
+    ioc_->stop();
+    for (auto& t : threads_) t.join();
+    threads_.clear();
+    core_->blocking_pool->join();  // running blocking handlers finish; queued ones answer 503
+    core_->blocking_pool.reset();
+    {
+      std::lock_guard<std::mutex> l(life_mu_);
+      io_alive_ = false;
+    }
+    accept_timer_.reset();
+    acceptor_.reset();
+    ioc_.reset();  // destroys pending handlers, hence the sessions and their sockets
+    std::lock_guard<std::mutex> l(core_->mu);
+    core_->sessions.clear();
+    core_->waiting.clear();
+  }
+
+  void WakeStreams() override {
+    // life_mu_ is held until `targets` is released: a Session destroyed here must still have
+    // its io_context.
+    std::lock_guard<std::mutex> life(life_mu_);
+    if (!io_alive_) return;
+    std::vector<std::shared_ptr<Session>> targets;
+    {
+      std::lock_guard<std::mutex> l(core_->mu);
+      ++core_->wake_epoch;
+      for (auto& [p, w] : core_->waiting) {
+        if (auto s = w.lock()) targets.push_back(std::move(s));
+      }
+    }
+    for (auto& s : targets) asio::post(s->executor(), [s] { s->Wake(); });
+    targets.clear();
+  }
+
+ private:
+  void RunIo() {
+    for (;;) {
+      try {
+        ioc_->run();
+        return;
+      } catch (const std::exception& e) {
+        core_->log->error("msg=\"exception escaped an io handler\" error=\"{}\"", e.what());
+      } catch (...) {
+        core_->log->error("msg=\"exception escaped an io handler\"");
+      }
+    }
+  }
+
+  // Runs on the acceptor's strand.
+  void Accept() {
+    acceptor_->async_accept(asio::make_strand(*ioc_), [this](error_code ec, tcp::socket socket) {
+      OnAccept(ec, std::move(socket));
+    });
+  }
+
+  void OnAccept(error_code ec, tcp::socket socket) {
+    if (ec == asio::error::operation_aborted || core_->stopping) return;
+    if (ec) {
+      // E.g. out of file descriptors: back off instead of spinning.
+      core_->log->warn("msg=\"accept failed\" error=\"{}\"", ec.message());
+      accept_timer_->expires_after(std::chrono::milliseconds(100));
+      accept_timer_->async_wait([this](error_code ec2) {
+        if (!ec2 && !core_->stopping) Accept();
+      });
+      return;
+    }
+    bool counted = core_->connections.load() < std::max(1, core_->options.max_connections);
+    if (counted) core_->connections.fetch_add(1);  // only this strand increments
+    auto session = std::make_shared<Session>(std::move(socket), core_, counted);
+    {
+      std::lock_guard<std::mutex> l(core_->mu);
+      if (core_->stopping) return;
+      core_->sessions[session.get()] = session;
+    }
+    asio::post(session->executor(), [session] { session->Run(); });
+    Accept();
+  }
+
+  const std::shared_ptr<Core> core_;
+  // The members below are used by Start/Stop (one thread) and the io threads between them.
+  std::unique_ptr<asio::io_context> ioc_;
+  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work_;
+  std::unique_ptr<tcp::acceptor> acceptor_;         // used on its strand once started
+  std::unique_ptr<asio::steady_timer> accept_timer_;  // accept back-off, acceptor strand
+  std::vector<std::thread> threads_;
+  bool stopped_ = false;
+
+  std::mutex life_mu_;     // orders WakeStreams against the destruction of the io_context
+  bool io_alive_ = false;  // guarded by life_mu_
+};
+
+}  // namespace
+
+std::unique_ptr<HttpServer> NewHttpServer(HttpServerOptions options, Handler* handler) {
+  return std::make_unique<BeastHttpServer>(std::move(options), handler);
+}
+
+}  // namespace berth
