@@ -49,7 +49,8 @@ enum class OpType {
   kUpdate,      // fails with not_found if absent; CAS on expected_revision
   kUpsert,      // create or update; CAS on expected_revision when present and non-zero
   kDelete,      // fails with not_found if absent; CAS on expected_revision
-  kDeleteTree,  // object.scope is the path: deletes all objects at or below it (any kind)
+  kDeleteTree,  // object.scope is the path: deletes all objects at or below it (any kind);
+                // the path must be non-empty (invalid_argument otherwise)
 };
 
 struct Op {
@@ -106,6 +107,7 @@ struct Change {
   int64_t revision = 0;
   bool deleted = false;
   Object object;            // for deletes: the object as it was before
+                            // (object.revision is the change's revision, for puts and deletes)
 };
 
 struct StoreOptions {
@@ -123,7 +125,7 @@ class Store {
   // All objects of `kind` with this name, in any scope (e.g. the memberships of a user).
   virtual Result<std::vector<Object>> FindByName(const std::string& kind,
                                                  const std::string& name) = 0;
-  // All objects of `kind` whose index_key equals `key`.
+  // All objects of `kind` whose index_key equals `key` (an empty key matches nothing).
   virtual Result<std::vector<Object>> FindByIndex(const std::string& kind,
                                                   const std::string& key) = 0;
   // Number of objects of `kind` at or below `scope` (scope "" = all).
@@ -134,12 +136,17 @@ class Store {
   virtual int64_t Head() = 0;
   // Changes with revision > after, oldest first, at most `limit`. kGone/"revision_compacted"
   // when changes after `after` have been discarded already.
+  // A revision is never split, so resuming after the last returned revision loses nothing: the
+  // result ends at a revision boundary, and a single revision of more than `limit` changes is
+  // returned whole (the one case exceeding `limit`).
   virtual Result<std::vector<Change>> ChangesSince(int64_t after, size_t limit) = 0;
 
   // Newest first. `team` "" lists platform-level entries. before_id 0 = from the newest.
   virtual Result<std::vector<AuditEntry>> ListAudit(const std::string& team, int64_t before_id,
                                                     int limit) = 0;
 
+  // Heads reach listeners in increasing order; commits finishing together may share one call.
+  // After RemoveListener returns, the listener is not running and will not be called again.
   using Listener = std::function<void(int64_t head)>;
   virtual int AddListener(Listener listener) = 0;
   virtual void RemoveListener(int id) = 0;
