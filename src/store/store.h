@@ -92,8 +92,9 @@ struct ListOptions {
   std::string after;        // return names strictly greater than this (less, if descending)
   int limit = 100;          // 1..1000
   bool descending = false;
-  // Also list objects in scopes below `scope` (e.g. every event of a team), ordered by
-  // (scope, name); `after`/`next` are then "scope/name" keys.
+  // Also list objects in scopes below `scope` (e.g. every event of a team), ordered by name
+  // (then scope); `after`/`next` stay names, so names should be unique across the subtree
+  // for paging to be exact (event names are).
   bool recursive = false;
 };
 

@@ -757,3 +757,42 @@ TEST_F(StoreTest, CommittedBatchesSurviveKill9) {
 
 }  // namespace
 }  // namespace berth
+
+namespace berth {
+namespace {
+
+TEST_F(StoreTest, RecursiveListCoversTheSubtreeOnly) {
+  Open();
+  MustCommit(MakeOp(OpType::kCreate, Obj("event", "t1/a/c1", "0003")));
+  MustCommit(MakeOp(OpType::kCreate, Obj("event", "t1/a/c2", "0001")));
+  MustCommit(MakeOp(OpType::kCreate, Obj("event", "t1", "0002")));
+  MustCommit(MakeOp(OpType::kCreate, Obj("event", "t10/a/c", "0004")));  // sibling team
+  ListOptions o;
+  o.scope = "t1";
+  o.recursive = true;
+  o.descending = true;
+  o.limit = 2;
+  auto page1 = store_->List("event", o);
+  ASSERT_TRUE(page1.ok()) << page1.status().ToString();
+  ASSERT_EQ(page1->items.size(), 2u);
+  EXPECT_EQ(page1->items[0].name, "0003");
+  EXPECT_EQ(page1->items[1].name, "0002");
+  EXPECT_EQ(page1->next, "0002");
+  o.after = page1->next;
+  auto page2 = store_->List("event", o);
+  ASSERT_TRUE(page2.ok());
+  ASSERT_EQ(page2->items.size(), 1u);
+  EXPECT_EQ(page2->items[0].name, "0001");
+  EXPECT_EQ(page2->items[0].scope, "t1/a/c2");
+  EXPECT_EQ(page2->next, "");
+  o = ListOptions{};
+  o.scope = "t1";
+  o.recursive = true;
+  auto asc = store_->List("event", o);
+  ASSERT_TRUE(asc.ok());
+  ASSERT_EQ(asc->items.size(), 3u);
+  EXPECT_EQ(asc->items[0].name, "0001");
+}
+
+}  // namespace
+}  // namespace berth

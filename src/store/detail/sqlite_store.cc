@@ -129,6 +129,15 @@ constexpr char kListDescSql[] = "SELECT " BERTH_OBJECT_COLUMNS
 constexpr char kListDescAfterSql[] = "SELECT " BERTH_OBJECT_COLUMNS
                                      " FROM objects WHERE kind = ?1 AND scope = ?2 AND name < ?3"
                                      " ORDER BY name DESC LIMIT ?4";
+// Recursive lists: the scope and everything below it, ordered by name (then scope).
+constexpr char kListTreeAscSql[] =
+    "SELECT " BERTH_OBJECT_COLUMNS " FROM objects WHERE kind = ?1"
+    " AND (scope = ?2 OR (scope >= ?5 AND scope < ?6)) AND name > ?3"
+    " ORDER BY name ASC, scope ASC LIMIT ?4";
+constexpr char kListTreeDescSql[] =
+    "SELECT " BERTH_OBJECT_COLUMNS " FROM objects WHERE kind = ?1"
+    " AND (scope = ?2 OR (scope >= ?5 AND scope < ?6)) AND (?3 = '' OR name < ?3)"
+    " ORDER BY name DESC, scope DESC LIMIT ?4";
 constexpr char kFindByNameSql[] =
     "SELECT " BERTH_OBJECT_COLUMNS " FROM objects WHERE kind = ?1 AND name = ?2 ORDER BY scope";
 constexpr char kFindByIndexSql[] = "SELECT " BERTH_OBJECT_COLUMNS
@@ -367,7 +376,9 @@ class SqliteStore final : public Store {
 
   Result<ListResult> List(const std::string& kind, const ListOptions& options) override {
     const int limit = std::clamp(options.limit, 1, kMaxListLimit);
-    const char* sql = !options.descending     ? kListAscSql
+    const char* sql = options.recursive       ? (options.descending ? kListTreeDescSql
+                                                                    : kListTreeAscSql)
+                      : !options.descending   ? kListAscSql
                       : options.after.empty() ? kListDescSql
                                               : kListDescAfterSql;
     BERTH_ASSIGN_OR_RETURN(ReaderLease conn, AcquireReader());
@@ -381,6 +392,10 @@ class SqliteStore final : public Store {
       s.Bind(2, options.scope);
       if (sql != kListDescSql) s.Bind(3, options.after);
       s.Bind(4, static_cast<int64_t>(limit) + 1);  // one extra row tells whether more exist
+      if (options.recursive) {
+        s.Bind(5, options.scope + "/");
+        s.Bind(6, options.scope + "0");
+      }
       BERTH_ASSIGN_OR_RETURN(result.items, ReadAll<Object>(s, ReadObject));
     }
     BERTH_RETURN_IF_ERROR(txn.Commit());
