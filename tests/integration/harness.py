@@ -198,7 +198,11 @@ class BerthServer:
         self.cli_config = os.path.join(self.tmp, "cli-config.json")
         self._closed = False
         if start:
-            self.start()
+            try:
+                self.start()
+            except BaseException:
+                self.close()  # nobody else holds this object yet
+                raise
 
     # -- lifecycle ---------------------------------------------------------------------------
 
