@@ -6,9 +6,11 @@ what=${1:-build}
 
 pkgs=(g++ cmake ninja-build ccache pkg-config make git curl ca-certificates
       libboost-dev nlohmann-json3-dev libsqlite3-dev libsodium-dev libcli11-dev
-      libspdlog-dev libfmt-dev libssl-dev)
+      libspdlog-dev libfmt-dev libssl-dev
+      libarchive-dev)  # libarchive: the builder unpacks source archives
 case "$what" in
-  test) pkgs+=(libgtest-dev libgmock-dev python3) ;;
+  test) pkgs+=(libgtest-dev libgmock-dev python3
+        nodejs npm golang-go python3-venv) ;;  # toolchains the builder's integration tests use
   bench) pkgs+=(wrk python3) ;;
 esac
 

@@ -1,0 +1,711 @@
+#include "build/controller.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <cstdlib>
+#include <deque>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include "build/detail/artifact.h"
+#include "build/detail/process.h"
+#include "build/detect.h"
+#include "build/source.h"
+#include "core/log.h"
+#include "events/events.h"
+#include "model/model.h"
+
+namespace berth::build {
+
+namespace fs = std::filesystem;
+
+std::string BuildLogPath(const std::string& team, const std::string& app,
+                         const std::string& component, const std::string& version) {
+  return "logs/builds/" + team + "/" + app + "/" + component + "/" + version + ".log";
+}
+
+namespace {
+
+constexpr size_t kTailLines = 20;
+constexpr int kScanPage = 500;
+
+struct Key {
+  std::string team, app, component, version;
+  std::string Scope() const { return team + "/" + app + "/" + component; }
+  std::string Id() const { return Scope() + "/" + version; }
+};
+
+bool ParseKey(const Object& o, Key* k) {
+  std::vector<std::string> p;
+  size_t i = 0;
+  while (i <= o.scope.size()) {
+    size_t j = o.scope.find('/', i);
+    if (j == std::string::npos) j = o.scope.size();
+    p.push_back(o.scope.substr(i, j - i));
+    i = j + 1;
+  }
+  if (p.size() != 3) return false;
+  *k = Key{p[0], p[1], p[2], o.name};
+  return true;
+}
+
+Json Parse(const Object& o) {
+  Json j = Json::parse(o.body, nullptr, false);
+  return j.is_object() ? j : Json::object();
+}
+
+bool Terminal(const std::string& status) {
+  return status == "ready" || status == "failed" || status == "cancelled";
+}
+
+// Every object of `kind` directly in `scope`, all pages.
+Result<std::vector<Object>> ListAll(Store& store, const std::string& kind, const std::string& scope) {
+  std::vector<Object> out;
+  ListOptions o;
+  o.scope = scope;
+  o.limit = kScanPage;
+  while (true) {
+    BERTH_ASSIGN_OR_RETURN(ListResult r, store.List(kind, o));
+    for (Object& x : r.items) out.push_back(std::move(x));
+    if (r.next.empty()) break;
+    o.after = r.next;
+  }
+  return out;
+}
+
+// Visits every version in the store (team → app → component → version).
+Status ForEachVersion(Store& store, const std::function<void(const Object&)>& fn) {
+  BERTH_ASSIGN_OR_RETURN(auto teams, ListAll(store, model::kTeam, ""));
+  for (const Object& t : teams) {
+    BERTH_ASSIGN_OR_RETURN(auto apps, ListAll(store, model::kApp, t.name));
+    for (const Object& a : apps) {
+      BERTH_ASSIGN_OR_RETURN(auto comps, ListAll(store, model::kComponent, t.name + "/" + a.name));
+      for (const Object& c : comps) {
+        BERTH_ASSIGN_OR_RETURN(auto vs, ListAll(store, model::kVersion, t.name + "/" + a.name + "/" + c.name));
+        for (const Object& v : vs) fn(v);
+      }
+    }
+  }
+  return Status::Ok();
+}
+
+std::string FindProgram(const std::string& name) {
+  const char* path = std::getenv("PATH");
+  std::string p = path ? path : "/usr/local/bin:/usr/bin:/bin";
+  size_t i = 0;
+  while (i <= p.size()) {
+    size_t j = p.find(':', i);
+    if (j == std::string::npos) j = p.size();
+    std::string cand = p.substr(i, j - i) + "/" + name;
+    if (j > i && ::access(cand.c_str(), X_OK) == 0) return cand;
+    i = j + 1;
+  }
+  return "";
+}
+
+// True when `want` appears in `have` as a version prefix ("20" in "v20.1.0", "3.11" in
+// "Python 3.11.7").
+bool VersionMatches(const std::string& have, const std::string& want) {
+  for (size_t pos = have.find(want); pos != std::string::npos; pos = have.find(want, pos + 1)) {
+    bool left = pos == 0 || !std::isdigit(static_cast<unsigned char>(have[pos - 1]));
+    size_t end = pos + want.size();
+    bool right = end >= have.size() || !std::isdigit(static_cast<unsigned char>(have[end]));
+    if (left && right) return true;
+  }
+  return false;
+}
+
+// The outcome of one build attempt.
+struct Outcome {
+  enum Kind { kReady, kFailed, kCancelled, kStopped } kind = kFailed;
+  std::string message;
+  std::string step;
+  int exit_code = 0;
+  std::string artifact;
+  std::string commit;
+  int64_t size_bytes = 0;
+  Json detect = Json::object();
+  std::string start_command;
+};
+
+}  // namespace
+
+struct BuildController::Impl {
+  Impl(Store& s, const Clock& c, BuilderOptions o)
+      : store(s), clock(c), opts(std::move(o)), recorder(s, c), log(Logger("build")) {}
+
+  Store& store;
+  const Clock& clock;
+  BuilderOptions opts;
+  events::Recorder recorder;
+  std::shared_ptr<spdlog::logger> log;
+  std::string data;  // absolute data dir
+
+  std::mutex mu;
+  std::condition_variable cv;       // dispatcher: new head or stop
+  std::condition_variable work_cv;  // workers: queue or stop
+  int64_t head = 0;                 // guarded by mu
+  bool stopping = false;            // guarded by mu
+  std::deque<std::pair<std::string, bool>> queue;  // (id, may resume "building"); guarded by mu
+  std::set<std::string> pending;    // queued or running ids; guarded by mu
+  std::map<std::string, std::shared_ptr<std::atomic<bool>>> running;  // id → cancel; guarded by mu
+  std::atomic<bool> stop_flag{false};
+  std::mutex artifact_mu;  // orders artifact publish + version commit against GC
+  std::multiset<std::string> inflight;  // published, version not yet committed; guarded by artifact_mu
+  std::atomic<int64_t> last_wake_ms{0};
+
+  int listener = -1;
+  std::thread dispatcher;
+  std::vector<std::thread> workers;
+
+  // ---- queueing --------------------------------------------------------------------------
+
+  void Enqueue(const Key& k, bool resume) {
+    std::lock_guard<std::mutex> l(mu);
+    if (stopping || !pending.insert(k.Id()).second) return;
+    queue.emplace_back(k.Id(), resume);
+    work_cv.notify_one();
+  }
+
+  void Cancel(const std::string& id) {
+    std::lock_guard<std::mutex> l(mu);
+    auto it = running.find(id);
+    if (it != running.end()) it->second->store(true);
+  }
+
+  void Consider(const Object& v, bool at_start) {
+    Key k;
+    if (v.kind != model::kVersion || !ParseKey(v, &k)) return;
+    std::string status = Parse(v).value("status", "");
+    if (status == "queued") Enqueue(k, false);
+    else if (status == "building" && at_start) Enqueue(k, true);
+    else if (status == "cancelled") Cancel(k.Id());
+  }
+
+  void Scan() {
+    Status s = ForEachVersion(store, [&](const Object& v) { Consider(v, true); });
+    if (!s.ok()) log->error("msg=\"scan failed\" error=\"{}\"", s.message());
+  }
+
+  void Dispatch() {
+    int64_t cursor = store.Head();
+    Scan();
+    while (true) {
+      {
+        std::unique_lock<std::mutex> l(mu);
+        cv.wait_for(l, std::chrono::seconds(1), [&] { return stopping || head > cursor; });
+        if (stopping) return;
+      }
+      auto changes = store.ChangesSince(cursor, 500);
+      if (!changes.ok()) {
+        if (changes.status().code() == Code::kGone) {
+          cursor = store.Head();
+          Scan();
+        } else {
+          log->error("msg=\"change feed failed\" error=\"{}\"", changes.status().message());
+          std::this_thread::sleep_for(std::chrono::milliseconds(200));
+        }
+        continue;
+      }
+      for (const Change& c : *changes) {
+        cursor = std::max(cursor, c.revision);
+        if (c.object.kind != model::kVersion) continue;
+        if (c.deleted) {
+          Key k;
+          if (ParseKey(c.object, &k)) Cancel(k.Id());
+        } else {
+          Consider(c.object, false);
+        }
+      }
+    }
+  }
+
+  void Work() {
+    while (true) {
+      std::pair<std::string, bool> item;
+      std::shared_ptr<std::atomic<bool>> cancel = std::make_shared<std::atomic<bool>>(false);
+      {
+        std::unique_lock<std::mutex> l(mu);
+        work_cv.wait(l, [&] { return stopping || !queue.empty(); });
+        if (stopping) return;
+        item = queue.front();
+        queue.pop_front();
+        running[item.first] = cancel;
+      }
+      try {
+        Build(item.first, item.second, *cancel);
+      } catch (const std::exception& e) {
+        log->error("msg=\"build crashed\" version={} what=\"{}\"", item.first, e.what());
+      }
+      std::lock_guard<std::mutex> l(mu);
+      running.erase(item.first);
+      pending.erase(item.first);
+    }
+  }
+
+  void Wake(bool force) {
+    if (!opts.on_log) return;
+    int64_t now = UnixMillis(clock.Now());
+    int64_t last = last_wake_ms.load();
+    if (force || now - last >= 100) {
+      last_wake_ms.store(now);
+      opts.on_log();
+    }
+  }
+
+  // ---- one build -------------------------------------------------------------------------
+
+  void Build(const std::string& id, bool resume, std::atomic<bool>& cancel) {
+    Key k;
+    {
+      Object o;
+      size_t s = id.rfind('/');
+      o.scope = id.substr(0, s);
+      o.name = id.substr(s + 1);
+      if (!ParseKey(o, &k)) return;
+    }
+    auto cur = store.Get(model::kVersion, k.Scope(), k.version);
+    if (!cur.ok()) return;
+    Json body = Parse(*cur);
+    std::string status = body.value("status", "");
+    if (!(status == "queued" || (resume && status == "building"))) return;
+    std::string rel_log = BuildLogPath(k.team, k.app, k.component, k.version);
+    body["status"] = "building";
+    body["message"] = resume ? "resumed after a server restart" : "";
+    body["build_log"] = rel_log;
+    int64_t rev = 0;
+    {
+      WriteBatch b;
+      Op op;
+      op.type = OpType::kUpdate;
+      op.object = Object{model::kVersion, k.Scope(), k.version, body.dump()};
+      op.expected_revision = cur->revision;
+      b.ops.push_back(op);
+      auto r = store.Commit(b);
+      if (!r.ok()) return;  // changed meanwhile (cancelled, deleted): the feed tells us
+      rev = r->revision;
+    }
+    (void)rev;
+    log->info("msg=\"build started\" version={}", id);
+    events::ComponentRef where{k.team, k.app, k.component};
+    recorder.Record(where, events::Type::kNormal, "BuildStarted", "building " + k.version);
+
+    Outcome out = Run(k, body, rel_log, cancel);
+    if (out.kind == Outcome::kStopped) return;  // stays "building": resumed next start
+
+    std::unique_lock<std::mutex> art(artifact_mu);  // publish → commit, not interleaved with GC
+    for (int attempt = 0; attempt < 10; ++attempt) {
+      auto now = store.Get(model::kVersion, k.Scope(), k.version);
+      if (!now.ok()) break;  // deleted meanwhile
+      Json v = Parse(*now);
+      std::string st = v.value("status", "");
+      if (st == "cancelled" || out.kind == Outcome::kCancelled) {
+        if (st != "cancelled") break;  // cancelled by a delete, nothing to record
+        std::string m = v.value("message", "");
+        if (m.empty()) m = "cancelled";
+        if (!out.step.empty() && m.find("(during ") == std::string::npos) m += " (during " + out.step + ")";
+        v["message"] = m;
+      } else if (st != "building") {
+        break;  // someone else decided
+      } else if (out.kind == Outcome::kReady) {
+        v["status"] = "ready";
+        v["message"] = "";
+        v["artifact"] = "sha256:" + out.artifact;
+        v["start_command"] = out.start_command;
+        v["detect"] = out.detect;
+        v["commit"] = out.commit;
+        v["size_bytes"] = out.size_bytes;
+        v["built_at"] = FormatTime(clock.Now());
+      } else {
+        v["status"] = "failed";
+        v["message"] = out.message;
+        if (!out.detect.empty()) v["detect"] = out.detect;
+        v["commit"] = out.commit;
+      }
+      v["build_log"] = rel_log;
+      WriteBatch b;
+      Op op;
+      op.type = OpType::kUpdate;
+      op.object = Object{model::kVersion, k.Scope(), k.version, v.dump()};
+      op.expected_revision = now->revision;
+      b.ops.push_back(op);
+      auto r = store.Commit(b);
+      if (r.ok()) break;
+      if (r.status().reason() != "revision_conflict") {
+        log->error("msg=\"cannot record build result\" version={} error=\"{}\"", id, r.status().message());
+        break;
+      }
+    }
+    if (auto it = inflight.find(out.artifact); it != inflight.end()) inflight.erase(it);
+    art.unlock();
+    Wake(true);
+    if (out.kind == Outcome::kReady) {
+      log->info("msg=\"build ready\" version={} artifact={}", id, out.artifact);
+      recorder.Record(where, events::Type::kNormal, "BuildSucceeded",
+                      k.version + " built: artifact sha256:" + out.artifact.substr(0, 12) + ", " +
+                          std::to_string(out.size_bytes) + " bytes");
+      Retain(k);
+    } else if (out.kind == Outcome::kFailed) {
+      log->warn("msg=\"build failed\" version={} step=\"{}\"", id, out.step);
+      recorder.Record(where, events::Type::kWarning, "BuildFailed", k.version + ": " + out.message);
+    } else {
+      recorder.Record(where, events::Type::kNormal, "BuildCancelled", k.version + " was cancelled");
+    }
+    CollectArtifacts();
+  }
+
+  Outcome Run(const Key& k, const Json& version, const std::string& rel_log, std::atomic<bool>& cancel) {
+    Outcome out;
+    std::string bdir = data + "/builds/" + k.team + "_" + k.app + "_" + k.component + "_" + k.version;
+    std::string src = bdir + "/src";
+    std::error_code ec;
+    fs::remove_all(bdir, ec);
+    fs::create_directories(bdir + "/home", ec);
+    fs::path log_path = fs::path(data) / rel_log;
+    fs::create_directories(log_path.parent_path(), ec);
+    std::ofstream logf(log_path, std::ios::trunc);
+    std::deque<std::string> tail;
+    auto line = [&](const std::string& l) {
+      logf << l << '\n';
+      logf.flush();
+      tail.push_back(l);
+      if (tail.size() > kTailLines) tail.pop_front();
+      Wake(false);
+    };
+    auto fail = [&](const std::string& step, const std::string& msg) {
+      out.kind = Outcome::kFailed;
+      out.step = step;
+      out.message = msg;
+      line("-----> build failed: " + msg);
+      return out;
+    };
+    auto finish = [&](Outcome o) {
+      fs::remove_all(bdir, ec);
+      return o;
+    };
+    auto stopped_or_cancelled = [&](const std::string& step) {
+      out.step = step;
+      out.kind = stop_flag.load() ? Outcome::kStopped : Outcome::kCancelled;
+      line(stop_flag.load() ? "-----> interrupted: the server is stopping (the build resumes at the next start)"
+                            : "-----> cancelled during " + step);
+      return finish(out);
+    };
+    auto deadline = std::chrono::steady_clock::now() + opts.time_limit;
+    line("-----> building " + k.team + "/" + k.app + "/" + k.component + " " + k.version);
+
+    // What to build: the snapshot taken when the build was requested, else the component now.
+    model::Source source;
+    model::BuildSettings settings;
+    const Json req = version.value("build_request", Json::object());
+    if (req.contains("source") && req["source"].is_object()) {
+      Json comp = {{"name", k.component}, {"source", req["source"]},
+                   {"build", req.value("build", Json::object())}};
+      auto c = model::ParseComponent(comp);
+      if (!c.ok()) return finish(fail("source", "the build request is invalid: " + c.status().message()));
+      source = c->source;
+      settings = c->build;
+    } else {
+      auto co = store.Get(model::kComponent, k.team + "/" + k.app, k.component);
+      if (!co.ok()) return finish(fail("source", "component " + k.component + " not found"));
+      auto c = model::ParseComponent(Parse(*co));
+      if (!c.ok()) return finish(fail("source", "the component is invalid: " + c.status().message()));
+      source = c->source;
+      settings = c->build;
+    }
+
+    // 1. Source.
+    SourceLimits limits{opts.max_source_bytes, opts.max_source_files};
+    auto fetched = FetchSource(source, src, limits, line, cancel);
+    if (cancel.load()) return stopped_or_cancelled("source");
+    if (!fetched.ok()) return finish(fail("source", "fetching the source failed: " + fetched.status().message()));
+    out.commit = fetched->commit;
+
+    // 2. Detection.
+    auto where = ResolveSubdir(src, settings.subdir);
+    if (!where.ok()) return finish(fail("detect", where.status().message()));
+    auto det = Detect(*where, settings);
+    if (!det.ok()) return finish(fail("detect", "detection failed: " + det.status().message()));
+    const Detection& d = *det;
+    out.detect = ToJson(d);
+    out.detect["commit"] = out.commit;
+    line("-----> detected " + d.language + (d.language_version.empty() ? "" : " " + d.language_version));
+    for (const std::string& r : d.reasons) line("       " + r);
+
+    // 3. Toolchain.
+    std::vector<std::string> seen;
+    for (const Tool& t : d.tools) {
+      if (std::find(seen.begin(), seen.end(), t.program) != seen.end()) continue;
+      seen.push_back(t.program);
+      std::string path = FindProgram(t.program);
+      if (path.empty()) {
+        return finish(fail("toolchain", "the build needs `" + t.program + "`, which is not installed on the "
+                                        "server: install the Debian package " + t.package +
+                                        " (apt-get install " + t.package + ")"));
+      }
+      if (!t.version_args.empty()) {
+        std::string ver;
+        std::string cmd = detail::ShellQuote(path);
+        for (const std::string& a : t.version_args) cmd += " " + detail::ShellQuote(a);
+        detail::RunSpec spec{cmd, bdir, {"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=" + bdir + "/home"},
+                             std::chrono::steady_clock::now() + std::chrono::seconds(30)};
+        auto r = detail::RunShell(spec, [&](const std::string& l) { if (ver.empty()) ver = l; }, cancel);
+        line("-----> using " + t.program + (ver.empty() ? "" : ": " + ver));
+        if (&t == &d.tools.front() && !d.language_version.empty() && !VersionMatches(ver, d.language_version)) {
+          return finish(fail("toolchain", "build.language_version asks for " + d.language + " " +
+                                              d.language_version + " but the server has " +
+                                              (ver.empty() ? "an unknown version" : ver) +
+                                              ": install it or clear build.language_version"));
+        }
+      }
+    }
+
+    // 4. Caches and environment.
+    std::string cache = data + "/cache/" + k.team + "/" + k.app + "/" + k.component;
+    fs::create_directories(cache, ec);
+    const char* sys_path = std::getenv("PATH");
+    std::vector<std::string> env = {
+        std::string("PATH=") + (sys_path ? sys_path : "/usr/local/bin:/usr/bin:/bin"),
+        "HOME=" + bdir + "/home",
+        "LANG=C.UTF-8",
+        "CI=true",
+        "BERTH_BUILD=1",
+        "npm_config_cache=" + cache + "/npm",
+        "npm_config_update_notifier=false",
+        "npm_config_fund=false",
+        "npm_config_audit=false",
+        "YARN_CACHE_FOLDER=" + cache + "/yarn",
+        "PIP_CACHE_DIR=" + cache + "/pip",
+        "PIP_DISABLE_PIP_VERSION_CHECK=1",
+        "GOCACHE=" + cache + "/go-build",
+        "GOMODCACHE=" + cache + "/go-mod",
+        "GOPATH=" + cache + "/go",
+        "GOFLAGS=-modcacherw",
+        "MAVEN_OPTS=-Dmaven.repo.local=" + cache + "/m2",
+        "GRADLE_USER_HOME=" + cache + "/gradle",
+        "COMPOSER_CACHE_DIR=" + cache + "/composer",
+        "BUNDLE_USER_CACHE=" + cache + "/bundle",
+    };
+    std::string nm_cache = cache + "/node_modules";
+    std::string nm = *where + "/node_modules";
+    if (d.cache_kind == "node" && fs::is_directory(nm_cache, ec) && !fs::exists(nm, ec)) {
+      line("-----> restoring node_modules from the component's cache");
+      fs::copy(nm_cache, nm, fs::copy_options::recursive | fs::copy_options::copy_symlinks, ec);
+      if (ec) {
+        line("       (cache not usable: " + ec.message() + ")");
+        fs::remove_all(nm, ec);
+      }
+    }
+
+    // 5. Build steps.
+    for (size_t i = 0; i < d.build_steps.size(); ++i) {
+      const std::string& cmd = d.build_steps[i];
+      std::string step = "step " + std::to_string(i + 1) + "/" + std::to_string(d.build_steps.size()) + " `" + cmd + "`";
+      line("-----> " + step);
+      detail::RunSpec spec{cmd, *where, env, deadline};
+      auto r = detail::RunShell(spec, line, cancel);
+      if (!r.ok()) return finish(fail(step, "cannot run " + step + ": " + r.status().message()));
+      if (r->cancelled) return stopped_or_cancelled(step);
+      if (r->timed_out) {
+        return finish(fail(step, step + " was stopped: the build took longer than the time limit of " +
+                                     std::to_string(opts.time_limit.count()) + " s"));
+      }
+      if (r->exit_code != 0) {
+        out.exit_code = r->exit_code;
+        std::string last;
+        for (const std::string& l : tail) last += l + "\n";
+        std::string why = r->signal ? "was killed by signal " + std::to_string(r->signal)
+                                    : "failed with exit code " + std::to_string(r->exit_code);
+        return finish(fail(step, step + " " + why + "; last lines:\n" + last));
+      }
+    }
+    if (d.build_steps.empty()) line("-----> no build steps");
+
+    // 6. Save node_modules for the next build.
+    if (d.cache_kind == "node" && fs::is_directory(nm, ec)) {
+      fs::remove_all(nm_cache + ".new", ec);
+      fs::copy(nm, nm_cache + ".new", fs::copy_options::recursive | fs::copy_options::copy_symlinks, ec);
+      if (!ec) {
+        fs::remove_all(nm_cache, ec);
+        fs::rename(nm_cache + ".new", nm_cache, ec);
+      }
+    }
+
+    // 7. Publish the artifact.
+    Json config = {{"processes", d.processes}, {"start_command", d.StartCommand()}, {"env", d.env},
+                   {"port", d.port}, {"release", d.release}, {"workdir", "app"}};
+    std::string config_text = config.dump(2) + "\n";
+    auto digest = detail::DigestTree(*where, config_text);
+    if (!digest.ok()) return finish(fail("artifact", digest.status().message()));
+    {
+      std::lock_guard<std::mutex> art(artifact_mu);
+      std::string final_dir = data + "/artifacts/" + digest->hex;
+      inflight.insert(digest->hex);
+      if (fs::exists(final_dir, ec)) {
+        line("-----> the same artifact exists already: sha256:" + digest->hex);
+      } else {
+        std::string tmp = data + "/artifacts/.tmp-" + k.team + "_" + k.app + "_" + k.component + "_" + k.version;
+        fs::remove_all(tmp, ec);
+        fs::create_directories(tmp, ec);
+        fs::rename(*where, tmp + "/app", ec);
+        if (ec) return finish(fail("artifact", "cannot move the build to " + tmp + ": " + ec.message()));
+        std::ofstream(tmp + "/config.json") << config_text;
+        fs::rename(tmp, final_dir, ec);
+        if (ec) return finish(fail("artifact", "cannot publish the artifact: " + ec.message()));
+        line("-----> artifact sha256:" + digest->hex + " (" + std::to_string(digest->files) + " files, " +
+             std::to_string(digest->size_bytes) + " bytes)");
+      }
+    }
+    out.kind = Outcome::kReady;
+    out.artifact = digest->hex;
+    out.size_bytes = digest->size_bytes;
+    out.start_command = d.StartCommand();
+    line("-----> ready: start command `" + out.start_command + "`");
+    return finish(out);
+  }
+
+  // ---- retention and garbage collection --------------------------------------------------
+
+  void Retain(const Key& k) {
+    if (opts.versions_kept <= 0) return;
+    auto vs = ListAll(store, model::kVersion, k.Scope());
+    if (!vs.ok()) return;
+    std::string pinned;
+    if (auto c = store.Get(model::kComponent, k.team + "/" + k.app, k.component); c.ok()) {
+      pinned = Parse(*c).value("version", "");
+    }
+    std::vector<std::pair<int64_t, const Object*>> ready;
+    for (const Object& o : *vs) {
+      Json j = Parse(o);
+      if (j.value("status", "") == "ready") ready.emplace_back(j.value("number", int64_t{0}), &o);
+    }
+    std::sort(ready.begin(), ready.end(), [](auto& a, auto& b) { return a.first > b.first; });
+    WriteBatch b;
+    std::vector<std::string> logs;
+    for (size_t i = static_cast<size_t>(opts.versions_kept); i < ready.size(); ++i) {
+      const Object& o = *ready[i].second;
+      if (o.name == pinned) continue;
+      Op op;
+      op.type = OpType::kDelete;
+      op.object = Object{model::kVersion, o.scope, o.name};
+      op.expected_revision = o.revision;
+      b.ops.push_back(op);
+      logs.push_back(Parse(o).value("build_log", ""));
+      Json before = Parse(o);
+      b.audit.push_back({"berth-builder", k.team, "delete",
+                         "apps/" + k.app + "/components/" + k.component + "/versions/" + o.name,
+                         Json({{"before", before}, {"after", nullptr},
+                               {"why", "only the newest " + std::to_string(opts.versions_kept) +
+                                           " ready versions are kept"}}).dump()});
+    }
+    if (b.ops.empty()) return;
+    auto r = store.Commit(b);
+    if (!r.ok()) {
+      log->warn("msg=\"retention skipped\" component={} error=\"{}\"", k.Scope(), r.status().message());
+      return;
+    }
+    std::error_code ec;
+    for (const std::string& l : logs) {
+      if (!l.empty() && l.find("..") == std::string::npos) fs::remove(fs::path(data) / l, ec);
+    }
+    log->info("msg=\"old versions removed\" component={} count={}", k.Scope(), b.ops.size());
+  }
+
+  void CollectArtifacts() {
+    std::lock_guard<std::mutex> art(artifact_mu);
+    std::set<std::string> used;
+    Status s = ForEachVersion(store, [&](const Object& v) {
+      std::string a = Parse(v).value("artifact", "");
+      if (a.rfind("sha256:", 0) == 0) used.insert(a.substr(7));
+    });
+    if (!s.ok()) return;  // never delete on a partial view
+    std::error_code ec;
+    for (fs::directory_iterator it(data + "/artifacts", ec), end; !ec && it != end; it.increment(ec)) {
+      std::string n = it->path().filename().string();
+      if (n.size() != 64 || n.find_first_not_of("0123456789abcdef") != std::string::npos) continue;
+      if (used.count(n) || inflight.count(n)) continue;
+      std::error_code rm;
+      fs::remove_all(it->path(), rm);
+      log->info("msg=\"artifact removed\" artifact={}", n);
+    }
+  }
+};
+
+BuildController::BuildController(Store& store, const Clock& clock, BuilderOptions options)
+    : impl_(std::make_unique<Impl>(store, clock, std::move(options))) {}
+
+BuildController::~BuildController() { Stop(); }
+
+Status BuildController::Start() {
+  Impl& m = *impl_;
+  if (m.opts.data_dir.empty()) return InvalidArgument("the builder needs a data directory", "data");
+  if (m.opts.concurrency < 1 || m.opts.concurrency > 64) {
+    return InvalidArgument("build concurrency must be 1..64", "build_concurrency");
+  }
+  if (m.opts.time_limit.count() < 1) return InvalidArgument("build time limit must be positive", "build_timeout_s");
+  std::error_code ec;
+  m.data = fs::absolute(m.opts.data_dir, ec).lexically_normal().string();
+  while (m.data.size() > 1 && m.data.back() == '/') m.data.pop_back();
+  for (const char* d : {"/builds", "/artifacts", "/cache", "/logs/builds"}) {
+    fs::create_directories(m.data + d, ec);
+    if (ec) return Internal("cannot create " + m.data + d + ": " + ec.message());
+  }
+  // Leftovers of a build interrupted by a crash.
+  for (fs::directory_iterator it(m.data + "/builds", ec), end; !ec && it != end; it.increment(ec)) {
+    std::error_code rm;
+    fs::remove_all(it->path(), rm);
+  }
+  for (fs::directory_iterator it(m.data + "/artifacts", ec), end; !ec && it != end; it.increment(ec)) {
+    if (it->path().filename().string().rfind(".tmp-", 0) == 0) {
+      std::error_code rm;
+      fs::remove_all(it->path(), rm);
+    }
+  }
+  m.head = m.store.Head();
+  m.listener = m.store.AddListener([&m](int64_t head) {
+    std::lock_guard<std::mutex> l(m.mu);
+    m.head = std::max(m.head, head);
+    m.cv.notify_all();
+  });
+  for (int i = 0; i < m.opts.concurrency; ++i) m.workers.emplace_back([&m] { m.Work(); });
+  m.dispatcher = std::thread([&m] { m.Dispatch(); });
+  m.log->info("msg=\"builder started\" concurrency={} time_limit_s={} versions_kept={}", m.opts.concurrency,
+              m.opts.time_limit.count(), m.opts.versions_kept);
+  return Status::Ok();
+}
+
+void BuildController::Stop() {
+  Impl& m = *impl_;
+  {
+    std::lock_guard<std::mutex> l(m.mu);
+    if (m.stopping && !m.dispatcher.joinable()) return;
+    m.stopping = true;
+    m.stop_flag = true;
+    for (auto& [id, c] : m.running) c->store(true);
+    m.cv.notify_all();
+    m.work_cv.notify_all();
+  }
+  if (m.listener >= 0) {
+    m.store.RemoveListener(m.listener);
+    m.listener = -1;
+  }
+  if (m.dispatcher.joinable()) m.dispatcher.join();
+  for (auto& w : m.workers) {
+    if (w.joinable()) w.join();
+  }
+  m.workers.clear();
+}
+
+int BuildController::PendingForTest() const {
+  std::lock_guard<std::mutex> l(impl_->mu);
+  return static_cast<int>(impl_->pending.size());
+}
+
+}  // namespace berth::build

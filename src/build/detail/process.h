@@ -1,0 +1,41 @@
+// Running one build step: `/bin/sh -c COMMAND` in its own process group, output (stdout and
+// stderr together) delivered line by line, with a deadline and a cancel flag. On timeout or
+// cancel the whole process group is killed (SIGKILL), so nothing a step started outlives it.
+// Private to the build module. Thread-safety: RunShell may run on many threads at once.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+
+namespace berth::build::detail {
+
+struct RunSpec {
+  std::string command;
+  std::string cwd;
+  std::vector<std::string> env;  // "KEY=VALUE"; the child gets exactly these
+  std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
+};
+
+struct RunResult {
+  int exit_code = -1;     // when the shell exited normally
+  int signal = 0;         // when it was killed by a signal
+  bool timed_out = false;
+  bool cancelled = false;
+  bool ok() const { return exit_code == 0 && !timed_out && !cancelled; }
+};
+
+// Lines longer than this are split.
+inline constexpr size_t kMaxLine = 16 << 10;
+
+Result<RunResult> RunShell(const RunSpec& spec, const std::function<void(const std::string&)>& on_line,
+                           const std::atomic<bool>& cancel);
+
+// 'single-quoted' for /bin/sh.
+std::string ShellQuote(const std::string& s);
+
+}  // namespace berth::build::detail
