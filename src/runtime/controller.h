@@ -1,0 +1,92 @@
+// The deploy controller: turns what the store says a component should be (component,
+// versions, dependencies) into DesiredComponents for a Driver, drives the driver, and writes
+// what runs back to the store as `instance` objects (only when an instance changed) and what
+// happened as events.
+//
+// It watches the store's change feed (a listener wakes it; ChangesSince says what changed)
+// and does a full scan at start and whenever the feed was compacted past its cursor, so it
+// converges from any state: a restart at any moment repeats nothing harmful.
+//
+// Version resolution: `component.version` names the version to run; "" means the newest
+// version with status `ready`. The artifact `sha256:<hex>` is DATA/artifacts/<hex>/; a version
+// with artifact "" runs its start command in an otherwise empty working dir (for commands
+// that use absolute paths or the config files). The version's start_command wins; else the
+// component's build.start_command. Without a runnable version nothing new is started (what
+// runs keeps running) and one event says why.
+//
+// Thread-safety: Start/Stop from one thread; the work runs on the controller's own thread.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+
+#include "core/clock.h"
+#include "events/events.h"
+#include "runtime/driver.h"
+#include "store/store.h"
+
+namespace berth::runtime {
+
+struct ControllerOptions {
+  std::string data_dir;
+  std::chrono::milliseconds tick{200};
+  // Called from the controller thread about once a second (the server wakes log streams).
+  std::function<void()> on_tick;
+};
+
+class Controller {
+ public:
+  Controller(Store& store, Driver& driver, events::Recorder& recorder, ControllerOptions options);
+  ~Controller();
+
+  // Full scan, then the watch loop on its own thread.
+  Status Start();
+  // Stops the loop. Instances keep running (the driver's shims outlive the server).
+  void Stop();
+
+  // The driver's events go here (only for components that still exist).
+  void RecordEvent(const ComponentRef& ref, events::Type type, const std::string& reason,
+                   const std::string& message);
+
+  // One pass without the thread: changes, a driver tick, instance writes (tests).
+  void RunOnceForTest();
+  Status FullScanForTest() { return FullScan(); }
+
+ private:
+  Status FullScan();
+  void ProcessChanges();
+  void Reconcile(const ComponentRef& ref);
+  Result<DesiredComponent> Resolve(const ComponentRef& ref, const Json& component,
+                                   std::string* problem);
+  std::map<std::string, std::string> DependencyEnv(const ComponentRef& ref);
+  void SyncInstances();
+  void Loop();
+
+  Store& store_;
+  Driver& driver_;
+  events::Recorder& recorder_;
+  const ControllerOptions opt_;
+
+  // Controller-thread state.
+  int64_t cursor_ = 0;
+  std::map<std::string, ComponentRef> known_;        // components that exist in the store
+  std::map<std::string, std::string> problems_;      // last "cannot run" message per component
+  std::map<std::string, std::map<std::string, std::string>> written_;  // scope → name → body
+  std::chrono::steady_clock::time_point last_hook_{};
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool wake_ = false;  // guarded by mu_
+  bool stop_ = false;  // guarded by mu_
+  int listener_ = -1;
+  std::thread thread_;
+};
+
+}  // namespace berth::runtime

@@ -1,0 +1,75 @@
+// Private to the runtime module: the on-disk protocol between the server and its shims.
+//
+//   DATA/run/<team>/<app>/<component>/<instance>/spec.json   written by the server before it
+//       starts the shim (LaunchSpec + paths); read by the shim, and by the server to adopt.
+//   DATA/run/.../<instance>/state.json   written only by the shim, atomically (tmp + rename):
+//       {"shim_pid","app_pid","app_start","started_at_ms","state":"starting|running|exited",
+//        "exit_code","signal","oom","exited_at_ms"}
+//   DATA/instances/<team>/<app>/<component>/<instance>/   the app's working dir
+//   DATA/logs/instances/<team>/<app>/<component>/<instance>.log (+ .log.1, .log.2 rotated):
+//       one line per output line: "<RFC 3339 UTC ms> <out|err|shim> <text>"
+//
+// A shim is recognised by /proc/<pid>/cmdline == [<exe>, "shim", "--dir", <run dir>], so a
+// recycled pid is never mistaken for it; an app by its pid plus its start time
+// (/proc/<pid>/stat field 22), recorded as "app_start".
+// Thread-safety: free functions, no shared state.
+#pragma once
+
+#include <string>
+
+#include "runtime/local_driver.h"
+
+namespace berth::runtime::detail {
+
+struct Layout {
+  std::string data_dir;
+  std::string RunRoot() const { return data_dir + "/run"; }
+  std::string RunDir(const ComponentRef& r, const std::string& instance) const {
+    return RunRoot() + "/" + r.Scope() + "/" + instance;
+  }
+  std::string WorkDir(const ComponentRef& r, const std::string& instance) const {
+    return data_dir + "/instances/" + r.Scope() + "/" + instance;
+  }
+  std::string LogPath(const ComponentRef& r, const std::string& instance) const {
+    return data_dir + "/logs/instances/" + r.Scope() + "/" + instance + ".log";
+  }
+};
+
+// The shim's instructions: the launch spec plus where things go.
+struct ShimSpec {
+  LaunchSpec launch;
+  std::string workdir;
+  std::string log_path;
+  int64_t log_max_bytes = 10 << 20;
+  int log_keep = 2;  // rotated files kept (.log.1 ... .log.N)
+};
+
+Json ShimSpecToJson(const ShimSpec& s);
+Result<ShimSpec> ShimSpecFromJson(const Json& j);
+
+struct ShimState {
+  std::string state;  // starting | running | exited ("" = no state file)
+  int shim_pid = 0;
+  int app_pid = 0;
+  int64_t app_start = 0;
+  int64_t started_at_ms = 0;
+  LastExit exit;
+};
+Json ShimStateToJson(const ShimState& s);
+ShimState ReadShimState(const std::string& run_dir);
+
+Result<std::string> ReadFile(const std::string& path);
+// tmp + fsync + rename in the same directory.
+Status WriteFileAtomic(const std::string& path, const std::string& content);
+
+// True when `pid` is a live shim for `run_dir` (not a zombie, not a recycled pid).
+bool IsShim(int pid, const std::string& run_dir);
+// Start time of `pid` in clock ticks since boot (field 22 of /proc/pid/stat); 0 if gone.
+int64_t ProcessStartTicks(int pid);
+// True when `pid` is alive, not a zombie, and started at `start_ticks`.
+bool IsSameProcess(int pid, int64_t start_ticks);
+
+// "${VAR}" → env value (unknown names are left as written).
+std::string RenderTemplate(const std::string& text, const std::map<std::string, std::string>& env);
+
+}  // namespace berth::runtime::detail

@@ -1,0 +1,102 @@
+// The runtime driver (DESIGN.md §2): the one interface between the deploy controller and
+// whatever runs instances — supervised local processes (LocalDriver) or, later, Kubernetes
+// Deployments. The controller resolves a component's desired state from the store into a
+// DesiredComponent (which version, how many, with what env, ports, files, checks and limits)
+// and hands it to Apply; the driver converges on it in its own time (rolling replacement,
+// restarts with back-off, health checks) and reports what runs through Observe.
+//
+// The vocabulary is berth's, not Kubernetes': a Kubernetes driver renders a DesiredComponent
+// as a Deployment (replicas, template, probes, resources, a ConfigMap for the files) and maps
+// Pods back to InstanceStatus.
+//
+// Thread-safety: implementations are driven from one controller thread; they need not be
+// thread-safe unless they say so.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "events/events.h"
+#include "model/model.h"
+
+namespace berth::runtime {
+
+using ComponentRef = events::ComponentRef;
+
+// What every instance of one component runs. Any change of it replaces the instances (a
+// rolling update); see Fingerprint.
+struct InstanceTemplate {
+  std::string version;        // "v3"
+  std::string artifact_dir;   // absolute directory copied into each working dir; "" = none
+  std::string start_command;  // run as `/bin/sh -c <start_command>` in the working dir
+  std::map<std::string, std::string> env;  // component env + platform identity
+  std::vector<model::ConfigFile> config_files;  // rendered with ${VAR} from the instance env
+  std::vector<model::Port> ports;               // declared ports (mapped per instance)
+  model::Health health;
+  model::Resources resources;
+  int64_t restart_generation = 0;  // bumped by a restart request
+
+  // A stable digest of everything above: equal fingerprints = interchangeable instances.
+  std::string Fingerprint() const;
+};
+
+struct DesiredComponent {
+  ComponentRef ref;
+  bool running = true;  // desired_state == "running"
+  int replicas = 1;
+  // Nothing runnable yet (no ready version, missing artifact): the driver keeps what runs and
+  // starts nothing new.
+  std::optional<InstanceTemplate> tmpl;
+  // Connection info of dependencies (<NAME>_HOST, <NAME>_PORT): applied when an instance
+  // (re)starts, deliberately not part of the fingerprint so a moving dependency does not roll
+  // its dependents.
+  std::map<std::string, std::string> dependency_env;
+  int grace_s = 10;  // SIGTERM → SIGKILL
+};
+
+struct LastExit {
+  int code = -1;      // exit status, -1 when killed by a signal
+  int signal = 0;     // terminating signal, 0 when it exited
+  bool oom = false;   // killed by the kernel for exceeding the memory limit
+  int64_t at_ms = 0;
+  std::string Describe() const;  // "exited with code 3", "was killed by signal 9 (SIGKILL)"
+};
+
+struct InstanceStatus {
+  std::string name;        // "web-2"
+  std::string version;     // "v3"
+  std::string state;       // starting | running | backoff | stopping
+  bool ready = false;      // passes readiness: may receive traffic
+  bool outdated = false;   // runs an older template; will be replaced
+  int pid = 0;             // the app's pid (process group leader), 0 when not running
+  int shim_pid = 0;
+  int port = 0;            // PORT
+  std::map<int, int> ports;  // declared port → the port this instance listens on
+  int restarts = 0;
+  int64_t started_at_ms = 0;
+  std::optional<LastExit> last_exit;
+  std::string message;     // why it is not ready / waiting, for people
+};
+
+class Driver {
+ public:
+  virtual ~Driver() = default;
+  // Records the desired state of one component; idempotent. Convergence happens in Tick.
+  virtual void Apply(const DesiredComponent& desired) = 0;
+  // Stops every instance of the component and removes its working dirs.
+  virtual void Remove(const ComponentRef& ref) = 0;
+  // Makes progress: starts, stops, checks, restarts. Never blocks for long.
+  virtual void Tick() = 0;
+  // What runs for the component now, sorted by name.
+  virtual std::vector<InstanceStatus> Observe(const ComponentRef& ref) = 0;
+  // Every component the driver holds instances of (including adopted ones not yet applied).
+  virtual std::vector<ComponentRef> Components() = 0;
+};
+
+// The store form of an instance (kind "instance" under the component's scope).
+Json InstanceToJson(const InstanceStatus& s);
+
+}  // namespace berth::runtime

@@ -1,0 +1,574 @@
+#include "runtime/local_driver.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "core/log.h"
+
+namespace berth::runtime {
+namespace {
+
+using std::chrono::duration_cast;
+using std::chrono::milliseconds;
+
+std::string Seconds(milliseconds d) {
+  int64_t ms = d.count();
+  if (ms % 1000 == 0) return std::to_string(ms / 1000) + " s";
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f s", static_cast<double>(ms) / 1000.0);
+  return buf;
+}
+
+int IndexOf(const std::string& component, const std::string& name) {
+  if (name.size() <= component.size() + 1) return 0;
+  std::string tail = name.substr(component.size() + 1);
+  if (tail.empty() || tail.size() > 6 || tail.find_first_not_of("0123456789") != std::string::npos) {
+    return 0;
+  }
+  return std::stoi(tail);
+}
+
+std::string ProbeWhat(const model::Probe& p, int port) {
+  if (p.type == "http") return "http GET " + p.path + " on port " + std::to_string(port);
+  if (p.type == "command") return "command `" + p.command + "`";
+  return "tcp connect to port " + std::to_string(port);
+}
+
+std::string OneLine(std::string s, size_t max = 300) {
+  for (char& ch : s) {
+    if (ch == '\n' || ch == '\r') ch = ' ';
+  }
+  while (!s.empty() && s.back() == ' ') s.pop_back();
+  if (s.size() > max) s = s.substr(0, max) + "...";
+  return s;
+}
+
+}  // namespace
+
+LocalDriver::LocalDriver(Host& host, const Clock& clock, EventSink events,
+                         LocalDriverOptions options)
+    : host_(host), clock_(clock), events_(std::move(events)), opt_(options) {}
+
+LocalDriver::~LocalDriver() = default;
+
+void LocalDriver::Adopt() {
+  TimePoint now = clock_.Now();
+  for (DiscoveredShim& d : host_.Discover()) {
+    Component& c = components_[Key(d.spec.ref)];
+    c.ref = d.spec.ref;
+    Instance in;
+    in.name = d.spec.instance;
+    in.index = IndexOf(d.spec.ref.component, in.name);
+    in.fingerprint = d.spec.fingerprint;
+    in.version = d.spec.version;
+    in.port = d.spec.port;
+    in.ports = d.spec.ports;
+    in.env = d.spec.env;
+    in.restarts = d.spec.restarts;
+    in.shim_pid = d.obs.shim_pid;
+    in.app_pid = d.obs.app_pid;
+    in.started_at = d.obs.started_at_ms ? FromUnixMillis(d.obs.started_at_ms) : now;
+    if (d.obs.state == ShimObservation::State::kRunning) {
+      in.phase = Phase::kStarting;
+      in.message = "adopted";
+    } else {
+      // It exited while the server was away: restart it now (counted as a crash).
+      in.phase = Phase::kBackoff;
+      in.last_exit = d.obs.exit;
+      in.backoff_until = now;
+      in.message = "exited while the server was down: " + d.obs.exit.Describe();
+    }
+    Logger("runtime")->info("msg=adopted component={} instance={} shim_pid={} app_pid={} state={}",
+                            c.ref.Scope(), in.name, in.shim_pid, in.app_pid,
+                            in.phase == Phase::kBackoff ? "exited" : "running");
+    c.instances[in.name] = std::move(in);
+  }
+}
+
+void LocalDriver::Apply(const DesiredComponent& desired) {
+  Component& c = components_[Key(desired.ref)];
+  c.ref = desired.ref;
+  c.removing = false;
+  c.desired = desired;
+  if (desired.tmpl) {
+    std::string fp = desired.tmpl->Fingerprint();
+    for (auto& [name, in] : c.instances) {
+      if (in.fingerprint == fp) in.tmpl = desired.tmpl;
+    }
+  }
+}
+
+void LocalDriver::Remove(const ComponentRef& ref) {
+  auto it = components_.find(Key(ref));
+  if (it == components_.end()) return;
+  it->second.removing = true;
+  it->second.desired.reset();
+}
+
+std::vector<ComponentRef> LocalDriver::Components() {
+  std::vector<ComponentRef> out;
+  for (const auto& [k, c] : components_) out.push_back(c.ref);
+  return out;
+}
+
+const InstanceTemplate* LocalDriver::Current(const Component& c) const {
+  if (!c.desired || !c.desired->tmpl) return nullptr;
+  return &*c.desired->tmpl;
+}
+
+bool LocalDriver::Ready(const Instance& in) const {
+  if (in.phase != Phase::kStarting && in.phase != Phase::kRunning) return false;
+  if (!in.tmpl) return in.phase == Phase::kRunning || in.readiness.passed;
+  if (in.tmpl->health.startup && !in.startup.passed) return false;
+  return in.readiness.passed;
+}
+
+std::set<int> LocalDriver::TakenPorts() const {
+  std::set<int> taken;
+  for (const auto& [k, c] : components_) {
+    for (const auto& [n, in] : c.instances) {
+      if (in.port) taken.insert(in.port);
+      for (const auto& [d, p] : in.ports) taken.insert(p);
+    }
+  }
+  return taken;
+}
+
+void LocalDriver::Tick() {
+  for (auto it = components_.begin(); it != components_.end();) {
+    Component& c = it->second;
+    Converge(c);
+    std::vector<std::string> names;
+    for (const auto& [n, in] : c.instances) names.push_back(n);
+    for (const std::string& n : names) {
+      auto found = c.instances.find(n);
+      if (found != c.instances.end()) Supervise(c, found->second);
+    }
+    if (c.removing && c.instances.empty()) {
+      it = components_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+void LocalDriver::Converge(Component& c) {
+  std::vector<Instance*> active;
+  for (auto& [n, in] : c.instances) {
+    // An instance stopping to restart still counts: it comes back under the same name.
+    if (in.phase != Phase::kStopping || in.after_stop == AfterStop::kRestart) {
+      active.push_back(&in);
+    }
+  }
+  auto stop_all = [&] {
+    for (Instance* in : active) BeginStop(c, *in, AfterStop::kRemove);
+  };
+  if (c.removing) return stop_all();
+  if (!c.desired) return;  // adopted, not applied yet: leave it alone
+  const DesiredComponent& d = *c.desired;
+  int want = d.running ? d.replicas : 0;
+  if (want <= 0) return stop_all();
+  const InstanceTemplate* t = Current(c);
+  // Extra instances go first when they are not ready, then from the highest index.
+  auto stop_extra = [&](std::vector<Instance*> list, size_t keep) {
+    std::sort(list.begin(), list.end(), [&](const Instance* a, const Instance* b) {
+      bool ra = Ready(*a), rb = Ready(*b);
+      if (ra != rb) return ra;  // ready ones first (kept)
+      return a->index < b->index;
+    });
+    for (size_t i = keep; i < list.size(); ++i) BeginStop(c, *list[i], AfterStop::kRemove);
+  };
+  if (t == nullptr) {
+    if (active.size() > static_cast<size_t>(want)) stop_extra(active, want);
+    return;
+  }
+  std::string fp = t->Fingerprint();
+  std::vector<Instance*> cur, old;
+  for (Instance* in : active) (in->fingerprint == fp ? cur : old).push_back(in);
+  if (old.empty()) {
+    for (size_t n = cur.size(); n < static_cast<size_t>(want); ++n) StartNew(c);
+    if (cur.size() > static_cast<size_t>(want)) stop_extra(cur, want);
+    return;
+  }
+  // Rolling replacement: surge one, never fewer ready instances than wanted while old ones
+  // still serve.
+  int ready_cur = 0;
+  bool pending = false;
+  for (Instance* in : cur) {
+    if (Ready(*in)) {
+      ++ready_cur;
+    } else {
+      pending = true;
+    }
+  }
+  std::vector<Instance*> old_ready;
+  for (Instance* in : old) {
+    if (Ready(*in)) {
+      old_ready.push_back(in);
+    } else {
+      BeginStop(c, *in, AfterStop::kRemove);  // serves nothing: replace at once
+    }
+  }
+  if (cur.size() > static_cast<size_t>(want)) stop_extra(cur, want);
+  if (cur.size() < static_cast<size_t>(want) && !pending) StartNew(c);
+  std::sort(old_ready.begin(), old_ready.end(),
+            [](const Instance* a, const Instance* b) { return a->index > b->index; });
+  size_t live_old = old_ready.size();
+  for (Instance* in : old_ready) {
+    if (ready_cur + static_cast<int>(live_old) <= want) break;
+    BeginStop(c, *in, AfterStop::kRemove);
+    --live_old;
+  }
+}
+
+void LocalDriver::StartNew(Component& c) {
+  std::set<int> used;
+  for (const auto& [n, in] : c.instances) used.insert(in.index);
+  int index = 1;
+  while (used.count(index)) ++index;
+  Instance in;
+  in.index = index;
+  in.name = c.ref.component + "-" + std::to_string(index);
+  in.tmpl = c.desired->tmpl;
+  in.fingerprint = in.tmpl->Fingerprint();
+  in.version = in.tmpl->version;
+  auto [it, inserted] = c.instances.emplace(in.name, std::move(in));
+  Status s = Launch(c, it->second);
+  if (!s.ok()) {
+    LastExit e;
+    e.at_ms = UnixMillis(clock_.Now());
+    it->second.message = s.message();
+    events_(c.ref, events::Type::kWarning, "StartFailed",
+            "instance " + it->second.name + " could not start: " + s.message());
+    OnExit(c, it->second, e);
+  }
+}
+
+Status LocalDriver::Launch(Component& c, Instance& in) {
+  const InstanceTemplate& t = *in.tmpl;
+  std::set<int> taken = TakenPorts();
+  if (in.port == 0) {
+    BERTH_ASSIGN_OR_RETURN(in.port, host_.AllocatePort(taken));
+    taken.insert(in.port);
+  }
+  std::map<int, int> ports;
+  for (size_t i = 0; i < t.ports.size(); ++i) {
+    int declared = t.ports[i].port;
+    if (i == 0) {
+      ports[declared] = in.port;
+    } else if (auto old = in.ports.find(declared); old != in.ports.end()) {
+      ports[declared] = old->second;
+    } else {
+      BERTH_ASSIGN_OR_RETURN(ports[declared], host_.AllocatePort(taken));
+      taken.insert(ports[declared]);
+    }
+  }
+  in.ports = ports;
+  std::map<std::string, std::string> env = t.env;
+  if (c.desired) {
+    for (const auto& [k, v] : c.desired->dependency_env) env.emplace(k, v);
+  }
+  env["PORT"] = std::to_string(in.port);
+  for (const auto& [declared, real] : in.ports) {
+    env["PORT_" + std::to_string(declared)] = std::to_string(real);
+  }
+  env["BERTH_INSTANCE"] = in.name;
+  env["BERTH_VERSION"] = t.version;
+  LaunchSpec spec;
+  spec.ref = c.ref;
+  spec.instance = in.name;
+  spec.version = t.version;
+  spec.fingerprint = in.fingerprint;
+  spec.command = t.start_command;
+  spec.artifact_dir = t.artifact_dir;
+  spec.config_files = t.config_files;
+  spec.env = env;
+  spec.port = in.port;
+  spec.ports = in.ports;
+  spec.restarts = in.restarts;
+  spec.resources = t.resources;
+  spec.grace_s = c.desired ? c.desired->grace_s : 10;
+  in.env = env;
+  in.phase = Phase::kStarting;
+  in.started_at = clock_.Now();
+  in.startup = Check{};
+  in.readiness = Check{};
+  in.liveness = Check{};
+  in.app_pid = 0;
+  in.message = "";
+  BERTH_ASSIGN_OR_RETURN(in.shim_pid, host_.Launch(spec));
+  Logger("runtime")->info("msg=started component={} instance={} version={} port={} shim_pid={}",
+                          c.ref.Scope(), in.name, in.version, in.port, in.shim_pid);
+  return Status::Ok();
+}
+
+void LocalDriver::BeginStop(Component& c, Instance& in, AfterStop after) {
+  if (in.phase == Phase::kStopping) {
+    if (after == AfterStop::kRemove) in.after_stop = AfterStop::kRemove;
+    return;
+  }
+  if (in.phase == Phase::kBackoff) {
+    // Nothing runs: finish at once.
+    if (after == AfterStop::kRemove) {
+      host_.Cleanup(c.ref, in.name, true);
+      c.instances.erase(in.name);
+    } else {
+      in.backoff_until = clock_.Now();
+    }
+    return;
+  }
+  host_.Stop(c.ref, in.name);
+  in.phase = Phase::kStopping;
+  in.after_stop = after;
+  int grace = c.desired ? c.desired->grace_s : 10;
+  in.stop_deadline = clock_.Now() + std::chrono::seconds(grace) + opt_.stop_timeout_extra;
+  in.readiness.passed = false;
+  in.message = after == AfterStop::kRemove ? "stopping" : "restarting";
+}
+
+void LocalDriver::Supervise(Component& c, Instance& in) {
+  TimePoint now = clock_.Now();
+  if (in.phase == Phase::kBackoff) {
+    if (now < in.backoff_until || c.removing || !in.tmpl) return;
+    const InstanceTemplate* t = Current(c);
+    if (t == nullptr || t->Fingerprint() != in.fingerprint) return;  // Converge replaces it
+    in.restarts += 1;
+    Status s = Launch(c, in);
+    if (!s.ok()) {
+      events_(c.ref, events::Type::kWarning, "StartFailed",
+              "instance " + in.name + " could not start: " + s.message());
+      LastExit e;
+      e.at_ms = UnixMillis(now);
+      OnExit(c, in, e);
+    }
+    return;
+  }
+  ShimObservation obs = host_.Observe(c.ref, in.name);
+  if (in.phase == Phase::kStopping) {
+    if (obs.state == ShimObservation::State::kRunning) {
+      if (now >= in.stop_deadline) host_.Kill(c.ref, in.name);
+      return;
+    }
+    if (obs.state == ShimObservation::State::kExited) in.last_exit = obs.exit;
+    if (in.after_stop == AfterStop::kRemove) {
+      host_.Cleanup(c.ref, in.name, true);
+      Logger("runtime")->info("msg=stopped component={} instance={}", c.ref.Scope(), in.name);
+      c.instances.erase(in.name);
+      return;
+    }
+    // Restart (liveness failure or a restart of the same template): same name, relaunch.
+    host_.Cleanup(c.ref, in.name, false);
+    in.phase = Phase::kBackoff;
+    in.backoff_until = now;
+    return;
+  }
+  switch (obs.state) {
+    case ShimObservation::State::kRunning:
+      in.app_pid = obs.app_pid;
+      in.shim_pid = obs.shim_pid;
+      RunChecks(c, in);
+      return;
+    case ShimObservation::State::kExited:
+      OnExit(c, in, obs.exit);
+      return;
+    case ShimObservation::State::kGone: {
+      LastExit e;
+      e.at_ms = UnixMillis(now);
+      e.signal = 9;
+      in.message = "the instance's supervisor disappeared";
+      OnExit(c, in, e);
+      return;
+    }
+  }
+}
+
+void LocalDriver::OnExit(Component& c, Instance& in, const LastExit& exit) {
+  TimePoint now = clock_.Now();
+  in.last_exit = exit;
+  in.app_pid = 0;
+  in.readiness = Check{};
+  in.startup = Check{};
+  in.liveness = Check{};
+  if (now - in.started_at >= opt_.backoff_reset) in.consecutive_crashes = 0;
+  in.consecutive_crashes += 1;
+  milliseconds delay = opt_.backoff_initial;
+  for (int i = 1; i < in.consecutive_crashes && delay < opt_.backoff_max; ++i) delay *= 2;
+  delay = std::min(delay, opt_.backoff_max);
+  in.phase = Phase::kBackoff;
+  in.backoff_until = now + delay;
+  in.crashes.push_back(now);
+  while (!in.crashes.empty() && now - in.crashes.front() > opt_.crashloop_window) {
+    in.crashes.pop_front();
+  }
+  std::string tail = OneLine(host_.LogTail(c.ref, in.name, 3), 500);
+  std::string what = exit.Describe();
+  in.message = what + "; restarting in " + Seconds(delay);
+  Logger("runtime")->warn("msg=exited component={} instance={} exit=\"{}\" backoff_ms={}",
+                          c.ref.Scope(), in.name, what, delay.count());
+  if (exit.oom && in.tmpl) {
+    events_(c.ref, events::Type::kWarning, "OOMKilled",
+            "instance " + in.name + " was killed for exceeding its memory limit of " +
+                std::to_string(in.tmpl->resources.memory_mb) + " MiB");
+  } else {
+    events_(c.ref, events::Type::kWarning, "Crashed",
+            "instance " + in.name + " " + what + (tail.empty() ? "" : ": " + tail));
+  }
+  if (static_cast<int>(in.crashes.size()) >= opt_.crashloop_threshold &&
+      (in.last_crashloop_event == TimePoint{} ||
+       now - in.last_crashloop_event >= opt_.crashloop_window)) {
+    in.last_crashloop_event = now;
+    int64_t window_s = duration_cast<std::chrono::seconds>(opt_.crashloop_window).count();
+    events_(c.ref, events::Type::kWarning, "CrashLoop",
+            "instance " + in.name + " " + what + " " + std::to_string(in.crashes.size()) +
+                " times in " + std::to_string(window_s) + " s (next restart in " +
+                Seconds(delay) + ")" + (tail.empty() ? "" : ": " + tail));
+  }
+}
+
+bool LocalDriver::StepCheck(const ComponentRef& ref, Check& check,
+                            const std::optional<model::Probe>& probe, Instance& in, bool* failed) {
+  *failed = false;
+  TimePoint now = clock_.Now();
+  if (check.pending) {
+    if (check.pending->wait_for(std::chrono::seconds(0)) != std::future_status::ready) {
+      return check.passed;
+    }
+    ProbeResult r = check.pending->get();
+    check.pending.reset();
+    check.last_output = r.output;
+    if (r.ok) {
+      check.successes += 1;
+      check.failures = 0;
+      check.passed = true;
+    } else {
+      check.failures += 1;
+      check.successes = 0;
+      if (check.failures >= std::max(1, probe->failure_threshold)) {
+        *failed = true;
+        check.passed = false;
+      }
+    }
+    // Until a check first passes it is repeated quickly so instances become ready promptly.
+    milliseconds interval = std::chrono::seconds(std::max(1, probe->interval_s));
+    if (!check.passed) interval = std::min(interval, milliseconds(300));
+    check.next = now + interval;
+    return check.passed;
+  }
+  if (now >= check.next) {
+    ProbeTarget target;
+    target.port = in.port;
+    if (probe->port != 0) {
+      auto m = in.ports.find(probe->port);
+      target.port = m != in.ports.end() ? m->second : probe->port;
+    }
+    target.workdir = host_.WorkDir(ref, in.name);
+    target.env = in.env;
+    check.pending = host_.Probe(*probe, target);
+  }
+  return check.passed;
+}
+
+void LocalDriver::RunChecks(Component& c, Instance& in) {
+  if (!in.tmpl) {
+    // Adopted with a template that is no longer current: running means serving.
+    in.readiness.passed = true;
+    in.phase = Phase::kRunning;
+    return;
+  }
+  const model::Health& h = in.tmpl->health;
+  bool failed = false;
+  auto probe_port = [&](const model::Probe& p) {
+    if (p.port == 0) return in.port;
+    auto m = in.ports.find(p.port);
+    return m != in.ports.end() ? m->second : p.port;
+  };
+  if (h.startup && !in.startup.passed) {
+    StepCheck(c.ref, in.startup, h.startup, in, &failed);
+    if (failed) {
+      events_(c.ref, events::Type::kWarning, "StartupFailed",
+              "instance " + in.name + " failed its startup check (" +
+                  ProbeWhat(*h.startup, probe_port(*h.startup)) + ") " +
+                  std::to_string(in.startup.failures) + " times: " +
+                  OneLine(in.startup.last_output) + "; restarting");
+      BeginStop(c, in, AfterStop::kRestart);
+    }
+    if (!in.startup.passed) {
+      in.message = "waiting for the startup check";
+      return;
+    }
+  }
+  std::optional<model::Probe> readiness = h.readiness;
+  if (!readiness && !in.tmpl->ports.empty()) {
+    model::Probe implicit;  // a declared port must accept connections before traffic goes there
+    implicit.type = "tcp";
+    implicit.interval_s = 2;
+    implicit.timeout_s = 1;
+    implicit.failure_threshold = 3;
+    readiness = implicit;
+  }
+  if (readiness) {
+    bool was = in.readiness.passed;
+    StepCheck(c.ref, in.readiness, readiness, in, &failed);
+    if (in.readiness.passed) {
+      in.phase = Phase::kRunning;
+      in.message = "";
+    } else {
+      in.message = "not ready: " + OneLine(in.readiness.last_output);
+    }
+    if (was && failed) {
+      events_(c.ref, events::Type::kWarning, "Unready",
+              "instance " + in.name + " failed its readiness check (" +
+                  ProbeWhat(*readiness, probe_port(*readiness)) + "): " +
+                  OneLine(in.readiness.last_output));
+    }
+  } else {
+    in.readiness.passed = true;
+    in.phase = Phase::kRunning;
+  }
+  if (h.liveness) {
+    StepCheck(c.ref, in.liveness, h.liveness, in, &failed);
+    if (failed) {
+      events_(c.ref, events::Type::kWarning, "LivenessFailed",
+              "instance " + in.name + " failed its liveness check (" +
+                  ProbeWhat(*h.liveness, probe_port(*h.liveness)) + ") " +
+                  std::to_string(in.liveness.failures) + " times: " +
+                  OneLine(in.liveness.last_output) + "; restarting");
+      BeginStop(c, in, AfterStop::kRestart);
+    }
+  }
+}
+
+std::vector<InstanceStatus> LocalDriver::Observe(const ComponentRef& ref) {
+  std::vector<InstanceStatus> out;
+  auto it = components_.find(Key(ref));
+  if (it == components_.end()) return out;
+  const Component& c = it->second;
+  const InstanceTemplate* t = Current(c);
+  std::string fp = t ? t->Fingerprint() : "";
+  for (const auto& [n, in] : c.instances) {
+    InstanceStatus s;
+    s.name = in.name;
+    s.version = in.version;
+    switch (in.phase) {
+      case Phase::kStarting: s.state = "starting"; break;
+      case Phase::kRunning: s.state = "running"; break;
+      case Phase::kBackoff: s.state = "backoff"; break;
+      case Phase::kStopping: s.state = "stopping"; break;
+    }
+    s.ready = Ready(in);
+    s.outdated = t != nullptr && in.fingerprint != fp;
+    bool alive = in.phase != Phase::kBackoff;
+    s.pid = alive ? in.app_pid : 0;
+    s.shim_pid = alive ? in.shim_pid : 0;
+    s.port = in.port;
+    s.ports = in.ports;
+    s.restarts = in.restarts;
+    s.started_at_ms = alive ? UnixMillis(in.started_at) : 0;
+    s.last_exit = in.last_exit;
+    s.message = in.message;
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+}  // namespace berth::runtime

@@ -1,0 +1,361 @@
+// The local driver's decisions against a fake machine and a fake clock: no fork, no sleep.
+#include "runtime/local_driver.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+
+namespace berth::runtime {
+namespace {
+
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+struct FakeShim {
+  LaunchSpec spec;
+  ShimObservation obs;
+  bool stop_requested = false;
+};
+
+class FakeHost final : public Host {
+ public:
+  Result<int> AllocatePort(const std::set<int>& taken) override {
+    while (taken.count(next_port_)) ++next_port_;
+    return next_port_++;
+  }
+  Result<int> Launch(const LaunchSpec& spec) override {
+    if (fail_launch) return Internal("no such artifact");
+    FakeShim s;
+    s.spec = spec;
+    s.obs.state = ShimObservation::State::kRunning;
+    s.obs.shim_pid = next_pid_++;
+    s.obs.app_pid = next_pid_++;
+    shims[spec.instance] = s;
+    launches.push_back(spec);
+    return s.obs.shim_pid;
+  }
+  ShimObservation Observe(const ComponentRef&, const std::string& instance) override {
+    auto it = shims.find(instance);
+    if (it == shims.end()) return {};
+    return it->second.obs;
+  }
+  void Stop(const ComponentRef&, const std::string& instance) override {
+    stops.push_back(instance);
+    auto it = shims.find(instance);
+    if (it != shims.end()) it->second.stop_requested = true;
+  }
+  void Kill(const ComponentRef&, const std::string& instance) override { Exit(instance, -1, 9); }
+  void Cleanup(const ComponentRef&, const std::string& instance, bool) override {
+    shims.erase(instance);
+    cleanups.push_back(instance);
+  }
+  std::vector<DiscoveredShim> Discover() override { return discovered; }
+  std::string WorkDir(const ComponentRef&, const std::string& instance) override {
+    return "/tmp/" + instance;
+  }
+  std::future<ProbeResult> Probe(const model::Probe& probe, const ProbeTarget& target) override {
+    std::promise<ProbeResult> p;
+    bool ok = probe_ok.count(target.port) ? probe_ok[target.port] : default_probe_ok;
+    p.set_value({ok, ok ? "HTTP 200" : "HTTP 500: broken"});
+    probes += 1;
+    return p.get_future();
+  }
+  std::string LogTail(const ComponentRef&, const std::string&, int) override {
+    return "fatal: cannot connect to database";
+  }
+
+  // Test controls.
+  void Exit(const std::string& instance, int code, int signal = 0) {
+    auto& o = shims.at(instance).obs;
+    o.state = ShimObservation::State::kExited;
+    o.exit.code = code;
+    o.exit.signal = signal;
+  }
+  // Every shim asked to stop exits now.
+  void FinishStops() {
+    for (auto& [n, s] : shims) {
+      if (s.stop_requested && s.obs.state == ShimObservation::State::kRunning) {
+        s.obs.state = ShimObservation::State::kExited;
+        s.obs.exit.signal = 15;
+      }
+    }
+  }
+  int Running() const {
+    return static_cast<int>(std::count_if(shims.begin(), shims.end(), [](const auto& kv) {
+      return kv.second.obs.state == ShimObservation::State::kRunning;
+    }));
+  }
+
+  std::map<std::string, FakeShim> shims;
+  std::vector<LaunchSpec> launches;
+  std::vector<std::string> stops;
+  std::vector<std::string> cleanups;
+  std::vector<DiscoveredShim> discovered;
+  std::map<int, bool> probe_ok;
+  bool default_probe_ok = true;
+  bool fail_launch = false;
+  int probes = 0;
+
+ private:
+  int next_port_ = 20000;
+  int next_pid_ = 100;
+};
+
+struct Recorded {
+  std::string reason;
+  std::string message;
+};
+
+class LocalDriverTest : public ::testing::Test {
+ protected:
+  LocalDriverTest()
+      : clock_(TimePoint{} + std::chrono::hours(1000)),
+        driver_(host_, clock_, [this](const ComponentRef&, events::Type, const std::string& reason,
+                                      const std::string& message) {
+          events_.push_back({reason, message});
+        }) {}
+
+  DesiredComponent Desired(const std::string& version, int replicas) {
+    DesiredComponent d;
+    d.ref = ref_;
+    d.replicas = replicas;
+    InstanceTemplate t;
+    t.version = version;
+    t.start_command = "python3 app.py";
+    t.env = {{"GREETING", "hi"}};
+    t.ports = {model::Port{8080, "http", true, false, ""}};
+    d.tmpl = t;
+    return d;
+  }
+  // Ticks (advancing the clock) until `pred` holds, at most `n` times.
+  template <class Pred>
+  bool TickUntil(Pred pred, int n = 50, milliseconds step = milliseconds(100)) {
+    for (int i = 0; i < n; ++i) {
+      driver_.Tick();
+      if (pred()) return true;
+      clock_.Advance(step);
+    }
+    return pred();
+  }
+  std::vector<InstanceStatus> Obs() { return driver_.Observe(ref_); }
+  int CountReady() {
+    int n = 0;
+    for (const auto& s : Obs()) n += s.ready ? 1 : 0;
+    return n;
+  }
+  bool HasEvent(const std::string& reason) const {
+    return std::any_of(events_.begin(), events_.end(),
+                       [&](const Recorded& r) { return r.reason == reason; });
+  }
+  const Recorded* Event(const std::string& reason) const {
+    for (const auto& r : events_) {
+      if (r.reason == reason) return &r;
+    }
+    return nullptr;
+  }
+
+  ComponentRef ref_{"default", "shop", "web"};
+  FakeHost host_;
+  FakeClockForTest clock_;
+  std::vector<Recorded> events_;
+  LocalDriver driver_;
+};
+
+TEST_F(LocalDriverTest, ScalesUpWithDistinctPortsAndEnvThenDown) {
+  driver_.Apply(Desired("v1", 3));
+  ASSERT_TRUE(TickUntil([&] { return CountReady() == 3; }));
+  ASSERT_EQ(host_.launches.size(), 3u);
+  std::set<int> ports;
+  for (const auto& l : host_.launches) {
+    ports.insert(l.port);
+    EXPECT_EQ(l.env.at("PORT"), std::to_string(l.port));
+    EXPECT_EQ(l.env.at("PORT_8080"), std::to_string(l.port));
+    EXPECT_EQ(l.env.at("BERTH_INSTANCE"), l.instance);
+    EXPECT_EQ(l.env.at("BERTH_VERSION"), "v1");
+    EXPECT_EQ(l.env.at("GREETING"), "hi");
+  }
+  EXPECT_EQ(ports.size(), 3u);
+  auto obs = Obs();
+  ASSERT_EQ(obs.size(), 3u);
+  EXPECT_EQ(obs[0].name, "web-1");
+  EXPECT_EQ(obs[2].name, "web-3");
+  EXPECT_EQ(obs[0].state, "running");
+
+  driver_.Apply(Desired("v1", 1));
+  driver_.Tick();
+  EXPECT_EQ(host_.stops.size(), 2u);
+  host_.FinishStops();
+  ASSERT_TRUE(TickUntil([&] { return Obs().size() == 1; }));
+  EXPECT_EQ(Obs()[0].name, "web-1");
+
+  driver_.Apply(Desired("v1", 0));
+  driver_.Tick();
+  host_.FinishStops();
+  ASSERT_TRUE(TickUntil([&] { return Obs().empty(); }));
+  EXPECT_EQ(host_.launches.size(), 3u);  // nothing was started again
+}
+
+TEST_F(LocalDriverTest, StoppedComponentRunsNothing) {
+  DesiredComponent d = Desired("v1", 2);
+  d.running = false;
+  driver_.Apply(d);
+  driver_.Tick();
+  EXPECT_TRUE(host_.launches.empty());
+}
+
+TEST_F(LocalDriverTest, NotReadyUntilTheCheckPasses) {
+  host_.default_probe_ok = false;
+  driver_.Apply(Desired("v1", 1));
+  TickUntil([] { return false; }, 10);
+  ASSERT_EQ(Obs().size(), 1u);
+  EXPECT_FALSE(Obs()[0].ready);
+  EXPECT_EQ(Obs()[0].state, "starting");
+  host_.default_probe_ok = true;
+  ASSERT_TRUE(TickUntil([&] { return CountReady() == 1; }));
+}
+
+TEST_F(LocalDriverTest, CrashRestartsWithExponentialBackoffAndReportsACrashLoop) {
+  driver_.Apply(Desired("v1", 1));
+  ASSERT_TRUE(TickUntil([&] { return CountReady() == 1; }));
+  std::vector<TimePoint> exits, restarts;
+  for (int crash = 0; crash < 4; ++crash) {
+    size_t launches = host_.launches.size();
+    host_.Exit("web-1", 3);
+    driver_.Tick();
+    exits.push_back(clock_.Now());
+    EXPECT_EQ(Obs()[0].state, "backoff");
+    ASSERT_TRUE(TickUntil([&] { return host_.launches.size() > launches; }, 1000,
+                          milliseconds(50)));
+    restarts.push_back(clock_.Now());
+  }
+  // 1 s, 2 s, 4 s, 8 s.
+  for (int i = 0; i < 4; ++i) {
+    auto waited = std::chrono::duration_cast<milliseconds>(restarts[i] - exits[i]).count();
+    EXPECT_GE(waited, 1000 << i) << "crash " << i;
+    EXPECT_LT(waited, (1000 << i) + 200) << "crash " << i;
+  }
+  EXPECT_EQ(Obs()[0].restarts, 4);
+  ASSERT_TRUE(HasEvent("Crashed"));
+  const Recorded* loop = Event("CrashLoop");
+  ASSERT_NE(loop, nullptr);
+  EXPECT_NE(loop->message.find("instance web-1 exited with code 3 3 times in 60 s"),
+            std::string::npos) << loop->message;
+  EXPECT_NE(loop->message.find("fatal: cannot connect to database"), std::string::npos);
+  ASSERT_TRUE(Obs()[0].last_exit.has_value());
+  EXPECT_EQ(Obs()[0].last_exit->code, 3);
+}
+
+TEST_F(LocalDriverTest, LivenessFailureRestartsWithAnEvent) {
+  DesiredComponent d = Desired("v1", 1);
+  model::Probe live;
+  live.type = "http";
+  live.path = "/healthz";
+  live.interval_s = 1;
+  live.failure_threshold = 2;
+  d.tmpl->health.liveness = live;
+  driver_.Apply(d);
+  ASSERT_TRUE(TickUntil([&] { return CountReady() == 1; }));
+  int port = host_.launches.back().port;
+  host_.probe_ok[port] = false;
+  ASSERT_TRUE(TickUntil([&] { return !host_.stops.empty(); }, 100));
+  const Recorded* e = Event("LivenessFailed");
+  ASSERT_NE(e, nullptr);
+  EXPECT_NE(e->message.find("http GET /healthz"), std::string::npos) << e->message;
+  EXPECT_NE(e->message.find("HTTP 500: broken"), std::string::npos) << e->message;
+  host_.probe_ok.clear();
+  host_.FinishStops();
+  ASSERT_TRUE(TickUntil([&] { return host_.launches.size() == 2 && CountReady() == 1; }));
+  EXPECT_EQ(host_.launches.back().instance, "web-1");
+  EXPECT_EQ(Obs()[0].restarts, 1);
+}
+
+TEST_F(LocalDriverTest, RollingUpdateNeverDropsBelowTheReadyCount) {
+  driver_.Apply(Desired("v1", 2));
+  ASSERT_TRUE(TickUntil([&] { return CountReady() == 2; }));
+  host_.default_probe_ok = false;  // new instances are not ready at first
+  driver_.Apply(Desired("v2", 2));
+  TickUntil([] { return false; }, 10);
+  EXPECT_EQ(host_.launches.size(), 3u);  // surge of one
+  EXPECT_TRUE(host_.stops.empty());      // no old one stopped before the new one is ready
+  EXPECT_EQ(CountReady(), 2);
+  host_.default_probe_ok = true;
+  for (int i = 0; i < 200; ++i) {
+    driver_.Tick();
+    host_.FinishStops();
+    int ready = CountReady();
+    ASSERT_GE(ready, 2) << "step " << i;
+    auto obs = Obs();
+    if (obs.size() == 2 && std::all_of(obs.begin(), obs.end(), [](const InstanceStatus& s) {
+          return s.version == "v2" && s.ready;
+        })) {
+      break;
+    }
+    clock_.Advance(milliseconds(100));
+  }
+  auto obs = Obs();
+  ASSERT_EQ(obs.size(), 2u);
+  for (const auto& s : obs) EXPECT_EQ(s.version, "v2");
+  EXPECT_EQ(host_.launches.size(), 4u);
+  EXPECT_EQ(host_.stops.size(), 2u);
+}
+
+TEST_F(LocalDriverTest, AdoptsRunningShimsInsteadOfStartingNewOnes) {
+  DesiredComponent d = Desired("v1", 1);
+  DiscoveredShim shim;
+  shim.spec.ref = ref_;
+  shim.spec.instance = "web-1";
+  shim.spec.version = "v1";
+  shim.spec.fingerprint = d.tmpl->Fingerprint();
+  shim.spec.port = 31000;
+  shim.spec.ports = {{8080, 31000}};
+  shim.obs.state = ShimObservation::State::kRunning;
+  shim.obs.shim_pid = 4242;
+  shim.obs.app_pid = 4243;
+  host_.discovered.push_back(shim);
+  FakeShim fs;
+  fs.spec = shim.spec;
+  fs.obs = shim.obs;
+  host_.shims["web-1"] = fs;
+  driver_.Adopt();
+  driver_.Apply(d);
+  ASSERT_TRUE(TickUntil([&] { return CountReady() == 1; }));
+  EXPECT_TRUE(host_.launches.empty());
+  EXPECT_EQ(Obs()[0].pid, 4243);
+  EXPECT_EQ(Obs()[0].port, 31000);
+}
+
+TEST_F(LocalDriverTest, RemoveStopsEverythingAndForgetsTheComponent) {
+  driver_.Apply(Desired("v1", 2));
+  ASSERT_TRUE(TickUntil([&] { return CountReady() == 2; }));
+  driver_.Remove(ref_);
+  driver_.Tick();
+  host_.FinishStops();
+  ASSERT_TRUE(TickUntil([&] { return driver_.Components().empty(); }));
+  EXPECT_EQ(host_.cleanups.size(), 2u);
+}
+
+TEST_F(LocalDriverTest, StopThatHangsIsKilledAfterTheGracePeriod) {
+  DesiredComponent d = Desired("v1", 1);
+  d.grace_s = 2;
+  driver_.Apply(d);
+  ASSERT_TRUE(TickUntil([&] { return CountReady() == 1; }));
+  d.replicas = 0;
+  driver_.Apply(d);
+  driver_.Tick();
+  // The fake shim ignores the stop; after grace + 5 s the driver kills it.
+  ASSERT_TRUE(TickUntil([&] { return Obs().empty(); }, 200));
+  EXPECT_GE(clock_.Now() - TimePoint{}, std::chrono::hours(1000) + seconds(7));
+}
+
+TEST_F(LocalDriverTest, FailedLaunchIsRetriedWithAnEvent) {
+  host_.fail_launch = true;
+  driver_.Apply(Desired("v1", 1));
+  driver_.Tick();
+  ASSERT_TRUE(HasEvent("StartFailed"));
+  EXPECT_EQ(Obs()[0].state, "backoff");
+  host_.fail_launch = false;
+  ASSERT_TRUE(TickUntil([&] { return CountReady() == 1; }));
+}
+
+}  // namespace
+}  // namespace berth::runtime
