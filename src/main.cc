@@ -4,6 +4,7 @@
 
 #include "app/server.h"
 #include "cli/cli.h"
+#include "runtime/shim.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"berth: a small platform as a service"};
@@ -12,6 +13,8 @@ int main(int argc, char** argv) {
   berth::cli::RegisterClientCommands(app, &exit_code);
   // `berth server`: runs the platform; sets the exit code when it stops.
   berth::RegisterServerCommand(app, &exit_code);
+  // `berth shim` (hidden): the per-instance supervisor the local runtime starts.
+  berth::runtime::RegisterShimCommand(app, &exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -17,6 +17,7 @@ struct ApiOptions {
   int64_t token_ttl_hours = 720;   // lifetime of tokens made by login
   int login_attempts = 5;          // failed logins per user and address per minute
   std::string server_version = "0.1.0";
+  std::string data_dir;            // the server's data directory (instance logs are read from it)
 };
 
 class ApiService final : public Handler {

@@ -108,7 +108,8 @@ Json Schemas() {
             {"resources", Obj({{"memory_mb", Int()}, {"cpu_millis", Int()}})},
             {"replicas", Int()},
             {"desired_state", Enum({"running", "stopped"})},
-            {"version", Str()}}),
+            {"version", Str()},
+            {"restart_generation", Int()}}),
       {"name"});
   s["Dependency"] = Obj(Meta({{"name", Str()}, {"team", Str()}, {"app", Str()}, {"component", Str()},
                               {"target_app", Str()}, {"target_component", Str()}}));
@@ -125,6 +126,8 @@ Json Schemas() {
                            {"built_at", Str()},
                            {"detect", {{"type", "object"}}}}));
   s["Instance"] = {{"type", "object"}, {"description", "a running replica, written by the runtime"}};
+  s["LogLine"] = Obj({{"time", Str()}, {"instance", Str()}, {"stream", Enum({"out", "err", "shim"})},
+                      {"line", Str()}});
   s["Event"] = Obj(Meta({{"id", Str()},
                          {"type", Enum({"normal", "warning"})},
                          {"reason", Str()},

@@ -19,6 +19,7 @@
 #include "auth/crypto.h"
 #include "core/log.h"
 #include "model/model.h"
+#include "runtime/runtime.h"
 #include "store/store.h"
 
 namespace berth {
@@ -148,6 +149,7 @@ int RunServer(const ServerConfig& cfg) {
   api::ApiOptions ao;
   ao.token_ttl_hours = cfg.token_ttl_hours;
   ao.login_attempts = static_cast<int>(cfg.login_attempts);
+  ao.data_dir = cfg.data_dir;
   api::ApiService api(*store, SystemClock::Get(), ao);
 
   HttpServerOptions ho;
@@ -159,6 +161,15 @@ int RunServer(const ServerConfig& cfg) {
   auto port = http->Start();
   if (!port.ok()) Fatal(port.status().message());
   api.SetReady(true);
+
+  // ---- local runtime (issue #4): adopt running shims, then converge components ----
+  runtime::RuntimeOptions ro;
+  ro.data_dir = cfg.data_dir;
+  ro.on_tick = [&http] { http->WakeStreams(); };  // log tails follow files, not the store
+  auto rt = runtime::LocalRuntime::Start(*store, SystemClock::Get(), ro);
+  if (!rt.ok()) Fatal("cannot start the runtime: " + rt.status().message());
+  std::unique_ptr<runtime::LocalRuntime> runtime = std::move(rt).value();
+  // ---- end local runtime ----
 
   std::string host = cfg.api_addr.host.find(':') != std::string::npos ? "[" + cfg.api_addr.host + "]"
                                                                        : cfg.api_addr.host;
@@ -180,6 +191,8 @@ int RunServer(const ServerConfig& cfg) {
   sigwait(&set, &sig);
   log->info("msg=stopping signal={}", sig);
   api.SetReady(false);
+  runtime->Stop();  // instances keep running under their shims; the next server adopts them
+  runtime.reset();
   http->Stop();
   store->RemoveListener(listener);
   ::unlink(info_path.c_str());

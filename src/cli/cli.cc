@@ -1001,6 +1001,10 @@ ClientWorld RealClientWorld() {
   return w;
 }
 
+// runtime_commands.cc: start, stop, restart, scale, rollback, instances, events, logs (also
+// --build), wait.
+void AddRuntimeCommands(CLI::App& app, const ClientWorld& world, int* exit_code);
+
 void RegisterClientCommandsWithWorld(CLI::App& app, int* exit_code, ClientWorld world) {
   auto shared = std::make_shared<Shared>();
   shared->world = std::move(world);
@@ -1010,6 +1014,7 @@ void RegisterClientCommandsWithWorld(CLI::App& app, int* exit_code, ClientWorld 
   AddAppCommands(app, shared);
   AddComponentCommands(app, shared);
   AddUserCommands(app, shared);
+  AddRuntimeCommands(app, shared->world, exit_code);  // before build: it owns `logs`
 }
 
 void RegisterClientCommands(CLI::App& app, int* exit_code) {

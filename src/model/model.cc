@@ -360,6 +360,7 @@ Result<Component> ParseComponent(const Json& in) {
   r.Enum("desired_state", &c.desired_state, {"running", "stopped"});
   r.Str("version", &c.version, 63);
   if (r.ok() && !c.version.empty()) r.Fail(ValidateDnsLabel(c.version, "version name", "version"));
+  r.Int("restart_generation", &c.restart_generation, 0, int64_t{1} << 53);
   if (r.ok()) {
     if (c.kind == "cronjob") {
       if (c.schedule.empty()) {
@@ -429,7 +430,8 @@ Json ToJson(const Component& c) {
            {{"memory_mb", c.resources.memory_mb}, {"cpu_millis", c.resources.cpu_millis}}},
           {"replicas", c.replicas},
           {"desired_state", c.desired_state},
-          {"version", c.version}};
+          {"version", c.version},
+          {"restart_generation", c.restart_generation}};
 }
 
 // ---- dependencies -------------------------------------------------------------------------

@@ -163,6 +163,8 @@ struct Component {
   int replicas = 1;
   std::string desired_state = "running";  // running | stopped
   std::string version;  // the version to run ("v3"); "" = the newest ready version
+  // Bumped by POST .../restart; the runtime rolls every instance when it changes.
+  int64_t restart_generation = 0;
 };
 Result<Component> ParseComponent(const Json& in);
 Json ToJson(const Component& c);

@@ -1,5 +1,7 @@
 #include "runtime/runtime.h"
 
+#include <filesystem>
+
 #include "events/events.h"
 #include "runtime/controller.h"
 #include "runtime/system_host.h"
@@ -19,6 +21,11 @@ Result<std::unique_ptr<LocalRuntime>> LocalRuntime::Start(Store& store, const Cl
   std::unique_ptr<LocalRuntime> rt(new LocalRuntime());
   rt->impl_ = std::make_unique<Impl>();
   Impl* impl = rt->impl_.get();
+  // Shims run with cwd "/" and are recognised by their run dir: one absolute spelling.
+  std::error_code ec;
+  std::string canonical = std::filesystem::weakly_canonical(
+      std::filesystem::absolute(options.data_dir, ec), ec).string();
+  if (!ec && !canonical.empty()) options.data_dir = canonical;
   SystemHostOptions ho;
   ho.data_dir = options.data_dir;
   ho.log_max_bytes = options.log_max_bytes;

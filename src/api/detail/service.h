@@ -34,6 +34,8 @@ struct Service {
 void RegisterResourceRoutes(Service& s);
 // watch.cc: the change-feed streams.
 void RegisterWatchRoutes(Service& s);
+// runtime_routes.cc: restart requests and instance logs.
+void RegisterRuntimeRoutes(Service& s);
 // openapi.cc
 std::string BuildOpenApi(const Router& router, const std::string& version);
 

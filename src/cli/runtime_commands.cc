@@ -1,0 +1,444 @@
+// The runtime verbs of the CLI (docs/cli.md, docs/api.md "Runtime"):
+//   berth start|stop|restart COMPONENT --app APP
+//   berth scale COMPONENT N --app APP
+//   berth rollback COMPONENT VERSION --app APP
+//   berth instances COMPONENT --app APP
+//   berth events COMPONENT --app APP
+//   berth logs COMPONENT --app APP [-f] [--instance N] [--since 10m] [--grep TEXT] [--tail N]
+//   berth logs COMPONENT --app APP --build [VERSION] [-f]      (a build log instead)
+//   berth wait COMPONENT --app APP --ready [--timeout 120]
+// Each is one or a few REST calls; the controller does the work asynchronously, `wait` and
+// `instances` show when it is done.
+#include <chrono>
+#include <thread>
+
+#include "cli/client_config.h"
+#include "cli/detail/commands.h"
+#include "cli/detail/flags.h"
+#include "cli/detail/http_client.h"
+#include "cli/output.h"
+
+namespace berth::cli {
+namespace {
+
+std::string Str(const Json& j, const char* key) {
+  if (!j.is_object()) return "";
+  auto it = j.find(key);
+  return (it != j.end() && it->is_string()) ? it->get<std::string>() : "";
+}
+
+struct Globals {
+  std::string output = "table";
+  std::string server;
+  std::string team;
+};
+
+struct Shared {
+  ClientWorld world;
+  int* exit_code = nullptr;
+  Globals globals;
+};
+
+// One invocation: resolved config, API calls, printing.
+class Call {
+ public:
+  explicit Call(Shared& sh) : sh_(sh) {}
+
+  Status Init() {
+    BERTH_ASSIGN_OR_RETURN(std::string path, ClientConfigPath(sh_.world.env));
+    auto stored = LoadClientConfig(path);
+    if (!stored.ok()) return Status(Code::kInternal, "cli", stored.status().message());
+    cfg_ = ResolveClientConfig(*stored, sh_.world.env, sh_.globals.server, sh_.globals.team);
+    return Status::Ok();
+  }
+  bool json() const { return sh_.globals.output == "json"; }
+  std::ostream& out() { return *sh_.world.out; }
+  std::ostream& err() { return *sh_.world.err; }
+  const ClientConfig& cfg() const { return cfg_; }
+
+  std::string ComponentPath(const std::string& app, const std::string& component) const {
+    return "/api/v1/teams/" + EncodeComponent(cfg_.team) + "/apps/" + EncodeComponent(app) +
+           "/components/" + EncodeComponent(component);
+  }
+
+  static Status FromResponse(const Response& resp, const std::string& what) {
+    Json j = Json::parse(resp.body, nullptr, false);
+    std::string code = Str(j, "code");
+    Code c = resp.status == 404   ? Code::kNotFound
+             : resp.status == 400 ? Code::kInvalidArgument
+             : resp.status == 401 ? Code::kUnauthenticated
+             : resp.status == 403 ? Code::kPermissionDenied
+             : resp.status == 409 ? Code::kConflict
+                                  : Code::kInternal;
+    if (!code.empty()) return Status(c, code, Str(j, "message"), Str(j, "field"));
+    return Status(c, "http_" + std::to_string(resp.status),
+                  what + ": the server answered HTTP " + std::to_string(resp.status));
+  }
+
+  Result<Json> Do(const std::string& method, const std::string& path, const Json* body = nullptr) {
+    std::string text = body ? body->dump() : "";
+    auto r = sh_.world.send(method, cfg_.server, path, text, cfg_.token);
+    if (!r.ok()) return Status(r.status().code(), "cli", r.status().message());
+    if (r->status < 200 || r->status >= 300) return FromResponse(*r, method + " " + path);
+    Json j = r->body.empty() ? Json::object() : Json::parse(r->body, nullptr, false);
+    if (j.is_discarded()) return Status(Code::kInternal, "cli", "the server's answer is not JSON");
+    return j;
+  }
+
+  // Streams NDJSON lines to `on_line` (return false to stop).
+  Status Stream(const std::string& path, const std::function<bool(const Json&)>& on_line) {
+    HttpClientOptions opts;
+    opts.read_timeout = std::chrono::seconds(60);  // heartbeats come every 15 s
+    auto r = RequestStream("GET", cfg_.server, path, "", cfg_.token,
+                           [&](std::string_view line) {
+                             Json j = Json::parse(line, nullptr, false);
+                             if (j.is_discarded()) return true;
+                             return on_line(j);
+                           },
+                           opts);
+    if (!r.ok()) return Status(r.status().code(), "cli", r.status().message());
+    if (r->status < 200 || r->status >= 300) return FromResponse(*r, "GET " + path);
+    return Status::Ok();
+  }
+
+ private:
+  Shared& sh_;
+  ClientConfig cfg_;
+};
+
+using Runner = std::function<Status(Call&)>;
+
+void Report(const Status& s, std::ostream& err) {
+  if (s.reason() == "cli") {
+    err << "error: " << s.message() << "\n";
+    return;
+  }
+  err << "error: " << s.message() << " (" << s.reason() << ")\n";
+  if (!s.field().empty()) err << "field: " << s.field() << "\n";
+  if (s.code() == Code::kUnauthenticated) {
+    err << "hint: log in with `berth login --server URL --user NAME`\n";
+  }
+}
+
+CLI::App* Leaf(CLI::App& app, const std::shared_ptr<Shared>& sh, const std::string& name,
+               const std::string& description, Runner run) {
+  CLI::App* cmd = app.add_subcommand(name, description);
+  cmd->add_option("-o,--output", sh->globals.output, "Output format: table or json")
+      ->check(CLI::IsMember({"table", "json"}))
+      ->group("Global flags");
+  cmd->add_option("--server", sh->globals.server, "berth server URL")->group("Global flags");
+  cmd->add_option("--team", sh->globals.team, "Team (default: the current one)")
+      ->group("Global flags");
+  cmd->callback([sh, run = std::move(run)] {
+    Call call(*sh);
+    Status s = call.Init();
+    if (s.ok()) s = run(call);
+    if (s.ok()) {
+      if (*sh->exit_code < 0) *sh->exit_code = 1;  // a runner that reported failure itself
+      else *sh->exit_code = 0;
+      return;
+    }
+    if (s.reason() == "usage") throw CLI::ValidationError(s.message(), 2);
+    Report(s, *sh->world.err);
+    *sh->exit_code = 1;
+  });
+  return cmd;
+}
+
+struct Target {
+  std::string component;
+  std::string app;
+};
+
+void AddTarget(CLI::App* cmd, Target* t) {
+  cmd->add_option("component", t->component, "Component name")->required();
+  cmd->add_option("--app", t->app, "App the component belongs to")->required();
+}
+
+std::string Summary(const Json& c) {
+  std::string version = Str(c, "version");
+  return Str(c, "name") + ": " + Str(c, "desired_state") + ", " +
+         std::to_string(c.value("replicas", 0)) + " replica(s), version " +
+         (version.empty() ? std::string("newest ready") : version);
+}
+
+Status Patch(Call& c, const Target& t, const Json& body, const std::string& done) {
+  BERTH_ASSIGN_OR_RETURN(Json comp, c.Do("PATCH", c.ComponentPath(t.app, t.component), &body));
+  if (c.json()) {
+    c.out() << RenderJson(comp);
+  } else {
+    c.out() << done << " (" << Summary(comp) << ")\n";
+  }
+  return Status::Ok();
+}
+
+std::string ExitText(const Json& last) {
+  if (!last.is_object()) return "";
+  return Str(last, "reason");
+}
+
+// "2" → "web-2"; names pass through.
+std::string InstanceName(const std::string& component, const std::string& given) {
+  if (!given.empty() && given.find_first_not_of("0123456789") == std::string::npos) {
+    return component + "-" + given;
+  }
+  return given;
+}
+
+void AddLifecycle(CLI::App& app, const std::shared_ptr<Shared>& sh) {
+  for (const char* verb : {"start", "stop"}) {
+    auto t = std::make_shared<Target>();
+    bool start = std::string(verb) == "start";
+    CLI::App* cmd = Leaf(app, sh, verb,
+                         start ? "Run a component's instances (desired state running)"
+                               : "Stop every instance of a component (desired state stopped)",
+                         [t, start](Call& c) {
+                           Json body = {{"desired_state", start ? "running" : "stopped"}};
+                           return Patch(c, *t, body, start ? "starting " + t->component
+                                                           : "stopping " + t->component);
+                         });
+    AddTarget(cmd, t.get());
+  }
+
+  auto rt = std::make_shared<Target>();
+  CLI::App* restart = Leaf(app, sh, "restart", "Restart every instance, one at a time",
+                           [rt](Call& c) -> Status {
+    BERTH_ASSIGN_OR_RETURN(Json comp, c.Do("POST", c.ComponentPath(rt->app, rt->component) + "/restart"));
+    if (c.json()) {
+      c.out() << RenderJson(comp);
+    } else {
+      c.out() << "restarting " << rt->component << " (restart " << comp.value("restart_generation", 0)
+              << ")\n";
+    }
+    return Status::Ok();
+  });
+  AddTarget(restart, rt.get());
+
+  auto st = std::make_shared<Target>();
+  auto replicas = std::make_shared<int>(0);
+  CLI::App* scale = Leaf(app, sh, "scale", "Set the number of instances (0 allowed)",
+                         [st, replicas](Call& c) {
+                           Json body = {{"replicas", *replicas}};
+                           return Patch(c, *st, body,
+                                        "scaling " + st->component + " to " + std::to_string(*replicas));
+                         });
+  AddTarget(scale, st.get());
+  scale->add_option("replicas", *replicas, "Number of instances")->required()->check(CLI::Range(0, 100));
+
+  auto rb = std::make_shared<Target>();
+  auto version = std::make_shared<std::string>();
+  CLI::App* rollback = Leaf(app, sh, "rollback", "Run an earlier version (rolling update to it)",
+                            [rb, version](Call& c) -> Status {
+    std::string path = c.ComponentPath(rb->app, rb->component);
+    BERTH_ASSIGN_OR_RETURN(Json v, c.Do("GET", path + "/versions/" + EncodeComponent(*version)));
+    if (Str(v, "status") != "ready") {
+      return Status(Code::kConflict, "failed_precondition",
+                    "version " + *version + " is " + Str(v, "status") + ", not ready: cannot run it");
+    }
+    Json body = {{"version", *version}};
+    return Patch(c, *rb, body, "rolling " + rb->component + " back to " + *version);
+  });
+  AddTarget(rollback, rb.get());
+  rollback->add_option("version", *version, "Version to run, e.g. v2")->required();
+}
+
+void AddViews(CLI::App& app, const std::shared_ptr<Shared>& sh) {
+  auto it = std::make_shared<Target>();
+  CLI::App* instances = Leaf(app, sh, "instances", "List a component's running instances",
+                             [it](Call& c) -> Status {
+    BERTH_ASSIGN_OR_RETURN(Json l, c.Do("GET", c.ComponentPath(it->app, it->component) + "/instances?limit=500"));
+    if (c.json()) {
+      c.out() << RenderJson(l);
+      return Status::Ok();
+    }
+    std::vector<std::vector<std::string>> rows;
+    for (const auto& i : l.value("items", Json::array())) {
+      rows.push_back({Str(i, "name"), Str(i, "version"), Str(i, "state"),
+                      i.value("ready", false) ? "yes" : "no", Cell(i.value("pid", Json(0))),
+                      Cell(i.value("port", Json(0))), Cell(i.value("restarts", Json(0))),
+                      Field(i, "started_at"), ExitText(i.value("last_exit", Json())),
+                      Str(i, "message")});
+    }
+    if (rows.empty()) {
+      c.err() << "No instances found.\n";
+      return Status::Ok();
+    }
+    c.out() << RenderTable({"NAME", "VERSION", "STATE", "READY", "PID", "PORT", "RESTARTS",
+                            "STARTED", "LAST EXIT", "MESSAGE"},
+                           rows);
+    return Status::Ok();
+  });
+  AddTarget(instances, it.get());
+
+  auto et = std::make_shared<Target>();
+  CLI::App* events = Leaf(app, sh, "events", "Show what happened to a component, newest first",
+                          [et](Call& c) -> Status {
+    BERTH_ASSIGN_OR_RETURN(Json l, c.Do("GET", c.ComponentPath(et->app, et->component) + "/events?limit=100"));
+    if (c.json()) {
+      c.out() << RenderJson(l);
+      return Status::Ok();
+    }
+    std::vector<std::vector<std::string>> rows;
+    for (const auto& e : l.value("items", Json::array())) {
+      rows.push_back({Str(e, "last_at"), Str(e, "type"), Str(e, "reason"),
+                      Cell(e.value("count", Json(1))), Str(e, "message")});
+    }
+    if (rows.empty()) {
+      c.err() << "No events found.\n";
+      return Status::Ok();
+    }
+    c.out() << RenderTable({"LAST SEEN", "TYPE", "REASON", "COUNT", "MESSAGE"}, rows);
+    return Status::Ok();
+  });
+  AddTarget(events, et.get());
+}
+
+struct LogOpts {
+  Target t;
+  bool follow = false;
+  std::string instance;
+  std::string since;
+  std::string grep;
+  int tail = -1;
+  bool build = false;
+  std::string version;
+};
+
+Status BuildLog(Call& c, const LogOpts& o, int* exit_code) {
+  std::string path = c.ComponentPath(o.t.app, o.t.component);
+  std::string version = o.version;
+  if (version.empty()) {
+    BERTH_ASSIGN_OR_RETURN(Json l, c.Do("GET", path + "/versions?limit=500"));
+    int64_t best = -1;
+    for (const auto& v : l.value("items", Json::array())) {
+      if (v.value("number", int64_t{0}) > best) {
+        best = v.value("number", int64_t{0});
+        version = Str(v, "name");
+      }
+    }
+    if (version.empty()) {
+      return Status(Code::kNotFound, "not_found", "component " + o.t.component + " has no builds yet");
+    }
+  }
+  std::string log_path = path + "/versions/" + EncodeComponent(version) + "/log";
+  if (!o.follow) {
+    BERTH_ASSIGN_OR_RETURN(Json j, c.Do("GET", log_path));
+    if (c.json()) {
+      c.out() << RenderJson(j);
+    } else {
+      c.out() << Str(j, "log");
+    }
+    return Status::Ok();
+  }
+  std::string final_status;
+  BERTH_RETURN_IF_ERROR(c.Stream(log_path + "?follow=1", [&](const Json& j) {
+    std::string type = Str(j, "type");
+    if (type == "line") {
+      c.out() << (c.json() ? j.dump() : Str(j, "text")) << "\n";
+      c.out().flush();
+    } else if (type == "end") {
+      final_status = Str(j, "status");
+      if (c.json()) c.out() << j.dump() << "\n";
+      return false;
+    }
+    return true;
+  }));
+  if (final_status != "ready") *exit_code = -1;
+  return Status::Ok();
+}
+
+void AddLogs(CLI::App& app, const std::shared_ptr<Shared>& sh) {
+  auto o = std::make_shared<LogOpts>();
+  int* exit_code = sh->exit_code;
+  CLI::App* logs = Leaf(app, sh, "logs",
+                        "Show (or follow with -f) a component's instance logs; --build for a build log",
+                        [o, exit_code](Call& c) -> Status {
+    if (o->build) return BuildLog(c, *o, exit_code);
+    if (!o->version.empty()) {
+      return Status(Code::kInvalidArgument, "usage", "a VERSION argument goes with --build");
+    }
+    std::string q = "?follow=" + std::string(o->follow ? "1" : "0");
+    if (!o->instance.empty()) q += "&instance=" + EncodeComponent(InstanceName(o->t.component, o->instance));
+    if (!o->since.empty()) q += "&since=" + EncodeComponent(o->since);
+    if (!o->grep.empty()) q += "&grep=" + EncodeComponent(o->grep);
+    if (o->tail >= 0) q += "&tail=" + std::to_string(o->tail);
+    return c.Stream(c.ComponentPath(o->t.app, o->t.component) + "/logs" + q, [&](const Json& j) {
+      if (j.contains("type")) return true;  // heartbeat
+      if (c.json()) {
+        c.out() << j.dump() << "\n";
+      } else {
+        c.out() << Str(j, "time") << " " << Str(j, "instance") << " " << Str(j, "line") << "\n";
+      }
+      c.out().flush();
+      return true;
+    });
+  });
+  AddTarget(logs, &o->t);
+  logs->add_flag("-f,--follow", o->follow, "Keep printing new lines");
+  logs->add_option("--instance", o->instance, "Only this instance (name or number)");
+  logs->add_option("--since", o->since, "Only lines newer than this (30s, 10m, 2h or RFC 3339)");
+  logs->add_option("--grep", o->grep, "Only lines containing this text");
+  logs->add_option("--tail", o->tail, "At most this many lines of history (default 1000)")
+      ->check(CLI::Range(0, 10000));
+  logs->add_flag("--build", o->build, "Show a build log instead (of VERSION, default the newest)");
+  logs->add_option("version", o->version, "Version whose build log to show (with --build)");
+}
+
+void AddWait(CLI::App& app, const std::shared_ptr<Shared>& sh) {
+  struct WaitOpts {
+    Target t;
+    bool ready = false;
+    int timeout_s = 120;
+  };
+  auto o = std::make_shared<WaitOpts>();
+  CLI::App* wait = Leaf(app, sh, "wait",
+                        "Wait until the desired instances are ready (exit 0), or time out (exit 1)",
+                        [o](Call& c) -> Status {
+    if (!o->ready) return Status(Code::kInvalidArgument, "usage", "say what to wait for: --ready");
+    std::string path = c.ComponentPath(o->t.app, o->t.component);
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(o->timeout_s);
+    std::string last;
+    while (true) {
+      BERTH_ASSIGN_OR_RETURN(Json comp, c.Do("GET", path));
+      BERTH_ASSIGN_OR_RETURN(Json l, c.Do("GET", path + "/instances?limit=500"));
+      int want = Str(comp, "desired_state") == "running" ? comp.value("replicas", 0) : 0;
+      int total = 0, ready = 0;
+      bool outdated = false;
+      for (const auto& i : l.value("items", Json::array())) {
+        ++total;
+        if (i.value("ready", false) && Str(i, "state") == "running") ++ready;
+        if (i.value("outdated", false)) outdated = true;
+      }
+      last = std::to_string(ready) + " of " + std::to_string(want) + " ready, " +
+             std::to_string(total) + " instance(s)" + (outdated ? ", update in progress" : "");
+      if (total == want && ready == want && !outdated) {
+        if (!c.json()) c.out() << o->t.component << ": " << last << "\n";
+        return Status::Ok();
+      }
+      if (std::chrono::steady_clock::now() >= deadline) {
+        return Status(Code::kUnavailable, "timeout",
+                      o->t.component + " not ready within " + std::to_string(o->timeout_s) +
+                          " s: " + last + " (see `berth instances` and `berth events`)");
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    }
+  });
+  AddTarget(wait, &o->t);
+  wait->add_flag("--ready", o->ready, "Wait until the desired number of instances is ready");
+  wait->add_option("--timeout", o->timeout_s, "Give up after this many seconds (default 120)")
+      ->check(CLI::Range(1, 86400));
+}
+
+}  // namespace
+
+void AddRuntimeCommands(CLI::App& app, const ClientWorld& world, int* exit_code) {
+  auto sh = std::make_shared<Shared>();
+  sh->world = world;
+  sh->exit_code = exit_code;
+  AddLifecycle(app, sh);
+  AddViews(app, sh);
+  AddLogs(app, sh);
+  AddWait(app, sh);
+}
+
+}  // namespace berth::cli
