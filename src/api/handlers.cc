@@ -54,7 +54,11 @@ Result<Json> Body(const Ctx& ctx) {
     return Status(Code::kUnsupportedMedia, "unsupported_media_type",
                   "the body must be JSON (Content-Type: application/json), got " + ct);
   }
-  return ParseJsonObject(ctx.req.body.empty() ? "{}" : ctx.req.body);
+  if (ctx.req.body.empty()) {
+    return Status(Code::kInvalidArgument, "invalid_json",
+                  "the request body is empty: send a JSON object");
+  }
+  return ParseJsonObject(ctx.req.body);
 }
 
 // Removes "revision" from a write body; 0 when absent.
@@ -308,9 +312,11 @@ Result<Reply> Login(Service& s, Ctx& ctx) {
   const std::string& addr = ctx.req.remote_addr;
   int wait = s.limiter.RetryAfterSeconds(addr, user);
   if (wait > 0) {
-    return Status(Code::kRateLimited, "rate_limited",
-                  "too many failed logins for " + Quoted(user) + " from " + addr + ": retry in " +
-                      std::to_string(wait) + " s");
+    // An error that carries a header: built here rather than through the Status path.
+    Json err = {{"code", "rate_limited"},
+                {"message", "too many failed logins for " + Quoted(user) + " from " + addr +
+                                ": retry in " + std::to_string(wait) + " s"}};
+    return Reply{429, err, {{"Retry-After", std::to_string(wait)}}, nullptr};
   }
   auto obj = s.store.Get(model::kUser, "", user);
   if (!obj.ok() && obj.status().code() != Code::kNotFound) return obj.status();
@@ -329,6 +335,7 @@ Result<Reply> Login(Service& s, Ctx& ctx) {
   t.name = "login";
   t.user = user;
   t.expires_at_ms = UnixMillis(s.clock.Now()) + s.options.token_ttl_hours * 3600 * 1000;
+  t.last_used_at_ms = UnixMillis(s.clock.Now());  // logging in is a use
   std::string secret = auth::NewTokenSecret();
   Json tj = model::ToJson(t);
   Op op;

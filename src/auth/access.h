@@ -2,10 +2,20 @@
 // TeamRole answers the caller's role in a team (platform administrators act as owners
 // everywhere). A caller who is not a member gets not_found for the team, so team names do
 // not leak to outsiders.
-// Thread-safety: thread-safe; the store does the locking.
+//
+// Every API request asks both questions, so answers are cached in memory. The cache is kept
+// exact by the store's change feed: before answering, Access checks whether the store head
+// moved and, if any change since touched a user, token, team or membership, drops the cache.
+// A revoked token or a removed member therefore loses access with the very next request.
+// Thread-safety: thread-safe (one mutex around the cache; store calls happen outside it
+// except for the feed catch-up).
 #pragma once
 
+#include <map>
+#include <mutex>
 #include <string>
+#include <unordered_map>
+#include <utility>
 
 #include "core/clock.h"
 #include "core/status.h"
@@ -37,8 +47,27 @@ class Access {
                               const std::string& action);
 
  private:
+  struct CachedToken {
+    Principal principal;
+    int64_t expires_at_ms = 0;
+    int64_t last_used_at_ms = 0;
+    std::string scope;  // the token object's scope (its user)
+  };
+  Result<Principal> AuthenticateUncached(const std::string& hash, CachedToken* out);
+  Result<model::Role> TeamRoleUncached(const Principal& who, const std::string& team);
+  // Drops cached answers that a change since the last sync may have made wrong.
+  void SyncLocked();
+  void TouchLastUsed(const std::string& hash, const CachedToken& token, int64_t now_ms);
+
+  static constexpr size_t kMaxEntries = 20000;
+  static constexpr int64_t kLastUsedResolutionMs = 10 * 60 * 1000;
+
   Store& store_;
   const Clock& clock_;
+  std::mutex mu_;
+  int64_t synced_head_ = -1;                                    // guarded by mu_
+  std::unordered_map<std::string, CachedToken> tokens_;         // by token hash; guarded by mu_
+  std::map<std::pair<std::string, std::string>, Result<model::Role>> roles_;  // guarded by mu_
 };
 
 }  // namespace berth::auth

@@ -124,6 +124,50 @@ TEST_F(AccessTest, AuthenticatesTokensAndChecksRoles) {
   EXPECT_NE(expired.message().find("expired"), std::string::npos);
 }
 
+TEST_F(AccessTest, CachedAnswersFollowTheStore) {
+  FakeClockForTest clock(FromUnixMillis(1000000));
+  Access access(*store_, clock);
+  std::string secret = NewTokenSecret();
+  Put("user", "", "bob", R"({"name":"bob"})");
+  Put("token", "bob", "t1", R"({"id":"t1","name":"x","user":"bob","last_used_at_ms":1000000})",
+      HashToken(secret));
+  Put("team", "", "t", R"({"name":"t"})");
+  Put("member", "t", "bob", R"({"user":"bob","role":"developer"})");
+  auto who = access.Authenticate("Bearer " + secret);
+  ASSERT_TRUE(who.ok());
+  ASSERT_EQ(*access.TeamRole(*who, "t"), model::Role::kDeveloper);
+  // Unrelated writes keep the cache; a role change is seen at once.
+  Put("app", "t", "shop", R"({"name":"shop"})");
+  EXPECT_EQ(*access.TeamRole(*who, "t"), model::Role::kDeveloper);
+  WriteBatch demote;
+  demote.ops.push_back(Op{OpType::kUpdate, Object{"member", "t", "bob", R"({"user":"bob","role":"viewer"})"}});
+  ASSERT_TRUE(store_->Commit(demote).ok());
+  EXPECT_EQ(*access.TeamRole(*who, "t"), model::Role::kViewer);
+  // Revoking the token takes effect with the next request.
+  WriteBatch revoke;
+  revoke.ops.push_back(Op{OpType::kDelete, Object{"token", "bob", "t1"}});
+  ASSERT_TRUE(store_->Commit(revoke).ok());
+  EXPECT_EQ(access.Authenticate("Bearer " + secret).status().code(), Code::kUnauthenticated);
+}
+
+TEST_F(AccessTest, LastUsedIsRecordedAtMinuteResolution) {
+  FakeClockForTest clock(FromUnixMillis(100000000));
+  Access access(*store_, clock);
+  std::string secret = NewTokenSecret();
+  Put("user", "", "bob", R"({"name":"bob"})");
+  Put("token", "bob", "t1", R"({"id":"t1","name":"x","user":"bob"})", HashToken(secret));
+  ASSERT_TRUE(access.Authenticate("Bearer " + secret).ok());
+  int64_t head = store_->Head();
+  Json stored = Json::parse(store_->Get("token", "bob", "t1")->body);
+  EXPECT_EQ(stored["last_used_at_ms"], 100000000);
+  clock.Advance(std::chrono::seconds(60));
+  ASSERT_TRUE(access.Authenticate("Bearer " + secret).ok());
+  EXPECT_EQ(store_->Head(), head);  // no write for every request
+  clock.Advance(std::chrono::minutes(10));
+  ASSERT_TRUE(access.Authenticate("Bearer " + secret).ok());
+  EXPECT_GT(store_->Head(), head);
+}
+
 TEST_F(AccessTest, DisabledUsersAreRejected) {
   FakeClockForTest clock(FromUnixMillis(1000000));
   Access access(*store_, clock);

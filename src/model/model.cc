@@ -156,7 +156,7 @@ Status ValidateCron(const std::string& expr, const std::string& field) {
 Result<UserInput> ParseUser(const Json& in) {
   UserInput out;
   JsonReader r(in, "", kReadOnly);
-  r.Str("name", &out.user.name, 63);
+  r.Str("name", &out.user.name, 255);
   r.Str("display_name", &out.user.display_name, 200);
   r.Str("email", &out.user.email, 254);
   r.Bool("admin", &out.user.admin);
@@ -226,7 +226,7 @@ Json ToJson(const Token& t) {
 Result<Team> ParseTeam(const Json& in) {
   Team t;
   JsonReader r(in, "", ReadOnlyExcept({}));
-  r.Str("name", &t.name, 63);
+  r.Str("name", &t.name, 255);
   r.Str("display_name", &t.display_name, 200);
   r.Obj("quota", [&](JsonReader& q) {
     q.Int("instances", &t.quota.instances, 0, 100000);
@@ -249,7 +249,7 @@ Json ToJson(const Team& t) {
 Result<Member> ParseMember(const Json& in) {
   Member m;
   JsonReader r(in, "", kReadOnly);
-  r.Str("user", &m.user, 63);
+  r.Str("user", &m.user, 255);
   std::string role = "viewer";
   r.Enum("role", &role, {"viewer", "developer", "admin", "owner"});
   if (r.ok()) r.Fail(ValidateUserName(m.user, "user"));
@@ -264,7 +264,7 @@ Json ToJson(const Member& m) { return {{"user", m.user}, {"role", RoleName(m.rol
 Result<App> ParseApp(const Json& in) {
   App a;
   JsonReader r(in, "", kReadOnly);
-  r.Str("name", &a.name, 63);
+  r.Str("name", &a.name, 255);
   r.Str("display_name", &a.display_name, 200);
   r.Str("description", &a.description, 4096);
   if (r.ok()) r.Fail(ValidateDnsLabel(a.name, "app name"));
@@ -280,7 +280,7 @@ Json ToJson(const App& a) {
 Result<Component> ParseComponent(const Json& in) {
   Component c;
   JsonReader r(in, "", kReadOnly);
-  r.Str("name", &c.name, 63);
+  r.Str("name", &c.name, 255);
   if (r.ok()) r.Fail(ValidateDnsLabel(c.name, "component name"));
   r.Enum("kind", &c.kind, {"service", "stateful", "job", "cronjob"});
   r.Str("schedule", &c.schedule, 200);
@@ -308,7 +308,7 @@ Result<Component> ParseComponent(const Json& in) {
     p.Enum("protocol", &port.protocol, {"http", "tcp", "udp", "grpc"});
     p.Bool("inner", &port.inner);
     p.Bool("outer", &port.outer);
-    p.Str("name", &port.name, 63);
+    p.Str("name", &port.name, 255);
     if (p.ok() && !p.Has("port")) p.Fail(InvalidArgument("port is required", p.FieldPath("port")));
     if (p.ok() && !port.name.empty()) p.Fail(ValidateDnsLabel(port.name, "port name", p.FieldPath("name")));
     if (p.ok() && !port_numbers.insert(port.port).second) {
@@ -337,7 +337,7 @@ Result<Component> ParseComponent(const Json& in) {
   std::set<std::string> vol_names;
   r.Arr("volumes", [&](JsonReader& v, size_t) {
     Volume vol;
-    v.Str("name", &vol.name, 63);
+    v.Str("name", &vol.name, 255);
     v.Str("path", &vol.path, 1024);
     v.Bool("shared", &vol.shared);
     if (v.ok()) v.Fail(ValidateDnsLabel(vol.name, "volume name", v.FieldPath("name")));
@@ -358,7 +358,7 @@ Result<Component> ParseComponent(const Json& in) {
   });
   r.Int("replicas", &c.replicas, 0, 100);
   r.Enum("desired_state", &c.desired_state, {"running", "stopped"});
-  r.Str("version", &c.version, 63);
+  r.Str("version", &c.version, 255);
   if (r.ok() && !c.version.empty()) r.Fail(ValidateDnsLabel(c.version, "version name", "version"));
   r.Int("restart_generation", &c.restart_generation, 0, int64_t{1} << 53);
   if (r.ok()) {
@@ -441,8 +441,8 @@ Result<Dependency> ParseDependencyInput(const Json& in, const std::string& app) 
   JsonReader r(in, "", ReadOnlyExcept({}));
   std::string ignored_name;
   r.Str("name", &ignored_name, 200);
-  r.Str("target_component", &d.target_component, 63);
-  r.Str("target_app", &d.target_app, 63);
+  r.Str("target_component", &d.target_component, 255);
+  r.Str("target_app", &d.target_app, 255);
   if (r.ok()) r.Fail(ValidateDnsLabel(d.target_component, "target component name", "target_component"));
   if (d.target_app.empty()) d.target_app = app;
   if (r.ok()) r.Fail(ValidateDnsLabel(d.target_app, "target app name", "target_app"));
