@@ -5,7 +5,7 @@ RELEASE_DIR := build/release
 ASAN_DIR := build/asan
 export CCACHE_DIR ?= $(CURDIR)/.ccache
 
-.PHONY: run build test unit integration bench clean format
+.PHONY: run build test bench fuzz clean format
 
 run: build
 	$(RELEASE_DIR)/berth server --data $(DATA)
@@ -27,6 +27,17 @@ test:
 bench: build
 	scripts/setup.sh bench
 	bench/api_bench.sh $(RELEASE_DIR)/berth
+
+# libFuzzer runs of every parser of outside input; new interesting inputs land in the corpus,
+# which `make test` replays.
+FUZZ_SECONDS ?= 60
+FUZZERS := api_body server_config http_query
+fuzz:
+	scripts/setup.sh fuzz
+	cmake -S . -B build/fuzz -G Ninja -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  -DBERTH_FUZZ=ON -DBERTH_TESTS=OFF >/dev/null
+	cmake --build build/fuzz -j $(JOBS) --target $(addprefix fuzz_,$(FUZZERS))
+	for f in $(FUZZERS); do build/fuzz/fuzz_$$f -max_total_time=$(FUZZ_SECONDS) fuzz/corpus/$$f || exit 1; done
 
 clean:
 	rm -rf build
