@@ -16,6 +16,7 @@ ApiService::ApiService(Store& store, const Clock& clock, ApiOptions options)
     : impl_(std::make_unique<Impl>(store, clock, std::move(options))) {
   RegisterResourceRoutes(impl_->service);
   RegisterWatchRoutes(impl_->service);
+  RegisterBuildRoutes(impl_->service);
   RegisterRuntimeRoutes(impl_->service);
   impl_->service.openapi =
       BuildOpenApi(impl_->service.router, impl_->service.options.server_version);

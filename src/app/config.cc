@@ -44,6 +44,9 @@ const std::vector<SettingInfo>& Settings() {
       {"token_ttl_hours", "BERTH_TOKEN_TTL_HOURS", "lifetime of login tokens in hours"},
       {"login_attempts", "BERTH_LOGIN_ATTEMPTS", "failed logins per user and address per minute"},
       {"sync", "BERTH_SYNC", "full (fsync each commit) or normal"},
+      {"build_concurrency", "BERTH_BUILD_CONCURRENCY", "builds run at once; the rest wait in a queue"},
+      {"build_timeout_s", "BERTH_BUILD_TIMEOUT_S", "time limit of one build in seconds"},
+      {"build_versions_kept", "BERTH_BUILD_VERSIONS_KEPT", "ready versions kept per component"},
   };
   return kSettings;
 }
@@ -91,6 +94,12 @@ Status ApplySetting(const std::string& key, const std::string& value, const std:
     return ParseInt(value, source, 1, 24 * 365 * 10, &c->token_ttl_hours);
   } else if (key == "login_attempts") {
     return ParseInt(value, source, 1, 100000, &c->login_attempts);
+  } else if (key == "build_concurrency") {
+    return ParseInt(value, source, 1, 64, &c->build_concurrency);
+  } else if (key == "build_timeout_s") {
+    return ParseInt(value, source, 10, 86400, &c->build_timeout_s);
+  } else if (key == "build_versions_kept") {
+    return ParseInt(value, source, 1, 1000, &c->build_versions_kept);
   } else if (key == "sync") {
     if (value != "full" && value != "normal") {
       return InvalidArgument(source + " must be full or normal, got \"" + value + "\"", source);

@@ -32,6 +32,9 @@ struct ServerConfig {
   int64_t token_ttl_hours = 720;
   int64_t login_attempts = 5;
   std::string sync = "full";  // full | normal
+  int64_t build_concurrency = 2;       // builds at once (the rest queue)
+  int64_t build_timeout_s = 1800;      // time limit of one build
+  int64_t build_versions_kept = 10;    // ready versions kept per component
 
   // Derived by Validate().
   HostPort api_addr;

@@ -17,6 +17,7 @@
 #include "api/api_server.h"
 #include "api/http.h"
 #include "auth/crypto.h"
+#include "build/controller.h"
 #include "core/log.h"
 #include "model/model.h"
 #include "runtime/runtime.h"
@@ -162,6 +163,17 @@ int RunServer(const ServerConfig& cfg) {
   if (!port.ok()) Fatal(port.status().message());
   api.SetReady(true);
 
+  // ---- builder (issue #3): builds queued versions; restarts resume them ----
+  build::BuilderOptions bo;
+  bo.data_dir = cfg.data_dir;
+  bo.concurrency = static_cast<int>(cfg.build_concurrency);
+  bo.time_limit = std::chrono::seconds(cfg.build_timeout_s);
+  bo.versions_kept = static_cast<int>(cfg.build_versions_kept);
+  bo.on_log = [&http] { http->WakeStreams(); };  // followed build logs
+  build::BuildController builder(*store, SystemClock::Get(), bo);
+  if (Status s = builder.Start(); !s.ok()) Fatal("cannot start the builder: " + s.message());
+  // ---- end builder ----
+
   // ---- local runtime (issue #4): adopt running shims, then converge components ----
   runtime::RuntimeOptions ro;
   ro.data_dir = cfg.data_dir;
@@ -191,6 +203,7 @@ int RunServer(const ServerConfig& cfg) {
   sigwait(&set, &sig);
   log->info("msg=stopping signal={}", sig);
   api.SetReady(false);
+  builder.Stop();  // running builds stay "building" and resume at the next start
   runtime->Stop();  // instances keep running under their shims; the next server adopts them
   runtime.reset();
   http->Stop();

@@ -300,6 +300,16 @@ struct BuildController::Impl {
 
     Outcome out = Run(k, body, rel_log, cancel);
     if (out.kind == Outcome::kStopped) return;  // stays "building": resumed next start
+    // Events first: whoever sees the final status also finds the event that explains it.
+    if (out.kind == Outcome::kReady) {
+      recorder.Record(where, events::Type::kNormal, "BuildSucceeded",
+                      k.version + " built: artifact sha256:" + out.artifact.substr(0, 12) + ", " +
+                          std::to_string(out.size_bytes) + " bytes");
+    } else if (out.kind == Outcome::kFailed) {
+      recorder.Record(where, events::Type::kWarning, "BuildFailed", k.version + ": " + out.message);
+    } else {
+      recorder.Record(where, events::Type::kNormal, "BuildCancelled", k.version + " was cancelled");
+    }
 
     std::unique_lock<std::mutex> art(artifact_mu);  // publish → commit, not interleaved with GC
     for (int attempt = 0; attempt < 10; ++attempt) {
@@ -349,15 +359,9 @@ struct BuildController::Impl {
     Wake(true);
     if (out.kind == Outcome::kReady) {
       log->info("msg=\"build ready\" version={} artifact={}", id, out.artifact);
-      recorder.Record(where, events::Type::kNormal, "BuildSucceeded",
-                      k.version + " built: artifact sha256:" + out.artifact.substr(0, 12) + ", " +
-                          std::to_string(out.size_bytes) + " bytes");
       Retain(k);
     } else if (out.kind == Outcome::kFailed) {
       log->warn("msg=\"build failed\" version={} step=\"{}\"", id, out.step);
-      recorder.Record(where, events::Type::kWarning, "BuildFailed", k.version + ": " + out.message);
-    } else {
-      recorder.Record(where, events::Type::kNormal, "BuildCancelled", k.version + " was cancelled");
     }
     CollectArtifacts();
   }
@@ -509,6 +513,7 @@ struct BuildController::Impl {
       const std::string& cmd = d.build_steps[i];
       std::string step = "step " + std::to_string(i + 1) + "/" + std::to_string(d.build_steps.size()) + " `" + cmd + "`";
       line("-----> " + step);
+      tail.clear();  // "last lines" are the step's own output
       detail::RunSpec spec{cmd, *where, env, deadline};
       auto r = detail::RunShell(spec, line, cancel);
       if (!r.ok()) return finish(fail(step, "cannot run " + step + ": " + r.status().message()));

@@ -1005,6 +1005,9 @@ ClientWorld RealClientWorld() {
 // --build), wait.
 void AddRuntimeCommands(CLI::App& app, const ClientWorld& world, int* exit_code);
 
+// build_commands.cc: detect, build, versions, build logs.
+void AddBuildCommands(CLI::App& app, const ClientWorld& world, int* exit_code);
+
 void RegisterClientCommandsWithWorld(CLI::App& app, int* exit_code, ClientWorld world) {
   auto shared = std::make_shared<Shared>();
   shared->world = std::move(world);
@@ -1015,6 +1018,7 @@ void RegisterClientCommandsWithWorld(CLI::App& app, int* exit_code, ClientWorld 
   AddComponentCommands(app, shared);
   AddUserCommands(app, shared);
   AddRuntimeCommands(app, shared->world, exit_code);  // before build: it owns `logs`
+  AddBuildCommands(app, shared->world, exit_code);
 }
 
 void RegisterClientCommands(CLI::App& app, int* exit_code) {

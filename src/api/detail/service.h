@@ -34,6 +34,8 @@ struct Service {
 void RegisterResourceRoutes(Service& s);
 // watch.cc: the change-feed streams.
 void RegisterWatchRoutes(Service& s);
+// build_routes.cc: detection, builds, cancel, build logs.
+void RegisterBuildRoutes(Service& s);
 // runtime_routes.cc: restart requests and instance logs.
 void RegisterRuntimeRoutes(Service& s);
 // openapi.cc

@@ -1,0 +1,397 @@
+// Builder routes (docs/api.md "Builds"): detection, queueing a build, cancelling it and the
+// build log (whole, or followed live as NDJSON). Like every route, these only read the store
+// or record intent; the build controller (src/build/controller.h) does the building.
+#include <unistd.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+
+#include "api/detail/service.h"
+#include "auth/crypto.h"
+#include "build/controller.h"
+#include "build/detect.h"
+#include "build/source.h"
+
+namespace berth::api {
+namespace {
+
+namespace fs = std::filesystem;
+using model::Role;
+
+constexpr size_t kLogReplyLimit = 4 << 20;   // bytes of a log returned without follow
+constexpr size_t kStreamChunk = 256 << 10;   // bytes read per poll of a followed log
+
+std::string Quoted(const std::string& s) { return "\"" + s + "\""; }
+
+Json Stored(const Object& o) {
+  Json j = Json::parse(o.body, nullptr, false);
+  return j.is_object() ? j : Json::object();
+}
+
+Status Need(Service& s, const Ctx& ctx, Role min, const std::string& action) {
+  auto r = s.access.Require(ctx.who, ctx.P("team"), min, action);
+  return r.ok() ? Status::Ok() : r.status();
+}
+
+Result<Json> Body(const Ctx& ctx) {
+  const std::string& ct = ctx.req.Header("content-type");
+  if (!ct.empty() && ct.rfind("application/json", 0) != 0) {
+    return Status(Code::kUnsupportedMedia, "unsupported_media_type",
+                  "the body must be JSON (Content-Type: application/json), got " + ct);
+  }
+  return ParseJsonObject(ctx.req.body.empty() ? "{}" : ctx.req.body);
+}
+
+std::string CompScope(const Ctx& c) { return c.P("team") + "/" + c.P("app") + "/" + c.P("component"); }
+std::string CompRes(const Ctx& c) { return "apps/" + c.P("app") + "/components/" + c.P("component"); }
+
+Result<Object> LoadComponent(Service& s, const Ctx& ctx) {
+  auto app = s.store.Get(model::kApp, ctx.P("team"), ctx.P("app"));
+  if (!app.ok()) {
+    if (app.status().code() == Code::kNotFound) {
+      return NotFound("app " + Quoted(ctx.P("app")) + " not found in team " + Quoted(ctx.P("team")));
+    }
+    return app.status();
+  }
+  auto c = s.store.Get(model::kComponent, ctx.P("team") + "/" + ctx.P("app"), ctx.P("component"));
+  if (!c.ok() && c.status().code() == Code::kNotFound) {
+    return NotFound("component " + Quoted(ctx.P("component")) + " not found in app " + Quoted(ctx.P("app")));
+  }
+  return c;
+}
+
+Result<Object> LoadVersion(Service& s, const Ctx& ctx) {
+  BERTH_ASSIGN_OR_RETURN(Object comp, LoadComponent(s, ctx));
+  (void)comp;
+  auto v = s.store.Get(model::kVersion, CompScope(ctx), ctx.P("version"));
+  if (!v.ok() && v.status().code() == Code::kNotFound) {
+    return NotFound("version " + Quoted(ctx.P("version")) + " not found in component " +
+                    Quoted(ctx.P("component")));
+  }
+  return v;
+}
+
+// ---- detect -------------------------------------------------------------------------------
+
+Result<Reply> DetectRoute(Service& s, Ctx& ctx) {
+  BERTH_RETURN_IF_ERROR(Need(s, ctx, Role::kDeveloper, "run detection"));
+  BERTH_ASSIGN_OR_RETURN(Json body, Body(ctx));
+  // The component parser validates source and build exactly as a component's would be.
+  Json comp = {{"name", "detect"}};
+  JsonReader r(body, "");
+  Json source, build;
+  r.Raw("source", &source);
+  r.Raw("build", &build);
+  r.Finish();
+  if (!r.ok()) return r.status();
+  if (source.is_null()) return InvalidArgument("source is required", "source");
+  comp["source"] = source;
+  if (!build.is_null()) comp["build"] = build;
+  BERTH_ASSIGN_OR_RETURN(model::Component c, model::ParseComponent(comp));
+  if (c.source.type == "none") return InvalidArgument("source.type must be dir, git, archive or package", "source.type");
+  if (s.options.data_dir.empty()) return Unavailable("the server has no data directory for detection");
+
+  std::string root;
+  std::string tmp;
+  std::string commit;
+  if (c.source.type == "dir") {
+    std::error_code ec;
+    if (!fs::is_directory(c.source.path, ec)) {
+      return InvalidArgument("source.path " + c.source.path + " is not a directory on the server", "source.path");
+    }
+    root = c.source.path;  // detection only reads: no copy needed
+  } else {
+    tmp = fs::absolute(s.options.data_dir).string() + "/tmp/detect-" + auth::RandomHex(8);
+    std::atomic<bool> cancel{false};
+    std::string log_text;
+    auto fetched = build::FetchSource(c.source, tmp + "/src", build::SourceLimits{},
+                                      [&](const std::string& l) {
+                                        if (log_text.size() < 4096) log_text += l + "\n";
+                                      },
+                                      cancel);
+    if (!fetched.ok()) {
+      std::error_code ec;
+      fs::remove_all(tmp, ec);
+      Status st = fetched.status();
+      if (st.code() == Code::kConflict) return InvalidArgument(st.message(), "source");
+      return st;
+    }
+    commit = fetched->commit;
+    root = tmp + "/src";
+  }
+  auto cleanup = [&] {
+    if (!tmp.empty()) {
+      std::error_code ec;
+      fs::remove_all(tmp, ec);
+    }
+  };
+  auto where = build::ResolveSubdir(root, c.build.subdir);
+  if (!where.ok()) {
+    cleanup();
+    return where.status();
+  }
+  auto d = build::Detect(*where, c.build);
+  cleanup();
+  if (!d.ok()) return d.status();
+  Json out = build::ToJson(*d);
+  if (!commit.empty()) out["commit"] = commit;
+  return Reply{200, out, {}, nullptr};
+}
+
+// ---- queue a build ------------------------------------------------------------------------
+
+Result<Reply> QueueBuild(Service& s, Ctx& ctx) {
+  BERTH_RETURN_IF_ERROR(Need(s, ctx, Role::kDeveloper, "build components"));
+  BERTH_ASSIGN_OR_RETURN(Json body, Body(ctx));
+  std::string ref;
+  JsonReader r(body, "");
+  r.Str("ref", &ref, 256);
+  r.Finish();
+  if (!r.ok()) return r.status();
+  BERTH_ASSIGN_OR_RETURN(Object comp_obj, LoadComponent(s, ctx));
+  BERTH_ASSIGN_OR_RETURN(model::Component comp, model::ParseComponent(Stored(comp_obj)));
+  if (comp.source.type == "none") {
+    return FailedPrecondition("component " + Quoted(comp.name) +
+                              " has no source: set source (dir, git, archive or package) first");
+  }
+  if (!ref.empty()) {
+    if (comp.source.type != "git") {
+      return InvalidArgument("ref only applies to git sources; this component's source is " + comp.source.type, "ref");
+    }
+    if (ref.front() == '-' || ref.find_first_of(" \t\n\r\\~^:?*[") != std::string::npos || ref.find("..") != std::string::npos) {
+      return InvalidArgument("ref " + Quoted(ref) + " is not a valid git branch, tag or commit", "ref");
+    }
+    comp.source.ref = ref;
+  }
+  Json component_json = model::ToJson(comp);
+  Json request = {{"source", component_json["source"]},
+                  {"build", component_json["build"]},
+                  {"requested_by", ctx.who.user}};
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    ListOptions lo;
+    lo.scope = CompScope(ctx);
+    lo.limit = 1000;
+    int64_t max = 0;
+    while (true) {
+      BERTH_ASSIGN_OR_RETURN(ListResult all, s.store.List(model::kVersion, lo));
+      for (const Object& o : all.items) max = std::max<int64_t>(max, Stored(o).value("number", int64_t{0}));
+      if (all.next.empty()) break;
+      lo.after = all.next;
+    }
+    model::Version v;
+    v.number = max + 1;
+    v.name = "v" + std::to_string(v.number);
+    v.status = "queued";
+    v.build_log = build::BuildLogPath(ctx.P("team"), ctx.P("app"), ctx.P("component"), v.name);
+    Json vj = model::ToJson(v);
+    vj["build_request"] = request;
+    WriteBatch b;
+    Op op;
+    op.type = OpType::kCreate;
+    op.object = Object{model::kVersion, CompScope(ctx), v.name, vj.dump()};
+    b.ops.push_back(op);
+    b.audit.push_back({ctx.who.user, ctx.P("team"), "build", CompRes(ctx) + "/versions/" + v.name,
+                       Json({{"before", nullptr}, {"after", vj}}).dump()});
+    auto c = s.store.Commit(b);
+    if (c.ok()) return Reply{201, RenderObject(c->objects.front()), {}, nullptr};
+    if (c.status().code() != Code::kAlreadyExists) return c.status();
+  }
+  return RevisionConflict("builds are being queued concurrently: retry");
+}
+
+// ---- cancel -------------------------------------------------------------------------------
+
+Result<Reply> CancelBuild(Service& s, Ctx& ctx) {
+  BERTH_RETURN_IF_ERROR(Need(s, ctx, Role::kDeveloper, "cancel builds"));
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    BERTH_ASSIGN_OR_RETURN(Object v, LoadVersion(s, ctx));
+    Json before = Stored(v);
+    std::string status = before.value("status", "");
+    if (status != "queued" && status != "building") {
+      return FailedPrecondition("version " + Quoted(v.name) + " is " + status +
+                                ": only queued or building versions can be cancelled");
+    }
+    Json after = before;
+    after["status"] = "cancelled";
+    after["message"] = "cancelled by " + ctx.who.user;
+    WriteBatch b;
+    Op op;
+    op.type = OpType::kUpdate;
+    op.object = Object{model::kVersion, v.scope, v.name, after.dump()};
+    op.expected_revision = v.revision;
+    b.ops.push_back(op);
+    b.audit.push_back({ctx.who.user, ctx.P("team"), "cancel", CompRes(ctx) + "/versions/" + v.name,
+                       Json({{"before", {{"status", status}}}, {"after", {{"status", "cancelled"}}}}).dump()});
+    auto c = s.store.Commit(b);
+    if (c.ok()) return Reply{200, RenderObject(c->objects.front()), {}, nullptr};
+    if (c.status().reason() != "revision_conflict") return c.status();
+  }
+  return RevisionConflict("the version is changing too often: retry");
+}
+
+// ---- logs ---------------------------------------------------------------------------------
+
+std::string LogFile(Service& s, const Object& v, const Ctx& ctx) {
+  std::string rel = Stored(v).value("build_log", "");
+  if (rel.empty() || rel.find("..") != std::string::npos || rel.front() == '/') {
+    rel = build::BuildLogPath(ctx.P("team"), ctx.P("app"), ctx.P("component"), v.name);
+  }
+  return s.options.data_dir + "/" + rel;
+}
+
+// Follows a build log: one NDJSON line per log line, then {"type":"end","status",...} once the
+// version is ready, failed or cancelled and everything written has been sent.
+class LogStream final : public StreamSource {
+ public:
+  LogStream(Service& s, std::string scope, std::string version, std::string path)
+      : s_(s), scope_(std::move(scope)), version_(std::move(version)), path_(std::move(path)) {}
+
+  bool Poll(std::string* out) override {
+    // Read the status before the file: a build that ends after this check still has its last
+    // lines picked up by the next poll, and one that ended before has written everything.
+    std::string status = "deleted", message;
+    auto v = s_.store.Get(model::kVersion, scope_, version_);
+    if (v.ok()) {
+      Json j = Stored(*v);
+      status = j.value("status", "");
+      message = j.value("message", "");
+    } else if (v.status().code() != Code::kNotFound) {
+      status = "unknown";
+    }
+    bool terminal = status == "ready" || status == "failed" || status == "cancelled" || status == "deleted";
+    bool more = ReadMore(out, terminal);
+    if (terminal && !more) {
+      if (!partial_.empty()) Emit(out, partial_), partial_.clear();
+      Json end = {{"type", "end"}, {"status", status}, {"message", message}, {"version", version_}};
+      *out += end.dump(-1, ' ', false, Json::error_handler_t::replace) + "\n";
+      return false;
+    }
+    return true;
+  }
+
+  std::string Heartbeat() override { return Json({{"type", "heartbeat"}}).dump() + "\n"; }
+
+ private:
+  void Emit(std::string* out, const std::string& line) {
+    Json j = {{"type", "line"}, {"text", line}};
+    *out += j.dump(-1, ' ', false, Json::error_handler_t::replace) + "\n";
+  }
+
+  // Appends complete new lines; true when the file may have more right now.
+  bool ReadMore(std::string* out, bool terminal) {
+    std::ifstream f(path_, std::ios::binary);
+    if (!f) return false;
+    f.seekg(static_cast<std::streamoff>(offset_));
+    std::string buf(kStreamChunk, '\0');
+    f.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+    size_t n = static_cast<size_t>(f.gcount());
+    if (n == 0) return false;
+    offset_ += n;
+    partial_.append(buf.data(), n);
+    size_t start = 0;
+    for (size_t nl; (nl = partial_.find('\n', start)) != std::string::npos; start = nl + 1) {
+      Emit(out, partial_.substr(start, nl - start));
+    }
+    partial_.erase(0, start);
+    if (partial_.size() > build_line_limit_) Emit(out, partial_), partial_.clear();
+    (void)terminal;
+    return n == kStreamChunk;
+  }
+
+  Service& s_;
+  const std::string scope_;
+  const std::string version_;
+  const std::string path_;
+  const size_t build_line_limit_ = 64 << 10;
+  size_t offset_ = 0;        // only touched by the polling thread
+  std::string partial_;      // an unfinished last line
+};
+
+Result<Reply> BuildLog(Service& s, Ctx& ctx) {
+  BERTH_RETURN_IF_ERROR(Need(s, ctx, Role::kViewer, "read build logs"));
+  std::string follow = ctx.req.Query("follow", "0");
+  if (follow != "0" && follow != "1" && follow != "true" && follow != "false") {
+    return InvalidArgument("follow must be 0, 1, true or false", "follow");
+  }
+  if (s.options.data_dir.empty()) return Unavailable("the server has no data directory for logs");
+  BERTH_ASSIGN_OR_RETURN(Object v, LoadVersion(s, ctx));
+  std::string path = LogFile(s, v, ctx);
+  Json j = Stored(v);
+  std::string status = j.value("status", "");
+  if (follow == "1" || follow == "true") {
+    Reply r;
+    r.stream = std::make_shared<LogStream>(s, v.scope, v.name, path);
+    r.headers.push_back({"Cache-Control", "no-cache"});
+    return r;
+  }
+  std::ifstream f(path, std::ios::binary);
+  if (!f && status != "queued") {
+    return NotFound("version " + Quoted(v.name) + " has no build log (it was not built by this server)");
+  }
+  std::string text;
+  bool truncated = false;
+  if (f) {
+    f.seekg(0, std::ios::end);
+    std::streamoff size = f.tellg();
+    std::streamoff from = std::max<std::streamoff>(0, size - static_cast<std::streamoff>(kLogReplyLimit));
+    truncated = from > 0;
+    f.seekg(from);
+    text.resize(static_cast<size_t>(size - from));
+    f.read(text.data(), static_cast<std::streamsize>(text.size()));
+  }
+  return Reply{200,
+               {{"version", v.name},
+                {"status", status},
+                {"message", j.value("message", "")},
+                {"log", text},
+                {"truncated", truncated}},
+               {},
+               nullptr};
+}
+
+}  // namespace
+
+void RegisterBuildRoutes(Service& svc) {
+  const std::string T = "/api/v1/teams/{team}";
+  const std::string C = T + "/apps/{app}/components/{component}";
+  struct Def {
+    const char* method;
+    std::string pattern;
+    const char* summary;
+    const char* request_schema;
+    const char* response_schema;
+    int success;
+    std::function<Result<Reply>(Service&, Ctx&)> fn;
+    bool blocking;
+  };
+  std::vector<Def> defs = {
+      {"POST", T + "/detect",
+       "Detect how a source would be built and started, with the reasons (developers)",
+       "", "", 200, DetectRoute, true},
+      {"POST", C + "/builds", "Queue a build of the component's source (optional {\"ref\"})",
+       "", "Version", 201, QueueBuild, false},
+      {"POST", C + "/versions/{version}/cancel", "Cancel a queued or running build", "",
+       "Version", 200, CancelBuild, false},
+      {"GET", C + "/versions/{version}/log",
+       "The build log ({\"log\"}); ?follow=1 streams it as NDJSON until the build ends", "",
+       "", 200, BuildLog, false},
+  };
+  for (Def& d : defs) {
+    Route r;
+    r.method = d.method;
+    r.pattern = d.pattern;
+    r.summary = d.summary;
+    r.tag = "builds";
+    r.request_schema = d.request_schema;
+    r.response_schema = d.response_schema;
+    r.success_status = d.success;
+    r.blocking = d.blocking;
+    Service* sp = &svc;
+    auto fn = d.fn;
+    r.fn = [sp, fn](Ctx& c) { return fn(*sp, c); };
+    svc.router.Add(std::move(r));
+  }
+}
+
+}  // namespace berth::api

@@ -1,0 +1,328 @@
+// The builder's CLI verbs (docs/cli.md): `berth detect`, `berth build`, `berth versions` and
+// `berth logs --build`. Each is one REST call (docs/api.md "Builds"); following a log uses the
+// streamed NDJSON form of GET .../versions/{v}/log?follow=1.
+#include <algorithm>
+#include <filesystem>
+#include <iostream>
+#include <memory>
+
+#include "cli/client_config.h"
+#include "cli/detail/commands.h"
+#include "cli/detail/flags.h"
+#include "cli/detail/http_client.h"
+#include "cli/output.h"
+
+namespace berth::cli {
+namespace {
+
+struct Globals {
+  std::string output = "table";
+  std::string server;
+  std::string team;
+};
+
+std::string S(const Json& j, const char* key) {
+  if (!j.is_object()) return "";
+  auto it = j.find(key);
+  return it != j.end() && it->is_string() ? it->get<std::string>() : "";
+}
+
+Code CodeFor(int status) {
+  switch (status) {
+    case 400: return Code::kInvalidArgument;
+    case 401: return Code::kUnauthenticated;
+    case 403: return Code::kPermissionDenied;
+    case 404: return Code::kNotFound;
+    case 409: return Code::kConflict;
+    case 503: return Code::kUnavailable;
+    default: return Code::kInternal;
+  }
+}
+
+Status Local(const std::string& m) { return Status(Code::kInternal, "cli", m); }
+
+// One invocation: resolved config and API calls.
+class Call {
+ public:
+  Call(const ClientWorld& w, const Globals& g) : w_(w), g_(g) {}
+
+  Status Init() {
+    BERTH_ASSIGN_OR_RETURN(std::string path, ClientConfigPath(w_.env));
+    auto stored = LoadClientConfig(path);
+    if (!stored.ok()) return Local(stored.status().message());
+    cfg_ = ResolveClientConfig(*stored, w_.env, g_.server, g_.team);
+    return Status::Ok();
+  }
+
+  bool json() const { return g_.output == "json"; }
+  std::ostream& out() { return *w_.out; }
+  std::ostream& err() { return *w_.err; }
+  const ClientWorld& world() const { return w_; }
+  std::string Team() const { return "/api/v1/teams/" + EncodeComponent(cfg_.team); }
+
+  static Status FromResponse(const Response& resp, const std::string& what) {
+    Json j = Json::parse(resp.body, nullptr, false);
+    if (!j.is_discarded() && !S(j, "code").empty()) {
+      return Status(CodeFor(resp.status), S(j, "code"), S(j, "message"), S(j, "field"));
+    }
+    return Status(CodeFor(resp.status), "http_" + std::to_string(resp.status),
+                  what + ": the server answered HTTP " + std::to_string(resp.status));
+  }
+
+  Result<Json> Do(const std::string& method, const std::string& path, const Json* body = nullptr) {
+    std::string text = body ? body->dump() : "";
+    auto r = w_.send(method, cfg_.server, path, text, cfg_.token);
+    if (!r.ok()) return Local(r.status().message());
+    if (r->status < 200 || r->status >= 300) return FromResponse(*r, method + " " + path);
+    Json j = r->body.empty() ? Json::object() : Json::parse(r->body, nullptr, false);
+    if (j.is_discarded()) return Local("the server answered " + method + " " + path + " with a body that is not JSON");
+    return j;
+  }
+
+  // Follows a build log; prints lines as they come. Returns the final status ("ready", ...).
+  Result<std::string> Follow(const std::string& path) {
+    std::string final_status, final_message;
+    HttpClientOptions opts;
+    opts.read_timeout = std::chrono::seconds(60);  // the server sends heartbeats every 15 s
+    auto r = RequestStream("GET", cfg_.server, path + "?follow=1", "", cfg_.token,
+                           [&](std::string_view line) {
+                             Json j = Json::parse(line, nullptr, false);
+                             if (j.is_discarded()) return true;
+                             std::string type = S(j, "type");
+                             if (type == "line") {
+                               if (json()) {
+                                 out() << j.dump() << "\n";
+                               } else {
+                                 out() << S(j, "text") << "\n";
+                               }
+                               out().flush();
+                             } else if (type == "end") {
+                               final_status = S(j, "status");
+                               final_message = S(j, "message");
+                               if (json()) out() << j.dump() << "\n";
+                               return false;
+                             }
+                             return true;
+                           },
+                           opts);
+    if (!r.ok()) return Local(r.status().message());
+    if (r->status < 200 || r->status >= 300) return FromResponse(*r, "GET " + path);
+    if (final_status.empty()) return Local("the log stream ended before the build did");
+    if (final_status != "ready" && !json()) {
+      err() << "build " << final_status << (final_message.empty() ? "" : ": " + final_message) << "\n";
+    }
+    return final_status;
+  }
+
+ private:
+  const ClientWorld& w_;
+  const Globals& g_;
+  ClientConfig cfg_;
+};
+
+void Report(const Status& s, std::ostream& err) {
+  if (s.reason() == "cli") {
+    err << "error: " << s.message() << "\n";
+    return;
+  }
+  err << "error: " << s.message() << " (" << s.reason() << ")\n";
+  if (!s.field().empty()) err << "field: " << s.field() << "\n";
+  if (s.code() == Code::kUnauthenticated) err << "hint: log in with `berth login --server URL --user NAME`\n";
+}
+
+struct Shared {
+  ClientWorld world;
+  int* exit_code = nullptr;
+  Globals g;
+};
+
+using Runner = std::function<Status(Call&)>;
+
+CLI::App* Leaf(CLI::App& app, const std::shared_ptr<Shared>& sh, const std::string& name,
+               const std::string& desc, Runner run) {
+  CLI::App* cmd = app.add_subcommand(name, desc);
+  cmd->add_option("-o,--output", sh->g.output, "Output format: table or json")
+      ->check(CLI::IsMember({"table", "json"}))
+      ->group("Global flags");
+  cmd->add_option("--server", sh->g.server, "berth server URL (overrides BERTH_SERVER and the stored server)")
+      ->group("Global flags");
+  cmd->add_option("--team", sh->g.team, "Team (default: the one chosen with `berth team use`)")
+      ->group("Global flags");
+  cmd->callback([sh, run = std::move(run)] {
+    Call c(sh->world, sh->g);
+    Status s = c.Init();
+    if (s.ok()) s = run(c);
+    if (s.ok()) {
+      if (*sh->exit_code != 1) *sh->exit_code = 0;
+      return;
+    }
+    Report(s, *sh->world.err);
+    *sh->exit_code = 1;
+  });
+  return cmd;
+}
+
+std::string Short(const std::string& artifact) {
+  return artifact.rfind("sha256:", 0) == 0 ? artifact.substr(0, 19) : artifact;
+}
+
+}  // namespace
+
+void AddBuildCommands(CLI::App& app, const ClientWorld& world, int* exit_code) {
+  auto sh = std::make_shared<Shared>();
+  sh->world = world;
+  sh->exit_code = exit_code;
+  struct Opts {
+    std::string path, component, app, ref, version, language, build_command, start_command, subdir;
+    bool follow = false, build = false;
+  };
+  auto o = std::make_shared<Opts>();
+  auto comp_path = [o](Call& c) {
+    return c.Team() + "/apps/" + EncodeComponent(o->app) + "/components/" + EncodeComponent(o->component);
+  };
+
+  // berth detect PATH
+  CLI::App* detect = Leaf(app, sh, "detect", "Show how berth would build and start a directory, and why",
+                          [o](Call& c) -> Status {
+    std::filesystem::path p(o->path);
+    if (p.is_relative()) p = std::filesystem::path(c.world().cwd) / p;
+    Json build = Json::object();
+    if (!o->language.empty()) build["language"] = o->language;
+    if (!o->build_command.empty()) build["command"] = o->build_command;
+    if (!o->start_command.empty()) build["start_command"] = o->start_command;
+    if (!o->subdir.empty()) build["subdir"] = o->subdir;
+    Json body = {{"source", {{"type", "dir"}, {"path", p.lexically_normal().string()}}}, {"build", build}};
+    BERTH_ASSIGN_OR_RETURN(Json d, c.Do("POST", c.Team() + "/detect", &body));
+    if (c.json()) {
+      c.out() << RenderJson(d);
+      return Status::Ok();
+    }
+    c.out() << "language:  " << S(d, "language")
+            << (S(d, "language_version").empty() ? "" : " " + S(d, "language_version")) << "\n";
+    c.out() << "port:      " << Cell(d.value("port", Json())) << "\n";
+    c.out() << "processes:\n";
+    const Json processes = d.value("processes", Json::object());
+    const Json reasons = d.value("reasons", Json::array());
+    for (auto& [type, cmd] : processes.items()) {
+      c.out() << "  " << type << ": " << Cell(cmd) << "\n";
+    }
+    if (!S(d, "release").empty()) c.out() << "release:   " << S(d, "release") << "\n";
+    c.out() << "build steps:\n";
+    Json steps = d.value("build_steps", Json::array());
+    if (steps.empty()) c.out() << "  (none)\n";
+    for (const auto& st : steps) c.out() << "  " << Cell(st) << "\n";
+    c.out() << "reasons:\n";
+    for (const auto& r : reasons) c.out() << "  - " << Cell(r) << "\n";
+    return Status::Ok();
+  });
+  detect->add_option("path", o->path, "Directory with the source (on the server's machine)")->required();
+  detect->add_option("--language", o->language, "Override the language");
+  detect->add_option("--build-command", o->build_command, "Override the build command");
+  detect->add_option("--start-command", o->start_command, "Override the start command");
+  detect->add_option("--subdir", o->subdir, "Build this subdirectory of the source");
+
+  // berth versions COMPONENT --app APP
+  CLI::App* versions = Leaf(app, sh, "versions", "List a component's versions (builds), newest first",
+                            [o, comp_path](Call& c) -> Status {
+    Json items = Json::array();
+    std::string after;
+    for (int page = 0; page < 100; ++page) {
+      std::string q = comp_path(c) + "/versions?limit=500" + (after.empty() ? "" : "&after=" + EncodeComponent(after));
+      BERTH_ASSIGN_OR_RETURN(Json l, c.Do("GET", q));
+      const Json page_items = l.value("items", Json::array());
+      for (const auto& it : page_items) items.push_back(it);
+      after = S(l, "next");
+      if (after.empty()) break;
+    }
+    std::vector<Json> sorted(items.begin(), items.end());
+    std::sort(sorted.begin(), sorted.end(), [](const Json& a, const Json& b) {
+      return a.value("number", int64_t{0}) > b.value("number", int64_t{0});
+    });
+    if (c.json()) {
+      c.out() << RenderJson(Json{{"items", sorted}});
+      return Status::Ok();
+    }
+    if (sorted.empty()) {
+      c.err() << "No versions found.\n";
+      return Status::Ok();
+    }
+    std::vector<std::vector<std::string>> rows;
+    for (const Json& v : sorted) {
+      std::string lang = v.contains("detect") && v["detect"].is_object() ? S(v["detect"], "language") : "";
+      rows.push_back({S(v, "name"), S(v, "status"), lang, Short(S(v, "artifact")), S(v, "start_command"),
+                      S(v, "built_at").empty() ? S(v, "created_at") : S(v, "built_at")});
+    }
+    c.out() << RenderTable({"NAME", "STATUS", "LANGUAGE", "ARTIFACT", "START COMMAND", "BUILT"}, rows);
+    return Status::Ok();
+  });
+  versions->add_option("component", o->component, "Component name")->required();
+  versions->add_option("--app", o->app, "App the component belongs to")->required();
+
+  // berth build COMPONENT --app APP [--ref R] [-f]
+  CLI::App* build = Leaf(app, sh, "build", "Build a new version of a component from its source",
+                         [o, comp_path, sh](Call& c) -> Status {
+    Json body = Json::object();
+    if (!o->ref.empty()) body["ref"] = o->ref;
+    BERTH_ASSIGN_OR_RETURN(Json v, c.Do("POST", comp_path(c) + "/builds", &body));
+    std::string name = S(v, "name");
+    if (!o->follow) {
+      if (c.json()) {
+        c.out() << RenderJson(v);
+      } else {
+        c.out() << "queued build " << name << " of " << o->component
+                << " (follow it with `berth logs " << o->component << " --app " << o->app
+                << " --build " << name << " -f`)\n";
+      }
+      return Status::Ok();
+    }
+    if (!c.json()) c.err() << "queued build " << name << " of " << o->component << "\n";
+    BERTH_ASSIGN_OR_RETURN(std::string status, c.Follow(comp_path(c) + "/versions/" + EncodeComponent(name) + "/log"));
+    if (status != "ready") *sh->exit_code = 1;
+    else if (!c.json()) c.err() << "built " << name << "\n";
+    return Status::Ok();
+  });
+  build->add_option("component", o->component, "Component name")->required();
+  build->add_option("--app", o->app, "App the component belongs to")->required();
+  build->add_option("--ref", o->ref, "Git branch, tag or commit to build (git sources)");
+  build->add_flag("-f,--follow", o->follow, "Follow the build log until the build ends (exit 1 if it fails)");
+
+  // berth logs COMPONENT --app APP --build [VERSION] [-f]
+  // The runtime's `berth logs` (instance logs) also reads build logs with --build; this one
+  // only stands in when that verb is not registered.
+  bool logs_taken = !app.get_subcommands([](CLI::App* s) { return s->get_name() == "logs"; }).empty();
+  if (logs_taken) return;
+  CLI::App* logs = Leaf(app, sh, "logs", "Show a component's build log (--build [VERSION]; default the newest)",
+                        [o, comp_path, sh](Call& c) -> Status {
+    if (!o->build) return Status(Code::kInvalidArgument, "cli", "give --build [VERSION] to read a build log");
+    std::string version = o->version;
+    if (version.empty()) {
+      BERTH_ASSIGN_OR_RETURN(Json l, c.Do("GET", comp_path(c) + "/versions?limit=500"));
+      int64_t best = -1;
+      const Json all = l.value("items", Json::array());
+      for (const auto& v : all) {
+        if (v.value("number", int64_t{0}) > best) best = v.value("number", int64_t{0}), version = S(v, "name");
+      }
+      if (version.empty()) return Status(Code::kNotFound, "not_found", "component " + o->component + " has no builds yet");
+    }
+    std::string path = comp_path(c) + "/versions/" + EncodeComponent(version) + "/log";
+    if (o->follow) {
+      BERTH_ASSIGN_OR_RETURN(std::string status, c.Follow(path));
+      if (status != "ready") *sh->exit_code = 1;
+      return Status::Ok();
+    }
+    BERTH_ASSIGN_OR_RETURN(Json j, c.Do("GET", path));
+    if (c.json()) {
+      c.out() << RenderJson(j);
+    } else {
+      c.out() << S(j, "log");
+    }
+    return Status::Ok();
+  });
+  logs->add_option("component", o->component, "Component name")->required();
+  logs->add_option("--app", o->app, "App the component belongs to")->required();
+  logs->add_flag("--build", o->build, "Read a build log");
+  logs->add_option("version", o->version, "Version (default: the newest build)");
+  logs->add_flag("-f,--follow", o->follow, "Follow the log until the build ends");
+}
+
+}  // namespace berth::cli
