@@ -317,11 +317,18 @@ void LocalDriver::BeginStop(Component& c, Instance& in, AfterStop after) {
     }
     return;
   }
-  host_.Stop(c.ref, in.name);
+  bool drain = after == AfterStop::kRemove && Ready(in) && !c.removing;
+  TimePoint now = clock_.Now();
+  in.stop_at = drain ? now + opt_.drain : now;
+  in.stop_sent = false;
+  if (!drain) {
+    host_.Stop(c.ref, in.name);
+    in.stop_sent = true;
+  }
   in.phase = Phase::kStopping;
   in.after_stop = after;
   int grace = c.desired ? c.desired->grace_s : 10;
-  in.stop_deadline = clock_.Now() + std::chrono::seconds(grace) + opt_.stop_timeout_extra;
+  in.stop_deadline = in.stop_at + std::chrono::seconds(grace) + opt_.stop_timeout_extra;
   in.readiness.passed = false;
   in.message = after == AfterStop::kRemove ? "stopping" : "restarting";
 }
@@ -345,6 +352,11 @@ void LocalDriver::Supervise(Component& c, Instance& in) {
   }
   ShimObservation obs = host_.Observe(c.ref, in.name);
   if (in.phase == Phase::kStopping) {
+    if (!in.stop_sent && obs.state == ShimObservation::State::kRunning) {
+      if (now < in.stop_at) return;  // draining: reported unready, still serving
+      host_.Stop(c.ref, in.name);
+      in.stop_sent = true;
+    }
     if (obs.state == ShimObservation::State::kRunning) {
       if (now >= in.stop_deadline) host_.Kill(c.ref, in.name);
       return;
@@ -525,7 +537,9 @@ void LocalDriver::RunChecks(Component& c, Instance& in) {
     in.readiness.passed = true;
     in.phase = Phase::kRunning;
   }
-  if (h.liveness) {
+  // Liveness counts only once the instance has been ready: a slow start is the startup
+  // check's business, not a reason to kill the instance.
+  if (h.liveness && in.phase == Phase::kRunning) {
     StepCheck(c.ref, in.liveness, h.liveness, in, &failed);
     if (failed) {
       events_(c.ref, events::Type::kWarning, "LivenessFailed",

@@ -112,6 +112,9 @@ struct LocalDriverOptions {
   std::chrono::milliseconds crashloop_window{60000};
   int crashloop_threshold = 3;                      // crashes in the window = a crash loop
   std::chrono::milliseconds stop_timeout_extra{5000};  // after grace: SIGKILL it ourselves
+  // A ready instance that is removed is first reported unready for this long, so whoever
+  // routes traffic (gateway, clients) stops using it before it gets SIGTERM.
+  std::chrono::milliseconds drain{1000};
 };
 
 using EventSink = std::function<void(const ComponentRef& ref, events::Type type,
@@ -158,6 +161,8 @@ class LocalDriver final : public Driver {
     int restarts = 0;
     TimePoint started_at{};
     TimePoint stop_deadline{};
+    TimePoint stop_at{};       // when SIGTERM goes out (after draining)
+    bool stop_sent = false;
     TimePoint backoff_until{};
     int consecutive_crashes = 0;
     std::deque<TimePoint> crashes;

@@ -183,15 +183,20 @@ TEST_F(LocalDriverTest, ScalesUpWithDistinctPortsAndEnvThenDown) {
 
   driver_.Apply(Desired("v1", 1));
   driver_.Tick();
-  EXPECT_EQ(host_.stops.size(), 2u);
-  host_.FinishStops();
-  ASSERT_TRUE(TickUntil([&] { return Obs().size() == 1; }));
+  EXPECT_TRUE(host_.stops.empty());  // first drained: reported unready, still serving
+  EXPECT_EQ(CountReady(), 1);
+  ASSERT_TRUE(TickUntil([&] { return host_.stops.size() == 2; }));
+  ASSERT_TRUE(TickUntil([&] {
+    host_.FinishStops();
+    return Obs().size() == 1;
+  }));
   EXPECT_EQ(Obs()[0].name, "web-1");
 
   driver_.Apply(Desired("v1", 0));
-  driver_.Tick();
-  host_.FinishStops();
-  ASSERT_TRUE(TickUntil([&] { return Obs().empty(); }));
+  ASSERT_TRUE(TickUntil([&] {
+    host_.FinishStops();
+    return Obs().empty();
+  }));
   EXPECT_EQ(host_.launches.size(), 3u);  // nothing was started again
 }
 
