@@ -394,6 +394,27 @@ class RuntimeTest(RuntimeCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         self.wait_ready("ss", 1)
 
+    @unittest.skipUnless(os.access("/sys/fs/cgroup/memory", os.W_OK)
+                         or os.path.exists("/sys/fs/cgroup/cgroup.controllers"),
+                         "no writable memory cgroup on this machine")
+    def test_oom_kill_under_a_memory_limit_is_an_event(self):
+        self.make_app("default", "oom")
+        self.addCleanup(self.api, "DELETE", f"{V}/apps/oom")
+        self.make_component("default", "oom", "web", resources={"memory_mb": 32})
+        # A version without an artifact: the command runs in an empty working dir.
+        self.ok(self.api("POST", self.comp_path("oom") + "/versions", {
+            "artifact": "", "status": "ready",
+            "start_command": "exec python3 -c 'b = bytearray(256 << 20); import time; "
+                             "time.sleep(60)'"}), 201)
+        def oom_event():
+            return next((e for e in self.events("oom") if e["reason"] == "OOMKilled"), None)
+        e = wait_for(oom_event, "an OOMKilled event")
+        self.assertIn("instance web-1 was killed for exceeding its memory limit of 32 MiB",
+                      e["message"])
+        inst = wait_for(lambda: [i for i in self.instances("oom")
+                                 if i["last_exit"] and i["last_exit"]["oom"]], "oom in last_exit")
+        self.assertEqual(inst[0]["last_exit"]["signal"], 9)
+
 
 class ServerRestartTest(RuntimeCase):
     """Instances outlive `berth server`: kill -9, restart, adoption."""
