@@ -32,7 +32,7 @@ Status Recorder::Record(const ComponentRef& where, Type type, const std::string&
       WriteBatch b;
       Op op;
       op.type = OpType::kUpdate;
-      op.object = Object{model::kEvent, scope, o.name, model::ToJson(*e).dump()};
+      op.object = Object{model::kEvent, scope, o.name, model::ToJson(*e).dump(), ""};
       op.expected_revision = o.revision;
       b.ops.push_back(std::move(op));
       auto r = store_.Commit(b);
@@ -54,7 +54,7 @@ Status Recorder::Record(const ComponentRef& where, Type type, const std::string&
   WriteBatch b;
   Op op;
   op.type = OpType::kCreate;
-  op.object = Object{model::kEvent, scope, name, model::ToJson(e).dump()};
+  op.object = Object{model::kEvent, scope, name, model::ToJson(e).dump(), ""};
   b.ops.push_back(std::move(op));
   auto r = store_.Commit(b);
   return r.ok() ? Status::Ok() : r.status();

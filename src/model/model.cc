@@ -475,6 +475,10 @@ Result<Version> ParseVersion(const Json& in) {
   r.Str("built_at", &v.built_at, 64);
   r.Raw("detect", &v.detect);
   if (r.ok() && !v.detect.is_object()) r.Fail(InvalidArgument("detect must be an object", "detect"));
+  r.Raw("build_request", &v.build_request);
+  if (r.ok() && !v.build_request.is_object()) {
+    r.Fail(InvalidArgument("build_request must be an object", "build_request"));
+  }
   return Done(r, std::move(v));
 }
 
@@ -484,7 +488,7 @@ Json ToJson(const Version& v) {
           {"start_command", v.start_command}, {"commit", v.commit},
           {"build_log", v.build_log}, {"message", v.message},
           {"size_bytes", v.size_bytes}, {"built_at", v.built_at},
-          {"detect", v.detect}};
+          {"detect", v.detect}, {"build_request", v.build_request}};
 }
 
 // ---- events -------------------------------------------------------------------------------

@@ -191,6 +191,9 @@ struct Version {
   int64_t size_bytes = 0;
   std::string built_at;
   Json detect = Json::object();
+  // What a build was asked to build (source and build settings at queue time, who asked);
+  // set by the API when a build is queued.
+  Json build_request = Json::object();
 };
 Result<Version> ParseVersion(const Json& in);
 Json ToJson(const Version& v);

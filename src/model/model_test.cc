@@ -134,3 +134,20 @@ TEST(ModelTest, DependencyNameFollowsTarget) {
 
 }  // namespace
 }  // namespace berth::model
+
+namespace berth::model {
+namespace {
+
+TEST(ModelTest, BuiltVersionsParseWithTheirBuildRequest) {
+  // What the build controller stores: the runtime must be able to read it back.
+  auto v = ParseVersion(Json::parse(R"({"status":"ready","artifact":"sha256:ab",
+    "start_command":"python3 app.py","detect":{"language":"python"},
+    "build_request":{"source":{"type":"dir","path":"/src"},"requested_by":"admin"}})"));
+  ASSERT_TRUE(v.ok()) << v.status().ToString();
+  EXPECT_EQ(v->build_request["requested_by"], "admin");
+  EXPECT_EQ(ToJson(*v)["build_request"]["source"]["path"], "/src");
+  EXPECT_EQ(ParseVersion(Json::parse(R"({"build_request":[]})")).status().field(), "build_request");
+}
+
+}  // namespace
+}  // namespace berth::model

@@ -2,8 +2,10 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <fstream>
 
 #include "core/log.h"
+#include "core/names.h"
 #include "model/model.h"
 
 namespace berth::runtime {
@@ -255,13 +257,37 @@ Result<DesiredComponent> Controller::Resolve(const ComponentRef& ref, const Json
     } else if (!art.empty()) {
       t.artifact_dir = opt_.data_dir + "/artifacts/" + art;
     }
+    // The builder's layout (docs/architecture.md): DATA/artifacts/<hex>/{config.json, <workdir>/}
+    // where config.json names the tree to run and the env the build set up (e.g. a venv's
+    // PATH). Artifacts without config.json are the tree itself.
+    std::map<std::string, std::string> artifact_env;
+    if (!t.artifact_dir.empty()) {
+      std::ifstream cfg_in(t.artifact_dir + "/config.json");
+      if (cfg_in) {
+        Json cfg = Json::parse(cfg_in, nullptr, false);
+        std::string workdir = cfg.is_object() ? cfg.value("workdir", "") : "";
+        if (!cfg.is_object() || !ValidateRelativePath(workdir.empty() ? "." : workdir, "workdir").ok()) {
+          *problem = "the artifact of version " + t.version + " has an unreadable config.json";
+        } else {
+          if (!workdir.empty()) t.artifact_dir += "/" + workdir;
+          if (cfg.contains("env") && cfg["env"].is_object()) {
+            for (const auto& [k, v] : cfg["env"].items()) {
+              if (v.is_string()) artifact_env[k] = v.get<std::string>();
+            }
+          }
+        }
+      }
+    }
     std::error_code ec;
-    if (t.start_command.empty()) {
+    if (!problem->empty()) {
+      // reported below
+    } else if (t.start_command.empty()) {
       *problem = "version " + t.version + " has no start command (set build.start_command)";
     } else if (!t.artifact_dir.empty() && !std::filesystem::is_directory(t.artifact_dir, ec)) {
       *problem = "the artifact of version " + t.version + " is missing: " + t.artifact_dir;
     } else {
-      t.env = c.env;
+      t.env = artifact_env;  // the component's own env wins over what the build set
+      for (const auto& [k, v] : c.env) t.env[k] = v;
       t.env["BERTH_TEAM"] = ref.team;
       t.env["BERTH_APP"] = ref.app;
       t.env["BERTH_COMPONENT"] = ref.component;
