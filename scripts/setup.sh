@@ -10,7 +10,8 @@ pkgs=(g++ cmake ninja-build ccache pkg-config make git curl ca-certificates
       libarchive-dev)  # libarchive: the builder unpacks source archives
 case "$what" in
   test) pkgs+=(libgtest-dev libgmock-dev python3
-        golang-go python3-venv)   # toolchains the builder's integration tests use
+        golang-go python3-venv    # toolchains the builder's integration tests use
+        chromium)                 # the console's end-to-end tests (driven by playwright-core)
         # Node.js: keep a node/npm that is already installed (e.g. a newer one than Debian's);
         # installing Debian's npm next to it would pull Debian's nodejs over it.
         command -v npm >/dev/null 2>&1 || pkgs+=(nodejs npm) ;;

@@ -18,6 +18,7 @@ ApiService::ApiService(Store& store, const Clock& clock, ApiOptions options)
   RegisterWatchRoutes(impl_->service);
   RegisterBuildRoutes(impl_->service);
   RegisterRuntimeRoutes(impl_->service);
+  RegisterStaticFiles(impl_->service);
   impl_->service.openapi =
       BuildOpenApi(impl_->service.router, impl_->service.options.server_version);
 }
@@ -38,7 +39,10 @@ HttpResponse ApiService::Handle(const HttpRequest& request) {
   Service& s = impl_->service;
   std::map<std::string, std::string> params;
   auto route = s.router.Match(request.method, request.path, &params);
-  if (!route.ok()) return ErrorResponse(route.status());
+  if (!route.ok()) {
+    if (auto page = s.fallback ? s.fallback(request) : std::nullopt) return std::move(*page);
+    return ErrorResponse(route.status());
+  }
   Ctx ctx{request, std::move(params), {}};
   if (!(*route)->public_route) {
     auto who = s.access.Authenticate(request.Header("authorization"));

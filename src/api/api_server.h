@@ -18,6 +18,7 @@ struct ApiOptions {
   int login_attempts = 5;          // failed logins per user and address per minute
   std::string server_version = "0.1.0";
   std::string data_dir;            // the server's data directory (instance logs are read from it)
+  std::string web_root;            // the built console served at "/" ("" = none)
 };
 
 class ApiService final : public Handler {

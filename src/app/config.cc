@@ -1,5 +1,6 @@
 #include "app/config.h"
 
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -47,8 +48,21 @@ const std::vector<SettingInfo>& Settings() {
       {"build_concurrency", "BERTH_BUILD_CONCURRENCY", "builds run at once; the rest wait in a queue"},
       {"build_timeout_s", "BERTH_BUILD_TIMEOUT_S", "time limit of one build in seconds"},
       {"build_versions_kept", "BERTH_BUILD_VERSIONS_KEPT", "ready versions kept per component"},
+      {"web_root", "BERTH_WEB_ROOT", "directory of the built console served at / (default: web/dist of the repository)"},
   };
   return kSettings;
+}
+
+std::string DefaultWebRoot() {
+  std::error_code ec;
+  std::filesystem::path exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (!ec) {
+    std::filesystem::path dist = exe.parent_path() / ".." / ".." / "web" / "dist";
+    if (std::filesystem::is_directory(dist.parent_path(), ec)) {
+      return std::filesystem::weakly_canonical(dist, ec).string();
+    }
+  }
+  return "./web/dist";
 }
 
 Result<HostPort> ParseHostPort(const std::string& value, const std::string& setting) {
@@ -100,6 +114,8 @@ Status ApplySetting(const std::string& key, const std::string& value, const std:
     return ParseInt(value, source, 10, 86400, &c->build_timeout_s);
   } else if (key == "build_versions_kept") {
     return ParseInt(value, source, 1, 1000, &c->build_versions_kept);
+  } else if (key == "web_root") {
+    c->web_root = value;
   } else if (key == "sync") {
     if (value != "full" && value != "normal") {
       return InvalidArgument(source + " must be full or normal, got \"" + value + "\"", source);

@@ -35,6 +35,7 @@ struct ServerConfig {
   int64_t build_concurrency = 2;       // builds at once (the rest queue)
   int64_t build_timeout_s = 1800;      // time limit of one build
   int64_t build_versions_kept = 10;    // ready versions kept per component
+  std::string web_root;  // the built console; "" = DefaultWebRoot()
 
   // Derived by Validate().
   HostPort api_addr;
@@ -63,6 +64,10 @@ Status ApplyEnvironment(const std::function<const char*(const char*)>& getenv,
                         ServerConfig* config);
 // Checks every value and fills the derived fields.
 Status Validate(ServerConfig* config);
+
+// web/dist of the repository the running binary was built in (<exe>/../../web/dist, as for
+// build/release/berth) when it exists, else ./web/dist.
+std::string DefaultWebRoot();
 
 Result<HostPort> ParseHostPort(const std::string& value, const std::string& setting);
 

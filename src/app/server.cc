@@ -151,6 +151,7 @@ int RunServer(const ServerConfig& cfg) {
   ao.token_ttl_hours = cfg.token_ttl_hours;
   ao.login_attempts = static_cast<int>(cfg.login_attempts);
   ao.data_dir = cfg.data_dir;
+  ao.web_root = cfg.web_root.empty() ? DefaultWebRoot() : cfg.web_root;
   api::ApiService api(*store, SystemClock::Get(), ao);
 
   HttpServerOptions ho;

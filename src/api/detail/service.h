@@ -3,6 +3,9 @@
 #pragma once
 
 #include <atomic>
+#include <filesystem>
+#include <functional>
+#include <optional>
 #include <string>
 
 #include "api/api_server.h"
@@ -27,6 +30,9 @@ struct Service {
   Router router;
   std::atomic<bool> ready{false};
   std::string openapi;  // built once after the routes are registered
+  // Answers GET/HEAD requests no route matched (static_files.cc: the console); nullopt or
+  // unset = the usual 404/405 JSON.
+  std::function<std::optional<HttpResponse>(const HttpRequest&)> fallback;
 };
 
 // handlers.cc: health, session, users, tokens, teams, members, apps, components,
@@ -38,6 +44,13 @@ void RegisterWatchRoutes(Service& s);
 void RegisterBuildRoutes(Service& s);
 // runtime_routes.cc: restart requests and instance logs.
 void RegisterRuntimeRoutes(Service& s);
+// static_files.cc: the built console from options.web_root at "/" (outside /api).
+void RegisterStaticFiles(Service& s);
+// The response for a non-API GET/HEAD from web_root: a file, index.html for app routes, or 404
+// JSON (console_not_built when web_root has no index.html); nullopt for /api paths and other
+// methods.
+std::optional<HttpResponse> ServeStatic(const std::string& web_root, const HttpRequest& req);
+std::string ContentTypeFor(const std::string& path);
 // openapi.cc
 std::string BuildOpenApi(const Router& router, const std::string& version);
 

@@ -1,0 +1,137 @@
+import { useCallback, useEffect, useMemo, useState } from 'react';
+import { api, can, session, type Whoami } from './api';
+import { I18nContext, LANG_KEY, initialLang, translate, useT, type Lang } from './i18n';
+import { LanguageSwitch } from './LanguageSwitch';
+import { LiveProvider, useLive } from './live';
+import { AppPage } from './pages/AppPage';
+import { AppsPage } from './pages/Apps';
+import { AuditPage } from './pages/Audit';
+import { ComponentPage } from './pages/ComponentPage';
+import { Login } from './pages/Login';
+import { MembersPage } from './pages/Members';
+import { Link, navigate, parseRoute, to, usePath, type Route } from './router';
+import { ErrorBanner, Loading } from './ui';
+
+export function App() {
+  const [lang, setLangState] = useState<Lang>(initialLang);
+  const setLang = useCallback((l: Lang) => {
+    localStorage.setItem(LANG_KEY, l);
+    setLangState(l);
+  }, []);
+  const i18n = useMemo(() => ({ lang, setLang, t: (k: Parameters<typeof translate>[1], v?: Record<string, string | number>) => translate(lang, k, v) }), [lang, setLang]);
+  useEffect(() => {
+    document.documentElement.lang = lang === 'zh' ? 'zh-CN' : 'en';
+    document.title = translate(lang, 'app.name');
+  }, [lang]);
+
+  const path = usePath();
+  const route = parseRoute(path);
+  const [token, setToken] = useState(session.token());
+  useEffect(() => session.onUnauthorized(() => { setToken(null); navigate('/login', true); }), []);
+  useEffect(() => {
+    if (!token && route.page !== 'login') navigate('/login', true);
+    if (token && route.page === 'login') navigate('/', true);
+  }, [token, route.page]);
+
+  return (
+    <I18nContext.Provider value={i18n}>
+      {!token || route.page === 'login' ? (
+        <Login onLoggedIn={() => { setToken(session.token()); navigate('/', true); }} />
+      ) : (
+        <Shell route={route} onLogout={() => setToken(null)} />
+      )}
+    </I18nContext.Provider>
+  );
+}
+
+function Shell({ route, onLogout }: { route: Route; onLogout: () => void }) {
+  const { t } = useT();
+  const [who, setWho] = useState<Whoami | null>(null);
+  const [error, setError] = useState<unknown>(null);
+  useEffect(() => { api.whoami().then(setWho, setError); }, []);
+
+  const teams = who?.teams ?? [];
+  const routeTeam = 'team' in route ? route.team : null;
+  const team = routeTeam ?? teams[0]?.team ?? null;
+  useEffect(() => {
+    if (who && route.page === 'home' && teams.length > 0) navigate(to.apps(teams[0].team), true);
+  }, [who, route.page, teams]);
+  // Platform admins act as owners in every team.
+  const role = who?.user.admin ? 'owner' : teams.find((x) => x.team === team)?.role;
+
+  const logout = async () => {
+    try { await api.logout(); } catch { /* the token may already be gone */ }
+    session.clear();
+    onLogout();
+    navigate('/login', true);
+  };
+
+  if (error) return <main className="page"><ErrorBanner error={error} /></main>;
+  if (!who) return <main className="page"><Loading /></main>;
+
+  const section = route.page === 'members' ? 'members' : route.page === 'audit' ? 'audit' : 'apps';
+  const content = (
+    <>
+      <a className="skip" href="#main">{t('nav.skip')}</a>
+      <header className="topbar">
+        <Link href="/" className="brand-link"><img src="/favicon.svg" alt="" width="24" height="24" /> {t('app.name')}</Link>
+        {teams.length > 0 && team && (
+          <label className="team-switch">
+            <span>{t('nav.team')}</span>
+            <select aria-label={t('nav.team')} value={team} onChange={(e) => navigate(to.apps(e.target.value))} data-testid="team">
+              {teams.map((x) => <option key={x.team} value={x.team}>{x.team}</option>)}
+              {!teams.some((x) => x.team === team) && <option value={team}>{team}</option>}
+            </select>
+          </label>
+        )}
+        {team && (
+          <nav className="mainnav" aria-label={t('nav.team')}>
+            <Link href={to.apps(team)} aria-current={section === 'apps' ? 'page' : undefined}>{t('nav.apps')}</Link>
+            <Link href={to.members(team)} aria-current={section === 'members' ? 'page' : undefined}>{t('nav.members')}</Link>
+            {can.readAudit(role) && <Link href={to.audit(team)} aria-current={section === 'audit' ? 'page' : undefined}>{t('nav.audit')}</Link>}
+          </nav>
+        )}
+        <div className="spacer" />
+        {team && <LiveDot />}
+        <LanguageSwitch />
+        <span className="muted user">{t('nav.signedInAs', { user: who.user.name })}</span>
+        <button type="button" onClick={logout}>{t('nav.logout')}</button>
+      </header>
+      <main className="page" id="main" tabIndex={-1}>
+        {!team ? <p className="muted">{t('teams.none')}</p> : (
+          <Page route={route} team={team} role={role} me={who.user.name} />
+        )}
+      </main>
+    </>
+  );
+  return team ? <LiveProvider key={team} team={team}>{content}</LiveProvider> : content;
+}
+
+function LiveDot() {
+  const { t } = useT();
+  const { connected } = useLive();
+  return (
+    <span className={connected ? 'live on' : 'live'} role="status" data-testid="live">
+      {connected ? t('live.connected') : t('live.reconnecting')}
+    </span>
+  );
+}
+
+function Page({ route, team, role, me }: { route: Route; team: string; role: Whoami['teams'][number]['role'] | undefined; me: string }) {
+  const { t } = useT();
+  switch (route.page) {
+    case 'home':
+    case 'apps':
+      return <AppsPage team={team} role={role} />;
+    case 'app':
+      return <AppPage key={route.app} team={team} app={route.app} role={role} />;
+    case 'component':
+      return <ComponentPage key={route.app + '/' + route.component} team={team} app={route.app} component={route.component} tab={route.tab} role={role} />;
+    case 'members':
+      return <MembersPage team={team} role={role} me={me} />;
+    case 'audit':
+      return <AuditPage team={team} />;
+    default:
+      return <p className="muted">{t('common.notFound')}</p>;
+  }
+}

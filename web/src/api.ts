@@ -1,0 +1,209 @@
+// The console's only way to the server: the public REST API (docs/api.md), with the token
+// from localStorage. A 401 anywhere clears the session and sends the user to the login page.
+
+const TOKEN_KEY = 'berth.token';
+const USER_KEY = 'berth.user';
+
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly field?: string,
+  ) {
+    super(message);
+  }
+}
+
+export interface List<T> {
+  items: T[];
+  next: string;
+  revision: number;
+}
+
+export interface Meta {
+  revision: number;
+  created_at: string;
+  updated_at: string;
+}
+export type Role = 'owner' | 'admin' | 'developer' | 'viewer';
+export interface Team extends Meta {
+  name: string;
+  display_name: string;
+}
+export interface Whoami {
+  user: { name: string; display_name: string; admin: boolean };
+  teams: { team: string; role: Role }[];
+}
+export interface App extends Meta {
+  name: string;
+  team: string;
+  display_name: string;
+  description: string;
+}
+export interface Port {
+  port: number;
+  protocol: 'http' | 'tcp' | 'udp' | 'grpc';
+  inner: boolean;
+  outer: boolean;
+  name: string;
+}
+export interface Component extends Meta {
+  name: string;
+  team: string;
+  app: string;
+  kind: 'service' | 'stateful' | 'job' | 'cronjob';
+  source: { type: string; path: string; url: string; ref: string; archive: string };
+  ports: Port[];
+  env: Record<string, string>;
+  replicas: number;
+  desired_state: 'running' | 'stopped';
+  version?: string;
+  resources: { memory_mb: number; cpu_millis: number };
+}
+export interface Version extends Meta {
+  name: string;
+  number: number;
+  status: string;
+  built_at: string;
+  size_bytes: number;
+  commit: string;
+}
+export interface Instance extends Meta {
+  name: string;
+  [k: string]: unknown;
+}
+export interface BerthEvent {
+  id: string;
+  type: 'normal' | 'warning';
+  reason: string;
+  message: string;
+  component: string;
+  app: string;
+  count: number;
+  first_at: string;
+  last_at: string;
+}
+export interface Member extends Meta {
+  user: string;
+  role: Role;
+}
+export interface AuditEntry {
+  id: string | number;
+  time: string;
+  actor: string;
+  team: string;
+  action: string;
+  resource: string;
+}
+
+type Listener = () => void;
+const unauthorizedListeners = new Set<Listener>();
+
+export const session = {
+  token(): string | null {
+    return localStorage.getItem(TOKEN_KEY);
+  },
+  user(): string | null {
+    return localStorage.getItem(USER_KEY);
+  },
+  set(token: string, user: string) {
+    localStorage.setItem(TOKEN_KEY, token);
+    localStorage.setItem(USER_KEY, user);
+  },
+  clear() {
+    localStorage.removeItem(TOKEN_KEY);
+    localStorage.removeItem(USER_KEY);
+  },
+  onUnauthorized(l: Listener): () => void {
+    unauthorizedListeners.add(l);
+    return () => unauthorizedListeners.delete(l);
+  },
+  expire() {
+    session.clear();
+    unauthorizedListeners.forEach((l) => l());
+  },
+};
+
+// Turns a non-2xx response body into an ApiError (the body may not be JSON at all).
+export function errorFromBody(status: number, text: string): ApiError {
+  try {
+    const j = JSON.parse(text);
+    if (j && typeof j.code === 'string') {
+      return new ApiError(status, j.code, String(j.message ?? ''), j.field || undefined);
+    }
+  } catch {
+    /* not JSON */
+  }
+  return new ApiError(status, 'http_' + status, text.slice(0, 200) || `HTTP ${status}`);
+}
+
+export async function request<T>(method: string, path: string, body?: unknown): Promise<T> {
+  const headers: Record<string, string> = {};
+  const token = session.token();
+  if (token) headers.Authorization = `Bearer ${token}`;
+  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  let res: Response;
+  try {
+    res = await fetch('/api/v1' + path, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  } catch (e) {
+    throw new ApiError(0, 'network', e instanceof Error ? e.message : String(e));
+  }
+  const text = await res.text();
+  if (!res.ok) {
+    const err = errorFromBody(res.status, text);
+    if (res.status === 401 && path !== '/login') session.expire();
+    throw err;
+  }
+  return (text ? JSON.parse(text) : null) as T;
+}
+
+const enc = encodeURIComponent;
+export const paths = {
+  team: (t: string) => `/teams/${enc(t)}`,
+  apps: (t: string) => `/teams/${enc(t)}/apps`,
+  app: (t: string, a: string) => `/teams/${enc(t)}/apps/${enc(a)}`,
+  components: (t: string, a: string) => `/teams/${enc(t)}/apps/${enc(a)}/components`,
+  component: (t: string, a: string, c: string) =>
+    `/teams/${enc(t)}/apps/${enc(a)}/components/${enc(c)}`,
+  members: (t: string) => `/teams/${enc(t)}/members`,
+  member: (t: string, u: string) => `/teams/${enc(t)}/members/${enc(u)}`,
+  audit: (t: string) => `/teams/${enc(t)}/audit`,
+};
+
+export const api = {
+  login: (user: string, password: string) =>
+    request<{ token: string; user: { name: string } | string; expires_at: string }>(
+      'POST',
+      '/login',
+      { user, password },
+    ),
+  logout: () => request<unknown>('POST', '/logout'),
+  whoami: () => request<Whoami>('GET', '/whoami'),
+  get: <T>(path: string) => request<T>('GET', path),
+  list: <T>(path: string, limit = 500) =>
+    request<List<T>>('GET', path + (path.includes('?') ? '&' : '?') + 'limit=' + limit),
+  post: <T>(path: string, body: unknown) => request<T>('POST', path, body),
+  patch: <T>(path: string, body: unknown) => request<T>('PATCH', path, body),
+  del: (path: string) => request<unknown>('DELETE', path),
+};
+
+// Which form field an API error belongs to: the first segment of its `field`
+// ("ports[0].port" → "ports", "env.KEY" → "env"), if the form has such a field.
+export function fieldOf(err: unknown, formFields: readonly string[]): string | null {
+  if (!(err instanceof ApiError) || !err.field) return null;
+  const top = err.field.split(/[.[]/)[0];
+  return formFields.includes(top) ? top : null;
+}
+
+// Roles that may do each kind of action (docs/api.md, "Members and roles").
+export const can = {
+  write: (r: Role | undefined) => r === 'developer' || r === 'admin' || r === 'owner',
+  manageMembers: (r: Role | undefined) => r === 'admin' || r === 'owner',
+  readAudit: (r: Role | undefined) => r === 'admin' || r === 'owner',
+  makeOwners: (r: Role | undefined) => r === 'owner',
+};

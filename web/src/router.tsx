@@ -1,0 +1,74 @@
+// A small History-API router: the server answers every non-API path with index.html, so
+// deep links and reloads work.
+import { useEffect, useState, type AnchorHTMLAttributes, type MouseEvent } from 'react';
+
+const listeners = new Set<() => void>();
+
+export function navigate(to: string, replace = false) {
+  if (replace) history.replaceState(null, '', to);
+  else history.pushState(null, '', to);
+  listeners.forEach((l) => l());
+}
+
+export function usePath(): string {
+  const [path, setPath] = useState(location.pathname);
+  useEffect(() => {
+    const update = () => setPath(location.pathname);
+    listeners.add(update);
+    window.addEventListener('popstate', update);
+    return () => {
+      listeners.delete(update);
+      window.removeEventListener('popstate', update);
+    };
+  }, []);
+  return path;
+}
+
+export type Route =
+  | { page: 'login' }
+  | { page: 'home' }
+  | { page: 'apps'; team: string }
+  | { page: 'app'; team: string; app: string }
+  | { page: 'component'; team: string; app: string; component: string; tab: 'overview' | 'env' | 'events' }
+  | { page: 'members'; team: string }
+  | { page: 'audit'; team: string }
+  | { page: 'notfound' };
+
+export function parseRoute(path: string): Route {
+  const s = path.split('/').filter(Boolean).map(decodeURIComponent);
+  if (s.length === 0) return { page: 'home' };
+  if (s[0] === 'login' && s.length === 1) return { page: 'login' };
+  if (s[0] !== 'teams' || s.length < 3) return { page: 'notfound' };
+  const team = s[1];
+  if (s[2] === 'members' && s.length === 3) return { page: 'members', team };
+  if (s[2] === 'audit' && s.length === 3) return { page: 'audit', team };
+  if (s[2] !== 'apps') return { page: 'notfound' };
+  if (s.length === 3) return { page: 'apps', team };
+  if (s.length === 4) return { page: 'app', team, app: s[3] };
+  if (s[4] === 'components' && (s.length === 6 || s.length === 7)) {
+    const tab = s[6] ?? 'overview';
+    if (tab !== 'overview' && tab !== 'env' && tab !== 'events') return { page: 'notfound' };
+    return { page: 'component', team, app: s[3], component: s[5], tab };
+  }
+  return { page: 'notfound' };
+}
+
+const e = encodeURIComponent;
+export const to = {
+  apps: (t: string) => `/teams/${e(t)}/apps`,
+  app: (t: string, a: string) => `/teams/${e(t)}/apps/${e(a)}`,
+  component: (t: string, a: string, c: string, tab = 'overview') =>
+    `/teams/${e(t)}/apps/${e(a)}/components/${e(c)}${tab === 'overview' ? '' : '/' + tab}`,
+  members: (t: string) => `/teams/${e(t)}/members`,
+  audit: (t: string) => `/teams/${e(t)}/audit`,
+};
+
+export function Link({ href, ...rest }: AnchorHTMLAttributes<HTMLAnchorElement> & { href: string }) {
+  const onClick = (ev: MouseEvent<HTMLAnchorElement>) => {
+    rest.onClick?.(ev);
+    if (ev.defaultPrevented || ev.button !== 0 || ev.metaKey || ev.ctrlKey || ev.shiftKey || ev.altKey) return;
+    ev.preventDefault();
+    navigate(href);
+  };
+  return <a {...rest} href={href} onClick={onClick} />;
+}
