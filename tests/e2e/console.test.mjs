@@ -69,7 +69,7 @@ async function stopServer(proc) {
   clearTimeout(t);
 }
 
-test('console journey: login, app, component, env, language, logout', { timeout: 110000 }, async () => {
+test('console journey: login, app, component, env, members, audit, live, language, logout', { timeout: 110000 }, async () => {
   assert.ok(existsSync(join(WEB_ROOT, 'index.html')), 'build the console first: cd web && npm ci && npm run build');
   assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is missing: apt-get install chromium`);
   mkdirSync(SHOTS, { recursive: true });
@@ -155,6 +155,47 @@ test('console journey: login, app, component, env, language, logout', { timeout:
       headers: { Authorization: `Bearer ${token}` },
     })).json();
     assert.deepEqual(comp.env, { GREETING: 'hi there' });
+
+    // Members: add a user as viewer, make them a developer, remove them (with confirmation).
+    const api = (method, path, body) => fetch(server.url + '/api/v1' + path, {
+      method,
+      headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    assert.equal((await api('POST', '/users', { name: 'alice', password: 'alice-pass-123' })).status, 201);
+    await page.getByRole('link', { name: 'Members' }).click();
+    await page.waitForURL('**/teams/default/members');
+    const memberForm = page.getByRole('form', { name: 'Add member' });
+    await memberForm.getByLabel('User', { exact: true }).fill('alice');
+    await memberForm.getByLabel('Role', { exact: true }).selectOption('viewer');
+    await memberForm.getByRole('button', { name: 'Add member' }).click();
+    const roleOfAlice = page.getByLabel('Role of alice');
+    await roleOfAlice.waitFor();
+    await roleOfAlice.selectOption('developer');
+    await page.waitForFunction(async (tok) => {
+      const r = await fetch('/api/v1/teams/default/members/alice', { headers: { Authorization: `Bearer ${tok}` } });
+      return (await r.json()).role === 'developer';
+    }, token);
+    await page.getByRole('row', { name: /alice/ }).getByRole('button', { name: 'Remove' }).click();
+    await page.getByRole('dialog').getByRole('button', { name: 'Remove' }).click();
+    await roleOfAlice.waitFor({ state: 'detached' });
+
+    // The audit log shows what happened.
+    await page.getByRole('link', { name: 'Audit log' }).click();
+    await page.getByRole('cell', { name: 'apps/shop/components/web' }).first().waitFor();
+
+    // Live: an app created elsewhere appears without a reload; delete it with confirmation.
+    await page.getByRole('link', { name: 'Apps', exact: true }).click();
+    await page.getByRole('link', { name: 'shop', exact: true }).waitFor();
+    assert.equal((await api('POST', '/teams/default/apps', { name: 'blog' })).status, 201);
+    await page.getByRole('link', { name: 'blog', exact: true }).waitFor();
+    await page.getByRole('button', { name: 'Delete app blog' }).click();
+    await page.getByRole('dialog').getByRole('button', { name: 'Delete' }).click();
+    await page.getByRole('link', { name: 'blog', exact: true }).waitFor({ state: 'detached' });
+    assert.equal((await api('GET', '/teams/default/apps/blog')).status, 404);
+    await page.getByRole('link', { name: 'shop', exact: true }).click();
+    await page.getByRole('link', { name: 'web', exact: true }).click();
+    await page.getByRole('heading', { name: 'Settings' }).waitFor();
 
     // Switch to Chinese.
     await page.getByTestId('language').first().selectOption('zh');

@@ -1,4 +1,4 @@
-import { useState } from 'react';
+import { useEffect, useState } from 'react';
 import { api, paths, type AuditEntry, type List } from '../api';
 import { useT, type MessageKey } from '../i18n';
 import { useLiveResource } from '../live';
@@ -11,6 +11,11 @@ export function AuditPage({ team }: { team: string }) {
   const [next, setNext] = useState<string | null>(null);
   const [moreError, setMoreError] = useState<string | null>(null);
   const page = first.data as List<AuditEntry> | null;
+  // A live reload replaces the first page: start paging again from it.
+  useEffect(() => {
+    setMore([]);
+    setNext(null);
+  }, [page]);
   const cursor = next ?? page?.next ?? '';
   const loadMore = async () => {
     try {
