@@ -204,6 +204,7 @@ test('console journey: login, app, component, env, members, audit, live, languag
     await page.getByRole('link', { name: '应用' }).first().waitFor();
     await page.getByRole('tab', { name: '概览' }).click();
     await page.getByRole('heading', { name: '设置' }).waitFor();
+    await page.screenshot({ path: join(SHOTS, 'component-zh.png') });
 
     // Log out: back at the login page, in Chinese, and the token no longer works.
     await page.getByRole('button', { name: '退出登录' }).click();
@@ -216,6 +217,12 @@ test('console journey: login, app, component, env, members, audit, live, languag
     const bad = problems.findIndex((p) => /status of 400/.test(p));
     if (bad >= 0) problems.splice(bad, 1);
     assert.deepEqual(problems, [], 'no console errors during the journey');
+
+    // A stale token (401 from the API) leads back to the login page.
+    await page.evaluate(() => localStorage.setItem('berth.token', 'not-a-valid-token'));
+    await page.goto(server.url + '/teams/default/apps');
+    await page.waitForURL('**/login');
+    assert.equal(await page.evaluate(() => localStorage.getItem('berth.token')), null);
   } finally {
     if (browser) await browser.close().catch(() => {});
     await stopServer(server?.proc);

@@ -1,5 +1,5 @@
 import { useCallback, useEffect, useMemo, useState } from 'react';
-import { api, can, session, type Whoami } from './api';
+import { api, can, session, type Team, type Whoami } from './api';
 import { I18nContext, LANG_KEY, initialLang, translate, useT, type Lang } from './i18n';
 import { LanguageSwitch } from './LanguageSwitch';
 import { LiveProvider, useLive } from './live';
@@ -48,9 +48,18 @@ function Shell({ route, onLogout }: { route: Route; onLogout: () => void }) {
   const { t } = useT();
   const [who, setWho] = useState<Whoami | null>(null);
   const [error, setError] = useState<unknown>(null);
-  useEffect(() => { api.whoami().then(setWho, setError); }, []);
+  const [allTeams, setAllTeams] = useState<string[]>([]);
+  useEffect(() => {
+    api.whoami().then(setWho, setError);
+    // The switcher lists the caller's teams (platform admins: every team).
+    api.list<Team>('/teams').then((l) => setAllTeams(l.items.map((x) => x.name)), () => {});
+  }, []);
 
-  const teams = who?.teams ?? [];
+  const teams = useMemo(() => {
+    const mine = who?.teams ?? [];
+    const extra = allTeams.filter((n) => !mine.some((m) => m.team === n)).map((team) => ({ team, role: undefined }));
+    return [...mine, ...extra].sort((a, b) => a.team.localeCompare(b.team));
+  }, [who, allTeams]);
   const routeTeam = 'team' in route ? route.team : null;
   const team = routeTeam ?? teams[0]?.team ?? null;
   useEffect(() => {

@@ -61,7 +61,7 @@ export function AppPage({ team, app, role }: { team: string; app: string; role?:
 
   return (
     <section aria-labelledby="app-title">
-      <nav className="crumbs" aria-label="breadcrumb">
+      <nav className="crumbs" aria-label={t('nav.breadcrumb')}>
         <Link href={to.apps(team)}>{t('nav.apps')}</Link> / <span>{app}</span>
       </nav>
       <div className="row between">

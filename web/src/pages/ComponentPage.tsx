@@ -50,7 +50,7 @@ export function ComponentPage({ team, app, component, tab, role }: { team: strin
 
   return (
     <section aria-labelledby="comp-title">
-      <nav className="crumbs" aria-label="breadcrumb">
+      <nav className="crumbs" aria-label={t('nav.breadcrumb')}>
         <Link href={to.apps(team)}>{t('nav.apps')}</Link> / <Link href={to.app(team, app)}>{app}</Link> / <span>{component}</span>
       </nav>
       <div className="row between">
@@ -109,7 +109,7 @@ function Overview({ d }: { d: Data }) {
             <thead><tr><th>{t('common.name')}</th><th>{t('version.status')}</th><th>{t('version.built')}</th></tr></thead>
             <tbody>
               {d.versions.map((v) => (
-                <tr key={v.name}><td className="mono">{v.name}</td><td>{v.status}</td><td className="muted">{formatTime(v.built_at || v.created_at, lang)}</td></tr>
+                <tr key={v.name}><td className="mono">{v.name}</td><td>{['queued', 'building', 'ready', 'failed', 'cancelled'].includes(v.status) ? t(`vstatus.${v.status}` as MessageKey) : v.status}</td><td className="muted">{formatTime(v.built_at || v.created_at, lang)}</td></tr>
               ))}
             </tbody>
           </table>
