@@ -571,6 +571,29 @@ TEST_F(HttpServerTest, StreamHeartbeatWhenIdle) {
   EXPECT_EQ(*chunk, "data\n");
 }
 
+TEST_F(HttpServerTest, FrequentWakesDoNotStarveTheHeartbeat) {
+  // Wakes that bring this stream nothing (changes of other teams, log ticks) must not keep
+  // postponing its heartbeat.
+  HttpServerOptions o;
+  o.heartbeat = std::chrono::seconds(1);
+  StartServer(o);
+  Conn c(port_);
+  ASSERT_TRUE(c.Send(Get("/stream")));
+  ASSERT_TRUE(c.Read(/*head_request=*/true));
+  std::atomic<bool> stop{false};
+  std::thread waker([&] {
+    while (!stop) {
+      server_->WakeStreams();
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+  });
+  auto chunk = c.ReadChunk();  // Conn's read timeout (well above 1 s) bounds the wait
+  stop = true;
+  waker.join();
+  ASSERT_TRUE(chunk);
+  EXPECT_EQ(*chunk, ":hb\n");
+}
+
 TEST_F(HttpServerTest, StreamEndsWhenClientDisconnects) {
   HttpServerOptions o;
   o.heartbeat = std::chrono::seconds(60);

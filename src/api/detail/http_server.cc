@@ -435,6 +435,7 @@ class Session : public std::enable_shared_from_this<Session> {
       return WriteErrorAndClose(500, "internal", "internal error");
     }
     stream_state_ = StreamState::kOpen;
+    last_write_ = std::chrono::steady_clock::now();
     stream_.expires_never();
     if (!head_) WatchPeer();
     // With the read pending, this sets the deadline of writes only.
@@ -502,7 +503,9 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     // A Wake posted by WakeStreams runs on this strand after this function returns, so it
     // always finds the wait armed.
-    timer_.expires_after(core_->options.heartbeat);
+    // The heartbeat is due `heartbeat` after the last write, however often wakes come: a
+    // stream woken often by changes it does not show must still beat.
+    timer_.expires_at(last_write_ + core_->options.heartbeat);
     timer_.async_wait([self = shared_from_this()](error_code ec) { self->OnTimer(ec); });
   }
 
@@ -525,6 +528,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void WriteChunk(std::string data) {
     chunk_ = std::move(data);
+    last_write_ = std::chrono::steady_clock::now();
     stream_.expires_after(core_->options.request_timeout);
     auto done = [self = shared_from_this()](error_code ec, size_t) { self->OnStreamWrite(ec); };
     if (chunked_) {
@@ -548,6 +552,7 @@ class Session : public std::enable_shared_from_this<Session> {
   beast::tcp_stream stream_;
   const beast::tcp_stream::executor_type executor_;  // the session's strand
   asio::steady_timer timer_;                          // stream heartbeat / wake-up
+  std::chrono::steady_clock::time_point last_write_{};  // of the stream; heartbeats are due after it
   const bool counted_;                                // counts against max_connections
   std::string remote_addr_;
 
