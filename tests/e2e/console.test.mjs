@@ -18,7 +18,9 @@ import { fileURLToPath } from 'node:url';
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const WEB_ROOT = join(REPO, 'web', 'dist');
-const SHOTS = join(REPO, 'docs', 'screenshots');
+// Run by hand it refreshes the README's screenshots; ctest points it at the build directory so
+// `make test` leaves tracked files alone.
+const SHOTS = process.env.BERTH_SCREENSHOTS_DIR || join(REPO, 'docs', 'screenshots');
 const PASSWORD = 'admin-pass-123';
 const CHROMIUM = process.env.BERTH_CHROMIUM || '/usr/bin/chromium';
 const STEP_MS = 15000;
