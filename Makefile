@@ -8,7 +8,7 @@ export CCACHE_DIR ?= $(CURDIR)/.ccache
 .PHONY: run build console test bench fuzz clean format
 
 run: build
-	$(MAKE) console
+	scripts/console.sh optional
 	$(RELEASE_DIR)/berth server --data $(DATA)
 
 build:
@@ -16,17 +16,15 @@ build:
 	cmake -S . -B $(RELEASE_DIR) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBERTH_TESTS=OFF >/dev/null
 	cmake --build $(RELEASE_DIR) -j $(JOBS)
 
-# The web console (web/ → web/dist, served by berth server at /). npm ci only when the lockfile
-# changed since the last install (npm writes node_modules/.package-lock.json).
+# The web console (web/ → web/dist, served by berth server at /).
 console:
-	cd web && { [ node_modules/.package-lock.json -nt package-lock.json ] || \
-	  PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund; } && npm run build
+	scripts/console.sh required
 
 # Every test runs against the ASan+UBSan build: unit tests, real-process integration tests and
 # the console (Vitest, then end-to-end in headless Chromium).
 test:
 	scripts/setup.sh test
-	$(MAKE) console
+	scripts/console.sh required
 	cmake -S . -B $(ASAN_DIR) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DBERTH_SANITIZE=ON \
 	  -DCMAKE_CXX_FLAGS_DEBUG="-O1 -g1" >/dev/null
 	cmake --build $(ASAN_DIR) -j $(JOBS)
