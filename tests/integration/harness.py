@@ -152,6 +152,41 @@ def http_request(base_url: str, method: str, path: str, body: Any = None, token:
         conn.close()
 
 
+def reap_runtime(root: str) -> None:
+    """Kills every instance process a server under `root` started and left running.
+
+    Instances outlive `berth server` by design (their shims are detached), so a test server's
+    cleanup must end them itself: shims are recognised by their command line
+    (`berth shim --dir <under root>`), apps by their working directory (under root); both
+    by PID, read from /proc, never by name."""
+    root = os.path.realpath(root)
+
+    def under_root(path: str) -> bool:
+        path = path.removesuffix(" (deleted)")
+        return path == root or path.startswith(root + os.sep)
+
+    victims = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        pid = int(entry)
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                args = [a.decode("utf-8", "replace") for a in f.read().split(b"\0") if a]
+            cwd = os.readlink(f"/proc/{pid}/cwd")
+        except OSError:
+            continue
+        is_shim = len(args) >= 4 and args[1] == "shim" and args[2] == "--dir" \
+            and under_root(os.path.realpath(args[3]))
+        if is_shim or under_root(cwd):
+            victims.append(pid)
+    for pid in victims:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -368,6 +403,9 @@ class BerthServer:
                 self.stop(check=False, grace=5)
         finally:
             self._hard_kill()
+            reap_runtime(self.tmp)
+            if not os.path.realpath(self.data_dir).startswith(os.path.realpath(self.tmp) + os.sep):
+                reap_runtime(self.data_dir)
             shutil.rmtree(self.tmp, ignore_errors=True)
 
     def __enter__(self) -> "BerthServer":
