@@ -1,0 +1,50 @@
+// The gateway data plane (DESIGN.md §2, docs/gateway.md): HTTP/1.1 + WebSocket and TLS
+// listeners, TCP routes, load balancing over the ready endpoints of a Snapshot, access log
+// and Prometheus metrics. It knows nothing about the store or the control plane: whoever runs
+// it (the `berth gateway` role) feeds it snapshots through Apply.
+//
+// Thread-safety: every method may be called from any thread. Apply swaps the snapshot
+// atomically; requests already routed finish on the snapshot they started with.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "core/status.h"
+#include "gateway/snapshot.h"
+
+namespace berth::gateway {
+
+struct Options {
+  std::string http = "127.0.0.1:8080";   // "" = no HTTP listener; port 0 = any free port
+  std::string https = "127.0.0.1:8443";  // "" = no HTTPS listener
+  std::string admin = "127.0.0.1:9090";  // /metrics, /healthz; "" = none
+  int io_threads = 2;
+  std::string access_log;  // file path; "" = none, "-" = stdout
+  size_t max_header_bytes = 16 * 1024;
+  int64_t default_max_body_bytes = 0;  // 0 = unlimited (streamed)
+  int max_connections = 10000;
+};
+
+class DataPlane {
+ public:
+  virtual ~DataPlane() = default;
+  // Binds the listeners (an error names the address) and starts serving an empty snapshot:
+  // every host answers 404 until the first Apply.
+  static Result<std::unique_ptr<DataPlane>> Start(const Options& options);
+
+  // Validates references the parser could not (certificates that do not load, TCP ports that
+  // cannot be bound) and swaps the snapshot in. On error the previous snapshot stays.
+  virtual Status Apply(const Snapshot& snapshot) = 0;
+  virtual int64_t revision() const = 0;
+
+  // Bound addresses ("127.0.0.1:41234"), useful when Options asked for port 0.
+  virtual std::string http_address() const = 0;
+  virtual std::string https_address() const = 0;
+  virtual std::string admin_address() const = 0;
+
+  // Stops accepting, lets in-flight exchanges finish for up to `drain_ms`, then closes.
+  virtual void Stop(int drain_ms) = 0;
+};
+
+}  // namespace berth::gateway
