@@ -2,8 +2,9 @@
 // the API that includes Beast (DESIGN.md §6: one Beast TU costs ~15 s and ~580 MB to build).
 //
 // Threading
-//   `io_threads` threads run one io_context. The acceptor and every connection (Session) have
-//   their own strand: all of a session's state is touched only by handlers running on its
+//   Each of the `io_threads` threads runs its own io_context (concurrency hint 1: no
+//   cross-thread wake-ups or scheduler locks on the hot path); accepted connections are spread
+//   over them round-robin. The acceptor and every connection (Session) have their own strand: all of a session's state is touched only by handlers running on its
 //   strand, so a session needs no locks. Handlers run inline on the io thread, except those
 //   whose IsBlocking() is true: they run on a separate asio::thread_pool (`blocking_threads`)
 //   and post the response back to the session's strand. A connection handles one request at a
@@ -32,8 +33,8 @@
 //   idle_timeout bounds the wait for the next request on a keep-alive connection.
 //   Connections beyond max_connections are accepted, answered 503 and closed.
 //
-// Stop() stops accepting, stops the io_context, joins the io threads and the blocking pool,
-// and destroys the io_context, which destroys every pending handler and with it every
+// Stop() stops accepting, stops the io_contexts, joins the io threads and the blocking pool,
+// and destroys the io_contexts, which destroys every pending handler and with it every
 // session: all sockets (streams included) are closed when Stop() returns.
 #include <algorithm>
 #include <atomic>
@@ -590,16 +591,16 @@ class BeastHttpServer final : public HttpServer {
     auto fail = [&](const std::string& why) -> Status {
       acceptor_.reset();
       accept_timer_.reset();
-      ioc_.reset();
+      iocs_.clear();
       return Status(Code::kUnavailable, "unavailable", "cannot listen on " + where + ": " + why);
     };
-    if (ioc_ || stopped_) return Status(Code::kInternal, "internal", "server already started");
+    if (!iocs_.empty() || stopped_) return Status(Code::kInternal, "internal", "server already started");
     error_code ec;
     auto address = asio::ip::make_address(o.address, ec);
     if (ec) return fail("invalid address");
     int io_threads = std::max(1, o.io_threads);
-    ioc_ = std::make_unique<asio::io_context>(io_threads);
-    acceptor_ = std::make_unique<tcp::acceptor>(asio::make_strand(*ioc_));
+    for (int i = 0; i < io_threads; ++i) iocs_.push_back(std::make_unique<asio::io_context>(1));
+    acceptor_ = std::make_unique<tcp::acceptor>(asio::make_strand(*iocs_[0]));
     accept_timer_ = std::make_unique<asio::steady_timer>(acceptor_->get_executor());
     tcp::endpoint endpoint(address, o.port);
     acceptor_->open(endpoint.protocol(), ec);
@@ -615,21 +616,21 @@ class BeastHttpServer final : public HttpServer {
 
     core_->blocking_pool =
         std::make_unique<asio::thread_pool>(static_cast<size_t>(std::max(1, o.blocking_threads)));
-    work_.emplace(asio::make_work_guard(*ioc_));
+    for (auto& ioc : iocs_) work_.push_back(asio::make_work_guard(*ioc));
     {
       std::lock_guard<std::mutex> l(life_mu_);
       io_alive_ = true;
     }
     Accept();
     for (int i = 0; i < io_threads; ++i) {
-      threads_.emplace_back([this] { RunIo(); });
+      threads_.emplace_back([this, i] { RunIo(*iocs_[i]); });
     }
     core_->log->info("msg=\"http server listening\" address={} port={}", o.address, port);
     return port;
   }
 
   void Stop() override {
-    if (!ioc_ || stopped_) return;
+    if (iocs_.empty() || stopped_) return;
     stopped_ = true;
     std::vector<std::shared_ptr<Session>> open;
     {
@@ -648,8 +649,8 @@ class BeastHttpServer final : public HttpServer {
     });
     for (auto& s : open) asio::post(s->executor(), [s] { s->Shutdown(); });
     open.clear();
-    work_.reset();
-    ioc_->stop();
+    work_.clear();
+    for (auto& ioc : iocs_) ioc->stop();
     for (auto& t : threads_) t.join();
     threads_.clear();
     core_->blocking_pool->join();  // running blocking handlers finish; queued ones answer 503
@@ -660,7 +661,7 @@ class BeastHttpServer final : public HttpServer {
     }
     accept_timer_.reset();
     acceptor_.reset();
-    ioc_.reset();  // destroys pending handlers, hence the sessions and their sockets
+    iocs_.clear();  // destroys pending handlers, hence the sessions and their sockets
     std::lock_guard<std::mutex> l(core_->mu);
     core_->sessions.clear();
     core_->waiting.clear();
@@ -684,10 +685,10 @@ class BeastHttpServer final : public HttpServer {
   }
 
  private:
-  void RunIo() {
+  void RunIo(asio::io_context& ioc) {
     for (;;) {
       try {
-        ioc_->run();
+        ioc.run();
         return;
       } catch (const std::exception& e) {
         core_->log->error("msg=\"exception escaped an io handler\" error=\"{}\"", e.what());
@@ -699,7 +700,8 @@ class BeastHttpServer final : public HttpServer {
 
   // Runs on the acceptor's strand.
   void Accept() {
-    acceptor_->async_accept(asio::make_strand(*ioc_), [this](error_code ec, tcp::socket socket) {
+    asio::io_context& target = *iocs_[next_ioc_++ % iocs_.size()];
+    acceptor_->async_accept(asio::make_strand(target), [this](error_code ec, tcp::socket socket) {
       OnAccept(ec, std::move(socket));
     });
   }
@@ -729,8 +731,9 @@ class BeastHttpServer final : public HttpServer {
 
   const std::shared_ptr<Core> core_;
   // The members below are used by Start/Stop (one thread) and the io threads between them.
-  std::unique_ptr<asio::io_context> ioc_;
-  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work_;
+  std::vector<std::unique_ptr<asio::io_context>> iocs_;  // one per io thread
+  std::vector<asio::executor_work_guard<asio::io_context::executor_type>> work_;
+  size_t next_ioc_ = 0;  // acceptor strand: where the next connection goes
   std::unique_ptr<tcp::acceptor> acceptor_;         // used on its strand once started
   std::unique_ptr<asio::steady_timer> accept_timer_;  // accept back-off, acceptor strand
   std::vector<std::thread> threads_;
