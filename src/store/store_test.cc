@@ -694,6 +694,46 @@ TEST_F(StoreTest, ConcurrentCasIncrementsNeverLoseUpdates) {
   EXPECT_EQ(s.Get("counter", "", "c")->body, std::to_string(kThreads * kIncrements));
 }
 
+// Get reads through a cache: a Get after a commit returned must see the commit, even while
+// other threads keep reading (and trying to cache) older snapshots of the same object.
+TEST_F(StoreTest, GetNeverServesAStaleObjectAfterACommit) {
+  StoreOptions options;
+  options.sync_full = false;
+  Store& s = Open(options);
+  MustCommit(MakeOp(OpType::kCreate, Obj("app", "t1", "a", "0")));
+  std::atomic<bool> done{false};
+  std::vector<std::thread> readers;
+  for (int t = 0; t < 2; ++t) {
+    readers.emplace_back([&] {
+      int64_t last = 0;
+      while (!done.load()) {
+        auto o = s.Get("app", "t1", "a");
+        if (!o.ok()) continue;  // deleted at the end
+        EXPECT_GE(o->revision, last) << "a reader went back in time";
+        last = o->revision;
+      }
+    });
+  }
+  for (int i = 1; i <= 200; ++i) {
+    auto cur = s.Get("app", "t1", "a");
+    ASSERT_TRUE(cur.ok());
+    ASSERT_EQ(cur->body, std::to_string(i - 1));
+    Object next = *cur;
+    next.body = std::to_string(i);
+    int64_t rev = MustCommit(MakeOp(OpType::kUpdate, next, cur->revision));
+    auto after = s.Get("app", "t1", "a");
+    ASSERT_TRUE(after.ok());
+    ASSERT_EQ(after->revision, rev);
+    ASSERT_EQ(after->body, std::to_string(i));
+  }
+  Object tree;
+  tree.scope = "t1";
+  MustCommit(MakeOp(OpType::kDeleteTree, tree));
+  EXPECT_EQ(s.Get("app", "t1", "a").status().code(), Code::kNotFound);
+  done = true;
+  for (auto& t : readers) t.join();
+}
+
 TEST_F(StoreTest, OpenFailsClearlyForAMissingDirectory) {
   std::string bad = (dir_ / "missing" / "sub" / "berth.db").string();
   auto r = OpenSqliteStore(bad);

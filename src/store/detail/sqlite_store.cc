@@ -26,6 +26,7 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <unordered_map>
 #include <utility>
 
 #include "core/clock.h"
@@ -362,8 +363,20 @@ class SqliteStore final : public Store {
     writer_.reset();
   }
 
+  // Reads through a small cache of objects (the API's hottest path is a Get per request).
+  // Coherence: every commit bumps cache_gen_ and drops the keys it wrote (a tree delete drops
+  // everything) before Commit returns; a reader only inserts what it read if no commit
+  // happened since it looked, so a value read from an older snapshot never lands in the cache.
   Result<Object> Get(const std::string& kind, const std::string& scope,
                      const std::string& name) override {
+    std::string key = CacheKey(kind, scope, name);
+    uint64_t gen;
+    {
+      std::lock_guard<std::mutex> l(cache_mu_);
+      auto it = cache_.find(key);
+      if (it != cache_.end()) return it->second;
+      gen = cache_gen_;
+    }
     BERTH_ASSIGN_OR_RETURN(ReaderLease conn, AcquireReader());
     BERTH_ASSIGN_OR_RETURN(Stmt s, conn->Prepare(kGetSql));
     s.Bind(1, kind);
@@ -371,7 +384,15 @@ class SqliteStore final : public Store {
     s.Bind(3, name);
     BERTH_ASSIGN_OR_RETURN(bool row, s.Step());
     if (!row) return NotFound(kind + " \"" + name + "\" not found");
-    return ReadObject(s);
+    Object o = ReadObject(s);
+    {
+      std::lock_guard<std::mutex> l(cache_mu_);
+      if (gen == cache_gen_) {
+        if (cache_.size() >= kCacheEntries) cache_.clear();  // crude but bounded
+        cache_.emplace(std::move(key), o);
+      }
+    }
+    return o;
   }
 
   Result<ListResult> List(const std::string& kind, const ListOptions& options) override {
@@ -478,6 +499,29 @@ class SqliteStore final : public Store {
   }
 
  private:
+  static constexpr size_t kCacheEntries = 4096;
+  static std::string CacheKey(const std::string& kind, const std::string& scope,
+                              const std::string& name) {
+    std::string k;
+    k.reserve(kind.size() + scope.size() + name.size() + 2);
+    k.append(kind).push_back('\0');
+    k.append(scope).push_back('\0');
+    k.append(name);
+    return k;
+  }
+  void InvalidateCache(const WriteBatch& batch) {
+    if (batch.ops.empty()) return;
+    std::lock_guard<std::mutex> l(cache_mu_);
+    ++cache_gen_;
+    for (const Op& op : batch.ops) {
+      if (op.type == OpType::kDeleteTree) {
+        cache_.clear();
+        return;
+      }
+      cache_.erase(CacheKey(op.object.kind, op.object.scope, op.object.name));
+    }
+  }
+
   // A borrowed reader connection, returned to the pool on destruction.
   class ReaderLease {
    public:
@@ -565,6 +609,11 @@ class SqliteStore final : public Store {
   int64_t last_notified_;                               // guarded by listeners_mu_
   // The store whose listeners this thread is running, to let a listener (un)register itself.
   static thread_local const SqliteStore* t_notifying;
+
+  // The Get cache (see Get).
+  std::mutex cache_mu_;
+  std::unordered_map<std::string, Object> cache_;  // guarded by cache_mu_
+  uint64_t cache_gen_ = 0;                         // guarded by cache_mu_
 };
 
 thread_local const SqliteStore* SqliteStore::t_notifying = nullptr;
@@ -713,6 +762,12 @@ Result<CommitResult> SqliteStore::Commit(const WriteBatch& batch) {
       return result;
     }
     const int64_t now = NowMillis();
+    // Whatever the outcome, the cache forgets what this batch may have written.
+    struct Invalidate {
+      SqliteStore* self;
+      const WriteBatch& batch;
+      ~Invalidate() { self->InvalidateCache(batch); }
+    } invalidate{this, batch};
     Transaction txn(*writer_);
     BERTH_RETURN_IF_ERROR(txn.Begin(kBeginImmediateSql));
     BERTH_ASSIGN_OR_RETURN(int64_t head, ReadMeta(*writer_, "head"));
