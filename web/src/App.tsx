@@ -9,6 +9,7 @@ import { AuditPage } from './pages/Audit';
 import { ComponentPage } from './pages/ComponentPage';
 import { Login } from './pages/Login';
 import { MembersPage } from './pages/Members';
+import { WizardPage } from './pages/Wizard';
 import { Link, navigate, parseRoute, to, usePath, type Route } from './router';
 import { ErrorBanner, Loading } from './ui';
 
@@ -134,8 +135,10 @@ function Page({ route, team, role, me }: { route: Route; team: string; role: Who
       return <AppsPage team={team} role={role} />;
     case 'app':
       return <AppPage key={route.app} team={team} app={route.app} role={role} />;
+    case 'newComponent':
+      return can.write(role) ? <WizardPage key={route.app} team={team} app={route.app} /> : <p className="muted">{t('wizard.readOnly')}</p>;
     case 'component':
-      return <ComponentPage key={route.app + '/' + route.component} team={team} app={route.app} component={route.component} tab={route.tab} role={role} />;
+      return <ComponentPage key={route.app + '/' + route.component} team={team} app={route.app} component={route.component} tab={route.tab} version={route.version} role={role} />;
     case 'members':
       return <MembersPage team={team} role={role} me={me} />;
     case 'audit':
