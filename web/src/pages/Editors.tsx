@@ -2,7 +2,7 @@
 // and settings. Each saves with one PATCH carrying the revision it was edited from, so a
 // concurrent change gives a revision conflict instead of being overwritten; API errors show
 // next to the input their `field` names.
-import { useEffect, useState, type FormEvent, type ReactNode } from 'react';
+import { useEffect, useRef, useState, type FormEvent, type ReactNode } from 'react';
 import { api, errorField, rowOf, type Component, type ConfigFile, type Port, type Probe, type ProbeKind } from '../api';
 import { useT, type MessageKey } from '../i18n';
 import { Confirm, Field, errorText } from '../ui';
@@ -51,14 +51,15 @@ function Actions({ busy, saved, dirty, writable, error, shown, children }: { bus
   );
 }
 
-// Keeps a local draft of `value` that follows the live object until the user edits it.
-function useDraft<T>(value: T): [T, (v: T) => void, boolean, () => void] {
-  const [draft, setDraft] = useState<T>(value);
+// Keeps a local draft made by `make` that follows the live object (whose state `key`
+// identifies) until the user edits it.
+function useDraft<T>(make: () => T, key: string): [T, (v: T) => void, boolean, () => void] {
+  const [draft, setDraft] = useState<T>(make);
   const [dirty, setDirty] = useState(false);
-  const key = JSON.stringify(value);
+  const makeRef = useRef(make);
+  makeRef.current = make;
   useEffect(() => {
-    if (!dirty) setDraft(value);
-    // eslint-disable-next-line react-hooks/exhaustive-deps
+    if (!dirty) setDraft(makeRef.current());
   }, [key, dirty]);
   return [draft, (v: T) => { setDraft(v); setDirty(true); }, dirty, () => setDirty(false)];
 }
@@ -75,7 +76,10 @@ interface EditorProps {
 export function ScaleEditor({ c, base, writable, onSaved }: EditorProps) {
   const { t } = useT();
   const s = useSave(base, c, onSaved);
-  const [draft, setDraft, dirty, clean] = useDraft({ replicas: String(c.replicas), memory: String(c.resources?.memory_mb ?? 0), cpu: String(c.resources?.cpu_millis ?? 0) });
+  const [draft, setDraft, dirty, clean] = useDraft(
+    () => ({ replicas: String(c.replicas), memory: String(c.resources?.memory_mb ?? 0), cpu: String(c.resources?.cpu_millis ?? 0) }),
+    JSON.stringify([c.replicas, c.resources]),
+  );
   const [local, setLocal] = useState<{ field: string; text: string } | null>(null);
   const [stopping, setStopping] = useState(false);
   const submit = async (e: FormEvent) => {
@@ -159,7 +163,7 @@ const toRows = (env: Record<string, string>): EnvRow[] => Object.entries(env).ma
 export function EnvEditor({ c, base, writable, onSaved }: EditorProps) {
   const { t } = useT();
   const s = useSave(base, c, onSaved);
-  const [rows, setRows, dirty, clean] = useDraft<EnvRow[]>(toRows(c.env ?? {}));
+  const [rows, setRows, dirty, clean] = useDraft<EnvRow[]>(() => toRows(c.env ?? {}), JSON.stringify(c.env ?? {}));
   const [local, setLocal] = useState<string | null>(null);
   const save = async (e: FormEvent) => {
     e.preventDefault();
@@ -214,7 +218,7 @@ export function EnvEditor({ c, base, writable, onSaved }: EditorProps) {
 export function FilesEditor({ c, base, writable, onSaved }: EditorProps) {
   const { t } = useT();
   const s = useSave(base, c, onSaved);
-  const [files, setFiles, dirty, clean] = useDraft<ConfigFile[]>(c.config_files ?? []);
+  const [files, setFiles, dirty, clean] = useDraft<ConfigFile[]>(() => c.config_files ?? [], JSON.stringify(c.config_files ?? []));
   const save = async (e: FormEvent) => {
     e.preventDefault();
     if (await s.save({ config_files: files })) clean();
@@ -252,7 +256,7 @@ const PROTOCOLS: Port['protocol'][] = ['http', 'tcp', 'udp', 'grpc'];
 export function PortsEditor({ c, base, writable, onSaved }: EditorProps) {
   const { t } = useT();
   const s = useSave(base, c, onSaved);
-  const [ports, setPorts, dirty, clean] = useDraft<(Omit<Port, 'port'> & { port: string })[]>(c.ports.map((p) => ({ ...p, port: String(p.port) })));
+  const [ports, setPorts, dirty, clean] = useDraft<(Omit<Port, 'port'> & { port: string })[]>(() => c.ports.map((p) => ({ ...p, port: String(p.port) })), JSON.stringify(c.ports));
   const [local, setLocal] = useState<{ index: number; text: string } | null>(null);
   const save = async (e: FormEvent) => {
     e.preventDefault();
@@ -316,8 +320,10 @@ const toDraft = (p: Probe | null | undefined, c: Component): ProbeDraft => {
 export function HealthEditor({ c, base, writable, onSaved }: EditorProps) {
   const { t } = useT();
   const s = useSave(base, c, onSaved);
-  const initial = Object.fromEntries(PROBES.map((k) => [k, toDraft(c.health?.[k], c)])) as Record<ProbeKind, ProbeDraft>;
-  const [draft, setDraft, dirty, clean] = useDraft(initial);
+  const [draft, setDraft, dirty, clean] = useDraft(
+    () => Object.fromEntries(PROBES.map((k) => [k, toDraft(c.health?.[k], c)])) as Record<ProbeKind, ProbeDraft>,
+    JSON.stringify([c.health, c.ports[0]?.port]),
+  );
   const [local, setLocal] = useState<{ field: string; text: string } | null>(null);
   const save = async (e: FormEvent) => {
     e.preventDefault();
@@ -408,7 +414,10 @@ export function SettingsEditor({ c, base, writable, onSaved, onDelete }: EditorP
   const { t } = useT();
   const s = useSave(base, c, onSaved);
   const b = c.build ?? { command: '', start_command: '', language: '', language_version: '', subdir: '' };
-  const [d, setD, dirty, clean] = useDraft({ type: c.source?.type ?? 'none', path: c.source?.path ?? '', url: c.source?.url ?? '', ref: c.source?.ref ?? '', archive: c.source?.archive ?? '', command: b.command, start_command: b.start_command, language: b.language, subdir: b.subdir });
+  const [d, setD, dirty, clean] = useDraft(
+    () => ({ type: c.source?.type ?? 'none', path: c.source?.path ?? '', url: c.source?.url ?? '', ref: c.source?.ref ?? '', archive: c.source?.archive ?? '', command: b.command, start_command: b.start_command, language: b.language, subdir: b.subdir }),
+    JSON.stringify([c.source, c.build]),
+  );
   const [deleting, setDeleting] = useState(false);
   const [deleteError, setDeleteError] = useState<unknown>(null);
   const save = async (e: FormEvent) => {
