@@ -181,7 +181,7 @@ test('first deploy from the console: wizard, build log, address, scale, deploy, 
     const topo = page.getByTestId('topology');
     await topo.locator('[data-node="web"][data-status="running"]').waitFor();
     await topo.locator('[data-node="db"][data-status="noVersion"]').waitFor();
-    await topo.locator('[data-edge="web>db"]').waitFor();
+    await topo.locator('[data-edge="web>db"]').waitFor({ state: 'attached' });
     await page.screenshot({ path: join(SHOTS, 'topology.png'), fullPage: true });
 
     // A failed build shows its reason (the step, its exit code and last lines).
@@ -200,6 +200,8 @@ test('first deploy from the console: wizard, build log, address, scale, deploy, 
     await failure.waitFor({ timeout: BUILD_MS });
     assert.match(await failure.textContent(), /exit code 3/);
     await page.getByTestId('build-log').getByText('missing semicolon').first().waitFor();
+    await page.locator('h1 [data-status="buildFailed"]').waitFor();
+    await page.screenshot({ path: join(SHOTS, 'build-failed.png'), fullPage: true });
     await page.getByRole('tab', { name: 'Events' }).click();
     await page.getByRole('cell', { name: 'BuildFailed' }).first().waitFor();
 
@@ -234,7 +236,13 @@ test('first deploy from the console: wizard, build log, address, scale, deploy, 
     const denied = await veraApi('DELETE', base + '/web');
     assert.equal(denied.status, 403);
     assert.equal(denied.body.code, 'permission_denied');
-    assert.equal((await api('GET', base + '/web')).status, 200, 'the component is still there');
+    // (The admin's console token was revoked by logging out: sign in again to look.)
+    const relogin = await fetch(server.url + '/api/v1/login', {
+      method: 'POST', headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ user: 'admin', password: PASSWORD }),
+    });
+    const admin = apiClient(server.url, (await relogin.json()).token);
+    assert.equal((await admin('GET', base + '/web')).status, 200, 'the component is still there');
     assert.deepEqual(problems, [], 'no console errors for the viewer');
   } finally {
     if (browser) await browser.close().catch(() => {});

@@ -28,6 +28,7 @@ export function App() {
   const path = usePath();
   const route = parseRoute(path);
   const [token, setToken] = useState(session.token());
+  const onLogout = useCallback(() => setToken(null), []);
   useEffect(() => session.onUnauthorized(() => { setToken(null); navigate('/login', true); }), []);
   useEffect(() => {
     if (!token && route.page !== 'login') navigate('/login', true);
@@ -39,7 +40,7 @@ export function App() {
       {!token || route.page === 'login' ? (
         <Login onLoggedIn={() => { setToken(session.token()); navigate('/', true); }} />
       ) : (
-        <Shell route={route} onLogout={() => setToken(null)} />
+        <Shell route={route} onLogout={onLogout} />
       )}
     </I18nContext.Provider>
   );
@@ -69,15 +70,22 @@ function Shell({ route, onLogout }: { route: Route; onLogout: () => void }) {
   // Platform admins act as owners in every team.
   const role = who?.user.admin ? 'owner' : teams.find((x) => x.team === team)?.role;
 
-  const logout = async () => {
-    try { await api.logout(); } catch { /* the token may already be gone */ }
-    session.clear();
-    onLogout();
-    navigate('/login', true);
-  };
+  // Logging out first unmounts every page (ending the watch and log streams), then revokes the
+  // token: a stream still open at revocation would reconnect and be refused with a 401.
+  const [leaving, setLeaving] = useState(false);
+  const logout = () => setLeaving(true);
+  useEffect(() => {
+    if (!leaving) return;
+    (async () => {
+      try { await api.logout(); } catch { /* the token may already be gone */ }
+      session.clear();
+      onLogout();
+      navigate('/login', true);
+    })();
+  }, [leaving, onLogout]);
 
   if (error) return <main className="page"><ErrorBanner error={error} /></main>;
-  if (!who) return <main className="page"><Loading /></main>;
+  if (!who || leaving) return <main className="page"><Loading /></main>;
 
   const section = route.page === 'members' ? 'members' : route.page === 'audit' ? 'audit' : 'apps';
   const content = (

@@ -24,7 +24,7 @@ export interface Layout {
   height: number;
 }
 
-export const NODE_W = 170;
+export const NODE_W = 210;
 export const NODE_H = 54;
 const GAP_X = 90;
 const GAP_Y = 28;

@@ -4,7 +4,7 @@ import { api, can, paths, type Component, type Dependency, type Instance, type R
 import { useT, type MessageKey } from '../i18n';
 import { useLiveResource } from '../live';
 import { Link, navigate, to } from '../router';
-import { componentStatus, statusKey, type ComponentStatus } from '../status';
+import { statusKey, statusOf, type ComponentStatus } from '../status';
 import { Confirm, ErrorBanner, Loading } from '../ui';
 import { Topology } from './Topology';
 
@@ -33,10 +33,9 @@ export function AppPage({ team, app, role }: { team: string; app: string; role?:
             api.list<Version>(base + '/versions', 50).catch(() => ({ items: [] as Version[] })),
             api.list<Dependency>(base + '/dependencies').catch(() => ({ items: [] as Dependency[] })),
           ]);
-          const hasVersion = vers.items.some((v) => v.status === 'ready');
           return {
             c,
-            status: componentStatus(c, inst.items, hasVersion),
+            status: statusOf(c, inst.items, vers.items),
             ready: inst.items.filter((i) => i.ready === true).length,
             deps: deps.items,
           };

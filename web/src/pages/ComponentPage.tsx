@@ -3,7 +3,7 @@ import { api, can, paths, type BerthEvent, type Component, type Instance, type L
 import { useT, type MessageKey } from '../i18n';
 import { useLiveResource } from '../live';
 import { Link, TABS, navigate, to, type Tab } from '../router';
-import { componentStatus } from '../status';
+import { statusOf } from '../status';
 import { ErrorBanner, Loading, formatTime } from '../ui';
 import { addressesOf, currentVersion } from '../versions';
 import { StatusBadge } from './AppPage';
@@ -50,7 +50,7 @@ export function ComponentPage({ team, app, component, tab, version, role }: { te
       <div className="row between">
         <h1 id="comp-title">
           {component}{' '}
-          {d && <StatusBadge status={componentStatus(d.c, d.instances, d.versions.some((v) => v.status === 'ready'))} />}
+          {d && <StatusBadge status={statusOf(d.c, d.instances, d.versions)} />}
         </h1>
       </div>
       <div role="tablist" className="tabs" aria-label={component}>

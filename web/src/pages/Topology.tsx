@@ -54,7 +54,7 @@ export function Topology({ team, app, rows }: { team: string; app: string; rows:
               <g className={`node ${status ? 'node-' + status : 'node-external'}`} transform={`translate(${n.x}, ${n.y})`}>
                 <rect width={NODE_W} height={NODE_H} rx="8" />
                 <circle cx="16" cy={NODE_H / 2} r="6" className="dot" />
-                <text x="30" y="22" className="node-name">{n.label.length > 20 ? n.label.slice(0, 19) + '…' : n.label}</text>
+                <text x="30" y="22" className="node-name">{n.label.length > 24 ? n.label.slice(0, 23) + '…' : n.label}</text>
                 <text x="30" y="40" className="node-status">
                   {status ? `${t(statusKey(status))} · ${t('comp.instancesReady', { ready: r!.ready, total: r!.c.replicas })}` : t('topology.external')}
                 </text>
@@ -65,7 +65,7 @@ export function Topology({ team, app, rows }: { team: string; app: string; rows:
         })}
       </svg>
       <ul className="legend" aria-hidden="true">
-        {(['running', 'starting', 'degraded', 'stopped', 'noVersion'] as const).map((s) => (
+        {(['running', 'starting', 'degraded', 'buildFailed', 'stopped', 'noVersion'] as const).map((s) => (
           <li key={s}><span className={`swatch node-${s}`} /> {t(statusKey(s))}</li>
         ))}
       </ul>
