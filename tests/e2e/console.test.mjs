@@ -154,7 +154,7 @@ test('console journey: login, app, component, env, members, audit, live, languag
     // Chromium logs every failed request; the one deliberate 400 (the bad app name) is expected.
     const bad = problems.findIndex((p) => /status of 400/.test(p));
     if (bad >= 0) problems.splice(bad, 1);
-    assert.deepEqual(problems, [], 'no console errors during the journey');
+    assert.deepEqual([...problems], [], `no console errors during the journey (failed responses: ${problems.http.join("; ")})`);
 
     // A stale token (401 from the API) leads back to the login page.
     await page.evaluate(() => localStorage.setItem('berth.token', 'not-a-valid-token'));

@@ -10,6 +10,7 @@
 // answers their delete with 403. No console errors. Every instance is killed at the end, by PID.
 //
 // Run: node --test tests/e2e/   (BERTH_BIN picks the binary; default build/asan)
+import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -222,6 +223,29 @@ test('first deploy from the console: wizard, build log, address, scale, deploy, 
     const expected400 = problems.findIndex((p) => /status of 400/.test(p));
     if (expected400 >= 0) problems.splice(expected400, 1);
 
+    // The wizard's other sources: a git repository at a tag, and an archive on the server.
+    const repo = join(tmp, 'src', 'repo');
+    writeSource(repo, 'from git');
+    const git = (...args) => execFileSync('git', ['-C', repo, '-c', 'user.email=e2e@berth.test', '-c', 'user.name=e2e', ...args], { stdio: 'ignore' });
+    git('init', '-q');
+    git('add', '.');
+    git('commit', '-qm', 'first');
+    git('tag', 'v1');
+    const archive = join(tmp, 'src', 'hello.tar.gz');
+    execFileSync('tar', ['-czf', archive, '-C', src, '.']);
+    await page.getByRole('link', { name: 'shop', exact: true }).click();
+    await page.getByRole('link', { name: 'New component' }).click();
+    await source.getByLabel('Git repository').check();
+    await source.getByLabel('Repository URL').fill(repo);
+    await source.getByLabel('Branch, tag or commit').fill('v1');
+    await source.getByRole('button', { name: 'Detect' }).click();
+    await review.getByTestId('reasons').getByText('Procfile found (web)').waitFor({ timeout: BUILD_MS });
+    await source.getByLabel('Archive on the server').check();
+    await review.waitFor({ state: 'detached' });
+    await source.getByLabel('Archive file').fill(archive);
+    await source.getByRole('button', { name: 'Detect' }).click();
+    await review.getByTestId('reasons').getByText('Procfile found (web)').waitFor({ timeout: BUILD_MS });
+
     // Language switch: the component page in Chinese, and back.
     await page.goto(server.url + '/teams/default/apps/shop/components/web');
     await page.getByTestId('language').first().selectOption('zh');
@@ -232,12 +256,15 @@ test('first deploy from the console: wizard, build log, address, scale, deploy, 
     await page.getByTestId('language').first().selectOption('en');
     await page.getByRole('tab', { name: 'Versions & builds' }).waitFor();
 
-    assert.deepEqual(problems, [], 'no console errors during the journey');
+    assert.deepEqual([...problems], [], `no console errors during the journey (failed responses: ${problems.http.join('; ')})`);
 
     // A viewer: no delete button anywhere on the component or the app, and the API refuses.
     assert.equal((await api('POST', '/users', { name: 'vera', password: 'vera-pass-123' })).status, 201);
     assert.equal((await api('POST', '/teams/default/members', { user: 'vera', role: 'viewer' })).status, 201);
     await page.getByRole('button', { name: 'Log out' }).click();
+    // Logging out revokes the token: wait for it to finish before loading another page.
+    await page.getByRole('button', { name: 'Sign in' }).waitFor();
+    assert.equal(await page.evaluate(() => localStorage.getItem('berth.token')), null);
     await login(page, server.url, 'vera', 'vera-pass-123');
     await page.goto(server.url + '/teams/default/apps/shop/components/web/settings');
     await page.getByRole('heading', { name: 'Source' }).waitFor();
@@ -260,7 +287,7 @@ test('first deploy from the console: wizard, build log, address, scale, deploy, 
     });
     const admin = apiClient(server.url, (await relogin.json()).token);
     assert.equal((await admin('GET', base + '/web')).status, 200, 'the component is still there');
-    assert.deepEqual(problems, [], 'no console errors for the viewer');
+    assert.deepEqual([...problems], [], `no console errors for the viewer (failed responses: ${problems.http.join('; ')})`);
   } finally {
     if (browser) await browser.close().catch(() => {});
     await stopServer(server?.proc);

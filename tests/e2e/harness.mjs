@@ -106,11 +106,16 @@ export async function launchBrowser(profile) {
   });
 }
 
-// Records console errors and uncaught page errors.
+// Records console errors and uncaught page errors; `problems.http` lists the failed responses
+// (method, status, URL), which Chromium's console messages do not name.
 export function watchProblems(page) {
   const problems = [];
+  problems.http = [];
   page.on('console', (m) => { if (m.type() === 'error') problems.push(`console: ${m.text()}`); });
   page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+  page.on('response', (r) => {
+    if (r.status() >= 400) problems.http.push(`${r.request().method()} ${r.status()} ${r.url()}`);
+  });
   return problems;
 }
 
