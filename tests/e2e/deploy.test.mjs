@@ -128,8 +128,9 @@ test('first deploy from the console: wizard, build log, address, scale, deploy, 
     // Scale to 2: two ready instances.
     await page.getByRole('tab', { name: 'Scale' }).click();
     const scale = page.getByTestId('scale');
+    // By keyboard: type the number and press Enter to save.
     await scale.getByLabel('Replicas', { exact: true }).fill('2');
-    await scale.getByRole('button', { name: 'Save' }).click();
+    await scale.getByLabel('Replicas', { exact: true }).press('Enter');
     await scale.getByText('Saved').waitFor();
     await page.getByRole('tab', { name: 'Overview' }).click();
     await eventually(async () => (await page.getByTestId('instances').locator('tr[data-ready="yes"]').count()) === 2, 'two ready instances', BUILD_MS);
@@ -154,9 +155,12 @@ test('first deploy from the console: wizard, build log, address, scale, deploy, 
 
     // Roll back to v1, with confirmation.
     await page.getByRole('tab', { name: 'Versions & builds' }).click();
+    // The confirmation by keyboard: Cancel has the focus, Tab reaches the action.
     await page.getByRole('button', { name: 'Roll back to v1' }).click();
     await page.getByRole('dialog').getByText('Roll web back to v1?').waitFor();
-    await page.getByRole('dialog').getByRole('button', { name: 'Roll back' }).click();
+    await page.keyboard.press('Tab');
+    assert.equal(await page.evaluate(() => document.activeElement?.textContent), 'Roll back');
+    await page.keyboard.press('Enter');
     await page.getByTestId('deploy-policy').getByText('Pinned to v1').waitFor();
     await page.getByRole('tab', { name: 'Overview' }).click();
     await eventually(async () => (await answers(2)) === 'hello v1', 'both instances answering hello v1 again', BUILD_MS);
