@@ -4,7 +4,7 @@
 //
 // Journey: log in → create an app → open it → a component created through the API shows up
 // live → edit an env var → members → audit → switch to 中文 → log out. No console errors allowed. Screenshots go to
-// docs/screenshots/ (login, apps, component-zh).
+// docs/screenshots/ (login, apps).
 //
 // Run: node --test tests/e2e/   (BERTH_BIN picks the binary; default build/asan, build/console)
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
@@ -142,7 +142,6 @@ test('console journey: login, app, component, env, members, audit, live, languag
     await page.getByRole('link', { name: '应用' }).first().waitFor();
     await page.getByRole('tab', { name: '概览' }).click();
     await page.getByRole('heading', { name: '设置' }).waitFor();
-    await page.screenshot({ path: join(SHOTS, 'component-zh.png') });
 
     // Log out: back at the login page, in Chinese, and the token no longer works.
     await page.getByRole('button', { name: '退出登录' }).click();

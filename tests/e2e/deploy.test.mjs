@@ -255,6 +255,8 @@ test('first deploy from the console: wizard, build log, address, scale, deploy, 
     await page.getByTestId('language').first().selectOption('zh');
     await page.getByRole('tab', { name: '版本与构建' }).waitFor();
     await page.getByRole('heading', { name: '访问地址' }).waitFor();
+    await page.getByTestId('addresses').getByRole('link').first().waitFor();
+    await page.screenshot({ path: join(SHOTS, 'component-zh.png'), fullPage: true });
     await page.getByRole('tab', { name: '版本与构建' }).click();
     await page.getByRole('button', { name: '回滚到 v1' }).or(page.getByRole('button', { name: '部署 v2' })).first().waitFor();
     await page.getByTestId('language').first().selectOption('en');
