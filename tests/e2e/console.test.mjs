@@ -4,7 +4,7 @@
 //
 // Journey: log in → create an app → open it → a component created through the API shows up
 // live → edit an env var → members → audit → switch to 中文 → log out. No console errors allowed. Screenshots go to
-// docs/screenshots/ (login, apps).
+// docs/screenshots/ (login).
 //
 // Run: node --test tests/e2e/   (BERTH_BIN picks the binary; default build/asan, build/console)
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
@@ -60,7 +60,6 @@ test('console journey: login, app, component, env, members, audit, live, languag
     await appForm.getByLabel('Description').fill('The online shop');
     await appForm.getByRole('button', { name: 'Create' }).click();
     await page.getByRole('link', { name: 'shop', exact: true }).waitFor();
-    await page.screenshot({ path: join(SHOTS, 'apps.png') });
 
     // Open it; a component without a source (made through the API: the wizard, which builds
     // from source, is covered by deploy.test.mjs) appears live.

@@ -227,6 +227,14 @@ test('first deploy from the console: wizard, build log, address, scale, deploy, 
     const expected400 = problems.findIndex((p) => /status of 400/.test(p));
     if (expected400 >= 0) problems.splice(expected400, 1);
 
+    // The apps list sums up each app's components by status.
+    await page.getByRole('navigation', { name: 'Team' }).getByRole('link', { name: 'Apps', exact: true }).click();
+    const summary = page.getByTestId('summary-shop');
+    await summary.locator('[data-status="running"]').getByText('1 Running').waitFor();
+    await summary.locator('[data-status="buildFailed"]').getByText('1 Build failed').waitFor();
+    await summary.locator('[data-status="noVersion"]').getByText('1 Not built yet').waitFor();
+    await page.screenshot({ path: join(SHOTS, 'apps.png'), fullPage: true });
+
     // The wizard's other sources: a git repository at a tag, and an archive on the server.
     const repo = join(tmp, 'src', 'repo');
     writeSource(repo, 'from git');
