@@ -188,6 +188,16 @@ test('first deploy from the console: wizard, build log, address, scale, deploy, 
     await topo.locator('[data-node="db"][data-status="noVersion"]').waitFor();
     await topo.locator('[data-edge="web>db"]').waitFor({ state: 'attached' });
     await page.screenshot({ path: join(SHOTS, 'topology.png'), fullPage: true });
+    // Removing the dependency asks first; the edge goes away live.
+    await topo.locator('[data-node="web"]').click();
+    await page.getByRole('tab', { name: 'Dependencies' }).click();
+    await page.getByRole('button', { name: 'Remove dependency db' }).click();
+    await page.getByRole('dialog').getByRole('button', { name: 'Remove' }).click();
+    await page.getByText('No dependencies.').waitFor();
+    assert.deepEqual((await api('GET', base + '/web/dependencies')).body.items, []);
+    await page.getByRole('link', { name: 'shop', exact: true }).click();
+    await topo.locator('[data-node="db"]').waitFor();
+    assert.equal(await topo.locator('[data-edge="web>db"]').count(), 0);
 
     // A failed build shows its reason (the step, its exit code and last lines).
     await page.getByRole('link', { name: 'New component' }).click();
