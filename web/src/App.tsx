@@ -9,6 +9,7 @@ import { AuditPage } from './pages/Audit';
 import { ComponentPage } from './pages/ComponentPage';
 import { Login } from './pages/Login';
 import { MembersPage } from './pages/Members';
+import { WizardPage } from './pages/Wizard';
 import { Link, navigate, parseRoute, to, usePath, type Route } from './router';
 import { ErrorBanner, Loading } from './ui';
 
@@ -27,6 +28,7 @@ export function App() {
   const path = usePath();
   const route = parseRoute(path);
   const [token, setToken] = useState(session.token());
+  const onLogout = useCallback(() => setToken(null), []);
   useEffect(() => session.onUnauthorized(() => { setToken(null); navigate('/login', true); }), []);
   useEffect(() => {
     if (!token && route.page !== 'login') navigate('/login', true);
@@ -38,7 +40,7 @@ export function App() {
       {!token || route.page === 'login' ? (
         <Login onLoggedIn={() => { setToken(session.token()); navigate('/', true); }} />
       ) : (
-        <Shell route={route} onLogout={() => setToken(null)} />
+        <Shell route={route} onLogout={onLogout} />
       )}
     </I18nContext.Provider>
   );
@@ -68,15 +70,22 @@ function Shell({ route, onLogout }: { route: Route; onLogout: () => void }) {
   // Platform admins act as owners in every team.
   const role = who?.user.admin ? 'owner' : teams.find((x) => x.team === team)?.role;
 
-  const logout = async () => {
-    try { await api.logout(); } catch { /* the token may already be gone */ }
-    session.clear();
-    onLogout();
-    navigate('/login', true);
-  };
+  // Logging out first unmounts every page (ending the watch and log streams), then revokes the
+  // token: a stream still open at revocation would reconnect and be refused with a 401.
+  const [leaving, setLeaving] = useState(false);
+  const logout = () => setLeaving(true);
+  useEffect(() => {
+    if (!leaving) return;
+    (async () => {
+      try { await api.logout(); } catch { /* the token may already be gone */ }
+      session.clear();
+      onLogout();
+      navigate('/login', true);
+    })();
+  }, [leaving, onLogout]);
 
   if (error) return <main className="page"><ErrorBanner error={error} /></main>;
-  if (!who) return <main className="page"><Loading /></main>;
+  if (!who || leaving) return <main className="page"><Loading /></main>;
 
   const section = route.page === 'members' ? 'members' : route.page === 'audit' ? 'audit' : 'apps';
   const content = (
@@ -134,8 +143,10 @@ function Page({ route, team, role, me }: { route: Route; team: string; role: Who
       return <AppsPage team={team} role={role} />;
     case 'app':
       return <AppPage key={route.app} team={team} app={route.app} role={role} />;
+    case 'newComponent':
+      return can.write(role) ? <WizardPage key={route.app} team={team} app={route.app} /> : <p className="muted">{t('wizard.readOnly')}</p>;
     case 'component':
-      return <ComponentPage key={route.app + '/' + route.component} team={team} app={route.app} component={route.component} tab={route.tab} role={role} />;
+      return <ComponentPage key={route.app + '/' + route.component} team={team} app={route.app} component={route.component} tab={route.tab} version={route.version} role={role} />;
     case 'members':
       return <MembersPage team={team} role={role} me={me} />;
     case 'audit':

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { ApiError, errorFromBody, fieldOf } from './api';
 import { isProblem, parseEnv, parsePorts } from './component_form';
-import { componentStatus } from './status';
-import type { Component, Instance } from './api';
+import { componentStatus, statusOf } from './status';
+import type { Component, Instance, Version } from './api';
 
 describe('API errors', () => {
   it('parses the JSON error body', () => {
@@ -52,5 +52,11 @@ describe('componentStatus', () => {
     expect(componentStatus(c, [inst(true)], true)).toBe('starting');
     expect(componentStatus(c, [inst(true), inst(true)], true)).toBe('running');
     expect(componentStatus(c, [inst(false, 'crashloop')], true)).toBe('degraded');
+    expect(componentStatus(c, [], false, 'failed')).toBe('buildFailed');
+    expect(componentStatus(c, [], false, 'building')).toBe('noVersion');
+    const v = (number: number, status: string) => ({ name: 'v' + number, number, status }) as Version;
+    expect(statusOf(c, [], [v(1, 'failed'), v(2, 'building')])).toBe('noVersion');
+    expect(statusOf(c, [], [v(2, 'failed'), v(1, 'building')])).toBe('buildFailed');
+    expect(statusOf(c, [inst(true)], [v(2, 'failed'), v(1, 'ready')])).toBe('starting');
   });
 });

@@ -48,30 +48,97 @@ export interface Port {
   outer: boolean;
   name: string;
 }
+export interface Source {
+  type: 'none' | 'dir' | 'git' | 'archive' | 'package' | string;
+  path: string;
+  url: string;
+  ref: string;
+  archive: string;
+}
+export interface BuildSettings {
+  command: string;
+  start_command: string;
+  language: string;
+  language_version: string;
+  subdir: string;
+}
+export interface Probe {
+  type: 'tcp' | 'http' | 'command';
+  port: number;
+  path: string;
+  command: string;
+  interval_s: number;
+  timeout_s: number;
+  failure_threshold: number;
+  expect_status: number;
+}
+export type ProbeKind = 'startup' | 'readiness' | 'liveness';
+export interface ConfigFile {
+  path: string;
+  content: string;
+}
 export interface Component extends Meta {
   name: string;
   team: string;
   app: string;
   kind: 'service' | 'stateful' | 'job' | 'cronjob';
-  source: { type: string; path: string; url: string; ref: string; archive: string };
+  schedule?: string;
+  source: Source;
+  build?: BuildSettings;
   ports: Port[];
   env: Record<string, string>;
+  config_files?: ConfigFile[];
+  health?: Record<ProbeKind, Probe | null>;
   replicas: number;
   desired_state: 'running' | 'stopped';
   version?: string;
   resources: { memory_mb: number; cpu_millis: number };
+  restart_generation?: number;
+  // Written by the gateway (issue #5) once it routes the component; absent before.
+  addresses?: unknown;
+}
+// What detection found in a source tree (POST /teams/{team}/detect).
+export interface Detection {
+  language: string;
+  language_version: string;
+  port: number;
+  build_steps: string[];
+  processes: Record<string, string>;
+  start_command: string;
+  release: string;
+  env: Record<string, string>;
+  tools: { program: string; package: string }[];
+  reasons: string[];
 }
 export interface Version extends Meta {
   name: string;
   number: number;
-  status: string;
+  status: 'queued' | 'building' | 'ready' | 'failed' | 'cancelled' | string;
   built_at: string;
   size_bytes: number;
   commit: string;
+  message: string;
+  start_command?: string;
+  detect?: Detection;
 }
 export interface Instance extends Meta {
   name: string;
+  version?: string;
+  state?: string;
+  ready?: boolean;
+  outdated?: boolean;
+  port?: number;
+  ports?: Record<string, number>;
+  restarts?: number;
+  started_at?: string;
+  message?: string;
+  last_exit?: { code: number; signal: number; oom: boolean; at: string; reason: string } | null;
   [k: string]: unknown;
+}
+export interface Dependency extends Meta {
+  name: string;
+  target_app: string;
+  target_component: string;
 }
 export interface BerthEvent {
   id: string;
@@ -173,6 +240,7 @@ export const paths = {
   members: (t: string) => `/teams/${enc(t)}/members`,
   member: (t: string, u: string) => `/teams/${enc(t)}/members/${enc(u)}`,
   audit: (t: string) => `/teams/${enc(t)}/audit`,
+  detect: (t: string) => `/teams/${enc(t)}/detect`,
 };
 
 export const api = {
@@ -189,6 +257,7 @@ export const api = {
     request<List<T>>('GET', path + (path.includes('?') ? '&' : '?') + 'limit=' + limit),
   post: <T>(path: string, body: unknown) => request<T>('POST', path, body),
   patch: <T>(path: string, body: unknown) => request<T>('PATCH', path, body),
+  put: <T>(path: string, body: unknown) => request<T>('PUT', path, body),
   del: (path: string) => request<unknown>('DELETE', path),
 };
 
@@ -207,3 +276,15 @@ export const can = {
   readAudit: (r: Role | undefined) => r === 'admin' || r === 'owner',
   makeOwners: (r: Role | undefined) => r === 'owner',
 };
+
+// The API's `field` of an error, when it names one ("ports[1].port", "health.readiness.path").
+export function errorField(err: unknown): string | null {
+  return err instanceof ApiError && err.field ? err.field : null;
+}
+
+// For errors about a list field ("ports[1].port"): the row index and the rest of the path.
+export function rowOf(field: string | null, list: string): { index: number; rest: string } | null {
+  if (!field) return null;
+  const m = new RegExp('^' + list.replace(/[.*+?^${}()|[\]\\]/g, '\\$&') + '\\[(\\d+)\\](?:\\.(.*))?$').exec(field);
+  return m ? { index: Number(m[1]), rest: m[2] ?? '' } : null;
+}

@@ -29,10 +29,14 @@ export type Route =
   | { page: 'home' }
   | { page: 'apps'; team: string }
   | { page: 'app'; team: string; app: string }
-  | { page: 'component'; team: string; app: string; component: string; tab: 'overview' | 'env' | 'events' }
+  | { page: 'newComponent'; team: string; app: string }
+  | { page: 'component'; team: string; app: string; component: string; tab: Tab; version?: string }
   | { page: 'members'; team: string }
   | { page: 'audit'; team: string }
   | { page: 'notfound' };
+
+export const TABS = ['overview', 'versions', 'scale', 'logs', 'env', 'ports', 'health', 'dependencies', 'events', 'settings'] as const;
+export type Tab = (typeof TABS)[number];
 
 export function parseRoute(path: string): Route {
   const s = path.split('/').filter(Boolean).map(decodeURIComponent);
@@ -45,10 +49,13 @@ export function parseRoute(path: string): Route {
   if (s[2] !== 'apps') return { page: 'notfound' };
   if (s.length === 3) return { page: 'apps', team };
   if (s.length === 4) return { page: 'app', team, app: s[3] };
-  if (s[4] === 'components' && (s.length === 6 || s.length === 7)) {
-    const tab = s[6] ?? 'overview';
-    if (tab !== 'overview' && tab !== 'env' && tab !== 'events') return { page: 'notfound' };
-    return { page: 'component', team, app: s[3], component: s[5], tab };
+  if (s[4] === 'new-component' && s.length === 5) return { page: 'newComponent', team, app: s[3] };
+  if (s[4] === 'components' && s.length >= 6 && s.length <= 8) {
+    const tab = (s[6] ?? 'overview') as Tab;
+    if (!TABS.includes(tab)) return { page: 'notfound' };
+    // .../versions/{version} opens that version's build log.
+    if (s.length === 8 && tab !== 'versions') return { page: 'notfound' };
+    return { page: 'component', team, app: s[3], component: s[5], tab, version: s[7] };
   }
   return { page: 'notfound' };
 }
@@ -57,8 +64,9 @@ const e = encodeURIComponent;
 export const to = {
   apps: (t: string) => `/teams/${e(t)}/apps`,
   app: (t: string, a: string) => `/teams/${e(t)}/apps/${e(a)}`,
-  component: (t: string, a: string, c: string, tab = 'overview') =>
-    `/teams/${e(t)}/apps/${e(a)}/components/${e(c)}${tab === 'overview' ? '' : '/' + tab}`,
+  newComponent: (t: string, a: string) => `/teams/${e(t)}/apps/${e(a)}/new-component`,
+  component: (t: string, a: string, c: string, tab: Tab = 'overview', version?: string) =>
+    `/teams/${e(t)}/apps/${e(a)}/components/${e(c)}${tab === 'overview' ? '' : '/' + tab}${version ? '/' + e(version) : ''}`,
   members: (t: string) => `/teams/${e(t)}/members`,
   audit: (t: string) => `/teams/${e(t)}/audit`,
 };

@@ -1,5 +1,6 @@
 import { useState, type FormEvent } from 'react';
-import { api, can, fieldOf, paths, type App, type List, type Role } from '../api';
+import { api, can, fieldOf, paths, type App, type Component, type Instance, type List, type Role, type Version } from '../api';
+import { statusKey, statusOf, type ComponentStatus } from '../status';
 import { useT } from '../i18n';
 import { useLiveResource } from '../live';
 import { Link, to } from '../router';
@@ -10,6 +11,34 @@ const FIELDS = ['name', 'display_name', 'description'] as const;
 export function AppsPage({ team, role }: { team: string; role?: Role }) {
   const { t, lang } = useT();
   const apps = useLiveResource(() => api.list<App>(paths.apps(team)), [team], (l) => l.kind === 'app');
+  // Per app: how many components are in each status (loaded per component; reloaded when a
+  // component, instance or version changes).
+  const summary = useLiveResource<Record<string, Partial<Record<ComponentStatus, number>>>>(
+    async () => {
+      const list = await api.list<App>(paths.apps(team));
+      const entries = await Promise.all(
+        list.items.map(async (a) => {
+          const comps = await api.list<Component>(paths.components(team, a.name)).catch(() => ({ items: [] as Component[] }));
+          const counts: Partial<Record<ComponentStatus, number>> = {};
+          await Promise.all(
+            comps.items.map(async (c) => {
+              const base = paths.component(team, a.name, c.name);
+              const [inst, vers] = await Promise.all([
+                api.list<Instance>(base + '/instances').catch(() => ({ items: [] as Instance[] })),
+                api.list<Version>(base + '/versions', 50).catch(() => ({ items: [] as Version[] })),
+              ]);
+              const st = statusOf(c, inst.items, vers.items);
+              counts[st] = (counts[st] ?? 0) + 1;
+            }),
+          );
+          return [a.name, counts] as const;
+        }),
+      );
+      return Object.fromEntries(entries);
+    },
+    [team],
+    (l) => ['app', 'component', 'instance', 'version'].includes(l.kind ?? ''),
+  );
   const [name, setName] = useState('');
   const [displayName, setDisplayName] = useState('');
   const [description, setDescription] = useState('');
@@ -82,6 +111,7 @@ export function AppsPage({ team, role }: { team: string; role?: Role }) {
             <tr>
               <th>{t('common.name')}</th>
               <th>{t('apps.description')}</th>
+              <th>{t('apps.status')}</th>
               <th>{t('common.updated')}</th>
               {writable && <th><span className="sr-only">{t('common.actions')}</span></th>}
             </tr>
@@ -94,6 +124,7 @@ export function AppsPage({ team, role }: { team: string; role?: Role }) {
                   {a.display_name && <span className="muted"> · {a.display_name}</span>}
                 </td>
                 <td>{a.description}</td>
+                <td data-testid={`summary-${a.name}`}><Summary counts={summary.data?.[a.name]} /></td>
                 <td className="muted">{formatTime(a.updated_at, lang)}</td>
                 {writable && (
                   <td className="actions">
@@ -116,5 +147,21 @@ export function AppsPage({ team, role }: { team: string; role?: Role }) {
         error={deleteError}
       />
     </section>
+  );
+}
+
+const ORDER: ComponentStatus[] = ['running', 'starting', 'degraded', 'buildFailed', 'noVersion', 'stopped'];
+
+function Summary({ counts }: { counts?: Partial<Record<ComponentStatus, number>> }) {
+  const { t } = useT();
+  if (!counts) return null;
+  const parts = ORDER.filter((s) => counts[s]);
+  if (parts.length === 0) return <span className="muted">{t('apps.noComponents')}</span>;
+  return (
+    <span className="summary">
+      {parts.map((s) => (
+        <span key={s} className={`badge status-${s}`} data-status={s}>{counts[s]} {t(statusKey(s))}</span>
+      ))}
+    </span>
   );
 }

@@ -1,13 +1,16 @@
-import { useEffect, useState, type FormEvent } from 'react';
+// The component page: a header with the live status and one tab per concern (docs/console.md).
 import { api, can, paths, type BerthEvent, type Component, type Instance, type List, type Role, type Version } from '../api';
 import { useT, type MessageKey } from '../i18n';
 import { useLiveResource } from '../live';
-import { Link, navigate, to } from '../router';
-import { componentStatus } from '../status';
-import { Confirm, ErrorBanner, Loading, errorText, formatTime } from '../ui';
+import { Link, TABS, navigate, to, type Tab } from '../router';
+import { statusOf } from '../status';
+import { ErrorBanner, Loading, formatTime } from '../ui';
+import { addressesOf, currentVersion } from '../versions';
 import { StatusBadge } from './AppPage';
-
-type Tab = 'overview' | 'env' | 'events';
+import { Dependencies } from './Dependencies';
+import { EnvEditor, FilesEditor, HealthEditor, PortsEditor, ScaleEditor, SettingsEditor } from './Editors';
+import { Logs } from './Logs';
+import { Versions } from './Versions';
 
 interface Data {
   c: Component;
@@ -15,7 +18,7 @@ interface Data {
   instances: Instance[];
 }
 
-export function ComponentPage({ team, app, component, tab, role }: { team: string; app: string; component: string; tab: Tab; role?: Role }) {
+export function ComponentPage({ team, app, component, tab, version, role }: { team: string; app: string; component: string; tab: Tab; version?: string; role?: Role }) {
   const { t } = useT();
   const base = paths.component(team, app, component);
   const data = useLiveResource<Data>(
@@ -30,22 +33,13 @@ export function ComponentPage({ team, app, component, tab, role }: { team: strin
     [base],
     (l) => l.app === app && (l.name === component || (l.kind !== 'component' && l.kind !== 'app')),
   );
-  const [deleting, setDeleting] = useState(false);
-  const [deleteError, setDeleteError] = useState<unknown>(null);
   const writable = can.write(role);
-  const tabs: { id: Tab; label: MessageKey }[] = [
-    { id: 'overview', label: 'tab.overview' },
-    { id: 'env', label: 'tab.env' },
-    { id: 'events', label: 'tab.events' },
-  ];
+  const d = data.data;
+  const onSaved = (c: Component) => data.setData({ ...data.data!, c });
 
   const remove = async () => {
-    try {
-      await api.del(base);
-      navigate(to.app(team, app));
-    } catch (err) {
-      setDeleteError(err);
-    }
+    await api.del(base);
+    navigate(to.app(team, app));
   };
 
   return (
@@ -56,32 +50,35 @@ export function ComponentPage({ team, app, component, tab, role }: { team: strin
       <div className="row between">
         <h1 id="comp-title">
           {component}{' '}
-          {data.data && <StatusBadge status={componentStatus(data.data.c, data.data.instances, data.data.versions.some((v) => v.status === 'ready'))} />}
+          {d && <StatusBadge status={statusOf(d.c, d.instances, d.versions)} />}
         </h1>
-        {writable && <button type="button" className="danger" onClick={() => setDeleting(true)}>{t('comp.deleteComponent')}</button>}
       </div>
       <div role="tablist" className="tabs" aria-label={component}>
-        {tabs.map((x) => (
-          <Link key={x.id} role="tab" aria-selected={tab === x.id} className={tab === x.id ? 'tab active' : 'tab'} href={to.component(team, app, component, x.id)}>
-            {t(x.label)}
+        {TABS.map((id) => (
+          <Link key={id} role="tab" aria-selected={tab === id} className={tab === id ? 'tab active' : 'tab'} href={to.component(team, app, component, id)}>
+            {t(`tab.${id}` as MessageKey)}
           </Link>
         ))}
       </div>
       <ErrorBanner error={data.error} />
-      {!data.data && !data.error && <Loading />}
+      {!d && !data.error && <Loading />}
       <div role="tabpanel">
-        {data.data && tab === 'overview' && <Overview d={data.data} />}
-        {data.data && tab === 'env' && <EnvEditor c={data.data.c} base={base} writable={writable} onSaved={(c) => data.setData({ ...data.data!, c })} />}
+        {d && tab === 'overview' && <Overview d={d} />}
+        {d && tab === 'versions' && <Versions team={team} app={app} c={d.c} base={base} versions={d.versions} instances={d.instances} writable={writable} selected={version} onChanged={data.reload} />}
+        {d && tab === 'scale' && <ScaleEditor c={d.c} base={base} writable={writable} onSaved={onSaved} />}
+        {d && tab === 'logs' && <Logs base={base} instances={d.instances} />}
+        {d && tab === 'env' && (
+          <>
+            <EnvEditor c={d.c} base={base} writable={writable} onSaved={onSaved} />
+            <FilesEditor c={d.c} base={base} writable={writable} onSaved={onSaved} />
+          </>
+        )}
+        {d && tab === 'ports' && <PortsEditor c={d.c} base={base} writable={writable} onSaved={onSaved} />}
+        {d && tab === 'health' && <HealthEditor c={d.c} base={base} writable={writable} onSaved={onSaved} />}
+        {tab === 'dependencies' && <Dependencies team={team} app={app} component={component} base={base} writable={writable} />}
         {tab === 'events' && <Events base={base} app={app} component={component} />}
+        {d && tab === 'settings' && <SettingsEditor c={d.c} base={base} writable={writable} onSaved={onSaved} onDelete={remove} />}
       </div>
-      <Confirm
-        open={deleting}
-        message={t('comp.deleteConfirm', { name: component })}
-        confirmLabel={t('common.delete')}
-        onConfirm={remove}
-        onCancel={() => { setDeleting(false); setDeleteError(null); }}
-        error={deleteError}
-      />
     </section>
   );
 }
@@ -89,6 +86,8 @@ export function ComponentPage({ team, app, component, tab, role }: { team: strin
 function Overview({ d }: { d: Data }) {
   const { t, lang } = useT();
   const c = d.c;
+  const current = currentVersion(c, d.versions);
+  const addresses = addressesOf(c, d.instances.filter((i) => i.ready === true));
   return (
     <div className="overview">
       <div className="card">
@@ -97,118 +96,62 @@ function Overview({ d }: { d: Data }) {
           <dt>{t('comp.kind')}</dt><dd>{t(`kind.${c.kind}` as MessageKey)}</dd>
           <dt>{t('comp.replicas')}</dt><dd>{c.replicas}</dd>
           <dt>{t('comp.desiredState')}</dt><dd>{t(`state.${c.desired_state}` as MessageKey)}</dd>
-          <dt>{t('comp.version')}</dt><dd>{c.version || t('overview.latest')}</dd>
+          <dt>{t('comp.version')}</dt><dd>{current ? current.name : t('common.none')}{!c.version && <span className="muted"> ({t('overview.latest')})</span>}</dd>
           <dt>{t('comp.ports')}</dt><dd className="mono">{c.ports.map((p) => `${p.port}/${p.protocol}`).join(', ') || t('common.none')}</dd>
-          <dt>{t('overview.source')}</dt><dd className="mono">{c.source?.type === 'none' || !c.source ? t('common.none') : `${c.source.type}: ${c.source.path || c.source.url || c.source.archive}`}</dd>
+          <dt>{t('scale.memory')}</dt><dd>{c.resources?.memory_mb ? `${c.resources.memory_mb} MB` : t('overview.unlimited')}</dd>
+          <dt>{t('scale.cpu')}</dt><dd>{c.resources?.cpu_millis ? `${c.resources.cpu_millis} m` : t('overview.unlimited')}</dd>
+          <dt>{t('overview.source')}</dt><dd className="mono">{c.source?.type === 'none' || !c.source ? t('common.none') : `${c.source.type}: ${c.source.path || c.source.url || c.source.archive}${c.source.ref ? ' @ ' + c.source.ref : ''}`}</dd>
         </dl>
       </div>
       <div className="card">
-        <h2>{t('overview.versions')}</h2>
-        {d.versions.length === 0 ? <p className="muted">{t('overview.noVersions')}</p> : (
-          <table className="list">
-            <thead><tr><th>{t('common.name')}</th><th>{t('version.status')}</th><th>{t('version.built')}</th></tr></thead>
-            <tbody>
-              {d.versions.map((v) => (
-                <tr key={v.name}><td className="mono">{v.name}</td><td>{['queued', 'building', 'ready', 'failed', 'cancelled'].includes(v.status) ? t(`vstatus.${v.status}` as MessageKey) : v.status}</td><td className="muted">{formatTime(v.built_at || v.created_at, lang)}</td></tr>
-              ))}
-            </tbody>
-          </table>
+        <h2>{t('overview.addresses')}</h2>
+        {addresses.length === 0 ? <p className="muted">{t('overview.noAddresses')}</p> : (
+          <ul className="addresses" data-testid="addresses">
+            {addresses.map((a) => (
+              <li key={a.url}>
+                <a href={a.url} target="_blank" rel="noreferrer" className="mono">{a.label}</a>
+                {a.instance && <span className="muted"> · {a.instance}</span>}
+              </li>
+            ))}
+          </ul>
         )}
+        {!c.addresses && addresses.length > 0 && <p className="muted small">{t('overview.instanceAddresses')}</p>}
       </div>
       <div className="card">
         <h2>{t('overview.instances')}</h2>
         {d.instances.length === 0 ? <p className="muted">{t('overview.noInstances')}</p> : (
-          <table className="list">
-            <thead><tr><th>{t('common.name')}</th><th>{t('instance.state')}</th><th>{t('instance.ready')}</th><th>{t('instance.port')}</th></tr></thead>
+          <table className="list" data-testid="instances">
+            <thead><tr><th>{t('common.name')}</th><th>{t('instance.state')}</th><th>{t('instance.ready')}</th><th>{t('comp.version')}</th><th>{t('instance.port')}</th><th>{t('instance.restarts')}</th></tr></thead>
             <tbody>
               {d.instances.map((i) => (
-                <tr key={i.name}>
+                <tr key={i.name} data-ready={i.ready ? 'yes' : 'no'}>
                   <td className="mono">{i.name}</td>
-                  <td>{String(i.state ?? '')}</td>
+                  <td>{i.state ? (['starting', 'running', 'backoff', 'stopping'].includes(i.state) ? t(`istate.${i.state}` as MessageKey) : i.state) : ''}{i.outdated && <span className="muted"> · {t('instance.outdated')}</span>}{i.message && <div className="muted small">{i.message}</div>}</td>
                   <td>{i.ready ? t('instance.yes') : t('instance.no')}</td>
+                  <td className="mono">{i.version ?? ''}</td>
                   <td className="mono">{String(i.port ?? '')}</td>
+                  <td>{i.restarts ?? 0}{i.last_exit?.reason && <div className="muted small">{i.last_exit.reason}</div>}</td>
                 </tr>
               ))}
             </tbody>
           </table>
         )}
       </div>
-    </div>
-  );
-}
-
-interface EnvRow { key: string; value: string; id: number }
-let nextRowId = 1;
-const toRows = (env: Record<string, string>): EnvRow[] => Object.entries(env).map(([key, value]) => ({ key, value, id: nextRowId++ }));
-
-function EnvEditor({ c, base, writable, onSaved }: { c: Component; base: string; writable: boolean; onSaved: (c: Component) => void }) {
-  const { t } = useT();
-  const [rows, setRows] = useState<EnvRow[]>(() => toRows(c.env ?? {}));
-  const [dirty, setDirty] = useState(false);
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<string | null>(null);
-  const [saved, setSaved] = useState(false);
-  // Follow the live object while the user has not started editing.
-  useEffect(() => { if (!dirty) setRows(toRows(c.env ?? {})); }, [c, dirty]);
-
-  const update = (id: number, patch: Partial<EnvRow>) => {
-    setRows((rs) => rs.map((r) => (r.id === id ? { ...r, ...patch } : r)));
-    setDirty(true);
-    setSaved(false);
-  };
-  const save = async (e: FormEvent) => {
-    e.preventDefault();
-    setError(null);
-    const env: Record<string, string | null> = {};
-    for (const r of rows) {
-      const k = r.key.trim();
-      if (!k) return setError(t('env.emptyKey'));
-      if (k in env) return setError(t('env.duplicate', { key: k }));
-      env[k] = r.value;
-    }
-    for (const old of Object.keys(c.env ?? {})) if (!(old in env)) env[old] = null;
-    setBusy(true);
-    try {
-      const updated = await api.patch<Component>(base, { env, revision: c.revision });
-      setDirty(false);
-      setSaved(true);
-      onSaved(updated);
-    } catch (err) {
-      setError(errorText(err, t));
-    } finally {
-      setBusy(false);
-    }
-  };
-
-  return (
-    <form className="card" onSubmit={save} aria-label={t('tab.env')} data-testid="env-editor">
-      {!writable && <p className="muted">{t('env.readOnly')}</p>}
-      {rows.length === 0 && <p className="muted">{t('env.empty')}</p>}
-      {rows.length > 0 && (
-        <table className="list env">
-          <thead><tr><th>{t('env.key')}</th><th>{t('env.value')}</th>{writable && <th><span className="sr-only">{t('common.actions')}</span></th>}</tr></thead>
-          <tbody>
-            {rows.map((r) => (
-              <tr key={r.id}>
-                <td><input aria-label={t('env.key')} className="mono" value={r.key} readOnly={!writable} onChange={(e) => update(r.id, { key: e.target.value })} /></td>
-                <td><input aria-label={`${t('env.value')} ${r.key}`} className="mono" value={r.value} readOnly={!writable} onChange={(e) => update(r.id, { value: e.target.value })} /></td>
-                {writable && (
-                  <td><button type="button" className="small" aria-label={t('env.removeLabel', { key: r.key })} onClick={() => { setRows((rs) => rs.filter((x) => x.id !== r.id)); setDirty(true); }}>{t('env.remove')}</button></td>
-                )}
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      )}
-      {error && <p className="error-banner" role="alert">{error}</p>}
-      {writable && (
-        <div className="row">
-          <button type="button" onClick={() => { setRows((rs) => [...rs, { key: '', value: '', id: nextRowId++ }]); setDirty(true); }}>{t('env.add')}</button>
-          <button type="submit" className="primary" disabled={busy || !dirty}>{busy ? t('common.saving') : t('common.save')}</button>
-          {saved && <span className="ok" role="status">{t('common.saved')}</span>}
+      {d.versions.length > 0 && (
+        <div className="card">
+          <h2>{t('overview.latestBuild')}</h2>
+          {(() => {
+            const v = [...d.versions].sort((a, b) => b.number - a.number)[0];
+            return (
+              <p>
+                <span className="mono">{v.name}</span> · {['queued', 'building', 'ready', 'failed', 'cancelled'].includes(v.status) ? t(`vstatus.${v.status}` as MessageKey) : v.status} · <span className="muted">{formatTime(v.built_at || v.created_at, lang)}</span>
+                {v.status === 'failed' && v.message && <span className="error-banner block">{v.message}</span>}
+              </p>
+            );
+          })()}
         </div>
       )}
-    </form>
+    </div>
   );
 }
 

@@ -1,0 +1,180 @@
+// The "create component" wizard (state in wizard.ts): source → detection result and its
+// reasons → the few answers detection could not give → create the component and queue its
+// first build, then open the live build log.
+import { useReducer, useState, type FormEvent } from 'react';
+import { api, fieldOf, paths, type Component, type Detection, type Version } from '../api';
+import { isProblem } from '../component_form';
+import { useT, type MessageKey } from '../i18n';
+import { Link, navigate, to } from '../router';
+import { Field, errorText } from '../ui';
+import { componentBody, detectBody, initialWizard, undecided, wizardReducer, type SourceKind, type WizardInput } from '../wizard';
+
+const FIELDS = ['name', 'source', 'build', 'ports', 'env', 'replicas'] as const;
+const KINDS: SourceKind[] = ['dir', 'git', 'archive'];
+
+export function WizardPage({ team, app }: { team: string; app: string }) {
+  const { t } = useT();
+  const [s, dispatch] = useReducer(wizardReducer, undefined, initialWizard);
+  const [error, setError] = useState<{ field: string | null; text: string } | null>(null);
+  const [busy, setBusy] = useState(false);
+  const [buildError, setBuildError] = useState<{ name: string; text: string } | null>(null);
+  const i = s.input;
+  const set = (field: keyof WizardInput) => (e: { target: { value: string } }) => {
+    dispatch({ type: 'set', field, value: e.target.value });
+  };
+  const errFor = (f: string) => (error && error.field === f ? error.text : null);
+
+  const detect = async (e: FormEvent) => {
+    e.preventDefault();
+    setError(null);
+    const body = detectBody(i);
+    if (isProblem(body)) return setError({ field: body.field, text: t(body.key, body.vars) });
+    setBusy(true);
+    try {
+      const d = await api.post<Detection>(paths.detect(team), body);
+      dispatch({ type: 'detected', detection: d });
+    } catch (err) {
+      setError({ field: fieldOf(err, FIELDS), text: errorText(err, t) });
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  const create = async (e: FormEvent) => {
+    e.preventDefault();
+    setError(null);
+    const body = componentBody(i);
+    if (isProblem(body)) return setError({ field: body.field, text: t(body.key, body.vars) });
+    dispatch({ type: 'creating' });
+    let created: Component;
+    try {
+      created = await api.post<Component>(paths.components(team, app), body);
+    } catch (err) {
+      dispatch({ type: 'failed' });
+      return setError({ field: fieldOf(err, FIELDS), text: errorText(err, t) });
+    }
+    try {
+      const v = await api.post<Version>(paths.component(team, app, created.name) + '/builds', {});
+      navigate(to.component(team, app, created.name, 'versions', v.name));
+    } catch (err) {
+      // The component exists but its build did not start: say why and link to it.
+      setBuildError({ name: created.name, text: errorText(err, t) });
+    }
+  };
+
+  const d = s.detection;
+  const todo = d ? undecided(d) : null;
+  return (
+    <section aria-labelledby="wizard-title">
+      <nav className="crumbs" aria-label={t('nav.breadcrumb')}>
+        <Link href={to.apps(team)}>{t('nav.apps')}</Link> / <Link href={to.app(team, app)}>{app}</Link> / <span>{t('app.newComponent')}</span>
+      </nav>
+      <h1 id="wizard-title">{t('app.newComponent')}</h1>
+      <ol className="steps" aria-label={t('wizard.steps')}>
+        <li aria-current={s.step === 'source' ? 'step' : undefined}>{t('wizard.stepSource')}</li>
+        <li aria-current={s.step !== 'source' ? 'step' : undefined}>{t('wizard.stepReview')}</li>
+      </ol>
+      <form className="card" onSubmit={detect} aria-label={t('wizard.stepSource')} data-testid="wizard-source">
+        <fieldset className="source-kind">
+          <legend>{t('wizard.sourceKind')}</legend>
+          {KINDS.map((k) => (
+            <label key={k} className="radio">
+              <input type="radio" name="sourceKind" value={k} checked={i.sourceKind === k} onChange={set('sourceKind')} />
+              {t(`wizard.kind.${k}` as MessageKey)}
+            </label>
+          ))}
+        </fieldset>
+        <div className="grid2">
+          {i.sourceKind === 'dir' && (
+            <Field label={t('wizard.path')} hint={t('wizard.pathHint')} error={errFor('source')}>
+              {(p) => <input {...p} name="path" className="mono" value={i.path} onChange={set('path')} placeholder="/srv/src/shop" autoFocus />}
+            </Field>
+          )}
+          {i.sourceKind === 'git' && (
+            <>
+              <Field label={t('wizard.url')} hint={t('wizard.urlHint')} error={errFor('source')}>
+                {(p) => <input {...p} name="url" className="mono" value={i.url} onChange={set('url')} placeholder="https://git.example.com/shop.git" />}
+              </Field>
+              <Field label={t('wizard.ref')} hint={t('wizard.refHint')}>
+                {(p) => <input {...p} name="ref" className="mono" value={i.ref} onChange={set('ref')} placeholder="main" />}
+              </Field>
+            </>
+          )}
+          {i.sourceKind === 'archive' && (
+            <Field label={t('wizard.archive')} hint={t('wizard.archiveHint')} error={errFor('source')}>
+              {(p) => <input {...p} name="archive" className="mono" value={i.archive} onChange={set('archive')} placeholder="/srv/uploads/shop.tar.gz" />}
+            </Field>
+          )}
+        </div>
+        <details className="advanced" open={!!(i.buildCommand || i.startCommand || errFor('build'))}>
+          <summary>{t('wizard.overrides')}</summary>
+          <div className="grid2">
+            <Field label={t('wizard.buildCommand')} hint={t('wizard.buildCommandHint')} error={errFor('build')}>
+              {(p) => <input {...p} name="buildCommand" className="mono" value={i.buildCommand} onChange={set('buildCommand')} />}
+            </Field>
+            <Field label={t('wizard.startCommand')} hint={t('wizard.startCommandHint')}>
+              {(p) => <input {...p} name="startCommand" className="mono" value={i.startCommand} onChange={set('startCommand')} />}
+            </Field>
+          </div>
+        </details>
+        {error && !error.field && s.step === 'source' && <p className="error-banner" role="alert">{error.text}</p>}
+        <div className="row">
+          <button type="submit" className={s.step === 'source' ? 'primary' : ''} disabled={busy}>
+            {busy ? t('wizard.detecting') : s.step === 'source' ? t('wizard.detect') : t('wizard.detectAgain')}
+          </button>
+          <Link href={to.app(team, app)}>{t('common.cancel')}</Link>
+        </div>
+      </form>
+
+      {d && todo && (
+        <form className="card" onSubmit={create} aria-label={t('wizard.stepReview')} data-testid="wizard-review">
+          <h2>{t('wizard.detected', { language: d.language })}</h2>
+          <div className="grid2">
+            <div>
+              <h3>{t('wizard.reasons')}</h3>
+              <ul className="reasons" data-testid="reasons">
+                {d.reasons.map((r, n) => <li key={n}>{r}</li>)}
+              </ul>
+            </div>
+            <dl className="settings">
+              <dt>{t('wizard.language')}</dt><dd className="mono">{d.language}{d.language_version ? ' ' + d.language_version : ''}</dd>
+              <dt>{t('wizard.buildSteps')}</dt>
+              <dd className="mono">{d.build_steps.length ? d.build_steps.map((b, n) => <div key={n}>{b}</div>) : t('common.none')}</dd>
+              <dt>{t('wizard.startCommand')}</dt><dd className="mono">{d.start_command || t('wizard.noStart')}</dd>
+              <dt>{t('wizard.port')}</dt><dd className="mono">{d.port > 0 ? d.port : t('wizard.noPort')}</dd>
+              {d.tools.length > 0 && <><dt>{t('wizard.tools')}</dt><dd className="mono">{d.tools.map((x) => x.program).join(', ')}</dd></>}
+            </dl>
+          </div>
+          {todo.start && <p className="error-banner" role="alert">{t('wizard.needStart')}</p>}
+          <h3>{t('wizard.answers')}</h3>
+          <div className="grid2">
+            <Field label={t('comp.name')} error={errFor('name')}>
+              {(p) => <input {...p} name="name" value={i.name} onChange={set('name')} required maxLength={63} autoFocus />}
+            </Field>
+            <Field label={t('comp.ports')} hint={todo.port ? t('wizard.portUndecided') : t('wizard.portDetected', { port: d.port })} error={errFor('ports')}>
+              {(p) => <input {...p} name="ports" value={i.ports} onChange={set('ports')} placeholder="8080" />}
+            </Field>
+            <Field label={t('comp.replicas')} error={errFor('replicas')}>
+              {(p) => <input {...p} name="replicas" type="number" min={0} max={100} value={i.replicas} onChange={set('replicas')} />}
+            </Field>
+            <Field label={t('comp.env')} hint={t('comp.envHint')} error={errFor('env')}>
+              {(p) => <textarea {...p} name="env" rows={3} value={i.env} onChange={set('env')} placeholder="KEY=value" />}
+            </Field>
+          </div>
+          {error && (!error.field || ['source', 'build'].includes(error.field)) && <p className="error-banner" role="alert">{error.text}</p>}
+          {buildError && (
+            <p className="error-banner" role="alert">
+              {t('wizard.buildNotStarted', { message: buildError.text })}{' '}
+              <Link href={to.component(team, app, buildError.name, 'versions')}>{t('wizard.openComponent', { name: buildError.name })}</Link>
+            </p>
+          )}
+          <div className="row">
+            <button type="submit" className="primary" disabled={s.step === 'creating' || todo.start}>
+              {s.step === 'creating' ? t('common.creating') : t('wizard.createAndBuild')}
+            </button>
+          </div>
+        </form>
+      )}
+    </section>
+  );
+}

@@ -1,0 +1,35 @@
+// Which version a component runs: the pinned `version`, or (when empty) the newest ready one.
+import type { Component, Instance, Version } from './api';
+
+// Newest first by number (the API lists by name, where "v10" sorts before "v2").
+export function sortVersions(vs: Version[]): Version[] {
+  return [...vs].sort((a, b) => b.number - a.number);
+}
+
+export function currentVersion(c: Component, vs: Version[]): Version | null {
+  if (c.version) return vs.find((v) => v.name === c.version) ?? null;
+  return sortVersions(vs).find((v) => v.status === 'ready') ?? null;
+}
+
+// Where a component answers: the gateway's addresses when the API reports them (issue #5),
+// otherwise each ready instance's loopback port.
+export function addressesOf(c: Component, instances: Instance[]): { url: string; label: string; instance?: string }[] {
+  const a = c.addresses;
+  if (Array.isArray(a) && a.length > 0) {
+    return a
+      .map((x) => {
+        if (typeof x === 'string') return x;
+        if (x && typeof x === 'object') {
+          const o = x as Record<string, unknown>;
+          const v = o.url ?? o.address ?? (o.host ? `${o.host}${o.port ? ':' + o.port : ''}` : '');
+          return typeof v === 'string' ? v : '';
+        }
+        return '';
+      })
+      .filter(Boolean)
+      .map((s) => ({ url: /^[a-z]+:\/\//.test(s) ? s : 'http://' + s, label: s }));
+  }
+  return instances
+    .filter((i) => typeof i.port === 'number' && i.port > 0)
+    .map((i) => ({ url: `http://127.0.0.1:${i.port}/`, label: `127.0.0.1:${i.port}`, instance: i.name }));
+}
