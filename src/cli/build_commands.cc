@@ -481,6 +481,60 @@ void AddBuildCommands(CLI::App& app, const ClientWorld& world, int* exit_code) {
     return Status::Ok();
   });
 
+  // berth webhook enable|show|disable COMPONENT --app APP
+  struct HookOpts {
+    std::string component, app, provider = "github", branch;
+    bool rotate = false;
+  };
+  auto h = std::make_shared<HookOpts>();
+  auto hook_path = [h](Call& c) {
+    return c.Team() + "/apps/" + EncodeComponent(h->app) + "/components/" + EncodeComponent(h->component) + "/webhook";
+  };
+  auto print_hook = [](Call& c, const Json& w) {
+    if (c.json()) {
+      c.out() << RenderJson(w);
+      return;
+    }
+    c.out() << "url:      " << (S(w, "url").empty() ? S(w, "path") : S(w, "url")) << "\n"
+            << "provider: " << S(w, "provider") << "\n"
+            << "branch:   " << (S(w, "branch").empty() ? "(the git source's ref)" : S(w, "branch")) << "\n"
+            << "secret:   " << S(w, "secret") << "\n";
+  };
+  CLI::App* hook = app.add_subcommand("webhook", "Let pushes to a git host build and deploy a component");
+  hook->require_subcommand(1);
+  CLI::App* enable = Leaf(*hook, sh, "enable", "Enable (or change) the component's webhook; prints its URL and secret",
+                          [h, hook_path, print_hook](Call& c) -> Status {
+    Json body = {{"provider", h->provider}, {"rotate_secret", h->rotate}};
+    if (!h->branch.empty()) body["branch"] = h->branch;
+    BERTH_ASSIGN_OR_RETURN(Json w, c.Do("PUT", hook_path(c), &body));
+    print_hook(c, w);
+    return Status::Ok();
+  });
+  enable->add_option("--provider", h->provider, "github (default), gitea, gitlab or generic")
+      ->check(CLI::IsMember({"github", "gitea", "gitlab", "generic"}));
+  enable->add_option("--branch", h->branch, "Branch whose pushes deploy (default: the git source's ref)");
+  enable->add_flag("--rotate-secret", h->rotate, "Generate a new secret");
+  CLI::App* show = Leaf(*hook, sh, "show", "Show the component's webhook URL and secret",
+                        [hook_path, print_hook](Call& c) -> Status {
+    BERTH_ASSIGN_OR_RETURN(Json w, c.Do("GET", hook_path(c)));
+    print_hook(c, w);
+    return Status::Ok();
+  });
+  CLI::App* disable = Leaf(*hook, sh, "disable", "Disable the component's webhook",
+                           [h, hook_path](Call& c) -> Status {
+    BERTH_ASSIGN_OR_RETURN(Json w, c.Do("DELETE", hook_path(c)));
+    if (c.json()) {
+      c.out() << RenderJson(w);
+    } else {
+      c.out() << "disabled the webhook of " << h->component << "\n";
+    }
+    return Status::Ok();
+  });
+  for (CLI::App* v : {enable, show, disable}) {
+    v->add_option("component", h->component, "Component name")->required();
+    v->add_option("--app", h->app, "App the component belongs to")->required();
+  }
+
   // berth deploy COMPONENT --app APP [--source DIR | --git URL [--ref R] | --archive FILE | --ref R]
   struct DeployOpts {
     std::string component, app, source, git, ref, archive;

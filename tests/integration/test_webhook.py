@@ -215,6 +215,27 @@ class WebhookTest(BerthTestCase):
         self.add_member("default", "hookviewer", "viewer")
         self.assertStatus(self.api("GET", self.comp("hooks2") + "/webhook", token=viewer), 403)
 
+        # The CLI: enable prints the URL and secret to give the git host; show; disable.
+        config = os.path.join(self.srv.tmp, "cli-config-webhook")
+        r = self.srv.cli("login", "--server", self.srv.url, "--user", "admin", "--password-stdin",
+                         input=self.srv.admin_password + "\n", config=config)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        r = self.srv.cli("webhook", "enable", "web", "--app", "hooks2", "--provider", "gitea",
+                         "--branch", "main", config=config)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        current = self.ok(self.api("GET", self.comp("hooks2") + "/webhook"))
+        self.assertEqual((current["provider"], current["branch"]), ("gitea", "main"))
+        self.assertIn("secret:   " + current["secret"], r.stdout)
+        self.assertIn("url:      http://127.0.0.1:", r.stdout)
+        self.assertIn(current["path"], r.stdout)
+        r = self.srv.cli("webhook", "show", "web", "--app", "hooks2", "-o", "json", config=config)
+        self.assertEqual(json.loads(r.stdout)["secret"], current["secret"])
+        r = self.srv.cli("webhook", "disable", "web", "--app", "hooks2", config=config)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertStatus(self.api("GET", self.comp("hooks2") + "/webhook"), 404, "not_found")
+        r = self.srv.cli("webhook", "enable", "web", "--app", "hooks2", "--provider", "svn", config=config)
+        self.assertEqual(r.returncode, 2)
+
 
 if __name__ == "__main__":
     unittest.main()
