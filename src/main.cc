@@ -15,6 +15,8 @@ int main(int argc, char** argv) {
   berth::RegisterServerCommand(app, &exit_code);
   // `berth shim` (hidden): the per-instance supervisor the local runtime starts.
   berth::runtime::RegisterShimCommand(app, &exit_code);
+  // `berth static` (hidden): serves a static site; detection's start command for static sites.
+  berth::RegisterStaticCommand(app, &exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -1,5 +1,7 @@
 #include "api/api_server.h"
 
+#include <filesystem>
+
 #include "api/detail/service.h"
 #include "api/errors.h"
 #include "core/log.h"
@@ -17,6 +19,7 @@ ApiService::ApiService(Store& store, const Clock& clock, ApiOptions options)
   RegisterResourceRoutes(impl_->service);
   RegisterWatchRoutes(impl_->service);
   RegisterBuildRoutes(impl_->service);
+  RegisterWebhookRoutes(impl_->service);
   RegisterRuntimeRoutes(impl_->service);
   RegisterStaticFiles(impl_->service);
   impl_->service.openapi =
@@ -33,6 +36,35 @@ bool ApiService::IsBlocking(const HttpRequest& request) const {
   std::map<std::string, std::string> params;
   auto route = impl_->service.router.Match(request.method, request.path, &params);
   return route.ok() && (*route)->blocking;
+}
+
+std::optional<BodyFile> ApiService::BodyToFile(const HttpRequest& head) const {
+  Service& s = impl_->service;
+  std::map<std::string, std::string> params;
+  auto route = s.router.Match(head.method, head.path, &params);
+  if (!route.ok() || !(*route)->body_to_file || s.options.data_dir.empty()) return std::nullopt;
+  BodyFile out;
+  out.dir = s.options.data_dir + "/tmp";
+  out.limit = static_cast<uint64_t>(s.options.upload_limit);
+  auto who = s.access.Authenticate(head.Header("authorization"));
+  if (!who.ok()) {
+    out.reject = ErrorResponse(who.status());
+    return out;
+  }
+  auto team = params.find("team");
+  if (team != params.end()) {
+    auto allowed = s.access.Require(*who, team->second, (*route)->upload_min_role, "upload sources");
+    if (!allowed.ok()) {
+      out.reject = ErrorResponse(allowed.status());
+      return out;
+    }
+  }
+  std::error_code ec;
+  std::filesystem::create_directories(out.dir, ec);
+  if (ec) {
+    out.reject = ErrorResponse(Internal("cannot create " + out.dir + ": " + ec.message()));
+  }
+  return out;
 }
 
 HttpResponse ApiService::Handle(const HttpRequest& request) {

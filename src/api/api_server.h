@@ -19,6 +19,7 @@ struct ApiOptions {
   std::string server_version = "0.1.0";
   std::string data_dir;            // the server's data directory (instance logs are read from it)
   std::string web_root;            // the built console served at "/" ("" = none)
+  int64_t upload_limit = int64_t{1} << 30;  // bytes of an archive upload (streamed to DATA/tmp)
 };
 
 class ApiService final : public Handler {
@@ -28,6 +29,9 @@ class ApiService final : public Handler {
 
   HttpResponse Handle(const HttpRequest& request) override;
   bool IsBlocking(const HttpRequest& request) const override;
+  // Upload routes stream their body to DATA/tmp; the caller is authenticated and authorised
+  // first, so nothing unauthorised is written.
+  std::optional<BodyFile> BodyToFile(const HttpRequest& head) const override;
 
   // /readyz answers 503 until SetReady(true), and again after SetReady(false) (shutdown).
   void SetReady(bool ready);

@@ -6,11 +6,13 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <set>
 
 #include "api/detail/service.h"
 #include "auth/crypto.h"
 #include "build/controller.h"
 #include "build/detect.h"
+#include "build/doctor.h"
 #include "build/source.h"
 
 namespace berth::api {
@@ -141,6 +143,12 @@ Result<Reply> DetectRoute(Service& s, Ctx& ctx) {
 
 // ---- queue a build ------------------------------------------------------------------------
 
+bool ValidGitRef(const std::string& ref) {
+  return !ref.empty() && ref.front() != '-' &&
+         ref.find_first_of(" \t\n\r\\~^:?*[") == std::string::npos &&
+         ref.find("..") == std::string::npos;
+}
+
 Result<Reply> QueueBuild(Service& s, Ctx& ctx) {
   BERTH_RETURN_IF_ERROR(Need(s, ctx, Role::kDeveloper, "build components"));
   BERTH_ASSIGN_OR_RETURN(Json body, Body(ctx));
@@ -151,53 +159,119 @@ Result<Reply> QueueBuild(Service& s, Ctx& ctx) {
   if (!r.ok()) return r.status();
   BERTH_ASSIGN_OR_RETURN(Object comp_obj, LoadComponent(s, ctx));
   BERTH_ASSIGN_OR_RETURN(model::Component comp, model::ParseComponent(Stored(comp_obj)));
-  if (comp.source.type == "none") {
-    return FailedPrecondition("component " + Quoted(comp.name) +
-                              " has no source: set source (dir, git, archive or package) first");
-  }
-  if (!ref.empty()) {
-    if (comp.source.type != "git") {
-      return InvalidArgument("ref only applies to git sources; this component's source is " + comp.source.type, "ref");
+  BERTH_ASSIGN_OR_RETURN(Object v, QueueVersion(s, ctx.P("team"), ctx.P("app"), comp, ref,
+                                                ctx.who.user, Json::object()));
+  return Reply{201, RenderObject(v), {}, nullptr};
+}
+
+// ---- doctor -------------------------------------------------------------------------------
+
+// Any signed-in user: it names programs and versions on the server, nothing of any team.
+Result<Reply> Doctor(Service&, Ctx&) {
+  return Reply{200, build::ToJson(build::CheckToolchains()), {}, nullptr};
+}
+
+// ---- archive upload -----------------------------------------------------------------------
+
+// The component's uploads live in DATA/uploads/<team>/<app>/<component>/. After a new one, the
+// files no longer referenced — by the component's source or a queued/building version's
+// build_request — are removed, so a build waiting in the queue still finds its archive.
+void PruneUploads(Service& s, const std::string& scope, const std::string& dir, const std::string& keep) {
+  std::set<std::string> used = {keep};
+  ListOptions lo;
+  lo.scope = scope;
+  lo.limit = 1000;
+  while (true) {
+    auto all = s.store.List(model::kVersion, lo);
+    if (!all.ok()) return;  // keep everything rather than guess
+    for (const Object& o : all->items) {
+      Json v = Stored(o);
+      std::string st = v.value("status", "");
+      if (st != "queued" && st != "building") continue;
+      Json req = v.value("build_request", Json::object());
+      if (req.contains("source") && req["source"].is_object()) used.insert(req["source"].value("archive", ""));
     }
-    if (ref.front() == '-' || ref.find_first_of(" \t\n\r\\~^:?*[") != std::string::npos || ref.find("..") != std::string::npos) {
-      return InvalidArgument("ref " + Quoted(ref) + " is not a valid git branch, tag or commit", "ref");
-    }
-    comp.source.ref = ref;
+    if (all->next.empty()) break;
+    lo.after = all->next;
   }
-  Json component_json = model::ToJson(comp);
-  Json request = {{"source", component_json["source"]},
-                  {"build", component_json["build"]},
-                  {"requested_by", ctx.who.user}};
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    if (!used.count(e.path().string())) fs::remove(e.path(), ec);
+  }
+}
+
+std::string ArchiveSuffix(const std::string& name) {
+  for (const char* ext : {".tar.gz", ".tgz", ".tar.bz2", ".tar.xz", ".tar", ".zip"}) {
+    std::string e = ext;
+    if (name.size() >= e.size() && name.compare(name.size() - e.size(), e.size(), e) == 0) return e;
+  }
+  return ".archive";
+}
+
+// PUT .../components/{component}/archive[?name=app.tar.gz]: the body is the archive (streamed
+// to DATA/tmp by the transport). It is checked like a build would (safe entries, limits), kept
+// under DATA/uploads and becomes the component's source.
+Result<Reply> UploadArchive(Service& s, Ctx& ctx) {
+  BERTH_RETURN_IF_ERROR(Need(s, ctx, Role::kDeveloper, "upload sources"));
+  if (s.options.data_dir.empty()) return Unavailable("the server has no data directory for uploads");
+  BERTH_ASSIGN_OR_RETURN(Object comp_obj, LoadComponent(s, ctx));
+  const std::string& file = ctx.req.body_file;
+  std::error_code ec;
+  if (file.empty() || fs::file_size(file, ec) == 0 || ec) {
+    return InvalidArgument("the upload is empty: send the archive (.tar.gz, .tgz, .tar or .zip) as the request body", "archive");
+  }
+  int64_t size = static_cast<int64_t>(fs::file_size(file, ec));
+  build::SourceLimits limits;
+  Status ok = build::CheckArchive(file, limits);
+  if (!ok.ok()) {
+    std::string m = ok.message();
+    for (size_t at; (at = m.find(file)) != std::string::npos;) m.replace(at, file.size(), "the upload");
+    return InvalidArgument(m, "archive");
+  }
+  const std::string dir = fs::absolute(s.options.data_dir).string() + "/uploads/" + CompScope(ctx);
+  fs::create_directories(dir, ec);
+  if (ec) return Internal("cannot create " + dir + ": " + ec.message());
+  std::string name = ctx.req.Query("name", "upload");
+  const std::string kept = dir + "/" + FormatTime(s.clock.Now()).substr(0, 19) + "-" + auth::RandomHex(4) + ArchiveSuffix(name);
+  std::string kept_name = kept;
+  std::replace(kept_name.begin() + static_cast<std::ptrdiff_t>(dir.size()), kept_name.end(), ':', '-');
+  fs::rename(file, kept_name, ec);
+  if (ec) return Internal("cannot keep the upload: " + ec.message());
+
   for (int attempt = 0; attempt < 5; ++attempt) {
-    ListOptions lo;
-    lo.scope = CompScope(ctx);
-    lo.limit = 1000;
-    int64_t max = 0;
-    while (true) {
-      BERTH_ASSIGN_OR_RETURN(ListResult all, s.store.List(model::kVersion, lo));
-      for (const Object& o : all.items) max = std::max<int64_t>(max, Stored(o).value("number", int64_t{0}));
-      if (all.next.empty()) break;
-      lo.after = all.next;
+    if (attempt > 0) {
+      auto again = LoadComponent(s, ctx);
+      if (!again.ok()) break;
+      comp_obj = *again;
     }
-    model::Version v;
-    v.number = max + 1;
-    v.name = "v" + std::to_string(v.number);
-    v.status = "queued";
-    v.build_log = build::BuildLogPath(ctx.P("team"), ctx.P("app"), ctx.P("component"), v.name);
-    Json vj = model::ToJson(v);
-    vj["build_request"] = request;
+    Json before = Stored(comp_obj);
+    Json after = before;
+    after["source"] = {{"type", "archive"}, {"path", ""}, {"url", ""}, {"ref", ""}, {"archive", kept_name}};
+    auto parsed = model::ParseComponent(after);
+    if (!parsed.ok()) break;
+    after = model::ToJson(*parsed);
     WriteBatch b;
     Op op;
-    op.type = OpType::kCreate;
-    op.object = Object{model::kVersion, CompScope(ctx), v.name, vj.dump()};
+    op.type = OpType::kUpdate;
+    op.object = Object{model::kComponent, comp_obj.scope, comp_obj.name, after.dump(), ""};
+    op.expected_revision = comp_obj.revision;
     b.ops.push_back(op);
-    b.audit.push_back({ctx.who.user, ctx.P("team"), "build", CompRes(ctx) + "/versions/" + v.name,
-                       Json({{"before", nullptr}, {"after", vj}}).dump()});
+    b.audit.push_back({ctx.who.user, ctx.P("team"), "upload", CompRes(ctx),
+                       Json({{"before", {{"source", before.value("source", Json::object())}}},
+                             {"after", {{"source", after["source"]}, {"bytes", size}}}}).dump()});
     auto c = s.store.Commit(b);
-    if (c.ok()) return Reply{201, RenderObject(c->objects.front()), {}, nullptr};
-    if (c.status().code() != Code::kAlreadyExists) return c.status();
+    if (c.ok()) {
+      PruneUploads(s, CompScope(ctx), dir, kept_name);
+      Json out = RenderObject(c->objects.front());
+      return Reply{200, out, {}, nullptr};
+    }
+    if (c.status().reason() != "revision_conflict") {
+      fs::remove(kept_name, ec);
+      return c.status();
+    }
   }
-  return RevisionConflict("builds are being queued concurrently: retry");
+  fs::remove(kept_name, ec);
+  return RevisionConflict("the component is changing too often: retry the upload");
 }
 
 // ---- cancel -------------------------------------------------------------------------------
@@ -352,6 +426,61 @@ Result<Reply> BuildLog(Service& s, Ctx& ctx) {
 
 }  // namespace
 
+Result<Object> QueueVersion(Service& s, const std::string& team, const std::string& app,
+                            const model::Component& component, const std::string& ref,
+                            const std::string& actor, const Json& trigger) {
+  model::Component comp = component;
+  if (comp.source.type == "none") {
+    return FailedPrecondition("component " + Quoted(comp.name) +
+                              " has no source: set source (dir, git, archive or package) first");
+  }
+  if (!ref.empty()) {
+    if (comp.source.type != "git") {
+      return InvalidArgument("ref only applies to git sources; this component's source is " + comp.source.type, "ref");
+    }
+    if (!ValidGitRef(ref)) {
+      return InvalidArgument("ref " + Quoted(ref) + " is not a valid git branch, tag or commit", "ref");
+    }
+    comp.source.ref = ref;
+  }
+  const std::string scope = team + "/" + app + "/" + comp.name;
+  Json component_json = model::ToJson(comp);
+  Json request = {{"source", component_json["source"]},
+                  {"build", component_json["build"]},
+                  {"requested_by", actor}};
+  if (trigger.is_object() && !trigger.empty()) request["trigger"] = trigger;
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    ListOptions lo;
+    lo.scope = scope;
+    lo.limit = 1000;
+    int64_t max = 0;
+    while (true) {
+      BERTH_ASSIGN_OR_RETURN(ListResult all, s.store.List(model::kVersion, lo));
+      for (const Object& o : all.items) max = std::max<int64_t>(max, Stored(o).value("number", int64_t{0}));
+      if (all.next.empty()) break;
+      lo.after = all.next;
+    }
+    model::Version v;
+    v.number = max + 1;
+    v.name = "v" + std::to_string(v.number);
+    v.status = "queued";
+    v.build_log = build::BuildLogPath(team, app, comp.name, v.name);
+    Json vj = model::ToJson(v);
+    vj["build_request"] = request;
+    WriteBatch b;
+    Op op;
+    op.type = OpType::kCreate;
+    op.object = Object{model::kVersion, scope, v.name, vj.dump()};
+    b.ops.push_back(op);
+    b.audit.push_back({actor, team, "build", "apps/" + app + "/components/" + comp.name + "/versions/" + v.name,
+                       Json({{"before", nullptr}, {"after", vj}}).dump()});
+    auto c = s.store.Commit(b);
+    if (c.ok()) return c->objects.front();
+    if (c.status().code() != Code::kAlreadyExists) return c.status();
+  }
+  return RevisionConflict("builds are being queued concurrently: retry");
+}
+
 void RegisterBuildRoutes(Service& svc) {
   const std::string T = "/api/v1/teams/{team}";
   const std::string C = T + "/apps/{app}/components/{component}";
@@ -364,6 +493,7 @@ void RegisterBuildRoutes(Service& svc) {
     int success;
     std::function<Result<Reply>(Service&, Ctx&)> fn;
     bool blocking;
+    bool body_to_file = false;
   };
   std::vector<Def> defs = {
       {"POST", T + "/detect",
@@ -371,6 +501,12 @@ void RegisterBuildRoutes(Service& svc) {
        "", "", 200, DetectRoute, true},
       {"POST", C + "/builds", "Queue a build of the component's source (optional {\"ref\"})",
        "", "Version", 201, QueueBuild, false},
+      {"GET", "/api/v1/doctor",
+       "The toolchains builds can use on the server, their versions, and what is missing (any signed-in user)",
+       "", "", 200, Doctor, true},
+      {"PUT", C + "/archive",
+       "Upload a source archive (the raw body; ?name=app.tar.gz); it becomes the component's source",
+       "", "Component", 200, UploadArchive, true, true},
       {"POST", C + "/versions/{version}/cancel", "Cancel a queued or running build", "",
        "Version", 200, CancelBuild, false},
       {"GET", C + "/versions/{version}/log",
@@ -387,6 +523,7 @@ void RegisterBuildRoutes(Service& svc) {
     r.response_schema = d.response_schema;
     r.success_status = d.success;
     r.blocking = d.blocking;
+    r.body_to_file = d.body_to_file;
     Service* sp = &svc;
     auto fn = d.fn;
     r.fn = [sp, fn](Ctx& c) { return fn(*sp, c); };

@@ -851,6 +851,7 @@ struct Def {
 Json RenderObject(const Object& o) {
   Json j = ParseStored(o);
   j.erase("password_hash");
+  if (o.kind == model::kWebhook) j.erase("secret");  // shown only by GET/PUT .../webhook
   std::vector<std::string> parents = SplitScope(o.scope);
   const std::string& k = o.kind;
   if (k == model::kMember || k == model::kApp) {
@@ -858,7 +859,7 @@ Json RenderObject(const Object& o) {
   } else if (k == model::kComponent) {
     if (parents.size() >= 2) j["team"] = parents[0], j["app"] = parents[1];
   } else if (k == model::kDependency || k == model::kVersion || k == model::kInstance ||
-             k == model::kEvent) {
+             k == model::kEvent || k == model::kWebhook) {
     if (parents.size() >= 3) j["team"] = parents[0], j["app"] = parents[1], j["component"] = parents[2];
   } else if (k == model::kToken) {
     j.erase("expires_at_ms");

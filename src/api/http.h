@@ -14,6 +14,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -29,6 +30,10 @@ struct HttpRequest {
   std::map<std::string, std::string> query;    // decoded query parameters (last one wins)
   std::map<std::string, std::string> headers;  // lower-case names
   std::string body;
+  // Set instead of `body` when the handler's BodyToFile accepted the request: the file the body
+  // was streamed to. The transport deletes it after Handle returns; a handler that keeps the
+  // body renames it away first.
+  std::string body_file;
   std::string remote_addr;  // "127.0.0.1"
 
   // Header value or "" (name must be lower case).
@@ -55,9 +60,25 @@ struct HttpResponse {
   std::shared_ptr<StreamSource> stream;  // when set, `body` is ignored
 };
 
+// Where a request's body goes instead of memory (see Handler::BodyToFile).
+struct BodyFile {
+  std::string dir;     // an existing directory; the transport creates a new file in it
+  uint64_t limit = 0;  // bytes; a larger body gets 413 payload_too_large and the file is removed
+  // When set, the transport answers this instead (e.g. 401 before a large upload is read)
+  // and closes the connection without reading the body.
+  std::optional<HttpResponse> reject;
+};
+
 class Handler {
  public:
   virtual ~Handler() = default;
+  // Called once the header of a request is read, before its body: nullopt keeps the body in
+  // memory (at most HttpServerOptions::body_limit bytes); a BodyFile streams it to a file as it
+  // arrives (large uploads), so it is never held whole in memory. Must be quick and not throw.
+  virtual std::optional<BodyFile> BodyToFile(const HttpRequest& head) const {
+    (void)head;
+    return std::nullopt;
+  }
   // Produces the response. Must not throw. Called concurrently from transport threads.
   virtual HttpResponse Handle(const HttpRequest& request) = 0;
   // True when handling may block for long (password hashing): the transport then runs it on

@@ -11,6 +11,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <filesystem>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -701,6 +702,172 @@ TEST_F(HttpServerTest, DestructorStops) {
   ASSERT_TRUE(c.Read());
   server_.reset();
   EXPECT_TRUE(c.WaitClosed());
+}
+
+// ---- bodies streamed to files (Handler::BodyToFile)
+
+class UploadHandler : public Handler {
+ public:
+  explicit UploadHandler(std::string dir) : dir_(std::move(dir)) {}
+  HttpResponse Handle(const HttpRequest& r) override {
+    std::lock_guard<std::mutex> l(mu);
+    file = r.body_file;
+    std::error_code ec;
+    size = r.body_file.empty() ? r.body.size() : std::filesystem::file_size(r.body_file, ec);
+    in_memory = r.body.size();
+    HttpResponse out;
+    out.body = "{}";
+    return out;
+  }
+  bool IsBlocking(const HttpRequest& r) const override { return r.path == "/upload-blocking"; }
+  std::optional<BodyFile> BodyToFile(const HttpRequest& h) const override {
+    if (h.path != "/upload" && h.path != "/upload-blocking") return std::nullopt;
+    BodyFile b;
+    b.dir = dir_;
+    b.limit = 100000;
+    if (h.Header("authorization") != "ok") {
+      HttpResponse r;
+      r.status = 401;
+      r.body = R"({"code":"unauthenticated","message":"no"})";
+      b.reject = r;
+    }
+    return b;
+  }
+
+  std::mutex mu;
+  std::string file;
+  uintmax_t size = 0;
+  size_t in_memory = 0;
+
+ private:
+  const std::string dir_;
+};
+
+class UploadTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() / ("berth-upload-test-" + std::to_string(::getpid()));
+    std::filesystem::create_directories(dir_);
+    handler_ = std::make_unique<UploadHandler>(dir_.string());
+    HttpServerOptions o;
+    o.address = "127.0.0.1";
+    o.port = 0;
+    o.body_limit = 1024;
+    server_ = NewHttpServer(o, handler_.get());
+    auto port = server_->Start();
+    ASSERT_TRUE(port.ok()) << port.status().ToString();
+    port_ = *port;
+  }
+  void TearDown() override {
+    if (server_) server_->Stop();
+    std::filesystem::remove_all(dir_);
+  }
+  // Files left in the upload directory once the server had time to clean up.
+  size_t Leftovers() {
+    for (int i = 0; i < 100; ++i) {
+      size_t n = 0;
+      for (auto it = std::filesystem::directory_iterator(dir_); it != std::filesystem::directory_iterator(); ++it) ++n;
+      if (n == 0) return 0;
+      std::this_thread::sleep_for(20ms);
+    }
+    size_t n = 0;
+    for (auto it = std::filesystem::directory_iterator(dir_); it != std::filesystem::directory_iterator(); ++it) ++n;
+    return n;
+  }
+  static std::string Chunked(const std::string& body) {
+    std::string out;
+    for (size_t i = 0; i < body.size(); i += 7000) {
+      std::string part = body.substr(i, 7000);
+      char len[32];
+      std::snprintf(len, sizeof len, "%zx\r\n", part.size());
+      out += len + part + "\r\n";
+    }
+    return out + "0\r\n\r\n";
+  }
+
+  std::filesystem::path dir_;
+  std::unique_ptr<UploadHandler> handler_;
+  std::unique_ptr<HttpServer> server_;
+  uint16_t port_ = 0;
+};
+
+TEST_F(UploadTest, BodyGoesToAFileAndIsRemovedAfterTheHandler) {
+  const std::string body(50000, 'x');  // 50x the in-memory limit
+  for (const char* path : {"/upload", "/upload-blocking"}) {
+    Conn c(port_);
+    ASSERT_TRUE(c.Send(std::string("POST ") + path + " HTTP/1.1\r\nHost: x\r\nAuthorization: ok\r\nContent-Length: " +
+                       std::to_string(body.size()) + "\r\n\r\n" + body));
+    auto r = c.Read();
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 200) << r->body;
+    {
+      std::lock_guard<std::mutex> l(handler_->mu);
+      EXPECT_EQ(handler_->size, body.size());
+      EXPECT_EQ(handler_->in_memory, 0u);
+      EXPECT_EQ(handler_->file.rfind(dir_.string() + "/upload-", 0), 0u) << handler_->file;
+    }
+    EXPECT_EQ(Leftovers(), 0u) << path;
+  }
+  // Chunked, and then a second request on the same connection.
+  Conn c(port_);
+  ASSERT_TRUE(c.Send("POST /upload HTTP/1.1\r\nHost: x\r\nAuthorization: ok\r\nTransfer-Encoding: chunked\r\n\r\n" +
+                     Chunked(body)));
+  auto r = c.Read();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(handler_->size, body.size());
+  ASSERT_TRUE(c.Send("POST /other HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc"));
+  r = c.Read();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(handler_->in_memory, 3u);
+  EXPECT_EQ(Leftovers(), 0u);
+}
+
+TEST_F(UploadTest, OverTheLimitOrRejectedLeavesNothing) {
+  {  // announced too large: 413 before the body is read
+    Conn c(port_);
+    ASSERT_TRUE(c.Send("POST /upload HTTP/1.1\r\nHost: x\r\nAuthorization: ok\r\nContent-Length: 200000\r\n\r\n"));
+    auto r = c.Read();
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 413);
+    EXPECT_NE(r->body.find("payload_too_large"), std::string::npos);
+    EXPECT_NE(r->body.find("100000"), std::string::npos);
+  }
+  EXPECT_EQ(Leftovers(), 0u);
+  {  // chunked past the limit: 413 once it is crossed, the partial file removed
+    Conn c(port_);
+    c.Send("POST /upload HTTP/1.1\r\nHost: x\r\nAuthorization: ok\r\nTransfer-Encoding: chunked\r\n\r\n" +
+           Chunked(std::string(150000, 'y')));
+    auto r = c.Read();
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 413);
+  }
+  EXPECT_EQ(Leftovers(), 0u);
+  {  // the handler refuses from the header: nothing is written
+    Conn c(port_);
+    c.Send("POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 50000\r\n\r\n" + std::string(50000, 'z'));
+    auto r = c.Read();
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 401);
+  }
+  EXPECT_EQ(Leftovers(), 0u);
+  {  // other routes keep the in-memory limit
+    Conn c(port_);
+    c.Send("POST /other HTTP/1.1\r\nHost: x\r\nAuthorization: ok\r\nContent-Length: 50000\r\n\r\n");
+    auto r = c.Read();
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 413);
+    EXPECT_NE(r->body.find("1024"), std::string::npos);
+  }
+  {  // a client that goes away mid-upload leaves no partial file
+    Conn c(port_);
+    c.Send("POST /upload HTTP/1.1\r\nHost: x\r\nAuthorization: ok\r\nContent-Length: 90000\r\n\r\n" +
+           std::string(40000, 'w'));
+    std::this_thread::sleep_for(100ms);
+    c.Close();
+  }
+  EXPECT_EQ(Leftovers(), 0u);
 }
 
 }  // namespace

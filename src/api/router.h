@@ -45,6 +45,10 @@ struct Route {
   int success_status = 200;
   bool public_route = false;    // no token needed
   bool blocking = false;        // runs on the blocking pool (password hashing)
+  // The body is streamed to a file (HttpRequest::body_file) of at most ApiOptions::upload_limit
+  // bytes; `upload_min_role` is checked in the route's {team} before the body is read.
+  bool body_to_file = false;
+  model::Role upload_min_role = model::Role::kDeveloper;
   RouteFn fn;
   std::vector<std::string> segments;  // filled by Add
 };

@@ -48,6 +48,8 @@ const std::vector<SettingInfo>& Settings() {
       {"build_concurrency", "BERTH_BUILD_CONCURRENCY", "builds run at once; the rest wait in a queue"},
       {"build_timeout_s", "BERTH_BUILD_TIMEOUT_S", "time limit of one build in seconds"},
       {"build_versions_kept", "BERTH_BUILD_VERSIONS_KEPT", "ready versions kept per component"},
+      {"build_memory_mb", "BERTH_BUILD_MEMORY_MB", "memory limit of one build in MiB (a cgroup, else RLIMIT_AS); 0 = none"},
+      {"upload_limit", "BERTH_UPLOAD_LIMIT", "largest source archive upload in bytes (streamed to DATA/tmp)"},
       {"web_root", "BERTH_WEB_ROOT", "directory of the built console served at / (default: web/dist of the repository)"},
   };
   return kSettings;
@@ -114,6 +116,10 @@ Status ApplySetting(const std::string& key, const std::string& value, const std:
     return ParseInt(value, source, 10, 86400, &c->build_timeout_s);
   } else if (key == "build_versions_kept") {
     return ParseInt(value, source, 1, 1000, &c->build_versions_kept);
+  } else if (key == "build_memory_mb") {
+    return ParseInt(value, source, 0, int64_t{1} << 20, &c->build_memory_mb);
+  } else if (key == "upload_limit") {
+    return ParseInt(value, source, 1024, int64_t{1} << 36, &c->upload_limit);
   } else if (key == "web_root") {
     c->web_root = value;
   } else if (key == "sync") {

@@ -35,6 +35,8 @@ struct ServerConfig {
   int64_t build_concurrency = 2;       // builds at once (the rest queue)
   int64_t build_timeout_s = 1800;      // time limit of one build
   int64_t build_versions_kept = 10;    // ready versions kept per component
+  int64_t build_memory_mb = 4096;      // memory limit of one build (0 = none)
+  int64_t upload_limit = int64_t{1} << 30;  // largest archive upload in bytes
   std::string web_root;  // the built console; "" = DefaultWebRoot()
 
   // Derived by Validate().

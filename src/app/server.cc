@@ -151,6 +151,7 @@ int RunServer(const ServerConfig& cfg) {
   ao.token_ttl_hours = cfg.token_ttl_hours;
   ao.login_attempts = static_cast<int>(cfg.login_attempts);
   ao.data_dir = cfg.data_dir;
+  ao.upload_limit = cfg.upload_limit;
   ao.web_root = cfg.web_root.empty() ? DefaultWebRoot() : cfg.web_root;
   api::ApiService api(*store, SystemClock::Get(), ao);
 
@@ -170,6 +171,7 @@ int RunServer(const ServerConfig& cfg) {
   bo.concurrency = static_cast<int>(cfg.build_concurrency);
   bo.time_limit = std::chrono::seconds(cfg.build_timeout_s);
   bo.versions_kept = static_cast<int>(cfg.build_versions_kept);
+  bo.memory_limit_mb = cfg.build_memory_mb;
   bo.on_log = [&http] { http->WakeStreams(); };  // followed build logs
   build::BuildController builder(*store, SystemClock::Get(), bo);
   if (Status s = builder.Start(); !s.ok()) Fatal("cannot start the builder: " + s.message());

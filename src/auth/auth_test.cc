@@ -33,6 +33,26 @@ TEST(CryptoTest, TokensAreRandomAndHashStable) {
   EXPECT_EQ(RandomPassword().size(), 20u);
 }
 
+TEST(CryptoTest, HmacSha256MatchesKnownVectors) {
+  // RFC 4231 test cases 2 and 6 (a key longer than the block size), and GitHub's documented
+  // webhook example.
+  EXPECT_EQ(HmacSha256Hex("Jefe", "what do ya want for nothing?"),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+  EXPECT_EQ(HmacSha256Hex(std::string(131, '\xaa'),
+                          "Test Using Larger Than Block-Size Key - Hash Key First"),
+            "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54");
+  EXPECT_EQ(HmacSha256Hex("It's a Secret to Everybody", "Hello, World!"),
+            "757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17");
+}
+
+TEST(CryptoTest, ConstantTimeEquals) {
+  EXPECT_TRUE(ConstantTimeEquals("abc", "abc"));
+  EXPECT_TRUE(ConstantTimeEquals("", ""));
+  EXPECT_FALSE(ConstantTimeEquals("abc", "abd"));
+  EXPECT_FALSE(ConstantTimeEquals("abc", "ab"));
+  EXPECT_FALSE(ConstantTimeEquals("", "a"));
+}
+
 TEST(RateLimiterTest, BlocksAfterFailuresAndRecoversAfterWindow) {
   FakeClockForTest clock(FromUnixMillis(1000000));
   LoginRateLimiter rl(clock, 3);

@@ -61,4 +61,26 @@ std::string RandomPassword() {
   return out;
 }
 
+std::string HmacSha256Hex(const std::string& key, const std::string& message) {
+  (void)InitCrypto();
+  // crypto_auth_hmacsha256_init takes keys of any length (longer ones are hashed first, as
+  // RFC 2104 says), unlike crypto_auth_hmacsha256 which wants exactly 32 bytes.
+  crypto_auth_hmacsha256_state st;
+  crypto_auth_hmacsha256_init(&st, reinterpret_cast<const unsigned char*>(key.data()), key.size());
+  crypto_auth_hmacsha256_update(&st, reinterpret_cast<const unsigned char*>(message.data()),
+                                message.size());
+  unsigned char mac[crypto_auth_hmacsha256_BYTES];
+  crypto_auth_hmacsha256_final(&st, mac);
+  char hex[2 * crypto_auth_hmacsha256_BYTES + 1];
+  sodium_bin2hex(hex, sizeof hex, mac, sizeof mac);
+  return hex;
+}
+
+bool ConstantTimeEquals(const std::string& a, const std::string& b) {
+  (void)InitCrypto();
+  if (a.size() != b.size()) return false;
+  if (a.empty()) return true;
+  return sodium_memcmp(a.data(), b.data(), a.size()) == 0;
+}
+
 }  // namespace berth::auth

@@ -26,4 +26,11 @@ std::string RandomHex(size_t bytes);
 // A random password of 20 characters from an unambiguous alphabet.
 std::string RandomPassword();
 
+// Lower-case hex HMAC-SHA256 of `message` under `key` (any key length), as GitHub's
+// X-Hub-Signature-256 and Gitea's X-Gitea-Signature carry it.
+std::string HmacSha256Hex(const std::string& key, const std::string& message);
+// Compares two secrets in time that depends only on their lengths (not on where they differ),
+// so a caller guessing a signature or token learns nothing from response times.
+bool ConstantTimeEquals(const std::string& a, const std::string& b);
+
 }  // namespace berth::auth

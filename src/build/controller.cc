@@ -1,5 +1,6 @@
 #include "build/controller.h"
 
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -16,6 +17,7 @@
 #include <thread>
 
 #include "build/detail/artifact.h"
+#include "build/detail/limits.h"
 #include "build/detail/process.h"
 #include "build/detect.h"
 #include "build/source.h"
@@ -508,13 +510,18 @@ struct BuildController::Impl {
       }
     }
 
-    // 5. Build steps.
+    // 5. Build steps, all inside one memory limit.
+    // The pid keeps two servers on one machine (tests) from sharing a cgroup.
+    detail::BuildMemoryLimit memory(k.team + "_" + k.app + "_" + k.component + "_" + k.version + "_" +
+                                        std::to_string(::getpid()),
+                                    opts.memory_limit_mb);
+    if (!d.build_steps.empty() && !memory.Describe().empty()) line("-----> " + memory.Describe());
     for (size_t i = 0; i < d.build_steps.size(); ++i) {
       const std::string& cmd = d.build_steps[i];
       std::string step = "step " + std::to_string(i + 1) + "/" + std::to_string(d.build_steps.size()) + " `" + cmd + "`";
       line("-----> " + step);
       tail.clear();  // "last lines" are the step's own output
-      detail::RunSpec spec{cmd, *where, env, deadline};
+      detail::RunSpec spec{memory.Wrap(cmd), *where, env, deadline};
       auto r = detail::RunShell(spec, line, cancel);
       if (!r.ok()) return finish(fail(step, "cannot run " + step + ": " + r.status().message()));
       if (r->cancelled) return stopped_or_cancelled(step);
@@ -528,6 +535,12 @@ struct BuildController::Impl {
         for (const std::string& l : tail) last += l + "\n";
         std::string why = r->signal ? "was killed by signal " + std::to_string(r->signal)
                                     : "failed with exit code " + std::to_string(r->exit_code);
+        // The kernel's OOM killer ends the step with SIGKILL (the shell then exits 137).
+        bool killed = r->signal == SIGKILL || r->exit_code == 128 + SIGKILL;
+        if (killed && memory.OomKilledSinceLastCheck()) {
+          why += " (out of memory: it hit the build memory limit of " + std::to_string(opts.memory_limit_mb) +
+                 " MiB; raise build_memory_mb)";
+        }
         return finish(fail(step, step + " " + why + "; last lines:\n" + last));
       }
     }

@@ -38,6 +38,7 @@ struct BuilderOptions {
   int concurrency = 2;                           // builds at once; the rest wait in FIFO order
   std::chrono::seconds time_limit{1800};         // per build, all steps together
   int versions_kept = 10;                        // ready versions kept per component
+  int64_t memory_limit_mb = 0;                   // per build (cgroup, else RLIMIT_AS); 0 = none
   int64_t max_source_bytes = int64_t{2} << 30;
   int64_t max_source_files = 200000;
   // Called (at most every 100 ms) when a build log grew: lets log streams poll at once.

@@ -93,6 +93,27 @@ struct Ctx {
 
 void Reason(Ctx& c, std::string r) { c.d.reasons.push_back(std::move(r)); }
 
+// Where generated start commands listen: the instance's address. The local runtime gives each
+// instance a loopback port; a driver that needs another address (a pod's) sets HOST.
+constexpr char kBind[] = "${HOST:-127.0.0.1}";
+
+// The running berth binary (builds and detection run inside `berth server`), so a static
+// site's start command names it by absolute path.
+std::string BerthBinary() {
+  std::error_code ec;
+  auto p = std::filesystem::read_symlink("/proc/self/exe", ec);
+  return ec ? std::string("berth") : p.string();
+}
+
+std::string ShellQuoteArg(const std::string& s) {
+  if (!s.empty() && s.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/._-+") == std::string::npos) {
+    return s;
+  }
+  std::string out = "'";
+  for (char ch : s) out += ch == '\'' ? std::string("'\\''") : std::string(1, ch);
+  return out + "'";
+}
+
 // Sets the web process unless the Procfile already has one.
 void DefaultWeb(Ctx& c, const std::string& cmd, const std::string& why) {
   if (c.d.processes.count("web")) return;
@@ -268,8 +289,8 @@ Status DetectPython(Ctx& c) {
   std::string entry;
   if (IsFile(c.dir, "manage.py")) {
     entry = "manage.py";
-    DefaultWeb(c, ".venv/bin/python manage.py runserver 0.0.0.0:$PORT",
-               "manage.py found (Django) → " + Bq("manage.py runserver 0.0.0.0:$PORT"));
+    DefaultWeb(c, ".venv/bin/python manage.py runserver " + std::string(kBind) + ":$PORT",
+               "manage.py found (Django) → " + Bq("manage.py runserver " + std::string(kBind) + ":$PORT"));
     c.d.port = 8000;
     Reason(c, "port 8000 (the default for Django)");
     return Status::Ok();
@@ -277,7 +298,7 @@ Status DetectPython(Ctx& c) {
   if (IsFile(c.dir, "wsgi.py") && lower.find("gunicorn") != std::string::npos) {
     std::string w = Read(c.dir, "wsgi.py");
     std::string obj = w.find("application") != std::string::npos ? "application" : "app";
-    DefaultWeb(c, ".venv/bin/python -m gunicorn wsgi:" + obj + " --bind 0.0.0.0:$PORT",
+    DefaultWeb(c, ".venv/bin/python -m gunicorn wsgi:" + obj + " --bind " + std::string(kBind) + ":$PORT",
                "wsgi.py and gunicorn found → " + Bq("gunicorn wsgi:" + obj));
     c.d.port = 8000;
     Reason(c, "port 8000 (the default for gunicorn)");
@@ -302,7 +323,7 @@ Status DetectRuby(Ctx& c) {
   c.d.build_steps.push_back("bundle config set --local path vendor/bundle && bundle install");
   Reason(c, "Gemfile found; gems installed into vendor/bundle");
   if (IsFile(c.dir, "config.ru")) {
-    DefaultWeb(c, "bundle exec rackup --host 0.0.0.0 --port $PORT", "config.ru found → rackup");
+    DefaultWeb(c, "bundle exec rackup --host " + std::string(kBind) + " --port $PORT", "config.ru found → rackup");
     c.d.port = 9292;
     Reason(c, "port 9292 (the default for rackup)");
   } else {
@@ -325,7 +346,7 @@ Status DetectPhp(Ctx& c) {
   if (root == "public" || IsFile(c.dir, "index.php")) {
     Reason(c, std::string(root == "public" ? "public/index.php" : "index.php") + " found");
   }
-  DefaultWeb(c, "php -S 0.0.0.0:$PORT -t " + root,
+  DefaultWeb(c, "php -S " + std::string(kBind) + ":$PORT -t " + root,
              "served by PHP's built-in server from " + (root == "." ? std::string("the source root") : root + "/"));
   c.d.port = 8080;
   Reason(c, "port 8080 (the default for PHP)");
@@ -333,10 +354,11 @@ Status DetectPhp(Ctx& c) {
 }
 
 Status DetectStatic(Ctx& c) {
-  c.d.tools.push_back({"python3", "python3", {"--version"}});
   Reason(c, "index.html found and no server code: a static site");
-  DefaultWeb(c, "python3 -m http.server $PORT --bind 0.0.0.0",
-             "served as static files " + Bq("python3 -m http.server"));
+  // berth serves it itself (content types, ETag/Cache-Control; SPA fallback with the
+  // component env BERTH_STATIC_SPA=1), so a static site needs no toolchain.
+  DefaultWeb(c, ShellQuoteArg(BerthBinary()) + " static --root . --listen " + std::string(kBind) + ":$PORT",
+             "served as static files by " + Bq("berth static"));
   c.d.port = 8080;
   Reason(c, "port 8080 (the default for static sites)");
   return Status::Ok();

@@ -144,28 +144,28 @@ Result<FetchResult> FetchGit(const model::Source& s, const std::string& dest,
   return fr;
 }
 
+Status OpenArchive(const std::string& path, struct archive** out) {
+  struct archive* a = archive_read_new();
+  archive_read_support_filter_gzip(a);
+  archive_read_support_filter_bzip2(a);
+  archive_read_support_filter_xz(a);
+  archive_read_support_format_tar(a);
+  archive_read_support_format_gnutar(a);
+  archive_read_support_format_zip(a);
+  if (archive_read_open_filename(a, path.c_str(), 64 << 10) != ARCHIVE_OK) {
+    std::string m = archive_error_string(a) ? archive_error_string(a) : "unknown error";
+    archive_read_free(a);
+    return Bad("cannot read archive " + path + ": " + m, "source.archive");
+  }
+  *out = a;
+  return Status::Ok();
+}
+
 }  // namespace
 
-Status ExtractArchive(const std::string& path, const std::string& dest, const SourceLimits& limits) {
-  // Pass 1: validate every entry without writing anything.
-  auto open = [&](struct archive** out) -> Status {
-    struct archive* a = archive_read_new();
-    archive_read_support_filter_gzip(a);
-    archive_read_support_filter_bzip2(a);
-    archive_read_support_filter_xz(a);
-    archive_read_support_format_tar(a);
-    archive_read_support_format_gnutar(a);
-    archive_read_support_format_zip(a);
-    if (archive_read_open_filename(a, path.c_str(), 64 << 10) != ARCHIVE_OK) {
-      std::string m = archive_error_string(a) ? archive_error_string(a) : "unknown error";
-      archive_read_free(a);
-      return Bad("cannot read archive " + path + ": " + m, "source.archive");
-    }
-    *out = a;
-    return Status::Ok();
-  };
+Status CheckArchive(const std::string& path, const SourceLimits& limits) {
   struct archive* a = nullptr;
-  BERTH_RETURN_IF_ERROR(open(&a));
+  BERTH_RETURN_IF_ERROR(OpenArchive(path, &a));
   int64_t files = 0, bytes = 0;
   struct archive_entry* e = nullptr;
   Status verdict = Status::Ok();
@@ -217,7 +217,13 @@ Status ExtractArchive(const std::string& path, const std::string& dest, const So
                   (archive_error_string(a) ? archive_error_string(a) : "read error"), "source.archive");
   }
   archive_read_free(a);
-  BERTH_RETURN_IF_ERROR(verdict);
+  return verdict;
+}
+
+Status ExtractArchive(const std::string& path, const std::string& dest, const SourceLimits& limits) {
+  // Pass 1: validate every entry without writing anything.
+  BERTH_RETURN_IF_ERROR(CheckArchive(path, limits));
+  struct archive* a = nullptr;
 
   // Pass 2: extract with libarchive's own guards on as well (defence in depth): no "..", no
   // writing through a symlink. Paths are made absolute under the real (symlink-free) dest.
@@ -226,13 +232,15 @@ Status ExtractArchive(const std::string& path, const std::string& dest, const So
   if (ec) return Internal("cannot create " + dest + ": " + ec.message());
   const std::string root = fs::canonical(dest, ec).string();
   if (ec) return Internal("cannot resolve " + dest + ": " + ec.message());
-  BERTH_RETURN_IF_ERROR(open(&a));
+  BERTH_RETURN_IF_ERROR(OpenArchive(path, &a));
   struct archive* w = archive_write_disk_new();
   archive_write_disk_set_options(w, ARCHIVE_EXTRACT_TIME | ARCHIVE_EXTRACT_PERM |
                                         ARCHIVE_EXTRACT_SECURE_NODOTDOT |
                                         ARCHIVE_EXTRACT_SECURE_SYMLINKS);
   Status s = Status::Ok();
-  bytes = 0;
+  int64_t bytes = 0;
+  struct archive_entry* e = nullptr;
+  int rc;
   while ((rc = archive_read_next_header(a, &e)) == ARCHIVE_OK) {
     std::string rel;
     SafeRelative(archive_entry_pathname(e), &rel);

@@ -36,6 +36,9 @@ Result<FetchResult> FetchSource(const model::Source& source, const std::string& 
                                 const std::function<void(const std::string&)>& log,
                                 const std::atomic<bool>& cancel);
 
+// Validates an archive without writing anything (the first pass of ExtractArchive): readable,
+// no escaping or special entries, within the limits. Errors: invalid_argument.
+Status CheckArchive(const std::string& archive, const SourceLimits& limits);
 // The archive part of FetchSource, exposed for tests.
 Status ExtractArchive(const std::string& archive, const std::string& dest, const SourceLimits& limits);
 

@@ -2,9 +2,13 @@
 // `berth logs --build`. Each is one REST call (docs/api.md "Builds"); following a log uses the
 // streamed NDJSON form of GET .../versions/{v}/log?follow=1.
 #include <algorithm>
+#include <chrono>
+#include <cstdio>
 #include <filesystem>
 #include <iostream>
+#include <map>
 #include <memory>
+#include <thread>
 
 #include "cli/client_config.h"
 #include "cli/detail/commands.h"
@@ -34,6 +38,7 @@ Code CodeFor(int status) {
     case 403: return Code::kPermissionDenied;
     case 404: return Code::kNotFound;
     case 409: return Code::kConflict;
+    case 413: return Code::kPayloadTooLarge;
     case 503: return Code::kUnavailable;
     default: return Code::kInternal;
   }
@@ -45,6 +50,8 @@ Status Local(const std::string& m) { return Status(Code::kInternal, "cli", m); }
 class Call {
  public:
   Call(const ClientWorld& w, const Globals& g) : w_(w), g_(g) {}
+  // An invocation whose config is already resolved (commands of cli.cc that deploy).
+  Call(const ClientWorld& w, const Globals& g, ClientConfig cfg) : w_(w), g_(g), cfg_(std::move(cfg)) {}
 
   Status Init() {
     BERTH_ASSIGN_OR_RETURN(std::string path, ClientConfigPath(w_.env));
@@ -59,6 +66,7 @@ class Call {
   std::ostream& err() { return *w_.err; }
   const ClientWorld& world() const { return w_; }
   std::string Team() const { return "/api/v1/teams/" + EncodeComponent(cfg_.team); }
+  const ClientConfig& cfg() const { return cfg_; }
 
   static Status FromResponse(const Response& resp, const std::string& what) {
     Json j = Json::parse(resp.body, nullptr, false);
@@ -166,7 +174,175 @@ std::string Short(const std::string& artifact) {
   return artifact.rfind("sha256:", 0) == 0 ? artifact.substr(0, 19) : artifact;
 }
 
+
+// ---- build and deploy ---------------------------------------------------------------------
+
+std::string Seconds(std::chrono::steady_clock::duration d) {
+  double s = std::chrono::duration<double>(d).count();
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f s", s);
+  return buf;
+}
+
+// Where the component answers: the component's `addresses` (strings, or objects with a
+// "url"/"address"), else each ready instance's loopback port.
+std::vector<std::string> Addresses(const Json& comp, const Json& instances, const std::string& version) {
+  std::vector<std::string> out;
+  if (comp.contains("addresses") && comp["addresses"].is_array()) {
+    for (const auto& a : comp["addresses"]) {
+      if (a.is_string()) out.push_back(a.get<std::string>());
+      else if (!S(a, "url").empty()) out.push_back(S(a, "url"));
+      else if (!S(a, "address").empty()) out.push_back(S(a, "address"));
+    }
+    if (!out.empty()) return out;
+  }
+  for (const auto& i : instances.value("items", Json::array())) {
+    if (S(i, "version") != version || !i.value("ready", false)) continue;
+    if (i.contains("port") && i["port"].is_number_integer() && i["port"].get<int>() > 0) {
+      bool http = true;
+      for (const auto& p : comp.value("ports", Json::array())) {
+        if (S(p, "protocol") != "http" && S(p, "protocol") != "grpc" && p.value("port", 0) > 0) http = false;
+        break;
+      }
+      out.push_back(std::string(http ? "http://" : "") + "127.0.0.1:" + std::to_string(i["port"].get<int>()) +
+                    " (instance " + S(i, "name") + ")");
+    }
+  }
+  return out;
+}
+
+std::string EventKey(const Json& e) { return S(e, "first_at") + "|" + S(e, "reason") + "|" + S(e, "message"); }
+
+// Warning events that mean a deploy will not become ready by itself.
+bool IsDeployFailure(const std::string& reason) {
+  return reason == "CrashLoop" || reason == "StartFailed" || reason == "NotRunnable" ||
+         reason == "OOMKilled" || reason == "StartupFailed";
+}
+
+Result<std::map<std::string, int64_t>> FailureEvents(Call& c, const std::string& path) {
+  std::map<std::string, int64_t> seen;
+  BERTH_ASSIGN_OR_RETURN(Json l, c.Do("GET", path + "/events?limit=100"));
+  for (const auto& e : l.value("items", Json::array())) {
+    if (IsDeployFailure(S(e, "reason"))) seen[EventKey(e)] = e.value("count", int64_t{1});
+  }
+  return seen;
+}
+
+Status Deploy(Call& c, const std::string& path, const std::string& component, const std::string& ref,
+              int timeout_s, int* exit_code) {
+  const auto started = std::chrono::steady_clock::now();
+  const auto deadline = started + std::chrono::seconds(timeout_s);
+  std::ostream& progress = c.json() ? c.err() : c.out();
+  Json body = Json::object();
+  if (!ref.empty()) body["ref"] = ref;
+  BERTH_ASSIGN_OR_RETURN(Json v, c.Do("POST", path + "/builds", &body));
+  const std::string version = S(v, "name");
+  progress << "-----> build " << version << " of " << component << " queued\n";
+  progress.flush();
+  BERTH_ASSIGN_OR_RETURN(std::string status, c.Follow(path + "/versions/" + EncodeComponent(version) + "/log"));
+  if (status != "ready") {
+    *exit_code = 1;
+    BERTH_ASSIGN_OR_RETURN(Json failed, c.Do("GET", path + "/versions/" + EncodeComponent(version)));
+    return Status(Code::kConflict, "build_" + status,
+                  "build " + version + " " + status + (S(failed, "message").empty() ? "" : ": " + S(failed, "message")));
+  }
+  BERTH_ASSIGN_OR_RETURN(Json built, c.Do("GET", path + "/versions/" + EncodeComponent(version)));
+  progress << "-----> built " << version << " (" << Short(S(built, "artifact")) << ") in "
+           << Seconds(std::chrono::steady_clock::now() - started) << "\n";
+
+  // Deploy = the component runs the newest ready version. A component pinned to an older
+  // version (after a rollback) is set back to following the newest.
+  BERTH_ASSIGN_OR_RETURN(Json comp, c.Do("GET", path));
+  if (!S(comp, "version").empty() && S(comp, "version") != version) {
+    Json patch = {{"version", ""}};
+    BERTH_ASSIGN_OR_RETURN(comp, c.Do("PATCH", path, &patch));
+    progress << "-----> " << component << " was pinned to an older version; it now follows the newest\n";
+  }
+  if (S(comp, "desired_state") != "running" || comp.value("replicas", 0) == 0) {
+    progress << "-----> " << component << " is " << (S(comp, "desired_state") == "running" ? "scaled to 0" : "stopped")
+             << ": " << version << " will run when it is started\n";
+    if (c.json()) c.out() << RenderJson(Json{{"component", component}, {"version", version}, {"addresses", Json::array()}});
+    return Status::Ok();
+  }
+  BERTH_ASSIGN_OR_RETURN(auto failures_before, FailureEvents(c, path));
+  progress << "-----> deploying " << version << "\n";
+  progress.flush();
+  std::string last_state;
+  while (true) {
+    BERTH_ASSIGN_OR_RETURN(comp, c.Do("GET", path));
+    BERTH_ASSIGN_OR_RETURN(Json l, c.Do("GET", path + "/instances?limit=500"));
+    int want = comp.value("replicas", 0);
+    int total = 0, ready = 0;
+    for (const auto& i : l.value("items", Json::array())) {
+      ++total;
+      if (S(i, "version") == version && i.value("ready", false) && S(i, "state") == "running") ++ready;
+    }
+    std::string state = std::to_string(ready) + " of " + std::to_string(want) + " ready at " + version;
+    if (state != last_state) {
+      progress << "       " << state << "\n";
+      progress.flush();
+      last_state = state;
+    }
+    if (ready == want && total == want) {
+      std::vector<std::string> where = Addresses(comp, l, version);
+      progress << "-----> " << component << " runs " << version << " (" << Seconds(std::chrono::steady_clock::now() - started) << ")\n";
+      if (c.json()) {
+        c.out() << RenderJson(Json{{"component", component}, {"version", version}, {"addresses", where}});
+      } else {
+        for (const auto& a : where) c.out() << component << " answers at " << a << "\n";
+        if (where.empty()) c.out() << component << " has no address (no port declared)\n";
+      }
+      return Status::Ok();
+    }
+    BERTH_ASSIGN_OR_RETURN(Json events, c.Do("GET", path + "/events?limit=100"));
+    for (const auto& e : events.value("items", Json::array())) {
+      if (!IsDeployFailure(S(e, "reason"))) continue;
+      auto it = failures_before.find(EventKey(e));
+      if (it == failures_before.end() || it->second != e.value("count", int64_t{1})) {
+        *exit_code = 1;
+        return Status(Code::kUnavailable, "deploy_failed",
+                      "deploy of " + version + " failed: " + S(e, "reason") + ": " + S(e, "message") +
+                          " (see `berth logs " + component + "` and `berth events " + component + "`)");
+      }
+    }
+    if (std::chrono::steady_clock::now() >= deadline) {
+      *exit_code = 1;
+      return Status(Code::kUnavailable, "timeout",
+                    "deploy of " + version + " not ready within " + std::to_string(timeout_s) + " s: " + state +
+                        " (see `berth instances " + component + "` and `berth events " + component + "`)");
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  }
+}
+
 }  // namespace
+
+Status UploadArchive(const ClientWorld& world, const ClientConfig& config, const std::string& app,
+                     const std::string& component, const std::string& file) {
+  std::filesystem::path p(file);
+  if (p.is_relative()) p = std::filesystem::path(world.cwd) / p;
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(p, ec)) return Local("archive " + p.string() + " is not a file");
+  auto size = std::filesystem::file_size(p, ec);
+  if (!world.upload) return Local("uploads are not available in this client");
+  std::string name = p.filename().string();
+  std::string path = "/api/v1/teams/" + EncodeComponent(config.team) + "/apps/" + EncodeComponent(app) +
+                     "/components/" + EncodeComponent(component) + "/archive?name=" + EncodeComponent(name);
+  (*world.err) << "-----> uploading " << name << " (" << size << " bytes)\n";
+  auto r = world.upload("PUT", config.server, path, p.string(), config.token);
+  if (!r.ok()) return Local(r.status().message());
+  if (r->status < 200 || r->status >= 300) return Call::FromResponse(*r, "PUT " + path);
+  return Status::Ok();
+}
+
+Status BuildAndDeploy(const ClientWorld& world, const ClientConfig& config, const DeployOptions& o,
+                      int* exit_code) {
+  Globals g;
+  g.output = o.json ? "json" : "table";
+  Call c(world, g, config);
+  std::string path = c.Team() + "/apps/" + EncodeComponent(o.app) + "/components/" + EncodeComponent(o.component);
+  return Deploy(c, path, o.component, o.ref, o.timeout_s, exit_code);
+}
 
 void AddBuildCommands(CLI::App& app, const ClientWorld& world, int* exit_code) {
   auto sh = std::make_shared<Shared>();
@@ -285,6 +461,118 @@ void AddBuildCommands(CLI::App& app, const ClientWorld& world, int* exit_code) {
   build->add_option("--app", o->app, "App the component belongs to")->required();
   build->add_option("--ref", o->ref, "Git branch, tag or commit to build (git sources)");
   build->add_flag("-f,--follow", o->follow, "Follow the build log until the build ends (exit 1 if it fails)");
+
+  // berth doctor
+  Leaf(app, sh, "doctor", "List the toolchains the server can build with, their versions and what is missing",
+       [](Call& c) -> Status {
+    BERTH_ASSIGN_OR_RETURN(Json d, c.Do("GET", "/api/v1/doctor"));
+    if (c.json()) {
+      c.out() << RenderJson(d);
+      return Status::Ok();
+    }
+    std::vector<std::vector<std::string>> rows;
+    for (const auto& t : d.value("toolchains", Json::array())) {
+      bool found = t.value("found", false);
+      rows.push_back({S(t, "language"), S(t, "program"), found ? S(t, "version") : "missing",
+                      found ? S(t, "path") : "install " + S(t, "package")});
+    }
+    c.out() << RenderTable({"LANGUAGE", "PROGRAM", "VERSION", "PATH / PACKAGE"}, rows);
+    if (!S(d, "install").empty()) c.out() << "\nto install what is missing: " << S(d, "install") << "\n";
+    return Status::Ok();
+  });
+
+  // berth webhook enable|show|disable COMPONENT --app APP
+  struct HookOpts {
+    std::string component, app, provider = "github", branch;
+    bool rotate = false;
+  };
+  auto h = std::make_shared<HookOpts>();
+  auto hook_path = [h](Call& c) {
+    return c.Team() + "/apps/" + EncodeComponent(h->app) + "/components/" + EncodeComponent(h->component) + "/webhook";
+  };
+  auto print_hook = [](Call& c, const Json& w) {
+    if (c.json()) {
+      c.out() << RenderJson(w);
+      return;
+    }
+    c.out() << "url:      " << (S(w, "url").empty() ? S(w, "path") : S(w, "url")) << "\n"
+            << "provider: " << S(w, "provider") << "\n"
+            << "branch:   " << (S(w, "branch").empty() ? "(the git source's ref)" : S(w, "branch")) << "\n"
+            << "secret:   " << S(w, "secret") << "\n";
+  };
+  CLI::App* hook = app.add_subcommand("webhook", "Let pushes to a git host build and deploy a component");
+  hook->require_subcommand(1);
+  CLI::App* enable = Leaf(*hook, sh, "enable", "Enable (or change) the component's webhook; prints its URL and secret",
+                          [h, hook_path, print_hook](Call& c) -> Status {
+    Json body = {{"provider", h->provider}, {"rotate_secret", h->rotate}};
+    if (!h->branch.empty()) body["branch"] = h->branch;
+    BERTH_ASSIGN_OR_RETURN(Json w, c.Do("PUT", hook_path(c), &body));
+    print_hook(c, w);
+    return Status::Ok();
+  });
+  enable->add_option("--provider", h->provider, "github (default), gitea, gitlab or generic")
+      ->check(CLI::IsMember({"github", "gitea", "gitlab", "generic"}));
+  enable->add_option("--branch", h->branch, "Branch whose pushes deploy (default: the git source's ref)");
+  enable->add_flag("--rotate-secret", h->rotate, "Generate a new secret");
+  CLI::App* show = Leaf(*hook, sh, "show", "Show the component's webhook URL and secret",
+                        [hook_path, print_hook](Call& c) -> Status {
+    BERTH_ASSIGN_OR_RETURN(Json w, c.Do("GET", hook_path(c)));
+    print_hook(c, w);
+    return Status::Ok();
+  });
+  CLI::App* disable = Leaf(*hook, sh, "disable", "Disable the component's webhook",
+                           [h, hook_path](Call& c) -> Status {
+    BERTH_ASSIGN_OR_RETURN(Json w, c.Do("DELETE", hook_path(c)));
+    if (c.json()) {
+      c.out() << RenderJson(w);
+    } else {
+      c.out() << "disabled the webhook of " << h->component << "\n";
+    }
+    return Status::Ok();
+  });
+  for (CLI::App* v : {enable, show, disable}) {
+    v->add_option("component", h->component, "Component name")->required();
+    v->add_option("--app", h->app, "App the component belongs to")->required();
+  }
+
+  // berth deploy COMPONENT --app APP [--source DIR | --git URL [--ref R] | --archive FILE | --ref R]
+  struct DeployOpts {
+    std::string component, app, source, git, ref, archive;
+    int timeout_s = 300;
+  };
+  auto d = std::make_shared<DeployOpts>();
+  CLI::App* deploy = Leaf(app, sh, "deploy", "Build a new version of a component and deploy it",
+                          [d, sh](Call& c) -> Status {
+    std::string path = c.Team() + "/apps/" + EncodeComponent(d->app) + "/components/" + EncodeComponent(d->component);
+    std::string build_ref = d->ref;
+    if (!d->archive.empty()) {
+      ClientConfig cfg = c.cfg();
+      BERTH_RETURN_IF_ERROR(UploadArchive(c.world(), cfg, d->app, d->component, d->archive));
+    } else if (!d->source.empty() || !d->git.empty()) {
+      ComponentFlags f;
+      if (!d->source.empty()) f.source_dir = d->source;
+      if (!d->git.empty()) f.git_url = d->git;
+      if (!d->git.empty() && !d->ref.empty()) f.git_ref = d->ref, build_ref.clear();
+      if (!d->ref.empty() && d->git.empty()) {
+        return Status(Code::kInvalidArgument, "cli", "--ref goes with --git URL or alone (to build another ref of the git source)");
+      }
+      auto patch = BuildComponentBody("", f, true, c.world().cwd);
+      if (!patch.ok()) return Status(Code::kInvalidArgument, "cli", patch.status().message());
+      BERTH_ASSIGN_OR_RETURN(Json updated, c.Do("PATCH", path, &*patch));
+      (void)updated;
+    }
+    return Deploy(c, path, d->component, build_ref, d->timeout_s, sh->exit_code);
+  });
+  deploy->add_option("component", d->component, "Component name")->required();
+  deploy->add_option("--app", d->app, "App the component belongs to")->required();
+  CLI::Option* dsrc = deploy->add_option("--source", d->source, "Build from this directory (on the server's machine) from now on");
+  CLI::Option* dgit = deploy->add_option("--git", d->git, "Build from this git repository URL from now on");
+  deploy->add_option("--ref", d->ref, "Git branch, tag or commit (with --git: kept; alone: this build only)");
+  CLI::Option* darc = deploy->add_option("--archive", d->archive, "Build from this archive file from now on");
+  dsrc->excludes(dgit)->excludes(darc);
+  dgit->excludes(darc);
+  deploy->add_option("--timeout", d->timeout_s, "Give up waiting for the build and the deploy after this many seconds (default 300)")
+      ->check(CLI::Range(1, 86400));
 
   // berth logs COMPONENT --app APP --build [VERSION] [-f]
   // The runtime's `berth logs` (instance logs) also reads build logs with --build; this one

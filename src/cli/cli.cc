@@ -597,6 +597,8 @@ void AddComponentCommands(CLI::App& app, const std::shared_ptr<Shared>& sh) {
     std::string kind, schedule, source, git, ref, archive, build_command, start_command, subdir;
     std::vector<std::string> ports, env;
     int replicas = 0, memory = 0, cpu = 0;
+    bool no_deploy = false;
+    int timeout_s = 300;
     std::vector<std::pair<CLI::Option*, std::function<void(ComponentFlags&)>>> flag_opts;
   };
   auto o = std::make_shared<Opts>();
@@ -638,19 +640,56 @@ void AddComponentCommands(CLI::App& app, const std::shared_ptr<Shared>& sh) {
   list->add_option("--limit", o->limit, "Show at most N components (default: all)")
       ->check(CLI::PositiveNumber);
 
-  CLI::App* create = Leaf(noun, sh, "create", "Create a component", [o, comps, flags_of](
-                                                                         Session& s) {
-    auto body = BuildComponentBody(o->name, flags_of(), false, s.world().cwd);
+  CLI::App* create = Leaf(noun, sh, "create",
+                          "Create a component; with a source, also build and deploy it",
+                          [o, comps, flags_of](Session& s) {
+    ComponentFlags flags = flags_of();
+    auto body = BuildComponentBody(o->name, flags, false, s.world().cwd);
     if (!body.ok()) return Usage(body.status().message());
+    // An archive is uploaded once the component exists (the server keeps it).
+    if (flags.archive) body->erase("source");
     auto resp = s.Call("POST", comps(s), &*body);
-    if (resp.ok()) s.PrintObject(*resp);
-    return resp.status();
+    if (resp.ok() && flags.archive) {
+      Status up = UploadArchive(s.world(), s.cfg(), o->app, o->name, *flags.archive);
+      if (!up.ok()) return up;
+      resp = s.Call("GET", comps(s) + "/" + EncodeComponent(o->name));
+    }
+    bool deploy = (flags.source_dir || flags.git_url || flags.archive) && !o->no_deploy;
+    if (!resp.ok() || !deploy) {
+      if (resp.ok()) s.PrintObject(*resp);
+      return resp.status();
+    }
+    if (!s.json()) s.out() << "-----> created component " << o->name << " in app " << o->app << "\n";
+    DeployOptions d;
+    d.app = o->app;
+    d.component = o->name;
+    d.timeout_s = o->timeout_s;
+    d.json = s.json();
+    int exit_code = 0;
+    return BuildAndDeploy(s.world(), s.cfg(), d, &exit_code);
   });
+  create->add_flag("--no-deploy", o->no_deploy, "Only create the component; do not build or deploy it");
+  create->add_option("--timeout", o->timeout_s,
+                     "With a source: give up waiting for the build and the deploy after this many seconds (default 300)")
+      ->check(CLI::Range(1, 86400));
   CLI::App* set = Leaf(noun, sh, "set", "Change some fields of a component (JSON merge patch)",
-                       [one, flags_of](Session& s) {
-    auto body = BuildComponentBody("", flags_of(), true, s.world().cwd);
-    if (!body.ok()) return Usage(body.status().message());
-    auto resp = s.Call("PATCH", one(s), &*body);
+                       [o, one, flags_of](Session& s) {
+    ComponentFlags flags = flags_of();
+    std::optional<std::string> archive = flags.archive;
+    flags.archive.reset();
+    Result<Json> resp = Json::object();
+    auto body = BuildComponentBody("", flags, true, s.world().cwd);
+    if (body.ok()) {
+      resp = s.Call("PATCH", one(s), &*body);
+    } else if (!archive) {
+      return Usage(body.status().message());
+    }
+    if (resp.ok() && archive) {
+      // The archive is uploaded (streamed) and becomes the source.
+      Status up = UploadArchive(s.world(), s.cfg(), o->app, o->name, *archive);
+      if (!up.ok()) return up;
+      resp = s.Call("GET", one(s));
+    }
     if (resp.ok()) s.PrintObject(*resp);
     return resp.status();
   });
@@ -997,6 +1036,10 @@ ClientWorld RealClientWorld() {
   w.send = [](const std::string& method, const std::string& server, const std::string& path,
               const std::string& body, const std::string& token) {
     return Request(method, server, path, body, token);
+  };
+  w.upload = [](const std::string& method, const std::string& server, const std::string& path,
+                const std::string& file, const std::string& token) {
+    return UploadFile(method, server, path, file, token);
   };
   return w;
 }

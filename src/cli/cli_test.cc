@@ -468,7 +468,7 @@ TEST_F(CommandTest, AuditRespectsLimit) {
 TEST_F(CommandTest, ComponentCreateAndSet) {
   Answer(200, R"({"name":"web","kind":"service","ports":[{"port":8080,"protocol":"http","inner":true,"outer":true}]})");
   ASSERT_EQ(Run({"component", "create", "web", "--app", "shop", "--port", "8080/http", "--env",
-                 "A=1", "--source", "site", "--replicas", "2"}),
+                 "A=1", "--source", "site", "--replicas", "2", "--no-deploy"}),
             0)
       << err_.str();
   EXPECT_EQ(sent_[0].method, "POST");

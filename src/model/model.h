@@ -30,6 +30,8 @@ inline constexpr char kDependency[] = "dependency";
 inline constexpr char kVersion[] = "version";
 inline constexpr char kInstance[] = "instance";
 inline constexpr char kEvent[] = "event";
+// A component's webhook (api/webhook_routes.cc); one per component, named "webhook".
+inline constexpr char kWebhook[] = "webhook";
 
 enum class Role { kViewer = 0, kDeveloper = 1, kAdmin = 2, kOwner = 3 };
 const char* RoleName(Role r);

@@ -90,9 +90,11 @@ class BuildTest(BerthTestCase):
         self.assertEqual(len(art), 7 + 64)
         return os.path.join(self.srv.data_dir, "artifacts", art[7:])
 
-    def run_artifact(self, version: dict, path: str = "/", expect: str = "") -> str:
+    def run_artifact(self, version: dict, path: str = "/", expect: str = "",
+                     extra_env: dict | None = None, then=None) -> str:
         """Starts the version's web process from its artifact (as the runtime would: cwd = the
-        app dir, PORT set, the detected env) and returns the body of GET `path`."""
+        app dir, PORT set, the detected env) and returns the body of GET `path`; `then(port)`
+        runs more checks while it is up."""
         app_dir = os.path.join(self.artifact_dir(version), "app")
         port = free_port()
         env = {"PORT": str(port), "HOME": app_dir, "PATH": os.environ.get("PATH", "/usr/bin:/bin")}
@@ -101,7 +103,8 @@ class BuildTest(BerthTestCase):
                 v = ":".join(p if p.startswith("/") else os.path.join(app_dir, p)
                              for p in v.split(":")) + ":" + env["PATH"]
             env[k] = v
-        # Tests bind loopback only; the platform's commands listen on every address.
+        env.update(extra_env or {})
+        # Detection's commands bind ${HOST:-127.0.0.1}; a Procfile may still say 0.0.0.0.
         cmd = version["start_command"].replace("0.0.0.0", "127.0.0.1")
         out = open(os.path.join(self.srv.tmp, f"run-{port}.log"), "wb")
         proc = subprocess.Popen(["/bin/sh", "-c", cmd], cwd=app_dir, env=env, stdout=out,
@@ -119,6 +122,8 @@ class BuildTest(BerthTestCase):
                         text = body if isinstance(body, str) else json.dumps(body)
                         if expect:
                             self.assertIn(expect, text)
+                        if then:
+                            then(port)
                         return text
                     last = st
                 except OSError as e:
@@ -223,7 +228,37 @@ class BuildTest(BerthTestCase):
         v = self.build_ready("site")
         self.assertEqual(v["detect"]["language"], "static")
         self.assertEqual(v["detect"]["build_steps"], [])
-        self.run_artifact(v, path="/index.html", expect="hello from a static site")
+        # Served by berth itself (`berth static`): no toolchain, loopback only.
+        self.assertIn(" static --root . --listen ${HOST:-127.0.0.1}:$PORT", v["start_command"])
+        self.assertTrue(os.path.isabs(v["start_command"].split()[0]), v["start_command"])
+        self.assertEqual(v["detect"]["tools"], [])
+
+        def headers(port):
+            base = f"http://127.0.0.1:{port}"
+            st, body, h = http_request(base, "GET", "/site.css")
+            self.assertEqual(st, 200)
+            self.assertTrue(h["Content-Type"].startswith("text/css"), h["Content-Type"])
+            self.assertEqual(h["Cache-Control"], "no-cache")
+            etag = h["ETag"]
+            self.assertTrue(etag)
+            st, _, h2 = http_request(base, "GET", "/site.css", headers={"If-None-Match": etag})
+            self.assertEqual(st, 304)
+            st, body, h = http_request(base, "GET", "/")
+            self.assertEqual(st, 200)
+            self.assertIn("hello from a static site", body)
+            self.assertTrue(h["Content-Type"].startswith("text/html"))
+            self.assertEqual(http_request(base, "GET", "/no/such/page")[0], 404)
+            self.assertEqual(http_request(base, "GET", "/../../etc/passwd")[0], 404)
+            self.assertEqual(http_request(base, "POST", "/", body={})[0], 405)
+        self.run_artifact(v, path="/index.html", expect="hello from a static site", then=headers)
+
+        def spa(port):
+            base = f"http://127.0.0.1:{port}"
+            st, body, _ = http_request(base, "GET", "/app/route/42")
+            self.assertEqual(st, 200)
+            self.assertIn("hello from a static site", body)
+            self.assertEqual(http_request(base, "GET", "/missing.js")[0], 404)  # assets stay 404
+        self.run_artifact(v, path="/", extra_env={"BERTH_STATIC_SPA": "1"}, then=spa)
 
     def test_procfile_app(self):
         self.dir_component("proc", "procfile-app")
@@ -396,6 +431,33 @@ class BuildTest(BerthTestCase):
         finally:
             shutil.rmtree(src, ignore_errors=True)
 
+    def test_doctor_lists_toolchains_and_what_to_install(self):
+        d = self.ok(self.api("GET", "/api/v1/doctor"))
+        by = {t["program"]: t for t in d["toolchains"]}
+        for program in ("node", "npm", "yarn", "pnpm", "python3", "python3 -m pip", "python3 -m venv",
+                        "go", "java", "mvn", "gradle", "php", "composer", "ruby", "bundle", "git"):
+            self.assertIn(program, by)
+        self.assertTrue(by["git"]["found"], by["git"])
+        self.assertRegex(by["git"]["version"], r"\d")
+        self.assertEqual(by["python3"]["found"], have("python3"))
+        for t in d["toolchains"]:
+            if not t["found"]:
+                self.assertIn(t["package"], d["missing"])
+                self.assertEqual(t["version"], "")
+        if not have("ruby"):
+            self.assertFalse(by["ruby"]["found"])
+            self.assertIn("ruby", d["install"])
+        # Any signed-in user may ask; nobody else.
+        self.assertStatus(self.anon("GET", "/api/v1/doctor"), 401, "unauthenticated")
+        config = os.path.join(self.srv.tmp, "cli-config-doctor")
+        r = self.srv.cli("login", "--server", self.srv.url, "--user", "admin", "--password-stdin",
+                         input=self.srv.admin_password + "\n", config=config)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        r = self.srv.cli("doctor", config=config, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("LANGUAGE", r.stdout)
+        self.assertIn("git", r.stdout)
+
     # -- the CLI ---------------------------------------------------------------------------
 
     def test_cli_detect_build_versions_logs(self):
@@ -453,6 +515,46 @@ class BuildRestartTest(BerthTestCase):
                 break
             time.sleep(0.05)
         self.assertEqual(status["status"], "ready", status)
+
+
+class BuildMemoryLimitTest(BerthTestCase):
+    """build_memory_mb: a step that needs more memory than the limit fails and says why."""
+
+    server_kwargs = {"env": {"BERTH_BUILD_MEMORY_MB": "64"}}
+
+    def test_step_over_the_memory_limit_fails_clearly(self):
+        self.make_app(TEAM, "mem")
+        path = f"/api/v1/teams/{TEAM}/apps/mem/components/web"
+        # Touches 400 MiB: far over 64 MiB whether the limit is a cgroup (resident memory) or
+        # RLIMIT_AS (address space).
+        self.make_component(TEAM, "mem", "web", replicas=0,
+                            source={"type": "dir", "path": os.path.join(FIXTURES, "procfile-app")},
+                            build={"command": "python3 -c 'b = bytearray(400 << 20); print(len(b))'"})
+        v = self.ok(self.api("POST", path + "/builds", {}), 201)
+        deadline = time.monotonic() + 60
+        done = None
+        while time.monotonic() < deadline:
+            done = self.ok(self.api("GET", f"{path}/versions/{v['name']}"))
+            if done["status"] in ("ready", "failed"):
+                break
+            time.sleep(0.05)
+        self.assertEqual(done["status"], "failed", done)
+        log = self.ok(self.api("GET", f"{path}/versions/{v['name']}/log"))["log"]
+        self.assertIn("memory limit 64 MiB", log)
+        if "(cgroup" in log:
+            self.assertIn("out of memory", done["message"])
+        else:  # RLIMIT_AS: python cannot allocate and says so
+            self.assertIn("MemoryError", done["message"])
+        # Within the limit the same machinery builds fine.
+        self.ok(self.api("PATCH", path, {"build": {"command": "python3 -c 'print(1)'"}}))
+        v2 = self.ok(self.api("POST", path + "/builds", {}), 201)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            done = self.ok(self.api("GET", f"{path}/versions/{v2['name']}"))
+            if done["status"] in ("ready", "failed"):
+                break
+            time.sleep(0.05)
+        self.assertEqual(done["status"], "ready", done)
 
 
 if __name__ == "__main__":

@@ -76,22 +76,37 @@ class FirstDeployTest(BerthTestCase):
             return {body.strip()} if status == 200 else None
         return wait_for(ready, f"one ready instance of web at {version} answering")
 
+    def address_answer(self, out: str) -> str:
+        """GETs the address a deploy printed last ("web answers at http://127.0.0.1:PORT ...")."""
+        lines = [l for l in out.splitlines() if " answers at " in l]
+        self.assertTrue(lines, out)
+        url = lines[-1].split(" answers at ", 1)[1].split()[0]
+        self.assertTrue(url.startswith("http://127.0.0.1:"), url)
+        status, body = http_get(int(url.rsplit(":", 1)[1].rstrip("/")))
+        self.assertEqual(status, 200)
+        return body.strip()
+
     def test_source_to_running_then_new_version_then_rollback(self):
         src = os.path.join(self.srv.tmp, "shop-src")
         self.write_source(src, "hello v1")
         self.must("app", "create", "shop")
         self.addCleanup(self.api, "DELETE", f"{V}/apps/shop")
-        self.must("component", "create", "web", "--app", "shop", "--source", src,
-                  "--port", "8080/http")
-
-        out = self.must("build", "web", "--app", "shop", "-f")
-        self.assertIn("v1", out)
-        self.must("wait", "web", "--app", "shop", "--ready", "--timeout", "60")
+        # One command: create, build (its log streamed), deploy, print the address.
+        out = self.must("component", "create", "web", "--app", "shop", "--source", src,
+                        "--port", "8080/http", "--timeout", "120")
+        self.reaper.scan()
+        self.assertIn("build v1 of web queued", out)
+        self.assertIn("-----> detected ", out)  # the build log itself
+        self.assertIn("web runs v1", out)
+        self.assertEqual(self.address_answer(out), "hello v1")
         self.assertEqual(self.answers("v1"), {"hello v1"})
 
-        # A changed source builds v2, which replaces v1 (newest ready version runs).
+        # A changed source: `berth deploy` builds v2, which replaces v1.
         self.write_source(src, "hello v2")
-        self.must("build", "web", "--app", "shop", "-f")
+        out = self.must("deploy", "web", "--app", "shop", "--timeout", "120")
+        self.reaper.scan()
+        self.assertIn("web runs v2", out)
+        self.assertEqual(self.address_answer(out), "hello v2")
         self.assertEqual(self.answers("v2"), {"hello v2"})
         versions = json.loads(self.must("versions", "web", "--app", "shop", "-o", "json"))
         names = [v["name"] for v in versions.get("items", versions)]
@@ -104,20 +119,32 @@ class FirstDeployTest(BerthTestCase):
         reasons = {e["reason"] for e in events}
         self.assertIn("BuildSucceeded", reasons, events)
 
+        # Deploying from another directory after the rollback: the component follows the
+        # newest version again.
+        other = os.path.join(self.srv.tmp, "shop-src-3")
+        self.write_source(other, "hello v3")
+        out = self.must("deploy", "web", "--app", "shop", "--source", other, "--timeout", "120")
+        self.reaper.scan()
+        self.assertEqual(self.address_answer(out), "hello v3")
+        comp = self.ok(self.api("GET", f"{V}/apps/shop/components/web"))
+        self.assertEqual((comp["version"], comp["source"]["path"]), ("", other))
+
     def test_failed_build_keeps_the_running_version(self):
         src = os.path.join(self.srv.tmp, "fail-src")
         self.write_source(src, "still v1")
         self.must("app", "create", "keep")
         self.addCleanup(self.api, "DELETE", f"{V}/apps/keep")
         self.must("component", "create", "web", "--app", "keep", "--source", src,
-                  "--port", "8080/http")
-        self.must("build", "web", "--app", "keep", "-f")
-        self.must("wait", "web", "--app", "keep", "--ready", "--timeout", "60")
+                  "--port", "8080/http", "--timeout", "120")
+        self.reaper.scan()
         # Break the build: an explicit build command that fails.
         self.must("component", "set", "web", "--app", "keep", "--build-command",
                   "echo compiling; echo 'error: missing semicolon' >&2; exit 3")
-        r = self.cli("build", "web", "--app", "keep", "-f")
-        self.assertNotEqual(r.returncode, 0, r.stdout)
+        r = self.cli("deploy", "web", "--app", "keep", "--timeout", "120")
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn("missing semicolon", r.stdout)  # the streamed log
+        self.assertIn("build v2 failed", r.stderr)
+        self.assertIn("exit code 3", r.stderr)
         v2 = self.ok(self.api("GET", f"{V}/apps/keep/components/web/versions/v2"))
         self.assertEqual(v2["status"], "failed", v2)
         self.assertIn("3", v2["message"])
@@ -126,6 +153,28 @@ class FirstDeployTest(BerthTestCase):
         self.assertEqual([i["version"] for i in items], ["v1"], items)
         status, body = http_get(items[0]["port"])
         self.assertEqual((status, body.strip()), (200, "still v1"))
+
+        # A version that builds but cannot start: the deploy reports why and fails; v1 serves.
+        self.must("component", "set", "web", "--app", "keep", "--build-command", "true",
+                  "--start-command", "echo 'cannot start' >&2; exit 5")
+        r = self.cli("deploy", "web", "--app", "keep", "--timeout", "120")
+        self.reaper.scan()
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn("deploy of v3 failed", r.stderr)
+        status, body = http_get(items[0]["port"])
+        self.assertEqual((status, body.strip()), (200, "still v1"))
+
+    def test_create_without_source_or_with_no_deploy_only_creates(self):
+        self.must("app", "create", "plain")
+        self.addCleanup(self.api, "DELETE", f"{V}/apps/plain")
+        src = os.path.join(self.srv.tmp, "plain-src")
+        self.write_source(src, "x")
+        out = self.must("component", "create", "web", "--app", "plain", "--source", src, "--no-deploy")
+        self.assertNotIn("queued", out)
+        self.assertEqual(self.ok(self.api("GET", f"{V}/apps/plain/components/web/versions"))["items"], [])
+        r = self.cli("deploy", "nope", "--app", "plain")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("not_found", r.stderr)
 
 
 if __name__ == "__main__":

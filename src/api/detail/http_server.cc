@@ -24,9 +24,12 @@
 //   session, which drops the StreamSource. A failed or timed-out chunk write does the same.
 //
 // Limits
-//   Beast's request_parser enforces body_limit (a Content-Length over the limit fails as soon as
-//   the header is parsed, before any body byte is read; a chunked body fails once it crosses
-//   the limit) -> 413; header_limit -> 431; any other parse error -> 400. Error responses are
+//   The header is read with no body limit; then the limit is set — body_limit, or the
+//   BodyFile limit of a request the handler streams to a file — and a Content-Length over it
+//   is answered 413 before any body byte is read; a chunked body fails once it crosses the
+//   limit -> 413. A body that goes to a file is read by a request_parser<file_body> built from
+//   the header parser (Beast's change-of-body-type), so it is written out as it arrives and the
+//   partial file is removed on any failure; header_limit -> 431; any other parse error -> 400. Error responses are
 //   followed by a "lingering close" (shut down our side, discard what the client still sends
 //   for up to 2 s / 1 MiB) so the client reads the error instead of a connection reset.
 //   request_timeout bounds receiving one request (and writing one response or chunk);
@@ -60,6 +63,8 @@
 #include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/http/file_body.hpp>
+#include <unistd.h>
 
 #include "api/http.h"
 #include "core/log.h"
@@ -76,6 +81,8 @@ using beast::error_code;
 constexpr std::chrono::seconds kLingerTime{2};
 constexpr size_t kLingerBytes = 1 << 20;
 constexpr size_t kReadChunk = 4096;
+// Receiving an upload may take longer than request_timeout allows for ordinary requests.
+constexpr std::chrono::minutes kUploadTimeout{15};
 constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
 
 std::string JsonEscape(std::string_view s) {
@@ -176,6 +183,7 @@ class Session : public std::enable_shared_from_this<Session> {
       core_->waiting.erase(this);
     }
     if (counted_) core_->connections.fetch_sub(1);
+    if (!upload_path_.empty()) ::unlink(upload_path_.c_str());
   }
 
   const beast::tcp_stream::executor_type& executor() const { return executor_; }
@@ -202,8 +210,13 @@ class Session : public std::enable_shared_from_this<Session> {
   void ReadRequest() {
     if (closed_) return;
     const auto& o = core_->options;
+    RemoveUpload();
+    file_parser_.reset();
     parser_.emplace();
-    parser_->body_limit(static_cast<std::uint64_t>(o.body_limit));
+    // The limit depends on the route (uploads): set once the header is read (OnHeader). (Not
+    // boost::none: Beast 1.74 compares a Content-Length against a none limit as exceeding it.)
+    parser_->body_limit(std::numeric_limits<std::uint64_t>::max());
+    limit_ = o.body_limit;
     parser_->header_limit(static_cast<std::uint32_t>(
         std::min<size_t>(o.header_limit, std::numeric_limits<std::uint32_t>::max())));
     if (!first_ && buffer_.size() == 0) {
@@ -234,8 +247,48 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void OnHeader() {
     if (closed_) return;
-    if (!parser_->is_done() &&
-        beast::iequals(parser_->get()[http::field::expect], "100-continue")) {
+    std::optional<BodyFile> to_file;
+    if (!parser_->is_done()) {
+      try {
+        to_file = core_->handler->BodyToFile(ToRequest(parser_->get().base()));
+      } catch (const std::exception& e) {
+        core_->log->error("msg=\"BodyToFile threw\" error=\"{}\"", e.what());
+        return WriteErrorAndClose(500, "internal", "internal error");
+      }
+    }
+    if (to_file && to_file->reject) return WriteResponseAndClose(std::move(*to_file->reject));
+    limit_ = to_file ? to_file->limit : core_->options.body_limit;
+    if (auto n = parser_->content_length(); n && *n > limit_) {
+      return OnReadError(http::error::body_limit);
+    }
+    if (!parser_->is_done()) parser_->body_limit(static_cast<std::uint64_t>(limit_));
+    if (to_file) {
+      std::string tmpl = to_file->dir + "/upload-XXXXXX";
+      int fd = ::mkstemp(tmpl.data());
+      if (fd < 0) {
+        core_->log->error("msg=\"cannot create upload file\" dir=\"{}\" errno={}", to_file->dir, errno);
+        return WriteErrorAndClose(500, "internal", "cannot store the upload on the server");
+      }
+      ::close(fd);
+      upload_path_ = tmpl;
+      try {
+        file_parser_.emplace(std::move(*parser_));
+      } catch (const std::exception& e) {
+        core_->log->error("msg=\"cannot switch to a file body\" error=\"{}\"", e.what());
+        return WriteErrorAndClose(500, "internal", "internal error");
+      }
+      parser_.reset();
+      stream_.expires_after(std::max<std::chrono::steady_clock::duration>(core_->options.request_timeout, kUploadTimeout));
+      error_code ec;
+      file_parser_->get().body().open(upload_path_.c_str(), beast::file_mode::write, ec);
+      if (ec) {
+        core_->log->error("msg=\"cannot open upload file\" path=\"{}\" error=\"{}\"", upload_path_, ec.message());
+        return WriteErrorAndClose(500, "internal", "cannot store the upload on the server");
+      }
+    }
+    bool done = file_parser_ ? file_parser_->is_done() : parser_->is_done();
+    const auto& head = file_parser_ ? file_parser_->get().base() : parser_->get().base();
+    if (!done && beast::iequals(head[http::field::expect], "100-continue")) {
       asio::async_write(stream_, asio::buffer(kContinue.data(), kContinue.size()),
                         [self = shared_from_this()](error_code ec, size_t) {
                           if (ec || self->closed_) return self->CloseNow();
@@ -247,6 +300,15 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void ReadBody() {
+    if (file_parser_) {
+      if (file_parser_->is_done()) return OnRequest();
+      http::async_read(stream_, buffer_, *file_parser_,
+                       [self = shared_from_this()](error_code ec, size_t) {
+                         if (ec) return self->OnReadError(ec);
+                         self->OnRequest();
+                       });
+      return;
+    }
     if (parser_->is_done()) return OnRequest();
     http::async_read(stream_, buffer_, *parser_,
                      [self = shared_from_this()](error_code ec, size_t) {
@@ -258,10 +320,11 @@ class Session : public std::enable_shared_from_this<Session> {
   void OnReadError(error_code ec) {
     if (closed_) return;
     const auto& o = core_->options;
+    RemoveUpload();
     if (ec == http::error::body_limit) {
       WriteErrorAndClose(413, "payload_too_large",
                          "request body is larger than the limit of " +
-                             std::to_string(o.body_limit) + " bytes");
+                             std::to_string(limit_) + " bytes");
     } else if (ec == http::error::header_limit || ec == http::error::buffer_overflow) {
       WriteErrorAndClose(431, "header_too_large",
                          "request header is larger than the limit of " +
@@ -276,9 +339,9 @@ class Session : public std::enable_shared_from_this<Session> {
 
   // ---- handling
 
-  void OnRequest() {
-    if (closed_) return;
-    auto& msg = parser_->get();
+  // The request line and headers of `msg` (no body).
+  template <class Fields>
+  HttpRequest ToRequest(const http::header<true, Fields>& msg) const {
     HttpRequest req;
     req.method = std::string(msg.method_string());
     req.target = std::string(msg.target());
@@ -293,24 +356,61 @@ class Session : public std::enable_shared_from_this<Session> {
         it->second += f.value();
       }
     }
-    req.body = std::move(msg.body());
     req.remote_addr = remote_addr_;
-    version_ = msg.version();
-    keep_alive_ = msg.keep_alive();
-    head_ = msg.method() == http::verb::head;
-    parser_.reset();
+    return req;
+  }
+
+  void RemoveUpload() {
+    if (file_parser_) file_parser_->get().body().close();
+    if (!upload_path_.empty()) {
+      ::unlink(upload_path_.c_str());
+      upload_path_.clear();
+    }
+  }
+
+  void OnRequest() {
+    if (closed_) return;
+    HttpRequest req;
+    if (file_parser_) {
+      auto& msg = file_parser_->get();
+      req = ToRequest(msg.base());
+      msg.body().close();  // flushed and closed: the handler reads a complete file
+      req.body_file = upload_path_;
+      version_ = msg.version();
+      keep_alive_ = msg.keep_alive();
+      head_ = msg.method() == http::verb::head;
+      file_parser_.reset();
+    } else {
+      auto& msg = parser_->get();
+      req = ToRequest(msg.base());
+      req.body = std::move(msg.body());
+      version_ = msg.version();
+      keep_alive_ = msg.keep_alive();
+      head_ = msg.method() == http::verb::head;
+      parser_.reset();
+    }
 
     bool blocking = false;
     try {
       blocking = core_->handler->IsBlocking(req);
     } catch (...) {
     }
-    if (!blocking) return Respond(CallHandler(*core_, req));
+    if (!blocking) {
+      HttpResponse res = CallHandler(*core_, req);
+      RemoveUpload();
+      return Respond(std::move(res));
+    }
 
-    asio::post(*core_->blocking_pool, [self = shared_from_this(), req = std::move(req)]() {
+    // The blocking pool owns the upload from here: it is removed there once handled, so a
+    // session that closes meanwhile cannot remove it under the handler.
+    std::string upload = std::move(upload_path_);
+    upload_path_.clear();
+    asio::post(*core_->blocking_pool, [self = shared_from_this(), req = std::move(req),
+                                       upload = std::move(upload)]() {
       HttpResponse res = self->core_->stopping.load()
                              ? ErrorResponse(503, "unavailable", "server is stopping")
                              : CallHandler(*self->core_, req);
+      if (!upload.empty()) ::unlink(upload.c_str());
       asio::post(self->executor_, [self, res = std::move(res)]() mutable {
         self->Respond(std::move(res));
       });
@@ -370,6 +470,21 @@ class Session : public std::enable_shared_from_this<Session> {
 
   // ---- errors and closing
 
+  void WriteResponseAndClose(HttpResponse r) {
+    if (closed_) return;
+    res_ = {};
+    version_ = 11;
+    FillHead(r, &res_);
+    res_.keep_alive(false);
+    res_.body() = std::move(r.body);
+    res_.content_length(res_.body().size());
+    stream_.expires_after(core_->options.request_timeout);
+    http::async_write(stream_, res_, [self = shared_from_this()](error_code ec, size_t) {
+      if (ec || self->closed_) return self->CloseNow();
+      self->LingerClose();
+    });
+  }
+
   void WriteErrorAndClose(int status, std::string_view code, const std::string& message) {
     if (closed_) return;
     res_ = {};
@@ -412,6 +527,7 @@ class Session : public std::enable_shared_from_this<Session> {
   void CloseNow() {
     if (closed_) return;
     closed_ = true;
+    RemoveUpload();
     if (waiting_) timer_.cancel();
     stream_.close();  // cancels pending operations and their timeouts
     source_.reset();  // a stream ends with its connection
@@ -559,6 +675,10 @@ class Session : public std::enable_shared_from_this<Session> {
 
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
+  // Instead of parser_ while a body streams to upload_path_ (Handler::BodyToFile).
+  std::optional<http::request_parser<http::file_body>> file_parser_;
+  std::string upload_path_;  // removed when the request ends, whatever the outcome
+  uint64_t limit_ = 0;       // the body limit of the current request
   http::response<http::string_body> res_;
   std::vector<char> scratch_;  // discarded input (lingering close, stream peer watch)
   size_t drained_ = 0;

@@ -42,6 +42,15 @@ void RegisterResourceRoutes(Service& s);
 void RegisterWatchRoutes(Service& s);
 // build_routes.cc: detection, builds, cancel, build logs.
 void RegisterBuildRoutes(Service& s);
+// build_routes.cc: queues a build of `component` (a new "queued" version whose build_request
+// snapshots its source and build settings; a non-empty `ref` replaces a git source's ref;
+// `trigger` — e.g. the webhook push — is kept in build_request.trigger). Errors:
+// failed_precondition (no source), invalid_argument (a ref for a non-git source, a bad ref).
+Result<Object> QueueVersion(Service& s, const std::string& team, const std::string& app,
+                            const model::Component& component, const std::string& ref,
+                            const std::string& actor, const Json& trigger);
+// webhook_routes.cc: enabling a component's webhook and receiving pushes at /api/v1/hooks/{id}.
+void RegisterWebhookRoutes(Service& s);
 // runtime_routes.cc: restart requests and instance logs.
 void RegisterRuntimeRoutes(Service& s);
 // static_files.cc: the built console from options.web_root at "/" (outside /api).

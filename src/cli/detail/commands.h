@@ -28,11 +28,34 @@ struct ClientWorld {
                                  const std::string& path_and_query, const std::string& body,
                                  const std::string& token)>
       send;
+  // Sends a local file as the body of one request (UploadFile in http_client.h).
+  std::function<Result<Response>(const std::string& method, const std::string& server,
+                                 const std::string& path_and_query, const std::string& file,
+                                 const std::string& token)>
+      upload;
 };
 
 // std::cin/cout/cerr, ::getenv, the current directory, termios prompts, real HTTP.
 ClientWorld RealClientWorld();
 
 void RegisterClientCommandsWithWorld(CLI::App& app, int* exit_code, ClientWorld world);
+
+// build_commands.cc: builds a new version of a component and deploys it — queues the build
+// (`ref`: git sources only, this build only), streams its log, makes a component pinned to an
+// older version follow the newest again, waits until every desired instance runs the new
+// version, and prints where the component answers. A failed build or deploy is an error naming
+// the failing step (and sets *exit_code to 1). Used by `berth deploy` and by
+// `berth component create` with a source.
+struct DeployOptions {
+  std::string app, component, ref;
+  int timeout_s = 300;
+  bool json = false;
+};
+// build_commands.cc: uploads a local archive file as the component's source (PUT
+// .../archive, streamed from disk). `file` relative to world.cwd.
+Status UploadArchive(const ClientWorld& world, const ClientConfig& config, const std::string& app,
+                     const std::string& component, const std::string& file);
+Status BuildAndDeploy(const ClientWorld& world, const ClientConfig& config, const DeployOptions& options,
+                      int* exit_code);
 
 }  // namespace berth::cli

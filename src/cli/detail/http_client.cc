@@ -5,6 +5,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/http/file_body.hpp>
 
 #include <cctype>
 #include <charconv>
@@ -104,6 +105,34 @@ class Exchange {
     http::async_write(stream_, req, [&](beast::error_code e, size_t) { ec = e; });
     RunIo(ioc_);
     if (ec) return Broken(base_, "sending the request failed", ec, options_.read_timeout);
+    return Status::Ok();
+  }
+
+  Status SendFile(std::string_view method, std::string_view path_and_query, const std::string& file,
+                  std::string_view token, bool* write_failed) {
+    http::verb verb = http::string_to_verb(method);
+    if (verb == http::verb::unknown) return InvalidArgument("unknown HTTP method " + std::string(method));
+    std::string target = url_.base_path + std::string(path_and_query);
+    if (target.empty() || target[0] != '/') target.insert(target.begin(), '/');
+    http::request<http::file_body> req{verb, target, 11};
+    beast::error_code ec;
+    req.body().open(file.c_str(), beast::file_mode::scan, ec);
+    if (ec) return InvalidArgument("cannot read " + file + ": " + ec.message());
+    std::string host = url_.host.find(':') != std::string::npos ? "[" + url_.host + "]" : url_.host;
+    req.set(http::field::host, host + ":" + std::to_string(url_.port));
+    req.set(http::field::user_agent, kUserAgent);
+    req.set(http::field::accept, "application/json");
+    req.set(http::field::content_type, "application/octet-stream");
+    if (!token.empty()) req.set(http::field::authorization, "Bearer " + std::string(token));
+    req.keep_alive(false);
+    req.prepare_payload();
+    stream_.expires_after(std::max<std::chrono::seconds>(options_.read_timeout, std::chrono::minutes(15)));
+    http::async_write(stream_, req, [&](beast::error_code e, size_t) { ec = e; });
+    RunIo(ioc_);
+    *write_failed = static_cast<bool>(ec);
+    if (ec && ec != net::error::broken_pipe && ec != net::error::connection_reset) {
+      return Broken(base_, "sending the upload failed", ec, options_.read_timeout);
+    }
     return Status::Ok();
   }
 
@@ -274,6 +303,21 @@ Result<Response> Request(std::string_view method, std::string_view url_base,
   BERTH_RETURN_IF_ERROR(x.Connect());
   BERTH_RETURN_IF_ERROR(x.Send(method, path_and_query, body, token, "application/json"));
   return x.ReadWhole();
+}
+
+Result<Response> UploadFile(std::string_view method, std::string_view url_base,
+                            std::string_view path_and_query, const std::string& file_path,
+                            std::string_view token, const HttpClientOptions& options) {
+  BERTH_ASSIGN_OR_RETURN(ServerUrl url, ParseServerUrl(url_base));
+  Exchange x(url, options);
+  BERTH_RETURN_IF_ERROR(x.Connect());
+  bool write_failed = false;
+  BERTH_RETURN_IF_ERROR(x.SendFile(method, path_and_query, file_path, token, &write_failed));
+  auto r = x.ReadWhole();
+  if (!r.ok() && write_failed) {
+    return Unavailable("the server closed the connection during the upload of " + file_path);
+  }
+  return r;
 }
 
 Result<Response> RequestStream(std::string_view method, std::string_view url_base,

@@ -56,6 +56,13 @@ Result<Response> Request(std::string_view method, std::string_view url_base,
                          std::string_view path_and_query, std::string_view body,
                          std::string_view token, const HttpClientOptions& options = {});
 
+// Like Request, but the body is the file at `file_path` (application/octet-stream), streamed
+// from disk rather than read into memory. A server that answers before reading the whole body
+// (413) still has its answer returned.
+Result<Response> UploadFile(std::string_view method, std::string_view url_base,
+                            std::string_view path_and_query, const std::string& file_path,
+                            std::string_view token, const HttpClientOptions& options = {});
+
 // Called per received line (without the '\n'); return false to stop reading.
 using LineCallback = std::function<bool(std::string_view line)>;
 

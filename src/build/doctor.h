@@ -1,0 +1,29 @@
+// `berth doctor`: which toolchains the server machine has for builds, their versions, and the
+// Debian package that provides each missing one. Programs are looked up on the same PATH the
+// builds use and asked for their version (in parallel, each with a time limit).
+// Thread-safety: CheckToolchains may be called from any thread; results are cached for a short
+// while so a burst of calls runs the programs once.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "model/json_util.h"
+
+namespace berth::build {
+
+struct ToolchainCheck {
+  std::string language;  // "node", "python", "go", "java", "php", "ruby", "git"
+  std::string program;   // "npm"; for module checks "python3 -m venv"
+  std::string package;   // the Debian package that provides it
+  bool found = false;
+  std::string path;      // where it was found
+  std::string version;   // the first line of its version output that has a digit
+};
+
+std::vector<ToolchainCheck> CheckToolchains();
+// {"toolchains":[{language, program, found, path, version, package}], "missing":[packages],
+//  "install": "apt-get install ..." or ""}.
+Json ToJson(const std::vector<ToolchainCheck>& checks);
+
+}  // namespace berth::build
