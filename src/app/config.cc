@@ -49,6 +49,8 @@ const std::vector<SettingInfo>& Settings() {
       {"build_timeout_s", "BERTH_BUILD_TIMEOUT_S", "time limit of one build in seconds"},
       {"build_versions_kept", "BERTH_BUILD_VERSIONS_KEPT", "ready versions kept per component"},
       {"web_root", "BERTH_WEB_ROOT", "directory of the built console served at / (default: web/dist of the repository)"},
+      {"gateway", "BERTH_GATEWAY", "on: run the gateway as its own process on --http/--https; off: no gateway"},
+      {"gateway_admin", "BERTH_GATEWAY_ADMIN", "the gateway's admin address (/metrics, /healthz)"},
   };
   return kSettings;
 }
@@ -116,6 +118,13 @@ Status ApplySetting(const std::string& key, const std::string& value, const std:
     return ParseInt(value, source, 1, 1000, &c->build_versions_kept);
   } else if (key == "web_root") {
     c->web_root = value;
+  } else if (key == "gateway") {
+    if (value != "on" && value != "off") {
+      return InvalidArgument(source + " must be on or off, got \"" + value + "\"", source);
+    }
+    c->gateway = value == "on";
+  } else if (key == "gateway_admin") {
+    c->gateway_admin = value;
   } else if (key == "sync") {
     if (value != "full" && value != "normal") {
       return InvalidArgument(source + " must be full or normal, got \"" + value + "\"", source);
@@ -175,6 +184,7 @@ Status Validate(ServerConfig* c) {
   BERTH_ASSIGN_OR_RETURN(c->api_addr, ParseHostPort(c->api, "api"));
   BERTH_ASSIGN_OR_RETURN(c->http_addr, ParseHostPort(c->http, "http"));
   BERTH_ASSIGN_OR_RETURN(c->https_addr, ParseHostPort(c->https, "https"));
+  BERTH_ASSIGN_OR_RETURN(c->gateway_admin_addr, ParseHostPort(c->gateway_admin, "gateway_admin"));
   std::string level = c->log_level;
   static const char* kLevels[] = {"trace", "debug", "info", "warn", "error", "off"};
   bool level_ok = false;

@@ -36,11 +36,14 @@ struct ServerConfig {
   int64_t build_timeout_s = 1800;      // time limit of one build
   int64_t build_versions_kept = 10;    // ready versions kept per component
   std::string web_root;  // the built console; "" = DefaultWebRoot()
+  bool gateway = true;   // run `berth gateway` next to the server (on | off)
+  std::string gateway_admin = "127.0.0.1:9090";  // the gateway's /metrics and /healthz
 
   // Derived by Validate().
   HostPort api_addr;
   HostPort http_addr;
   HostPort https_addr;
+  HostPort gateway_admin_addr;
   std::string sqlite_path;
 };
 
