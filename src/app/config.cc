@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "core/log.h"
+#include "model/model.h"
 
 namespace berth {
 namespace {
@@ -51,6 +52,7 @@ const std::vector<SettingInfo>& Settings() {
       {"web_root", "BERTH_WEB_ROOT", "directory of the built console served at / (default: web/dist of the repository)"},
       {"gateway", "BERTH_GATEWAY", "on: run the gateway as its own process on --http/--https; off: no gateway"},
       {"gateway_admin", "BERTH_GATEWAY_ADMIN", "the gateway's admin address (/metrics, /healthz)"},
+      {"domain_suffix", "BERTH_DOMAIN_SUFFIX", "default domains are <component>.<app>.<suffix> (default localhost)"},
   };
   return kSettings;
 }
@@ -125,6 +127,15 @@ Status ApplySetting(const std::string& key, const std::string& value, const std:
     c->gateway = value == "on";
   } else if (key == "gateway_admin") {
     c->gateway_admin = value;
+  } else if (key == "domain_suffix") {
+    std::string suffix = value;
+    Status s = model::ValidateDomain(&suffix, source);
+    if (!s.ok() || suffix.front() == '*') {
+      return InvalidArgument(source + " must be a host name such as localhost or apps.example.com, "
+                                 "got \"" + value + "\"",
+                             source);
+    }
+    c->domain_suffix = suffix;
   } else if (key == "sync") {
     if (value != "full" && value != "normal") {
       return InvalidArgument(source + " must be full or normal, got \"" + value + "\"", source);

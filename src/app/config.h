@@ -38,6 +38,7 @@ struct ServerConfig {
   std::string web_root;  // the built console; "" = DefaultWebRoot()
   bool gateway = true;   // run `berth gateway` next to the server (on | off)
   std::string gateway_admin = "127.0.0.1:9090";  // the gateway's /metrics and /healthz
+  std::string domain_suffix = "localhost";  // default domains: <component>.<app>.<suffix>
 
   // Derived by Validate().
   HostPort api_addr;

@@ -20,6 +20,7 @@
 
 #include "auth/crypto.h"
 #include "core/clock.h"
+#include "core/log.h"
 #include "model/model.h"
 
 extern char** environ;
