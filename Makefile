@@ -5,7 +5,7 @@ RELEASE_DIR := build/release
 ASAN_DIR := build/asan
 export CCACHE_DIR ?= $(CURDIR)/.ccache
 
-.PHONY: run build console test bench fuzz clean format
+.PHONY: run build console test bench bench-gateway fuzz clean format
 
 run: build
 	scripts/console.sh optional
@@ -35,10 +35,15 @@ bench: build
 	scripts/setup.sh bench
 	bench/api_bench.sh $(RELEASE_DIR)/berth
 
+# The gateway against nginx and haproxy on the same upstream (bench/README.md).
+bench-gateway: build
+	scripts/setup.sh bench
+	bench/gateway_bench.sh $(RELEASE_DIR)/berth
+
 # libFuzzer runs of every parser of outside input; new interesting inputs land in the corpus,
 # which `make test` replays.
 FUZZ_SECONDS ?= 60
-FUZZERS := api_body server_config http_query
+FUZZERS := api_body server_config http_query gateway_snapshot gateway_match
 fuzz:
 	scripts/setup.sh fuzz
 	cmake -S . -B build/fuzz -G Ninja -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo \

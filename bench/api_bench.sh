@@ -67,7 +67,7 @@ echo "  warm (existing data):  ${warm[*]} ms -> median $WARM_MS ms"
 
 # 2. a server for the load tests --------------------------------------------------------------
 DATA="$TMP/load/data"; mkdir -p "$TMP/load"
-"$BIN" server --data "$DATA" --api 127.0.0.1:0 --http 127.0.0.1:0 --https 127.0.0.1:0 \
+"$BIN" server --data "$DATA" --api 127.0.0.1:0 --http 127.0.0.1:0 --https 127.0.0.1:0 --gateway off \
   --log-level warn >"$TMP/server.log" 2>&1 &
 SERVER_PID=$!
 URL=""

@@ -26,7 +26,8 @@ def main() -> int:
     env = dict(os.environ, BERTH_ADMIN_PASSWORD=os.environ.get("BERTH_ADMIN_PASSWORD",
                                                                 "bench-pass-123"))
     cmd = [binary, "server", "--data", data, "--api", f"127.0.0.1:{port}",
-           "--http", "127.0.0.1:0", "--https", "127.0.0.1:0", "--log-level", "warn"]
+           "--http", "127.0.0.1:0", "--https", "127.0.0.1:0", "--gateway", "off",
+           "--log-level", "warn"]
     log = open(os.path.join(os.path.dirname(data.rstrip("/")) or ".", "ready_time.log"), "ab")
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env)

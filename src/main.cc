@@ -4,6 +4,7 @@
 
 #include "app/server.h"
 #include "cli/cli.h"
+#include "gateway/role.h"
 #include "runtime/shim.h"
 
 int main(int argc, char** argv) {
@@ -17,6 +18,8 @@ int main(int argc, char** argv) {
   berth::runtime::RegisterShimCommand(app, &exit_code);
   // `berth static` (hidden): serves a static site; detection's start command for static sites.
   berth::RegisterStaticCommand(app, &exit_code);
+  // `berth gateway`: the gateway role (berth server starts one in the all-in-one setup).
+  berth::gateway::RegisterGatewayCommand(app, &exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -679,7 +679,9 @@ Target ComponentTarget(const Ctx& ctx, const std::string& name) {
 Result<Reply> ListComponents(Service& s, Ctx& ctx) {
   BERTH_RETURN_IF_ERROR(Need(s, ctx, Role::kViewer, "read components"));
   BERTH_RETURN_IF_ERROR(AppExists(s, ctx.P("team"), ctx.P("app")));
-  return ListOf(s, ctx, model::kComponent, AppScope(ctx));
+  BERTH_ASSIGN_OR_RETURN(Reply r, ListOf(s, ctx, model::kComponent, AppScope(ctx)));
+  for (Json& c : r.body["items"]) AddComponentAddresses(s, ctx.P("team"), ctx.P("app"), &c);
+  return r;
 }
 
 Result<Reply> CreateComponent(Service& s, Ctx& ctx) {
@@ -852,6 +854,7 @@ Json RenderObject(const Object& o) {
   Json j = ParseStored(o);
   j.erase("password_hash");
   if (o.kind == model::kWebhook) j.erase("secret");  // shown only by GET/PUT .../webhook
+  j.erase("key_sealed");  // certificates (gateway_routes.cc): sealed keys never leave
   std::vector<std::string> parents = SplitScope(o.scope);
   const std::string& k = o.kind;
   if (k == model::kMember || k == model::kApp) {
@@ -1005,7 +1008,9 @@ void RegisterResourceRoutes(Service& svc) {
        [](Service& s, Ctx& c) -> Result<Reply> {
          BERTH_RETURN_IF_ERROR(Need(s, c, Role::kViewer, "read components"));
          BERTH_RETURN_IF_ERROR(AppExists(s, c.P("team"), c.P("app")));
-         return GetOf(s, ComponentTarget(c, c.P("component")));
+         BERTH_ASSIGN_OR_RETURN(Reply r, GetOf(s, ComponentTarget(c, c.P("component"))));
+         AddComponentAddresses(s, c.P("team"), c.P("app"), &r.body);
+         return r;
        }},
       {"PUT", C, "Replace a component's settings", "components", "Component", "Component", false,
        200, UpdateComponent},

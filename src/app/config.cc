@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "core/log.h"
+#include "model/model.h"
 
 namespace berth {
 namespace {
@@ -51,6 +52,9 @@ const std::vector<SettingInfo>& Settings() {
       {"build_memory_mb", "BERTH_BUILD_MEMORY_MB", "memory limit of one build in MiB (a cgroup, else RLIMIT_AS); 0 = none"},
       {"upload_limit", "BERTH_UPLOAD_LIMIT", "largest source archive upload in bytes (streamed to DATA/tmp)"},
       {"web_root", "BERTH_WEB_ROOT", "directory of the built console served at / (default: web/dist of the repository)"},
+      {"gateway", "BERTH_GATEWAY", "on: run the gateway as its own process on --http/--https; off: no gateway"},
+      {"gateway_admin", "BERTH_GATEWAY_ADMIN", "the gateway's admin address (/metrics, /healthz)"},
+      {"domain_suffix", "BERTH_DOMAIN_SUFFIX", "default domains are <component>.<app>.<suffix> (default localhost)"},
   };
   return kSettings;
 }
@@ -122,6 +126,22 @@ Status ApplySetting(const std::string& key, const std::string& value, const std:
     return ParseInt(value, source, 1024, int64_t{1} << 36, &c->upload_limit);
   } else if (key == "web_root") {
     c->web_root = value;
+  } else if (key == "gateway") {
+    if (value != "on" && value != "off") {
+      return InvalidArgument(source + " must be on or off, got \"" + value + "\"", source);
+    }
+    c->gateway = value == "on";
+  } else if (key == "gateway_admin") {
+    c->gateway_admin = value;
+  } else if (key == "domain_suffix") {
+    std::string suffix = value;
+    Status s = model::ValidateDomain(&suffix, source);
+    if (!s.ok() || suffix.front() == '*') {
+      return InvalidArgument(source + " must be a host name such as localhost or apps.example.com, "
+                                 "got \"" + value + "\"",
+                             source);
+    }
+    c->domain_suffix = suffix;
   } else if (key == "sync") {
     if (value != "full" && value != "normal") {
       return InvalidArgument(source + " must be full or normal, got \"" + value + "\"", source);
@@ -181,6 +201,7 @@ Status Validate(ServerConfig* c) {
   BERTH_ASSIGN_OR_RETURN(c->api_addr, ParseHostPort(c->api, "api"));
   BERTH_ASSIGN_OR_RETURN(c->http_addr, ParseHostPort(c->http, "http"));
   BERTH_ASSIGN_OR_RETURN(c->https_addr, ParseHostPort(c->https, "https"));
+  BERTH_ASSIGN_OR_RETURN(c->gateway_admin_addr, ParseHostPort(c->gateway_admin, "gateway_admin"));
   std::string level = c->log_level;
   static const char* kLevels[] = {"trace", "debug", "info", "warn", "error", "off"};
   bool level_ok = false;

@@ -38,11 +38,15 @@ struct ServerConfig {
   int64_t build_memory_mb = 4096;      // memory limit of one build (0 = none)
   int64_t upload_limit = int64_t{1} << 30;  // largest archive upload in bytes
   std::string web_root;  // the built console; "" = DefaultWebRoot()
+  bool gateway = true;   // run `berth gateway` next to the server (on | off)
+  std::string gateway_admin = "127.0.0.1:9090";  // the gateway's /metrics and /healthz
+  std::string domain_suffix = "localhost";  // default domains: <component>.<app>.<suffix>
 
   // Derived by Validate().
   HostPort api_addr;
   HostPort http_addr;
   HostPort https_addr;
+  HostPort gateway_admin_addr;
   std::string sqlite_path;
 };
 

@@ -65,5 +65,35 @@ TEST(ConfigTest, ErrorsNameTheSetting) {
   EXPECT_EQ(Validate(&bad).field(), "log_level");
 }
 
+TEST(ConfigTest, GatewaySettings) {
+  ServerConfig c;
+  ASSERT_TRUE(Validate(&c).ok());
+  EXPECT_TRUE(c.gateway);
+  EXPECT_EQ(c.gateway_admin_addr.port, 9090);
+  ASSERT_TRUE(ApplySetting("gateway", "off", "--gateway", &c).ok());
+  EXPECT_FALSE(c.gateway);
+  Status s = ApplySetting("gateway", "maybe", "BERTH_GATEWAY", &c);
+  EXPECT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("BERTH_GATEWAY must be on or off"), std::string::npos) << s.message();
+  ASSERT_TRUE(ApplySetting("gateway_admin", "127.0.0.1:0", "--gateway-admin", &c).ok());
+  ASSERT_TRUE(Validate(&c).ok());
+  EXPECT_EQ(c.gateway_admin_addr.port, 0);
+  c.gateway_admin = "nowhere";
+  EXPECT_EQ(Validate(&c).field(), "gateway_admin");
+}
+
+TEST(ConfigTest, DomainSuffix) {
+  ServerConfig c;
+  EXPECT_EQ(c.domain_suffix, "localhost");
+  ASSERT_TRUE(ApplyConfigText("domain_suffix = Apps.Example.com\n", "berth.conf", &c).ok());
+  EXPECT_EQ(c.domain_suffix, "apps.example.com");
+  for (const char* bad : {"", "*.example.com", "bad_suffix", "a..b", "-x.com"}) {
+    Status s = ApplySetting("domain_suffix", bad, "BERTH_DOMAIN_SUFFIX", &c);
+    EXPECT_FALSE(s.ok()) << bad;
+    EXPECT_NE(s.message().find("BERTH_DOMAIN_SUFFIX"), std::string::npos) << s.message();
+  }
+  EXPECT_EQ(c.domain_suffix, "apps.example.com");
+}
+
 }  // namespace
 }  // namespace berth

@@ -16,7 +16,9 @@
 
 #include "api/api_server.h"
 #include "api/http.h"
+#include "app/gateway_process.h"
 #include "auth/crypto.h"
+#include "auth/secret_box.h"
 #include "build/controller.h"
 #include "core/log.h"
 #include "model/model.h"
@@ -140,12 +142,20 @@ int RunServer(const ServerConfig& cfg) {
   int lock_fd = LockDataDir(cfg.data_dir);
 
   if (Status s = auth::InitCrypto(); !s.ok()) Fatal(s.message());
+  // Seals certificate keys in the store (docs/gateway.md "Control plane"); made at first start.
+  auto secrets = auth::SecretBox::LoadOrCreate(cfg.data_dir + "/secret.key");
+  if (!secrets.ok()) Fatal("secret key: " + secrets.status().message());
   StoreOptions so;
   so.sync_full = cfg.sync == "full";
   auto opened = OpenSqliteStore(cfg.sqlite_path, so);
   if (!opened.ok()) Fatal("cannot open the store: " + opened.status().message());
   std::unique_ptr<Store> store = std::move(opened).value();
   if (Status s = Bootstrap(*store, cfg, *log); !s.ok()) Fatal("first start failed: " + s.message());
+  if (cfg.gateway) {
+    if (Status s = EnsureGatewayCredential(*store, cfg.data_dir, *log); !s.ok()) {
+      Fatal("cannot set up the gateway's credential: " + s.message());
+    }
+  }
 
   api::ApiOptions ao;
   ao.token_ttl_hours = cfg.token_ttl_hours;
@@ -153,6 +163,11 @@ int RunServer(const ServerConfig& cfg) {
   ao.data_dir = cfg.data_dir;
   ao.upload_limit = cfg.upload_limit;
   ao.web_root = cfg.web_root.empty() ? DefaultWebRoot() : cfg.web_root;
+  ao.domain_suffix = cfg.domain_suffix;
+  ao.gateway_host = cfg.http_addr.host;
+  ao.gateway_http_port = cfg.http_addr.port;
+  ao.gateway_https_port = cfg.https_addr.port;
+  ao.secrets = std::make_shared<const auth::SecretBox>(std::move(secrets).value());
   api::ApiService api(*store, SystemClock::Get(), ao);
 
   HttpServerOptions ho;
@@ -192,10 +207,39 @@ int RunServer(const ServerConfig& cfg) {
   Json info = {{"pid", ::getpid()}, {"api", url}, {"started_at", FormatTime(SystemClock::Get().Now())}};
   std::string info_path = cfg.data_dir + "/server.json";
   if (Status s = WriteFileAtomic(info_path, info.dump() + "\n", 0644); !s.ok()) Fatal(s.message());
+
+  // ---- gateway (issue #5): its own process, so apps stay reachable while the server is down;
+  // started after server.json, where it reads the API's URL ----
+  std::unique_ptr<GatewayProcess> gateway;
+  if (cfg.gateway) {
+    GatewayProcessOptions go;
+    go.data_dir = cfg.data_dir;
+    go.http = cfg.http;
+    go.https = cfg.https;
+    go.admin = cfg.gateway_admin;
+    go.log_level = cfg.log_level;
+    gateway = std::make_unique<GatewayProcess>(go);
+    if (auto pid = gateway->Start(); !pid.ok()) Fatal("cannot start the gateway: " + pid.status().message());
+  }
+  // ---- end gateway ----
   auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start).count();
   log->info("msg=ready api={} data={} startup_ms={}", url, cfg.data_dir, ms);
   std::printf("berth server ready: API and console at %s (data in %s)\n", url.c_str(),
               cfg.data_dir.c_str());
+  if (gateway) {
+    auto listening = gateway->WaitListening(std::chrono::seconds(5));
+    Json g = listening.ok() ? Json::parse(*listening, nullptr, false) : Json();
+    if (g.is_object()) {
+      std::string http_at = g.value("http", ""), port = http_at.substr(http_at.rfind(':') + 1);
+      std::printf("berth gateway (pid %d%s): apps at http://<component>.<app>.localhost:%s "
+                  "(HTTP %s, HTTPS %s, metrics http://%s/metrics)\n",
+                  gateway->pid(), gateway->adopted() ? ", adopted" : "", port.c_str(),
+                  http_at.c_str(), g.value("https", "").c_str(), g.value("admin", "").c_str());
+    } else {
+      std::printf("berth gateway (pid %d): not listening yet: %s\n", gateway->pid(),
+                  listening.status().message().c_str());
+    }
+  }
   std::fflush(stdout);
 
   sigset_t set;
@@ -206,6 +250,7 @@ int RunServer(const ServerConfig& cfg) {
   sigwait(&set, &sig);
   log->info("msg=stopping signal={}", sig);
   api.SetReady(false);
+  if (gateway) gateway->Stop();  // the gateway keeps serving; the next server adopts it
   builder.Stop();  // running builds stay "building" and resume at the next start
   runtime->Stop();  // instances keep running under their shims; the next server adopts them
   runtime.reset();

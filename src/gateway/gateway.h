@@ -23,7 +23,12 @@ struct Options {
   std::string access_log;  // file path; "" = none, "-" = stdout
   size_t max_header_bytes = 16 * 1024;
   int64_t default_max_body_bytes = 0;  // 0 = unlimited (streamed)
-  int max_connections = 10000;
+  int max_connections = 10000;  // client connections beyond this are closed at once
+  // Before a route is known, the client's own timeouts: receiving a request header (and the TLS
+  // handshake) from its first byte — slow-client protection — and the wait for the next
+  // request on a keep-alive connection.
+  int client_header_timeout_ms = 30000;
+  int client_idle_timeout_ms = 60000;
 };
 
 class DataPlane {

@@ -100,6 +100,10 @@ struct Snapshot {
 };
 
 const char* BalanceName(Balance b);
+// A lower-case DNS name ("shop.example.com"); with allow_wildcard also "*.example.com".
+bool IsValidDomain(const std::string& domain, bool allow_wildcard);
+// "127.0.0.1", "::1".
+bool IsIpLiteral(const std::string& s);
 // Strict: unknown fields, dangling pool/certificate references, bad ports or domains, and
 // duplicate ids or TCP listen ports are errors naming the field.
 Result<Snapshot> ParseSnapshot(const Json& in);

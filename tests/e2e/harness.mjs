@@ -30,7 +30,7 @@ export function berthBin() {
 export async function startServer(dataDir) {
   const proc = spawn(
     berthBin(),
-    ['server', '--data', dataDir, '--api', '127.0.0.1:0', '--http', '127.0.0.1:0', '--https', '127.0.0.1:0',
+    ['server', '--data', dataDir, '--api', '127.0.0.1:0', '--http', '127.0.0.1:0', '--https', '127.0.0.1:0', '--gateway', 'off',
       '--web-root', WEB_ROOT, '--log-level', 'warn'],
     { env: { ...process.env, BERTH_ADMIN_PASSWORD: PASSWORD }, stdio: ['ignore', 'pipe', 'pipe'] },
   );

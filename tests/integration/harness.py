@@ -155,10 +155,10 @@ def http_request(base_url: str, method: str, path: str, body: Any = None, token:
 def reap_runtime(root: str) -> None:
     """Kills every instance process a server under `root` started and left running.
 
-    Instances outlive `berth server` by design (their shims are detached), so a test server's
-    cleanup must end them itself: shims are recognised by their command line
-    (`berth shim --dir <under root>`), apps by their working directory (under root); both
-    by PID, read from /proc, never by name."""
+    Instances and the gateway outlive `berth server` by design (they are detached), so a test
+    server's cleanup must end them itself: shims and gateways are recognised by their command
+    line (`berth shim --dir <under root>`, `berth gateway ... --state <under root>`), apps by
+    their working directory (under root); all by PID, read from /proc, never by name."""
     root = os.path.realpath(root)
 
     def under_root(path: str) -> bool:
@@ -178,7 +178,9 @@ def reap_runtime(root: str) -> None:
             continue
         is_shim = len(args) >= 4 and args[1] == "shim" and args[2] == "--dir" \
             and under_root(os.path.realpath(args[3]))
-        if is_shim or under_root(cwd):
+        is_gateway = len(args) >= 4 and args[1] == "gateway" and any(
+            a == "--state" and under_root(os.path.realpath(b)) for a, b in zip(args, args[1:]))
+        if is_shim or is_gateway or under_root(cwd):
             victims.append(pid)
     for pid in victims:
         try:
@@ -210,7 +212,7 @@ class BerthServer:
 
     def __init__(self, admin_password: str | None = ADMIN_PASSWORD, data_dir: str | None = None,
                  extra_args: tuple | list = (), env: dict | None = None, log_level: str = "warn",
-                 start: bool = True):
+                 start: bool = True, gateway: bool = False):
         self.bin = berth_bin()
         self.tmp = tempfile.mkdtemp(prefix="berth-it-")
         self.data_dir = data_dir or os.path.join(self.tmp, "data")
@@ -220,6 +222,9 @@ class BerthServer:
         self.extra_args = list(extra_args)
         self.extra_env = dict(env or {})
         self.log_level = log_level
+        # The gateway process (`berth gateway`, started by the server) is off unless a test
+        # asks for it; when on, every listener is on a free port (parallel tests).
+        self.gateway = gateway
         self.proc: subprocess.Popen | None = None
         self.url: str | None = None
         self.host = "127.0.0.1"
@@ -256,8 +261,9 @@ class BerthServer:
         return env
 
     def command(self) -> list[str]:
+        gateway = ["--gateway-admin", "127.0.0.1:0"] if self.gateway else ["--gateway", "off"]
         return [self.bin, "server", "--data", self.data_dir, "--api", "127.0.0.1:0",
-                "--http", "127.0.0.1:0", "--https", "127.0.0.1:0",
+                "--http", "127.0.0.1:0", "--https", "127.0.0.1:0", *gateway,
                 "--log-level", self.log_level, *self.extra_args]
 
     def spawn(self, cmd: list[str] | None = None, env: dict | None = None,
@@ -417,6 +423,29 @@ class BerthServer:
                 self.stop()  # checks the exit code
         finally:
             self.close()
+
+    def gateway_info(self, timeout: float = START_TIMEOUT_S, not_pid: int | None = None) -> dict:
+        """DATA/gateway/gateway.json of a live gateway ({"pid", "http", "https", "admin", ...}),
+        waiting for it to listen; `not_pid` waits for another gateway than that one."""
+        path = os.path.join(self.data_dir, "gateway", "gateway.json")
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            try:
+                with open(path) as f:
+                    last = json.load(f)
+                pid = int(last.get("pid", 0))
+                if pid != not_pid and pid > 0 and os.path.exists(f"/proc/{pid}/cmdline"):
+                    with open(f"/proc/{pid}/cmdline", "rb") as f:
+                        args = f.read().split(b"\0")
+                    if len(args) > 1 and args[1] == b"gateway":
+                        return last
+            except (OSError, ValueError):
+                pass
+            time.sleep(0.05)
+        log = _tail(os.path.join(self.data_dir, "gateway", "gateway.log"))
+        raise ServerError(f"no gateway listening within {timeout:.0f}s (gateway.json: {last!r})"
+                          f"\n--- gateway.log tail ---\n{log}")
 
     def stderr_text(self) -> str:
         return _tail(self.stderr_path, 1 << 20)

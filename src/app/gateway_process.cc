@@ -1,0 +1,365 @@
+#include "app/gateway_process.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <condition_variable>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <sstream>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "auth/crypto.h"
+#include "core/clock.h"
+#include "core/log.h"
+#include "model/model.h"
+
+extern char** environ;
+
+namespace berth {
+namespace {
+
+namespace fs = std::filesystem;
+using Json = nlohmann::json;
+
+std::string ReadText(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) return "";
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+std::vector<std::string> Cmdline(int pid) {
+  std::string raw = ReadText("/proc/" + std::to_string(pid) + "/cmdline");
+  std::vector<std::string> args;
+  size_t i = 0;
+  while (i < raw.size()) {
+    size_t z = raw.find('\0', i);
+    if (z == std::string::npos) z = raw.size();
+    args.push_back(raw.substr(i, z - i));
+    i = z + 1;
+  }
+  return args;
+}
+
+// Whether `pid` is a `berth gateway` serving `state_dir` (a zombie has no command line).
+bool IsGatewayFor(int pid, const std::string& state_dir) {
+  if (pid <= 0) return false;
+  std::vector<std::string> args = Cmdline(pid);
+  if (args.size() < 2 || args[1] != "gateway") return false;
+  for (size_t i = 2; i + 1 < args.size(); ++i) {
+    if (args[i] == "--state") return args[i + 1] == state_dir;
+  }
+  return false;
+}
+
+int ReadPid(const std::string& path) {
+  std::string text = ReadText(path);
+  if (text.empty() || text.size() > 12) return 0;
+  int pid = std::atoi(text.c_str());
+  return pid > 0 ? pid : 0;
+}
+
+Status WritePrivate(const std::string& path, const std::string& content) {
+  std::string tmp = path + ".tmp";
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) return Internal("cannot write " + tmp + ": " + std::strerror(errno));
+  bool ok = ::fchmod(fd, 0600) == 0 &&
+            ::write(fd, content.data(), content.size()) == static_cast<ssize_t>(content.size());
+  ok = ::fsync(fd) == 0 && ok;
+  ::close(fd);
+  if (!ok || ::rename(tmp.c_str(), path.c_str()) != 0) {
+    return Internal("cannot write " + path + ": " + std::strerror(errno));
+  }
+  return Status::Ok();
+}
+
+// Starts the command detached (own session, reparented away from the server, so it survives
+// the server's exit or kill -9), stdout and stderr appended to `log_path`. Returns its pid.
+Result<int> LaunchDetached(const std::vector<std::string>& cmd, const std::string& log_path) {
+  std::vector<std::string> args = cmd;
+  std::vector<char*> argv;
+  for (std::string& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  // The gateway gets its settings from the command line only: no BERTH_* variable of the
+  // server's environment may change them.
+  std::vector<std::string> env_strings;
+  for (char** e = environ; *e != nullptr; ++e) {
+    if (std::strncmp(*e, "BERTH_", 6) != 0) env_strings.emplace_back(*e);
+  }
+  std::vector<char*> envp;
+  for (std::string& e : env_strings) envp.push_back(e.data());
+  envp.push_back(nullptr);
+
+  int log_fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+  if (log_fd < 0) return Internal("cannot open " + log_path + ": " + std::strerror(errno));
+  int pfd[2];
+  if (::pipe2(pfd, O_CLOEXEC) != 0) {
+    ::close(log_fd);
+    return Internal(std::string("pipe: ") + std::strerror(errno));
+  }
+  pid_t child = ::fork();
+  if (child < 0) {
+    ::close(pfd[0]);
+    ::close(pfd[1]);
+    ::close(log_fd);
+    return Internal(std::string("fork: ") + std::strerror(errno));
+  }
+  if (child == 0) {
+    // Only async-signal-safe calls until exec.
+    ::setsid();
+    pid_t g = ::fork();
+    if (g != 0) ::_exit(g < 0 ? 1 : 0);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, nullptr);
+    ::signal(SIGPIPE, SIG_DFL);
+    int devnull = ::open("/dev/null", O_RDONLY);
+    if (devnull >= 0) ::dup2(devnull, 0);
+    ::dup2(log_fd, 1);
+    ::dup2(log_fd, 2);
+    if (::chdir("/") != 0) ::_exit(1);
+    int wfd = pfd[1];
+    int32_t pid = ::getpid();
+    (void)!::write(wfd, &pid, sizeof pid);
+    for (int fd = 3; fd < 1024; ++fd) {
+      if (fd != wfd) ::close(fd);
+    }
+    ::syscall(SYS_close_range, 1024u, ~0u, 0u);
+    ::execve(argv[0], argv.data(), envp.data());
+    int32_t err = -errno;
+    (void)!::write(wfd, &err, sizeof err);
+    ::_exit(127);
+  }
+  ::close(pfd[1]);
+  ::close(log_fd);
+  int32_t pid = 0, after = 0;
+  ssize_t n1 = ::read(pfd[0], &pid, sizeof pid);
+  ssize_t n2 = ::read(pfd[0], &after, sizeof after);
+  ::close(pfd[0]);
+  ::waitpid(child, nullptr, 0);
+  if (n1 != static_cast<ssize_t>(sizeof pid) || pid <= 0) return Internal("the gateway did not start");
+  if (n2 == static_cast<ssize_t>(sizeof after) && after < 0) {
+    return Internal("cannot run " + cmd[0] + " gateway: " + std::strerror(-after));
+  }
+  return static_cast<int>(pid);
+}
+
+}  // namespace
+
+Status EnsureGatewayCredential(Store& store, const std::string& data_dir, spdlog::logger& log) {
+  std::string dir = data_dir + "/gateway";
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) return Internal("cannot create " + dir + ": " + ec.message());
+  ::chmod(dir.c_str(), 0700);
+  std::string token_path = dir + "/token";
+
+  auto user = store.Get(model::kUser, "", kGatewayUser);
+  if (!user.ok() && user.status().code() != Code::kNotFound) return user.status();
+  if (user.ok()) {
+    Json u = Json::parse(user->body, nullptr, false);
+    if (!u.is_object() || !u.value("admin", false) || u.value("disabled", false)) {
+      return FailedPrecondition(std::string("the user \"") + kGatewayUser +
+                                "\" exists but is not an enabled platform administrator; the "
+                                "gateway authenticates as it (rename that user, or run with "
+                                "--gateway off)");
+    }
+    std::string secret = ReadText(token_path);
+    while (!secret.empty() && (secret.back() == '\n' || secret.back() == ' ')) secret.pop_back();
+    if (!secret.empty()) {
+      BERTH_ASSIGN_OR_RETURN(std::vector<Object> found,
+                             store.FindByIndex(model::kToken, auth::HashToken(secret)));
+      if (!found.empty() && found.front().scope == kGatewayUser) return Status::Ok();
+    }
+  }
+
+  WriteBatch b;
+  if (!user.ok()) {
+    model::UserInput in;
+    Json uj = {{"name", kGatewayUser},
+               {"admin", true},
+               {"display_name", "Gateway (service user of berth server)"}};
+    BERTH_ASSIGN_OR_RETURN(in, model::ParseUser(uj));
+    // Nobody logs in as the gateway: no password hash verifies (and none costs start-up time).
+    in.user.password_hash.clear();
+    Op op;
+    op.type = OpType::kCreate;
+    op.object = Object{model::kUser, "", kGatewayUser, model::ToJson(in.user, true).dump()};
+    b.ops.push_back(std::move(op));
+    b.audit.push_back({"berth", "", "create", std::string("users/") + kGatewayUser,
+                       Json({{"before", nullptr}, {"after", model::ToJson(in.user, false)}}).dump()});
+  }
+  model::Token t;
+  t.id = auth::RandomHex(6);
+  t.name = "gateway";
+  t.user = kGatewayUser;
+  t.expires_at_ms = 0;  // rotated by deleting it: the server then issues a new one
+  std::string secret = auth::NewTokenSecret();
+  Json tj = model::ToJson(t);
+  Op op;
+  op.type = OpType::kCreate;
+  op.object = Object{model::kToken, kGatewayUser, t.id, tj.dump(), auth::HashToken(secret)};
+  b.ops.push_back(std::move(op));
+  b.audit.push_back({"berth", "", "create", std::string("tokens/") + t.id,
+                     Json({{"before", nullptr}, {"after", tj}}).dump()});
+  // The file first: a token in the store that nobody holds is harmless, the reverse is not.
+  BERTH_RETURN_IF_ERROR(WritePrivate(token_path, secret + "\n"));
+  auto r = store.Commit(b);
+  if (!r.ok()) return r.status();
+  log.info("msg=\"issued the gateway's token\" user={} token={} file={}", kGatewayUser, t.id,
+           token_path);
+  return Status::Ok();
+}
+
+std::vector<std::string> GatewayCommand(const GatewayProcessOptions& o) {
+  std::error_code ec;
+  std::string data = fs::absolute(o.data_dir, ec).lexically_normal().string();
+  while (data.size() > 1 && data.back() == '/') data.pop_back();
+  std::string exe = o.exe;
+  if (exe.empty()) exe = fs::read_symlink("/proc/self/exe", ec).string();
+  return {exe,
+          "gateway",
+          "--state", data + "/gateway",
+          "--control-file", data + "/server.json",
+          "--token-file", data + "/gateway/token",
+          "--http", o.http.empty() ? "off" : o.http,
+          "--https", o.https.empty() ? "off" : o.https,
+          "--admin", o.admin.empty() ? "off" : o.admin,
+          "--log-level", o.log_level};
+}
+
+struct GatewayProcess::Impl {
+  GatewayProcessOptions opt;
+  std::vector<std::string> cmd;
+  std::string state_dir, pid_path, status_path, log_path;
+  std::shared_ptr<spdlog::logger> log = Logger("server");
+
+  std::atomic<int> pid{0};
+  bool adopted = false;
+  std::thread watcher;
+  std::mutex mu;
+  std::condition_variable cv;
+  bool stopping = false;  // guarded by mu
+
+  // Adopts a gateway for this state dir that runs with our command line; stops one that
+  // runs with another. Returns the adopted pid or 0.
+  int AdoptOrRetire() {
+    int old = ReadPid(pid_path);
+    if (!IsGatewayFor(old, state_dir)) return 0;
+    std::vector<std::string> args = Cmdline(old);
+    if (std::equal(args.begin() + 1, args.end(), cmd.begin() + 1, cmd.end())) return old;
+    log->info("msg=\"the running gateway has other settings; replacing it\" pid={}", old);
+    ::kill(old, SIGTERM);
+    for (int i = 0; i < 200 && IsGatewayFor(old, state_dir); ++i) ::usleep(50 * 1000);
+    if (IsGatewayFor(old, state_dir)) ::kill(old, SIGKILL);
+    for (int i = 0; i < 100 && IsGatewayFor(old, state_dir); ++i) ::usleep(20 * 1000);
+    return 0;
+  }
+
+  Result<int> Launch() {
+    // Keep the log from growing without bound across many restarts.
+    struct stat st{};
+    if (::stat(log_path.c_str(), &st) == 0 && st.st_size > (16 << 20)) {
+      ::rename(log_path.c_str(), (log_path + ".1").c_str());
+    }
+    ::unlink(status_path.c_str());
+    return LaunchDetached(cmd, log_path);
+  }
+
+  void Watch() {
+    auto delay = std::chrono::milliseconds(1000);
+    auto last_start = std::chrono::steady_clock::now();
+    std::unique_lock<std::mutex> l(mu);
+    while (!cv.wait_for(l, opt.check_interval, [&] { return stopping; })) {
+      int cur = pid.load();
+      if (IsGatewayFor(cur, state_dir)) continue;
+      // Another gateway may hold the state dir (it won the lock): adopt it.
+      int other = ReadPid(pid_path);
+      if (other != cur && IsGatewayFor(other, state_dir)) {
+        pid = other;
+        continue;
+      }
+      log->warn("msg=\"the gateway is gone; starting it again\" pid={} log={}", cur, log_path);
+      // A gateway that dies soon after each start (a port taken, say) is retried slower.
+      bool quick = std::chrono::steady_clock::now() - last_start < std::chrono::seconds(10);
+      delay = quick ? std::min(delay * 2, std::chrono::milliseconds(30000))
+                    : std::chrono::milliseconds(1000);
+      if (quick && cv.wait_for(l, delay, [&] { return stopping; })) break;
+      last_start = std::chrono::steady_clock::now();
+      auto started = Launch();
+      if (!started.ok()) {
+        log->error("msg=\"cannot start the gateway\" reason=\"{}\"", started.status().message());
+        pid = 0;
+        continue;
+      }
+      pid = *started;
+      log->info("msg=\"gateway started\" pid={}", *started);
+    }
+  }
+};
+
+GatewayProcess::GatewayProcess(GatewayProcessOptions options) : impl_(std::make_unique<Impl>()) {
+  impl_->opt = std::move(options);
+  impl_->cmd = GatewayCommand(impl_->opt);
+  impl_->state_dir = impl_->cmd[3];
+  impl_->pid_path = impl_->state_dir + "/gateway.pid";
+  impl_->status_path = impl_->state_dir + "/gateway.json";
+  impl_->log_path = impl_->state_dir + "/gateway.log";
+}
+
+GatewayProcess::~GatewayProcess() { Stop(); }
+
+Result<int> GatewayProcess::Start() {
+  Impl& m = *impl_;
+  int pid = m.AdoptOrRetire();
+  m.adopted = pid > 0;
+  if (m.adopted) {
+    m.log->info("msg=\"adopted the running gateway\" pid={}", pid);
+  } else {
+    BERTH_ASSIGN_OR_RETURN(pid, m.Launch());
+    m.log->info("msg=\"gateway started\" pid={} log={}", pid, m.log_path);
+  }
+  m.pid = pid;
+  m.watcher = std::thread([&m] { m.Watch(); });
+  return pid;
+}
+
+void GatewayProcess::Stop() {
+  if (!impl_->watcher.joinable()) return;
+  {
+    std::lock_guard<std::mutex> l(impl_->mu);
+    impl_->stopping = true;
+  }
+  impl_->cv.notify_all();
+  impl_->watcher.join();
+}
+
+int GatewayProcess::pid() const { return impl_->pid.load(); }
+bool GatewayProcess::adopted() const { return impl_->adopted; }
+
+Result<std::string> GatewayProcess::WaitListening(std::chrono::milliseconds timeout) const {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (true) {
+    std::string text = ReadText(impl_->status_path);
+    Json j = Json::parse(text, nullptr, false);
+    if (j.is_object() && j.value("pid", 0) == impl_->pid.load()) return text;
+    if (std::chrono::steady_clock::now() >= deadline) {
+      return Unavailable("the gateway did not report its listeners within " +
+                         std::to_string(timeout.count()) + " ms; see " + impl_->log_path);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+}
+
+}  // namespace berth

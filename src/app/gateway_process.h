@@ -1,0 +1,73 @@
+// The all-in-one server's gateway (docs/gateway.md "Role", docs/server.md "Gateway"):
+// `berth server` runs `berth gateway` as a separate, detached process so that apps stay
+// reachable while the control plane restarts or after it was killed. The gateway keeps its
+// state in DATA/gateway/, reads the server's URL from DATA/server.json (the API port may
+// change across restarts) and authenticates with a token of the platform service user
+// `berth-gateway`, kept 0600 in DATA/gateway/token.
+//
+// On start the server adopts the gateway already running for its data directory (found by
+// DATA/gateway/gateway.pid and checked through /proc/PID/cmdline), or starts one; a gateway
+// started with other settings is stopped and replaced. While the server runs it checks the
+// gateway every second and starts it again when it died (with back-off if it keeps dying).
+// When the server stops, the gateway keeps running: the next server adopts it.
+//
+// Thread-safety: Start/Stop from the owning thread; pid() from any thread.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <spdlog/spdlog.h>
+
+#include "core/status.h"
+#include "store/store.h"
+
+namespace berth {
+
+inline constexpr char kGatewayUser[] = "berth-gateway";
+
+// Makes sure the service user `berth-gateway` (platform administrator, no usable password)
+// exists and DATA/gateway/token holds a valid, non-expiring token of it; creates what is
+// missing (with audit entries). Fails if a user of that name exists but is not a platform
+// administrator.
+Status EnsureGatewayCredential(Store& store, const std::string& data_dir, spdlog::logger& log);
+
+struct GatewayProcessOptions {
+  std::string data_dir;
+  std::string exe;  // the berth binary; "" = /proc/self/exe
+  std::string http, https, admin;  // the gateway's listeners
+  std::string log_level = "info";
+  std::chrono::milliseconds check_interval{1000};
+};
+
+// The command line the server runs the gateway with (argv[0] first).
+std::vector<std::string> GatewayCommand(const GatewayProcessOptions& options);
+
+class GatewayProcess {
+ public:
+  explicit GatewayProcess(GatewayProcessOptions options);
+  ~GatewayProcess();  // Stop(); the gateway keeps running
+  GatewayProcess(const GatewayProcess&) = delete;
+  GatewayProcess& operator=(const GatewayProcess&) = delete;
+
+  // Adopts or starts the gateway and starts watching it. Returns its pid.
+  Result<int> Start();
+  // Stops watching. The gateway process is left running.
+  void Stop();
+  // The gateway's pid (0 when none runs).
+  int pid() const;
+  // Whether Start adopted a running gateway rather than starting one.
+  bool adopted() const;
+  // DATA/gateway/gateway.json of the current gateway once it listens ({"http", "https",
+  // "admin", ...}); waits up to `timeout`. Unavailable when it did not report in time.
+  Result<std::string> WaitListening(std::chrono::milliseconds timeout) const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace berth

@@ -1,0 +1,1520 @@
+// The DataPlane of gateway/gateway.h on Boost.Beast + Asio + OpenSSL. The only translation unit
+// of the gateway that includes Beast (one Beast TU is expensive to build).
+//
+// Threads
+//   `io_threads` workers, each with its own io_context run by one thread, its own HTTP and HTTPS
+//   acceptors (SO_REUSEPORT: the kernel spreads connections), its own upstream connection pool
+//   and its own metrics slot. A connection lives on the worker that accepted it, so nothing on
+//   the request path takes a lock or shares a cache line with the other workers, except the
+//   round-robin counters and endpoint health atomics of the pools. The admin listener and TCP
+//   route listeners run on worker 0 (TCP routes) / worker 0 (admin).
+//
+// Snapshots
+//   Apply compiles a Snapshot into an immutable State (route table, pools with balancers, TLS
+//   contexts, rate limiters, metrics handles) and publishes it by bumping a generation counter
+//   under a mutex. A connection re-reads the State only between requests when the generation
+//   moved, and keeps its shared_ptr for the whole exchange: a request finishes on the snapshot
+//   it started with, and no request is dropped by a swap. Endpoint health (ejections, active
+//   counts) lives in a registry keyed by "ip:port" so it survives swaps.
+//
+// Timeouts
+//   Every connection has one deadline and a watchdog timer that wakes at most once a second
+//   (or at the deadline) and closes the sockets when it passed. Phases move the deadline: TLS
+//   handshake and request header (client_header_timeout_ms, from the first byte), keep-alive
+//   wait (client_idle_timeout_ms), upstream connect (route connect_ms), upstream response header
+//   (header_ms), each body chunk (idle_ms), capped by total_ms.
+#include <openssl/ssl.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <deque>
+#include <limits>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <random>
+#include <set>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+
+#include "core/clock.h"
+#include "core/log.h"
+#include "gateway/detail/balancer.h"
+#include "gateway/detail/observe.h"
+#include "gateway/gateway.h"
+#include "gateway/match.h"
+
+namespace berth::gateway {
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace ssl = asio::ssl;
+using tcp = asio::ip::tcp;
+using asio::awaitable;
+using beast::error_code;
+using detail::EndpointHealth;
+using detail::PoolBalancer;
+using detail::RouteMetrics;
+using SteadyTime = std::chrono::steady_clock::time_point;
+
+#define BERTH_EC(ec) asio::redirect_error(asio::use_awaitable, ec)
+
+constexpr size_t kBodyChunk = 64 * 1024;
+constexpr size_t kUpstreamHeaderLimit = 64 * 1024;
+constexpr size_t kMaxIdlePerEndpoint = 256;
+constexpr int kMaxAttempts = 3;
+constexpr const char* kCipherList =
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"
+    "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
+
+int64_t SteadyMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+Result<tcp::endpoint> ParseAddress(const std::string& addr, const char* what) {
+  size_t colon = addr.rfind(':');
+  auto bad = [&] {
+    return Status(Code::kInvalidArgument, "invalid_argument",
+                  std::string(what) + " must be host:port, got \"" + addr + "\"", what);
+  };
+  if (colon == std::string::npos) return bad();
+  std::string host = addr.substr(0, colon);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  if (host == "localhost") host = "127.0.0.1";
+  error_code ec;
+  auto ip = asio::ip::make_address(host, ec);
+  if (ec) return bad();
+  int port = 0;
+  try {
+    port = std::stoi(addr.substr(colon + 1));
+  } catch (...) {
+    return bad();
+  }
+  if (port < 0 || port > 65535) return bad();
+  return tcp::endpoint(ip, static_cast<unsigned short>(port));
+}
+
+std::string FormatEndpoint(const tcp::endpoint& ep) {
+  if (ep.address().is_v6()) return "[" + ep.address().to_string() + "]:" + std::to_string(ep.port());
+  return ep.address().to_string() + ":" + std::to_string(ep.port());
+}
+
+Result<std::shared_ptr<tcp::acceptor>> Listen(asio::io_context& io, const tcp::endpoint& ep,
+                                               bool reuse_port, const std::string& what) {
+  auto acc = std::make_shared<tcp::acceptor>(io);
+  error_code ec;
+  acc->open(ep.protocol(), ec);
+  if (!ec) acc->set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec && reuse_port) {
+    int one = 1;
+    if (::setsockopt(acc->native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) {
+      ec = error_code(errno, boost::system::system_category());
+    }
+  }
+  if (!ec) acc->bind(ep, ec);
+  if (!ec) acc->listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) {
+    return Status(Code::kUnavailable, "listen_failed",
+                  "cannot listen on " + FormatEndpoint(ep) + " (" + what + "): " + ec.message(),
+                  what);
+  }
+  return acc;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The compiled snapshot.
+
+struct EpRt {
+  tcp::endpoint addr;
+  std::string key;  // "ip:port": the upstream pool and health key
+  const Endpoint* ep;
+};
+
+struct PoolRt {
+  const Pool* pool = nullptr;
+  std::vector<EpRt> eps;
+  std::unique_ptr<PoolBalancer> balancer;
+};
+
+struct RouteRt {
+  const HttpRoute* route = nullptr;
+  std::vector<PoolRt*> pools;  // per backend
+  std::vector<int> weights;    // per backend; 0 when its pool is empty
+  std::string reason;          // for 503 when every weight is 0
+  std::atomic<uint64_t> rr{0};
+  std::shared_ptr<RouteMetrics> metrics;
+  std::unique_ptr<detail::RateLimiter> limiter;
+  int64_t max_body = 0;
+};
+
+struct TcpRt {
+  const TcpRoute* route = nullptr;
+  PoolRt* pool = nullptr;
+  std::shared_ptr<RouteMetrics> metrics;
+};
+
+struct State {
+  Snapshot snap;
+  RouteTable table;
+  std::map<std::string, PoolRt> pools;
+  std::vector<std::unique_ptr<RouteRt>> routes;
+  std::map<int, TcpRt> tcp;  // by listen port
+  // SNI: domain → context, wildcard suffix (".example.com") → context, and the default.
+  std::vector<std::shared_ptr<ssl::context>> contexts;
+  std::map<std::string, SSL_CTX*, std::less<>> sni_exact;
+  std::map<std::string, SSL_CTX*, std::less<>> sni_wildcard;
+  SSL_CTX* sni_default = nullptr;
+};
+
+Status ConfigureTls(ssl::context& ctx) {
+  ctx.set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
+                  ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1 |
+                  ssl::context::single_dh_use | SSL_OP_NO_COMPRESSION |
+                  SSL_OP_CIPHER_SERVER_PREFERENCE);
+  SSL_CTX* c = ctx.native_handle();
+  if (SSL_CTX_set_min_proto_version(c, TLS1_2_VERSION) != 1 ||
+      SSL_CTX_set_cipher_list(c, kCipherList) != 1) {
+    return Internal("cannot configure TLS 1.2+ with the modern cipher list");
+  }
+  SSL_CTX_set_session_cache_mode(c, SSL_SESS_CACHE_SERVER);
+  return Status::Ok();
+}
+
+Result<std::shared_ptr<ssl::context>> LoadCertificate(const Certificate& cert, size_t index) {
+  auto ctx = std::make_shared<ssl::context>(ssl::context::tls_server);
+  BERTH_RETURN_IF_ERROR(ConfigureTls(*ctx));
+  std::string field = "certificates[" + std::to_string(index) + "]";
+  error_code ec;
+  ctx->use_certificate_chain(asio::buffer(cert.cert_pem), ec);
+  if (ec) {
+    return InvalidArgument("certificate \"" + cert.name + "\" does not load: " + ec.message(),
+                           field + ".cert_pem");
+  }
+  ctx->use_private_key(asio::buffer(cert.key_pem), ssl::context::pem, ec);
+  if (ec) {
+    return InvalidArgument("the key of certificate \"" + cert.name +
+                               "\" does not load: " + ec.message(),
+                           field + ".key_pem");
+  }
+  if (SSL_CTX_check_private_key(ctx->native_handle()) != 1) {
+    return InvalidArgument("the key of certificate \"" + cert.name +
+                               "\" does not match its certificate",
+                           field + ".key_pem");
+  }
+  return ctx;
+}
+
+SSL_CTX* SelectContext(const State& st, std::string_view server_name) {
+  if (!server_name.empty()) {
+    char buf[256];
+    std::string_view h = NormalizeHost(server_name, buf);
+    if (!h.empty()) {
+      if (auto it = st.sni_exact.find(h); it != st.sni_exact.end()) return it->second;
+      for (size_t dot = h.find('.'); dot != std::string_view::npos; dot = h.find('.', dot + 1)) {
+        if (auto it = st.sni_wildcard.find(h.substr(dot)); it != st.sni_wildcard.end()) {
+          return it->second;
+        }
+      }
+    }
+  }
+  return st.sni_default;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Workers and upstream connections.
+
+struct UpConn {
+  explicit UpConn(asio::io_context& io) : sock(io) {}
+  tcp::socket sock;
+  beast::flat_buffer buf;
+  int64_t idle_since_ms = 0;
+};
+
+// Idle keep-alive connections to upstream endpoints, owned by one worker (no lock).
+class UpstreamPool {
+ public:
+  std::unique_ptr<UpConn> Take(const std::string& key, int64_t now_ms) {
+    auto it = idle_.find(key);
+    if (it == idle_.end()) return nullptr;
+    auto& v = it->second;
+    while (!v.empty()) {
+      std::unique_ptr<UpConn> c = std::move(v.back());
+      v.pop_back();
+      // A connection idle for a while may have been closed by the upstream: peek without
+      // blocking (0 = EOF, data = protocol garbage) rather than failing the request later.
+      if (now_ms - c->idle_since_ms > 200) {
+        char b;
+        ssize_t n = ::recv(c->sock.native_handle(), &b, 1, MSG_PEEK | MSG_DONTWAIT);
+        if (n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) continue;
+      }
+      return c;
+    }
+    return nullptr;
+  }
+  void Put(const std::string& key, std::unique_ptr<UpConn> c, int64_t now_ms) {
+    auto& v = idle_[key];
+    if (v.size() >= kMaxIdlePerEndpoint) return;
+    c->idle_since_ms = now_ms;
+    v.push_back(std::move(c));
+  }
+  void Clear() { idle_.clear(); }
+
+ private:
+  std::unordered_map<std::string, std::vector<std::unique_ptr<UpConn>>> idle_;
+};
+
+class Impl;
+
+struct Worker {
+  Worker(Impl& dp, int index) : dp(dp), index(index), io(1), rng(std::random_device{}() + index) {}
+  Impl& dp;
+  int index;
+  asio::io_context io;
+  std::thread thread;
+  std::shared_ptr<tcp::acceptor> http_acc, https_acc;
+  UpstreamPool upstreams;
+  std::mt19937_64 rng;
+  std::vector<std::unique_ptr<char[]>> spare_bufs;
+
+  std::unique_ptr<char[]> TakeBuf() {
+    if (spare_bufs.empty()) return std::unique_ptr<char[]>(new char[kBodyChunk]);
+    auto b = std::move(spare_bufs.back());
+    spare_bufs.pop_back();
+    return b;
+  }
+  void GiveBuf(std::unique_ptr<char[]> b) {
+    if (b && spare_bufs.size() < 64) spare_bufs.push_back(std::move(b));
+  }
+  std::string RequestId() {
+    static const char* kHex = "0123456789abcdef";
+    uint64_t a = rng(), b = rng();
+    std::string s(32, '0');
+    for (int i = 0; i < 16; ++i) {
+      s[i] = kHex[(a >> (i * 4)) & 15];
+      s[16 + i] = kHex[(b >> (i * 4)) & 15];
+    }
+    return s;
+  }
+};
+
+class Impl final : public DataPlane {
+ public:
+  explicit Impl(const Options& o)
+      : opts_(o), metrics_(std::max(1, o.io_threads)), base_tls_(ssl::context::tls_server) {}
+  ~Impl() override { Stop(0); }
+
+  Status Init();
+  Status Apply(const Snapshot& snapshot) override;
+  int64_t revision() const override { return metrics_.revision.load(); }
+  std::string http_address() const override { return http_addr_; }
+  std::string https_address() const override { return https_addr_; }
+  std::string admin_address() const override { return admin_addr_; }
+  void Stop(int drain_ms) override;
+
+  // Hot path: the current state (callers cache it with its generation).
+  uint64_t generation() const { return generation_.load(std::memory_order_acquire); }
+  std::shared_ptr<const State> state() const {
+    std::lock_guard<std::mutex> l(state_mu_);
+    return state_;
+  }
+
+  const Options& opts() const { return opts_; }
+  detail::Metrics& metrics() { return metrics_; }
+  detail::AccessLog* access_log() { return access_log_.get(); }
+  ssl::context& base_tls() { return base_tls_; }
+  int https_port() const { return https_port_; }
+  bool stopping() const { return stopping_.load(std::memory_order_relaxed); }
+  std::atomic<int>& connections() { return connections_; }
+
+ private:
+  static int ServerName(SSL* ssl, int* alert, void* arg);
+  Result<std::shared_ptr<State>> Compile(const Snapshot& snap);
+
+  Options opts_;
+  detail::Metrics metrics_;
+  std::unique_ptr<detail::AccessLog> access_log_;
+  ssl::context base_tls_;
+  std::string http_addr_, https_addr_, admin_addr_;
+  int https_port_ = 0;
+  std::atomic<bool> stopping_{false};
+  std::atomic<bool> stopped_{false};
+  std::atomic<int> connections_{0};
+
+  std::mutex apply_mu_;  // serializes Apply and Stop
+  mutable std::mutex state_mu_;
+  std::shared_ptr<const State> state_;  // guarded by state_mu_
+  std::atomic<uint64_t> generation_{0};
+  std::mutex health_mu_;
+  std::map<std::string, std::weak_ptr<EndpointHealth>> health_;  // guarded by health_mu_
+  std::map<int, std::shared_ptr<tcp::acceptor>> tcp_listeners_;  // guarded by apply_mu_
+  std::shared_ptr<tcp::acceptor> admin_acc_;
+
+  // Last: destroyed first, so sessions dying with their io_context still see the rest.
+  std::vector<std::unique_ptr<Worker>> workers_;
+
+};
+
+// ---------------------------------------------------------------------------------------------
+// Connections.
+
+// A client connection: its deadline, the watchdog enforcing it, and the upstream connection in
+// use (closed with it on a timeout).
+class ConnBase : public std::enable_shared_from_this<ConnBase> {
+ public:
+  explicit ConnBase(Worker& w) : w_(w), dp_(w.dp), timer_(w.io) {
+    dp_.connections().fetch_add(1, std::memory_order_relaxed);
+    auto& a = dp_.metrics().active(w.index);
+    a.store(a.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  }
+  virtual ~ConnBase() {
+    dp_.connections().fetch_sub(1, std::memory_order_relaxed);
+    auto& a = dp_.metrics().active(w_.index);
+    a.store(a.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
+  }
+
+ protected:
+  virtual void CloseClient() = 0;
+
+  void CloseAll() {
+    closed_ = true;
+    CloseClient();
+    if (up_) {
+      error_code ec;
+      up_->sock.close(ec);
+    }
+  }
+  // Deadline `ms` from now (0 = none), never past the exchange's total deadline.
+  void SetDeadline(int ms) {
+    int64_t d = ms > 0 ? SteadyMs() + ms : INT64_MAX;
+    deadline_ms_ = std::min(d, total_deadline_ms_);
+  }
+  void StartWatchdog() {
+    asio::co_spawn(w_.io, Watchdog(shared_from_this()), asio::detached);
+  }
+  void StopWatchdog() {
+    closed_ = true;
+    timer_.cancel();
+  }
+
+  static awaitable<void> Watchdog(std::shared_ptr<ConnBase> self) {
+    while (!self->closed_) {
+      int64_t now = SteadyMs();
+      if (self->deadline_ms_ <= now && self->upstream_wait_ && self->up_) {
+        // Waiting on the upstream only (connect, response header): fail that upstream, the
+        // client still gets an answer (next endpoint or 504).
+        error_code ec;
+        self->up_->sock.close(ec);
+        self->upstream_timed_out_ = true;
+        self->deadline_ms_ = INT64_MAX;
+        continue;
+      }
+      if (self->deadline_ms_ <= now || (self->idle_ && self->dp_.stopping())) {
+        self->timed_out_ = true;
+        self->CloseAll();
+        break;
+      }
+      int64_t wait = std::min<int64_t>(self->deadline_ms_ - now, 1000);
+      self->timer_.expires_after(std::chrono::milliseconds(wait));
+      error_code ec;
+      co_await self->timer_.async_wait(BERTH_EC(ec));
+    }
+  }
+
+  Worker& w_;
+  Impl& dp_;
+  asio::steady_timer timer_;
+  int64_t deadline_ms_ = INT64_MAX;
+  int64_t total_deadline_ms_ = INT64_MAX;
+  bool closed_ = false;
+  bool timed_out_ = false;
+  bool idle_ = false;  // waiting for the next request: closed at once when stopping
+  bool upstream_wait_ = false;       // the deadline is the upstream's (connect, header)
+  bool upstream_timed_out_ = false;  // ... and it passed
+  std::unique_ptr<UpConn> up_;
+};
+
+// Copies bytes from `from` to `to` until EOF or an error; each chunk moves the deadline.
+template <class From, class To>
+awaitable<void> CopyStream(From& from, To& to, std::shared_ptr<ConnBase> keep,
+                           std::function<void(size_t)> on_chunk) {
+  std::unique_ptr<char[]> buf(new char[16 * 1024]);
+  for (;;) {
+    error_code ec;
+    size_t n = co_await from.async_read_some(asio::buffer(buf.get(), 16 * 1024), BERTH_EC(ec));
+    if (n > 0) {
+      on_chunk(n);
+      error_code wec;
+      co_await asio::async_write(to, asio::buffer(buf.get(), n), BERTH_EC(wec));
+      if (wec) break;
+    }
+    if (ec) break;
+  }
+}
+
+class HeaderView final : public RequestHeaders {
+ public:
+  explicit HeaderView(const http::fields& f) : f_(f) {}
+  bool Find(std::string_view name, std::string_view* value) const override {
+    auto it = f_.find(name);
+    if (it == f_.end()) return false;
+    *value = it->value();
+    return true;
+  }
+
+ private:
+  const http::fields& f_;
+};
+
+void StripHopByHop(http::fields& f, bool keep_upgrade) {
+  // Headers named by Connection are hop-by-hop too (RFC 9110 §7.6.1).
+  auto conn = f.find(http::field::connection);
+  if (conn != f.end()) {
+    std::vector<std::string> named;
+    for (auto tok : http::token_list(conn->value())) {
+      std::string_view t(tok.data(), tok.size());
+      if (keep_upgrade && EqualsIgnoreCase(t, "upgrade")) continue;
+      named.emplace_back(t);
+    }
+    for (const auto& n : named) {
+      if (!EqualsIgnoreCase(n, "close") && !EqualsIgnoreCase(n, "keep-alive")) f.erase(n);
+    }
+  }
+  f.erase(http::field::connection);
+  f.erase(http::field::keep_alive);
+  f.erase(http::field::proxy_connection);
+  f.erase(http::field::te);
+  f.erase(http::field::trailer);
+  f.erase("Proxy-Authenticate");
+  if (!keep_upgrade) f.erase(http::field::upgrade);
+}
+
+bool IsUpgrade(const http::request_parser<http::buffer_body>::value_type& req) {
+  if (req.find(http::field::upgrade) == req.end()) return false;
+  auto conn = req.find(http::field::connection);
+  return conn != req.end() && http::token_list(conn->value()).exists("upgrade");
+}
+
+std::string HtmlEscape(std::string_view s) {
+  std::string out;
+  for (char c : s) {
+    switch (c) {
+      case '<': out += "&lt;"; break;
+      case '>': out += "&gt;"; break;
+      case '&': out += "&amp;"; break;
+      case '"': out += "&quot;"; break;
+      default: out.push_back(c);
+    }
+  }
+  return out;
+}
+
+std::string SafeHeaderValue(std::string_view s) {
+  std::string out;
+  for (char c : s) out.push_back((static_cast<unsigned char>(c) < 0x20 || c == 0x7f) ? ' ' : c);
+  return out;
+}
+
+enum Listener { kHttp = 0, kHttps = 1, kAdmin = 2 };
+
+template <class Stream>
+class HttpSession final : public ConnBase {
+ public:
+  HttpSession(Worker& w, Stream stream, bool tls)
+      : ConnBase(w), stream_(std::move(stream)), tls_(tls) {}
+
+  static awaitable<void> Run(std::shared_ptr<HttpSession> self) { co_await self->Serve(); }
+
+ private:
+  using ReqParser = http::request_parser<http::buffer_body>;
+  using ResParser = http::response_parser<http::buffer_body>;
+
+  void CloseClient() override {
+    error_code ec;
+    beast::get_lowest_layer(stream_).close(ec);
+  }
+
+  awaitable<void> Serve() {
+    error_code ec;
+    client_ip_ = beast::get_lowest_layer(stream_).remote_endpoint(ec).address().to_string();
+    StartWatchdog();
+    SetDeadline(dp_.opts().client_header_timeout_ms);
+    if constexpr (!std::is_same_v<Stream, tcp::socket>) {
+      co_await stream_.async_handshake(ssl::stream_base::server, BERTH_EC(ec));
+      if (ec) co_return Finish();
+    }
+    bool first = true;
+    for (;;) {
+      if (buf_.size() == 0) {
+        // Keep-alive wait: the idle timeout until the first byte of the next request.
+        idle_ = !first;
+        SetDeadline(first ? dp_.opts().client_header_timeout_ms
+                          : dp_.opts().client_idle_timeout_ms);
+        size_t n = co_await stream_.async_read_some(buf_.prepare(4096), BERTH_EC(ec));
+        idle_ = false;
+        if (ec) break;
+        buf_.commit(n);
+      }
+      first = false;
+      total_deadline_ms_ = INT64_MAX;
+      SetDeadline(dp_.opts().client_header_timeout_ms);
+      req_.emplace();
+      req_->header_limit(static_cast<uint32_t>(dp_.opts().max_header_bytes));
+      req_->body_limit(std::numeric_limits<uint64_t>::max());
+      co_await http::async_read_header(stream_, buf_, *req_, BERTH_EC(ec));
+      if (ec) {
+        if (ec == http::error::header_limit) {
+          co_await Local(431, "Request Header Fields Too Large", "request header too large", false);
+        } else if (!closed_ && ec != http::error::end_of_stream) {
+          co_await Local(400, "Bad Request", "malformed request", false);
+        }
+        break;
+      }
+      bool keep = co_await Exchange();
+      if (!keep || closed_) break;
+    }
+    Finish();
+  }
+
+  void Finish() {
+    StopWatchdog();
+    if (!timed_out_ && !closed_) {
+      error_code ec;
+      beast::get_lowest_layer(stream_).shutdown(tcp::socket::shutdown_send, ec);
+    }
+    CloseClient();
+  }
+
+  // Answers from the gateway itself (404, 503, 429, ...). Returns whether the connection can
+  // carry another request.
+  awaitable<bool> Local(int status, std::string_view title, std::string reason, bool keep,
+                        std::string location = {}) {
+    http::response<http::string_body> res{static_cast<http::status>(status), 11};
+    res.set(http::field::server, "berth");
+    if (!reason.empty()) res.set("X-Berth-Reason", SafeHeaderValue(reason));
+    if (!request_id_.empty()) res.set("X-Request-Id", request_id_);
+    if (!location.empty()) res.set(http::field::location, location);
+    if (status == 404) {
+      res.set(http::field::content_type, "text/html; charset=utf-8");
+      res.body() = "<!doctype html><html><head><title>404 Not Found</title></head><body>"
+                   "<h1>404 Not Found</h1><p>No route on this berth gateway for host <code>" +
+                   HtmlEscape(host_) +
+                   "</code> and this path.</p><p>Check the domain and the routes of your app "
+                   "(<code>berth domain list</code>).</p></body></html>\n";
+    } else {
+      res.set(http::field::content_type, "text/plain; charset=utf-8");
+      res.body() = std::to_string(status) + " " + std::string(title) +
+                   (reason.empty() ? "" : ": " + SafeHeaderValue(reason)) + "\n";
+    }
+    // A request body we did not read would be parsed as the next request: close instead.
+    if (req_ && !req_->is_header_done()) keep = false;
+    if (req_ && req_->is_header_done() && !req_->is_done()) keep = false;
+    res.keep_alive(keep);
+    res.prepare_payload();
+    status_ = status;
+    bytes_out_ += res.body().size();
+    SetDeadline(dp_.opts().client_header_timeout_ms);
+    error_code ec;
+    co_await http::async_write(stream_, res, BERTH_EC(ec));
+    co_return keep && !ec;
+  }
+
+  // One request: route, balance, proxy. Returns whether the connection stays open.
+  awaitable<bool> Exchange() {
+    start_ = std::chrono::steady_clock::now();
+    status_ = 0;
+    bytes_in_ = bytes_out_ = 0;
+    instance_ = nullptr;
+    route_ = nullptr;
+    request_id_.clear();
+    set_cookie_.clear();
+    if (!state_ || state_gen_ != dp_.generation()) {
+      state_gen_ = dp_.generation();
+      state_ = dp_.state();
+    }
+    std::shared_ptr<const State> st = state_;  // this exchange's snapshot
+    auto& req = req_->get();
+    host_ = std::string(req[http::field::host]);
+    bool keep = co_await Route(*st, req);
+    Log();
+    co_return keep;
+  }
+
+  awaitable<bool> Route(const State& st, ReqParser::value_type& req) {
+    auto rid = req.find("X-Request-Id");
+    if (rid != req.end() && !rid->value().empty() && rid->value().size() <= 200) {
+      request_id_ = std::string(rid->value());
+    } else {
+      request_id_ = w_.RequestId();
+      req.set("X-Request-Id", request_id_);
+    }
+    HeaderView hv(req);
+    int ri = st.table.Match(host_, req.target(), hv);
+    if (ri < 0) co_return co_await Local(404, "Not Found", "no route for host", true);
+    RouteRt& rt = *st.routes[ri];
+    route_ = &rt;
+    const HttpRoute& r = *rt.route;
+    if (r.redirect_https && !tls_) {
+      char buf[256];
+      std::string host(NormalizeHost(host_, buf));
+      int port = dp_.https_port();
+      std::string loc = "https://" + host + (port && port != 443 ? ":" + std::to_string(port) : "") +
+                        std::string(req.target());
+      co_return co_await Local(308, "Permanent Redirect", "", true, loc);
+    }
+    if (rt.limiter && !rt.limiter->Allow(client_ip_, SteadyMs())) {
+      co_return co_await Local(429, "Too Many Requests", "rate limit of route " + r.id, true);
+    }
+    if (rt.max_body > 0) {
+      auto len = req_->content_length();
+      if (len && *len > static_cast<uint64_t>(rt.max_body)) {
+        co_return co_await Local(413, "Payload Too Large",
+                                 "body larger than " + std::to_string(rt.max_body) + " bytes",
+                                 false);
+      }
+      req_->body_limit(static_cast<uint64_t>(rt.max_body));
+    }
+    if (r.timeouts.total_ms > 0) {
+      total_deadline_ms_ = SteadyMs() + r.timeouts.total_ms;
+    }
+
+    // Backend (weighted), then endpoint (balanced).
+    uint64_t hash = 0;
+    bool hashed = r.balance == Balance::kHashCookie || r.balance == Balance::kHashIp;
+    if (r.balance == Balance::kHashCookie) {
+      std::string_view cookies, v;
+      if (hv.Find("cookie", &cookies) && FindCookie(cookies, r.hash_cookie, &v) && !v.empty()) {
+        hash = detail::HashBytes(v);
+      } else {
+        std::string token = w_.RequestId();
+        hash = detail::HashBytes(token);
+        set_cookie_ = r.hash_cookie + "=" + token + "; Path=/; HttpOnly; SameSite=Lax";
+      }
+    } else if (r.balance == Balance::kHashIp) {
+      hash = detail::HashBytes(client_ip_);
+    }
+    int bi = detail::PickWeighted(rt.weights, hashed ? hash : rt.rr.fetch_add(1, std::memory_order_relaxed));
+    if (bi < 0) co_return co_await Local(503, "Service Unavailable", rt.reason, true);
+    PoolRt& pool = *rt.pools[bi];
+
+    PrepareUpstreamRequest(req);
+    bool upgrade = IsUpgrade(req);
+    bool has_body = !req_->is_done();
+
+    std::vector<int> tried;
+    bool fresh_only = false;
+    for (int attempt = 0; attempt < kMaxAttempts + 1; ++attempt) {
+      int ei = pool.balancer->Pick(r.balance, hash, SteadyMs(), tried);
+      if (ei < 0) break;
+      const EpRt& ep = pool.eps[ei];
+      EndpointHealth& health = pool.balancer->health(ei);
+      bool reused = false;
+      if (!fresh_only) {
+        up_ = w_.upstreams.Take(ep.key, SteadyMs());
+        reused = up_ != nullptr;
+      }
+      if (!up_) {
+        up_ = std::make_unique<UpConn>(w_.io);
+        SetDeadline(r.timeouts.connect_ms);
+        error_code ec;
+        upstream_wait_ = true;
+        upstream_timed_out_ = false;
+        co_await up_->sock.async_connect(ep.addr, BERTH_EC(ec));
+        upstream_wait_ = false;
+        if (ec || closed_) {
+          up_.reset();
+          if (closed_) co_return false;
+          health.OnConnectFailure(SteadyMs());
+          rt.metrics->UpstreamError(w_.index);
+          tried.push_back(ei);
+          continue;
+        }
+        health.OnConnectSuccess();
+        up_->sock.set_option(tcp::no_delay(true), ec);
+      }
+      instance_ = ep.ep;
+      instance_key_ = ep.key;
+      health.active.fetch_add(1, std::memory_order_relaxed);
+      Outcome o = co_await Forward(r, req, upgrade, reused);
+      health.active.fetch_sub(1, std::memory_order_relaxed);
+      if (o == Outcome::kRetryFresh && !has_body) {
+        // A pooled connection the upstream had closed: nothing reached the upstream
+        // application, try again on a new connection (same balancing).
+        up_.reset();
+        fresh_only = true;
+        continue;
+      }
+      if (o == Outcome::kDone) co_return keep_client_;
+      if (o == Outcome::kClosed) co_return false;
+      rt.metrics->UpstreamError(w_.index);
+      up_.reset();
+      if (o == Outcome::kTimeout) {
+        co_return co_await Local(504, "Gateway Timeout", "upstream " + ep.key + " did not answer in time", false);
+      }
+      co_return co_await Local(502, "Bad Gateway", "upstream " + ep.key + " failed " + up_error_, false);
+    }
+    co_return co_await Local(502, "Bad Gateway",
+                             "no endpoint of pool accepted the connection", !has_body);
+  }
+
+  void PrepareUpstreamRequest(ReqParser::value_type& req) {
+    bool upgrade = IsUpgrade(req);
+    keep_client_ = req.keep_alive();
+    if (req[http::field::expect].size() && EqualsIgnoreCase(req[http::field::expect], "100-continue")) {
+      expect_continue_ = true;
+      req.erase(http::field::expect);
+    } else {
+      expect_continue_ = false;
+    }
+    StripHopByHop(req, upgrade);
+    if (upgrade) {
+      req.set(http::field::connection, "Upgrade");
+    }
+    auto xff = req.find("X-Forwarded-For");
+    if (xff != req.end()) {
+      std::string v(xff->value());
+      v += ", ";
+      v += client_ip_;
+      req.set("X-Forwarded-For", v);
+    } else {
+      req.set("X-Forwarded-For", client_ip_);
+    }
+    req.set("X-Forwarded-Proto", tls_ ? "https" : "http");
+    if (req.find("X-Forwarded-Host") == req.end() && !host_.empty()) {
+      req.set("X-Forwarded-Host", host_);
+    }
+    req.version(11);
+  }
+
+  enum class Outcome { kDone, kClosed, kRetryFresh, kFailed, kTimeout };
+
+  awaitable<Outcome> Forward(const HttpRoute& r, ReqParser::value_type& req, bool upgrade,
+                             bool reused) {
+    error_code ec;
+    auto body = w_.TakeBuf();
+    struct GiveBack {
+      Worker& w;
+      std::unique_ptr<char[]>& b;
+      ~GiveBack() { w.GiveBuf(std::move(b)); }
+    } give_back{w_, body};
+
+    // Request: header, then the body streamed chunk by chunk.
+    if (expect_continue_) {
+      static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+      SetDeadline(r.timeouts.idle_ms);
+      co_await asio::async_write(stream_, asio::buffer(kContinue.data(), kContinue.size()),
+                                 BERTH_EC(ec));
+      if (ec) co_return Outcome::kClosed;
+      expect_continue_ = false;
+    }
+    {
+      http::request_serializer<http::buffer_body> sr{req};
+      bool sent_any_body = false;
+      do {
+        if (!req_->is_done()) {
+          req.body().data = body.get();
+          req.body().size = kBodyChunk;
+          SetDeadline(r.timeouts.idle_ms);
+          co_await http::async_read_some(stream_, buf_, *req_, BERTH_EC(ec));
+          if (ec == http::error::need_buffer) ec = {};
+          if (ec == http::error::body_limit) {
+            up_.reset();
+            co_await Local(413, "Payload Too Large", "body larger than the route's limit", false);
+            co_return Outcome::kClosed;
+          }
+          if (ec) {
+            up_.reset();
+            status_ = 0;
+            co_return Outcome::kClosed;
+          }
+          req.body().size = kBodyChunk - req.body().size;
+          req.body().data = body.get();
+          req.body().more = !req_->is_done();
+          bytes_in_ += req.body().size;
+          sent_any_body = true;
+        } else {
+          req.body().data = nullptr;
+          req.body().size = 0;
+          req.body().more = false;
+        }
+        SetDeadline(r.timeouts.idle_ms);
+        co_await http::async_write(up_->sock, sr, BERTH_EC(ec));
+        if (ec == http::error::need_buffer) ec = {};
+        if (ec) {
+          if (closed_) co_return Outcome::kClosed;
+          up_error_ = "sending the request: " + ec.message();
+          co_return (reused && !sent_any_body) ? Outcome::kRetryFresh : Outcome::kFailed;
+        }
+      } while (!req_->is_done() || !sr.is_done());
+    }
+
+    // Response header.
+    res_.emplace();
+    res_->header_limit(kUpstreamHeaderLimit);
+    res_->body_limit(std::numeric_limits<uint64_t>::max());
+    if (req.method() == http::verb::head) res_->skip(true);
+    SetDeadline(r.timeouts.header_ms);
+    upstream_wait_ = true;
+    upstream_timed_out_ = false;
+    co_await http::async_read_header(up_->sock, up_->buf, *res_, BERTH_EC(ec));
+    upstream_wait_ = false;
+    if (ec) {
+      if (closed_) co_return Outcome::kClosed;
+      if (upstream_timed_out_) co_return Outcome::kTimeout;
+      bool nothing = !res_->got_some();
+      up_error_ = "reading the response header: " + ec.message();
+      co_return (reused && nothing) ? Outcome::kRetryFresh : Outcome::kFailed;
+    }
+    auto& res = res_->get();
+    bool up_keep = res.keep_alive() && !res_->need_eof();
+
+    if (upgrade && res.result() == http::status::switching_protocols) {
+      co_return co_await Tunnel(r, res);
+    }
+
+    StripHopByHop(res, false);
+    if (res_->need_eof() && !res_->is_done() && req.version() >= 11) {
+      // A close-delimited upstream body goes to the client chunked so its connection stays.
+      res.chunked(true);
+    }
+    res.keep_alive(keep_client_);
+    if (res.find("X-Request-Id") == res.end()) res.set("X-Request-Id", request_id_);
+    if (!set_cookie_.empty()) res.insert(http::field::set_cookie, set_cookie_);
+    status_ = res.result_int();
+
+    // Response body: streamed; the header goes out with the first chunk.
+    {
+      http::response_serializer<http::buffer_body> sr{res};
+      do {
+        if (!res_->is_done()) {
+          res.body().data = body.get();
+          res.body().size = kBodyChunk;
+          SetDeadline(r.timeouts.idle_ms);
+          co_await http::async_read_some(up_->sock, up_->buf, *res_, BERTH_EC(ec));
+          if (ec == http::error::need_buffer) ec = {};
+          if (ec) {
+            if (ec == http::error::partial_message || ec == http::error::end_of_stream) {
+              // The upstream closed mid-body: the client cannot be told by a status any more.
+            }
+            up_.reset();
+            co_return Outcome::kClosed;
+          }
+          res.body().size = kBodyChunk - res.body().size;
+          res.body().data = body.get();
+          res.body().more = !res_->is_done();
+          bytes_out_ += res.body().size;
+        } else {
+          res.body().data = nullptr;
+          res.body().size = 0;
+          res.body().more = false;
+        }
+        SetDeadline(r.timeouts.idle_ms);
+        co_await http::async_write(stream_, sr, BERTH_EC(ec));
+        if (ec == http::error::need_buffer) ec = {};
+        if (ec) {
+          up_.reset();
+          co_return Outcome::kClosed;
+        }
+      } while (!res_->is_done() || !sr.is_done());
+    }
+    if (up_keep && up_->buf.size() == 0) {
+      w_.upstreams.Put(pool_key(), std::move(up_), SteadyMs());
+    }
+    up_.reset();
+    keep_client_ = keep_client_ && res.keep_alive();
+    co_return Outcome::kDone;
+  }
+
+  const std::string& pool_key() const { return instance_key_; }
+
+  // After 101 Switching Protocols: bytes both ways until either side closes.
+  awaitable<Outcome> Tunnel(const HttpRoute& r, ResParser::value_type& res) {
+    error_code ec;
+    status_ = 101;
+    {
+      res.body().data = nullptr;
+      res.body().size = 0;
+      res.body().more = false;
+      http::response_serializer<http::buffer_body> sr{res};
+      co_await http::async_write_header(stream_, sr, BERTH_EC(ec));
+      if (ec) co_return Outcome::kClosed;
+    }
+    if (up_->buf.size()) {
+      co_await asio::async_write(stream_, up_->buf.data(), BERTH_EC(ec));
+      if (ec) co_return Outcome::kClosed;
+      up_->buf.consume(up_->buf.size());
+    }
+    if (buf_.size()) {
+      co_await asio::async_write(up_->sock, buf_.data(), BERTH_EC(ec));
+      if (ec) co_return Outcome::kClosed;
+      buf_.consume(buf_.size());
+    }
+    int idle = r.timeouts.idle_ms;
+    total_deadline_ms_ = INT64_MAX;  // streams and WebSockets are not bounded by total_ms
+    SetDeadline(idle);
+    auto self = std::static_pointer_cast<HttpSession>(shared_from_this());
+    auto done = std::make_shared<asio::steady_timer>(w_.io, SteadyTime::max());
+    auto finished = std::make_shared<bool>(false);
+    asio::co_spawn(
+        w_.io,
+        [](std::shared_ptr<HttpSession> s, std::shared_ptr<asio::steady_timer> done,
+           std::shared_ptr<bool> finished, int idle) -> awaitable<void> {
+          co_await CopyStream(s->stream_, s->up_->sock, s, [s = s.get(), idle](size_t n) {
+            s->bytes_in_ += n;
+            s->SetDeadline(idle);
+          });
+          *finished = true;
+          s->CloseAll();
+          done->cancel();
+        }(self, done, finished, idle),
+        asio::detached);
+    co_await CopyStream(up_->sock, stream_, self, [this, idle](size_t n) {
+      bytes_out_ += n;
+      SetDeadline(idle);
+    });
+    CloseAll();
+    if (!*finished) co_await done->async_wait(BERTH_EC(ec));
+    up_.reset();
+    co_return Outcome::kClosed;
+  }
+
+  void Log() {
+    auto us = std::chrono::duration_cast<std::chrono::microseconds>(
+                  std::chrono::steady_clock::now() - start_)
+                  .count();
+    RouteMetrics& m = route_ ? *route_->metrics : dp_.metrics().unmatched();
+    m.Record(w_.index, status_, bytes_in_, bytes_out_, static_cast<uint64_t>(us));
+    detail::AccessLog* log = dp_.access_log();
+    if (!log) return;
+    std::string& l = log_line_;
+    l.clear();
+    l += "{\"time\":\"";
+    l += FormatTime(std::chrono::system_clock::now());
+    l += "\",\"route\":\"";
+    detail::AppendJsonEscaped(&l, m.route);
+    l += "\",\"team\":\"";
+    detail::AppendJsonEscaped(&l, m.team);
+    l += "\",\"app\":\"";
+    detail::AppendJsonEscaped(&l, m.app);
+    l += "\",\"component\":\"";
+    detail::AppendJsonEscaped(&l, m.component);
+    l += "\",\"instance\":\"";
+    if (instance_) detail::AppendJsonEscaped(&l, instance_->instance);
+    l += "\",\"client\":\"";
+    l += client_ip_;
+    l += "\",\"method\":\"";
+    detail::AppendJsonEscaped(&l, req_->get().method_string());
+    l += "\",\"host\":\"";
+    detail::AppendJsonEscaped(&l, host_);
+    l += "\",\"path\":\"";
+    detail::AppendJsonEscaped(&l, req_->get().target().substr(0, 2048));
+    l += "\",\"status\":";
+    l += std::to_string(status_);
+    l += ",\"bytes_in\":";
+    l += std::to_string(bytes_in_);
+    l += ",\"bytes_out\":";
+    l += std::to_string(bytes_out_);
+    l += ",\"duration_ms\":";
+    char num[32];
+    std::snprintf(num, sizeof num, "%.3f", us / 1000.0);
+    l += num;
+    l += ",\"tls\":";
+    l += tls_ ? "true" : "false";
+    l += ",\"request_id\":\"";
+    detail::AppendJsonEscaped(&l, request_id_);
+    l += "\"}\n";
+    log->Append(w_.index, l);
+  }
+
+  Stream stream_;
+  bool tls_;
+  beast::flat_buffer buf_;
+  std::optional<ReqParser> req_;
+  std::optional<ResParser> res_;
+  std::shared_ptr<const State> state_;
+  uint64_t state_gen_ = 0;
+  std::string client_ip_, host_, request_id_, set_cookie_, log_line_, up_error_;
+  std::string instance_key_;
+  const Endpoint* instance_ = nullptr;
+  RouteRt* route_ = nullptr;
+  bool keep_client_ = true;
+  bool expect_continue_ = false;
+  int status_ = 0;
+  uint64_t bytes_in_ = 0, bytes_out_ = 0;
+  std::chrono::steady_clock::time_point start_;
+};
+
+
+// A TCP route connection: balanced like HTTP, then bytes both ways with half-close.
+class TcpSession final : public ConnBase {
+ public:
+  TcpSession(Worker& w, tcp::socket s, int port) : ConnBase(w), client_(std::move(s)), port_(port) {}
+  static awaitable<void> Run(std::shared_ptr<TcpSession> self) { co_await self->Serve(); }
+
+ private:
+  void CloseClient() override {
+    error_code ec;
+    client_.close(ec);
+  }
+
+  awaitable<void> Serve() {
+    auto start = std::chrono::steady_clock::now();
+    std::shared_ptr<const State> st = dp_.state();
+    auto it = st->tcp.find(port_);
+    if (it == st->tcp.end()) co_return CloseClient();
+    const TcpRt& t = it->second;
+    error_code ec;
+    client_.set_option(tcp::no_delay(true), ec);
+    std::string ip = client_.remote_endpoint(ec).address().to_string();
+    uint64_t hash = detail::HashBytes(ip);
+    StartWatchdog();
+    std::vector<int> tried;
+    PoolRt& pool = *t.pool;
+    EndpointHealth* health = nullptr;
+    for (int attempt = 0; attempt <= kMaxAttempts; ++attempt) {
+      int ei = pool.balancer->Pick(t.route->balance, hash, SteadyMs(), tried);
+      if (ei < 0) break;
+      up_ = std::make_unique<UpConn>(w_.io);
+      SetDeadline(t.route->connect_timeout_ms);
+      co_await up_->sock.async_connect(pool.eps[ei].addr, BERTH_EC(ec));
+      if (closed_) break;
+      if (ec) {
+        pool.balancer->health(ei).OnConnectFailure(SteadyMs());
+        t.metrics->UpstreamError(w_.index);
+        tried.push_back(ei);
+        up_.reset();
+        continue;
+      }
+      health = &pool.balancer->health(ei);
+      health->OnConnectSuccess();
+      break;
+    }
+    if (!up_ || closed_) {
+      t.metrics->Record(w_.index, 502, 0, 0, 0);
+      StopWatchdog();
+      CloseAll();
+      co_return;
+    }
+    up_->sock.set_option(tcp::no_delay(true), ec);
+    SetDeadline(0);
+    health->active.fetch_add(1, std::memory_order_relaxed);
+    auto self = std::static_pointer_cast<TcpSession>(shared_from_this());
+    auto done = std::make_shared<asio::steady_timer>(w_.io, SteadyTime::max());
+    auto finished = std::make_shared<bool>(false);
+    asio::co_spawn(
+        w_.io,
+        [](std::shared_ptr<TcpSession> s, std::shared_ptr<asio::steady_timer> done,
+           std::shared_ptr<bool> finished) -> awaitable<void> {
+          co_await CopyStream(s->client_, s->up_->sock, s, [s = s.get()](size_t n) { s->in_ += n; });
+          error_code ec;
+          if (s->up_) s->up_->sock.shutdown(tcp::socket::shutdown_send, ec);
+          *finished = true;
+          done->cancel();
+        }(self, done, finished),
+        asio::detached);
+    co_await CopyStream(up_->sock, client_, self, [this](size_t n) { out_ += n; });
+    client_.shutdown(tcp::socket::shutdown_send, ec);
+    if (!*finished) co_await done->async_wait(BERTH_EC(ec));
+    health->active.fetch_sub(1, std::memory_order_relaxed);
+    auto us = std::chrono::duration_cast<std::chrono::microseconds>(
+                  std::chrono::steady_clock::now() - start).count();
+    t.metrics->Record(w_.index, 200, in_, out_, static_cast<uint64_t>(us));
+    StopWatchdog();
+    CloseAll();
+  }
+
+  tcp::socket client_;
+  int port_;
+  uint64_t in_ = 0, out_ = 0;
+};
+
+awaitable<void> AdminSession(Impl& dp, tcp::socket s) {
+  beast::flat_buffer b;
+  for (;;) {
+    http::request_parser<http::string_body> p;
+    p.header_limit(8192);
+    p.body_limit(65536);
+    error_code ec;
+    co_await http::async_read(s, b, p, BERTH_EC(ec));
+    if (ec) break;
+    auto& req = p.get();
+    http::response<http::string_body> res{http::status::ok, 11};
+    res.set(http::field::server, "berth");
+    std::string_view target = req.target();
+    if (target == "/metrics") {
+      res.set(http::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
+      res.body() = dp.metrics().Render();
+    } else if (target == "/healthz") {
+      res.set(http::field::content_type, "application/json");
+      res.body() = "{\"status\":\"ok\",\"revision\":" + std::to_string(dp.revision()) + "}\n";
+    } else {
+      res.result(http::status::not_found);
+      res.set(http::field::content_type, "text/plain");
+      res.body() = "not found: the admin port serves /metrics and /healthz\n";
+    }
+    res.keep_alive(req.keep_alive());
+    res.prepare_payload();
+    co_await http::async_write(s, res, BERTH_EC(ec));
+    if (ec || !req.keep_alive()) break;
+  }
+  error_code ec;
+  s.shutdown(tcp::socket::shutdown_send, ec);
+}
+
+awaitable<void> AcceptLoop(Worker& w, std::shared_ptr<tcp::acceptor> acc, int kind) {
+  Impl& dp = w.dp;
+  asio::steady_timer backoff(w.io);
+  for (;;) {
+    error_code ec;
+    tcp::socket s(w.io);
+    co_await acc->async_accept(s, BERTH_EC(ec));
+    if (ec) {
+      if (ec == asio::error::operation_aborted || !acc->is_open()) break;
+      // EMFILE and friends: back off instead of spinning.
+      backoff.expires_after(std::chrono::milliseconds(50));
+      co_await backoff.async_wait(BERTH_EC(ec));
+      continue;
+    }
+    if (kind == kAdmin) {
+      asio::co_spawn(w.io, AdminSession(dp, std::move(s)), asio::detached);
+      continue;
+    }
+    if (dp.connections().load(std::memory_order_relaxed) >= dp.opts().max_connections) {
+      s.close(ec);
+      continue;
+    }
+    s.set_option(tcp::no_delay(true), ec);
+    if (kind == kHttp) {
+      auto session = std::make_shared<HttpSession<tcp::socket>>(w, std::move(s), false);
+      asio::co_spawn(w.io, HttpSession<tcp::socket>::Run(std::move(session)), asio::detached);
+    } else {
+      using TlsStream = ssl::stream<tcp::socket>;
+      auto session = std::make_shared<HttpSession<TlsStream>>(
+          w, TlsStream(std::move(s), dp.base_tls()), true);
+      asio::co_spawn(w.io, HttpSession<TlsStream>::Run(std::move(session)), asio::detached);
+    }
+  }
+}
+
+awaitable<void> TcpAcceptLoop(std::vector<Worker*> workers, std::shared_ptr<tcp::acceptor> acc,
+                              int port) {
+  Impl& dp = workers[0]->dp;
+  size_t next = 0;
+  asio::steady_timer backoff(workers[0]->io);
+  for (;;) {
+    // Connections are spread over the workers; each runs on the worker it was given to.
+    Worker& w = *workers[next++ % workers.size()];
+    error_code ec;
+    tcp::socket s(w.io);
+    co_await acc->async_accept(s, BERTH_EC(ec));
+    if (ec) {
+      if (ec == asio::error::operation_aborted || !acc->is_open()) break;
+      backoff.expires_after(std::chrono::milliseconds(50));
+      co_await backoff.async_wait(BERTH_EC(ec));
+      continue;
+    }
+    if (dp.connections().load(std::memory_order_relaxed) >= dp.opts().max_connections) {
+      s.close(ec);
+      continue;
+    }
+    auto session = std::make_shared<TcpSession>(w, std::move(s), port);
+    asio::co_spawn(w.io, TcpSession::Run(std::move(session)), asio::detached);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Impl.
+
+int Impl::ServerName(SSL* ssl, int* alert, void* arg) {
+  auto* self = static_cast<Impl*>(arg);
+  const char* name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+  std::shared_ptr<const State> st = self->state();
+  SSL_CTX* ctx = SelectContext(*st, name ? name : "");
+  if (!ctx) {
+    *alert = SSL_AD_UNRECOGNIZED_NAME;
+    return SSL_TLSEXT_ERR_ALERT_FATAL;
+  }
+  SSL_set_SSL_CTX(ssl, ctx);  // takes a reference: the context outlives a swap mid-handshake
+  return SSL_TLSEXT_ERR_OK;
+}
+
+Status Impl::Init() {
+  int n = std::max(1, opts_.io_threads);
+  for (int i = 0; i < n; ++i) workers_.push_back(std::make_unique<Worker>(*this, i));
+  if (!opts_.access_log.empty()) {
+    BERTH_ASSIGN_OR_RETURN(access_log_, detail::AccessLog::Open(opts_.access_log, n));
+  }
+  BERTH_RETURN_IF_ERROR(ConfigureTls(base_tls_));
+  SSL_CTX_set_tlsext_servername_callback(base_tls_.native_handle(), &Impl::ServerName);
+  SSL_CTX_set_tlsext_servername_arg(base_tls_.native_handle(), this);
+
+  auto listen_all = [&](const std::string& addr, const char* what, int kind,
+                        std::string* bound) -> Status {
+    if (addr.empty()) return Status::Ok();
+    BERTH_ASSIGN_OR_RETURN(tcp::endpoint ep, ParseAddress(addr, what));
+    for (auto& w : workers_) {
+      BERTH_ASSIGN_OR_RETURN(auto acc, Listen(w->io, ep, /*reuse_port=*/true, what));
+      if (ep.port() == 0) {
+        error_code ec;
+        ep = acc->local_endpoint(ec);  // the other workers share the port the kernel chose
+      }
+      (kind == kHttp ? w->http_acc : w->https_acc) = acc;
+    }
+    *bound = FormatEndpoint(ep);
+    return Status::Ok();
+  };
+  BERTH_RETURN_IF_ERROR(listen_all(opts_.http, "http", kHttp, &http_addr_));
+  BERTH_RETURN_IF_ERROR(listen_all(opts_.https, "https", kHttps, &https_addr_));
+  if (!https_addr_.empty()) https_port_ = std::stoi(https_addr_.substr(https_addr_.rfind(':') + 1));
+  if (!opts_.admin.empty()) {
+    BERTH_ASSIGN_OR_RETURN(tcp::endpoint ep, ParseAddress(opts_.admin, "admin"));
+    BERTH_ASSIGN_OR_RETURN(admin_acc_, Listen(workers_[0]->io, ep, false, "admin"));
+    error_code ec;
+    admin_addr_ = FormatEndpoint(admin_acc_->local_endpoint(ec));
+  }
+  BERTH_ASSIGN_OR_RETURN(auto empty, Compile(Snapshot{}));
+  state_ = std::move(empty);
+  generation_.store(1);
+
+  for (auto& w : workers_) {
+    if (w->http_acc) asio::co_spawn(w->io, AcceptLoop(*w, w->http_acc, kHttp), asio::detached);
+    if (w->https_acc) asio::co_spawn(w->io, AcceptLoop(*w, w->https_acc, kHttps), asio::detached);
+  }
+  if (admin_acc_) {
+    asio::co_spawn(workers_[0]->io, AcceptLoop(*workers_[0], admin_acc_, kAdmin), asio::detached);
+  }
+  for (auto& w : workers_) {
+    Worker* wp = w.get();
+    wp->thread = std::thread([wp] {
+      auto guard = asio::make_work_guard(wp->io);
+      wp->io.run();
+    });
+  }
+  return Status::Ok();
+}
+
+Result<std::shared_ptr<State>> Impl::Compile(const Snapshot& snap) {
+  auto st = std::make_shared<State>();
+  st->snap = snap;
+  const Snapshot& s = st->snap;
+  st->table = RouteTable(s.http_routes);
+  {
+    std::lock_guard<std::mutex> l(health_mu_);
+    for (auto it = health_.begin(); it != health_.end();) {
+      it = it->second.expired() ? health_.erase(it) : std::next(it);
+    }
+    for (const auto& [key, pool] : s.pools) {
+      PoolRt& pr = st->pools[key];
+      pr.pool = &pool;
+      std::vector<std::shared_ptr<EndpointHealth>> hs;
+      std::vector<uint64_t> keys;
+      for (size_t i = 0; i < pool.endpoints.size(); ++i) {
+        const Endpoint& e = pool.endpoints[i];
+        error_code ec;
+        auto ip = asio::ip::make_address(e.host, ec);
+        if (ec) {
+          return InvalidArgument("pool \"" + key + "\" endpoint host is not an IP address",
+                                 "pools." + key + ".endpoints[" + std::to_string(i) + "].host");
+        }
+        EpRt ep{tcp::endpoint(ip, static_cast<unsigned short>(e.port)), "", &e};
+        ep.key = FormatEndpoint(ep.addr);
+        auto& weak = health_[ep.key];
+        auto h = weak.lock();
+        if (!h) {
+          h = std::make_shared<EndpointHealth>();
+          weak = h;
+        }
+        hs.push_back(h);
+        keys.push_back(detail::HashBytes(ep.key));
+        pr.eps.push_back(std::move(ep));
+      }
+      pr.balancer = std::make_unique<PoolBalancer>(std::move(hs), std::move(keys));
+    }
+  }
+  for (const auto& r : s.http_routes) {
+    auto rt = std::make_unique<RouteRt>();
+    rt->route = &r;
+    for (const auto& b : r.backends) {
+      PoolRt* p = &st->pools.at(b.pool);
+      rt->pools.push_back(p);
+      rt->weights.push_back(p->eps.empty() ? 0 : b.weight);
+      if (p->eps.empty() && rt->reason.empty() && b.weight > 0) rt->reason = p->pool->reason;
+    }
+    if (rt->reason.empty()) rt->reason = "no ready instance";
+    rt->metrics = metrics_.ForRoute("http", r.id, r.team, r.app, r.component);
+    if (r.rate_limit.requests_per_second > 0) {
+      rt->limiter = std::make_unique<detail::RateLimiter>(r.rate_limit.requests_per_second,
+                                                          r.rate_limit.burst);
+    }
+    rt->max_body = r.max_body_bytes > 0 ? r.max_body_bytes : opts_.default_max_body_bytes;
+    st->routes.push_back(std::move(rt));
+  }
+  for (const auto& t : s.tcp_routes) {
+    TcpRt& tr = st->tcp[t.listen_port];
+    tr.route = &t;
+    tr.pool = &st->pools.at(t.pool);
+    tr.metrics = metrics_.ForRoute("tcp", t.id, t.team, t.app, t.component);
+  }
+  std::map<std::string, SSL_CTX*> by_name;
+  for (size_t i = 0; i < s.certificates.size(); ++i) {
+    const Certificate& c = s.certificates[i];
+    BERTH_ASSIGN_OR_RETURN(auto ctx, LoadCertificate(c, i));
+    st->contexts.push_back(ctx);
+    SSL_CTX* native = ctx->native_handle();
+    by_name[c.name] = native;
+    if (!st->sni_default) st->sni_default = native;
+    for (const auto& d : c.domains) {
+      if (d.rfind("*.", 0) == 0) {
+        st->sni_wildcard.emplace(d.substr(1), native);
+      } else {
+        st->sni_exact.emplace(d, native);
+      }
+    }
+  }
+  // A route naming a certificate serves it for the route's domains, whatever the
+  // certificate's own list says.
+  for (const auto& r : s.http_routes) {
+    if (r.certificate.empty()) continue;
+    SSL_CTX* native = by_name.at(r.certificate);
+    for (const auto& d : r.domains) {
+      if (d.rfind("*.", 0) == 0) {
+        st->sni_wildcard[d.substr(1)] = native;
+      } else {
+        st->sni_exact[d] = native;
+      }
+    }
+  }
+  return st;
+}
+
+Status Impl::Apply(const Snapshot& snap) {
+  std::lock_guard<std::mutex> l(apply_mu_);
+  if (stopped_.load()) return Unavailable("the gateway data plane is stopped");
+  BERTH_ASSIGN_OR_RETURN(auto st, Compile(snap));
+
+  // TCP listeners: bind the new ones first, so a port that cannot be bound fails the Apply
+  // with nothing changed.
+  std::map<int, std::shared_ptr<tcp::acceptor>> opened;
+  std::set<int> wanted;
+  for (size_t i = 0; i < snap.tcp_routes.size(); ++i) {
+    const TcpRoute& t = snap.tcp_routes[i];
+    wanted.insert(t.listen_port);
+    auto it = tcp_listeners_.find(t.listen_port);
+    error_code ec;
+    auto ip = asio::ip::make_address(t.listen_host, ec);
+    tcp::endpoint ep(ip, static_cast<unsigned short>(t.listen_port));
+    if (it != tcp_listeners_.end() && it->second->local_endpoint(ec) == ep) continue;
+    std::string field = "tcp_routes[" + std::to_string(i) + "].listen_port";
+    auto acc = Listen(workers_[0]->io, ep, false, field);
+    if (!acc.ok()) {
+      for (auto& [_, a] : opened) a->close(ec);
+      return acc.status();
+    }
+    opened[t.listen_port] = *acc;
+  }
+  metrics_.revision.store(snap.revision);
+  {
+    std::lock_guard<std::mutex> sl(state_mu_);
+    state_ = st;
+  }
+  generation_.fetch_add(1, std::memory_order_acq_rel);
+
+  for (auto it = tcp_listeners_.begin(); it != tcp_listeners_.end();) {
+    if (wanted.count(it->first) && !opened.count(it->first)) {
+      ++it;
+      continue;
+    }
+    auto acc = it->second;
+    asio::post(acc->get_executor(), [acc] {
+      error_code ec;
+      acc->close(ec);
+    });
+    it = tcp_listeners_.erase(it);
+  }
+  std::vector<Worker*> ws;
+  for (auto& w : workers_) ws.push_back(w.get());
+  for (auto& [port, acc] : opened) {
+    tcp_listeners_[port] = acc;
+    asio::co_spawn(workers_[0]->io, TcpAcceptLoop(ws, acc, port), asio::detached);
+  }
+  return Status::Ok();
+}
+
+void Impl::Stop(int drain_ms) {
+  std::lock_guard<std::mutex> l(apply_mu_);
+  if (stopped_.exchange(true)) return;
+  stopping_.store(true);
+  auto close = [](std::shared_ptr<tcp::acceptor> acc) {
+    if (!acc) return;
+    asio::post(acc->get_executor(), [acc] {
+      error_code ec;
+      acc->close(ec);
+    });
+  };
+  for (auto& w : workers_) {
+    close(w->http_acc);
+    close(w->https_acc);
+  }
+  close(admin_acc_);
+  for (auto& [_, acc] : tcp_listeners_) close(acc);
+  auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(drain_ms);
+  while (connections_.load() > 0 && std::chrono::steady_clock::now() < until) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  for (auto& w : workers_) w->io.stop();
+  for (auto& w : workers_) {
+    if (w->thread.joinable()) w->thread.join();
+  }
+  tcp_listeners_.clear();
+  admin_acc_.reset();
+  workers_.clear();  // destroys every pending exchange with its io_context
+  access_log_.reset();
+}
+
+}  // namespace
+
+Result<std::unique_ptr<DataPlane>> DataPlane::Start(const Options& options) {
+  if (options.io_threads < 1 || options.io_threads > 256) {
+    return InvalidArgument("io_threads must be between 1 and 256", "io_threads");
+  }
+  if (options.max_header_bytes < 1024 || options.max_header_bytes > (1 << 20)) {
+    return InvalidArgument("max_header_bytes must be between 1 KiB and 1 MiB", "max_header_bytes");
+  }
+  if (options.client_header_timeout_ms < 1 || options.client_idle_timeout_ms < 1) {
+    return InvalidArgument("client timeouts must be positive", "client_header_timeout_ms");
+  }
+  auto dp = std::make_unique<Impl>(options);
+  Status s = dp->Init();
+  if (!s.ok()) {
+    dp->Stop(0);
+    return s;
+  }
+  return std::unique_ptr<DataPlane>(std::move(dp));
+}
+
+}  // namespace berth::gateway

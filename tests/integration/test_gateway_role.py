@@ -1,0 +1,221 @@
+"""The gateway role in the all-in-one server (issue #5): `berth server` runs `berth gateway` as
+its own process, which routes `<component>.<app>.localhost` to the ready instances, follows
+scale and redeploys through the control plane's watch, keeps serving while the server is
+killed, serves its persisted snapshot after its own restart with the control plane down, and
+is adopted (same PID) by the next server.
+
+Every listener is on a free loopback port. The gateway and the instances outlive the server by
+design; the harness reaps them by PID (reap_runtime) and test_runtime.Reaper kills instances.
+Polling is bounded; there are no fixed sleeps.
+"""
+
+import http.client
+import os
+import signal
+import stat
+import subprocess
+import textwrap
+import unittest
+
+from harness import BerthTestCase, _die_with_parent, _live
+from test_runtime import Reaper, wait_for
+
+V = "/api/v1/teams/default"
+
+SERVER_PY = textwrap.dedent("""\
+    import http.server, os
+    HERE = os.path.dirname(os.path.abspath(__file__))
+    GREETING = open(os.path.join(HERE, "greeting.txt")).read().strip()
+    INSTANCE = os.environ.get("BERTH_INSTANCE", "?")
+    class H(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        def do_GET(self):
+            body = f"{GREETING} from {INSTANCE}".encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+        def log_message(self, *a):
+            pass
+    http.server.ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
+    """)
+
+
+def via_gateway(addr: str, host: str, path: str = "/", timeout: float = 3.0) -> tuple[int, str]:
+    h, p = addr.rsplit(":", 1)
+    conn = http.client.HTTPConnection(h, int(p), timeout=timeout)
+    try:
+        conn.request("GET", path, headers={"Host": host})
+        r = conn.getresponse()
+        return r.status, r.read().decode("utf-8", "replace")
+    finally:
+        conn.close()
+
+
+def alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            st = f.read()
+    except OSError:
+        return False
+    return st[st.rfind(")") + 2:].split()[0] not in ("Z", "X")
+
+
+class GatewayRoleTest(BerthTestCase):
+    server_kwargs = {"gateway": True}
+
+    @classmethod
+    def setUpClass(cls) -> None:
+        super().setUpClass()
+        cls.reaper = Reaper(cls.srv.data_dir)
+        cls.addClassCleanup(cls.reaper.kill_all)
+
+    def setUp(self) -> None:
+        self.addCleanup(self.reaper.kill_all)
+        self.config = os.path.join(self.srv.tmp, "cli-config-" + self._testMethodName)
+        self.login()
+
+    def login(self) -> None:
+        r = self.srv.cli("login", "--server", self.srv.url, "--user", "admin", "--password-stdin",
+                         input=self.srv.admin_password + "\n", config=self.config)
+        self.assertEqual(r.returncode, 0, r.stderr)
+
+    def must(self, *args) -> str:
+        r = self.srv.cli(*args, config=self.config, timeout=180)
+        self.assertEqual(r.returncode, 0, f"berth {' '.join(args)}\n{r.stdout}\n{r.stderr}")
+        return r.stdout
+
+    def write_source(self, path: str, greeting: str) -> None:
+        os.makedirs(path, exist_ok=True)
+        with open(os.path.join(path, "Procfile"), "w") as f:
+            f.write("web: python3 server.py\n")
+        with open(os.path.join(path, "server.py"), "w") as f:
+            f.write(SERVER_PY)
+        with open(os.path.join(path, "greeting.txt"), "w") as f:
+            f.write(greeting + "\n")
+
+    def answers(self, addr: str, host: str, want, what: str, tries: int = 12,
+                timeout: float = 40.0) -> set[str]:
+        """Polls the gateway until `tries` requests in a row answer 200 and the set of bodies
+        seen among them is `want` (a set, or a predicate on the set)."""
+        def check():
+            seen = set()
+            for _ in range(tries):
+                try:
+                    st, body = via_gateway(addr, host)
+                except OSError:
+                    return None
+                if st != 200:
+                    return None
+                seen.add(body)
+            self.reaper.scan()
+            ok = want(seen) if callable(want) else seen == want
+            return seen if ok else None
+        return wait_for(check, what, timeout=timeout)
+
+    def gateways(self) -> list[int]:
+        """PIDs of every `berth gateway` process serving this server's state directory."""
+        state = os.path.join(self.srv.data_dir, "gateway")
+        out = []
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit() or not alive(int(entry)):
+                continue
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    args = [a.decode("utf-8", "replace") for a in f.read().split(b"\0") if a]
+            except OSError:
+                continue
+            if len(args) > 2 and args[1] == "gateway" and any(
+                    a == "--state" and b == state for a, b in zip(args, args[1:])):
+                out.append(int(entry))
+        return out
+
+    def test_routes_follows_changes_survives_the_server_and_is_adopted(self):
+        srv = self.srv
+        gw = srv.gateway_info()
+        addr, first_pid = gw["http"], gw["pid"]
+        host = "web.shop.localhost"
+
+        # Unknown hosts get the gateway's 404 page, not a connection error.
+        st, _ = via_gateway(addr, "nothing.localhost")
+        self.assertEqual(st, 404)
+
+        # The credential: a 0600 token of the service user; the state dir is private.
+        gdir = os.path.join(srv.data_dir, "gateway")
+        self.assertEqual(stat.S_IMODE(os.stat(os.path.join(gdir, "token")).st_mode), 0o600)
+        self.assertEqual(stat.S_IMODE(os.stat(gdir).st_mode), 0o700)
+
+        # Deploy from a local directory; the default domain reaches it through the gateway.
+        src = os.path.join(srv.tmp, "shop-src")
+        self.write_source(src, "hello v1")
+        self.must("app", "create", "shop")
+        self.must("component", "create", "web", "--app", "shop", "--source", src,
+                  "--port", "8080/http")
+        self.must("build", "web", "--app", "shop", "-f")
+        self.must("wait", "web", "--app", "shop", "--ready", "--timeout", "60")
+        self.answers(addr, host, {"hello v1 from web-1"}, "v1 through the gateway")
+
+        # Scale and redeploy are seen without restarting the gateway.
+        self.ok(self.api("PATCH", f"{V}/apps/shop/components/web", {"replicas": 2}))
+        self.answers(addr, host, {"hello v1 from web-1", "hello v1 from web-2"},
+                     "both instances through the gateway")
+        self.write_source(src, "hello v2")
+        self.must("build", "web", "--app", "shop", "-f")
+        self.answers(addr, host, {"hello v2 from web-1", "hello v2 from web-2"},
+                     "v2 through the gateway")
+        self.assertEqual(srv.gateway_info()["pid"], first_pid, "the gateway was not restarted")
+
+        # The snapshot on disk is sealed: neither the domain nor the pools are readable.
+        with open(os.path.join(gdir, "snapshot.enc"), "rb") as f:
+            sealed = f.read()
+        self.assertTrue(sealed.startswith(b"BGS1"))
+        self.assertNotIn(b"web.shop.localhost", sealed)
+        self.assertEqual(stat.S_IMODE(os.stat(os.path.join(gdir, "snapshot.enc")).st_mode), 0o600)
+
+        # A gateway that dies is started again by the server, and catches up.
+        os.kill(first_pid, signal.SIGKILL)
+        gw = srv.gateway_info(not_pid=first_pid)
+        second_pid = gw["pid"]
+        self.assertEqual(gw["http"].rsplit(":", 1)[0], "127.0.0.1")
+        addr = gw["http"]
+        self.answers(addr, host, {"hello v2 from web-1", "hello v2 from web-2"},
+                     "the restarted gateway serves")
+
+        # kill -9 of the server: the gateway keeps serving.
+        srv.kill9()
+        self.answers(addr, host, {"hello v2 from web-1", "hello v2 from web-2"},
+                     "serving with the control plane killed")
+
+        # The gateway restarts while the control plane is down: it serves what it persisted.
+        with open(f"/proc/{second_pid}/cmdline", "rb") as f:
+            cmd = [a.decode() for a in f.read().split(b"\0") if a]
+        os.kill(second_pid, signal.SIGTERM)
+        wait_for(lambda: not alive(second_pid), "the gateway stopped", timeout=20)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("BERTH_")}
+        log = open(os.path.join(srv.tmp, "gateway-by-test.log"), "ab")
+        self.addCleanup(log.close)
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env,
+                                cwd="/", preexec_fn=_die_with_parent)
+        _live[proc.pid] = proc
+        gw = srv.gateway_info(not_pid=second_pid)
+        self.assertEqual(gw["pid"], proc.pid)
+        addr = gw["http"]
+        self.answers(addr, host, {"hello v2 from web-1", "hello v2 from web-2"},
+                     "the persisted snapshot served with the control plane down")
+
+        # The next server adopts that gateway (same PID) rather than starting a second one,
+        # and the gateway follows the new server (its API port changed) for the next change.
+        srv.start()
+        self.login()
+        self.ok(self.api("PATCH", f"{V}/apps/shop/components/web", {"replicas": 1}))
+        self.answers(addr, host, lambda seen: len(seen) == 1 and
+                     next(iter(seen)).startswith("hello v2 from web-"),
+                     "the scale-down seen after the server's restart")
+        self.assertEqual(srv.gateway_info()["pid"], proc.pid, "the gateway was adopted")
+        self.assertIsNone(proc.poll())
+        self.assertEqual(self.gateways(), [proc.pid], "exactly one gateway for the data dir")
+        self.ok(self.api("DELETE", f"{V}/apps/shop"))
+
+
+if __name__ == "__main__":
+    unittest.main()
