@@ -42,8 +42,15 @@ void RegisterResourceRoutes(Service& s);
 void RegisterWatchRoutes(Service& s);
 // build_routes.cc: detection, builds, cancel, build logs.
 void RegisterBuildRoutes(Service& s);
-// runtime_routes.cc: restart requests and instance logs.
+// runtime_routes.cc: restart requests, operations and instance logs.
 void RegisterRuntimeRoutes(Service& s);
+// runtime_routes.cc: what a write of the component at ctx's team/app/component (stored body
+// `before`, nullptr for a create, and `after`) adds to its commit: the component's new
+// operation object when the write starts one (deploy, rollback, scale, restart, stop, start,
+// update). Refuses (changing nothing) with 409 operation_in_progress while another operation
+// of the component runs.
+Result<std::vector<Op>> LifecycleOps(Service& s, const Ctx& ctx, const Json* before,
+                                     const Json& after);
 // static_files.cc: the built console from options.web_root at "/" (outside /api).
 void RegisterStaticFiles(Service& s);
 // The response for a non-API GET/HEAD from web_root: a file, index.html for app routes, or 404
