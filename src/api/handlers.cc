@@ -194,8 +194,12 @@ Result<Reply> CreateOf(Service& s, const Ctx& ctx, const Target& t, const Json& 
 // returns the new stored body; it also gets the current stored body (to keep server-owned
 // fields) and may veto the change.
 using ParseFn = std::function<Result<Json>(const Json& merged, const Json& current)>;
+// More ops for the same commit, from the current and the new stored body (e.g. a component's
+// operation object); may veto the change.
+using ExtraFn = std::function<Result<std::vector<Op>>(const Json& current, const Json& next)>;
 
-Result<Reply> UpdateOf(Service& s, const Ctx& ctx, const Target& t, const ParseFn& parse) {
+Result<Reply> UpdateOf(Service& s, const Ctx& ctx, const Target& t, const ParseFn& parse,
+                       const ExtraFn& extra_ops = nullptr) {
   BERTH_ASSIGN_OR_RETURN(Json body, Body(ctx));
   BERTH_ASSIGN_OR_RETURN(int64_t expected, TakeRevision(body));
   if (body.contains("name") && !(body["name"].is_string() && body["name"] == t.name)) {
@@ -222,12 +226,23 @@ Result<Reply> UpdateOf(Service& s, const Ctx& ctx, const Target& t, const ParseF
     }
     merged["name"] = t.name;
     BERTH_ASSIGN_OR_RETURN(Json next, parse(merged, current));
+    std::vector<Op> extra;
+    if (extra_ops) {
+      BERTH_ASSIGN_OR_RETURN(extra, extra_ops(current, next));
+    }
+    const bool had_extra = !extra.empty();
     Op op;
     op.type = OpType::kUpdate;
     op.object = Object{t.kind, t.scope, t.name, next.dump(), cur.index_key};
     op.expected_revision = cur.revision;
-    auto r = CommitOne(s, std::move(op), {}, Audit(ctx, t.team, "update", t.resource, &current, &next));
+    auto r = CommitOne(s, std::move(op), std::move(extra),
+                       Audit(ctx, t.team, "update", t.resource, &current, &next));
     if (r.ok()) return Ok(r->objects.front());
+    // A lost race on an extra object (another operation began meanwhile) is decided again by
+    // the next round's checks.
+    bool extra_race = had_extra && (r.status().reason() == "revision_conflict" ||
+                                    r.status().reason() == "already_exists");
+    if (extra_race) continue;
     if (r.status().reason() != "revision_conflict" || expected != 0) {
       if (r.status().code() == Code::kNotFound) return NotFoundNoun(t.noun, t.name);
       return r.status();
@@ -691,7 +706,9 @@ Result<Reply> CreateComponent(Service& s, Ctx& ctx) {
   BERTH_ASSIGN_OR_RETURN(int64_t ignored, TakeRevision(body));
   (void)ignored;
   BERTH_ASSIGN_OR_RETURN(model::Component c, model::ParseComponent(body));
-  return CreateOf(s, ctx, ComponentTarget(ctx, c.name), model::ToJson(c));
+  Json created = model::ToJson(c);
+  BERTH_ASSIGN_OR_RETURN(std::vector<Op> extra, LifecycleOps(s, ctx, nullptr, created));
+  return CreateOf(s, ctx, ComponentTarget(ctx, c.name), created, std::move(extra));
 }
 
 Result<Reply> UpdateComponent(Service& s, Ctx& ctx) {
@@ -701,6 +718,9 @@ Result<Reply> UpdateComponent(Service& s, Ctx& ctx) {
                   [](const Json& merged, const Json&) -> Result<Json> {
                     BERTH_ASSIGN_OR_RETURN(model::Component c, model::ParseComponent(merged));
                     return model::ToJson(c);
+                  },
+                  [&](const Json& current, const Json& next) {
+                    return LifecycleOps(s, ctx, &current, next);
                   });
 }
 
@@ -862,7 +882,8 @@ Json RenderObject(const Object& o) {
   } else if (k == model::kComponent) {
     if (parents.size() >= 2) j["team"] = parents[0], j["app"] = parents[1];
   } else if (k == model::kDependency || k == model::kVersion || k == model::kInstance ||
-             k == model::kEvent || k == model::kWebhook) {
+             k == model::kEvent || k == model::kWebhook ||
+             k == model::kOperation) {
     if (parents.size() >= 3) j["team"] = parents[0], j["app"] = parents[1], j["component"] = parents[2];
   } else if (k == model::kToken) {
     j.erase("expires_at_ms");

@@ -111,7 +111,10 @@ Json Schemas() {
             {"version", Str()},
             {"restart_generation", Int()},
             {"addresses", {{"type", "array"}, {"items", Str()}, {"readOnly", true},
-                           {"description", "where the component answers through the gateway"}}}}),
+                           {"description", "where the component answers through the gateway"}}},
+            {"rollout", Obj({{"max_surge", {{"description", "a count or a percentage such as \"25%\""}}},
+                             {"max_unavailable", {{"description", "a count or a percentage"}}}})},
+            {"grace_period_s", Int()}}),
       {"name"});
   s["Dependency"] = Obj(Meta({{"name", Str()}, {"team", Str()}, {"app", Str()}, {"component", Str()},
                               {"target_app", Str()}, {"target_component", Str()}}));
@@ -128,6 +131,14 @@ Json Schemas() {
                            {"built_at", Str()},
                            {"detect", {{"type", "object"}}}}));
   s["Instance"] = {{"type", "object"}, {"description", "a running replica, written by the runtime"}};
+  s["Operation"] = Obj(Meta({{"type", Enum({"deploy", "rollback", "scale", "restart", "stop",
+                                             "start", "update"})},
+                             {"status", Enum({"in_progress", "succeeded", "failed", "cancelled"})},
+                             {"detail", Str()},
+                             {"by", Str()},
+                             {"started_at", Str()},
+                             {"finished_at", Str()},
+                             {"message", Str()}}));
   s["LogLine"] = Obj({{"time", Str()}, {"instance", Str()}, {"stream", Enum({"out", "err", "shim"})},
                       {"line", Str()}});
   s["Event"] = Obj(Meta({{"id", Str()},

@@ -13,6 +13,7 @@
 
 #include "api/detail/service.h"
 #include "core/names.h"
+#include "events/events.h"
 
 namespace berth::api {
 namespace {
@@ -42,6 +43,336 @@ Result<Object> LoadComponent(Service& s, const Ctx& ctx) {
   return o;
 }
 
+// ---- operations ---------------------------------------------------------------------------
+
+constexpr char kCurrent[] = "current";
+
+std::string Q(const std::string& s) { return "\"" + s + "\""; }
+
+// The runtime-relevant part of a stored component: what decides which instances run and how.
+// Source and build settings only matter to builds (except the start command); the rollout
+// settings say how to replace instances, not what runs.
+Json RuntimeView(const Json& c) {
+  Json v = c;
+  v.erase("source");
+  v.erase("rollout");
+  v.erase("revision");
+  std::string start = c.contains("build") && c["build"].is_object()
+                          ? c["build"].value("start_command", "")
+                          : "";
+  v["build"] = start;
+  return v;
+}
+
+struct VersionInfo {
+  bool any_ready = false;
+  int64_t newest_ready = -1;
+  std::map<std::string, int64_t> ready_numbers;
+};
+
+Result<VersionInfo> ReadyVersions(Service& s, const std::string& scope) {
+  VersionInfo info;
+  ListOptions o;
+  o.scope = scope;
+  o.limit = 1000;
+  while (true) {
+    BERTH_ASSIGN_OR_RETURN(ListResult r, s.store.List(model::kVersion, o));
+    for (const Object& v : r.items) {
+      Json j = Json::parse(v.body, nullptr, false);
+      if (!j.is_object() || j.value("status", "") != "ready") continue;
+      int64_t n = j.value("number", int64_t{0});
+      info.any_ready = true;
+      info.newest_ready = std::max(info.newest_ready, n);
+      info.ready_numbers[v.name] = n;
+    }
+    if (r.next.empty()) break;
+    o.after = r.next;
+  }
+  return info;
+}
+
+// Which operation (if any) turning `before` into `after` is, and its description.
+std::string Classify(const Json& before, const Json& after, const VersionInfo& versions,
+                     std::string* detail) {
+  auto str = [](const Json& j, const char* k) { return j.value(k, std::string()); };
+  if (str(before, "desired_state") != str(after, "desired_state")) {
+    if (str(after, "desired_state") == "stopped") {
+      *detail = "stop every instance";
+      return "stop";
+    }
+    *detail = "start " + std::to_string(after.value("replicas", 0)) + " instance(s)";
+    return "start";
+  }
+  if (str(before, "desired_state") == "stopped") return "";  // nothing runs, nothing rolls
+  if (str(before, "version") != str(after, "version")) {
+    std::string v = str(after, "version");
+    if (v.empty()) {
+      *detail = "deploy the newest ready version";
+      return "deploy";
+    }
+    auto it = versions.ready_numbers.find(v);
+    if (it != versions.ready_numbers.end() && it->second < versions.newest_ready) {
+      *detail = "roll back to " + v;
+      return "rollback";
+    }
+    *detail = "deploy " + v;
+    return "deploy";
+  }
+  if (before.value("restart_generation", int64_t{0}) != after.value("restart_generation", int64_t{0})) {
+    *detail = "restart every instance, one at a time";
+    return "restart";
+  }
+  if (before.value("replicas", 0) != after.value("replicas", 0)) {
+    *detail = "scale from " + std::to_string(before.value("replicas", 0)) + " to " +
+              std::to_string(after.value("replicas", 0)) + " instance(s)";
+    return "scale";
+  }
+  Json b = RuntimeView(before), a = RuntimeView(after);
+  if (a == b) return "";
+  std::string fields;
+  for (auto it = a.begin(); it != a.end(); ++it) {
+    if (!b.contains(it.key()) || b[it.key()] != *it) {
+      fields += (fields.empty() ? "" : ", ") + (it.key() == "build" ? "build.start_command" : it.key());
+    }
+  }
+  *detail = "replace the instances with the changed settings (" + fields + ")";
+  return "update";
+}
+
+std::string BusyMessage(const Ctx& ctx, const model::Operation& op) {
+  const std::string& comp = ctx.P("component");
+  const std::string where = comp + " --app " + ctx.P("app");
+  return "component " + Q(comp) + " is busy: its " + op.type + " (" + op.detail + ", by " + op.by +
+         ", started " + op.started_at + ") is still in progress. Wait for it to finish " +
+         "(`berth wait " + where + " --operation`, or GET .../operation until its status is no " +
+         "longer in_progress) or cancel it (`berth cancel " + where + "`), then try again";
+}
+
+Result<std::optional<Object>> CurrentOperation(Service& s, const std::string& scope) {
+  auto o = s.store.Get(model::kOperation, scope, kCurrent);
+  if (o.ok()) return std::optional<Object>(*o);
+  if (o.status().code() == Code::kNotFound) return std::optional<Object>();
+  return o.status();
+}
+
+// ---- team quotas --------------------------------------------------------------------------
+
+// What a component asks of its team's quota: instances, and memory and CPU for each.
+struct Usage {
+  int64_t instances = 0;
+  int64_t memory_mb = 0;
+  int64_t cpu_millis = 0;
+  bool unlimited_memory = false;  // runs instances without a memory limit
+  bool unlimited_cpu = false;
+};
+
+Usage UsageOf(const Json& c) {
+  Usage u;
+  if (!c.is_object() || c.value("desired_state", "running") != "running") return u;
+  u.instances = c.value("replicas", 0);
+  if (u.instances == 0) return u;
+  Json res = c.contains("resources") && c["resources"].is_object() ? c["resources"] : Json::object();
+  int64_t mem = res.value("memory_mb", int64_t{0}), cpu = res.value("cpu_millis", int64_t{0});
+  u.memory_mb = u.instances * mem;
+  u.cpu_millis = u.instances * cpu;
+  u.unlimited_memory = mem == 0;
+  u.unlimited_cpu = cpu == 0;
+  return u;
+}
+
+Result<std::vector<Object>> ListEvery(Service& s, const std::string& kind, const std::string& scope) {
+  std::vector<Object> out;
+  ListOptions o;
+  o.scope = scope;
+  o.limit = 1000;
+  while (true) {
+    BERTH_ASSIGN_OR_RETURN(ListResult r, s.store.List(kind, o));
+    for (Object& obj : r.items) out.push_back(std::move(obj));
+    if (r.next.empty()) break;
+    o.after = r.next;
+  }
+  return out;
+}
+
+// Refuses a write that would take the team over one of its quotas (instances, memory_mb,
+// cpu_millis; 0 = unlimited). Only growth is refused: a team already over a quota that was
+// lowered can still shrink or change other things. With a memory or CPU quota, every running
+// component must declare that limit (as Kubernetes' ResourceQuota demands), or the quota
+// would mean nothing.
+Status CheckQuota(Service& s, const Ctx& ctx, const Json* before, const Json& after) {
+  auto team_obj = s.store.Get(model::kTeam, "", ctx.P("team"));
+  if (!team_obj.ok()) return team_obj.status();
+  auto team = model::ParseTeam(Json::parse(team_obj->body, nullptr, false));
+  if (!team.ok()) return Status::Ok();
+  const model::Quota& q = team->quota;
+  if (q.instances == 0 && q.memory_mb == 0 && q.cpu_millis == 0) return Status::Ok();
+  Usage was = before ? UsageOf(*before) : Usage{};
+  Usage will = UsageOf(after);
+  if (will.instances <= was.instances && will.memory_mb <= was.memory_mb &&
+      will.cpu_millis <= was.cpu_millis) {
+    return Status::Ok();
+  }
+  const std::string comp = after.value("name", std::string());
+  if (q.memory_mb > 0 && will.unlimited_memory && will.instances > 0) {
+    return Status(Code::kConflict, "quota_exceeded",
+                  "team " + Q(ctx.P("team")) + " has a memory quota of " +
+                      std::to_string(q.memory_mb) + " MiB: component " + Q(comp) +
+                      " must set resources.memory_mb to run",
+                  "resources.memory_mb");
+  }
+  if (q.cpu_millis > 0 && will.unlimited_cpu && will.instances > 0) {
+    return Status(Code::kConflict, "quota_exceeded",
+                  "team " + Q(ctx.P("team")) + " has a CPU quota of " +
+                      std::to_string(q.cpu_millis) + " millicores: component " + Q(comp) +
+                      " must set resources.cpu_millis to run",
+                  "resources.cpu_millis");
+  }
+  // The team's use without this component, then with it as it would be.
+  Usage others;
+  BERTH_ASSIGN_OR_RETURN(std::vector<Object> apps, ListEvery(s, model::kApp, ctx.P("team")));
+  for (const Object& a : apps) {
+    BERTH_ASSIGN_OR_RETURN(std::vector<Object> comps,
+                           ListEvery(s, model::kComponent, ctx.P("team") + "/" + a.name));
+    for (const Object& c : comps) {
+      if (a.name == ctx.P("app") && c.name == comp) continue;
+      Usage u = UsageOf(Json::parse(c.body, nullptr, false));
+      others.instances += u.instances;
+      others.memory_mb += u.memory_mb;
+      others.cpu_millis += u.cpu_millis;
+    }
+  }
+  struct Dim {
+    const char* name;
+    const char* unit;
+    const char* field;
+    int64_t limit, total, grew;
+  };
+  for (const Dim& d : {Dim{"instances", "", "replicas", q.instances, others.instances + will.instances,
+                           will.instances - was.instances},
+                       Dim{"memory", " MiB", "resources.memory_mb", q.memory_mb,
+                           others.memory_mb + will.memory_mb, will.memory_mb - was.memory_mb},
+                       Dim{"CPU", " millicores", "resources.cpu_millis", q.cpu_millis,
+                           others.cpu_millis + will.cpu_millis, will.cpu_millis - was.cpu_millis}}) {
+    if (d.limit == 0 || d.grew <= 0 || d.total <= d.limit) continue;
+    std::string n = std::string(d.name);
+    return Status(Code::kConflict, "quota_exceeded",
+                  "team " + Q(ctx.P("team")) + " " + n + " quota exceeded by " +
+                      std::to_string(d.total - d.limit) + d.unit + ": the team would use " +
+                      std::to_string(d.total) + d.unit + " of " + std::to_string(d.limit) + d.unit +
+                      " (component " + Q(comp) + ": " +
+                      std::to_string(std::string(d.name) == "instances" ? will.instances
+                                     : std::string(d.name) == "memory" ? will.memory_mb
+                                                                        : will.cpu_millis) +
+                      d.unit + ")",
+                  d.field);
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<std::vector<Op>> LifecycleOps(Service& s, const Ctx& ctx, const Json* before,
+                                     const Json& after) {
+  std::vector<Op> ops;
+  Status quota = CheckQuota(s, ctx, before, after);
+  if (!quota.ok()) {
+    if (before != nullptr && quota.reason() == "quota_exceeded") {
+      // The refusal is also told where people look for why a component does not grow.
+      (void)events::Recorder(s.store, s.clock)
+          .Record({ctx.P("team"), ctx.P("app"), ctx.P("component")}, events::Type::kWarning,
+                  "QuotaExceeded", "refused: " + quota.message());
+    }
+    return quota;
+  }
+  if (before == nullptr) return ops;  // a new component: nothing runs yet
+  const std::string scope = CompScope(ctx);
+  BERTH_ASSIGN_OR_RETURN(VersionInfo versions, ReadyVersions(s, scope));
+  std::string detail;
+  std::string type = Classify(*before, after, versions, &detail);
+  // Without a ready version nothing runs or rolls: settings can change freely.
+  if (type.empty() || !versions.any_ready) return ops;
+  BERTH_ASSIGN_OR_RETURN(std::optional<Object> cur, CurrentOperation(s, scope));
+  if (cur) {
+    auto op = model::OperationFromJson(Json::parse(cur->body, nullptr, false));
+    if (op.ok() && op->status == "in_progress") {
+      return Status(Code::kConflict, "operation_in_progress", BusyMessage(ctx, *op));
+    }
+  }
+  model::Operation op;
+  op.type = type;
+  op.detail = detail;
+  op.by = ctx.who.user;
+  op.started_at = FormatTime(s.clock.Now());
+  Op w;
+  w.type = cur ? OpType::kUpdate : OpType::kCreate;
+  w.object = Object{model::kOperation, scope, kCurrent, model::ToJson(op).dump(), ""};
+  if (cur) w.expected_revision = cur->revision;
+  ops.push_back(std::move(w));
+  return ops;
+}
+
+namespace {
+
+// GET .../operation: the component's current (or last) operation.
+Result<Reply> GetOperation(Service& s, Ctx& ctx) {
+  BERTH_RETURN_IF_ERROR(NeedRole(s, ctx, Role::kViewer, "read components"));
+  BERTH_ASSIGN_OR_RETURN(Object comp, LoadComponent(s, ctx));
+  (void)comp;
+  BERTH_ASSIGN_OR_RETURN(std::optional<Object> cur, CurrentOperation(s, CompScope(ctx)));
+  if (!cur) {
+    return NotFound("component " + Q(ctx.P("component")) + " has had no operation yet");
+  }
+  return Reply{200, RenderObject(*cur), {}, nullptr};
+}
+
+// POST .../operation/cancel: ends the operation in progress (status cancelled) so another can
+// begin. What already changed stays; the runtime keeps converging on the component as it is,
+// so the usual next step is a rollback or another deploy.
+Result<Reply> CancelOperation(Service& s, Ctx& ctx) {
+  BERTH_RETURN_IF_ERROR(NeedRole(s, ctx, Role::kDeveloper, "cancel operations"));
+  BERTH_ASSIGN_OR_RETURN(Object comp, LoadComponent(s, ctx));
+  (void)comp;
+  const std::string scope = CompScope(ctx);
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    BERTH_ASSIGN_OR_RETURN(std::optional<Object> cur, CurrentOperation(s, scope));
+    std::optional<model::Operation> op;
+    if (cur) {
+      auto parsed = model::OperationFromJson(Json::parse(cur->body, nullptr, false));
+      if (parsed.ok()) op = *parsed;
+    }
+    if (!op || op->status != "in_progress") {
+      return FailedPrecondition("component " + Q(ctx.P("component")) +
+                                " has no operation in progress to cancel");
+    }
+    Json before = model::ToJson(*op);
+    op->status = "cancelled";
+    op->finished_at = FormatTime(s.clock.Now());
+    op->message = "cancelled by " + ctx.who.user;
+    Json after = model::ToJson(*op);
+    WriteBatch b;
+    Op w;
+    w.type = OpType::kUpdate;
+    w.object = Object{model::kOperation, scope, kCurrent, after.dump(), ""};
+    w.expected_revision = cur->revision;
+    b.ops.push_back(std::move(w));
+    Json summary = {{"before", before}, {"after", after}, {"changed", Json::array({"status"})}};
+    b.audit.push_back(AuditRecord{ctx.who.user, ctx.P("team"), "cancel",
+                                  "apps/" + ctx.P("app") + "/components/" + ctx.P("component") +
+                                      "/operation",
+                                  summary.dump()});
+    auto r = s.store.Commit(b);
+    if (r.ok()) {
+      (void)events::Recorder(s.store, s.clock)
+          .Record({ctx.P("team"), ctx.P("app"), ctx.P("component")}, events::Type::kWarning,
+                  "OperationCancelled",
+                  "the " + op->type + " (" + op->detail + ") was cancelled by " + ctx.who.user);
+      return Reply{200, RenderObject(r->objects.front()), {}, nullptr};
+    }
+    if (r.status().code() != Code::kConflict) return r.status();
+  }
+  return RevisionConflict("the operation is changing concurrently: retry");
+}
+
 // POST .../restart: bumps restart_generation; the controller replaces every instance, one at a
 // time (a rolling restart).
 Result<Reply> Restart(Service& s, Ctx& ctx) {
@@ -52,12 +383,14 @@ Result<Reply> Restart(Service& s, Ctx& ctx) {
     if (!before.is_object()) return Internal("stored component is not a JSON object");
     Json after = before;
     after["restart_generation"] = before.value("restart_generation", int64_t{0}) + 1;
+    BERTH_ASSIGN_OR_RETURN(std::vector<Op> extra, LifecycleOps(s, ctx, &before, after));
     WriteBatch b;
     Op op;
     op.type = OpType::kUpdate;
     op.object = Object{model::kComponent, cur.scope, cur.name, after.dump(), cur.index_key};
     op.expected_revision = cur.revision;
     b.ops.push_back(std::move(op));
+    for (Op& e : extra) b.ops.push_back(std::move(e));
     Json summary = {{"before", {{"restart_generation", before.value("restart_generation", 0)}}},
                     {"after", {{"restart_generation", after["restart_generation"]}}},
                     {"changed", Json::array({"restart_generation"})}};
@@ -66,7 +399,9 @@ Result<Reply> Restart(Service& s, Ctx& ctx) {
                                   summary.dump()});
     auto r = s.store.Commit(b);
     if (r.ok()) return Reply{202, RenderObject(r->objects.front()), {}, nullptr};
-    if (r.status().code() != Code::kConflict) return r.status();
+    if (r.status().code() != Code::kConflict && r.status().code() != Code::kAlreadyExists) {
+      return r.status();
+    }
   }
   return RevisionConflict("the component is being changed concurrently: retry");
 }
@@ -295,6 +630,24 @@ void RegisterRuntimeRoutes(Service& svc) {
   restart.success_status = 202;
   restart.fn = [sp](Ctx& c) { return Restart(*sp, c); };
   svc.router.Add(std::move(restart));
+
+  Route op;
+  op.method = "GET";
+  op.pattern = C + "/operation";
+  op.summary = "The component's current (or last) lifecycle operation and its status";
+  op.tag = "runtime";
+  op.response_schema = "Operation";
+  op.fn = [sp](Ctx& c) { return GetOperation(*sp, c); };
+  svc.router.Add(std::move(op));
+
+  Route cancel;
+  cancel.method = "POST";
+  cancel.pattern = C + "/operation/cancel";
+  cancel.summary = "End the operation in progress (status cancelled) so another can begin";
+  cancel.tag = "runtime";
+  cancel.response_schema = "Operation";
+  cancel.fn = [sp](Ctx& c) { return CancelOperation(*sp, c); };
+  svc.router.Add(std::move(cancel));
 
   Route logs;
   logs.method = "GET";

@@ -595,6 +595,8 @@ void AddComponentCommands(CLI::App& app, const std::shared_ptr<Shared>& sh) {
     int limit = 0;
     // Raw flag values; Given() on the options decides what goes into the body.
     std::string kind, schedule, source, git, ref, archive, build_command, start_command, subdir;
+    std::string max_surge, max_unavailable;
+    int grace = 0;
     std::vector<std::string> ports, env;
     int replicas = 0, memory = 0, cpu = 0;
     bool no_deploy = false;
@@ -754,6 +756,15 @@ void AddComponentCommands(CLI::App& app, const std::shared_ptr<Shared>& sh) {
     str("--build-command", &o->build_command, "Build command", &ComponentFlags::build_command);
     str("--start-command", &o->start_command, "Start command", &ComponentFlags::start_command);
     str("--subdir", &o->subdir, "Subdirectory of the source to build", &ComponentFlags::subdir);
+    str("--max-surge", &o->max_surge,
+        "Rolling update: instances above the replicas, a count or a percentage (default 1)",
+        &ComponentFlags::max_surge);
+    str("--max-unavailable", &o->max_unavailable,
+        "Rolling update: replicas that may be not ready, a count or a percentage (default 0)",
+        &ComponentFlags::max_unavailable);
+    num("--grace-period", &o->grace,
+        "Seconds between SIGTERM and SIGKILL when an instance stops (default 10)",
+        &ComponentFlags::grace_period_s);
     c->preparse_callback([op, opts](size_t) { op->flag_opts = opts; });
   }
 

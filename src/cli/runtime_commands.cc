@@ -6,7 +6,8 @@
 //   berth events COMPONENT --app APP
 //   berth logs COMPONENT --app APP [-f] [--instance N] [--since 10m] [--grep TEXT] [--tail N]
 //   berth logs COMPONENT --app APP --build [VERSION] [-f]      (a build log instead)
-//   berth wait COMPONENT --app APP --ready [--timeout 120]
+//   berth wait COMPONENT --app APP --ready|--operation [--timeout 120]
+//   berth cancel COMPONENT --app APP     (ends the operation in progress)
 // Each is one or a few REST calls; the controller does the work asynchronously, `wait` and
 // `instances` show when it is done.
 #include <chrono>
@@ -225,6 +226,22 @@ void AddLifecycle(CLI::App& app, const std::shared_ptr<Shared>& sh) {
   AddTarget(scale, st.get());
   scale->add_option("replicas", *replicas, "Number of instances")->required()->check(CLI::Range(0, 100));
 
+  auto ct = std::make_shared<Target>();
+  CLI::App* cancel = Leaf(app, sh, "cancel",
+                          "End a component's operation in progress so another can begin",
+                          [ct](Call& c) -> Status {
+    BERTH_ASSIGN_OR_RETURN(Json op, c.Do("POST", c.ComponentPath(ct->app, ct->component) +
+                                                    "/operation/cancel"));
+    if (c.json()) {
+      c.out() << RenderJson(op);
+    } else {
+      c.out() << "cancelled the " << Str(op, "type") << " of " << ct->component << " ("
+              << Str(op, "detail") << "); what already changed stays\n";
+    }
+    return Status::Ok();
+  });
+  AddTarget(cancel, ct.get());
+
   auto rb = std::make_shared<Target>();
   auto version = std::make_shared<std::string>();
   CLI::App* rollback = Leaf(app, sh, "rollback", "Run an earlier version (rolling update to it)",
@@ -240,6 +257,16 @@ void AddLifecycle(CLI::App& app, const std::shared_ptr<Shared>& sh) {
   });
   AddTarget(rollback, rb.get());
   rollback->add_option("version", *version, "Version to run, e.g. v2")->required();
+}
+
+// "scale from 1 to 3: in_progress (by alice since 2026-...)".
+std::string OperationLine(const Json& op) {
+  std::string line = Str(op, "type") + " (" + Str(op, "detail") + "): " + Str(op, "status") +
+                     " (by " + Str(op, "by") + " at " + Str(op, "started_at");
+  if (!Str(op, "finished_at").empty()) line += ", ended " + Str(op, "finished_at");
+  line += ")";
+  if (!Str(op, "message").empty()) line += " " + Str(op, "message");
+  return line;
 }
 
 void AddViews(CLI::App& app, const std::shared_ptr<Shared>& sh) {
@@ -259,6 +286,8 @@ void AddViews(CLI::App& app, const std::shared_ptr<Shared>& sh) {
                       Field(i, "started_at"), ExitText(i.value("last_exit", Json())),
                       Str(i, "message")});
     }
+    auto op = c.Do("GET", c.ComponentPath(it->app, it->component) + "/operation");
+    if (op.ok()) c.out() << "Operation: " << OperationLine(*op) << "\n";
     if (rows.empty()) {
       c.err() << "No instances found.\n";
       return Status::Ok();
@@ -388,16 +417,42 @@ void AddWait(CLI::App& app, const std::shared_ptr<Shared>& sh) {
   struct WaitOpts {
     Target t;
     bool ready = false;
+    bool operation = false;
     int timeout_s = 120;
   };
   auto o = std::make_shared<WaitOpts>();
   CLI::App* wait = Leaf(app, sh, "wait",
                         "Wait until the desired instances are ready (exit 0), or time out (exit 1)",
                         [o](Call& c) -> Status {
-    if (!o->ready) return Status(Code::kInvalidArgument, "usage", "say what to wait for: --ready");
+    if (!o->ready && !o->operation) {
+      return Status(Code::kInvalidArgument, "usage", "say what to wait for: --ready or --operation");
+    }
     std::string path = c.ComponentPath(o->t.app, o->t.component);
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(o->timeout_s);
     std::string last;
+    if (o->operation) {
+      while (true) {
+        BERTH_ASSIGN_OR_RETURN(Json op, c.Do("GET", path + "/operation"));
+        std::string status = Str(op, "status");
+        if (status != "in_progress") {
+          if (c.json()) {
+            c.out() << RenderJson(op);
+          } else {
+            c.out() << o->t.component << ": " << OperationLine(op) << "\n";
+          }
+          if (status == "succeeded") return Status::Ok();
+          return Status(Code::kConflict, "operation_" + status,
+                        "the " + Str(op, "type") + " of " + o->t.component + " " + status +
+                            (Str(op, "message").empty() ? "" : ": " + Str(op, "message")));
+        }
+        if (std::chrono::steady_clock::now() >= deadline) {
+          return Status(Code::kUnavailable, "timeout",
+                        "the " + Str(op, "type") + " of " + o->t.component + " still runs after " +
+                            std::to_string(o->timeout_s) + " s: " + OperationLine(op));
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(300));
+      }
+    }
     while (true) {
       BERTH_ASSIGN_OR_RETURN(Json comp, c.Do("GET", path));
       BERTH_ASSIGN_OR_RETURN(Json l, c.Do("GET", path + "/instances?limit=500"));
@@ -425,6 +480,8 @@ void AddWait(CLI::App& app, const std::shared_ptr<Shared>& sh) {
   });
   AddTarget(wait, &o->t);
   wait->add_flag("--ready", o->ready, "Wait until the desired number of instances is ready");
+  wait->add_flag("--operation", o->operation,
+                 "Wait until the component's operation ends (exit 0 if it succeeded)");
   wait->add_option("--timeout", o->timeout_s, "Give up after this many seconds (default 120)")
       ->check(CLI::Range(1, 86400));
 }

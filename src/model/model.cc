@@ -278,6 +278,41 @@ Json ToJson(const App& a) {
 
 // ---- components ---------------------------------------------------------------------------
 
+namespace {
+
+// A count (0..100) or a percentage "0%".."100%".
+void ParseAmount(JsonReader& r, const char* key, Amount* out) {
+  Json raw;
+  r.Raw(key, &raw);
+  if (!r.ok() || raw.is_null()) return;
+  const std::string field = r.FieldPath(key);
+  if (raw.is_number_integer()) {
+    int64_t n = raw.get<int64_t>();
+    if (n < 0 || n > 100) {
+      r.Fail(InvalidArgument(field + " must be a count from 0 to 100 or a percentage such as \"25%\"",
+                             field));
+      return;
+    }
+    *out = Amount{static_cast<int>(n), false};
+    return;
+  }
+  if (raw.is_string()) {
+    std::string s = raw.get<std::string>();
+    if (s.size() >= 2 && s.size() <= 4 && s.back() == '%' &&
+        s.find_first_not_of("0123456789") == s.size() - 1) {
+      int n = std::stoi(s.substr(0, s.size() - 1));
+      if (n <= 100) {
+        *out = Amount{n, true};
+        return;
+      }
+    }
+  }
+  r.Fail(InvalidArgument(field + " must be a count from 0 to 100 or a percentage such as \"25%\"",
+                         field));
+}
+
+}  // namespace
+
 Result<Component> ParseComponent(const Json& in) {
   Component c;
   JsonReader r(in, "", kReadOnly);
@@ -362,6 +397,16 @@ Result<Component> ParseComponent(const Json& in) {
   r.Str("version", &c.version, 255);
   if (r.ok() && !c.version.empty()) r.Fail(ValidateDnsLabel(c.version, "version name", "version"));
   r.Int("restart_generation", &c.restart_generation, 0, int64_t{1} << 53);
+  r.Obj("rollout", [&](JsonReader& ro) {
+    ParseAmount(ro, "max_surge", &c.rollout.max_surge);
+    ParseAmount(ro, "max_unavailable", &c.rollout.max_unavailable);
+    if (ro.ok() && c.rollout.max_surge.value == 0 && c.rollout.max_unavailable.value == 0) {
+      ro.Fail(InvalidArgument(
+          "max_surge and max_unavailable cannot both be 0: a rolling update could not make progress",
+          ro.FieldPath("max_surge")));
+    }
+  });
+  r.Int("grace_period_s", &c.grace_period_s, 0, 3600);
   if (r.ok()) {
     if (c.kind == "cronjob") {
       if (c.schedule.empty()) {
@@ -432,7 +477,22 @@ Json ToJson(const Component& c) {
           {"replicas", c.replicas},
           {"desired_state", c.desired_state},
           {"version", c.version},
-          {"restart_generation", c.restart_generation}};
+          {"restart_generation", c.restart_generation},
+          {"rollout",
+           {{"max_surge", c.rollout.max_surge.ToJson()},
+            {"max_unavailable", c.rollout.max_unavailable.ToJson()}}},
+          {"grace_period_s", c.grace_period_s}};
+}
+
+int Amount::Resolve(int replicas, bool round_up) const {
+  if (!percent) return value;
+  int64_t scaled = static_cast<int64_t>(replicas) * value;
+  return static_cast<int>(round_up ? (scaled + 99) / 100 : scaled / 100);
+}
+
+Json Amount::ToJson() const {
+  if (percent) return std::to_string(value) + "%";
+  return value;
 }
 
 // ---- dependencies -------------------------------------------------------------------------
@@ -507,6 +567,25 @@ Result<Event> EventFromJson(const Json& j) {
   r.Str("first_at", &e.first_at);
   r.Str("last_at", &e.last_at);
   return Done(r, std::move(e));
+}
+
+Result<Operation> OperationFromJson(const Json& j) {
+  Operation o;
+  JsonReader r(j, "", kReadOnly);
+  r.Enum("type", &o.type, {"deploy", "rollback", "scale", "restart", "stop", "start", "update"});
+  r.Enum("status", &o.status, {"in_progress", "succeeded", "failed", "cancelled"});
+  r.Str("detail", &o.detail, 4096);
+  r.Str("by", &o.by, 255);
+  r.Str("started_at", &o.started_at, 64);
+  r.Str("finished_at", &o.finished_at, 64);
+  r.Str("message", &o.message, 65536);
+  return Done(r, std::move(o));
+}
+
+Json ToJson(const Operation& o) {
+  return {{"type", o.type},         {"status", o.status},   {"detail", o.detail},
+          {"by", o.by},             {"started_at", o.started_at},
+          {"finished_at", o.finished_at}, {"message", o.message}};
 }
 
 Json ToJson(const Event& e) {

@@ -32,6 +32,10 @@ inline constexpr char kInstance[] = "instance";
 inline constexpr char kEvent[] = "event";
 // A component's webhook (api/webhook_routes.cc); one per component, named "webhook".
 inline constexpr char kWebhook[] = "webhook";
+// A component's current lifecycle operation (deploy, scale, ...): one object named "current"
+// under the component's scope, written by the API (and the deploy controller for deploys it
+// starts itself) and ended by the deploy controller.
+inline constexpr char kOperation[] = "operation";
 
 enum class Role { kViewer = 0, kDeveloper = 1, kAdmin = 2, kOwner = 3 };
 const char* RoleName(Role r);
@@ -150,6 +154,21 @@ struct Resources {
   int64_t memory_mb = 0;   // 0 = no limit
   int64_t cpu_millis = 0;
 };
+// A count of instances or a percentage of the replicas ("25%" in JSON), as in a rolling
+// update's surge and unavailability.
+struct Amount {
+  int value = 0;
+  bool percent = false;
+  // The count for `replicas`: percentages round up (surge) or down (unavailability).
+  int Resolve(int replicas, bool round_up) const;
+  Json ToJson() const;
+};
+// How a rolling update replaces instances: at most `max_surge` instances above the replicas,
+// at most `max_unavailable` of the replicas not ready. Both 0 is refused.
+struct Rollout {
+  Amount max_surge{1, false};
+  Amount max_unavailable{0, false};
+};
 struct Component {
   std::string name;
   std::string kind = "service";  // service | stateful | job | cronjob
@@ -167,6 +186,8 @@ struct Component {
   std::string version;  // the version to run ("v3"); "" = the newest ready version
   // Bumped by POST .../restart; the runtime rolls every instance when it changes.
   int64_t restart_generation = 0;
+  Rollout rollout;
+  int grace_period_s = 10;  // stop: SIGTERM, this long, then SIGKILL
 };
 Result<Component> ParseComponent(const Json& in);
 Json ToJson(const Component& c);
@@ -213,6 +234,19 @@ struct Event {
 };
 Result<Event> EventFromJson(const Json& stored);
 Json ToJson(const Event& e);
+
+// The current (or last) lifecycle operation of a component (kind "operation", name "current").
+struct Operation {
+  std::string type;    // deploy | rollback | scale | restart | stop | start | update
+  std::string status = "in_progress";  // in_progress | succeeded | failed | cancelled
+  std::string detail;  // what was asked, for people: "scale to 3", "deploy v4"
+  std::string by;      // the user, or "berth" for a deploy the platform started itself
+  std::string started_at;
+  std::string finished_at;
+  std::string message;  // why it failed or was cancelled; how it ended
+};
+Result<Operation> OperationFromJson(const Json& stored);
+Json ToJson(const Operation& o);
 
 // Validates a 5-field cron expression (minute hour day-of-month month day-of-week) with
 // numbers, ranges, lists, steps and '*'.

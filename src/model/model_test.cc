@@ -149,5 +149,53 @@ TEST(ModelTest, BuiltVersionsParseWithTheirBuildRequest) {
   EXPECT_EQ(ParseVersion(Json::parse(R"({"build_request":[]})")).status().field(), "build_request");
 }
 
+TEST(ComponentRollout, CountsPercentagesAndGrace) {
+  auto c = ParseComponent({{"name", "web"},
+                           {"rollout", {{"max_surge", "25%"}, {"max_unavailable", 1}}},
+                           {"grace_period_s", 30}});
+  ASSERT_TRUE(c.ok()) << c.status().message();
+  EXPECT_TRUE(c->rollout.max_surge.percent);
+  EXPECT_EQ(c->rollout.max_surge.value, 25);
+  EXPECT_EQ(c->rollout.max_surge.Resolve(10, true), 3);
+  EXPECT_EQ(c->rollout.max_unavailable.Resolve(10, false), 1);
+  EXPECT_EQ(c->grace_period_s, 30);
+  Json back = ToJson(*c);
+  EXPECT_EQ(back["rollout"]["max_surge"], "25%");
+  EXPECT_EQ(back["rollout"]["max_unavailable"], 1);
+  EXPECT_EQ(back["grace_period_s"], 30);
+  auto again = ParseComponent(back);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(ToJson(*again), back);
+
+  auto d = ParseComponent({{"name", "web"}});
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(ToJson(*d)["rollout"], Json({{"max_surge", 1}, {"max_unavailable", 0}}));
+  EXPECT_EQ(d->grace_period_s, 10);
+
+  Amount pct{50, true};
+  EXPECT_EQ(pct.Resolve(3, true), 2);
+  EXPECT_EQ(pct.Resolve(3, false), 1);
+}
+
+TEST(ComponentRollout, BadValuesNameTheField) {
+  struct Case {
+    Json rollout;
+    std::string field;
+  };
+  for (const Case& k : std::vector<Case>{{{{"max_surge", "120%"}}, "rollout.max_surge"},
+                                         {{{"max_surge", -1}}, "rollout.max_surge"},
+                                         {{{"max_unavailable", "x%"}}, "rollout.max_unavailable"},
+                                         {{{"max_unavailable", 1.5}}, "rollout.max_unavailable"},
+                                         {{{"max_surge", 0}, {"max_unavailable", "0%"}}, "rollout.max_surge"},
+                                         {{{"surge", 1}}, "rollout.surge"}}) {
+    auto c = ParseComponent({{"name", "web"}, {"rollout", k.rollout}});
+    ASSERT_FALSE(c.ok()) << k.rollout.dump();
+    EXPECT_EQ(c.status().field(), k.field) << k.rollout.dump() << ": " << c.status().message();
+  }
+  auto g = ParseComponent({{"name", "web"}, {"grace_period_s", 4000}});
+  ASSERT_FALSE(g.ok());
+  EXPECT_EQ(g.status().field(), "grace_period_s");
+}
+
 }  // namespace
 }  // namespace berth::model

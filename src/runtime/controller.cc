@@ -158,7 +158,8 @@ void Controller::ProcessChanges() {
       };
       if (o.kind == model::kComponent) {
         mark(o.scope + "/" + o.name);
-      } else if (o.kind == model::kVersion || o.kind == model::kDependency) {
+      } else if (o.kind == model::kVersion || o.kind == model::kDependency ||
+                 o.kind == model::kOperation) {
         mark(o.scope);
       } else if (o.kind == model::kInstance) {
         // A dependency's instances moved: its dependents get new connection info at their
@@ -182,11 +183,16 @@ void Controller::Reconcile(const ComponentRef& ref) {
                                 ref.Scope());
       }
       problems_.erase(ref.Scope());
+      ops_.erase(ref.Scope());
+      desired_.erase(ref.Scope());
+      applied_version_.erase(ref.Scope());
       driver_.Remove(ref);
     }
     return;
   }
+  const bool first = !known_.count(ref.Scope());
   known_[ref.Scope()] = ref;
+  LoadOperation(ref);
   std::string problem;
   auto desired = Resolve(ref, ParseBody(*obj), &problem);
   if (!desired.ok()) {
@@ -199,7 +205,111 @@ void Controller::Reconcile(const ComponentRef& ref) {
     last = problem;
     if (!problem.empty()) RecordEvent(ref, events::Type::kWarning, "NotRunnable", problem);
   }
+  std::string version = desired->tmpl ? desired->tmpl->version : "";
+  auto applied = applied_version_.find(ref.Scope());
+  if (!first && applied != applied_version_.end() && applied->second != version &&
+      !version.empty() && desired->running && desired->replicas > 0) {
+    BeginAutoDeploy(ref, version);
+  }
+  applied_version_[ref.Scope()] = version;
+  desired_[ref.Scope()] = *desired;
   driver_.Apply(*desired);
+}
+
+void Controller::LoadOperation(const ComponentRef& ref) {
+  const std::string scope = ref.Scope();
+  auto o = store_.Get(model::kOperation, scope, "current");
+  std::optional<model::Operation> op;
+  if (o.ok()) {
+    auto parsed = model::OperationFromJson(ParseBody(*o));
+    if (parsed.ok()) op = *parsed;
+  }
+  if (!op || op->status != "in_progress") {
+    ops_.erase(scope);
+    return;
+  }
+  auto it = ops_.find(scope);
+  if (it != ops_.end() && it->second.revision == o->revision) return;
+  OperationState st;
+  st.revision = o->revision;
+  st.op = *op;
+  st.seen = std::chrono::steady_clock::now();
+  ops_[scope] = std::move(st);
+}
+
+void Controller::BeginAutoDeploy(const ComponentRef& ref, const std::string& version) {
+  const std::string scope = ref.Scope();
+  if (ops_.count(scope)) return;  // the deploy joins the operation in progress
+  auto cur = store_.Get(model::kOperation, scope, "current");
+  model::Operation op;
+  op.type = "deploy";
+  op.detail = "deploy " + version + " (the newest ready version)";
+  op.by = "berth";
+  op.started_at = FormatTime(std::chrono::system_clock::now());
+  WriteBatch b;
+  Op w;
+  w.type = cur.ok() ? OpType::kUpdate : OpType::kCreate;
+  w.object = Object{model::kOperation, scope, "current", model::ToJson(op).dump(), ""};
+  if (cur.ok()) w.expected_revision = cur->revision;
+  b.ops.push_back(std::move(w));
+  auto r = store_.Commit(b);
+  if (!r.ok()) {
+    // Someone began an operation meanwhile: it is read from the feed.
+    Logger("runtime")->info("msg=\"no deploy operation\" component={} error=\"{}\"", scope,
+                            r.status().message());
+    return;
+  }
+  OperationState st;
+  st.revision = r->revision;
+  st.op = op;
+  st.seen = std::chrono::steady_clock::now();
+  ops_[scope] = std::move(st);
+}
+
+bool Controller::OperationEnded(const std::string& scope, const std::vector<InstanceStatus>& now,
+                                std::string* status, std::string* message) {
+  OperationState& st = ops_.at(scope);
+  if (!st.failure.empty()) {
+    *status = "failed";
+    *message = st.failure;
+    return true;
+  }
+  auto d = desired_.find(scope);
+  if (d == desired_.end()) return false;
+  const DesiredComponent& want_d = d->second;
+  int want = want_d.running ? want_d.replicas : 0;
+  int good = 0;
+  for (const InstanceStatus& s : now) {
+    if (s.ready && s.state == "running" && !s.outdated) ++good;
+  }
+  if (want == 0 ? now.empty() : (static_cast<int>(now.size()) == want && good == want)) {
+    *status = "succeeded";
+    auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
+        std::chrono::steady_clock::now() - st.seen);
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.1f", static_cast<double>(took.count()) / 1000.0);
+    *message = want == 0 ? "no instance runs"
+                         : std::to_string(want) + " of " + std::to_string(want) + " instance(s) ready" +
+                               (want_d.tmpl ? " at " + want_d.tmpl->version : std::string()) +
+                               " after " + buf + " s";
+    return true;
+  }
+  if (want > 0 && !want_d.tmpl) {
+    auto p = problems_.find(scope);
+    *status = "failed";
+    *message = p != problems_.end() && !p->second.empty() ? p->second : "nothing runnable";
+    return true;
+  }
+  if (std::chrono::steady_clock::now() - st.seen >= opt_.operation_deadline) {
+    *status = "failed";
+    *message = "did not finish within " +
+               std::to_string(std::chrono::duration_cast<std::chrono::seconds>(
+                                  opt_.operation_deadline).count()) +
+               " s: " + std::to_string(good) + " of " + std::to_string(want) +
+               " instance(s) ready and current";
+    return true;
+  }
+  return false;
 }
 
 Result<DesiredComponent> Controller::Resolve(const ComponentRef& ref, const Json& body,
@@ -209,6 +319,8 @@ Result<DesiredComponent> Controller::Resolve(const ComponentRef& ref, const Json
   d.ref = ref;
   d.running = c.desired_state == "running";
   d.replicas = c.replicas;
+  d.grace_s = c.grace_period_s;
+  d.rollout = c.rollout;
   const std::string scope = ref.Scope();
 
   std::optional<model::Version> version;
@@ -296,6 +408,7 @@ Result<DesiredComponent> Controller::Resolve(const ComponentRef& ref, const Json
       t.health = c.health;
       t.resources = c.resources;
       t.restart_generation = c.restart_generation;
+      t.grace_s = c.grace_period_s;
       d.tmpl = std::move(t);
     }
   }
@@ -358,6 +471,24 @@ void Controller::SyncInstances() {
       op.object = Object{model::kInstance, scope, s.name, body, ""};
       b.ops.push_back(std::move(op));
     }
+    // The operation ends in the same commit as the instance writes that show it done, so
+    // whoever sees the instances ready also sees the component free for the next operation.
+    std::optional<std::pair<std::string, model::Operation>> ended;  // status → operation
+    if (k != known_.end() && ops_.count(scope)) {
+      std::string status, message;
+      if (OperationEnded(scope, now, &status, &message)) {
+        model::Operation op = ops_[scope].op;
+        op.status = status;
+        op.message = message;
+        op.finished_at = FormatTime(std::chrono::system_clock::now());
+        Op w;
+        w.type = OpType::kUpdate;
+        w.object = Object{model::kOperation, scope, "current", model::ToJson(op).dump(), ""};
+        w.expected_revision = ops_[scope].revision;
+        b.ops.push_back(std::move(w));
+        ended = std::make_pair(status, op);
+      }
+    }
     std::vector<std::string> gone;
     for (const auto& [name, body] : prev) {
       if (!seen.count(name)) gone.push_back(name);
@@ -377,13 +508,25 @@ void Controller::SyncInstances() {
     }
     if (b.ops.empty()) continue;
     auto r = store_.Commit(b);
+    bool op_written = r.ok();
     if (!r.ok()) {
       // A delete of an already deleted object fails the batch: retry one op at a time.
       for (const Op& op : b.ops) {
         WriteBatch one;
         one.ops.push_back(op);
-        (void)store_.Commit(one);
+        auto one_r = store_.Commit(one);
+        if (op.object.kind == model::kOperation) op_written = one_r.ok();
       }
+    }
+    if (ended && op_written) {
+      // A lost CAS (the operation was cancelled meanwhile) leaves it to the feed.
+      ops_.erase(scope);
+      const model::Operation& op = ended->second;
+      bool ok = ended->first == "succeeded";
+      RecordEvent(k->second, ok ? events::Type::kNormal : events::Type::kWarning,
+                  ok ? "OperationSucceeded" : "OperationFailed",
+                  "the " + op.type + " (" + op.detail + ") " + (ok ? "succeeded: " : "failed: ") +
+                      op.message);
     }
     for (const std::string& name : gone) prev.erase(name);
     for (const InstanceStatus& s : now) prev[s.name] = InstanceToJson(s).dump();
@@ -395,6 +538,12 @@ void Controller::RecordEvent(const ComponentRef& ref, events::Type type, const s
   Logger("runtime")->info("msg=event component={} reason={} message=\"{}\"", ref.Scope(), reason,
                           message);
   if (!known_.count(ref.Scope())) return;
+  if (reason == "CrashLoop") {
+    // An operation cannot succeed while an instance crash-loops (e.g. a new version that
+    // exits at start); ending it lets the user roll back.
+    auto it = ops_.find(ref.Scope());
+    if (it != ops_.end() && it->second.failure.empty()) it->second.failure = message;
+  }
   Status s = recorder_.Record(ref, type, reason, message);
   if (!s.ok()) {
     Logger("runtime")->warn("msg=\"cannot record event\" error=\"{}\"", s.message());

@@ -37,6 +37,9 @@ namespace berth::runtime {
 struct ControllerOptions {
   std::string data_dir;
   std::chrono::milliseconds tick{200};
+  // An operation (deploy, scale, ...) that has not converged this long after the controller
+  // first saw it is ended as failed, so the component accepts operations again.
+  std::chrono::milliseconds operation_deadline{std::chrono::minutes(10)};
   // Called from the controller thread about once a second (the server wakes log streams).
   std::function<void()> on_tick;
 };
@@ -67,6 +70,14 @@ class Controller {
                                    std::string* problem);
   std::map<std::string, std::string> DependencyEnv(const ComponentRef& ref);
   void SyncInstances();
+  // Reads the component's operation object into ops_ (in progress) or drops it.
+  void LoadOperation(const ComponentRef& ref);
+  // Starts a "deploy" operation for a version the controller deploys on its own (a build of a
+  // component that runs the newest ready version) unless another operation is in progress.
+  void BeginAutoDeploy(const ComponentRef& ref, const std::string& version);
+  // Whether the operation of `scope` has ended given what runs; fills status and message.
+  bool OperationEnded(const std::string& scope, const std::vector<InstanceStatus>& now,
+                      std::string* status, std::string* message);
   void Loop();
 
   Store& store_;
@@ -80,6 +91,15 @@ class Controller {
   std::map<std::string, std::string> problems_;      // last "cannot run" message per component
   std::map<std::string, std::map<std::string, std::string>> written_;  // scope → name → body
   std::chrono::steady_clock::time_point last_hook_{};
+  struct OperationState {
+    int64_t revision = 0;
+    model::Operation op;
+    std::chrono::steady_clock::time_point seen{};
+    std::string failure;  // set when the operation cannot succeed (a crash loop)
+  };
+  std::map<std::string, OperationState> ops_;        // scope → operation in progress
+  std::map<std::string, DesiredComponent> desired_;  // scope → what was last applied
+  std::map<std::string, std::string> applied_version_;  // scope → version last applied
 
   std::mutex mu_;
   std::condition_variable cv_;

@@ -32,6 +32,9 @@ std::string InstanceTemplate::Fingerprint() const {
                         ProbeJson(health.liveness)}},
             {"resources", {resources.memory_mb, resources.cpu_millis}},
             {"restart", restart_generation}};
+  // Only a non-default grace period is part of the digest, so instances started before the
+  // setting existed keep their fingerprint (and are not replaced by an upgrade of berth).
+  if (grace_s != 10) j["grace"] = grace_s;
   // FNV-1a 64: stable across processes and builds (the fingerprint is stored in shim specs).
   uint64_t h = 1469598103934665603ULL;
   for (unsigned char ch : j.dump()) {

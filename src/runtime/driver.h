@@ -38,6 +38,9 @@ struct InstanceTemplate {
   model::Health health;
   model::Resources resources;
   int64_t restart_generation = 0;  // bumped by a restart request
+  // SIGTERM → SIGKILL when an instance stops; part of the instance (the shim holds it), so a
+  // change replaces the instances, as Kubernetes does for a pod's grace period.
+  int grace_s = 10;
 
   // A stable digest of everything above: equal fingerprints = interchangeable instances.
   std::string Fingerprint() const;
@@ -54,7 +57,9 @@ struct DesiredComponent {
   // (re)starts, deliberately not part of the fingerprint so a moving dependency does not roll
   // its dependents.
   std::map<std::string, std::string> dependency_env;
-  int grace_s = 10;  // SIGTERM → SIGKILL
+  int grace_s = 10;  // SIGTERM → SIGKILL for instances without a current template
+  // How a rolling update replaces instances (surge above replicas, unavailable below).
+  model::Rollout rollout;
 };
 
 struct LastExit {

@@ -170,7 +170,7 @@ void LocalDriver::Converge(Component& c) {
   if (want <= 0) return stop_all();
   const InstanceTemplate* t = Current(c);
   // Extra instances go first when they are not ready, then from the highest index.
-  auto stop_extra = [&](std::vector<Instance*> list, size_t keep) {
+  auto stop_extra = [&](std::vector<Instance*>& list, size_t keep) {
     std::sort(list.begin(), list.end(), [&](const Instance* a, const Instance* b) {
       bool ra = Ready(*a), rb = Ready(*b);
       if (ra != rb) return ra;  // ready ones first (kept)
@@ -190,17 +190,20 @@ void LocalDriver::Converge(Component& c) {
     if (cur.size() > static_cast<size_t>(want)) stop_extra(cur, want);
     return;
   }
-  // Rolling replacement: surge one, never fewer ready instances than wanted while old ones
-  // still serve.
-  int ready_cur = 0;
-  bool pending = false;
-  for (Instance* in : cur) {
-    if (Ready(*in)) {
-      ++ready_cur;
-    } else {
-      pending = true;
-    }
+  // Rolling replacement (Kubernetes' RollingUpdate, in berth words): never more than
+  // `max_surge` instances above the replicas, never fewer than `replicas - max_unavailable`
+  // ready ones while old instances still serve. Old instances that are not ready serve
+  // nothing and go at once. Instances already stopping count for neither bound.
+  int surge = d.rollout.max_surge.Resolve(want, true);
+  int unavailable = d.rollout.max_unavailable.Resolve(want, false);
+  if (surge <= 0 && unavailable <= 0) surge = 1;  // both 0 would never progress
+  const int min_ready = std::max(0, want - unavailable);
+  if (cur.size() > static_cast<size_t>(want)) {
+    stop_extra(cur, want);
+    cur.resize(want);  // stop_extra keeps the first `want` after sorting: the ones that stay
   }
+  int ready_cur = 0;
+  for (Instance* in : cur) ready_cur += Ready(*in) ? 1 : 0;
   std::vector<Instance*> old_ready;
   for (Instance* in : old) {
     if (Ready(*in)) {
@@ -209,15 +212,20 @@ void LocalDriver::Converge(Component& c) {
       BeginStop(c, *in, AfterStop::kRemove);  // serves nothing: replace at once
     }
   }
-  if (cur.size() > static_cast<size_t>(want)) stop_extra(cur, want);
-  if (cur.size() < static_cast<size_t>(want) && !pending) StartNew(c);
   std::sort(old_ready.begin(), old_ready.end(),
             [](const Instance* a, const Instance* b) { return a->index > b->index; });
-  size_t live_old = old_ready.size();
+  int ready_total = ready_cur + static_cast<int>(old_ready.size());
+  int live_old = static_cast<int>(old_ready.size());
   for (Instance* in : old_ready) {
-    if (ready_cur + static_cast<int>(live_old) <= want) break;
+    if (ready_total - 1 < min_ready) break;
     BeginStop(c, *in, AfterStop::kRemove);
+    --ready_total;
     --live_old;
+  }
+  int count_cur = static_cast<int>(cur.size());
+  while (count_cur < want && count_cur + live_old < want + surge) {
+    StartNew(c);
+    ++count_cur;
   }
 }
 
@@ -287,7 +295,7 @@ Status LocalDriver::Launch(Component& c, Instance& in) {
   spec.ports = in.ports;
   spec.restarts = in.restarts;
   spec.resources = t.resources;
-  spec.grace_s = c.desired ? c.desired->grace_s : 10;
+  spec.grace_s = t.grace_s;
   in.env = env;
   in.phase = Phase::kStarting;
   in.started_at = clock_.Now();
@@ -327,7 +335,7 @@ void LocalDriver::BeginStop(Component& c, Instance& in, AfterStop after) {
   }
   in.phase = Phase::kStopping;
   in.after_stop = after;
-  int grace = c.desired ? c.desired->grace_s : 10;
+  int grace = in.tmpl ? in.tmpl->grace_s : (c.desired ? c.desired->grace_s : 10);
   in.stop_deadline = in.stop_at + std::chrono::seconds(grace) + opt_.stop_timeout_extra;
   in.readiness.passed = false;
   in.message = after == AfterStop::kRemove ? "stopping" : "restarting";

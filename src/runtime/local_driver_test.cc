@@ -341,7 +341,7 @@ TEST_F(LocalDriverTest, RemoveStopsEverythingAndForgetsTheComponent) {
 
 TEST_F(LocalDriverTest, StopThatHangsIsKilledAfterTheGracePeriod) {
   DesiredComponent d = Desired("v1", 1);
-  d.grace_s = 2;
+  d.tmpl->grace_s = 2;
   driver_.Apply(d);
   ASSERT_TRUE(TickUntil([&] { return CountReady() == 1; }));
   d.replicas = 0;
@@ -360,6 +360,154 @@ TEST_F(LocalDriverTest, FailedLaunchIsRetriedWithAnEvent) {
   EXPECT_EQ(Obs()[0].state, "backoff");
   host_.fail_launch = false;
   ASSERT_TRUE(TickUntil([&] { return CountReady() == 1; }));
+}
+
+
+// ---- rollout settings (max_surge, max_unavailable) and the grace period ------------------
+
+class RolloutTest : public LocalDriverTest {
+ protected:
+  struct Bounds {
+    int max_active = 0;   // instances not stopping, at any tick
+    int min_ready = 1 << 20;
+    int max_new_at_once = 0;  // new instances launched in one tick
+    bool done = false;
+  };
+  // Rolls `want` ready v1 instances to v2 with `rollout`, new instances becoming ready after
+  // `ready_after` ticks; returns the bounds seen on the way.
+  Bounds Roll(int want, model::Rollout rollout, int ready_after = 5) {
+    driver_.Apply(Desired("v1", want));
+    EXPECT_TRUE(TickUntil([&] { return CountReady() == want; }));
+    for (const auto& l : host_.launches) host_.probe_ok[l.port] = true;
+    host_.default_probe_ok = false;  // new instances: not ready until we say so
+    DesiredComponent d = Desired("v2", want);
+    d.rollout = rollout;
+    driver_.Apply(d);
+    Bounds b;
+    std::map<int, int> born;  // port → tick it was launched at
+    size_t seen = host_.launches.size();
+    for (int tick = 0; tick < 400; ++tick) {
+      driver_.Tick();
+      b.max_new_at_once = std::max(b.max_new_at_once, static_cast<int>(host_.launches.size() - seen));
+      for (; seen < host_.launches.size(); ++seen) born[host_.launches[seen].port] = tick;
+      for (const auto& [port, at] : born) {
+        if (tick - at >= ready_after) host_.probe_ok[port] = true;
+      }
+      auto obs = Obs();
+      int active = 0, ready = 0;
+      for (const auto& s : obs) {
+        active += s.state != "stopping" ? 1 : 0;
+        ready += s.ready ? 1 : 0;
+      }
+      b.max_active = std::max(b.max_active, active);
+      b.min_ready = std::min(b.min_ready, ready);
+      if (static_cast<int>(obs.size()) == want &&
+          std::all_of(obs.begin(), obs.end(), [](const InstanceStatus& s) {
+            return s.version == "v2" && s.ready;
+          })) {
+        b.done = true;
+        return b;
+      }
+      host_.FinishStops();
+      clock_.Advance(milliseconds(100));
+    }
+    return b;
+  }
+};
+
+TEST_F(RolloutTest, DefaultSurgesOneAndKeepsEveryReplicaReady) {
+  Bounds b = Roll(3, model::Rollout{});
+  ASSERT_TRUE(b.done);
+  EXPECT_EQ(b.max_active, 4);
+  EXPECT_EQ(b.min_ready, 3);
+  EXPECT_EQ(host_.launches.size(), 6u);
+}
+
+TEST_F(RolloutTest, SurgeCountStartsThatManyNewInstancesAtOnce) {
+  model::Rollout r;
+  r.max_surge = {2, false};
+  Bounds b = Roll(4, r);
+  ASSERT_TRUE(b.done);
+  EXPECT_EQ(b.max_new_at_once, 2);
+  EXPECT_EQ(b.max_active, 6);
+  EXPECT_EQ(b.min_ready, 4);
+}
+
+TEST_F(RolloutTest, SurgePercentRoundsUp) {
+  model::Rollout r;
+  r.max_surge = {50, true};  // 50% of 3 = 1.5 → 2
+  Bounds b = Roll(3, r);
+  ASSERT_TRUE(b.done);
+  EXPECT_EQ(b.max_new_at_once, 2);
+  EXPECT_EQ(b.max_active, 5);
+  EXPECT_EQ(b.min_ready, 3);
+}
+
+TEST_F(RolloutTest, UnavailableWithoutSurgeReplacesInPlace) {
+  model::Rollout r;
+  r.max_surge = {0, false};
+  r.max_unavailable = {1, false};
+  Bounds b = Roll(3, r);
+  ASSERT_TRUE(b.done);
+  EXPECT_EQ(b.max_active, 3) << "no instance above the replicas";
+  EXPECT_EQ(b.min_ready, 2) << "one replica down at a time";
+}
+
+TEST_F(RolloutTest, UnavailablePercentRoundsDown) {
+  model::Rollout r;
+  r.max_surge = {0, false};
+  r.max_unavailable = {50, true};  // 50% of 3 = 1.5 → 1
+  Bounds b = Roll(3, r);
+  ASSERT_TRUE(b.done);
+  EXPECT_EQ(b.max_active, 3);
+  EXPECT_EQ(b.min_ready, 2);
+}
+
+TEST_F(RolloutTest, SurgeAndUnavailableTogether) {
+  model::Rollout r;
+  r.max_surge = {1, false};
+  r.max_unavailable = {1, false};
+  Bounds b = Roll(4, r);
+  ASSERT_TRUE(b.done);
+  EXPECT_LE(b.max_active, 5);
+  EXPECT_GE(b.min_ready, 3);
+  EXPECT_EQ(b.max_new_at_once, 2) << "one surging, one replacing a stopped old instance";
+}
+
+TEST_F(RolloutTest, GracePeriodGoesToTheShimAndAChangeReplacesInstances) {
+  DesiredComponent d = Desired("v1", 1);
+  InstanceTemplate plain = *d.tmpl;
+  d.tmpl->grace_s = 30;
+  EXPECT_NE(d.tmpl->Fingerprint(), plain.Fingerprint());
+  InstanceTemplate ten = plain;
+  ten.grace_s = 10;
+  EXPECT_EQ(ten.Fingerprint(), plain.Fingerprint()) << "the default keeps old fingerprints";
+  driver_.Apply(d);
+  ASSERT_TRUE(TickUntil([&] { return CountReady() == 1; }));
+  ASSERT_EQ(host_.launches.size(), 1u);
+  EXPECT_EQ(host_.launches[0].grace_s, 30);
+  d.tmpl->grace_s = 5;
+  driver_.Apply(d);
+  ASSERT_TRUE(TickUntil([&] {
+    host_.FinishStops();
+    auto obs = Obs();
+    return host_.launches.size() == 2 && obs.size() == 1 && obs[0].ready;
+  }, 200));
+  EXPECT_EQ(host_.launches[1].grace_s, 5);
+}
+
+TEST_F(RolloutTest, StopWaitsTheGracePeriodBeforeKilling) {
+  DesiredComponent d = Desired("v1", 1);
+  d.tmpl->grace_s = 20;
+  driver_.Apply(d);
+  ASSERT_TRUE(TickUntil([&] { return CountReady() == 1; }));
+  TimePoint t0 = clock_.Now();
+  d.running = false;
+  driver_.Apply(d);
+  // The fake shim ignores SIGTERM: the driver kills it after grace (20 s) + 5 s, not before.
+  ASSERT_TRUE(TickUntil([&] { return Obs().empty(); }, 400));
+  EXPECT_GE(clock_.Now() - t0, seconds(25));
+  EXPECT_LT(clock_.Now() - t0, seconds(27));
 }
 
 }  // namespace

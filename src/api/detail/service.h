@@ -51,14 +51,21 @@ Result<Object> QueueVersion(Service& s, const std::string& team, const std::stri
                             const std::string& actor, const Json& trigger);
 // webhook_routes.cc: enabling a component's webhook and receiving pushes at /api/v1/hooks/{id}.
 void RegisterWebhookRoutes(Service& s);
-// runtime_routes.cc: restart requests and instance logs.
-void RegisterRuntimeRoutes(Service& s);
 // gateway_routes.cc: HTTP and TCP rules, certificates, the gateway snapshot.
 void RegisterGatewayRoutes(Service& s);
 // gateway_routes.cc: sets (*component)["addresses"] — where the component answers through the
 // gateway (default domains, then the app's HTTP rules on it).
 void AddComponentAddresses(Service& s, const std::string& team, const std::string& app,
                            Json* component);
+// runtime_routes.cc: restart requests, operations and instance logs.
+void RegisterRuntimeRoutes(Service& s);
+// runtime_routes.cc: what a write of the component at ctx's team/app/component (stored body
+// `before`, nullptr for a create, and `after`) adds to its commit: the component's new
+// operation object when the write starts one (deploy, rollback, scale, restart, stop, start,
+// update). Refuses (changing nothing) with 409 operation_in_progress while another operation
+// of the component runs.
+Result<std::vector<Op>> LifecycleOps(Service& s, const Ctx& ctx, const Json* before,
+                                     const Json& after);
 // static_files.cc: the built console from options.web_root at "/" (outside /api).
 void RegisterStaticFiles(Service& s);
 // The response for a non-API GET/HEAD from web_root: a file, index.html for app routes, or 404

@@ -2,6 +2,7 @@
 
 #include <charconv>
 #include <filesystem>
+#include <tuple>
 
 #include "core/names.h"
 
@@ -204,6 +205,27 @@ Result<Json> BuildComponentBody(const std::string& name, const ComponentFlags& f
   if (f.replicas) {
     if (*f.replicas < 0) return InvalidArgument("--replicas must be >= 0", "replicas");
     body["replicas"] = *f.replicas;
+  }
+  Json rollout = Json::object();
+  for (auto [given, key, flag] :
+       {std::tuple{&f.max_surge, "max_surge", "--max-surge"},
+        std::tuple{&f.max_unavailable, "max_unavailable", "--max-unavailable"}}) {
+    if (!*given) continue;
+    const std::string& v = **given;
+    // A count goes as a number, a percentage as "N%"; the server checks the range.
+    bool pct = !v.empty() && v.back() == '%';
+    std::string digits = pct ? v.substr(0, v.size() - 1) : v;
+    if (digits.empty() || digits.size() > 3 ||
+        digits.find_first_not_of("0123456789") != std::string::npos) {
+      return InvalidArgument(std::string(flag) + " must be a count (2) or a percentage (25%)",
+                             key);
+    }
+    rollout[key] = pct ? Json(v) : Json(std::stoi(digits));
+  }
+  if (!rollout.empty()) body["rollout"] = rollout;
+  if (f.grace_period_s) {
+    if (*f.grace_period_s < 0) return InvalidArgument("--grace-period must be >= 0", "grace_period_s");
+    body["grace_period_s"] = *f.grace_period_s;
   }
   if (patch && body.empty()) {
     return InvalidArgument("nothing to change: give at least one flag (see --help)");

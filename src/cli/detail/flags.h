@@ -49,6 +49,9 @@ struct ComponentFlags {
   std::optional<std::string> build_command, start_command, subdir;
   std::optional<std::vector<std::string>> ports, env;
   std::optional<int> replicas, memory_mb, cpu_millis;
+  // Rolling update: a count ("1") or a percentage ("25%"); stop grace in seconds.
+  std::optional<std::string> max_surge, max_unavailable;
+  std::optional<int> grace_period_s;
 };
 
 // Builds the POST body (patch = false, includes `name`) or the JSON merge patch for PATCH
