@@ -9,6 +9,7 @@ import subprocess
 import tempfile
 
 from harness import BerthServer, BerthTestCase, _free_port
+import test_runtime as rt  # the module, not its classes: unittest must not collect them here
 
 V = "/api/v1"
 HTTP_PORT = _free_port()
@@ -387,6 +388,34 @@ class GatewayApiTest(BerthTestCase):
         self.cli("domain", "remove", "cli-shop-example-com", "--app", "shop")
         self.cli("cert", "remove", "cli")
         self.assertNotIn("cli", self.cli("cert", "list").stdout.split())
+
+
+class GatewayPoolsTest(rt.RuntimeCase):
+    """Pools come from the instances the real runtime writes: only ready ones, on their ports."""
+
+    def snapshot(self):
+        return self.ok(self.api("GET", f"{V}/gateway/snapshot"))
+
+    def test_pools_follow_the_runtime(self):
+        self.setup_app("gw", replicas=2, ports=[{"port": 8080, "outer": True}])
+        insts = self.wait_ready("gw", 2)
+        snap = self.snapshot()
+        pool = snap["pools"]["default/gw/web:8080"]
+        self.assertEqual(pool["reason"], "")
+        self.assertEqual(sorted((e["instance"], e["port"]) for e in pool["endpoints"]),
+                         sorted((i["name"], i["port"]) for i in insts))
+        for e in pool["endpoints"]:
+            self.assertEqual(e["host"], "127.0.0.1")
+            status, body = rt.http_get(e["port"])
+            self.assertEqual(status, 200)
+            self.assertIn(f"hello from {e['instance']}", body)
+        route = [r for r in snap["http_routes"] if r["id"] == "default/gw/web/default-8080"][0]
+        self.assertEqual(route["domains"], ["web.gw.localhost", "8080.web.gw.localhost"])
+
+        self.patch("gw", {"desired_state": "stopped"})
+        rt.wait_for(lambda: not self.instances("gw"), "instances to stop")
+        pool = self.snapshot()["pools"]["default/gw/web:8080"]
+        self.assertEqual((pool["endpoints"], pool["reason"]), ([], "component stopped"))
 
 
 if __name__ == "__main__":

@@ -46,7 +46,7 @@ void RegisterBuildRoutes(Service& s);
 void RegisterRuntimeRoutes(Service& s);
 // gateway_routes.cc: HTTP and TCP rules, certificates, the gateway snapshot.
 void RegisterGatewayRoutes(Service& s);
-// gateway_routes.cc: sets (*component)["addresses"] — where the component answers through the
+// gateway_routes.cc: sets (*component)["addresses"] on every component response — where the component answers through the
 // gateway (default domains, then the app's HTTP rules on it).
 void AddComponentAddresses(Service& s, const std::string& team, const std::string& app,
                            Json* component);
