@@ -229,12 +229,17 @@ class Builder {
       for (const model::GatewayMatch& m : rule->cookies) r.cookies.push_back({m.name, m.value});
       for (const model::RuleBackend& b : rule->backends) {
         int port = b.port;
-        if (port == 0) {
+        if (port == 0) {  // the API resolves ports at write time; only hand-made data lacks one
           BERTH_ASSIGN_OR_RETURN(ComponentView* v, View(team, app, b.component));
           port = v->exists ? FirstHttpPort(v->spec.ports) : 0;
+          if (port == 0) continue;  // no pool can be named; the data plane rejects port 0
         }
         BERTH_ASSIGN_OR_RETURN(std::string key, Pool(team, app, b.component, port, b.version));
         r.backends.push_back({key, b.weight});
+      }
+      if (r.backends.empty()) {
+        Logger("routing")->warn("msg=\"rule has no usable backend: left out\" rule={}", r.id);
+        continue;
       }
       r.balance = ToBalance(rule->balance);
       r.hash_cookie = rule->hash_cookie;

@@ -339,6 +339,39 @@ class GatewayApiTest(BerthTestCase):
         self.ok(self.api("PUT", f"{V}/teams/default/apps/shop/components/web", comp))
         self.ok(self.api("DELETE", self.rules() + "/canary-example-com"))
 
+    def test_openapi_describes_the_gateway_routes(self):
+        doc = self.ok(self.anon("GET", f"{V}/openapi.json"))
+        paths = doc["paths"]
+        a = "/api/v1/teams/{team}/apps/{app}"
+        for path, methods in {
+            f"{a}/http-rules": {"get", "post"},
+            f"{a}/http-rules/{{rule}}": {"get", "put", "patch", "delete"},
+            f"{a}/tcp-rules": {"get", "post"},
+            f"{a}/tcp-rules/{{rule}}": {"get", "put", "patch", "delete"},
+            "/api/v1/teams/{team}/http-rules": {"get"},
+            "/api/v1/teams/{team}/tcp-rules": {"get"},
+            "/api/v1/teams/{team}/certificates": {"get", "post"},
+            "/api/v1/teams/{team}/certificates/{certificate}": {"get", "put", "delete"},
+            "/api/v1/gateway/snapshot": {"get"},
+        }.items():
+            self.assertIn(path, paths)
+            self.assertEqual(set(paths[path]), methods, path)
+        schemas = doc["components"]["schemas"]
+        refs = set()
+
+        def walk(x):
+            if isinstance(x, dict):
+                if "$ref" in x:
+                    refs.add(x["$ref"].rsplit("/", 1)[-1])
+                for v in x.values():
+                    walk(v)
+            elif isinstance(x, list):
+                for v in x:
+                    walk(v)
+        walk(doc)
+        self.assertEqual(refs - set(schemas), set(), "every $ref names a schema")
+        self.assertNotIn("key_pem", schemas["Certificate"]["properties"])
+
     # -- CLI ---------------------------------------------------------------------------------
 
     def test_cli(self):
