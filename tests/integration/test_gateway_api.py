@@ -196,6 +196,29 @@ class GatewayApiTest(BerthTestCase):
         # Changing other fields keeps the rule's own claim.
         self.ok(self.api("PATCH", self.rules() + "/dup-example-com", {"balance": "hash_ip"}))
 
+    def test_racing_creates_of_one_domain_leave_one_rule(self):
+        import threading
+        results = []
+        barrier = threading.Barrier(6)
+
+        def create(i):
+            barrier.wait()
+            st, body, _ = self.api("POST", self.rules(), {
+                "name": f"race-{i}", "domain": "race.example.com",
+                "backends": [{"component": "web"}]})
+            results.append((st, body.get("code") if isinstance(body, dict) else None))
+        threads = [threading.Thread(target=create, args=(i,)) for i in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        self.assertEqual(sorted(st for st, _ in results), [201, 409, 409, 409, 409, 409], results)
+        self.assertEqual({c for st, c in results if st == 409}, {"domain_taken"})
+        rules = [r for r in self.ok(self.api("GET", self.rules()))["items"]
+                 if r["domain"] == "race.example.com"]
+        self.assertEqual(len(rules), 1)
+        self.ok(self.api("DELETE", self.rules() + "/" + rules[0]["name"]))
+
     def test_viewer_reads_but_cannot_write(self):
         self.ok(self.api("GET", self.rules(), token=self.viewer))
         self.ok(self.api("GET", f"{V}/teams/default/certificates", token=self.viewer))
