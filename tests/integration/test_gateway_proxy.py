@@ -23,6 +23,7 @@ import threading
 import time
 import unittest
 import urllib.parse
+import warnings
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import harness
@@ -54,10 +55,22 @@ class Upstream:
     def __init__(self, name: str):
         self.name = name
         self.hits = 0
+        self.conns: set[socket.socket] = set()
         up = self
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+
+            def setup(self):
+                super().setup()
+                up.conns.add(self.connection)
+
+            def finish(self):
+                up.conns.discard(self.connection)
+                try:
+                    super().finish()
+                except OSError:
+                    pass
 
             def log_message(self, *a):
                 pass
@@ -155,8 +168,14 @@ class Upstream:
         return {"instance": self.name, "host": "127.0.0.1", "port": self.port}
 
     def close(self):
+        """Dies like a killed process: the listener and every open connection go."""
         self.server.shutdown()
         self.server.server_close()
+        for c in list(self.conns):
+            try:
+                c.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
 
 def ws_frame(op: int, data: bytes, mask: bool) -> bytes:
@@ -327,6 +346,7 @@ class Gateway:
                 self.proc.kill()
                 self.proc.wait(timeout=10)
         harness._live.pop(self.proc.pid, None)
+        self.proc.stdout.close()
         self.stderr.close()
         shutil.rmtree(self.dir, ignore_errors=True)
 
@@ -605,6 +625,7 @@ class GatewayProxyTest(unittest.TestCase):
         with socket.create_connection((host, int(port)), timeout=10) as raw:
             with ctx.wrap_socket(raw, server_hostname=server_name) as s:
                 cert = s.getpeercert()
+                version = s.version()
                 s.sendall(f"GET /tls HTTP/1.1\r\nHost: {server_name}\r\n"
                           "Connection: close\r\n\r\n".encode())
                 data = b""
@@ -613,7 +634,7 @@ class GatewayProxyTest(unittest.TestCase):
                     if not b:
                         break
                     data += b
-                return cert, s.version(), data.decode()
+                return cert, version, data.decode()
 
     def test_tls_certificate_chosen_by_sni(self):
         for name, upstream in (("one.test", "a"), ("two.test", "b")):
@@ -631,8 +652,10 @@ class GatewayProxyTest(unittest.TestCase):
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE
         try:
-            ctx.maximum_version = ssl.TLSVersion.TLSv1_1
-            ctx.minimum_version = ssl.TLSVersion.TLSv1
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)
+                ctx.maximum_version = ssl.TLSVersion.TLSv1_1
+                ctx.minimum_version = ssl.TLSVersion.TLSv1
         except (ValueError, OSError):
             return
         with socket.create_connection((host, int(port)), timeout=10) as raw:

@@ -853,7 +853,9 @@ class HttpSession final : public ConnBase {
             co_return Outcome::kClosed;
           }
           req.body().size = kBodyChunk - req.body().size;
-          req.body().data = body.get();
+          // No bytes (only chunk framing was parsed): a zero-size piece would make the chunked
+          // serializer emit the last-chunk marker.
+          req.body().data = req.body().size ? body.get() : nullptr;
           req.body().more = !req_->is_done();
           bytes_in_ += req.body().size;
           sent_any_body = true;
@@ -925,7 +927,7 @@ class HttpSession final : public ConnBase {
             co_return Outcome::kClosed;
           }
           res.body().size = kBodyChunk - res.body().size;
-          res.body().data = body.get();
+          res.body().data = res.body().size ? body.get() : nullptr;
           res.body().more = !res_->is_done();
           bytes_out_ += res.body().size;
         } else {
