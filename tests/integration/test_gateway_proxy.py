@@ -554,7 +554,10 @@ class GatewayProxyTest(unittest.TestCase):
         _, metrics = self.gw.admin_get("/metrics")
         errors = [l for l in metrics.splitlines()
                   if l.startswith("berth_gateway_upstream_errors_total") and 'route="eject"' in l]
-        self.assertTrue(errors and int(errors[0].split()[-1]) >= 1, errors)
+        self.assertTrue(errors, metrics)
+        # Ejected after its first refusals: without ejection every third request would fail
+        # over (about 10 errors); with it, one or two per worker.
+        self.assertTrue(1 <= int(errors[0].split()[-1]) <= 4, errors)
         # Bring a fresh "e" back for the other tests' snapshots.
         ups["e"] = Upstream("e")
         type(self).ups = ups
