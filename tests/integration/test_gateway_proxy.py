@@ -825,5 +825,45 @@ class GatewayProxyTest(unittest.TestCase):
             self.assertIn(k, entry)
 
 
+class GatewayLimitsTest(unittest.TestCase):
+    def test_max_connections_and_port_conflict(self):
+        up = Upstream("solo")
+        snap = {"revision": 1, "pools": {"P": pool(up)}, "http_routes": [route("r", ["s.test"], "P")]}
+        gw = Gateway(snap, "--max-connections", "2")
+        try:
+            held = [conn(gw.http), conn(gw.http)]
+            for c in held:
+                self.assertEqual(get(gw.http, "s.test", c=c)[0], 200)
+            host, port = gw.http.rsplit(":", 1)
+            with socket.create_connection((host, int(port)), timeout=10) as s:
+                s.sendall(b"GET / HTTP/1.1\r\nHost: s.test\r\n\r\n")
+                try:
+                    self.assertEqual(s.recv(100), b"")  # closed at accept
+                except ConnectionResetError:
+                    pass
+            held.pop().close()
+            deadline = time.time() + 5
+            status = None
+            while time.time() < deadline:
+                try:
+                    status = get(gw.http, "s.test")[0]
+                    break
+                except (ConnectionError, http.client.HTTPException):
+                    time.sleep(0.05)
+            self.assertEqual(status, 200)
+            for c in held:
+                c.close()
+            # Another process cannot silently share the port (SO_REUSEPORT): a clear error.
+            p = subprocess.run([harness_bin(), "--http", gw.http], capture_output=True,
+                               timeout=30, preexec_fn=harness._die_with_parent)
+            self.assertNotEqual(p.returncode, 0)
+            err = json.loads(p.stderr.decode().strip().splitlines()[-1])
+            self.assertEqual(err["field"], "http")
+            self.assertIn(gw.http, err["message"])
+        finally:
+            gw.close()
+            up.close()
+
+
 if __name__ == "__main__":
     unittest.main()

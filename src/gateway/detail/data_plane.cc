@@ -1279,6 +1279,13 @@ Status Impl::Init() {
                         std::string* bound) -> Status {
     if (addr.empty()) return Status::Ok();
     BERTH_ASSIGN_OR_RETURN(tcp::endpoint ep, ParseAddress(addr, what));
+    if (ep.port() != 0) {
+      // SO_REUSEPORT would let this gateway silently share a port with another process that
+      // also set it; a plain bind first proves the port is free.
+      BERTH_ASSIGN_OR_RETURN(auto probe, Listen(workers_[0]->io, ep, /*reuse_port=*/false, what));
+      error_code ec;
+      probe->close(ec);
+    }
     for (auto& w : workers_) {
       BERTH_ASSIGN_OR_RETURN(auto acc, Listen(w->io, ep, /*reuse_port=*/true, what));
       if (ep.port() == 0) {
