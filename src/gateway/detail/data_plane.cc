@@ -853,7 +853,9 @@ class HttpSession final : public ConnBase {
             co_return Outcome::kClosed;
           }
           req.body().size = kBodyChunk - req.body().size;
-          req.body().data = body.get();
+          // No bytes (only chunk framing was parsed): a zero-size piece would make the chunked
+          // serializer emit the last-chunk marker.
+          req.body().data = req.body().size ? body.get() : nullptr;
           req.body().more = !req_->is_done();
           bytes_in_ += req.body().size;
           sent_any_body = true;
@@ -925,7 +927,7 @@ class HttpSession final : public ConnBase {
             co_return Outcome::kClosed;
           }
           res.body().size = kBodyChunk - res.body().size;
-          res.body().data = body.get();
+          res.body().data = res.body().size ? body.get() : nullptr;
           res.body().more = !res_->is_done();
           bytes_out_ += res.body().size;
         } else {
@@ -1277,6 +1279,13 @@ Status Impl::Init() {
                         std::string* bound) -> Status {
     if (addr.empty()) return Status::Ok();
     BERTH_ASSIGN_OR_RETURN(tcp::endpoint ep, ParseAddress(addr, what));
+    if (ep.port() != 0) {
+      // SO_REUSEPORT would let this gateway silently share a port with another process that
+      // also set it; a plain bind first proves the port is free.
+      BERTH_ASSIGN_OR_RETURN(auto probe, Listen(workers_[0]->io, ep, /*reuse_port=*/false, what));
+      error_code ec;
+      probe->close(ec);
+    }
     for (auto& w : workers_) {
       BERTH_ASSIGN_OR_RETURN(auto acc, Listen(w->io, ep, /*reuse_port=*/true, what));
       if (ep.port() == 0) {
