@@ -11,6 +11,7 @@ pkgs=(g++ cmake ninja-build ccache pkg-config make git curl ca-certificates
 case "$what" in
   test) pkgs+=(libgtest-dev libgmock-dev python3
         golang-go python3-venv    # toolchains the builder's integration tests use
+        openssl                   # the gateway tests make certificates with the openssl CLI
         chromium fonts-wqy-microhei)  # the console's end-to-end tests (playwright-core) + a CJK font
         # Node.js: keep a node/npm that is already installed (e.g. a newer one than Debian's);
         # installing Debian's npm next to it would pull Debian's nodejs over it.

@@ -18,6 +18,7 @@ ApiService::ApiService(Store& store, const Clock& clock, ApiOptions options)
   RegisterWatchRoutes(impl_->service);
   RegisterBuildRoutes(impl_->service);
   RegisterRuntimeRoutes(impl_->service);
+  RegisterGatewayRoutes(impl_->service);
   RegisterStaticFiles(impl_->service);
   impl_->service.openapi =
       BuildOpenApi(impl_->service.router, impl_->service.options.server_version);

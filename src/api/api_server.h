@@ -8,6 +8,7 @@
 #include <string>
 
 #include "api/http.h"
+#include "auth/secret_box.h"
 #include "core/clock.h"
 #include "store/store.h"
 
@@ -19,6 +20,14 @@ struct ApiOptions {
   std::string server_version = "0.1.0";
   std::string data_dir;            // the server's data directory (instance logs are read from it)
   std::string web_root;            // the built console served at "/" ("" = none)
+  // The gateway (docs/gateway.md): default domains end in domain_suffix; addresses name the
+  // gateway's ports; TCP routes listen on gateway_host.
+  std::string domain_suffix = "localhost";
+  std::string gateway_host = "127.0.0.1";
+  int gateway_http_port = 8080;
+  int gateway_https_port = 8443;
+  // Seals certificate keys at rest (DATA/secret.key); null = certificate uploads answer 503.
+  std::shared_ptr<const auth::SecretBox> secrets;
 };
 
 class ApiService final : public Handler {

@@ -679,7 +679,9 @@ Target ComponentTarget(const Ctx& ctx, const std::string& name) {
 Result<Reply> ListComponents(Service& s, Ctx& ctx) {
   BERTH_RETURN_IF_ERROR(Need(s, ctx, Role::kViewer, "read components"));
   BERTH_RETURN_IF_ERROR(AppExists(s, ctx.P("team"), ctx.P("app")));
-  return ListOf(s, ctx, model::kComponent, AppScope(ctx));
+  BERTH_ASSIGN_OR_RETURN(Reply r, ListOf(s, ctx, model::kComponent, AppScope(ctx)));
+  for (Json& c : r.body["items"]) AddComponentAddresses(s, ctx.P("team"), ctx.P("app"), &c);
+  return r;
 }
 
 Result<Reply> CreateComponent(Service& s, Ctx& ctx) {
@@ -689,17 +691,21 @@ Result<Reply> CreateComponent(Service& s, Ctx& ctx) {
   BERTH_ASSIGN_OR_RETURN(int64_t ignored, TakeRevision(body));
   (void)ignored;
   BERTH_ASSIGN_OR_RETURN(model::Component c, model::ParseComponent(body));
-  return CreateOf(s, ctx, ComponentTarget(ctx, c.name), model::ToJson(c));
+  BERTH_ASSIGN_OR_RETURN(Reply r, CreateOf(s, ctx, ComponentTarget(ctx, c.name), model::ToJson(c)));
+  AddComponentAddresses(s, ctx.P("team"), ctx.P("app"), &r.body);
+  return r;
 }
 
 Result<Reply> UpdateComponent(Service& s, Ctx& ctx) {
   BERTH_RETURN_IF_ERROR(Need(s, ctx, Role::kDeveloper, "change components"));
   BERTH_RETURN_IF_ERROR(AppExists(s, ctx.P("team"), ctx.P("app")));
-  return UpdateOf(s, ctx, ComponentTarget(ctx, ctx.P("component")),
+  BERTH_ASSIGN_OR_RETURN(Reply r, UpdateOf(s, ctx, ComponentTarget(ctx, ctx.P("component")),
                   [](const Json& merged, const Json&) -> Result<Json> {
                     BERTH_ASSIGN_OR_RETURN(model::Component c, model::ParseComponent(merged));
                     return model::ToJson(c);
-                  });
+                  }));
+  AddComponentAddresses(s, ctx.P("team"), ctx.P("app"), &r.body);
+  return r;
 }
 
 Result<Reply> DeleteComponent(Service& s, Ctx& ctx) {
@@ -851,6 +857,7 @@ struct Def {
 Json RenderObject(const Object& o) {
   Json j = ParseStored(o);
   j.erase("password_hash");
+  j.erase("key_sealed");  // certificates (gateway_routes.cc): sealed keys never leave
   std::vector<std::string> parents = SplitScope(o.scope);
   const std::string& k = o.kind;
   if (k == model::kMember || k == model::kApp) {
@@ -1004,7 +1011,9 @@ void RegisterResourceRoutes(Service& svc) {
        [](Service& s, Ctx& c) -> Result<Reply> {
          BERTH_RETURN_IF_ERROR(Need(s, c, Role::kViewer, "read components"));
          BERTH_RETURN_IF_ERROR(AppExists(s, c.P("team"), c.P("app")));
-         return GetOf(s, ComponentTarget(c, c.P("component")));
+         BERTH_ASSIGN_OR_RETURN(Reply r, GetOf(s, ComponentTarget(c, c.P("component"))));
+         AddComponentAddresses(s, c.P("team"), c.P("app"), &r.body);
+         return r;
        }},
       {"PUT", C, "Replace a component's settings", "components", "Component", "Component", false,
        200, UpdateComponent},

@@ -109,7 +109,9 @@ Json Schemas() {
             {"replicas", Int()},
             {"desired_state", Enum({"running", "stopped"})},
             {"version", Str()},
-            {"restart_generation", Int()}}),
+            {"restart_generation", Int()},
+            {"addresses", {{"type", "array"}, {"items", Str()}, {"readOnly", true},
+                           {"description", "where the component answers through the gateway"}}}}),
       {"name"});
   s["Dependency"] = Obj(Meta({{"name", Str()}, {"team", Str()}, {"app", Str()}, {"component", Str()},
                               {"target_app", Str()}, {"target_component", Str()}}));
@@ -145,6 +147,63 @@ Json Schemas() {
                          {"action", Str()},
                          {"resource", Str()},
                          {"summary", {{"type", "object"}}}});
+  // Gateway (gateway_routes.cc, docs/gateway.md).
+  Json match = {{"type", "array"}, {"items", Obj({{"name", Str()}, {"value", Str()}}, {"name", "value"})}};
+  Json number = {{"type", "number"}};
+  Json timeouts = Obj({{"connect_ms", Int()}, {"header_ms", Int()}, {"idle_ms", Int()}, {"total_ms", Int()}});
+  Json balance = Enum({"round_robin", "least_conn", "hash_cookie", "hash_ip"});
+  s["HttpRule"] = Obj(
+      Meta({{"name", Str()},
+            {"team", Str()},
+            {"app", Str()},
+            {"domain", Str()},
+            {"path_prefix", Str()},
+            {"headers", match},
+            {"cookies", match},
+            {"backends", {{"type", "array"},
+                          {"items", Obj({{"component", Str()}, {"port", Int()}, {"version", Str()},
+                                         {"weight", Int()}},
+                                        {"component"})}}},
+            {"balance", balance},
+            {"hash_cookie", Str()},
+            {"certificate", Str()},
+            {"redirect_https", Bool()},
+            {"rate_limit", Obj({{"requests_per_second", number}, {"burst", Int()}})},
+            {"max_body_bytes", Int()},
+            {"timeouts", timeouts}}),
+      {"domain", "backends"});
+  s["TcpRule"] = Obj(Meta({{"name", Str()},
+                           {"team", Str()},
+                           {"app", Str()},
+                           {"listen_port", Int()},
+                           {"component", Str()},
+                           {"port", Int()},
+                           {"balance", Enum({"round_robin", "least_conn", "hash_ip"})},
+                           {"connect_timeout_ms", Int()}}),
+                     {"listen_port", "component"});
+  s["CertificateInput"] = Obj({{"name", Str()},
+                               {"cert_pem", Str()},
+                               {"chain_pem", Str()},
+                               {"key_pem", {{"type", "string"}, {"writeOnly", true}}}},
+                              {"name", "cert_pem", "key_pem"});
+  s["Certificate"] = Obj(Meta({{"name", Str()},
+                               {"team", Str()},
+                               {"domains", {{"type", "array"}, {"items", Str()}}},
+                               {"subject", Str()},
+                               {"issuer", Str()},
+                               {"not_before", Str()},
+                               {"not_after", Str()},
+                               {"expired", Bool()},
+                               {"fingerprint_sha256", Str()},
+                               {"cert_pem", Str()}}));
+  s["GatewaySnapshot"] = {{"type", "object"},
+                          {"description", "docs/gateway.md \"Snapshot\""},
+                          {"properties",
+                           {{"revision", Int()},
+                            {"http_routes", {{"type", "array"}, {"items", {{"type", "object"}}}}},
+                            {"tcp_routes", {{"type", "array"}, {"items", {{"type", "object"}}}}},
+                            {"pools", {{"type", "object"}}},
+                            {"certificates", {{"type", "array"}, {"items", {{"type", "object"}}}}}}}};
   s["Deleted"] = Obj({{"deleted", Str()}, {"name", Str()}, {"revision", Int()}});
   s["Change"] = Obj({{"revision", Int()},
                      {"type", Enum({"put", "delete", "heartbeat", "error"})},

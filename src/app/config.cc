@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "core/log.h"
+#include "model/model.h"
 
 namespace berth {
 namespace {
@@ -49,6 +50,7 @@ const std::vector<SettingInfo>& Settings() {
       {"build_timeout_s", "BERTH_BUILD_TIMEOUT_S", "time limit of one build in seconds"},
       {"build_versions_kept", "BERTH_BUILD_VERSIONS_KEPT", "ready versions kept per component"},
       {"web_root", "BERTH_WEB_ROOT", "directory of the built console served at / (default: web/dist of the repository)"},
+      {"domain_suffix", "BERTH_DOMAIN_SUFFIX", "default domains are <component>.<app>.<suffix> (default localhost)"},
   };
   return kSettings;
 }
@@ -116,6 +118,15 @@ Status ApplySetting(const std::string& key, const std::string& value, const std:
     return ParseInt(value, source, 1, 1000, &c->build_versions_kept);
   } else if (key == "web_root") {
     c->web_root = value;
+  } else if (key == "domain_suffix") {
+    std::string suffix = value;
+    Status s = model::ValidateDomain(&suffix, source);
+    if (!s.ok() || suffix.front() == '*') {
+      return InvalidArgument(source + " must be a host name such as localhost or apps.example.com, "
+                                 "got \"" + value + "\"",
+                             source);
+    }
+    c->domain_suffix = suffix;
   } else if (key == "sync") {
     if (value != "full" && value != "normal") {
       return InvalidArgument(source + " must be full or normal, got \"" + value + "\"", source);

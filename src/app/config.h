@@ -36,6 +36,7 @@ struct ServerConfig {
   int64_t build_timeout_s = 1800;      // time limit of one build
   int64_t build_versions_kept = 10;    // ready versions kept per component
   std::string web_root;  // the built console; "" = DefaultWebRoot()
+  std::string domain_suffix = "localhost";  // default domains: <component>.<app>.<suffix>
 
   // Derived by Validate().
   HostPort api_addr;

@@ -65,5 +65,18 @@ TEST(ConfigTest, ErrorsNameTheSetting) {
   EXPECT_EQ(Validate(&bad).field(), "log_level");
 }
 
+TEST(ConfigTest, DomainSuffix) {
+  ServerConfig c;
+  EXPECT_EQ(c.domain_suffix, "localhost");
+  ASSERT_TRUE(ApplyConfigText("domain_suffix = Apps.Example.com\n", "berth.conf", &c).ok());
+  EXPECT_EQ(c.domain_suffix, "apps.example.com");
+  for (const char* bad : {"", "*.example.com", "bad_suffix", "a..b", "-x.com"}) {
+    Status s = ApplySetting("domain_suffix", bad, "BERTH_DOMAIN_SUFFIX", &c);
+    EXPECT_FALSE(s.ok()) << bad;
+    EXPECT_NE(s.message().find("BERTH_DOMAIN_SUFFIX"), std::string::npos) << s.message();
+  }
+  EXPECT_EQ(c.domain_suffix, "apps.example.com");
+}
+
 }  // namespace
 }  // namespace berth

@@ -17,6 +17,7 @@
 #include "api/api_server.h"
 #include "api/http.h"
 #include "auth/crypto.h"
+#include "auth/secret_box.h"
 #include "build/controller.h"
 #include "core/log.h"
 #include "model/model.h"
@@ -140,6 +141,9 @@ int RunServer(const ServerConfig& cfg) {
   int lock_fd = LockDataDir(cfg.data_dir);
 
   if (Status s = auth::InitCrypto(); !s.ok()) Fatal(s.message());
+  // Seals certificate keys in the store (docs/gateway.md "Control plane"); made at first start.
+  auto secrets = auth::SecretBox::LoadOrCreate(cfg.data_dir + "/secret.key");
+  if (!secrets.ok()) Fatal("secret key: " + secrets.status().message());
   StoreOptions so;
   so.sync_full = cfg.sync == "full";
   auto opened = OpenSqliteStore(cfg.sqlite_path, so);
@@ -152,6 +156,11 @@ int RunServer(const ServerConfig& cfg) {
   ao.login_attempts = static_cast<int>(cfg.login_attempts);
   ao.data_dir = cfg.data_dir;
   ao.web_root = cfg.web_root.empty() ? DefaultWebRoot() : cfg.web_root;
+  ao.domain_suffix = cfg.domain_suffix;
+  ao.gateway_host = cfg.http_addr.host;
+  ao.gateway_http_port = cfg.http_addr.port;
+  ao.gateway_https_port = cfg.https_addr.port;
+  ao.secrets = std::make_shared<const auth::SecretBox>(std::move(secrets).value());
   api::ApiService api(*store, SystemClock::Get(), ao);
 
   HttpServerOptions ho;

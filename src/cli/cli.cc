@@ -1008,6 +1008,9 @@ void AddRuntimeCommands(CLI::App& app, const ClientWorld& world, int* exit_code)
 // build_commands.cc: detect, build, versions, build logs.
 void AddBuildCommands(CLI::App& app, const ClientWorld& world, int* exit_code);
 
+// gateway_commands.cc: domain, tcp, cert.
+void AddGatewayCommands(CLI::App& app, const ClientWorld& world, int* exit_code);
+
 void RegisterClientCommandsWithWorld(CLI::App& app, int* exit_code, ClientWorld world) {
   auto shared = std::make_shared<Shared>();
   shared->world = std::move(world);
@@ -1019,6 +1022,7 @@ void RegisterClientCommandsWithWorld(CLI::App& app, int* exit_code, ClientWorld 
   AddUserCommands(app, shared);
   AddRuntimeCommands(app, shared->world, exit_code);  // before build: it owns `logs`
   AddBuildCommands(app, shared->world, exit_code);
+  AddGatewayCommands(app, shared->world, exit_code);
 }
 
 void RegisterClientCommands(CLI::App& app, int* exit_code) {

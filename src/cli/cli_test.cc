@@ -486,6 +486,71 @@ TEST_F(CommandTest, ComponentCreateAndSet) {
   EXPECT_EQ(SentBody(1), Json::parse(R"({"env":{"A":null},"resources":{"memory_mb":64}})"));
 }
 
+TEST_F(CommandTest, DomainAddBuildsTheRuleWithCanaries) {
+  Answer(201, R"({"name":"shop-example-com-api","domain":"shop.example.com","path_prefix":"/api",
+      "certificate":"","backends":[{"component":"web","port":8080,"version":"v6","weight":80},
+      {"component":"web","port":0,"version":"v7","weight":10},
+      {"component":"next","port":9000,"version":"","weight":10}]})");
+  ASSERT_EQ(Run({"domain", "add", "shop.example.com", "--app", "shop", "--component", "web",
+                 "--version", "v6", "--path", "/api", "--canary", "@v7=10", "--canary",
+                 "next:9000=10", "--header", "X-A=1", "--cookie", "b=2", "--rate-limit", "2.5:5",
+                 "--balance", "hash_ip", "--max-body", "1024"}),
+            0)
+      << err_.str();
+  EXPECT_EQ(sent_[0].method, "POST");
+  EXPECT_EQ(sent_[0].path, "/api/v1/teams/default/apps/shop/http-rules");
+  EXPECT_EQ(SentBody(), Json::parse(R"({"domain":"shop.example.com",
+      "backends":[{"component":"web","port":0,"version":"v6","weight":80},
+                  {"component":"web","port":0,"version":"v7","weight":10},
+                  {"component":"next","port":9000,"version":"","weight":10}],
+      "path_prefix":"/api","headers":[{"name":"X-A","value":"1"}],
+      "cookies":[{"name":"b","value":"2"}],"balance":"hash_ip","max_body_bytes":1024,
+      "rate_limit":{"requests_per_second":2.5,"burst":5}})"));
+  EXPECT_THAT(out_.str(), HasSubstr("routing http://shop.example.com/api to "
+                                    "web:8080@v6=80%,web@v7=10%,next:9000=10%"));
+}
+
+TEST_F(CommandTest, GatewayUsageErrorsSendNothing) {
+  EXPECT_EQ(Run({"domain", "add", "a.example.com", "--app", "shop", "--component", "web",
+                 "--canary", "next=60", "--canary", "@v2=40"}),
+            2);
+  EXPECT_THAT(err_.str(), HasSubstr("add up to 100"));
+  EXPECT_EQ(Run({"domain", "add", "a.example.com", "--app", "shop", "--component", "web",
+                 "--canary", "next"}),
+            2);
+  EXPECT_EQ(Run({"domain", "add", "a.example.com", "--app", "shop", "--component", "web",
+                 "--header", "novalue"}),
+            2);
+  EXPECT_EQ(Run({"domain", "add", "a.example.com", "--app", "shop", "--component", "web",
+                 "--rate-limit", "fast"}),
+            2);
+  EXPECT_EQ(Run({"cert", "add", "c", "--cert", "/nonexistent/c.pem", "--key", "/nonexistent/k.pem"}), 2);
+  EXPECT_TRUE(sent_.empty());
+}
+
+TEST_F(CommandTest, DomainRemoveByDomainFindsTheRule) {
+  Answer(200, R"({"items":[{"name":"a","domain":"shop.example.com","path_prefix":"/"},
+                           {"name":"b","domain":"shop.example.com","path_prefix":"/api"}],"next":""})");
+  Answer(200, R"({"deleted":"http_rule","name":"b"})");
+  ASSERT_EQ(Run({"domain", "remove", "Shop.Example.com", "--app", "shop", "--path", "/api/"}), 0)
+      << err_.str();
+  EXPECT_EQ(sent_[1].method, "DELETE");
+  EXPECT_EQ(sent_[1].path, "/api/v1/teams/default/apps/shop/http-rules/b");
+  Answer(200, R"({"items":[{"name":"a","domain":"shop.example.com","path_prefix":"/"},
+                           {"name":"b","domain":"shop.example.com","path_prefix":"/api"}],"next":""})");
+  EXPECT_EQ(Run({"domain", "remove", "shop.example.com", "--app", "shop"}), 2);
+  EXPECT_THAT(err_.str(), HasSubstr("several rules (a, b)"));
+}
+
+TEST_F(CommandTest, CertListShowsDomainsAndExpiry) {
+  Answer(200, R"({"items":[{"name":"shop","domains":["shop.example.com","*.shop.example.com"],
+      "not_after":"2027-01-01T00:00:00Z","expired":false,"issuer":"CN=ca"}],"next":""})");
+  ASSERT_EQ(Run({"cert", "list"}), 0) << err_.str();
+  EXPECT_EQ(sent_[0].path, "/api/v1/teams/default/certificates?limit=500");
+  EXPECT_THAT(out_.str(), HasSubstr("NAME   DOMAINS"));
+  EXPECT_THAT(out_.str(), HasSubstr("shop   shop.example.com,*.shop.example.com   2027-01-01T00:00:00Z   no"));
+}
+
 TEST_F(CommandTest, UsageErrorsExit2AndSendNothing) {
   EXPECT_EQ(Run({"component", "create", "web", "--app", "shop", "--port", "80/ftp"}), 2);
   EXPECT_THAT(err_.str(), HasSubstr("unknown protocol"));

@@ -10,7 +10,8 @@ namespace {
 // Fields the API adds to objects (revision, timestamps, parents). Clients that send an object
 // back as they read it may include them; they are ignored.
 const std::set<std::string> kReadOnly = {"revision", "created_at", "updated_at", "team",
-                                         "app",      "component",  "id"};
+                                         "app",      "component",  "id",
+                                         "addresses"};  // components: where they answer
 
 std::set<std::string> ReadOnlyExcept(std::initializer_list<const char*> keep) {
   std::set<std::string> s = kReadOnly;

@@ -219,4 +219,100 @@ Status ValidateCron(const std::string& expr, const std::string& field);
 // Fields the API adds to every object and accepts (and ignores) on input.
 const std::set<std::string>& ReadOnlyFields();
 
+// ---- gateway (docs/gateway.md "Control plane") ----------------------------------------------
+//
+// HTTP and TCP rules live under their app (scope "team/app"): their backends are components of
+// that app, and deleting the app deletes them. Certificates live under their team (scope
+// "team") and are shared by the team's apps. A gateway_claim (scope "", named by the rule's
+// routing key: "http <domain> <path> ..." or "tcp <port>") is written in the same commit as
+// its rule, so two rules can never claim the same requests or listen port, across teams too.
+
+inline constexpr char kHttpRule[] = "http_rule";
+inline constexpr char kTcpRule[] = "tcp_rule";
+inline constexpr char kCertificate[] = "certificate";
+inline constexpr char kGatewayClaim[] = "gateway_claim";
+
+struct GatewayMatch {
+  std::string name;
+  std::string value;  // exact
+};
+struct RuleBackend {
+  std::string component;
+  int port = 0;         // a declared port of the component; 0 on input = its first HTTP port
+  std::string version;  // "" = whatever versions run; "v7" = only instances of v7 (canary)
+  int weight = 100;     // relative; 0 = none
+};
+struct RuleTimeouts {
+  int connect_ms = 5000;
+  int header_ms = 30000;
+  int idle_ms = 60000;
+  int total_ms = 0;  // 0 = none
+};
+struct HttpRule {
+  std::string name;             // "" on input = derived from domain and path by the API
+  std::string domain;           // lower case; exact ("shop.example.com") or "*.example.com"
+  std::string path_prefix = "/";  // normalised: no trailing '/' except the root
+  std::vector<GatewayMatch> headers;
+  std::vector<GatewayMatch> cookies;
+  std::vector<RuleBackend> backends;  // 1..10, at least one with weight > 0
+  std::string balance = "round_robin";  // round_robin | least_conn | hash_cookie | hash_ip
+  std::string hash_cookie = "berth_affinity";
+  std::string certificate;      // a certificate of the team, for HTTPS on this domain
+  bool redirect_https = false;  // needs `certificate`
+  double rate_limit_rps = 0;    // per client address; 0 = unlimited
+  int rate_limit_burst = 0;     // 0 = rps rounded up
+  int64_t max_body_bytes = 0;   // 0 = the gateway's default
+  RuleTimeouts timeouts;
+};
+Result<HttpRule> ParseHttpRule(const Json& in);
+Json ToJson(const HttpRule& r);
+// What a rule matches: equal keys would route the same requests, so they conflict.
+// "http <domain> <path>[ h:<name>=<value>]...[ c:<name>=<value>]..." (names lower-cased for
+// headers, sorted).
+std::string HttpRuleKey(const HttpRule& r);
+// A DNS-label name derived from the domain and path ("shop-example-com-api"), with a short
+// hash of the key when there are header/cookie matches or the name would be too long.
+std::string DefaultHttpRuleName(const HttpRule& r);
+
+struct TcpRule {
+  std::string name;  // "" on input = "tcp-<listen_port>"
+  int listen_port = 0;
+  std::string component;
+  int port = 0;  // a declared port of the component; 0 on input = its first port
+  std::string balance = "round_robin";  // round_robin | least_conn | hash_ip
+  int connect_timeout_ms = 5000;
+};
+Result<TcpRule> ParseTcpRule(const Json& in);
+Json ToJson(const TcpRule& r);
+std::string TcpRuleKey(const TcpRule& r);  // "tcp <listen_port>"
+
+// The upload form: PEM text of the certificate (leaf first, then its chain; `chain_pem` is
+// appended when given separately) and of its private key.
+struct CertificateInput {
+  std::string name;
+  std::string cert_pem;
+  std::string key_pem;
+};
+Result<CertificateInput> ParseCertificateInput(const Json& in);
+
+// The stored form: what OpenSSL read from the PEM, and the key sealed with the server's secret
+// key (never returned by the API).
+struct Certificate {
+  std::string name;
+  std::vector<std::string> domains;  // SAN DNS names, else the subject CN
+  std::string subject;
+  std::string issuer;
+  std::string not_before;  // RFC 3339 UTC
+  std::string not_after;
+  std::string fingerprint_sha256;  // of the leaf, hex
+  std::string cert_pem;
+  std::string key_sealed;  // auth::SecretBox::Seal(key_pem)
+};
+Json ToJson(const Certificate& c);
+Result<Certificate> CertificateFromJson(const Json& stored);
+
+// Lower-cases `*domain` and checks it is a host name (labels of a-z, 0-9, '-', at most 253
+// characters) or a wildcard "*.<host name>".
+Status ValidateDomain(std::string* domain, const std::string& field);
+
 }  // namespace berth::model

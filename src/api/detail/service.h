@@ -44,6 +44,12 @@ void RegisterWatchRoutes(Service& s);
 void RegisterBuildRoutes(Service& s);
 // runtime_routes.cc: restart requests and instance logs.
 void RegisterRuntimeRoutes(Service& s);
+// gateway_routes.cc: HTTP and TCP rules, certificates, the gateway snapshot.
+void RegisterGatewayRoutes(Service& s);
+// gateway_routes.cc: sets (*component)["addresses"] on every component response — where the component answers through the
+// gateway (default domains, then the app's HTTP rules on it).
+void AddComponentAddresses(Service& s, const std::string& team, const std::string& app,
+                           Json* component);
 // static_files.cc: the built console from options.web_root at "/" (outside /api).
 void RegisterStaticFiles(Service& s);
 // The response for a non-API GET/HEAD from web_root: a file, index.html for app routes, or 404

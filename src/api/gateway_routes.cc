@@ -1,0 +1,809 @@
+// Gateway routes (docs/api.md "Gateway"): HTTP and TCP rules under an app, certificates under
+// a team, and the routing snapshot the gateway role fetches.
+//
+// Every rule write also writes the rule's gateway_claim (model.h) in the same commit, so two
+// rules can never route the same domain/path/matches or listen on the same TCP port — across
+// teams too — even when the writes race. A claim whose rule is gone (its app or team was
+// deleted, which removes rules but not claims) is stale and is taken over.
+#include <algorithm>
+
+#include "api/detail/service.h"
+#include "core/names.h"
+#include "routing/certificates.h"
+#include "routing/routing.h"
+
+namespace berth::api {
+namespace {
+
+using model::Role;
+
+constexpr size_t kAuditSideLimit = 8 << 10;
+
+std::string Q(const std::string& s) { return "\"" + s + "\""; }
+
+Json Stored(const Object& o) {
+  Json j = Json::parse(o.body, nullptr, false);
+  return j.is_object() ? j : Json::object();
+}
+
+Status NeedRole(Service& s, const Ctx& ctx, Role min, const std::string& action) {
+  auto r = s.access.Require(ctx.who, ctx.P("team"), min, action);
+  return r.ok() ? Status::Ok() : r.status();
+}
+
+Result<Json> ReadBody(const Ctx& ctx) {
+  const std::string& ct = ctx.req.Header("content-type");
+  if (!ct.empty() && ct.rfind("application/json", 0) != 0) {
+    return Status(Code::kUnsupportedMedia, "unsupported_media_type",
+                  "the body must be JSON (Content-Type: application/json), got " + ct);
+  }
+  if (ctx.req.body.empty()) {
+    return Status(Code::kInvalidArgument, "invalid_json",
+                  "the request body is empty: send a JSON object");
+  }
+  return ParseJsonObject(ctx.req.body);
+}
+
+// Removes "revision" from a write body; 0 when absent.
+Result<int64_t> TakeRevision(Json& body) {
+  auto it = body.find("revision");
+  if (it == body.end() || it->is_null()) {
+    if (it != body.end()) body.erase(it);
+    return int64_t{0};
+  }
+  if (!it->is_number_integer() || it->get<int64_t>() < 0) {
+    return InvalidArgument("revision must be a non-negative integer", "revision");
+  }
+  int64_t r = it->get<int64_t>();
+  body.erase(it);
+  return r;
+}
+
+Result<int64_t> QueryRevision(const Ctx& ctx) {
+  std::string r = ctx.req.Query("revision");
+  if (r.empty()) return int64_t{0};
+  if (r.size() > 18 || r.find_first_not_of("0123456789") != std::string::npos) {
+    return InvalidArgument("revision must be a non-negative integer", "revision");
+  }
+  return std::stoll(r);
+}
+
+// What the audit log keeps of an object: never key material, and certificates without their
+// (long, public) PEM.
+Json AuditSide(const Json* side) {
+  if (!side) return nullptr;
+  Json j = *side;
+  j.erase("key_sealed");
+  j.erase("cert_pem");
+  if (j.dump().size() > kAuditSideLimit) return {{"omitted", "object too large"}};
+  return j;
+}
+
+AuditRecord Audit(const Ctx& ctx, const std::string& action, const std::string& resource,
+                  const Json* before, const Json* after) {
+  Json summary = {{"before", AuditSide(before)}, {"after", AuditSide(after)}};
+  return AuditRecord{ctx.who.user, ctx.P("team"), action, resource, summary.dump()};
+}
+
+routing::Options RoutingOptions(const Service& s) {
+  routing::Options o;
+  o.domain_suffix = s.options.domain_suffix;
+  o.listen_host = s.options.gateway_host;
+  o.http_port = s.options.gateway_http_port;
+  o.https_port = s.options.gateway_https_port;
+  o.secrets = s.options.secrets.get();
+  return o;
+}
+
+// The API form: RenderObject plus the parents, never the sealed key, and for certificates
+// whether they have expired.
+Json Render(Service& s, const Object& o) {
+  Json j = RenderObject(o);
+  j.erase("key_sealed");
+  std::string scope = o.scope;
+  size_t slash = scope.find('/');
+  j["team"] = scope.substr(0, slash);
+  if (slash != std::string::npos) j["app"] = scope.substr(slash + 1);
+  if (o.kind == model::kCertificate) {
+    auto c = model::CertificateFromJson(Stored(o));
+    j["expired"] = c.ok() && routing::CertificateExpired(*c, s.clock.Now());
+  }
+  return j;
+}
+
+Status AppExists(Service& s, const std::string& team, const std::string& app) {
+  auto o = s.store.Get(model::kApp, team, app);
+  if (o.ok()) return Status::Ok();
+  if (o.status().code() == Code::kNotFound) {
+    return NotFound("app " + Q(app) + " not found in team " + Q(team));
+  }
+  return o.status();
+}
+
+Result<Reply> ListReply(Service& s, const Ctx& ctx, const std::string& kind,
+                        const std::string& scope, bool recursive) {
+  ListOptions o;
+  o.scope = scope;
+  o.recursive = recursive;
+  o.after = ctx.req.Query("after");
+  std::string lim = ctx.req.Query("limit");
+  if (!lim.empty()) {
+    if (lim.size() > 4 || lim.find_first_not_of("0123456789") != std::string::npos ||
+        std::stoi(lim) < 1 || std::stoi(lim) > 500) {
+      return InvalidArgument("limit must be a number from 1 to 500", "limit");
+    }
+    o.limit = std::stoi(lim);
+  }
+  BERTH_ASSIGN_OR_RETURN(ListResult r, s.store.List(kind, o));
+  Json items = Json::array();
+  for (const Object& obj : r.items) items.push_back(Render(s, obj));
+  return Reply{200, {{"items", items}, {"next", r.next}, {"revision", r.revision}}, {}, nullptr};
+}
+
+// ---- rules: the shared write path -----------------------------------------------------------
+
+struct RuleKind {
+  const char* kind;       // model::kHttpRule / kTcpRule
+  const char* noun;       // "HTTP rule"
+  const char* path;       // "http-rules"
+  const char* conflict;   // the error code when the claim is taken
+};
+const RuleKind kHttp{model::kHttpRule, "HTTP rule", "http-rules", "domain_taken"};
+const RuleKind kTcp{model::kTcpRule, "TCP rule", "tcp-rules", "port_taken"};
+
+std::string AppScope(const Ctx& c) { return c.P("team") + "/" + c.P("app"); }
+std::string RuleResource(const Ctx& c, const RuleKind& k, const std::string& name) {
+  return "apps/" + c.P("app") + "/" + k.path + "/" + name;
+}
+
+// Describes the requests a claim key routes, for messages.
+std::string KeyText(const std::string& key) {
+  if (key.rfind("tcp ", 0) == 0) return "TCP port " + key.substr(4);
+  std::string rest = key.substr(5);  // "domain path [matches]"
+  size_t sp = rest.find(' ');
+  std::string domain = rest.substr(0, sp);
+  std::string tail = sp == std::string::npos ? "" : rest.substr(sp + 1);
+  size_t sp2 = tail.find(' ');
+  std::string path = tail.substr(0, sp2);
+  std::string matches = sp2 == std::string::npos ? "" : " with " + tail.substr(sp2 + 1);
+  return domain + (path == "/" ? "" : path) + matches;
+}
+
+// Commits `rule_op` together with the claim ops that move the rule from `old_key` to
+// `new_key` ("" = none). Returns the committed rule object.
+Result<Object> CommitRule(Service& s, const Ctx& ctx, const RuleKind& k, const Op& rule_op,
+                          const std::string& old_key, const std::string& new_key,
+                          const AuditRecord& audit) {
+  const Object& rule = rule_op.object;
+  Json owner = {{"kind", rule.kind}, {"scope", rule.scope}, {"name", rule.name}};
+  auto owned_by_rule = [&](const Json& claim) {
+    return claim.value("kind", "") == rule.kind && claim.value("scope", "") == rule.scope &&
+           claim.value("name", "") == rule.name;
+  };
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    WriteBatch b;
+    b.ops.push_back(rule_op);
+    if (new_key != old_key) {
+      auto claim = s.store.Get(model::kGatewayClaim, "", new_key);
+      if (claim.ok()) {
+        Json c = Stored(*claim);
+        if (!owned_by_rule(c)) {
+          auto holder = s.store.Get(c.value("kind", ""), c.value("scope", ""), c.value("name", ""));
+          if (holder.ok()) {
+            std::string holder_scope = c.value("scope", "");
+            std::string team = holder_scope.substr(0, holder_scope.find('/'));
+            std::string who = team == ctx.P("team")
+                                  ? "rule " + Q(c.value("name", "")) + " of app " +
+                                        Q(holder_scope.substr(holder_scope.find('/') + 1))
+                                  : "a rule of another team";
+            return Status(Code::kConflict, k.conflict,
+                          KeyText(new_key) + " is already routed by " + who,
+                          k.kind == model::kTcpRule ? "listen_port" : "domain");
+          }
+          if (holder.status().code() != Code::kNotFound) return holder.status();
+          Op take;  // stale: its rule went with its app or team
+          take.type = OpType::kUpdate;
+          take.object = Object{model::kGatewayClaim, "", new_key, owner.dump()};
+          take.expected_revision = claim->revision;
+          b.ops.push_back(take);
+        }
+      } else if (claim.status().code() == Code::kNotFound) {
+        Op create;
+        create.type = OpType::kCreate;
+        create.object = Object{model::kGatewayClaim, "", new_key, owner.dump()};
+        b.ops.push_back(create);
+      } else {
+        return claim.status();
+      }
+      if (!old_key.empty()) {
+        auto old = s.store.Get(model::kGatewayClaim, "", old_key);
+        if (old.ok() && owned_by_rule(Stored(*old))) {
+          Op drop;
+          drop.type = OpType::kDelete;
+          drop.object = Object{model::kGatewayClaim, "", old_key};
+          drop.expected_revision = old->revision;
+          b.ops.push_back(drop);
+        }
+      }
+    }
+    b.audit.push_back(audit);
+    auto r = s.store.Commit(b);
+    if (r.ok()) return r->objects.front();
+    // The batch failed as a whole: find out whether the rule itself is to blame, or a claim
+    // moved under us (then look again).
+    auto now = s.store.Get(rule.kind, rule.scope, rule.name);
+    if (rule_op.type == OpType::kCreate && now.ok()) {
+      return AlreadyExists(std::string(k.noun) + " " + Q(rule.name) + " already exists");
+    }
+    if (rule_op.type == OpType::kUpdate) {
+      if (!now.ok()) return NotFound(std::string(k.noun) + " " + Q(rule.name) + " not found");
+      if (now->revision != rule_op.expected_revision) return r.status();  // caller re-reads
+    }
+    if (r.status().code() != Code::kAlreadyExists && r.status().code() != Code::kConflict &&
+        r.status().code() != Code::kNotFound) {
+      return r.status();
+    }
+  }
+  return RevisionConflict("the gateway rules are changing too often: retry");
+}
+
+Result<Reply> DeleteRule(Service& s, Ctx& ctx, const RuleKind& k) {
+  BERTH_RETURN_IF_ERROR(NeedRole(s, ctx, Role::kDeveloper, std::string("delete ") + k.noun + "s"));
+  BERTH_RETURN_IF_ERROR(AppExists(s, ctx.P("team"), ctx.P("app")));
+  BERTH_ASSIGN_OR_RETURN(int64_t expected, QueryRevision(ctx));
+  const std::string name = ctx.P("rule");
+  auto cur = s.store.Get(k.kind, AppScope(ctx), name);
+  if (!cur.ok()) {
+    if (cur.status().code() == Code::kNotFound) return NotFound(std::string(k.noun) + " " + Q(name) + " not found");
+    return cur.status();
+  }
+  if (expected != 0 && cur->revision != expected) {
+    return RevisionConflict(std::string(k.noun) + " " + Q(name) + " is at revision " +
+                            std::to_string(cur->revision) + ", not " + std::to_string(expected));
+  }
+  Json before = Stored(*cur);
+  std::string key;
+  if (k.kind == model::kHttpRule) {
+    auto r = model::ParseHttpRule(before);
+    if (r.ok()) key = model::HttpRuleKey(*r);
+  } else {
+    auto r = model::ParseTcpRule(before);
+    if (r.ok()) key = model::TcpRuleKey(*r);
+  }
+  WriteBatch b;
+  Op op;
+  op.type = OpType::kDelete;
+  op.object = Object{k.kind, cur->scope, name};
+  op.expected_revision = cur->revision;
+  b.ops.push_back(op);
+  auto claim = key.empty() ? Result<Object>(NotFound("")) : s.store.Get(model::kGatewayClaim, "", key);
+  if (claim.ok()) {
+    Json c = Stored(*claim);
+    if (c.value("scope", "") == cur->scope && c.value("name", "") == name) {
+      Op drop;
+      drop.type = OpType::kDelete;
+      drop.object = Object{model::kGatewayClaim, "", key};
+      drop.expected_revision = claim->revision;
+      b.ops.push_back(drop);
+    }
+  }
+  b.audit.push_back(Audit(ctx, "delete", RuleResource(ctx, k, name), &before, nullptr));
+  auto r = s.store.Commit(b);
+  if (!r.ok()) {
+    if (r.status().code() == Code::kNotFound) return NotFound(std::string(k.noun) + " " + Q(name) + " not found");
+    return r.status();
+  }
+  return Reply{200, {{"deleted", k.kind}, {"name", name}, {"revision", r->revision}}, {}, nullptr};
+}
+
+Result<Reply> GetRule(Service& s, Ctx& ctx, const RuleKind& k) {
+  BERTH_RETURN_IF_ERROR(NeedRole(s, ctx, Role::kViewer, "read gateway rules"));
+  BERTH_RETURN_IF_ERROR(AppExists(s, ctx.P("team"), ctx.P("app")));
+  auto o = s.store.Get(k.kind, AppScope(ctx), ctx.P("rule"));
+  if (!o.ok()) {
+    if (o.status().code() == Code::kNotFound) {
+      return NotFound(std::string(k.noun) + " " + Q(ctx.P("rule")) + " not found");
+    }
+    return o.status();
+  }
+  return Reply{200, Render(s, *o), {}, nullptr};
+}
+
+// Loads the component a backend names; 400 naming `field` when it is not in the app.
+Result<model::Component> BackendComponent(Service& s, const Ctx& ctx, const std::string& name,
+                                          const std::string& field) {
+  auto o = s.store.Get(model::kComponent, AppScope(ctx), name);
+  if (!o.ok()) {
+    if (o.status().code() == Code::kNotFound) {
+      return InvalidArgument("component " + Q(name) + " not found in app " + Q(ctx.P("app")), field);
+    }
+    return o.status();
+  }
+  auto c = model::ParseComponent(Stored(*o));
+  if (!c.ok()) return Internal("stored component " + name + " does not parse");
+  return *c;
+}
+
+// ---- HTTP rules ------------------------------------------------------------------------------
+
+// Reference checks of a parsed rule: backends name components (and ports, versions) of this
+// app, the certificate is the team's and covers the domain, the domain is not a default one.
+Status CheckHttpRule(Service& s, const Ctx& ctx, model::HttpRule* r) {
+  const std::string& suffix = s.options.domain_suffix;
+  std::string bare = r->domain.rfind("*.", 0) == 0 ? r->domain.substr(2) : r->domain;
+  if (bare == suffix || (bare.size() > suffix.size() &&
+                         bare.compare(bare.size() - suffix.size() - 1, std::string::npos,
+                                      "." + suffix) == 0)) {
+    return InvalidArgument("domains under ." + suffix +
+                               " are the default domains berth gives every component "
+                               "(<component>.<app>." + suffix + "): choose another domain",
+                           "domain");
+  }
+  std::set<std::string> seen;
+  for (size_t i = 0; i < r->backends.size(); ++i) {
+    model::RuleBackend& b = r->backends[i];
+    std::string field = "backends[" + std::to_string(i) + "]";
+    BERTH_ASSIGN_OR_RETURN(model::Component c, BackendComponent(s, ctx, b.component, field + ".component"));
+    if (b.port == 0) {
+      b.port = routing::FirstHttpPort(c.ports);
+      if (b.port == 0) {
+        return InvalidArgument("component " + Q(b.component) +
+                                   " declares no HTTP port: add one, e.g. `berth component set " +
+                                   b.component + " --app " + ctx.P("app") + " --port 8080/http`",
+                               field + ".component");
+      }
+    } else {
+      auto p = std::find_if(c.ports.begin(), c.ports.end(),
+                            [&](const model::Port& x) { return x.port == b.port; });
+      if (p == c.ports.end()) {
+        return InvalidArgument("component " + Q(b.component) + " does not declare port " +
+                                   std::to_string(b.port),
+                               field + ".port");
+      }
+      if (p->protocol != "http") {
+        return InvalidArgument("port " + std::to_string(b.port) + " of " + Q(b.component) + " is " +
+                                   p->protocol + ", not http: route it with a TCP rule",
+                               field + ".port");
+      }
+    }
+    if (!b.version.empty()) {
+      auto v = s.store.Get(model::kVersion, AppScope(ctx) + "/" + b.component, b.version);
+      if (!v.ok()) {
+        if (v.status().code() == Code::kNotFound) {
+          return InvalidArgument("component " + Q(b.component) + " has no version " + Q(b.version),
+                                 field + ".version");
+        }
+        return v.status();
+      }
+    }
+    if (!seen.insert(b.component + ":" + std::to_string(b.port) + "@" + b.version).second) {
+      return InvalidArgument("backend " + b.component + ":" + std::to_string(b.port) +
+                                 (b.version.empty() ? "" : "@" + b.version) + " is listed twice",
+                             field);
+    }
+  }
+  if (!r->certificate.empty()) {
+    auto o = s.store.Get(model::kCertificate, ctx.P("team"), r->certificate);
+    if (!o.ok()) {
+      if (o.status().code() == Code::kNotFound) {
+        return InvalidArgument("certificate " + Q(r->certificate) + " not found in team " +
+                                   Q(ctx.P("team")) + ": upload it first (berth cert add)",
+                               "certificate");
+      }
+      return o.status();
+    }
+    auto c = model::CertificateFromJson(Stored(*o));
+    if (!c.ok()) return Internal("stored certificate does not parse");
+    bool covers = std::any_of(c->domains.begin(), c->domains.end(), [&](const std::string& d) {
+      return routing::CertificateCovers(d, r->domain);
+    });
+    if (!covers) {
+      std::string list;
+      for (const std::string& d : c->domains) list += (list.empty() ? "" : ", ") + d;
+      return InvalidArgument("certificate " + Q(r->certificate) + " is for " + list +
+                                 ", not for " + r->domain,
+                             "certificate");
+    }
+  }
+  return Status::Ok();
+}
+
+Result<Reply> CreateHttpRule(Service& s, Ctx& ctx) {
+  BERTH_RETURN_IF_ERROR(NeedRole(s, ctx, Role::kDeveloper, "change gateway rules"));
+  BERTH_RETURN_IF_ERROR(AppExists(s, ctx.P("team"), ctx.P("app")));
+  BERTH_ASSIGN_OR_RETURN(Json body, ReadBody(ctx));
+  BERTH_ASSIGN_OR_RETURN(int64_t ignored, TakeRevision(body));
+  (void)ignored;
+  BERTH_ASSIGN_OR_RETURN(model::HttpRule r, model::ParseHttpRule(body));
+  BERTH_RETURN_IF_ERROR(CheckHttpRule(s, ctx, &r));
+  if (r.name.empty()) r.name = model::DefaultHttpRuleName(r);
+  Json after = model::ToJson(r);
+  Op op;
+  op.type = OpType::kCreate;
+  op.object = Object{model::kHttpRule, AppScope(ctx), r.name, after.dump()};
+  BERTH_ASSIGN_OR_RETURN(Object o, CommitRule(s, ctx, kHttp, op, "", model::HttpRuleKey(r),
+                                              Audit(ctx, "create", RuleResource(ctx, kHttp, r.name), nullptr, &after)));
+  return Reply{201, Render(s, o), {}, nullptr};
+}
+
+// PUT (replace) and PATCH (merge) of a rule: `parse_check` validates the merged body and
+// returns the new stored body and its claim key; `key_of` gives the current body's key.
+using RuleParse = std::function<Result<std::pair<Json, std::string>>(const Json& merged)>;
+using RuleKey = std::function<std::string(const Json& stored)>;
+
+Result<Reply> UpdateRule(Service& s, Ctx& ctx, const RuleKind& k, const RuleParse& parse_check,
+                         const RuleKey& key_of) {
+  BERTH_RETURN_IF_ERROR(NeedRole(s, ctx, Role::kDeveloper, "change gateway rules"));
+  BERTH_RETURN_IF_ERROR(AppExists(s, ctx.P("team"), ctx.P("app")));
+  BERTH_ASSIGN_OR_RETURN(Json body, ReadBody(ctx));
+  BERTH_ASSIGN_OR_RETURN(int64_t expected, TakeRevision(body));
+  const std::string name = ctx.P("rule");
+  if (body.contains("name") && !(body["name"].is_string() && body["name"] == name)) {
+    return InvalidArgument("name cannot be changed (the body says " + body["name"].dump() +
+                               ", the path " + Q(name) + ")",
+                           "name");
+  }
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    auto cur = s.store.Get(k.kind, AppScope(ctx), name);
+    if (!cur.ok()) {
+      if (cur.status().code() == Code::kNotFound) return NotFound(std::string(k.noun) + " " + Q(name) + " not found");
+      return cur.status();
+    }
+    if (expected != 0 && cur->revision != expected) {
+      return RevisionConflict(std::string(k.noun) + " " + Q(name) + " is at revision " +
+                              std::to_string(cur->revision) + ", not " + std::to_string(expected) +
+                              ": read it again and retry");
+    }
+    Json current = Stored(*cur);
+    Json merged = body;
+    if (ctx.req.method == "PATCH") {
+      merged = current;
+      merged.merge_patch(body);
+    }
+    merged["name"] = name;
+    BERTH_ASSIGN_OR_RETURN(auto next, parse_check(merged));
+    Op op;
+    op.type = OpType::kUpdate;
+    op.object = Object{k.kind, cur->scope, name, next.first.dump()};
+    op.expected_revision = cur->revision;
+    auto o = CommitRule(s, ctx, k, op, key_of(current), next.second,
+                        Audit(ctx, "update", RuleResource(ctx, k, name), &current, &next.first));
+    if (o.ok()) return Reply{200, Render(s, *o), {}, nullptr};
+    if (o.status().reason() != "revision_conflict" || expected != 0) return o.status();
+  }
+  return RevisionConflict(std::string(k.noun) + " " + Q(name) + " is changing too often: retry");
+}
+
+Result<Reply> UpdateHttpRule(Service& s, Ctx& ctx) {
+  return UpdateRule(
+      s, ctx, kHttp,
+      [&](const Json& merged) -> Result<std::pair<Json, std::string>> {
+        BERTH_ASSIGN_OR_RETURN(model::HttpRule r, model::ParseHttpRule(merged));
+        BERTH_RETURN_IF_ERROR(CheckHttpRule(s, ctx, &r));
+        return std::make_pair(model::ToJson(r), model::HttpRuleKey(r));
+      },
+      [](const Json& stored) {
+        auto r = model::ParseHttpRule(stored);
+        return r.ok() ? model::HttpRuleKey(*r) : std::string();
+      });
+}
+
+// ---- TCP rules -------------------------------------------------------------------------------
+
+Status CheckTcpRule(Service& s, const Ctx& ctx, model::TcpRule* t) {
+  for (auto [port, what] : {std::pair<int, const char*>{s.options.gateway_http_port, "HTTP"},
+                            {s.options.gateway_https_port, "HTTPS"}}) {
+    if (port != 0 && t->listen_port == port) {
+      return Status(Code::kConflict, "port_taken",
+                    "TCP port " + std::to_string(port) + " is the gateway's " + what + " port",
+                    "listen_port");
+    }
+  }
+  BERTH_ASSIGN_OR_RETURN(model::Component c, BackendComponent(s, ctx, t->component, "component"));
+  if (c.ports.empty()) {
+    return InvalidArgument("component " + Q(t->component) + " declares no port: add one, e.g. " +
+                               "`berth component set " + t->component + " --app " + ctx.P("app") +
+                               " --port 5432/tcp`",
+                           "component");
+  }
+  if (t->port == 0) {
+    t->port = c.ports.front().port;
+  } else if (std::none_of(c.ports.begin(), c.ports.end(),
+                          [&](const model::Port& p) { return p.port == t->port; })) {
+    return InvalidArgument("component " + Q(t->component) + " does not declare port " +
+                               std::to_string(t->port),
+                           "port");
+  }
+  if (t->name.empty()) t->name = "tcp-" + std::to_string(t->listen_port);
+  return Status::Ok();
+}
+
+Result<Reply> CreateTcpRule(Service& s, Ctx& ctx) {
+  BERTH_RETURN_IF_ERROR(NeedRole(s, ctx, Role::kDeveloper, "change gateway rules"));
+  BERTH_RETURN_IF_ERROR(AppExists(s, ctx.P("team"), ctx.P("app")));
+  BERTH_ASSIGN_OR_RETURN(Json body, ReadBody(ctx));
+  BERTH_ASSIGN_OR_RETURN(int64_t ignored, TakeRevision(body));
+  (void)ignored;
+  BERTH_ASSIGN_OR_RETURN(model::TcpRule t, model::ParseTcpRule(body));
+  BERTH_RETURN_IF_ERROR(CheckTcpRule(s, ctx, &t));
+  Json after = model::ToJson(t);
+  Op op;
+  op.type = OpType::kCreate;
+  op.object = Object{model::kTcpRule, AppScope(ctx), t.name, after.dump()};
+  BERTH_ASSIGN_OR_RETURN(Object o, CommitRule(s, ctx, kTcp, op, "", model::TcpRuleKey(t),
+                                              Audit(ctx, "create", RuleResource(ctx, kTcp, t.name), nullptr, &after)));
+  return Reply{201, Render(s, o), {}, nullptr};
+}
+
+Result<Reply> UpdateTcpRule(Service& s, Ctx& ctx) {
+  return UpdateRule(
+      s, ctx, kTcp,
+      [&](const Json& merged) -> Result<std::pair<Json, std::string>> {
+        BERTH_ASSIGN_OR_RETURN(model::TcpRule t, model::ParseTcpRule(merged));
+        BERTH_RETURN_IF_ERROR(CheckTcpRule(s, ctx, &t));
+        return std::make_pair(model::ToJson(t), model::TcpRuleKey(t));
+      },
+      [](const Json& stored) {
+        auto t = model::ParseTcpRule(stored);
+        return t.ok() ? model::TcpRuleKey(*t) : std::string();
+      });
+}
+
+// ---- certificates ----------------------------------------------------------------------------
+
+std::string CertResource(const std::string& name) { return "certificates/" + name; }
+
+// Parses an upload and turns it into the stored form (key sealed).
+Result<model::Certificate> SealedCertificate(Service& s, const Json& body) {
+  if (!s.options.secrets) {
+    return Unavailable("this server has no secret key to store certificate keys with");
+  }
+  BERTH_ASSIGN_OR_RETURN(model::CertificateInput in, model::ParseCertificateInput(body));
+  BERTH_ASSIGN_OR_RETURN(model::Certificate c, routing::InspectCertificate(in.cert_pem, in.key_pem));
+  c.name = in.name;
+  c.key_sealed = s.options.secrets->Seal(in.key_pem);
+  return c;
+}
+
+Result<Reply> CreateCertificate(Service& s, Ctx& ctx) {
+  BERTH_RETURN_IF_ERROR(NeedRole(s, ctx, Role::kDeveloper, "upload certificates"));
+  BERTH_ASSIGN_OR_RETURN(Json body, ReadBody(ctx));
+  BERTH_ASSIGN_OR_RETURN(int64_t ignored, TakeRevision(body));
+  (void)ignored;
+  BERTH_ASSIGN_OR_RETURN(model::Certificate c, SealedCertificate(s, body));
+  Json after = model::ToJson(c);
+  WriteBatch b;
+  Op op;
+  op.type = OpType::kCreate;
+  op.object = Object{model::kCertificate, ctx.P("team"), c.name, after.dump()};
+  b.ops.push_back(op);
+  b.audit.push_back(Audit(ctx, "create", CertResource(c.name), nullptr, &after));
+  auto r = s.store.Commit(b);
+  if (!r.ok()) {
+    if (r.status().code() == Code::kAlreadyExists) {
+      return AlreadyExists("certificate " + Q(c.name) + " already exists: replace it with PUT");
+    }
+    return r.status();
+  }
+  return Reply{201, Render(s, r->objects.front()), {}, nullptr};
+}
+
+// PUT: a renewed certificate (and key) under the same name. Rules that use it must still be
+// covered by its domains.
+Result<Reply> ReplaceCertificate(Service& s, Ctx& ctx) {
+  BERTH_RETURN_IF_ERROR(NeedRole(s, ctx, Role::kDeveloper, "replace certificates"));
+  BERTH_ASSIGN_OR_RETURN(Json body, ReadBody(ctx));
+  BERTH_ASSIGN_OR_RETURN(int64_t expected, TakeRevision(body));
+  const std::string name = ctx.P("certificate");
+  if (!body.contains("name")) body["name"] = name;
+  if (!(body["name"].is_string() && body["name"] == name)) {
+    return InvalidArgument("name cannot be changed (the body says " + body["name"].dump() +
+                               ", the path " + Q(name) + ")",
+                           "name");
+  }
+  auto cur = s.store.Get(model::kCertificate, ctx.P("team"), name);
+  if (!cur.ok()) {
+    if (cur.status().code() == Code::kNotFound) return NotFound("certificate " + Q(name) + " not found");
+    return cur.status();
+  }
+  if (expected != 0 && cur->revision != expected) {
+    return RevisionConflict("certificate " + Q(name) + " is at revision " +
+                            std::to_string(cur->revision) + ", not " + std::to_string(expected));
+  }
+  BERTH_ASSIGN_OR_RETURN(model::Certificate c, SealedCertificate(s, body));
+  ListOptions lo;
+  lo.scope = ctx.P("team");
+  lo.recursive = true;
+  lo.limit = 1000;
+  BERTH_ASSIGN_OR_RETURN(ListResult rules, s.store.List(model::kHttpRule, lo));
+  for (const Object& o : rules.items) {
+    auto r = model::ParseHttpRule(Stored(o));
+    if (!r.ok() || r->certificate != name) continue;
+    bool covers = std::any_of(c.domains.begin(), c.domains.end(), [&](const std::string& d) {
+      return routing::CertificateCovers(d, r->domain);
+    });
+    if (!covers) {
+      return InvalidArgument("the new certificate does not cover " + r->domain + ", which rule " +
+                                 Q(o.name) + " serves with it",
+                             "cert_pem");
+    }
+  }
+  Json before = Stored(*cur);
+  Json after = model::ToJson(c);
+  WriteBatch b;
+  Op op;
+  op.type = OpType::kUpdate;
+  op.object = Object{model::kCertificate, ctx.P("team"), name, after.dump()};
+  op.expected_revision = cur->revision;
+  b.ops.push_back(op);
+  b.audit.push_back(Audit(ctx, "update", CertResource(name), &before, &after));
+  BERTH_ASSIGN_OR_RETURN(CommitResult r, s.store.Commit(b));
+  return Reply{200, Render(s, r.objects.front()), {}, nullptr};
+}
+
+Result<Reply> DeleteCertificate(Service& s, Ctx& ctx) {
+  BERTH_RETURN_IF_ERROR(NeedRole(s, ctx, Role::kDeveloper, "delete certificates"));
+  BERTH_ASSIGN_OR_RETURN(int64_t expected, QueryRevision(ctx));
+  const std::string name = ctx.P("certificate");
+  auto cur = s.store.Get(model::kCertificate, ctx.P("team"), name);
+  if (!cur.ok()) {
+    if (cur.status().code() == Code::kNotFound) return NotFound("certificate " + Q(name) + " not found");
+    return cur.status();
+  }
+  if (expected != 0 && cur->revision != expected) {
+    return RevisionConflict("certificate " + Q(name) + " is at revision " +
+                            std::to_string(cur->revision) + ", not " + std::to_string(expected));
+  }
+  ListOptions lo;
+  lo.scope = ctx.P("team");
+  lo.recursive = true;
+  lo.limit = 1000;
+  BERTH_ASSIGN_OR_RETURN(ListResult rules, s.store.List(model::kHttpRule, lo));
+  std::vector<std::string> users;
+  for (const Object& o : rules.items) {
+    if (Stored(o).value("certificate", "") == name) users.push_back(o.scope.substr(o.scope.find('/') + 1) + "/" + o.name);
+  }
+  if (!users.empty()) {
+    std::string list;
+    for (const std::string& u : users) list += (list.empty() ? "" : ", ") + u;
+    return FailedPrecondition("certificate " + Q(name) + " is used by " + list +
+                              ": remove it from those rules first");
+  }
+  Json before = Stored(*cur);
+  WriteBatch b;
+  Op op;
+  op.type = OpType::kDelete;
+  op.object = Object{model::kCertificate, ctx.P("team"), name};
+  op.expected_revision = cur->revision;
+  b.ops.push_back(op);
+  b.audit.push_back(Audit(ctx, "delete", CertResource(name), &before, nullptr));
+  auto r = s.store.Commit(b);
+  if (!r.ok()) {
+    if (r.status().code() == Code::kNotFound) return NotFound("certificate " + Q(name) + " not found");
+    return r.status();
+  }
+  return Reply{200, {{"deleted", "certificate"}, {"name", name}, {"revision", r->revision}}, {}, nullptr};
+}
+
+// ---- snapshot --------------------------------------------------------------------------------
+
+Result<Reply> Snapshot(Service& s, Ctx& ctx) {
+  if (!ctx.who.admin) {
+    return PermissionDenied("only platform administrators can read the gateway snapshot (it "
+                            "holds every team's certificate keys)");
+  }
+  BERTH_ASSIGN_OR_RETURN(gateway::Snapshot snap, routing::BuildSnapshot(s.store, RoutingOptions(s)));
+  return Reply{200, routing::SnapshotToJson(snap), {{"Cache-Control", "no-store"}}, nullptr};
+}
+
+struct Def {
+  const char* method;
+  std::string pattern;
+  const char* summary;
+  const char* request_schema;
+  const char* response_schema;
+  bool is_list;
+  int success;
+  std::function<Result<Reply>(Service&, Ctx&)> fn;
+};
+
+}  // namespace
+
+void AddComponentAddresses(Service& s, const std::string& team, const std::string& app, Json* c) {
+  if (!c->is_object()) return;
+  auto parsed = model::ParseComponent(*c);
+  std::vector<model::Port> ports;
+  if (parsed.ok()) ports = parsed->ports;
+  auto addrs = routing::ComponentAddresses(s.store, team, app, c->value("name", ""), ports,
+                                           RoutingOptions(s));
+  (*c)["addresses"] = addrs.ok() ? Json(*addrs) : Json::array();
+}
+
+void RegisterGatewayRoutes(Service& svc) {
+  const std::string T = "/api/v1/teams/{team}";
+  const std::string A = T + "/apps/{app}";
+  auto viewer_list = [](const char* kind, bool team_wide) {
+    return [kind, team_wide](Service& s, Ctx& c) -> Result<Reply> {
+      BERTH_RETURN_IF_ERROR(NeedRole(s, c, Role::kViewer, "read gateway rules"));
+      if (team_wide) return ListReply(s, c, kind, c.P("team"), true);
+      BERTH_RETURN_IF_ERROR(AppExists(s, c.P("team"), c.P("app")));
+      return ListReply(s, c, kind, AppScope(c), false);
+    };
+  };
+  std::vector<Def> defs = {
+      {"GET", T + "/http-rules", "Every HTTP rule of the team's apps", "", "HttpRule", true, 200,
+       viewer_list(model::kHttpRule, true)},
+      {"GET", A + "/http-rules", "List the app's HTTP rules (domains)", "", "HttpRule", true, 200,
+       viewer_list(model::kHttpRule, false)},
+      {"POST", A + "/http-rules", "Route a domain (and path, headers, cookies) to components",
+       "HttpRule", "HttpRule", false, 201, CreateHttpRule},
+      {"GET", A + "/http-rules/{rule}", "Show an HTTP rule", "", "HttpRule", false, 200,
+       [](Service& s, Ctx& c) { return GetRule(s, c, kHttp); }},
+      {"PUT", A + "/http-rules/{rule}", "Replace an HTTP rule", "HttpRule", "HttpRule", false, 200,
+       UpdateHttpRule},
+      {"PATCH", A + "/http-rules/{rule}", "Change some fields of an HTTP rule (JSON merge patch)",
+       "HttpRule", "HttpRule", false, 200, UpdateHttpRule},
+      {"DELETE", A + "/http-rules/{rule}", "Remove an HTTP rule", "", "Deleted", false, 200,
+       [](Service& s, Ctx& c) { return DeleteRule(s, c, kHttp); }},
+
+      {"GET", T + "/tcp-rules", "Every TCP rule of the team's apps", "", "TcpRule", true, 200,
+       viewer_list(model::kTcpRule, true)},
+      {"GET", A + "/tcp-rules", "List the app's TCP rules (listen ports)", "", "TcpRule", true, 200,
+       viewer_list(model::kTcpRule, false)},
+      {"POST", A + "/tcp-rules", "Forward a gateway TCP port to a component port", "TcpRule",
+       "TcpRule", false, 201, CreateTcpRule},
+      {"GET", A + "/tcp-rules/{rule}", "Show a TCP rule", "", "TcpRule", false, 200,
+       [](Service& s, Ctx& c) { return GetRule(s, c, kTcp); }},
+      {"PUT", A + "/tcp-rules/{rule}", "Replace a TCP rule", "TcpRule", "TcpRule", false, 200,
+       UpdateTcpRule},
+      {"PATCH", A + "/tcp-rules/{rule}", "Change some fields of a TCP rule (JSON merge patch)",
+       "TcpRule", "TcpRule", false, 200, UpdateTcpRule},
+      {"DELETE", A + "/tcp-rules/{rule}", "Remove a TCP rule", "", "Deleted", false, 200,
+       [](Service& s, Ctx& c) { return DeleteRule(s, c, kTcp); }},
+
+      {"GET", T + "/certificates", "List the team's TLS certificates (never their keys)", "",
+       "Certificate", true, 200,
+       [](Service& s, Ctx& c) -> Result<Reply> {
+         BERTH_RETURN_IF_ERROR(NeedRole(s, c, Role::kViewer, "read certificates"));
+         return ListReply(s, c, model::kCertificate, c.P("team"), false);
+       }},
+      {"POST", T + "/certificates", "Upload a PEM certificate (+ chain) and its private key",
+       "CertificateInput", "Certificate", false, 201, CreateCertificate},
+      {"GET", T + "/certificates/{certificate}", "Show a certificate (never its key)", "",
+       "Certificate", false, 200,
+       [](Service& s, Ctx& c) -> Result<Reply> {
+         BERTH_RETURN_IF_ERROR(NeedRole(s, c, Role::kViewer, "read certificates"));
+         auto o = s.store.Get(model::kCertificate, c.P("team"), c.P("certificate"));
+         if (!o.ok() && o.status().code() == Code::kNotFound) {
+           return NotFound("certificate " + Q(c.P("certificate")) + " not found");
+         }
+         if (!o.ok()) return o.status();
+         return Reply{200, Render(s, *o), {}, nullptr};
+       }},
+      {"PUT", T + "/certificates/{certificate}", "Replace a certificate and key (renewal)",
+       "CertificateInput", "Certificate", false, 200, ReplaceCertificate},
+      {"DELETE", T + "/certificates/{certificate}", "Delete a certificate no rule uses", "",
+       "Deleted", false, 200, DeleteCertificate},
+
+      {"GET", "/api/v1/gateway/snapshot",
+       "The gateway's routing snapshot at a store revision (platform administrators)", "",
+       "GatewaySnapshot", false, 200, Snapshot},
+  };
+  for (Def& d : defs) {
+    Route r;
+    r.method = d.method;
+    r.pattern = d.pattern;
+    r.summary = d.summary;
+    r.tag = "gateway";
+    r.request_schema = d.request_schema;
+    r.response_schema = d.response_schema;
+    r.is_list = d.is_list;
+    r.success_status = d.success;
+    Service* sp = &svc;
+    auto fn = d.fn;
+    r.fn = [sp, fn](Ctx& c) { return fn(*sp, c); };
+    svc.router.Add(std::move(r));
+  }
+}
+
+}  // namespace berth::api

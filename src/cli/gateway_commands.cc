@@ -1,0 +1,554 @@
+// The gateway's CLI verbs (docs/cli.md "Gateway"), each one or two REST calls
+// (docs/api.md "Gateway"):
+//   berth domain add DOMAIN --app A --component C [--port P] [--path /x] [--header K=V]...
+//                [--cookie K=V]... [--canary TARGET=PERCENT]... [--cert NAME] [--https-redirect]
+//                [--rate-limit RPS[:BURST]] [--balance B] [--max-body BYTES] [--name N]
+//   berth domain list [--app A] | show NAME --app A | remove NAME|DOMAIN --app A [--path /x]
+//   berth tcp add LISTEN_PORT --app A --component C [--port P] [--balance B] [--name N]
+//   berth tcp list [--app A] | remove NAME|LISTEN_PORT --app A
+//   berth cert add|update NAME --cert FILE --key FILE [--chain FILE]
+//   berth cert list | show NAME | remove NAME
+#include <fstream>
+#include <sstream>
+
+#include "cli/client_config.h"
+#include "cli/detail/commands.h"
+#include "cli/detail/flags.h"
+#include "cli/detail/http_client.h"
+#include "cli/output.h"
+
+namespace berth::cli {
+namespace {
+
+std::string Str(const Json& j, const char* key) {
+  if (!j.is_object()) return "";
+  auto it = j.find(key);
+  return (it != j.end() && it->is_string()) ? it->get<std::string>() : "";
+}
+
+Status Usage(std::string m) { return Status(Code::kInvalidArgument, "usage", std::move(m)); }
+Status Local(std::string m) { return Status(Code::kInternal, "cli", std::move(m)); }
+
+struct Globals {
+  std::string output = "table";
+  std::string server;
+  std::string team;
+};
+
+struct Shared {
+  ClientWorld world;
+  int* exit_code = nullptr;
+  Globals globals;
+};
+
+// One invocation: resolved config, API calls, printing.
+class Call {
+ public:
+  explicit Call(Shared& sh) : sh_(sh) {}
+
+  Status Init() {
+    BERTH_ASSIGN_OR_RETURN(std::string path, ClientConfigPath(sh_.world.env));
+    auto stored = LoadClientConfig(path);
+    if (!stored.ok()) return Local(stored.status().message());
+    cfg_ = ResolveClientConfig(*stored, sh_.world.env, sh_.globals.server, sh_.globals.team);
+    return Status::Ok();
+  }
+  bool json() const { return sh_.globals.output == "json"; }
+  std::ostream& out() { return *sh_.world.out; }
+  std::ostream& err() { return *sh_.world.err; }
+  const std::string& cwd() const { return sh_.world.cwd; }
+
+  std::string Team() const { return "/api/v1/teams/" + EncodeComponent(cfg_.team); }
+  std::string App(const std::string& app) const { return Team() + "/apps/" + EncodeComponent(app); }
+
+  Result<Json> Do(const std::string& method, const std::string& path, const Json* body = nullptr) {
+    std::string text = body ? body->dump(-1, ' ', false, Json::error_handler_t::replace) : "";
+    auto r = sh_.world.send(method, cfg_.server, path, text, cfg_.token);
+    if (!r.ok()) return Local(r.status().message());
+    Json j = r->body.empty() ? Json::object() : Json::parse(r->body, nullptr, false);
+    if (r->status >= 200 && r->status < 300) {
+      if (j.is_discarded()) return Local("the server's answer is not JSON");
+      return j;
+    }
+    std::string code = Str(j, "code");
+    Code c = r->status == 400   ? Code::kInvalidArgument
+             : r->status == 401 ? Code::kUnauthenticated
+             : r->status == 403 ? Code::kPermissionDenied
+             : r->status == 404 ? Code::kNotFound
+             : r->status == 409 ? Code::kConflict
+             : r->status == 503 ? Code::kUnavailable
+                                : Code::kInternal;
+    if (!j.is_discarded() && !code.empty()) return Status(c, code, Str(j, "message"), Str(j, "field"));
+    return Status(c, "http_" + std::to_string(r->status),
+                  method + " " + path + ": the server answered HTTP " + std::to_string(r->status));
+  }
+
+  // Every item of a collection (all pages).
+  Result<Json> All(const std::string& path) {
+    Json items = Json::array();
+    std::string after;
+    while (true) {
+      std::string q = path + "?limit=500" + (after.empty() ? "" : "&after=" + EncodeComponent(after));
+      BERTH_ASSIGN_OR_RETURN(Json page, Do("GET", q));
+      for (auto& i : page.value("items", Json::array())) items.push_back(std::move(i));
+      std::string next = Str(page, "next");
+      if (next.empty() || next == after) break;
+      after = next;
+    }
+    return Json{{"items", items}};
+  }
+
+  void Table(const Json& list, const char* noun, const std::vector<std::string>& headers,
+             const std::function<std::vector<std::string>(const Json&)>& row) {
+    if (json()) {
+      out() << RenderJson(list);
+      return;
+    }
+    std::vector<std::vector<std::string>> rows;
+    for (const auto& i : list.value("items", Json::array())) rows.push_back(row(i));
+    if (rows.empty()) {
+      err() << "No " << noun << " found.\n";
+      return;
+    }
+    out() << RenderTable(headers, rows);
+  }
+
+  void Show(const Json& obj) {
+    if (json()) {
+      out() << RenderJson(obj);
+    } else {
+      out() << RenderKeyValues(obj);
+    }
+  }
+
+  void Done(const Json& obj, const std::string& text) {
+    if (json()) {
+      out() << RenderJson(obj);
+    } else {
+      out() << text << "\n";
+    }
+  }
+
+ private:
+  Shared& sh_;
+  ClientConfig cfg_;
+};
+
+using Runner = std::function<Status(Call&)>;
+
+void Report(const Status& s, std::ostream& err) {
+  if (s.reason() == "cli") {
+    err << "error: " << s.message() << "\n";
+    return;
+  }
+  err << "error: " << s.message() << " (" << s.reason() << ")\n";
+  if (!s.field().empty()) err << "field: " << s.field() << "\n";
+  if (s.code() == Code::kUnauthenticated) {
+    err << "hint: log in with `berth login --server URL --user NAME`\n";
+  }
+}
+
+CLI::App* Leaf(CLI::App* parent, const std::shared_ptr<Shared>& sh, const std::string& name,
+               const std::string& description, Runner run) {
+  CLI::App* cmd = parent->add_subcommand(name, description);
+  cmd->add_option("-o,--output", sh->globals.output, "Output format: table or json")
+      ->check(CLI::IsMember({"table", "json"}))
+      ->group("Global flags");
+  cmd->add_option("--server", sh->globals.server, "berth server URL")->group("Global flags");
+  cmd->add_option("--team", sh->globals.team, "Team (default: the current one)")
+      ->group("Global flags");
+  cmd->callback([sh, run = std::move(run)] {
+    Call call(*sh);
+    Status s = call.Init();
+    if (s.ok()) s = run(call);
+    if (s.ok()) {
+      *sh->exit_code = 0;
+      return;
+    }
+    if (s.reason() == "usage") throw CLI::ValidationError(s.message(), 2);
+    Report(s, *sh->world.err);
+    *sh->exit_code = 1;
+  });
+  return cmd;
+}
+
+CLI::App* Noun(CLI::App& app, const std::string& name, const std::string& description) {
+  CLI::App* cmd = app.add_subcommand(name, description);
+  cmd->require_subcommand(1);
+  return cmd;
+}
+
+// "K=V" → {"name":K,"value":V}.
+Result<Json> ParseMatch(const std::string& text, const std::string& flag) {
+  size_t eq = text.find('=');
+  if (eq == std::string::npos || eq == 0) return Usage(flag + " takes NAME=VALUE, got \"" + text + "\"");
+  return Json{{"name", text.substr(0, eq)}, {"value", text.substr(eq + 1)}};
+}
+
+bool AllDigits(const std::string& s) {
+  return !s.empty() && s.size() <= 9 && s.find_first_not_of("0123456789") == std::string::npos;
+}
+
+// --canary TARGET=PERCENT, TARGET = COMPONENT[:PORT][@VERSION] or @VERSION (the rule's
+// component): {"component","port","version","weight"}.
+Result<Json> ParseCanary(const std::string& text, const std::string& primary) {
+  auto bad = [&](const std::string& why) {
+    return Usage("--canary \"" + text + "\": " + why +
+                 " (use COMPONENT[:PORT][@VERSION]=PERCENT or @VERSION=PERCENT, e.g. web-next=10 "
+                 "or @v7=10)");
+  };
+  size_t eq = text.rfind('=');
+  if (eq == std::string::npos) return bad("no =PERCENT");
+  std::string target = text.substr(0, eq), pct = text.substr(eq + 1);
+  if (!AllDigits(pct) || std::stoi(pct) < 1 || std::stoi(pct) > 99) return bad("PERCENT must be 1 to 99");
+  std::string version;
+  size_t at = target.find('@');
+  if (at != std::string::npos) {
+    version = target.substr(at + 1);
+    target = target.substr(0, at);
+    if (version.empty()) return bad("empty VERSION");
+  }
+  int port = 0;
+  size_t colon = target.find(':');
+  if (colon != std::string::npos) {
+    std::string p = target.substr(colon + 1);
+    if (!AllDigits(p) || std::stoi(p) < 1 || std::stoi(p) > 65535) return bad("PORT must be 1 to 65535");
+    port = std::stoi(p);
+    target = target.substr(0, colon);
+  }
+  if (target.empty()) {
+    if (version.empty()) return bad("name a component or a version");
+    target = primary;
+  }
+  return Json{{"component", target}, {"port", port}, {"version", version}, {"weight", std::stoi(pct)}};
+}
+
+std::string BackendText(const Json& b) {
+  std::string s = Str(b, "component");
+  if (b.value("port", 0) != 0) s += ":" + std::to_string(b.value("port", 0));
+  if (!Str(b, "version").empty()) s += "@" + Str(b, "version");
+  return s;
+}
+
+std::string BackendsText(const Json& rule) {
+  const Json backends = rule.value("backends", Json::array());
+  int total = 0;
+  for (const auto& b : backends) total += b.value("weight", 0);
+  std::string out;
+  for (const auto& b : backends) {
+    out += (out.empty() ? "" : ",") + BackendText(b);
+    if (backends.size() > 1 && total > 0) {
+      out += "=" + std::to_string(b.value("weight", 0) * 100 / total) + "%";
+    }
+  }
+  return out;
+}
+
+std::string RuleUrl(const Json& r) {
+  std::string path = Str(r, "path_prefix");
+  return (Str(r, "certificate").empty() ? "http://" : "https://") + Str(r, "domain") +
+         (path == "/" ? "" : path);
+}
+
+Result<std::string> ReadFile(const std::string& path, const std::string& flag) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) return Usage(flag + ": cannot read " + path);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+// ---- domain --------------------------------------------------------------------------------
+
+void AddDomainCommands(CLI::App& app, const std::shared_ptr<Shared>& sh) {
+  CLI::App* noun = Noun(app, "domain", "Route domains (HTTP rules) to components");
+  struct Opts {
+    std::string domain, app, component, version, path, cert, balance, rate_limit, name;
+    int port = 0, weight = 0;
+    int64_t max_body = -1;
+    std::vector<std::string> headers, cookies, canaries;
+    bool https_redirect = false;
+  };
+  auto o = std::make_shared<Opts>();
+
+  CLI::App* add = Leaf(noun, sh, "add", "Route DOMAIN[/PATH] to a component (canary with --canary)",
+                       [o](Call& c) -> Status {
+    Json backends = Json::array();
+    int canary_total = 0;
+    Json canaries = Json::array();
+    for (const std::string& text : o->canaries) {
+      BERTH_ASSIGN_OR_RETURN(Json b, ParseCanary(text, o->component));
+      canary_total += b["weight"].get<int>();
+      canaries.push_back(b);
+    }
+    int primary = o->weight > 0 ? o->weight : 100 - canary_total;
+    if (primary <= 0) return Usage("the --canary percentages add up to 100 or more: nothing is left for " + o->component);
+    backends.push_back({{"component", o->component}, {"port", o->port}, {"version", o->version}, {"weight", primary}});
+    for (auto& b : canaries) backends.push_back(b);
+    Json body = {{"domain", o->domain}, {"backends", backends}};
+    if (!o->name.empty()) body["name"] = o->name;
+    if (!o->path.empty()) body["path_prefix"] = o->path;
+    for (auto [list, key, flag] : {std::tuple{&o->headers, "headers", "--header"},
+                                   std::tuple{&o->cookies, "cookies", "--cookie"}}) {
+      Json ms = Json::array();
+      for (const std::string& text : *list) {
+        BERTH_ASSIGN_OR_RETURN(Json m, ParseMatch(text, flag));
+        ms.push_back(m);
+      }
+      if (!ms.empty()) body[key] = ms;
+    }
+    if (!o->cert.empty()) body["certificate"] = o->cert;
+    if (o->https_redirect) body["redirect_https"] = true;
+    if (!o->balance.empty()) body["balance"] = o->balance;
+    if (o->max_body >= 0) body["max_body_bytes"] = o->max_body;
+    if (!o->rate_limit.empty()) {
+      std::string rps = o->rate_limit, burst;
+      size_t colon = rps.find(':');
+      if (colon != std::string::npos) {
+        burst = rps.substr(colon + 1);
+        rps = rps.substr(0, colon);
+      }
+      char* end = nullptr;
+      double v = std::strtod(rps.c_str(), &end);
+      if (rps.empty() || *end != '\0' || !(v > 0) || (!burst.empty() && !AllDigits(burst))) {
+        return Usage("--rate-limit takes RPS or RPS:BURST, e.g. 50 or 50:100");
+      }
+      body["rate_limit"] = {{"requests_per_second", v}};
+      if (!burst.empty()) body["rate_limit"]["burst"] = std::stoi(burst);
+    }
+    BERTH_ASSIGN_OR_RETURN(Json r, c.Do("POST", c.App(o->app) + "/http-rules", &body));
+    c.Done(r, "routing " + RuleUrl(r) + " to " + BackendsText(r) + " (rule " + Str(r, "name") + ")");
+    return Status::Ok();
+  });
+  add->add_option("domain", o->domain, "Domain, e.g. shop.example.com or *.example.com")->required();
+  add->add_option("--app", o->app, "App of the component")->required();
+  add->add_option("--component", o->component, "Component that serves the domain")->required();
+  add->add_option("--port", o->port, "Its HTTP port (default: its first HTTP port)")->check(CLI::Range(1, 65535));
+  add->add_option("--version", o->version, "Only this version of the component (e.g. v6)");
+  add->add_option("--path", o->path, "Only requests under this path prefix (default /)");
+  add->add_option("--header", o->headers, "Only requests with header NAME=VALUE (repeatable)")->take_all();
+  add->add_option("--cookie", o->cookies, "Only requests with cookie NAME=VALUE (repeatable)")->take_all();
+  add->add_option("--canary", o->canaries,
+                  "Send PERCENT of the traffic to COMPONENT[:PORT][@VERSION] or @VERSION, e.g. "
+                  "web-next=10 or @v7=10 (repeatable; the rest goes to --component)")
+      ->take_all();
+  add->add_option("--weight", o->weight, "Relative weight of --component (default: 100 minus the canaries)")
+      ->check(CLI::Range(1, 1000));
+  add->add_option("--cert", o->cert, "Serve HTTPS with this certificate (berth cert add)");
+  add->add_flag("--https-redirect", o->https_redirect, "Redirect HTTP to HTTPS (needs --cert)");
+  add->add_option("--rate-limit", o->rate_limit, "Requests per second per client, RPS or RPS:BURST");
+  add->add_option("--balance", o->balance, "round_robin, least_conn, hash_cookie or hash_ip")
+      ->check(CLI::IsMember({"round_robin", "least_conn", "hash_cookie", "hash_ip"}));
+  add->add_option("--max-body", o->max_body, "Largest request body in bytes (0 = the gateway's default)")
+      ->check(CLI::NonNegativeNumber);
+  add->add_option("--name", o->name, "Rule name (default: derived from the domain and path)");
+
+  auto lo = std::make_shared<std::string>();
+  CLI::App* list = Leaf(noun, sh, "list", "List HTTP rules (of one app, or of the whole team)",
+                        [lo](Call& c) -> Status {
+    std::string path = lo->empty() ? c.Team() + "/http-rules" : c.App(*lo) + "/http-rules";
+    BERTH_ASSIGN_OR_RETURN(Json l, c.All(path));
+    c.Table(l, "domains", {"NAME", "APP", "URL", "MATCHES", "BACKENDS", "BALANCE"}, [](const Json& r) {
+      std::string matches;
+      for (const char* k : {"headers", "cookies"}) {
+        for (const auto& m : r.value(k, Json::array())) {
+          matches += (matches.empty() ? "" : ",") + std::string(k[0] == 'h' ? "header:" : "cookie:") +
+                     Str(m, "name") + "=" + Str(m, "value");
+        }
+      }
+      return std::vector<std::string>{Str(r, "name"), Str(r, "app"), RuleUrl(r), matches,
+                                      BackendsText(r), Str(r, "balance")};
+    });
+    return Status::Ok();
+  });
+  list->add_option("--app", *lo, "Only this app's rules");
+
+  auto so = std::make_shared<std::pair<std::string, std::string>>();
+  CLI::App* show = Leaf(noun, sh, "show", "Show an HTTP rule", [so](Call& c) -> Status {
+    BERTH_ASSIGN_OR_RETURN(Json r, c.Do("GET", c.App(so->second) + "/http-rules/" + EncodeComponent(so->first)));
+    c.Show(r);
+    return Status::Ok();
+  });
+  show->add_option("name", so->first, "Rule name")->required();
+  show->add_option("--app", so->second, "App of the rule")->required();
+
+  struct RemoveOpts {
+    std::string target, app, path;
+  };
+  auto ro = std::make_shared<RemoveOpts>();
+  CLI::App* remove = Leaf(noun, sh, "remove", "Remove an HTTP rule, by name or by domain",
+                          [ro](Call& c) -> Status {
+    std::string name = ro->target;
+    if (name.find('.') != std::string::npos || name.find('*') != std::string::npos) {
+      std::string domain = name;
+      for (char& ch : domain) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+      BERTH_ASSIGN_OR_RETURN(Json l, c.All(c.App(ro->app) + "/http-rules"));
+      std::vector<std::string> found;
+      for (const auto& r : l["items"]) {
+        std::string path = Str(r, "path_prefix");
+        std::string want = ro->path.size() > 1 && ro->path.back() == '/' ? ro->path.substr(0, ro->path.size() - 1) : ro->path;
+        if (Str(r, "domain") == domain && (ro->path.empty() || path == want)) found.push_back(Str(r, "name"));
+      }
+      if (found.empty()) {
+        return Status(Code::kNotFound, "not_found",
+                      "no HTTP rule for " + domain + (ro->path.empty() ? "" : " " + ro->path) +
+                          " in app " + ro->app);
+      }
+      if (found.size() > 1) {
+        std::string names;
+        for (const auto& n : found) names += (names.empty() ? "" : ", ") + n;
+        return Usage(domain + " has several rules (" + names + "): remove one by name or give --path");
+      }
+      name = found.front();
+    }
+    BERTH_ASSIGN_OR_RETURN(Json r, c.Do("DELETE", c.App(ro->app) + "/http-rules/" + EncodeComponent(name)));
+    c.Done(r, "removed HTTP rule " + name);
+    return Status::Ok();
+  });
+  remove->add_option("rule", ro->target, "Rule name or domain")->required();
+  remove->add_option("--app", ro->app, "App of the rule")->required();
+  remove->add_option("--path", ro->path, "With a domain: the rule for this path prefix");
+}
+
+// ---- tcp -----------------------------------------------------------------------------------
+
+void AddTcpCommands(CLI::App& app, const std::shared_ptr<Shared>& sh) {
+  CLI::App* noun = Noun(app, "tcp", "Forward gateway TCP ports to components (TCP rules)");
+  struct Opts {
+    int listen_port = 0, port = 0;
+    std::string app, component, balance, name;
+  };
+  auto o = std::make_shared<Opts>();
+  CLI::App* add = Leaf(noun, sh, "add", "Forward LISTEN_PORT on the gateway to a component port",
+                       [o](Call& c) -> Status {
+    Json body = {{"listen_port", o->listen_port}, {"component", o->component}};
+    if (o->port) body["port"] = o->port;
+    if (!o->balance.empty()) body["balance"] = o->balance;
+    if (!o->name.empty()) body["name"] = o->name;
+    BERTH_ASSIGN_OR_RETURN(Json r, c.Do("POST", c.App(o->app) + "/tcp-rules", &body));
+    c.Done(r, "forwarding TCP port " + std::to_string(r.value("listen_port", 0)) + " to " +
+                  Str(r, "component") + ":" + std::to_string(r.value("port", 0)) + " (rule " +
+                  Str(r, "name") + ")");
+    return Status::Ok();
+  });
+  add->add_option("listen_port", o->listen_port, "Port the gateway listens on")->required()->check(CLI::Range(1, 65535));
+  add->add_option("--app", o->app, "App of the component")->required();
+  add->add_option("--component", o->component, "Component to forward to")->required();
+  add->add_option("--port", o->port, "Its port (default: its first port)")->check(CLI::Range(1, 65535));
+  add->add_option("--balance", o->balance, "round_robin, least_conn or hash_ip")
+      ->check(CLI::IsMember({"round_robin", "least_conn", "hash_ip"}));
+  add->add_option("--name", o->name, "Rule name (default tcp-LISTEN_PORT)");
+
+  auto lo = std::make_shared<std::string>();
+  CLI::App* list = Leaf(noun, sh, "list", "List TCP rules (of one app, or of the whole team)",
+                        [lo](Call& c) -> Status {
+    std::string path = lo->empty() ? c.Team() + "/tcp-rules" : c.App(*lo) + "/tcp-rules";
+    BERTH_ASSIGN_OR_RETURN(Json l, c.All(path));
+    c.Table(l, "TCP rules", {"NAME", "APP", "LISTEN", "COMPONENT", "PORT", "BALANCE"}, [](const Json& r) {
+      return std::vector<std::string>{Str(r, "name"), Str(r, "app"), Field(r, "listen_port"),
+                                      Str(r, "component"), Field(r, "port"), Str(r, "balance")};
+    });
+    return Status::Ok();
+  });
+  list->add_option("--app", *lo, "Only this app's rules");
+
+  auto ro = std::make_shared<std::pair<std::string, std::string>>();
+  CLI::App* remove = Leaf(noun, sh, "remove", "Remove a TCP rule, by name or by listen port",
+                          [ro](Call& c) -> Status {
+    std::string name = ro->first;
+    if (AllDigits(name)) {
+      BERTH_ASSIGN_OR_RETURN(Json l, c.All(c.App(ro->second) + "/tcp-rules"));
+      std::string found;
+      for (const auto& r : l["items"]) {
+        if (r.value("listen_port", 0) == std::stoi(name)) found = Str(r, "name");
+      }
+      if (found.empty()) {
+        return Status(Code::kNotFound, "not_found", "no TCP rule listens on port " + name + " in app " + ro->second);
+      }
+      name = found;
+    }
+    BERTH_ASSIGN_OR_RETURN(Json r, c.Do("DELETE", c.App(ro->second) + "/tcp-rules/" + EncodeComponent(name)));
+    c.Done(r, "removed TCP rule " + name);
+    return Status::Ok();
+  });
+  remove->add_option("rule", ro->first, "Rule name or listen port")->required();
+  remove->add_option("--app", ro->second, "App of the rule")->required();
+}
+
+// ---- cert ----------------------------------------------------------------------------------
+
+void AddCertCommands(CLI::App& app, const std::shared_ptr<Shared>& sh) {
+  CLI::App* noun = Noun(app, "cert", "Manage the team's TLS certificates");
+  struct Opts {
+    std::string name, cert, key, chain;
+  };
+  auto o = std::make_shared<Opts>();
+  for (bool update : {false, true}) {
+    CLI::App* cmd = Leaf(noun, sh, update ? "update" : "add",
+                         update ? "Replace a certificate and its key (renewal)"
+                                : "Upload a PEM certificate (+ chain) and its private key",
+                         [o, update](Call& c) -> Status {
+      BERTH_ASSIGN_OR_RETURN(std::string cert, ReadFile(o->cert, "--cert"));
+      BERTH_ASSIGN_OR_RETURN(std::string key, ReadFile(o->key, "--key"));
+      Json body = {{"name", o->name}, {"cert_pem", cert}, {"key_pem", key}};
+      if (!o->chain.empty()) {
+        BERTH_ASSIGN_OR_RETURN(std::string chain, ReadFile(o->chain, "--chain"));
+        body["chain_pem"] = chain;
+      }
+      std::string path = c.Team() + "/certificates";
+      BERTH_ASSIGN_OR_RETURN(Json r, update ? c.Do("PUT", path + "/" + EncodeComponent(o->name), &body)
+                                            : c.Do("POST", path, &body));
+      std::string domains;
+      for (const auto& d : r.value("domains", Json::array())) {
+        domains += (domains.empty() ? "" : ", ") + d.get<std::string>();
+      }
+      c.Done(r, std::string(update ? "replaced" : "added") + " certificate " + o->name + " for " +
+                    domains + " (valid until " + Str(r, "not_after") + ")" +
+                    (r.value("expired", false) ? " — it has EXPIRED" : ""));
+      return Status::Ok();
+    });
+    cmd->add_option("name", o->name, "Certificate name")->required();
+    cmd->add_option("--cert", o->cert, "PEM file: the certificate, then its chain")->required();
+    cmd->add_option("--key", o->key, "PEM file: its private key (unencrypted)")->required();
+    cmd->add_option("--chain", o->chain, "PEM file: the chain, when not in --cert");
+  }
+
+  Leaf(noun, sh, "list", "List certificates with their domains and expiry", [](Call& c) -> Status {
+    BERTH_ASSIGN_OR_RETURN(Json l, c.All(c.Team() + "/certificates"));
+    c.Table(l, "certificates", {"NAME", "DOMAINS", "NOT AFTER", "EXPIRED", "ISSUER"}, [](const Json& r) {
+      return std::vector<std::string>{Str(r, "name"), Field(r, "domains"), Str(r, "not_after"),
+                                      r.value("expired", false) ? "yes" : "no", Str(r, "issuer")};
+    });
+    return Status::Ok();
+  });
+
+  auto so = std::make_shared<std::string>();
+  CLI::App* show = Leaf(noun, sh, "show", "Show a certificate (never its key)", [so](Call& c) -> Status {
+    BERTH_ASSIGN_OR_RETURN(Json r, c.Do("GET", c.Team() + "/certificates/" + EncodeComponent(*so)));
+    if (!c.json()) r.erase("cert_pem");
+    c.Show(r);
+    return Status::Ok();
+  });
+  show->add_option("name", *so, "Certificate name")->required();
+
+  auto rm = std::make_shared<std::string>();
+  CLI::App* remove = Leaf(noun, sh, "remove", "Delete a certificate no rule uses", [rm](Call& c) -> Status {
+    BERTH_ASSIGN_OR_RETURN(Json r, c.Do("DELETE", c.Team() + "/certificates/" + EncodeComponent(*rm)));
+    c.Done(r, "removed certificate " + *rm);
+    return Status::Ok();
+  });
+  remove->add_option("name", *rm, "Certificate name")->required();
+}
+
+}  // namespace
+
+void AddGatewayCommands(CLI::App& app, const ClientWorld& world, int* exit_code) {
+  auto sh = std::make_shared<Shared>();
+  sh->world = world;
+  sh->exit_code = exit_code;
+  AddDomainCommands(app, sh);
+  AddTcpCommands(app, sh);
+  AddCertCommands(app, sh);
+}
+
+}  // namespace berth::cli
