@@ -103,16 +103,21 @@ function UploadForm({ team, renewing, formRef, onDone, onCancelRenew }: { team: 
   const [busy, setBusy] = useState(false);
   const [done, setDone] = useState<string | null>(null);
   const keyInput = useRef<HTMLInputElement>(null);
+  // Changing the input an error names clears that error.
+  const clearFor = (f: string) => setError((e) => (e?.field === f ? null : e));
 
   const readCert = async (e: ChangeEvent<HTMLInputElement>) => {
     const f = e.target.files?.[0];
-    if (f) setCert(await f.text());
+    if (!f) return;
+    setCert(await f.text());
+    clearFor('cert_pem');
   };
   const readKey = async (e: ChangeEvent<HTMLInputElement>) => {
     const f = e.target.files?.[0];
     if (!f) return;
     setKey(await f.text());
     setKeyFile({ name: f.name, size: f.size });
+    clearFor('key_pem');
   };
   const clearKey = () => {
     setKey('');
@@ -151,12 +156,12 @@ function UploadForm({ team, renewing, formRef, onDone, onCancelRenew }: { team: 
       <h2>{title}</h2>
       <p className="muted">{t('cert.uploadHint')}</p>
       <Field label={t('common.name')} hint={t('cert.nameHint')} error={errFor('name')}>
-        {(p) => <input {...p} className="mono" value={name} readOnly={!!renewing} onChange={(e) => setName(e.target.value)} />}
+        {(p) => <input {...p} className="mono" value={name} readOnly={!!renewing} onChange={(e) => { setName(e.target.value); clearFor('name'); }} />}
       </Field>
       <div className="grid2">
         <div>
           <Field label={t('cert.certPem')} hint={t('cert.certPemHint')} error={errFor('cert_pem')}>
-            {(p) => <textarea {...p} className="mono" rows={8} spellCheck={false} value={cert} placeholder="-----BEGIN CERTIFICATE-----" onChange={(e) => setCert(e.target.value)} />}
+            {(p) => <textarea {...p} className="mono" rows={8} spellCheck={false} value={cert} placeholder="-----BEGIN CERTIFICATE-----" onChange={(e) => { setCert(e.target.value); clearFor('cert_pem'); }} />}
           </Field>
           <Field label={t('cert.certFile')}>
             {(p) => <input {...p} type="file" accept=".pem,.crt,.cer,text/plain" onChange={readCert} />}
@@ -171,7 +176,7 @@ function UploadForm({ team, renewing, formRef, onDone, onCancelRenew }: { team: 
             </div>
           ) : (
             <Field label={t('cert.keyPem')} hint={t('cert.keyPemHint')} error={errFor('key_pem')}>
-              {(p) => <textarea {...p} className="mono secret" rows={8} spellCheck={false} autoComplete="off" value={key} placeholder="-----BEGIN PRIVATE KEY-----" onChange={(e) => setKey(e.target.value)} />}
+              {(p) => <textarea {...p} className="mono secret" rows={8} spellCheck={false} autoComplete="off" value={key} placeholder="-----BEGIN PRIVATE KEY-----" onChange={(e) => { setKey(e.target.value); clearFor('key_pem'); }} />}
             </Field>
           )}
           <Field label={t('cert.keyFile')}>

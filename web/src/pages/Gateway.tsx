@@ -220,6 +220,11 @@ interface FormError {
 
 // ---- HTTP rule form -----------------------------------------------------------------------------
 
+// Draft keys whose API field has another name.
+const DRAFT_LOC: Record<string, string> = {
+  rps: 'rate_limit.requests_per_second', burst: 'rate_limit.burst', connect_ms: 'timeouts.connect_ms',
+  header_ms: 'timeouts.header_ms', idle_ms: 'timeouts.idle_ms', total_ms: 'timeouts.total_ms',
+};
 const ADVANCED = ['balance', 'hash_cookie', 'max_body_bytes', 'timeouts.connect_ms', 'timeouts.header_ms', 'timeouts.idle_ms', 'timeouts.total_ms'];
 
 function HttpRuleForm({ team, app: editApp, rule, writable }: { team: string; app?: string; rule?: string; writable: boolean }) {
@@ -262,7 +267,12 @@ function HttpRuleForm({ team, app: editApp, rule, writable }: { team: string; ap
   if (loadError) return <ErrorBanner error={loadError} />;
   if (!draft) return <Loading />;
 
-  const set = (f: Partial<HttpRuleDraft>) => setDraftState({ ...draft, ...f });
+  // Editing the input an error names clears that error (the message was about the old value).
+  const set = (f: Partial<HttpRuleDraft>) => {
+    setDraftState({ ...draft, ...f });
+    const l = formFieldOf(error?.field);
+    if (l && Object.keys(f).some((k) => { const m = DRAFT_LOC[k] ?? k; return l === m || l.startsWith(m + '['); })) setError(null);
+  };
   const setBackend = (i: number, f: Partial<HttpRuleDraft['backends'][number]>) => set({ backends: draft.backends.map((b, n) => (n === i ? { ...b, ...f } : b)) });
   const weights = draft.backends.map((b) => b.weight);
   const share = shares(weights);
@@ -509,7 +519,10 @@ function TcpRuleForm({ team, app: editApp, rule, writable }: { team: string; app
 
   if (loadError) return <ErrorBanner error={loadError} />;
   if (!draft) return <Loading />;
-  const set = (f: Partial<TcpRuleDraft>) => setDraftState({ ...draft, ...f });
+  const set = (f: Partial<TcpRuleDraft>) => {
+    setDraftState({ ...draft, ...f });
+    if (error?.field && error.field in f) setError(null);
+  };
   const errFor = (f: string) => (error && error.field === f ? error.text : null);
   const shown = !!error?.field && ['app', 'name', 'listen_port', 'component', 'port', 'balance', 'connect_timeout_ms'].includes(error.field);
   const ports = comps.find((c) => c.name === draft.component)?.ports ?? [];
