@@ -4,13 +4,15 @@
 //
 // Journey: the component's "Ports & domains" tab → its "add a domain for port 8080" shortcut →
 // a default domain refused next to the Domain field → a canary second backend set to 10% with
-// the keyboard → the rule listed with its shares and shown on the component → a TCP rule →
+// the keyboard → back on the component, the rule and its address → the rule listed with its
+// shares → a TCP rule →
 // a certificate made with the openssl CLI, uploaded (cert pasted, key from a file and never
 // shown; a wrong key refused next to its field), its expiry highlighted → the rule served with
-// it → 中文 → deleting the certificate in use refused in the dialog → a viewer sees no create, edit
+// it → 中文 → deleting the certificate in use refused in the dialog → renewed from files (no
+// longer highlighted) → a viewer sees no create, edit
 // or delete controls and the API refuses them → rules and certificate deleted with
 // confirmation. No console errors except the deliberate refusals. Screenshots: gateway.png,
-// gateway-rule.png, certificates.png. About 10 s.
+// gateway-rule.png, component-domains.png, certificates.png. About 12 s.
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -51,6 +53,12 @@ test('gateway screens: domain rule with canary, TCP rule, certificate, viewer, d
       '-keyout', keyPath, '-out', certPath, '-days', '10', '-subj', '/CN=shop.example.com',
       '-addext', 'subjectAltName=DNS:shop.example.com'], { stdio: 'pipe' });
     const certPem = readFileSync(certPath, 'utf8');
+    // Its renewal, valid for 400 days.
+    const cert2Path = join(pemDir, 'shop2.crt');
+    const key2Path = join(pemDir, 'shop2.key');
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
+      '-keyout', key2Path, '-out', cert2Path, '-days', '400', '-subj', '/CN=shop.example.com',
+      '-addext', 'subjectAltName=DNS:shop.example.com'], { stdio: 'pipe' });
     const keyBody = readFileSync(keyPath, 'utf8').split('\n').filter((l) => l && !l.startsWith('-----'))[0];
 
     server = await startServer(dataDir);
@@ -94,8 +102,16 @@ test('gateway screens: domain rule with canary, TCP rule, certificate, viewer, d
     assert.equal(await form.getByLabel('Weight of backend 1').inputValue(), '90');
     assert.equal(await form.getByLabel('Weight of backend 2').inputValue(), '10');
     await page.screenshot({ path: join(SHOTS, 'gateway-rule.png'), fullPage: true });
+    // Created with Enter; the form returns to the component, which shows the rule and its address.
     await form.getByLabel('Domain', { exact: true }).press('Enter');
-    await page.waitForURL('**/teams/default/gateway');
+    await page.waitForURL('**/apps/shop/components/web/ports');
+    await card.getByTestId('component-rules').getByRole('link', { name: 'http://shop.example.com' }).waitFor();
+    await card.getByText('90% of the traffic').waitFor();
+    await card.getByTestId('component-addresses').getByRole('link', { name: 'http://shop.example.com', exact: true }).waitFor();
+    await page.screenshot({ path: join(SHOTS, 'component-domains.png'), fullPage: true });
+
+    // The team's gateway page lists it with its shares.
+    await page.getByRole('link', { name: 'Gateway', exact: true }).click();
     const ruleRow = page.getByTestId('http-rules').getByRole('row', { name: /shop\.example\.com/ });
     await ruleRow.getByText('web:8080').waitFor();
     await ruleRow.getByText('90%').waitFor();
@@ -113,14 +129,7 @@ test('gateway screens: domain rule with canary, TCP rule, certificate, viewer, d
     await tcp.getByRole('button', { name: 'Create' }).click();
     await page.getByTestId('tcp-rules').getByRole('row', { name: /15432/ }).getByText('db:5432').waitFor();
 
-    // The component shows the rule and its new address.
-    await page.goto(server.url + '/teams/default/apps/shop/components/web/ports');
-    await card.getByTestId('component-rules').getByRole('link', { name: 'http://shop.example.com' }).waitFor();
-    await card.getByText('90% of the traffic').waitFor();
-    await card.getByTestId('component-addresses').getByRole('link', { name: 'http://shop.example.com', exact: true }).waitFor();
-
     // Certificates: a key that is not a key is refused next to its field; then the key file.
-    await page.getByRole('link', { name: 'Gateway', exact: true }).click();
     await page.getByRole('link', { name: 'Certificates', exact: true }).click();
     await page.getByText('No certificates yet.').waitFor();
     const upload = page.getByTestId('certificate-form');
@@ -169,6 +178,17 @@ test('gateway screens: domain rule with canary, TCP rule, certificate, viewer, d
     await dialog.getByText('remove it from those rules first').waitFor();
     dropExpected(problems, 409, 1);
     await dialog.getByRole('button', { name: 'Cancel' }).click();
+
+    // Renew it (both files read in the browser): no longer highlighted.
+    await page.getByRole('button', { name: 'Renew certificate shop-cert' }).click();
+    const renew = page.getByRole('form', { name: 'Renew certificate shop-cert' });
+    assert.equal(await renew.getByLabel('Name', { exact: true }).inputValue(), 'shop-cert');
+    await renew.getByLabel('Certificate file').setInputFiles(cert2Path);
+    await renew.getByLabel('Private key file').setInputFiles(key2Path);
+    await renew.getByText('Key read from shop2.key').waitFor();
+    await renew.getByRole('button', { name: 'Renew' }).click();
+    await certRow.getByText(/valid for (399|400) days/).waitFor();
+    assert.equal(await certRow.getAttribute('data-expiry'), 'ok');
 
     // A viewer: everything visible, nothing to create, edit or delete; the API agrees.
     assert.equal((await api('POST', '/users', { name: 'vic', password: 'vic-pass-1234' })).status, 201);

@@ -213,6 +213,16 @@ function prefill(): { app: string; component: string; port: string } {
   return { app: q.get('app') ?? '', component: q.get('component') ?? '', port: q.get('port') ?? '' };
 }
 
+// Where a rule form returns: the component's ports tab when it was opened from there (the
+// "add a domain for this port" shortcut), else the gateway's rule list.
+function useBack(team: string): string {
+  const [back] = useState(() => {
+    const p = prefill();
+    return p.app && p.component ? to.component(team, p.app, p.component, 'ports') : to.gateway(team);
+  });
+  return back;
+}
+
 interface FormError {
   field: string | null; // the API's field name
   text: string;
@@ -235,6 +245,7 @@ function HttpRuleForm({ team, app: editApp, rule, writable }: { team: string; ap
     const p = prefill();
     return newHttpDraft(p.app, p.component, p.port);
   });
+  const back = useBack(team);
   const [loaded, setLoaded] = useState<HttpRule | null>(null);
   const [loadError, setLoadError] = useState<unknown>(null);
   const [error, setError] = useState<FormError | null>(null);
@@ -297,7 +308,7 @@ function HttpRuleForm({ team, app: editApp, rule, writable }: { team: string; ap
     try {
       if (editing) await api.put(gwPaths.rule(team, app, 'http', rule!), { ...r.body, revision: loaded?.revision });
       else await api.post(gwPaths.appRules(team, app, 'http'), r.body);
-      navigate(to.gateway(team));
+      navigate(back);
     } catch (err) {
       fail(errorField(err), errorText(err, t));
     } finally {
@@ -477,7 +488,7 @@ function HttpRuleForm({ team, app: editApp, rule, writable }: { team: string; ap
         {error && !shown && <p className="error-banner" role="alert">{error.text}</p>}
         <div className="row">
           {writable && <button type="submit" className="primary" disabled={busy}>{busy ? t('common.saving') : editing ? t('common.save') : t('common.create')}</button>}
-          <Link className="button" href={to.gateway(team)}>{writable ? t('common.cancel') : t('common.back')}</Link>
+          <Link className="button" href={back}>{writable ? t('common.cancel') : t('common.back')}</Link>
           <div className="spacer" />
           {writable && editing && <button type="button" className="danger" onClick={() => setDeleting(true)}>{t('gw.deleteRule')}</button>}
         </div>
@@ -497,6 +508,7 @@ function TcpRuleForm({ team, app: editApp, rule, writable }: { team: string; app
     const p = prefill();
     return newTcpDraft(p.app, p.component, p.port);
   });
+  const back = useBack(team);
   const [loaded, setLoaded] = useState<TcpRule | null>(null);
   const [loadError, setLoadError] = useState<unknown>(null);
   const [error, setError] = useState<FormError | null>(null);
@@ -536,7 +548,7 @@ function TcpRuleForm({ team, app: editApp, rule, writable }: { team: string; app
     try {
       if (editing) await api.put(gwPaths.rule(team, app, 'tcp', rule!), { ...r.body, revision: loaded?.revision });
       else await api.post(gwPaths.appRules(team, app, 'tcp'), r.body);
-      navigate(to.gateway(team));
+      navigate(back);
     } catch (err) {
       setError({ field: errorField(err), text: errorText(err, t) });
     } finally {
@@ -605,7 +617,7 @@ function TcpRuleForm({ team, app: editApp, rule, writable }: { team: string; app
         {error && !shown && <p className="error-banner" role="alert">{error.text}</p>}
         <div className="row">
           {writable && <button type="submit" className="primary" disabled={busy}>{busy ? t('common.saving') : editing ? t('common.save') : t('common.create')}</button>}
-          <Link className="button" href={to.gateway(team)}>{writable ? t('common.cancel') : t('common.back')}</Link>
+          <Link className="button" href={back}>{writable ? t('common.cancel') : t('common.back')}</Link>
           <div className="spacer" />
           {writable && editing && <button type="button" className="danger" onClick={() => setDeleting(true)}>{t('gw.deleteRule')}</button>}
         </div>
