@@ -272,7 +272,7 @@ test('first deploy from the console: wizard, build log, address, scale, deploy, 
     await page.goto(server.url + '/teams/default/apps/shop/components/web');
     // Every tab renders (and its form is reachable) without an error.
     const tabs = { Overview: 'instances', 'Versions & builds': 'versions', Scale: 'scale', Logs: 'logs',
-      Environment: 'files-editor', Ports: 'ports-editor', 'Health checks': 'health-editor',
+      Environment: 'files-editor', 'Ports & domains': 'ports-editor', 'Health checks': 'health-editor',
       Dependencies: 'add-dependency', Events: null, Settings: 'settings' };
     for (const [name, testId] of Object.entries(tabs)) {
       await page.getByRole('tab', { name, exact: true }).click();
@@ -280,7 +280,7 @@ test('first deploy from the console: wizard, build log, address, scale, deploy, 
       if (testId) await page.getByTestId(testId).waitFor();
       assert.equal(await page.locator('.error-banner').count(), 0, `no error on the ${name} tab`);
     }
-    await page.getByRole('tab', { name: 'Ports', exact: true }).click();
+    await page.getByRole('tab', { name: 'Ports & domains', exact: true }).click();
     assert.equal(await page.getByLabel('Port 1', { exact: true }).inputValue(), String((await api('GET', base + '/web')).body.ports[0].port));
     await page.getByRole('tab', { name: 'Overview', exact: true }).click();
     await page.getByTestId('language').first().selectOption('zh');

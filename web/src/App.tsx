@@ -7,6 +7,7 @@ import { AppPage } from './pages/AppPage';
 import { AppsPage } from './pages/Apps';
 import { AuditPage } from './pages/Audit';
 import { ComponentPage } from './pages/ComponentPage';
+import { GatewayPage } from './pages/Gateway';
 import { Login } from './pages/Login';
 import { MembersPage } from './pages/Members';
 import { WizardPage } from './pages/Wizard';
@@ -87,7 +88,7 @@ function Shell({ route, onLogout }: { route: Route; onLogout: () => void }) {
   if (error) return <main className="page"><ErrorBanner error={error} /></main>;
   if (!who || leaving) return <main className="page"><Loading /></main>;
 
-  const section = route.page === 'members' ? 'members' : route.page === 'audit' ? 'audit' : 'apps';
+  const section = route.page === 'members' ? 'members' : route.page === 'audit' ? 'audit' : route.page === 'gateway' ? 'gateway' : 'apps';
   const content = (
     <>
       <a className="skip" href="#main">{t('nav.skip')}</a>
@@ -105,6 +106,7 @@ function Shell({ route, onLogout }: { route: Route; onLogout: () => void }) {
         {team && (
           <nav className="mainnav" aria-label={t('nav.team')}>
             <Link href={to.apps(team)} aria-current={section === 'apps' ? 'page' : undefined}>{t('nav.apps')}</Link>
+            <Link href={to.gateway(team)} aria-current={section === 'gateway' ? 'page' : undefined}>{t('nav.gateway')}</Link>
             <Link href={to.members(team)} aria-current={section === 'members' ? 'page' : undefined}>{t('nav.members')}</Link>
             {can.readAudit(role) && <Link href={to.audit(team)} aria-current={section === 'audit' ? 'page' : undefined}>{t('nav.audit')}</Link>}
           </nav>
@@ -147,6 +149,8 @@ function Page({ route, team, role, me }: { route: Route; team: string; role: Who
       return can.write(role) ? <WizardPage key={route.app} team={team} app={route.app} /> : <p className="muted">{t('wizard.readOnly')}</p>;
     case 'component':
       return <ComponentPage key={route.app + '/' + route.component} team={team} app={route.app} component={route.component} tab={route.tab} version={route.version} role={role} />;
+    case 'gateway':
+      return <GatewayPage key={route.view + (route.rule ?? '')} team={team} view={route.view} app={route.app} rule={route.rule} role={role} />;
     case 'members':
       return <MembersPage team={team} role={role} me={me} />;
     case 'audit':

@@ -2,8 +2,10 @@
 // against the English keys, so a missing translation does not compile; i18n.test.ts also
 // checks that both sides use the same {placeholders}.
 import { createContext, useContext } from 'react';
+import { gwEn, gwZh } from './i18n_gateway';
 
 export const en = {
+  ...gwEn,
   'app.name': 'berth',
   'app.tagline': 'Deploy and run your apps',
   'nav.apps': 'Apps',
@@ -148,7 +150,6 @@ export const en = {
   'tab.versions': 'Versions & builds',
   'tab.scale': 'Scale',
   'tab.logs': 'Logs',
-  'tab.ports': 'Ports',
   'tab.health': 'Health checks',
   'tab.dependencies': 'Dependencies',
   'tab.settings': 'Settings',
@@ -322,6 +323,7 @@ export type MessageKey = keyof typeof en;
 export type Dictionary = Record<MessageKey, string>;
 
 export const zh: Dictionary = {
+  ...gwZh,
   'app.name': 'berth',
   'app.tagline': '部署并运行你的应用',
   'nav.apps': '应用',
@@ -466,7 +468,6 @@ export const zh: Dictionary = {
   'tab.versions': '版本与构建',
   'tab.scale': '伸缩',
   'tab.logs': '日志',
-  'tab.ports': '端口',
   'tab.health': '健康检查',
   'tab.dependencies': '依赖',
   'tab.settings': '设置',

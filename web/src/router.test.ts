@@ -19,3 +19,18 @@ describe('routes', () => {
     expect(parseRoute('/teams/default/apps/shop/components/web/nope').page).toBe('notfound');
   });
 });
+
+describe('gateway routes', () => {
+  it('parses the rules, certificates and rule forms, and builds the same paths', () => {
+    expect(parseRoute(to.gateway('default'))).toEqual({ page: 'gateway', team: 'default', view: 'rules' });
+    expect(parseRoute(to.certificates('default'))).toEqual({ page: 'gateway', team: 'default', view: 'certificates' });
+    expect(parseRoute('/teams/default/gateway/http/new')).toEqual({ page: 'gateway', team: 'default', view: 'httpNew' });
+    expect(parseRoute(to.rule('default', 'tcp', 'shop', 'tcp-15432'))).toEqual({ page: 'gateway', team: 'default', view: 'tcpEdit', app: 'shop', rule: 'tcp-15432' });
+    expect(parseRoute('/teams/default/gateway/udp/new').page).toBe('notfound');
+    expect(parseRoute('/teams/default/gateway/certificates/x').page).toBe('notfound');
+  });
+  it('prefills a new rule through the query', () => {
+    expect(to.newRule('default', 'http', { app: 'shop', component: 'web', port: 8080 })).toBe('/teams/default/gateway/http/new?app=shop&component=web&port=8080');
+    expect(to.newRule('default', 'tcp')).toBe('/teams/default/gateway/tcp/new');
+  });
+});

@@ -33,7 +33,11 @@ export type Route =
   | { page: 'component'; team: string; app: string; component: string; tab: Tab; version?: string }
   | { page: 'members'; team: string }
   | { page: 'audit'; team: string }
+  | { page: 'gateway'; team: string; view: GatewayView; app?: string; rule?: string }
   | { page: 'notfound' };
+
+// The gateway screens: the team's rules, its certificates, and one rule's form (new or edit).
+export type GatewayView = 'rules' | 'certificates' | 'httpNew' | 'httpEdit' | 'tcpNew' | 'tcpEdit';
 
 export const TABS = ['overview', 'versions', 'scale', 'logs', 'env', 'ports', 'health', 'dependencies', 'events', 'settings'] as const;
 export type Tab = (typeof TABS)[number];
@@ -46,6 +50,14 @@ export function parseRoute(path: string): Route {
   const team = s[1];
   if (s[2] === 'members' && s.length === 3) return { page: 'members', team };
   if (s[2] === 'audit' && s.length === 3) return { page: 'audit', team };
+  if (s[2] === 'gateway') {
+    if (s.length === 3) return { page: 'gateway', team, view: 'rules' };
+    if (s.length === 4 && s[3] === 'certificates') return { page: 'gateway', team, view: 'certificates' };
+    const kind = s[3] === 'http' ? 'http' : s[3] === 'tcp' ? 'tcp' : null;
+    if (kind && s.length === 5 && s[4] === 'new') return { page: 'gateway', team, view: kind === 'http' ? 'httpNew' : 'tcpNew' };
+    if (kind && s.length === 6) return { page: 'gateway', team, view: kind === 'http' ? 'httpEdit' : 'tcpEdit', app: s[4], rule: s[5] };
+    return { page: 'notfound' };
+  }
   if (s[2] !== 'apps') return { page: 'notfound' };
   if (s.length === 3) return { page: 'apps', team };
   if (s.length === 4) return { page: 'app', team, app: s[3] };
@@ -69,6 +81,15 @@ export const to = {
     `/teams/${e(t)}/apps/${e(a)}/components/${e(c)}${tab === 'overview' ? '' : '/' + tab}${version ? '/' + e(version) : ''}`,
   members: (t: string) => `/teams/${e(t)}/members`,
   audit: (t: string) => `/teams/${e(t)}/audit`,
+  gateway: (t: string) => `/teams/${e(t)}/gateway`,
+  certificates: (t: string) => `/teams/${e(t)}/gateway/certificates`,
+  // A new rule, optionally prefilled with its app, component and port (the component page's
+  // "add a domain for this port" shortcut).
+  newRule: (t: string, kind: 'http' | 'tcp', prefill?: { app: string; component?: string; port?: number }) => {
+    const q = prefill ? '?' + new URLSearchParams(Object.entries(prefill).filter(([, v]) => v !== undefined && v !== '').map(([k, v]) => [k, String(v)])).toString() : '';
+    return `/teams/${e(t)}/gateway/${kind}/new${q}`;
+  },
+  rule: (t: string, kind: 'http' | 'tcp', app: string, rule: string) => `/teams/${e(t)}/gateway/${kind}/${e(app)}/${e(rule)}`,
 };
 
 export function Link({ href, ...rest }: AnchorHTMLAttributes<HTMLAnchorElement> & { href: string }) {

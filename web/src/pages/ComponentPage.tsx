@@ -8,6 +8,7 @@ import { ErrorBanner, Loading, formatTime } from '../ui';
 import { addressesOf, currentVersion } from '../versions';
 import { StatusBadge } from './AppPage';
 import { Dependencies } from './Dependencies';
+import { ComponentGateway } from './Gateway';
 import { EnvEditor, FilesEditor, HealthEditor, PortsEditor, ScaleEditor, SettingsEditor } from './Editors';
 import { Logs } from './Logs';
 import { Versions } from './Versions';
@@ -73,7 +74,12 @@ export function ComponentPage({ team, app, component, tab, version, role }: { te
             <FilesEditor c={d.c} base={base} writable={writable} onSaved={onSaved} />
           </>
         )}
-        {d && tab === 'ports' && <PortsEditor c={d.c} base={base} writable={writable} onSaved={onSaved} />}
+        {d && tab === 'ports' && (
+          <>
+            <PortsEditor c={d.c} base={base} writable={writable} onSaved={onSaved} />
+            <ComponentGateway team={team} app={app} c={d.c} writable={writable} />
+          </>
+        )}
         {d && tab === 'health' && <HealthEditor c={d.c} base={base} writable={writable} onSaved={onSaved} />}
         {tab === 'dependencies' && <Dependencies team={team} app={app} component={component} base={base} writable={writable} />}
         {tab === 'events' && <Events base={base} app={app} component={component} />}

@@ -274,7 +274,7 @@ export function PortsEditor({ c, base, writable, onSaved }: EditorProps) {
   const set = (n: number, f: Partial<(typeof ports)[number]>) => setPorts(ports.map((x, i) => (i === n ? { ...x, ...f } : x)));
   return (
     <form className="card" onSubmit={save} aria-label={t('tab.ports')} data-testid="ports-editor">
-      <h2>{t('tab.ports')}</h2>
+      <h2>{t('comp.ports')}</h2>
       <p className="muted">{t('ports.hint')}</p>
       {ports.length === 0 ? <p className="muted">{t('ports.empty')}</p> : (
         <table className="list">
