@@ -680,7 +680,7 @@ Result<Reply> ListComponents(Service& s, Ctx& ctx) {
   BERTH_RETURN_IF_ERROR(Need(s, ctx, Role::kViewer, "read components"));
   BERTH_RETURN_IF_ERROR(AppExists(s, ctx.P("team"), ctx.P("app")));
   BERTH_ASSIGN_OR_RETURN(Reply r, ListOf(s, ctx, model::kComponent, AppScope(ctx)));
-  for (Json& c : r.body["items"]) AddComponentAddresses(s, ctx.P("team"), ctx.P("app"), &c);
+  AddComponentListAddresses(s, ctx.P("team"), ctx.P("app"), &r.body["items"]);
   return r;
 }
 
