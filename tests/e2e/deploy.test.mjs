@@ -115,9 +115,12 @@ test('first deploy from the console: wizard, build log, address, scale, deploy, 
     assert.ok((await log.locator('pre').textContent()).length > 0, 'the build log has lines');
     await page.screenshot({ path: join(SHOTS, 'build-log.png'), fullPage: true });
 
-    // The overview shows the ready instance's address; opening it gets the app's answer.
+    // The overview shows the gateway's default domain (from the API's `addresses`) and the
+    // ready instance's own address; opening the latter gets the app's answer. (The server this
+    // test starts runs no gateway data plane on a known port, so the domain is only listed.)
     await page.getByRole('tab', { name: 'Overview' }).click();
-    const address = page.getByTestId('addresses').getByRole('link').first();
+    await page.getByTestId('addresses').getByRole('link', { name: 'http://web.shop.localhost', exact: true }).waitFor();
+    const address = page.getByTestId('instance-addresses').getByRole('link').first();
     await address.waitFor({ timeout: BUILD_MS });
     const href = await address.getAttribute('href');
     const appPage = await browser.newPage();
@@ -138,7 +141,7 @@ test('first deploy from the console: wizard, build log, address, scale, deploy, 
 
     // What every address (ready instance) answers, once there are exactly `n` of them.
     const answers = async (n) => {
-      const hrefs = await page.getByTestId('addresses').getByRole('link').evaluateAll((as) => as.map((a) => a.href));
+      const hrefs = await page.getByTestId('instance-addresses').getByRole('link').evaluateAll((as) => as.map((a) => a.href));
       if (hrefs.length !== n) return null;
       const got = await Promise.all(hrefs.map((h) => get(h).then((r) => r.text, () => '')));
       return [...new Set(got)].sort().join(',');

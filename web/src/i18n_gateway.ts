@@ -4,6 +4,7 @@
 export const gwEn = {
   'nav.gateway': 'Gateway',
   'tab.ports': 'Ports & domains',
+  'overview.direct': 'Direct to each ready instance (this machine, bypassing the gateway)',
   'gw.title': 'Gateway',
   'gw.intro': 'How traffic reaches your components: every outer HTTP port already answers on its default domain; rules add your own domains, paths, canary weights and TCP ports.',
   'gw.rules': 'Rules',
@@ -160,6 +161,7 @@ export const gwEn = {
 export const gwZh: Record<keyof typeof gwEn, string> = {
   'nav.gateway': '网关',
   'tab.ports': '端口与域名',
+  'overview.direct': '直连各就绪实例（本机，不经过网关）',
   'gw.title': '网关',
   'gw.intro': '流量如何到达组件：每个对外 HTTP 端口都已有默认域名；规则可添加自定义域名、路径、灰度权重和 TCP 端口。',
   'gw.rules': '规则',

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { Component, Instance, Version } from './api';
 import { rowOf } from './api';
 import { layoutTopology, NODE_W } from './topology';
-import { addressesOf, currentVersion, sortVersions } from './versions';
+import { addressesOf, currentVersion, gatewayAddresses, instanceAddresses, sortVersions } from './versions';
 
 const n = (id: string, external = false) => ({ id, label: id, external });
 
@@ -48,6 +48,10 @@ describe('versions and addresses', () => {
     expect(addressesOf(c(), inst)).toEqual([{ url: 'http://127.0.0.1:4100/', label: '127.0.0.1:4100', instance: 'web-1' }]);
     expect(addressesOf(c('', ['web.shop.local:8080', { url: 'https://x.example' }]), inst).map((a) => a.url))
       .toEqual(['http://web.shop.local:8080', 'https://x.example']);
+    // The overview shows both, apart: the gateway's, and each instance's own.
+    expect(gatewayAddresses(c('', ['http://web.shop.localhost'])).map((a) => a.url)).toEqual(['http://web.shop.localhost']);
+    expect(gatewayAddresses(c())).toEqual([]);
+    expect(instanceAddresses(inst).map((a) => a.url)).toEqual(['http://127.0.0.1:4100/']);
   });
   it('maps list errors to their row', () => {
     expect(rowOf('ports[1].port', 'ports')).toEqual({ index: 1, rest: 'port' });

@@ -11,25 +11,34 @@ export function currentVersion(c: Component, vs: Version[]): Version | null {
   return sortVersions(vs).find((v) => v.status === 'ready') ?? null;
 }
 
-// Where a component answers: the gateway's addresses when the API reports them (issue #5),
-// otherwise each ready instance's loopback port.
-export function addressesOf(c: Component, instances: Instance[]): { url: string; label: string; instance?: string }[] {
+// Where a component answers through the gateway: the API's `addresses` (default domains,
+// then the rules that send it traffic).
+export function gatewayAddresses(c: Component): { url: string; label: string }[] {
   const a = c.addresses;
-  if (Array.isArray(a) && a.length > 0) {
-    return a
-      .map((x) => {
-        if (typeof x === 'string') return x;
-        if (x && typeof x === 'object') {
-          const o = x as Record<string, unknown>;
-          const v = o.url ?? o.address ?? (o.host ? `${o.host}${o.port ? ':' + o.port : ''}` : '');
-          return typeof v === 'string' ? v : '';
-        }
-        return '';
-      })
-      .filter(Boolean)
-      .map((s) => ({ url: /^[a-z]+:\/\//.test(s) ? s : 'http://' + s, label: s }));
-  }
+  if (!Array.isArray(a)) return [];
+  return a
+    .map((x) => {
+      if (typeof x === 'string') return x;
+      if (x && typeof x === 'object') {
+        const o = x as Record<string, unknown>;
+        const v = o.url ?? o.address ?? (o.host ? `${o.host}${o.port ? ':' + o.port : ''}` : '');
+        return typeof v === 'string' ? v : '';
+      }
+      return '';
+    })
+    .filter(Boolean)
+    .map((s) => ({ url: /^[a-z]+:\/\//.test(s) ? s : 'http://' + s, label: s }));
+}
+
+// Each ready instance's own loopback port: reachable on this machine without the gateway.
+export function instanceAddresses(instances: Instance[]): { url: string; label: string; instance: string }[] {
   return instances
     .filter((i) => typeof i.port === 'number' && i.port > 0)
     .map((i) => ({ url: `http://127.0.0.1:${i.port}/`, label: `127.0.0.1:${i.port}`, instance: i.name }));
+}
+
+// The gateway's addresses when the API reports them, otherwise the instances' own.
+export function addressesOf(c: Component, instances: Instance[]): { url: string; label: string; instance?: string }[] {
+  const gw = gatewayAddresses(c);
+  return gw.length > 0 ? gw : instanceAddresses(instances);
 }

@@ -5,7 +5,7 @@ import { useLiveResource } from '../live';
 import { Link, TABS, navigate, to, type Tab } from '../router';
 import { statusOf } from '../status';
 import { ErrorBanner, Loading, formatTime } from '../ui';
-import { addressesOf, currentVersion } from '../versions';
+import { currentVersion, gatewayAddresses, instanceAddresses } from '../versions';
 import { StatusBadge } from './AppPage';
 import { Dependencies } from './Dependencies';
 import { ComponentGateway } from './Gateway';
@@ -93,7 +93,8 @@ function Overview({ d }: { d: Data }) {
   const { t, lang } = useT();
   const c = d.c;
   const current = currentVersion(c, d.versions);
-  const addresses = addressesOf(c, d.instances.filter((i) => i.ready === true));
+  const addresses = gatewayAddresses(c);
+  const direct = instanceAddresses(d.instances.filter((i) => i.ready === true));
   return (
     <div className="overview">
       <div className="card">
@@ -111,17 +112,27 @@ function Overview({ d }: { d: Data }) {
       </div>
       <div className="card">
         <h2>{t('overview.addresses')}</h2>
-        {addresses.length === 0 ? <p className="muted">{t('overview.noAddresses')}</p> : (
+        {addresses.length === 0 && direct.length === 0 && <p className="muted">{t('overview.noAddresses')}</p>}
+        {addresses.length > 0 && (
           <ul className="addresses" data-testid="addresses">
             {addresses.map((a) => (
-              <li key={a.url}>
-                <a href={a.url} target="_blank" rel="noreferrer" className="mono">{a.label}</a>
-                {a.instance && <span className="muted"> · {a.instance}</span>}
-              </li>
+              <li key={a.url}><a href={a.url} target="_blank" rel="noreferrer" className="mono">{a.label}</a></li>
             ))}
           </ul>
         )}
-        {!c.addresses && addresses.length > 0 && <p className="muted small">{t('overview.instanceAddresses')}</p>}
+        {direct.length > 0 && (
+          <>
+            <h3>{t('overview.direct')}</h3>
+            <ul className="addresses" data-testid="instance-addresses">
+              {direct.map((a) => (
+                <li key={a.url}>
+                  <a href={a.url} target="_blank" rel="noreferrer" className="mono">{a.label}</a>
+                  <span className="muted"> · {a.instance}</span>
+                </li>
+              ))}
+            </ul>
+          </>
+        )}
       </div>
       <div className="card">
         <h2>{t('overview.instances')}</h2>
