@@ -278,6 +278,13 @@ Result<Reply> DeleteOf(Service& s, const Ctx& ctx, const Target& t,
     if (r.status().code() == Code::kNotFound) return NotFoundNoun(t.noun, t.name);
     return r.status();
   }
+  // Source archives uploaded for what was deleted (build_routes.cc keeps them in
+  // DATA/uploads/<team>/<app>/<component>/); only these kinds own such a directory.
+  if ((t.kind == model::kTeam || t.kind == model::kApp || t.kind == model::kComponent) &&
+      !tree_scope.empty() && !s.options.data_dir.empty()) {
+    std::error_code ec;
+    std::filesystem::remove_all(s.options.data_dir + "/uploads/" + tree_scope, ec);
+  }
   return Reply{200, {{"deleted", t.noun}, {"name", t.name}, {"revision", r->revision}}, {}, nullptr};
 }
 

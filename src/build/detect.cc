@@ -204,10 +204,12 @@ Status DetectNode(Ctx& c) {
     c.d.build_steps.push_back("pnpm install --frozen-lockfile");
     Reason(c, "package.json found; pnpm-lock.yaml → pnpm");
   } else if (IsFile(c.dir, "yarn.lock")) {
-    pm = "yarn";
-    c.d.tools.push_back({"yarn", "yarnpkg", {"--version"}});
-    c.d.build_steps.push_back("yarn install --frozen-lockfile --non-interactive");
-    Reason(c, "package.json found; yarn.lock → yarn");
+    // Debian's yarnpkg installs the command as `yarnpkg` only (`yarn` is cmdtest's); npm's and
+    // corepack's yarn install `yarnpkg` too, so that name works everywhere.
+    pm = "yarnpkg";
+    c.d.tools.push_back({"yarnpkg", "yarnpkg", {"--version"}});
+    c.d.build_steps.push_back("yarnpkg install --frozen-lockfile --non-interactive");
+    Reason(c, "package.json found; yarn.lock → yarn (run as yarnpkg)");
   } else {
     c.d.tools.push_back({"npm", "npm", {"--version"}});
     c.d.build_steps.push_back("npm install --no-audit --no-fund");
@@ -400,7 +402,7 @@ std::string LanguageOfCommand(const std::string& cmd) {
   first = first.substr(0, first.find_first_of(" \t"));
   if (first.find('/') != std::string::npos) first = first.substr(first.rfind('/') + 1);
   static const std::map<std::string, std::string> kByProgram = {
-      {"node", "node"},      {"npm", "node"},        {"yarn", "node"},     {"pnpm", "node"},
+      {"node", "node"},      {"npm", "node"},        {"yarn", "node"},     {"yarnpkg", "node"}, {"pnpm", "node"},
       {"npx", "node"},       {"python", "python"},   {"python3", "python"}, {"gunicorn", "python"},
       {"uvicorn", "python"}, {"flask", "python"},    {"java", "java"},     {"ruby", "ruby"},
       {"bundle", "ruby"},    {"rackup", "ruby"},     {"php", "php"}};

@@ -31,7 +31,7 @@ struct Probe {
 constexpr Probe kProbes[] = {
     {"node", "node", "node", "nodejs", "node --version"},
     {"node", "npm", "npm", "npm", "npm --version"},
-    {"node", "yarn", "yarn", "yarnpkg", "yarn --version"},
+    {"node", "yarnpkg", "yarnpkg", "yarnpkg", "yarnpkg --version"},  // builds run yarn as yarnpkg
     {"node", "pnpm", "pnpm", "pnpm (npm install -g pnpm)", "pnpm --version"},
     {"python", "python3", "python3", "python3", "python3 --version"},
     {"python", "python3", "python3 -m pip", "python3-pip", "python3 -m pip --version"},

@@ -172,6 +172,9 @@ class UploadTest(BerthTestCase):
         status, body = self.upload("nope", big)
         self.assertEqual(status, 404, body)
         self.assertEqual(self.leftovers(), [])
+        # Deleting the component removes its uploads.
+        self.ok(self.api("DELETE", self.comp("up")))
+        self.assertFalse(os.path.exists(os.path.dirname(kept)), kept)
 
     def test_cli_component_create_with_archive_uploads_builds_and_deploys(self):
         self.make_app("default", "upcli")
