@@ -602,11 +602,12 @@ class HttpSession final : public ConnBase {
   }
 
   void Finish() {
-    StopWatchdog();
     if (!timed_out_ && !closed_) {
+      // FIN before close: the client reads our last response before the connection ends.
       error_code ec;
       beast::get_lowest_layer(stream_).shutdown(tcp::socket::shutdown_send, ec);
     }
+    StopWatchdog();
     CloseClient();
   }
 
@@ -634,6 +635,7 @@ class HttpSession final : public ConnBase {
     // A request body we did not read would be parsed as the next request: close instead.
     if (req_ && !req_->is_header_done()) keep = false;
     if (req_ && req_->is_header_done() && !req_->is_done()) keep = false;
+    if (req_ && req_->is_header_done() && !req_->get().keep_alive()) keep = false;
     res.keep_alive(keep);
     res.prepare_payload();
     status_ = status;
