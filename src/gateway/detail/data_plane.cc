@@ -598,7 +598,26 @@ class HttpSession final : public ConnBase {
       bool keep = co_await Exchange();
       if (!keep || closed_) break;
     }
+    if (linger_ && !closed_) co_await Linger();
     Finish();
+  }
+
+  // After an error answer to a request whose body (or header) we did not read: closing at once
+  // would reset the connection and the client could lose the answer while still sending. Shut
+  // our side, then discard what the client still sends for up to 2 s / 32 MiB.
+  awaitable<void> Linger() {
+    error_code ec;
+    auto& sock = beast::get_lowest_layer(stream_);
+    sock.shutdown(tcp::socket::shutdown_send, ec);
+    SetDeadline(2000);
+    auto tmp = w_.TakeBuf();
+    size_t total = 0;
+    while (total < (32u << 20)) {
+      size_t n = co_await sock.async_read_some(asio::buffer(tmp.get(), kBodyChunk), BERTH_EC(ec));
+      if (ec) break;
+      total += n;
+    }
+    w_.GiveBuf(std::move(tmp));
   }
 
   void Finish() {
@@ -633,8 +652,10 @@ class HttpSession final : public ConnBase {
                    (reason.empty() ? "" : ": " + SafeHeaderValue(reason)) + "\n";
     }
     // A request body we did not read would be parsed as the next request: close instead.
-    if (req_ && !req_->is_header_done()) keep = false;
-    if (req_ && req_->is_header_done() && !req_->is_done()) keep = false;
+    if (req_ && (!req_->is_header_done() || !req_->is_done())) {
+      keep = false;
+      linger_ = true;
+    }
     if (req_ && req_->is_header_done() && !req_->get().keep_alive()) keep = false;
     res.keep_alive(keep);
     res.prepare_payload();
@@ -1068,6 +1089,7 @@ class HttpSession final : public ConnBase {
   RouteRt* route_ = nullptr;
   bool keep_client_ = true;
   bool expect_continue_ = false;
+  bool linger_ = false;
   int status_ = 0;
   uint64_t bytes_in_ = 0, bytes_out_ = 0;
   std::chrono::steady_clock::time_point start_;
