@@ -677,6 +677,11 @@ class GatewayProxyTest(unittest.TestCase):
         c.request("POST", "/", body=b"x" * 2000, headers={"Host": "small.test"})
         self.assertEqual(c.getresponse().status, 413)
         c.close()
+        # A client still sending a big body reads the 413 (lingering close, not a reset).
+        c = conn(self.gw.http)
+        c.request("POST", "/", body=b"x" * (16 << 20), headers={"Host": "small.test"})
+        self.assertEqual(c.getresponse().status, 413)
+        c.close()
         c = conn(self.gw.http)
         c.request("POST", "/", body=b"x" * 500, headers={"Host": "small.test"})
         r = c.getresponse()
