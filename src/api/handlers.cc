@@ -8,6 +8,7 @@
 #include "api/detail/service.h"
 #include "auth/crypto.h"
 #include "core/names.h"
+#include "core/proc_usage.h"
 
 namespace berth::api {
 namespace {
@@ -744,7 +745,22 @@ Result<Reply> DeleteComponent(Service& s, Ctx& ctx) {
     return FailedPrecondition("other components depend on " + Quoted(ctx.P("component")) + " (" +
                               JoinList(deps) + "): remove those dependencies first");
   }
-  return DeleteOf(s, ctx, ComponentTarget(ctx, ctx.P("component")), CompScope(ctx));
+  std::string volumes = ctx.req.Query("volumes");
+  if (!volumes.empty() && volumes != "keep" && volumes != "delete") {
+    return InvalidArgument("volumes must be keep (the default) or delete", "volumes");
+  }
+  BERTH_ASSIGN_OR_RETURN(Reply r, DeleteOf(s, ctx, ComponentTarget(ctx, ctx.P("component")), CompScope(ctx)));
+  if (volumes == "delete" && !s.options.data_dir.empty()) {
+    // The instances still stopping may hold files open there; unlinked files stay readable
+    // to them until they exit.
+    std::error_code ec;
+    std::filesystem::remove_all(s.options.data_dir + "/volumes/" + CompScope(ctx), ec);
+    if (ec) return Internal("component deleted, but its volumes were not: " + ec.message());
+    r.body["volumes"] = "deleted";
+  } else {
+    r.body["volumes"] = "kept";
+  }
+  return r;
 }
 
 // ---- dependencies, versions, instances, events ---------------------------------------------
@@ -760,6 +776,47 @@ Result<Reply> GetUnderComponent(Service& s, Ctx& ctx, const std::string& kind,
   BERTH_RETURN_IF_ERROR(Need(s, ctx, Role::kViewer, "read components"));
   BERTH_RETURN_IF_ERROR(ComponentExists(s, ctx.P("team"), ctx.P("app"), ctx.P("component")));
   return GetOf(s, Target{kind, CompScope(ctx), ctx.P(param), noun, "", ""});
+}
+
+// Instances as stored plus `usage` {rss_bytes, cpu_seconds, processes} of the app's process
+// group read from /proc now (null when it does not run here), so usage is live without the
+// runtime rewriting instances every few seconds.
+void AddUsage(Json& body) {
+  std::vector<Json*> insts;
+  if (body.contains("items") && body["items"].is_array()) {
+    for (Json& i : body["items"]) insts.push_back(&i);
+  } else if (body.is_object()) {
+    insts.push_back(&body);
+  }
+  std::set<int> pgids;
+  for (const Json* i : insts) {
+    int pid = i->value("pid", 0);
+    if (pid > 0) pgids.insert(pid);
+  }
+  auto usage = ReadProcessGroups(pgids);
+  for (Json* i : insts) {
+    auto it = usage.find(i->value("pid", 0));
+    if (it == usage.end()) {
+      (*i)["usage"] = nullptr;
+      continue;
+    }
+    (*i)["usage"] = {{"rss_bytes", it->second.rss_bytes},
+                     {"cpu_seconds", static_cast<double>(static_cast<int64_t>(
+                                         it->second.cpu_seconds * 100 + 0.5)) / 100},
+                     {"processes", it->second.processes}};
+  }
+}
+
+Result<Reply> ListInstances(Service& s, Ctx& ctx) {
+  BERTH_ASSIGN_OR_RETURN(Reply r, ReadUnderComponent(s, ctx, model::kInstance, false));
+  AddUsage(r.body);
+  return r;
+}
+
+Result<Reply> GetInstance(Service& s, Ctx& ctx) {
+  BERTH_ASSIGN_OR_RETURN(Reply r, GetUnderComponent(s, ctx, model::kInstance, "instance", "instance"));
+  AddUsage(r.body);
+  return r;
 }
 
 Result<Reply> AddDependency(Service& s, Ctx& ctx) {
@@ -1078,11 +1135,11 @@ void RegisterResourceRoutes(Service& svc) {
 
       {"GET", C + "/instances", "List the component's running instances", "instances", "",
        "Instance", true, 200,
-       [](Service& s, Ctx& c) { return ReadUnderComponent(s, c, model::kInstance, false); }},
+       ListInstances},
       {"GET", C + "/instances/{instance}", "Show an instance", "instances", "", "Instance", false,
        200,
        [](Service& s, Ctx& c) {
-         return GetUnderComponent(s, c, model::kInstance, "instance", "instance");
+         return GetInstance(s, c);
        }},
       {"GET", C + "/events", "The component's events, newest first", "events", "", "Event", true,
        200, [](Service& s, Ctx& c) { return ReadUnderComponent(s, c, model::kEvent, true); }},

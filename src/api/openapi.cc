@@ -114,7 +114,8 @@ Json Schemas() {
                            {"description", "where the component answers through the gateway"}}},
             {"rollout", Obj({{"max_surge", {{"description", "a count or a percentage such as \"25%\""}}},
                              {"max_unavailable", {{"description", "a count or a percentage"}}}})},
-            {"grace_period_s", Int()}}),
+            {"grace_period_s", Int()},
+            {"connection_env", {{"type", "object"}, {"additionalProperties", Str()}}}}),
       {"name"});
   s["Dependency"] = Obj(Meta({{"name", Str()}, {"team", Str()}, {"app", Str()}, {"component", Str()},
                               {"target_app", Str()}, {"target_component", Str()}}));

@@ -51,11 +51,12 @@ std::string Q(const std::string& s) { return "\"" + s + "\""; }
 
 // The runtime-relevant part of a stored component: what decides which instances run and how.
 // Source and build settings only matter to builds (except the start command); the rollout
-// settings say how to replace instances, not what runs.
+// settings say how to replace instances, not what runs; connection_env is for dependents.
 Json RuntimeView(const Json& c) {
   Json v = c;
   v.erase("source");
   v.erase("rollout");
+  v.erase("connection_env");  // what dependents get: their business, at their next start
   v.erase("revision");
   std::string start = c.contains("build") && c["build"].is_object()
                           ? c["build"].value("start_command", "")

@@ -597,6 +597,7 @@ void AddComponentCommands(CLI::App& app, const std::shared_ptr<Shared>& sh) {
     std::string kind, schedule, source, git, ref, archive, build_command, start_command, subdir;
     std::string max_surge, max_unavailable;
     int grace = 0;
+    std::vector<std::string> connection_env;
     std::vector<std::string> ports, env;
     int replicas = 0, memory = 0, cpu = 0;
     bool no_deploy = false;
@@ -741,6 +742,18 @@ void AddComponentCommands(CLI::App& app, const std::shared_ptr<Shared>& sh) {
                 "K=V")
             ->take_all();
     opts.emplace_back(env_opt, [op](ComponentFlags& f) { f.env = op->env; });
+    CLI::Option* conn_opt =
+        c->add_option("--connection-env", o->connection_env,
+                      "KEY=VALUE given to the components that depend on this one"
+                      " (KEY= removes it with set; repeatable)")
+            ->check(
+                [is_set](const std::string& v) {
+                  auto e = ParseEnvAssignment(v, is_set);
+                  return e.ok() ? std::string() : e.status().message();
+                },
+                "K=V")
+            ->take_all();
+    opts.emplace_back(conn_opt, [op](ComponentFlags& f) { f.connection_env = op->connection_env; });
     num("--replicas", &o->replicas, "Number of instances", &ComponentFlags::replicas);
     num("--memory", &o->memory, "Memory limit in MB (0 = none)", &ComponentFlags::memory_mb);
     num("--cpu", &o->cpu, "CPU limit in millicores (0 = none)", &ComponentFlags::cpu_millis);
@@ -776,13 +789,16 @@ void AddComponentCommands(CLI::App& app, const std::shared_ptr<Shared>& sh) {
   show->add_option("name", o->name, "Component name")->required();
   add_app(show);
 
-  CLI::App* del = Leaf(noun, sh, "delete", "Delete a component", [o, one](Session& s) {
-    auto resp = s.Call("DELETE", one(s));
+  auto delete_volumes = std::make_shared<bool>(false);
+  CLI::App* del = Leaf(noun, sh, "delete", "Delete a component", [o, one, delete_volumes](Session& s) {
+    auto resp = s.Call("DELETE", one(s) + (*delete_volumes ? "?volumes=delete" : ""));
     if (resp.ok()) s.PrintDone(*resp, "deleted component " + o->name);
     return resp.status();
   });
   del->add_option("name", o->name, "Component name")->required();
   add_app(del);
+  del->add_flag("--delete-volumes", *delete_volumes,
+                "Also delete its volumes (DATA/volumes/...; kept by default)");
 
   // Dependencies of one component.
   CLI::App* dep = Noun(&app, "dependency", "Manage what a component depends on");

@@ -11,6 +11,7 @@
 // Each is one or a few REST calls; the controller does the work asynchronously, `wait` and
 // `instances` show when it is done.
 #include <chrono>
+#include <cstdio>
 #include <thread>
 
 #include "cli/client_config.h"
@@ -280,9 +281,19 @@ void AddViews(CLI::App& app, const std::shared_ptr<Shared>& sh) {
     }
     std::vector<std::vector<std::string>> rows;
     for (const auto& i : l.value("items", Json::array())) {
+      std::string mem = "-", cpu = "-";
+      const Json usage = i.value("usage", Json());
+      if (usage.is_object()) {
+        char buf[32];
+        std::snprintf(buf, sizeof buf, "%.1f MiB",
+                      static_cast<double>(usage.value("rss_bytes", int64_t{0})) / (1 << 20));
+        mem = buf;
+        std::snprintf(buf, sizeof buf, "%.2f s", usage.value("cpu_seconds", 0.0));
+        cpu = buf;
+      }
       rows.push_back({Str(i, "name"), Str(i, "version"), Str(i, "state"),
                       i.value("ready", false) ? "yes" : "no", Cell(i.value("pid", Json(0))),
-                      Cell(i.value("port", Json(0))), Cell(i.value("restarts", Json(0))),
+                      Cell(i.value("port", Json(0))), mem, cpu, Cell(i.value("restarts", Json(0))),
                       Field(i, "started_at"), ExitText(i.value("last_exit", Json())),
                       Str(i, "message")});
     }
@@ -292,7 +303,8 @@ void AddViews(CLI::App& app, const std::shared_ptr<Shared>& sh) {
       c.err() << "No instances found.\n";
       return Status::Ok();
     }
-    c.out() << RenderTable({"NAME", "VERSION", "STATE", "READY", "PID", "PORT", "RESTARTS",
+    c.out() << RenderTable({"NAME", "VERSION", "STATE", "READY", "PID", "PORT", "MEMORY", "CPU TIME",
+                            "RESTARTS",
                             "STARTED", "LAST EXIT", "MESSAGE"},
                            rows);
     return Status::Ok();

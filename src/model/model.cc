@@ -407,6 +407,14 @@ Result<Component> ParseComponent(const Json& in) {
     }
   });
   r.Int("grace_period_s", &c.grace_period_s, 0, 3600);
+  r.StrMap("connection_env", [&](const std::string& k, const std::string& v) {
+    if (!r.ok()) return;
+    r.Fail(ValidateEnvName(k, "connection_env." + k));
+    if (r.ok() && v.size() > 65536) {
+      r.Fail(InvalidArgument("connection_env." + k + " is longer than 64 KiB", "connection_env." + k));
+    }
+    c.connection_env[k] = v;
+  });
   if (r.ok()) {
     if (c.kind == "cronjob") {
       if (c.schedule.empty()) {
@@ -481,7 +489,8 @@ Json ToJson(const Component& c) {
           {"rollout",
            {{"max_surge", c.rollout.max_surge.ToJson()},
             {"max_unavailable", c.rollout.max_unavailable.ToJson()}}},
-          {"grace_period_s", c.grace_period_s}};
+          {"grace_period_s", c.grace_period_s},
+          {"connection_env", c.connection_env}};
 }
 
 int Amount::Resolve(int replicas, bool round_up) const {

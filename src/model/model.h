@@ -188,6 +188,9 @@ struct Component {
   int64_t restart_generation = 0;
   Rollout rollout;
   int grace_period_s = 10;  // stop: SIGTERM, this long, then SIGKILL
+  // Connection info this component gives the components that depend on it (Rainbond's
+  // "connection information"), e.g. {"DB_USER": "app"}: set in their env as written.
+  std::map<std::string, std::string> connection_env;
 };
 Result<Component> ParseComponent(const Json& in);
 Json ToJson(const Component& c);

@@ -158,6 +158,11 @@ void Controller::ProcessChanges() {
       };
       if (o.kind == model::kComponent) {
         mark(o.scope + "/" + o.name);
+        // Its connection_env may have changed: dependents get it at their next start.
+        auto deps = store_.FindByIndex(model::kDependency, o.scope + "/" + o.name);
+        if (deps.ok()) {
+          for (const Object& d : *deps) mark(d.scope);
+        }
       } else if (o.kind == model::kVersion || o.kind == model::kDependency ||
                  o.kind == model::kOperation) {
         mark(o.scope);
@@ -409,6 +414,9 @@ Result<DesiredComponent> Controller::Resolve(const ComponentRef& ref, const Json
       t.resources = c.resources;
       t.restart_generation = c.restart_generation;
       t.grace_s = c.grace_period_s;
+      for (const model::Volume& v : c.volumes) {
+        t.volumes.push_back({v.name, v.path, c.kind == "stateful" && !v.shared});
+      }
       d.tmpl = std::move(t);
     }
   }
@@ -426,6 +434,17 @@ std::map<std::string, std::string> Controller::DependencyEnv(const ComponentRef&
     std::string target = d.value("target_component", "");
     if (target.empty()) continue;
     std::string name = EnvName(o.name);
+    // The dependency's own connection info (Rainbond style: names as its owner wrote them;
+    // the dependent's own env wins on a clash, see Launch).
+    auto target_obj = store_.Get(model::kComponent, ref.team + "/" + target_app, target);
+    if (target_obj.ok()) {
+      Json tc = ParseBody(*target_obj);
+      if (tc.contains("connection_env") && tc["connection_env"].is_object()) {
+        for (const auto& [k, v] : tc["connection_env"].items()) {
+          if (v.is_string()) env[k] = v.get<std::string>();
+        }
+      }
+    }
     env[name + "_HOST"] = "127.0.0.1";
     auto insts = ListAll(store_, model::kInstance, ref.team + "/" + target_app + "/" + target);
     if (!insts.ok()) continue;

@@ -35,6 +35,11 @@ std::string InstanceTemplate::Fingerprint() const {
   // Only a non-default grace period is part of the digest, so instances started before the
   // setting existed keep their fingerprint (and are not replaced by an upgrade of berth).
   if (grace_s != 10) j["grace"] = grace_s;
+  if (!volumes.empty()) {
+    Json vols = Json::array();
+    for (const auto& v : volumes) vols.push_back({v.name, v.path, v.per_instance});
+    j["volumes"] = vols;
+  }
   // FNV-1a 64: stable across processes and builds (the fingerprint is stored in shim specs).
   uint64_t h = 1469598103934665603ULL;
   for (unsigned char ch : j.dump()) {

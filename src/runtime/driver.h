@@ -41,6 +41,14 @@ struct InstanceTemplate {
   // SIGTERM → SIGKILL when an instance stops; part of the instance (the shim holds it), so a
   // change replaces the instances, as Kubernetes does for a pod's grace period.
   int grace_s = 10;
+  // Persistent directories mounted (by symlink) at `path` in the working dir; per instance
+  // for stateful components (unless shared), else one per component.
+  struct VolumeMount {
+    std::string name;
+    std::string path;
+    bool per_instance = false;
+  };
+  std::vector<VolumeMount> volumes;
 
   // A stable digest of everything above: equal fingerprints = interchangeable instances.
   std::string Fingerprint() const;

@@ -71,6 +71,7 @@ void LocalDriver::Adopt() {
     if (d.obs.state == ShimObservation::State::kRunning) {
       in.phase = Phase::kStarting;
       in.message = "adopted";
+      in.adopted_unobserved = true;
     } else {
       // It exited while the server was away: restart it now (counted as a crash).
       in.phase = Phase::kBackoff;
@@ -205,9 +206,12 @@ void LocalDriver::Converge(Component& c) {
   int ready_cur = 0;
   for (Instance* in : cur) ready_cur += Ready(*in) ? 1 : 0;
   std::vector<Instance*> old_ready;
+  int old_unknown = 0;
   for (Instance* in : old) {
     if (Ready(*in)) {
       old_ready.push_back(in);
+    } else if (in->adopted_unobserved) {
+      ++old_unknown;  // a server restart mid-rollout: it probably still serves; look first
     } else {
       BeginStop(c, *in, AfterStop::kRemove);  // serves nothing: replace at once
     }
@@ -215,7 +219,7 @@ void LocalDriver::Converge(Component& c) {
   std::sort(old_ready.begin(), old_ready.end(),
             [](const Instance* a, const Instance* b) { return a->index > b->index; });
   int ready_total = ready_cur + static_cast<int>(old_ready.size());
-  int live_old = static_cast<int>(old_ready.size());
+  int live_old = static_cast<int>(old_ready.size()) + old_unknown;
   for (Instance* in : old_ready) {
     if (ready_total - 1 < min_ready) break;
     BeginStop(c, *in, AfterStop::kRemove);
@@ -296,6 +300,7 @@ Status LocalDriver::Launch(Component& c, Instance& in) {
   spec.restarts = in.restarts;
   spec.resources = t.resources;
   spec.grace_s = t.grace_s;
+  spec.volumes = t.volumes;
   in.env = env;
   in.phase = Phase::kStarting;
   in.started_at = clock_.Now();
@@ -359,6 +364,7 @@ void LocalDriver::Supervise(Component& c, Instance& in) {
     return;
   }
   ShimObservation obs = host_.Observe(c.ref, in.name);
+  in.adopted_unobserved = false;
   if (in.phase == Phase::kStopping) {
     if (!in.stop_sent && obs.state == ShimObservation::State::kRunning) {
       if (now < in.stop_at) return;  // draining: reported unready, still serving

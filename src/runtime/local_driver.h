@@ -47,6 +47,7 @@ struct LaunchSpec {
   int restarts = 0;
   model::Resources resources;
   int grace_s = 10;
+  std::vector<InstanceTemplate::VolumeMount> volumes;  // prepared by the host, not the shim
 };
 
 // What the machine says about one shim.
@@ -170,6 +171,9 @@ class LocalDriver final : public Driver {
     std::optional<LastExit> last_exit;
     Check startup, readiness, liveness;
     std::string message;
+    // Adopted from a previous server and not observed yet: whether it serves is unknown until
+    // the first Supervise, so a rollout neither counts it ready nor replaces it as unready.
+    bool adopted_unobserved = false;
   };
   struct Component {
     ComponentRef ref;

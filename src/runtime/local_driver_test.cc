@@ -510,5 +510,50 @@ TEST_F(RolloutTest, StopWaitsTheGracePeriodBeforeKilling) {
   EXPECT_LT(clock_.Now() - t0, seconds(27));
 }
 
+TEST_F(LocalDriverTest, AdoptedOutdatedInstancesServeUntilTheRolloutReplacesThem) {
+  // The server died mid-rollout: two v1 instances (outdated) and one v2 still starting.
+  DesiredComponent v1 = Desired("v1", 2), v2 = Desired("v2", 2);
+  auto shim = [&](const std::string& name, const DesiredComponent& d, int port) {
+    DiscoveredShim s;
+    s.spec.ref = ref_;
+    s.spec.instance = name;
+    s.spec.version = d.tmpl->version;
+    s.spec.fingerprint = d.tmpl->Fingerprint();
+    s.spec.port = port;
+    s.spec.ports = {{8080, port}};
+    s.obs.state = ShimObservation::State::kRunning;
+    s.obs.shim_pid = port + 1;
+    s.obs.app_pid = port + 2;
+    host_.discovered.push_back(s);
+    FakeShim fs;
+    fs.spec = s.spec;
+    fs.obs = s.obs;
+    host_.shims[name] = fs;
+  };
+  shim("web-1", v1, 31000);
+  shim("web-2", v1, 31010);
+  shim("web-3", v2, 31020);
+  host_.probe_ok[31020] = false;  // v2 is not ready yet
+  driver_.Adopt();
+  driver_.Apply(v2);
+  for (int i = 0; i < 20; ++i) {
+    driver_.Tick();
+    EXPECT_TRUE(host_.stops.empty()) << "tick " << i << ": no old instance goes before v2 is ready";
+    if (i > 0) EXPECT_EQ(CountReady(), 2) << "tick " << i;
+    clock_.Advance(milliseconds(100));
+  }
+  EXPECT_TRUE(host_.launches.empty()) << "the surge is taken by the adopted v2 instance";
+  host_.probe_ok[31020] = true;
+  host_.default_probe_ok = true;
+  ASSERT_TRUE(TickUntil([&] {
+    host_.FinishStops();
+    auto obs = Obs();
+    return obs.size() == 2 && std::all_of(obs.begin(), obs.end(), [](const InstanceStatus& s) {
+             return s.version == "v2" && s.ready;
+           });
+  }, 400));
+  EXPECT_EQ(host_.launches.size(), 1u);
+}
+
 }  // namespace
 }  // namespace berth::runtime

@@ -292,6 +292,18 @@ Result<int> SystemHost::Launch(const LaunchSpec& spec) {
     out << detail::RenderTemplate(f.content, spec.env);
     if (!out) return Internal("cannot write config file " + target.string());
   }
+  for (const auto& v : spec.volumes) {
+    // A symlink, not a bind mount: works unprivileged and survives the working dir being
+    // rebuilt at every start (the link is made again; the directory it names stays).
+    std::string dir = L.VolumeDir(spec.ref, v.name, v.per_instance ? spec.instance : "");
+    fs::create_directories(dir, ec);
+    if (ec) return Internal("cannot create volume " + v.name + " at " + dir + ": " + ec.message());
+    fs::path target = fs::path(s.workdir) / v.path;
+    fs::remove_all(target, ec);  // the artifact's own content there is hard links: unharmed
+    fs::create_directories(target.parent_path(), ec);
+    fs::create_directory_symlink(dir, target, ec);
+    if (ec) return Internal("cannot mount volume " + v.name + " at " + target.string() + ": " + ec.message());
+  }
   fs::create_directories(fs::path(s.log_path).parent_path(), ec);
   std::string run_dir = L.RunDir(spec.ref, spec.instance);
   fs::create_directories(run_dir, ec);

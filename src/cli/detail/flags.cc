@@ -206,6 +206,14 @@ Result<Json> BuildComponentBody(const std::string& name, const ComponentFlags& f
     if (*f.replicas < 0) return InvalidArgument("--replicas must be >= 0", "replicas");
     body["replicas"] = *f.replicas;
   }
+  if (f.connection_env) {
+    Json env = Json::object();
+    for (const auto& e : *f.connection_env) {
+      BERTH_ASSIGN_OR_RETURN(EnvAssignment a, ParseEnvAssignment(e, patch));
+      env[a.key] = a.value ? Json(*a.value) : Json();
+    }
+    body["connection_env"] = env;
+  }
   Json rollout = Json::object();
   for (auto [given, key, flag] :
        {std::tuple{&f.max_surge, "max_surge", "--max-surge"},

@@ -52,6 +52,7 @@ struct ComponentFlags {
   // Rolling update: a count ("1") or a percentage ("25%"); stop grace in seconds.
   std::optional<std::string> max_surge, max_unavailable;
   std::optional<int> grace_period_s;
+  std::optional<std::vector<std::string>> connection_env;  // KEY=VALUE, like env
 };
 
 // Builds the POST body (patch = false, includes `name`) or the JSON merge patch for PATCH

@@ -30,6 +30,13 @@ struct Layout {
   std::string WorkDir(const ComponentRef& r, const std::string& instance) const {
     return data_dir + "/instances/" + r.Scope() + "/" + instance;
   }
+  // DATA/volumes/<team>/<app>/<component>/<volume>[/<instance>]: outlives instances, deploys
+  // and restarts; removed only with the component when asked (api: ?volumes=delete).
+  std::string VolumeDir(const ComponentRef& r, const std::string& volume,
+                        const std::string& instance) const {
+    std::string d = data_dir + "/volumes/" + r.Scope() + "/" + volume;
+    return instance.empty() ? d : d + "/" + instance;
+  }
   std::string LogPath(const ComponentRef& r, const std::string& instance) const {
     return data_dir + "/logs/instances/" + r.Scope() + "/" + instance + ".log";
   }
