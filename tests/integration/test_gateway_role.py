@@ -17,7 +17,7 @@ import subprocess
 import textwrap
 import unittest
 
-from harness import BerthTestCase, _die_with_parent, _live
+from harness import BerthTestCase, _die_with_parent, _live, _tail
 from test_runtime import Reaper, wait_for
 
 V = "/api/v1/teams/default"
@@ -98,20 +98,29 @@ class GatewayRoleTest(BerthTestCase):
                 timeout: float = 40.0) -> set[str]:
         """Polls the gateway until `tries` requests in a row answer 200 and the set of bodies
         seen among them is `want` (a set, or a predicate on the set)."""
+        last = []
+
         def check():
             seen = set()
             for _ in range(tries):
                 try:
                     st, body = via_gateway(addr, host)
-                except OSError:
+                except OSError as e:
+                    last[:] = [repr(e)]
                     return None
                 if st != 200:
+                    last[:] = [st, body[:300]]
                     return None
                 seen.add(body)
             self.reaper.scan()
+            last[:] = [seen]
             ok = want(seen) if callable(want) else seen == want
             return seen if ok else None
-        return wait_for(check, what, timeout=timeout)
+        try:
+            return wait_for(check, what, timeout=timeout)
+        except AssertionError as e:
+            raise AssertionError(f"{e}; last answer: {last!r}\n--- gateway.log tail ---\n"
+                                 f"{_tail(os.path.join(self.srv.data_dir, 'gateway', 'gateway.log'))}")
 
     def gateways(self) -> list[int]:
         """PIDs of every `berth gateway` process serving this server's state directory."""

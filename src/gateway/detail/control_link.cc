@@ -292,7 +292,8 @@ struct ControlLink::Impl {
       p.get().body().data = chunk;
       p.get().body().size = sizeof chunk;
       s.expires_after(status == 200 ? opt.watch_idle_timeout : opt.request_timeout);
-      co_await http::async_read(s, buf, p, Checked(ec));
+      // read_some: a watch line must be seen when it arrives, not once 16 KiB have.
+      co_await http::async_read_some(s, buf, p, Checked(ec));
       if (ec == http::error::need_buffer) ec = {};
       if (ec) break;
       pending.append(chunk, sizeof chunk - p.get().body().size);
