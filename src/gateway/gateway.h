@@ -48,7 +48,9 @@ class DataPlane {
   virtual std::string https_address() const = 0;
   virtual std::string admin_address() const = 0;
 
-  // Stops accepting, lets in-flight exchanges finish for up to `drain_ms`, then closes.
+  // Stops accepting, closes idle keep-alive connections (within a second), lets in-flight
+  // exchanges finish for up to `drain_ms`, then closes everything and joins the io threads:
+  // never call it from a handler running on an io thread.
   virtual void Stop(int drain_ms) = 0;
 };
 

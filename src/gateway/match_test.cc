@@ -17,7 +17,7 @@ HttpRoute R(std::string id, std::vector<std::string> domains, std::string prefix
 }
 
 struct Case {
-  const char* host;
+  std::string host;
   const char* target;
   std::vector<std::pair<std::string, std::string>> headers;
   const char* want;  // route id, "" = no match
@@ -64,7 +64,7 @@ TEST(Match, Table) {
       {"other.localhost", "/", {}, ""},
       {"", "/", {}, ""},
       {"[::1]:80", "/", {}, ""},
-      {std::string(300, 'a').c_str(), "/", {}, ""},
+      {std::string(300, 'a'), "/", {}, ""},
   };
   for (const auto& c : cases) {
     VectorHeaders h(c.headers);

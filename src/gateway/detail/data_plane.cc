@@ -598,15 +598,35 @@ class HttpSession final : public ConnBase {
       bool keep = co_await Exchange();
       if (!keep || closed_) break;
     }
+    if (linger_ && !closed_) co_await Linger();
     Finish();
   }
 
+  // After an error answer to a request whose body (or header) we did not read: closing at once
+  // would reset the connection and the client could lose the answer while still sending. Shut
+  // our side, then discard what the client still sends for up to 2 s / 32 MiB.
+  awaitable<void> Linger() {
+    error_code ec;
+    auto& sock = beast::get_lowest_layer(stream_);
+    sock.shutdown(tcp::socket::shutdown_send, ec);
+    SetDeadline(2000);
+    auto tmp = w_.TakeBuf();
+    size_t total = 0;
+    while (total < (32u << 20)) {
+      size_t n = co_await sock.async_read_some(asio::buffer(tmp.get(), kBodyChunk), BERTH_EC(ec));
+      if (ec) break;
+      total += n;
+    }
+    w_.GiveBuf(std::move(tmp));
+  }
+
   void Finish() {
-    StopWatchdog();
     if (!timed_out_ && !closed_) {
+      // FIN before close: the client reads our last response before the connection ends.
       error_code ec;
       beast::get_lowest_layer(stream_).shutdown(tcp::socket::shutdown_send, ec);
     }
+    StopWatchdog();
     CloseClient();
   }
 
@@ -632,8 +652,11 @@ class HttpSession final : public ConnBase {
                    (reason.empty() ? "" : ": " + SafeHeaderValue(reason)) + "\n";
     }
     // A request body we did not read would be parsed as the next request: close instead.
-    if (req_ && !req_->is_header_done()) keep = false;
-    if (req_ && req_->is_header_done() && !req_->is_done()) keep = false;
+    if (req_ && (!req_->is_header_done() || !req_->is_done())) {
+      keep = false;
+      linger_ = true;
+    }
+    if (req_ && req_->is_header_done() && !req_->get().keep_alive()) keep = false;
     res.keep_alive(keep);
     res.prepare_payload();
     status_ = status;
@@ -853,7 +876,9 @@ class HttpSession final : public ConnBase {
             co_return Outcome::kClosed;
           }
           req.body().size = kBodyChunk - req.body().size;
-          req.body().data = body.get();
+          // No bytes (only chunk framing was parsed): a zero-size piece would make the chunked
+          // serializer emit the last-chunk marker.
+          req.body().data = req.body().size ? body.get() : nullptr;
           req.body().more = !req_->is_done();
           bytes_in_ += req.body().size;
           sent_any_body = true;
@@ -925,7 +950,7 @@ class HttpSession final : public ConnBase {
             co_return Outcome::kClosed;
           }
           res.body().size = kBodyChunk - res.body().size;
-          res.body().data = body.get();
+          res.body().data = res.body().size ? body.get() : nullptr;
           res.body().more = !res_->is_done();
           bytes_out_ += res.body().size;
         } else {
@@ -1064,6 +1089,7 @@ class HttpSession final : public ConnBase {
   RouteRt* route_ = nullptr;
   bool keep_client_ = true;
   bool expect_continue_ = false;
+  bool linger_ = false;
   int status_ = 0;
   uint64_t bytes_in_ = 0, bytes_out_ = 0;
   std::chrono::steady_clock::time_point start_;
@@ -1277,6 +1303,13 @@ Status Impl::Init() {
                         std::string* bound) -> Status {
     if (addr.empty()) return Status::Ok();
     BERTH_ASSIGN_OR_RETURN(tcp::endpoint ep, ParseAddress(addr, what));
+    if (ep.port() != 0) {
+      // SO_REUSEPORT would let this gateway silently share a port with another process that
+      // also set it; a plain bind first proves the port is free.
+      BERTH_ASSIGN_OR_RETURN(auto probe, Listen(workers_[0]->io, ep, /*reuse_port=*/false, what));
+      error_code ec;
+      probe->close(ec);
+    }
     for (auto& w : workers_) {
       BERTH_ASSIGN_OR_RETURN(auto acc, Listen(w->io, ep, /*reuse_port=*/true, what));
       if (ep.port() == 0) {
