@@ -710,13 +710,21 @@ struct Def {
 }  // namespace
 
 void AddComponentAddresses(Service& s, const std::string& team, const std::string& app, Json* c) {
-  if (!c->is_object()) return;
-  auto parsed = model::ParseComponent(*c);
-  std::vector<model::Port> ports;
-  if (parsed.ok()) ports = parsed->ports;
-  auto addrs = routing::ComponentAddresses(s.store, team, app, c->value("name", ""), ports,
-                                           RoutingOptions(s));
-  (*c)["addresses"] = addrs.ok() ? Json(*addrs) : Json::array();
+  Json one = Json::array({std::move(*c)});
+  AddComponentListAddresses(s, team, app, &one);
+  *c = std::move(one[0]);
+}
+
+void AddComponentListAddresses(Service& s, const std::string& team, const std::string& app,
+                               Json* components) {
+  auto book = routing::AddressBook::Load(s.store, team, app, RoutingOptions(s));
+  for (Json& c : *components) {
+    if (!c.is_object()) continue;
+    auto parsed = model::ParseComponent(c);
+    std::vector<std::string> addrs;
+    if (book.ok() && parsed.ok()) addrs = book->Addresses(parsed->name, parsed->ports);
+    c["addresses"] = addrs;
+  }
 }
 
 void RegisterGatewayRoutes(Service& svc) {

@@ -680,7 +680,7 @@ Result<Reply> ListComponents(Service& s, Ctx& ctx) {
   BERTH_RETURN_IF_ERROR(Need(s, ctx, Role::kViewer, "read components"));
   BERTH_RETURN_IF_ERROR(AppExists(s, ctx.P("team"), ctx.P("app")));
   BERTH_ASSIGN_OR_RETURN(Reply r, ListOf(s, ctx, model::kComponent, AppScope(ctx)));
-  for (Json& c : r.body["items"]) AddComponentAddresses(s, ctx.P("team"), ctx.P("app"), &c);
+  AddComponentListAddresses(s, ctx.P("team"), ctx.P("app"), &r.body["items"]);
   return r;
 }
 
@@ -691,17 +691,21 @@ Result<Reply> CreateComponent(Service& s, Ctx& ctx) {
   BERTH_ASSIGN_OR_RETURN(int64_t ignored, TakeRevision(body));
   (void)ignored;
   BERTH_ASSIGN_OR_RETURN(model::Component c, model::ParseComponent(body));
-  return CreateOf(s, ctx, ComponentTarget(ctx, c.name), model::ToJson(c));
+  BERTH_ASSIGN_OR_RETURN(Reply r, CreateOf(s, ctx, ComponentTarget(ctx, c.name), model::ToJson(c)));
+  AddComponentAddresses(s, ctx.P("team"), ctx.P("app"), &r.body);
+  return r;
 }
 
 Result<Reply> UpdateComponent(Service& s, Ctx& ctx) {
   BERTH_RETURN_IF_ERROR(Need(s, ctx, Role::kDeveloper, "change components"));
   BERTH_RETURN_IF_ERROR(AppExists(s, ctx.P("team"), ctx.P("app")));
-  return UpdateOf(s, ctx, ComponentTarget(ctx, ctx.P("component")),
+  BERTH_ASSIGN_OR_RETURN(Reply r, UpdateOf(s, ctx, ComponentTarget(ctx, ctx.P("component")),
                   [](const Json& merged, const Json&) -> Result<Json> {
                     BERTH_ASSIGN_OR_RETURN(model::Component c, model::ParseComponent(merged));
                     return model::ToJson(c);
-                  });
+                  }));
+  AddComponentAddresses(s, ctx.P("team"), ctx.P("app"), &r.body);
+  return r;
 }
 
 Result<Reply> DeleteComponent(Service& s, Ctx& ctx) {

@@ -65,7 +65,11 @@ Result<Reply> Restart(Service& s, Ctx& ctx) {
                                   "apps/" + ctx.P("app") + "/components/" + ctx.P("component"),
                                   summary.dump()});
     auto r = s.store.Commit(b);
-    if (r.ok()) return Reply{202, RenderObject(r->objects.front()), {}, nullptr};
+    if (r.ok()) {
+      Json body = RenderObject(r->objects.front());
+      AddComponentAddresses(s, ctx.P("team"), ctx.P("app"), &body);
+      return Reply{202, body, {}, nullptr};
+    }
     if (r.status().code() != Code::kConflict) return r.status();
   }
   return RevisionConflict("the component is being changed concurrently: retry");

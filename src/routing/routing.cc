@@ -229,12 +229,17 @@ class Builder {
       for (const model::GatewayMatch& m : rule->cookies) r.cookies.push_back({m.name, m.value});
       for (const model::RuleBackend& b : rule->backends) {
         int port = b.port;
-        if (port == 0) {
+        if (port == 0) {  // the API resolves ports at write time; only hand-made data lacks one
           BERTH_ASSIGN_OR_RETURN(ComponentView* v, View(team, app, b.component));
           port = v->exists ? FirstHttpPort(v->spec.ports) : 0;
+          if (port == 0) continue;  // no pool can be named; the data plane rejects port 0
         }
         BERTH_ASSIGN_OR_RETURN(std::string key, Pool(team, app, b.component, port, b.version));
         r.backends.push_back({key, b.weight});
+      }
+      if (r.backends.empty()) {
+        Logger("routing")->warn("msg=\"rule has no usable backend: left out\" rule={}", r.id);
+        continue;
       }
       r.balance = ToBalance(rule->balance);
       r.hash_cookie = rule->hash_cookie;
@@ -423,34 +428,52 @@ Json SnapshotToJson(const gateway::Snapshot& s) {
           {"certificates", certs}};
 }
 
+Result<AddressBook> AddressBook::Load(Store& store, const std::string& team,
+                                      const std::string& app, const Options& options) {
+  AddressBook book;
+  book.team_ = team;
+  book.app_ = app;
+  book.options_ = options;
+  book.options_.secrets = nullptr;  // addresses never need keys
+  BERTH_ASSIGN_OR_RETURN(std::vector<Object> rules, ListAll(store, model::kHttpRule, team + "/" + app));
+  for (const Object& o : rules) {
+    auto rule = model::ParseHttpRule(Body(o));
+    if (rule.ok() && rule->domain.rfind("*.", 0) != 0) book.rules_.push_back(std::move(*rule));
+  }
+  return book;
+}
+
+std::vector<std::string> AddressBook::Addresses(const std::string& component,
+                                                const std::vector<model::Port>& ports) const {
+  std::vector<std::string> out;
+  auto with_port = [](int port, int default_port) {
+    return port == 0 || port == default_port ? std::string() : ":" + std::to_string(port);
+  };
+  std::string http_port = with_port(options_.http_port, 80);
+  for (const DefaultRoute& d : DefaultRoutes(team_, app_, component, ports, options_.domain_suffix)) {
+    for (const std::string& domain : d.domains) out.push_back("http://" + domain + http_port);
+  }
+  for (const model::HttpRule& rule : rules_) {
+    bool mine = false;
+    for (const model::RuleBackend& b : rule.backends) mine |= b.component == component && b.weight > 0;
+    if (!mine) continue;
+    std::string path = rule.path_prefix == "/" ? "" : rule.path_prefix;
+    if (!rule.certificate.empty()) {
+      out.push_back("https://" + rule.domain + with_port(options_.https_port, 443) + path);
+    } else {
+      out.push_back("http://" + rule.domain + http_port + path);
+    }
+  }
+  return out;
+}
+
 Result<std::vector<std::string>> ComponentAddresses(Store& store, const std::string& team,
                                                     const std::string& app,
                                                     const std::string& component,
                                                     const std::vector<model::Port>& ports,
                                                     const Options& options) {
-  std::vector<std::string> out;
-  auto with_port = [](const std::string& scheme, int port, int default_port) {
-    return port == 0 || port == default_port ? std::string() : ":" + std::to_string(port);
-  };
-  std::string http_port = with_port("http", options.http_port, 80);
-  for (const DefaultRoute& d : DefaultRoutes(team, app, component, ports, options.domain_suffix)) {
-    for (const std::string& domain : d.domains) out.push_back("http://" + domain + http_port);
-  }
-  BERTH_ASSIGN_OR_RETURN(std::vector<Object> rules, ListAll(store, model::kHttpRule, team + "/" + app));
-  for (const Object& o : rules) {
-    auto rule = model::ParseHttpRule(Body(o));
-    if (!rule.ok() || rule->domain.rfind("*.", 0) == 0) continue;
-    bool mine = false;
-    for (const model::RuleBackend& b : rule->backends) mine |= b.component == component && b.weight > 0;
-    if (!mine) continue;
-    std::string path = rule->path_prefix == "/" ? "" : rule->path_prefix;
-    if (!rule->certificate.empty()) {
-      out.push_back("https://" + rule->domain + with_port("https", options.https_port, 443) + path);
-    } else {
-      out.push_back("http://" + rule->domain + http_port + path);
-    }
-  }
-  return out;
+  BERTH_ASSIGN_OR_RETURN(AddressBook book, AddressBook::Load(store, team, app, options));
+  return book.Addresses(component, ports);
 }
 
 }  // namespace berth::routing

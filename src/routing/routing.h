@@ -66,4 +66,18 @@ Result<std::vector<std::string>> ComponentAddresses(Store& store, const std::str
                                                     const std::vector<model::Port>& ports,
                                                     const Options& options);
 
+// The same for many components of one app, reading the app's rules once (component lists).
+class AddressBook {
+ public:
+  static Result<AddressBook> Load(Store& store, const std::string& team, const std::string& app,
+                                  const Options& options);
+  std::vector<std::string> Addresses(const std::string& component,
+                                     const std::vector<model::Port>& ports) const;
+
+ private:
+  std::string team_, app_;
+  Options options_;
+  std::vector<model::HttpRule> rules_;  // the app's, wildcards left out
+};
+
 }  // namespace berth::routing

@@ -224,6 +224,23 @@ TEST_F(RoutingTest, UserRulesWithCanaryPoolsPerVersionAndAcrossComponents) {
   EXPECT_EQ(s.pools.at("default/shop/web:8080@v9").reason, "version v9 not found");
 }
 
+TEST_F(RoutingTest, HandMadeRulesWithoutPortsResolveOrAreLeftOut) {
+  App("default", "shop");
+  Component("default", "shop", "web", Json::array({WebPort(5432, false, "tcp"), WebPort(8080, false)}));
+  Component("default", "shop", "db", Json::array({WebPort(5432, false, "tcp")}));
+  auto a = model::ParseHttpRule(Json::parse(R"({"name":"a","domain":"a.example.com","backends":[{"component":"web"}]})"));
+  auto b = model::ParseHttpRule(Json::parse(R"({"name":"b","domain":"b.example.com","backends":[{"component":"db"}]})"));
+  ASSERT_TRUE(a.ok() && b.ok());
+  Put(model::kHttpRule, "default/shop", "a", model::ToJson(*a));
+  Put(model::kHttpRule, "default/shop", "b", model::ToJson(*b));
+  gateway::Snapshot s = Build();
+  const auto* ra = Route(s, "default/shop/a");
+  ASSERT_NE(ra, nullptr);
+  EXPECT_EQ(ra->backends[0].pool, "default/shop/web:8080");
+  EXPECT_EQ(Route(s, "default/shop/b"), nullptr);  // no HTTP port: no pool can be named
+  for (const auto& [key, pool] : s.pools) EXPECT_NE(pool.port, 0) << key;
+}
+
 TEST_F(RoutingTest, CertificatesAreDecryptedOnlyWhenUsed) {
   auto box = auth::SecretBox::FromKey(std::string(32, 's'));
   ASSERT_TRUE(box.ok());

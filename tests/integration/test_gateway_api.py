@@ -9,6 +9,7 @@ import subprocess
 import tempfile
 
 from harness import BerthServer, BerthTestCase, _free_port
+import test_runtime as rt  # the module, not its classes: unittest must not collect them here
 
 V = "/api/v1"
 HTTP_PORT = _free_port()
@@ -195,6 +196,29 @@ class GatewayApiTest(BerthTestCase):
         # Changing other fields keeps the rule's own claim.
         self.ok(self.api("PATCH", self.rules() + "/dup-example-com", {"balance": "hash_ip"}))
 
+    def test_racing_creates_of_one_domain_leave_one_rule(self):
+        import threading
+        results = []
+        barrier = threading.Barrier(6)
+
+        def create(i):
+            barrier.wait()
+            st, body, _ = self.api("POST", self.rules(), {
+                "name": f"race-{i}", "domain": "race.example.com",
+                "backends": [{"component": "web"}]})
+            results.append((st, body.get("code") if isinstance(body, dict) else None))
+        threads = [threading.Thread(target=create, args=(i,)) for i in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        self.assertEqual(sorted(st for st, _ in results), [201, 409, 409, 409, 409, 409], results)
+        self.assertEqual({c for st, c in results if st == 409}, {"domain_taken"})
+        rules = [r for r in self.ok(self.api("GET", self.rules()))["items"]
+                 if r["domain"] == "race.example.com"]
+        self.assertEqual(len(rules), 1)
+        self.ok(self.api("DELETE", self.rules() + "/" + rules[0]["name"]))
+
     def test_viewer_reads_but_cannot_write(self):
         self.ok(self.api("GET", self.rules(), token=self.viewer))
         self.ok(self.api("GET", f"{V}/teams/default/certificates", token=self.viewer))
@@ -338,6 +362,39 @@ class GatewayApiTest(BerthTestCase):
         self.ok(self.api("PUT", f"{V}/teams/default/apps/shop/components/web", comp))
         self.ok(self.api("DELETE", self.rules() + "/canary-example-com"))
 
+    def test_openapi_describes_the_gateway_routes(self):
+        doc = self.ok(self.anon("GET", f"{V}/openapi.json"))
+        paths = doc["paths"]
+        a = "/api/v1/teams/{team}/apps/{app}"
+        for path, methods in {
+            f"{a}/http-rules": {"get", "post"},
+            f"{a}/http-rules/{{rule}}": {"get", "put", "patch", "delete"},
+            f"{a}/tcp-rules": {"get", "post"},
+            f"{a}/tcp-rules/{{rule}}": {"get", "put", "patch", "delete"},
+            "/api/v1/teams/{team}/http-rules": {"get"},
+            "/api/v1/teams/{team}/tcp-rules": {"get"},
+            "/api/v1/teams/{team}/certificates": {"get", "post"},
+            "/api/v1/teams/{team}/certificates/{certificate}": {"get", "put", "delete"},
+            "/api/v1/gateway/snapshot": {"get"},
+        }.items():
+            self.assertIn(path, paths)
+            self.assertEqual(set(paths[path]), methods, path)
+        schemas = doc["components"]["schemas"]
+        refs = set()
+
+        def walk(x):
+            if isinstance(x, dict):
+                if "$ref" in x:
+                    refs.add(x["$ref"].rsplit("/", 1)[-1])
+                for v in x.values():
+                    walk(v)
+            elif isinstance(x, list):
+                for v in x:
+                    walk(v)
+        walk(doc)
+        self.assertEqual(refs - set(schemas), set(), "every $ref names a schema")
+        self.assertNotIn("key_pem", schemas["Certificate"]["properties"])
+
     # -- CLI ---------------------------------------------------------------------------------
 
     def test_cli(self):
@@ -387,6 +444,34 @@ class GatewayApiTest(BerthTestCase):
         self.cli("domain", "remove", "cli-shop-example-com", "--app", "shop")
         self.cli("cert", "remove", "cli")
         self.assertNotIn("cli", self.cli("cert", "list").stdout.split())
+
+
+class GatewayPoolsTest(rt.RuntimeCase):
+    """Pools come from the instances the real runtime writes: only ready ones, on their ports."""
+
+    def snapshot(self):
+        return self.ok(self.api("GET", f"{V}/gateway/snapshot"))
+
+    def test_pools_follow_the_runtime(self):
+        self.setup_app("gw", replicas=2, ports=[{"port": 8080, "outer": True}])
+        insts = self.wait_ready("gw", 2)
+        snap = self.snapshot()
+        pool = snap["pools"]["default/gw/web:8080"]
+        self.assertEqual(pool["reason"], "")
+        self.assertEqual(sorted((e["instance"], e["port"]) for e in pool["endpoints"]),
+                         sorted((i["name"], i["port"]) for i in insts))
+        for e in pool["endpoints"]:
+            self.assertEqual(e["host"], "127.0.0.1")
+            status, body = rt.http_get(e["port"])
+            self.assertEqual(status, 200)
+            self.assertIn(f"hello from {e['instance']}", body)
+        route = [r for r in snap["http_routes"] if r["id"] == "default/gw/web/default-8080"][0]
+        self.assertEqual(route["domains"], ["web.gw.localhost", "8080.web.gw.localhost"])
+
+        self.patch("gw", {"desired_state": "stopped"})
+        rt.wait_for(lambda: not self.instances("gw"), "instances to stop")
+        pool = self.snapshot()["pools"]["default/gw/web:8080"]
+        self.assertEqual((pool["endpoints"], pool["reason"]), ([], "component stopped"))
 
 
 if __name__ == "__main__":

@@ -46,10 +46,13 @@ void RegisterBuildRoutes(Service& s);
 void RegisterRuntimeRoutes(Service& s);
 // gateway_routes.cc: HTTP and TCP rules, certificates, the gateway snapshot.
 void RegisterGatewayRoutes(Service& s);
-// gateway_routes.cc: sets (*component)["addresses"] — where the component answers through the
+// gateway_routes.cc: sets (*component)["addresses"] on every component response — where the component answers through the
 // gateway (default domains, then the app's HTTP rules on it).
 void AddComponentAddresses(Service& s, const std::string& team, const std::string& app,
                            Json* component);
+// The same for a JSON array of components of one app (reads the app's rules once).
+void AddComponentListAddresses(Service& s, const std::string& team, const std::string& app,
+                               Json* components);
 // static_files.cc: the built console from options.web_root at "/" (outside /api).
 void RegisterStaticFiles(Service& s);
 // The response for a non-API GET/HEAD from web_root: a file, index.html for app routes, or 404
