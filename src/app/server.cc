@@ -231,9 +231,10 @@ int RunServer(const ServerConfig& cfg) {
     Json g = listening.ok() ? Json::parse(*listening, nullptr, false) : Json();
     if (g.is_object()) {
       std::string http_at = g.value("http", ""), port = http_at.substr(http_at.rfind(':') + 1);
-      std::printf("berth gateway (pid %d%s): apps at http://<component>.<app>.localhost:%s "
+      std::printf("berth gateway (pid %d%s): apps at http://<component>.<app>.%s:%s "
                   "(HTTP %s, HTTPS %s, metrics http://%s/metrics)\n",
-                  gateway->pid(), gateway->adopted() ? ", adopted" : "", port.c_str(),
+                  gateway->pid(), gateway->adopted() ? ", adopted" : "",
+                  cfg.domain_suffix.c_str(), port.c_str(),
                   http_at.c_str(), g.value("https", "").c_str(), g.value("admin", "").c_str());
     } else {
       std::printf("berth gateway (pid %d): not listening yet: %s\n", gateway->pid(),

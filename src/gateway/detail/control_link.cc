@@ -18,6 +18,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/log.h"
+#include "model/model.h"
 
 // GCC 12 reports asio's coroutine frames (class-specific operator new/delete) as mismatched
 // allocation pairs; a known false positive of the compiler with Boost 1.74's awaitable_frame.
@@ -123,7 +124,8 @@ bool RelevantKind(std::string_view kind) {
   // domains), and the control plane's own gateway objects (rules, certificates). A rule's
   // gateway_claim is written in the same commit as the rule, so it needs no refresh of its own.
   static constexpr std::string_view kKinds[] = {
-      "component", "instance", "version", "app", "team", "http_rule", "tcp_rule", "certificate"};
+      model::kComponent, model::kInstance, model::kVersion,  model::kApp,
+      model::kTeam,      model::kHttpRule, model::kTcpRule,  model::kCertificate};
   for (std::string_view k : kKinds) {
     if (k == kind) return true;
   }
@@ -290,7 +292,8 @@ struct ControlLink::Impl {
       p.get().body().data = chunk;
       p.get().body().size = sizeof chunk;
       s.expires_after(status == 200 ? opt.watch_idle_timeout : opt.request_timeout);
-      co_await http::async_read(s, buf, p, Checked(ec));
+      // read_some: a watch line must be seen when it arrives, not once 16 KiB have.
+      co_await http::async_read_some(s, buf, p, Checked(ec));
       if (ec == http::error::need_buffer) ec = {};
       if (ec) break;
       pending.append(chunk, sizeof chunk - p.get().body().size);
