@@ -17,13 +17,21 @@ namespace {
 
 std::vector<HttpRoute> Routes() {
   std::vector<HttpRoute> rs(5);
-  rs[0].id = "root"; rs[0].domains = {"shop.example.com"};
-  rs[1].id = "api"; rs[1].domains = {"shop.example.com"}; rs[1].path_prefix = "/api";
-  rs[2].id = "canary"; rs[2].domains = {"shop.example.com"}; rs[2].path_prefix = "/api";
+  rs[0].id = "root";
+  rs[0].domains = {"shop.example.com"};
+  rs[1].id = "api";
+  rs[1].domains = {"shop.example.com"};
+  rs[1].path_prefix = "/api";
+  rs[2].id = "canary";
+  rs[2].domains = {"shop.example.com"};
+  rs[2].path_prefix = "/api";
   rs[2].headers = {{"X-Canary", "1"}};
   rs[2].cookies = {{"beta", "yes"}};
-  rs[3].id = "wild"; rs[3].domains = {"*.example.com"};
-  rs[4].id = "deep"; rs[4].domains = {"*.b.example.com", "localhost"}; rs[4].path_prefix = "/x/";
+  rs[3].id = "wild";
+  rs[3].domains = {"*.example.com"};
+  rs[4].id = "deep";
+  rs[4].domains = {"*.b.example.com", "localhost"};
+  rs[4].path_prefix = "/x/";
   return rs;
 }
 

@@ -55,11 +55,11 @@ TEST(Match, Table) {
       {"shop.example.com", "http://shop.example.com/api/x", {}, "shop-api"},
       {"a.example.com", "/", {}, "wild"},
       {"a.example.com", "/docs/x", {}, "wild-docs"},
-      {"a.b.example.com", "/", {}, "wild-deep"},       // most specific suffix first
-      {"a.b.example.com", "/docs", {}, "wild-deep"},   // the first tier with a match wins
+      {"a.b.example.com", "/", {}, "wild-deep"},      // most specific suffix first
+      {"a.b.example.com", "/docs", {}, "wild-deep"},  // the first tier with a match wins
       {"x.a.example.com", "/", {}, "wild"},
-      {"example.com", "/", {}, ""},                    // wildcard needs a label
-      {"b.example.com", "/", {}, "wild"},              // *.b.example.com is not b.example.com
+      {"example.com", "/", {}, ""},        // wildcard needs a label
+      {"b.example.com", "/", {}, "wild"},  // *.b.example.com is not b.example.com
       {"web.shop.localhost:8080", "/", {}, "local"},
       {"other.localhost", "/", {}, ""},
       {"", "/", {}, ""},

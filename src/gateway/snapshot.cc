@@ -67,10 +67,14 @@ bool IsIpLiteral(const std::string& s) {
 
 const char* BalanceName(Balance b) {
   switch (b) {
-    case Balance::kRoundRobin: return "round_robin";
-    case Balance::kLeastConn: return "least_conn";
-    case Balance::kHashCookie: return "hash_cookie";
-    case Balance::kHashIp: return "hash_ip";
+    case Balance::kRoundRobin:
+      return "round_robin";
+    case Balance::kLeastConn:
+      return "least_conn";
+    case Balance::kHashCookie:
+      return "hash_cookie";
+    case Balance::kHashIp:
+      return "hash_ip";
   }
   return "round_robin";
 }
@@ -93,8 +97,8 @@ void ReadDomains(JsonReader& r, const char* key, std::vector<std::string>* out, 
   r.Raw(key, &raw);
   if (!r.ok() || raw.is_null()) return;
   if (!raw.is_array()) {
-    return r.Fail(InvalidArgument(r.FieldPath(key) + " must be an array of domain names",
-                                  r.FieldPath(key)));
+    return r.Fail(
+        InvalidArgument(r.FieldPath(key) + " must be an array of domain names", r.FieldPath(key)));
   }
   if (raw.size() > kMaxDomains) {
     return r.Fail(InvalidArgument(
@@ -102,8 +106,8 @@ void ReadDomains(JsonReader& r, const char* key, std::vector<std::string>* out, 
         r.FieldPath(key)));
   }
   if (required && raw.empty()) {
-    return r.Fail(InvalidArgument(r.FieldPath(key) + " must name at least one domain",
-                                  r.FieldPath(key)));
+    return r.Fail(
+        InvalidArgument(r.FieldPath(key) + " must name at least one domain", r.FieldPath(key)));
   }
   for (size_t i = 0; i < raw.size(); ++i) {
     std::string field = r.FieldPath(key) + "[" + std::to_string(i) + "]";
@@ -112,8 +116,10 @@ void ReadDomains(JsonReader& r, const char* key, std::vector<std::string>* out, 
     for (auto& c : d) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     if (!IsValidDomain(d, /*allow_wildcard=*/true)) {
       return r.Fail(InvalidArgument(
-          field + " is not a valid domain name (letters, digits, '-', '.', optionally \"*.\" "
-                  "first): \"" + d.substr(0, 64) + "\"",
+          field +
+              " is not a valid domain name (letters, digits, '-', '.', optionally \"*.\" "
+              "first): \"" +
+              d.substr(0, 64) + "\"",
           field));
     }
     out->push_back(std::move(d));
@@ -152,7 +158,8 @@ void ReadBalance(JsonReader& r, Balance* out, bool tcp) {
 }
 
 void ReadId(JsonReader& r, std::string* id, std::set<std::string>* seen) {
-  if (!r.Has("id")) return r.Fail(InvalidArgument(r.FieldPath("id") + " is required", r.FieldPath("id")));
+  if (!r.Has("id"))
+    return r.Fail(InvalidArgument(r.FieldPath("id") + " is required", r.FieldPath("id")));
   r.Str("id", id, 256);
   if (!r.ok()) return;
   if (id->empty() || !IsFieldValue(*id) || id->find(' ') != std::string::npos) {
@@ -211,8 +218,8 @@ Result<Snapshot> ParseSnapshot(const Json& in) {
                 er.Str("instance", &e.instance, 256);
                 er.Str("host", &e.host, 64);
                 if (!er.Has("port")) {
-                  return er.Fail(InvalidArgument(er.FieldPath("port") + " is required",
-                                                 er.FieldPath("port")));
+                  return er.Fail(
+                      InvalidArgument(er.FieldPath("port") + " is required", er.FieldPath("port")));
                 }
                 er.Int("port", &e.port, 1, 65535);
                 if (!er.ok()) return;
@@ -223,16 +230,16 @@ Result<Snapshot> ParseSnapshot(const Json& in) {
                       er.FieldPath("host")));
                 }
                 if (!IsFieldValue(e.instance)) {
-                  return er.Fail(InvalidArgument(er.FieldPath("instance") +
-                                                     " contains control characters",
-                                                 er.FieldPath("instance")));
+                  return er.Fail(
+                      InvalidArgument(er.FieldPath("instance") + " contains control characters",
+                                      er.FieldPath("instance")));
                 }
                 p.endpoints.push_back(std::move(e));
               },
               kMaxEndpoints);
           if (pr.ok() && !IsFieldValue(p.reason)) {
-            pr.Fail(InvalidArgument(field + ".reason contains control characters",
-                                    field + ".reason"));
+            pr.Fail(
+                InvalidArgument(field + ".reason contains control characters", field + ".reason"));
           }
           pr.Finish();
         }
@@ -251,8 +258,8 @@ Result<Snapshot> ParseSnapshot(const Json& in) {
       [&](JsonReader& cr, size_t) {
         Certificate c;
         if (!cr.Has("name")) {
-          return cr.Fail(InvalidArgument(cr.FieldPath("name") + " is required",
-                                         cr.FieldPath("name")));
+          return cr.Fail(
+              InvalidArgument(cr.FieldPath("name") + " is required", cr.FieldPath("name")));
         }
         cr.Str("name", &c.name, 256);
         ReadDomains(cr, "domains", &c.domains, /*required=*/false);
@@ -261,21 +268,21 @@ Result<Snapshot> ParseSnapshot(const Json& in) {
         cr.Str("not_after", &c.not_after, 64);
         if (!cr.ok()) return;
         if (c.name.empty() || !IsFieldValue(c.name)) {
-          return cr.Fail(InvalidArgument(cr.FieldPath("name") + " must be non-empty",
-                                         cr.FieldPath("name")));
+          return cr.Fail(
+              InvalidArgument(cr.FieldPath("name") + " must be non-empty", cr.FieldPath("name")));
         }
         if (!cert_names.insert(c.name).second) {
-          return cr.Fail(InvalidArgument(
-              cr.FieldPath("name") + " duplicates certificate \"" + c.name + "\"",
-              cr.FieldPath("name")));
+          return cr.Fail(
+              InvalidArgument(cr.FieldPath("name") + " duplicates certificate \"" + c.name + "\"",
+                              cr.FieldPath("name")));
         }
         if (c.cert_pem.find("-----BEGIN") == std::string::npos) {
-          return cr.Fail(InvalidArgument(cr.FieldPath("cert_pem") + " must be PEM",
-                                         cr.FieldPath("cert_pem")));
+          return cr.Fail(
+              InvalidArgument(cr.FieldPath("cert_pem") + " must be PEM", cr.FieldPath("cert_pem")));
         }
         if (c.key_pem.find("-----BEGIN") == std::string::npos) {
-          return cr.Fail(InvalidArgument(cr.FieldPath("key_pem") + " must be PEM",
-                                         cr.FieldPath("key_pem")));
+          return cr.Fail(
+              InvalidArgument(cr.FieldPath("key_pem") + " must be PEM", cr.FieldPath("key_pem")));
         }
         s.certificates.push_back(std::move(c));
       },
@@ -293,15 +300,15 @@ Result<Snapshot> ParseSnapshot(const Json& in) {
         if (hr.ok() && (h.path_prefix.empty() || h.path_prefix[0] != '/' ||
                         h.path_prefix.find_first_of("?# ") != std::string::npos ||
                         !IsFieldValue(h.path_prefix))) {
-          hr.Fail(InvalidArgument(hr.FieldPath("path_prefix") +
-                                      " must start with '/' and hold no '?', '#' or spaces",
-                                  hr.FieldPath("path_prefix")));
+          hr.Fail(InvalidArgument(
+              hr.FieldPath("path_prefix") + " must start with '/' and hold no '?', '#' or spaces",
+              hr.FieldPath("path_prefix")));
         }
         ReadMatches(hr, "headers", &h.headers);
         ReadMatches(hr, "cookies", &h.cookies);
         if (hr.ok() && !hr.Has("backends")) {
-          hr.Fail(InvalidArgument(hr.FieldPath("backends") + " is required",
-                                  hr.FieldPath("backends")));
+          hr.Fail(
+              InvalidArgument(hr.FieldPath("backends") + " is required", hr.FieldPath("backends")));
         }
         hr.Arr(
             "backends",
@@ -311,10 +318,10 @@ Result<Snapshot> ParseSnapshot(const Json& in) {
               br.Int("weight", &b.weight, 0, 1000000);
               if (!br.ok()) return;
               if (!s.pools.count(b.pool)) {
-                return br.Fail(InvalidArgument(
-                    br.FieldPath("pool") + " names no pool of the snapshot: \"" +
-                        b.pool.substr(0, 128) + "\"",
-                    br.FieldPath("pool")));
+                return br.Fail(InvalidArgument(br.FieldPath("pool") +
+                                                   " names no pool of the snapshot: \"" +
+                                                   b.pool.substr(0, 128) + "\"",
+                                               br.FieldPath("pool")));
               }
               h.backends.push_back(std::move(b));
             },
@@ -462,9 +469,8 @@ Json ToJson(const Snapshot& s) {
     for (const auto& e : p.endpoints) {
       eps.push_back({{"instance", e.instance}, {"host", e.host}, {"port", e.port}});
     }
-    j["pools"][key] = {{"team", p.team},           {"app", p.app},
-                       {"component", p.component}, {"version", p.version},
-                       {"port", p.port},           {"endpoints", eps},
+    j["pools"][key] = {{"team", p.team},       {"app", p.app},   {"component", p.component},
+                       {"version", p.version}, {"port", p.port}, {"endpoints", eps},
                        {"reason", p.reason}};
   }
   j["certificates"] = Json::array();

@@ -62,17 +62,28 @@ int main(int argc, char** argv) {
       }
       return argv[++i];
     };
-    if (a == "--snapshot") snapshot = next();
-    else if (a == "--http") o.http = next();
-    else if (a == "--https") o.https = next();
-    else if (a == "--admin") o.admin = next();
-    else if (a == "--threads") o.io_threads = std::atoi(next().c_str());
-    else if (a == "--access-log") o.access_log = next();
-    else if (a == "--header-timeout-ms") o.client_header_timeout_ms = std::atoi(next().c_str());
-    else if (a == "--idle-timeout-ms") o.client_idle_timeout_ms = std::atoi(next().c_str());
-    else if (a == "--max-header-bytes") o.max_header_bytes = std::strtoull(next().c_str(), nullptr, 10);
-    else if (a == "--max-body-bytes") o.default_max_body_bytes = std::strtoll(next().c_str(), nullptr, 10);
-    else if (a == "--max-connections") o.max_connections = std::atoi(next().c_str());
+    if (a == "--snapshot")
+      snapshot = next();
+    else if (a == "--http")
+      o.http = next();
+    else if (a == "--https")
+      o.https = next();
+    else if (a == "--admin")
+      o.admin = next();
+    else if (a == "--threads")
+      o.io_threads = std::atoi(next().c_str());
+    else if (a == "--access-log")
+      o.access_log = next();
+    else if (a == "--header-timeout-ms")
+      o.client_header_timeout_ms = std::atoi(next().c_str());
+    else if (a == "--idle-timeout-ms")
+      o.client_idle_timeout_ms = std::atoi(next().c_str());
+    else if (a == "--max-header-bytes")
+      o.max_header_bytes = std::strtoull(next().c_str(), nullptr, 10);
+    else if (a == "--max-body-bytes")
+      o.default_max_body_bytes = std::strtoll(next().c_str(), nullptr, 10);
+    else if (a == "--max-connections")
+      o.max_connections = std::atoi(next().c_str());
     else {
       std::fprintf(stderr, "unknown flag %s\n", a.c_str());
       return 2;

@@ -45,8 +45,8 @@ int PoolBalancer::Pick(Balance b, uint64_t hash, int64_t now_ms, const std::vect
   return i;
 }
 
-int PoolBalancer::PickOnce(Balance b, uint64_t hash, int64_t now_ms,
-                           const std::vector<int>& tried, bool allow_ejected) {
+int PoolBalancer::PickOnce(Balance b, uint64_t hash, int64_t now_ms, const std::vector<int>& tried,
+                           bool allow_ejected) {
   const int n = static_cast<int>(health_.size());
   if (n == 0) return -1;
   auto usable = [&](int i) {

@@ -23,8 +23,8 @@ namespace berth::gateway::detail {
 // Live state of one upstream endpoint ("host:port"), shared by every snapshot that names it so
 // that ejections and connection counts survive a swap.
 struct EndpointHealth {
-  std::atomic<int> active{0};                 // exchanges in flight (least_conn)
-  std::atomic<int64_t> ejected_until_ms{0};   // refused connections → skipped until then
+  std::atomic<int> active{0};                // exchanges in flight (least_conn)
+  std::atomic<int64_t> ejected_until_ms{0};  // refused connections → skipped until then
   std::atomic<int> consecutive_failures{0};
 
   static constexpr int64_t kBaseEjectMs = 2000;

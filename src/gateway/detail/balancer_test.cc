@@ -57,8 +57,10 @@ TEST(Balancer, HashIsStickyAndMovesOnlyTheRemovedKeys) {
   b.health(1).OnConnectFailure(0);
   for (auto& [h, i] : first) {
     int now = b.Pick(Balance::kHashIp, h, 1, {});
-    if (i != 1) EXPECT_EQ(now, i);
-    else EXPECT_NE(now, 1);
+    if (i != 1)
+      EXPECT_EQ(now, i);
+    else
+      EXPECT_NE(now, 1);
   }
 }
 

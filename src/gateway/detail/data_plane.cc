@@ -26,8 +26,23 @@
 #include <openssl/ssl.h>
 #include <sys/socket.h>
 
+// clang-format off
+#include <utility>  // first: Boost 1.74's asio/awaitable.hpp uses std::exchange without it
+// clang-format on
+
 #include <algorithm>
 #include <atomic>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
 #include <chrono>
 #include <csignal>
 #include <deque>
@@ -44,18 +59,6 @@
 #include <unordered_map>
 #include <utility>
 #include <vector>
-
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/redirect_error.hpp>
-#include <boost/asio/ssl.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <boost/asio/use_awaitable.hpp>
-#include <boost/asio/write.hpp>
-#include <boost/beast/core.hpp>
-#include <boost/beast/http.hpp>
 
 #include "core/clock.h"
 #include "core/log.h"
@@ -121,12 +124,13 @@ Result<tcp::endpoint> ParseAddress(const std::string& addr, const char* what) {
 }
 
 std::string FormatEndpoint(const tcp::endpoint& ep) {
-  if (ep.address().is_v6()) return "[" + ep.address().to_string() + "]:" + std::to_string(ep.port());
+  if (ep.address().is_v6())
+    return "[" + ep.address().to_string() + "]:" + std::to_string(ep.port());
   return ep.address().to_string() + ":" + std::to_string(ep.port());
 }
 
 Result<std::shared_ptr<tcp::acceptor>> Listen(asio::io_context& io, const tcp::endpoint& ep,
-                                               bool reuse_port, const std::string& what) {
+                                              bool reuse_port, const std::string& what) {
   auto acc = std::make_shared<tcp::acceptor>(io);
   error_code ec;
   acc->open(ep.protocol(), ec);
@@ -218,14 +222,14 @@ Result<std::shared_ptr<ssl::context>> LoadCertificate(const Certificate& cert, s
   }
   ctx->use_private_key(asio::buffer(cert.key_pem), ssl::context::pem, ec);
   if (ec) {
-    return InvalidArgument("the key of certificate \"" + cert.name +
-                               "\" does not load: " + ec.message(),
-                           field + ".key_pem");
+    return InvalidArgument(
+        "the key of certificate \"" + cert.name + "\" does not load: " + ec.message(),
+        field + ".key_pem");
   }
   if (SSL_CTX_check_private_key(ctx->native_handle()) != 1) {
-    return InvalidArgument("the key of certificate \"" + cert.name +
-                               "\" does not match its certificate",
-                           field + ".key_pem");
+    return InvalidArgument(
+        "the key of certificate \"" + cert.name + "\" does not match its certificate",
+        field + ".key_pem");
   }
   return ctx;
 }
@@ -377,7 +381,6 @@ class Impl final : public DataPlane {
 
   // Last: destroyed first, so sessions dying with their io_context still see the rest.
   std::vector<std::unique_ptr<Worker>> workers_;
-
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -414,9 +417,7 @@ class ConnBase : public std::enable_shared_from_this<ConnBase> {
     int64_t d = ms > 0 ? SteadyMs() + ms : INT64_MAX;
     deadline_ms_ = std::min(d, total_deadline_ms_);
   }
-  void StartWatchdog() {
-    asio::co_spawn(w_.io, Watchdog(shared_from_this()), asio::detached);
-  }
+  void StartWatchdog() { asio::co_spawn(w_.io, Watchdog(shared_from_this()), asio::detached); }
   void StopWatchdog() {
     closed_ = true;
     timer_.cancel();
@@ -453,7 +454,7 @@ class ConnBase : public std::enable_shared_from_this<ConnBase> {
   int64_t total_deadline_ms_ = INT64_MAX;
   bool closed_ = false;
   bool timed_out_ = false;
-  bool idle_ = false;  // waiting for the next request: closed at once when stopping
+  bool idle_ = false;                // waiting for the next request: closed at once when stopping
   bool upstream_wait_ = false;       // the deadline is the upstream's (connect, header)
   bool upstream_timed_out_ = false;  // ... and it passed
   std::unique_ptr<UpConn> up_;
@@ -524,11 +525,20 @@ std::string HtmlEscape(std::string_view s) {
   std::string out;
   for (char c : s) {
     switch (c) {
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '&': out += "&amp;"; break;
-      case '"': out += "&quot;"; break;
-      default: out.push_back(c);
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '&':
+        out += "&amp;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      default:
+        out.push_back(c);
     }
   }
   return out;
@@ -641,11 +651,12 @@ class HttpSession final : public ConnBase {
     if (!location.empty()) res.set(http::field::location, location);
     if (status == 404) {
       res.set(http::field::content_type, "text/html; charset=utf-8");
-      res.body() = "<!doctype html><html><head><title>404 Not Found</title></head><body>"
-                   "<h1>404 Not Found</h1><p>No route on this berth gateway for host <code>" +
-                   HtmlEscape(host_) +
-                   "</code> and this path.</p><p>Check the domain and the routes of your app "
-                   "(<code>berth domain list</code>).</p></body></html>\n";
+      res.body() =
+          "<!doctype html><html><head><title>404 Not Found</title></head><body>"
+          "<h1>404 Not Found</h1><p>No route on this berth gateway for host <code>" +
+          HtmlEscape(host_) +
+          "</code> and this path.</p><p>Check the domain and the routes of your app "
+          "(<code>berth domain list</code>).</p></body></html>\n";
     } else {
       res.set(http::field::content_type, "text/plain; charset=utf-8");
       res.body() = std::to_string(status) + " " + std::string(title) +
@@ -706,7 +717,8 @@ class HttpSession final : public ConnBase {
       char buf[256];
       std::string host(NormalizeHost(host_, buf));
       int port = dp_.https_port();
-      std::string loc = "https://" + host + (port && port != 443 ? ":" + std::to_string(port) : "") +
+      std::string loc = "https://" + host +
+                        (port && port != 443 ? ":" + std::to_string(port) : "") +
                         std::string(req.target());
       co_return co_await Local(308, "Permanent Redirect", "", true, loc);
     }
@@ -741,7 +753,8 @@ class HttpSession final : public ConnBase {
     } else if (r.balance == Balance::kHashIp) {
       hash = detail::HashBytes(client_ip_);
     }
-    int bi = detail::PickWeighted(rt.weights, hashed ? hash : rt.rr.fetch_add(1, std::memory_order_relaxed));
+    int bi = detail::PickWeighted(rt.weights,
+                                  hashed ? hash : rt.rr.fetch_add(1, std::memory_order_relaxed));
     if (bi < 0) co_return co_await Local(503, "Service Unavailable", rt.reason, true);
     PoolRt& pool = *rt.pools[bi];
 
@@ -797,18 +810,21 @@ class HttpSession final : public ConnBase {
       rt.metrics->UpstreamError(w_.index);
       up_.reset();
       if (o == Outcome::kTimeout) {
-        co_return co_await Local(504, "Gateway Timeout", "upstream " + ep.key + " did not answer in time", false);
+        co_return co_await Local(504, "Gateway Timeout",
+                                 "upstream " + ep.key + " did not answer in time", false);
       }
-      co_return co_await Local(502, "Bad Gateway", "upstream " + ep.key + " failed " + up_error_, false);
+      co_return co_await Local(502, "Bad Gateway", "upstream " + ep.key + " failed " + up_error_,
+                               false);
     }
-    co_return co_await Local(502, "Bad Gateway",
-                             "no endpoint of pool accepted the connection", !has_body);
+    co_return co_await Local(502, "Bad Gateway", "no endpoint of pool accepted the connection",
+                             !has_body);
   }
 
   void PrepareUpstreamRequest(ReqParser::value_type& req) {
     bool upgrade = IsUpgrade(req);
     keep_client_ = req.keep_alive();
-    if (req[http::field::expect].size() && EqualsIgnoreCase(req[http::field::expect], "100-continue")) {
+    if (req[http::field::expect].size() &&
+        EqualsIgnoreCase(req[http::field::expect], "100-continue")) {
       expect_continue_ = true;
       req.erase(http::field::expect);
     } else {
@@ -1095,11 +1111,11 @@ class HttpSession final : public ConnBase {
   std::chrono::steady_clock::time_point start_;
 };
 
-
 // A TCP route connection: balanced like HTTP, then bytes both ways with half-close.
 class TcpSession final : public ConnBase {
  public:
-  TcpSession(Worker& w, tcp::socket s, int port) : ConnBase(w), client_(std::move(s)), port_(port) {}
+  TcpSession(Worker& w, tcp::socket s, int port)
+      : ConnBase(w), client_(std::move(s)), port_(port) {}
   static awaitable<void> Run(std::shared_ptr<TcpSession> self) { co_await self->Serve(); }
 
  private:
@@ -1156,7 +1172,8 @@ class TcpSession final : public ConnBase {
         w_.io,
         [](std::shared_ptr<TcpSession> s, std::shared_ptr<asio::steady_timer> done,
            std::shared_ptr<bool> finished) -> awaitable<void> {
-          co_await CopyStream(s->client_, s->up_->sock, s, [s = s.get()](size_t n) { s->in_ += n; });
+          co_await CopyStream(s->client_, s->up_->sock, s,
+                              [s = s.get()](size_t n) { s->in_ += n; });
           error_code ec;
           if (s->up_) s->up_->sock.shutdown(tcp::socket::shutdown_send, ec);
           *finished = true;
@@ -1168,7 +1185,8 @@ class TcpSession final : public ConnBase {
     if (!*finished) co_await done->async_wait(BERTH_EC(ec));
     health->active.fetch_sub(1, std::memory_order_relaxed);
     auto us = std::chrono::duration_cast<std::chrono::microseconds>(
-                  std::chrono::steady_clock::now() - start).count();
+                  std::chrono::steady_clock::now() - start)
+                  .count();
     t.metrics->Record(w_.index, 200, in_, out_, static_cast<uint64_t>(us));
     StopWatchdog();
     CloseAll();
@@ -1240,8 +1258,8 @@ awaitable<void> AcceptLoop(Worker& w, std::shared_ptr<tcp::acceptor> acc, int ki
       asio::co_spawn(w.io, HttpSession<tcp::socket>::Run(std::move(session)), asio::detached);
     } else {
       using TlsStream = ssl::stream<tcp::socket>;
-      auto session = std::make_shared<HttpSession<TlsStream>>(
-          w, TlsStream(std::move(s), dp.base_tls()), true);
+      auto session =
+          std::make_shared<HttpSession<TlsStream>>(w, TlsStream(std::move(s), dp.base_tls()), true);
       asio::co_spawn(w.io, HttpSession<TlsStream>::Run(std::move(session)), asio::detached);
     }
   }

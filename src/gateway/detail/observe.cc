@@ -26,11 +26,21 @@ void AppendJsonEscaped(std::string* out, std::string_view s) {
   static const char* kHex = "0123456789abcdef";
   for (unsigned char c : s) {
     switch (c) {
-      case '"': out->append("\\\""); break;
-      case '\\': out->append("\\\\"); break;
-      case '\n': out->append("\\n"); break;
-      case '\r': out->append("\\r"); break;
-      case '\t': out->append("\\t"); break;
+      case '"':
+        out->append("\\\"");
+        break;
+      case '\\':
+        out->append("\\\\");
+        break;
+      case '\n':
+        out->append("\\n");
+        break;
+      case '\r':
+        out->append("\\r");
+        break;
+      case '\t':
+        out->append("\\t");
+        break;
       default:
         if (c < 0x20 || c >= 0x80) {
           // Non-ASCII bytes are escaped one by one: request paths are not always UTF-8.
@@ -46,8 +56,13 @@ void AppendJsonEscaped(std::string* out, std::string_view s) {
 
 RouteMetrics::RouteMetrics(std::string k, std::string r, std::string t, std::string a,
                            std::string c, int n)
-    : kind(std::move(k)), route(std::move(r)), team(std::move(t)), app(std::move(a)),
-      component(std::move(c)), slots(new RouteSlot[n]), nslots(n) {}
+    : kind(std::move(k)),
+      route(std::move(r)),
+      team(std::move(t)),
+      app(std::move(a)),
+      component(std::move(c)),
+      slots(new RouteSlot[n]),
+      nslots(n) {}
 
 void RouteMetrics::Record(int slot, int status, uint64_t in, uint64_t out, uint64_t micros) {
   RouteSlot& s = slots[slot];
@@ -63,7 +78,8 @@ void RouteMetrics::Record(int slot, int status, uint64_t in, uint64_t out, uint6
 }
 
 Metrics::Metrics(int slots)
-    : nslots_(slots), active_(new Gauge[slots]),
+    : nslots_(slots),
+      active_(new Gauge[slots]),
       unmatched_(std::make_shared<RouteMetrics>("http", "", "", "", "", slots)) {}
 
 std::shared_ptr<RouteMetrics> Metrics::ForRoute(const std::string& kind, const std::string& id,
@@ -104,7 +120,9 @@ std::string Metrics::Render() const {
     return v;
   };
   char num[64];
-  out += "# HELP berth_gateway_requests_total HTTP requests (TCP: connections) by route and status class.\n";
+  out +=
+      "# HELP berth_gateway_requests_total HTTP requests (TCP: connections) by route and status "
+      "class.\n";
   out += "# TYPE berth_gateway_requests_total counter\n";
   static const char* kClass[] = {"error", "1xx", "2xx", "3xx", "4xx", "5xx"};
   for (const auto& m : all) {
@@ -113,11 +131,13 @@ std::string Metrics::Render() const {
       uint64_t v = sum(*m, [&](RouteSlot& s) -> std::atomic<uint64_t>& { return s.status[c]; });
       if (v == 0) continue;
       std::snprintf(num, sizeof num, "%" PRIu64, v);
-      out += "berth_gateway_requests_total{kind=\"" + m->kind + "\"," + l + ",code=\"" +
-             kClass[c] + "\"} " + num + "\n";
+      out += "berth_gateway_requests_total{kind=\"" + m->kind + "\"," + l + ",code=\"" + kClass[c] +
+             "\"} " + num + "\n";
     }
   }
-  out += "# HELP berth_gateway_request_duration_seconds Time from request header to the end of the response.\n";
+  out +=
+      "# HELP berth_gateway_request_duration_seconds Time from request header to the end of the "
+      "response.\n";
   out += "# TYPE berth_gateway_request_duration_seconds histogram\n";
   for (const auto& m : all) {
     if (m->kind != "http") continue;
@@ -163,7 +183,8 @@ std::string Metrics::Render() const {
   }
   int64_t active = 0;
   for (int i = 0; i < nslots_; ++i) active += active_[i].v.load(std::memory_order_relaxed);
-  out += "# HELP berth_gateway_active_connections Client connections open now (HTTP, HTTPS, TCP).\n";
+  out +=
+      "# HELP berth_gateway_active_connections Client connections open now (HTTP, HTTPS, TCP).\n";
   out += "# TYPE berth_gateway_active_connections gauge\n";
   out += "berth_gateway_active_connections " + std::to_string(active) + "\n";
   out += "# HELP berth_gateway_snapshot_revision Store revision of the snapshot being served.\n";
@@ -176,8 +197,8 @@ Result<std::unique_ptr<AccessLog>> AccessLog::Open(const std::string& path, int 
   if (path == "-") return std::unique_ptr<AccessLog>(new AccessLog(stdout, false, slots));
   FILE* f = std::fopen(path.c_str(), "ae");
   if (!f) {
-    return Status(Code::kInvalidArgument, "invalid_argument",
-                  "cannot open the access log " + path, "access_log");
+    return Status(Code::kInvalidArgument, "invalid_argument", "cannot open the access log " + path,
+                  "access_log");
   }
   return std::unique_ptr<AccessLog>(new AccessLog(f, true, slots));
 }

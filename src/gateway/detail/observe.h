@@ -24,9 +24,8 @@
 namespace berth::gateway::detail {
 
 // Latency histogram upper bounds, seconds.
-inline constexpr std::array<double, 12> kLatencyBounds = {0.0005, 0.001, 0.0025, 0.005, 0.01,
-                                                          0.025,  0.05,  0.1,    0.25,  1,
-                                                          2.5,    10};
+inline constexpr std::array<double, 12> kLatencyBounds = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+                                                          0.05,   0.1,   0.25,   1,     2.5,  10};
 
 inline void Bump(std::atomic<uint64_t>& a, uint64_t v = 1) {
   // Single writer per slot: a plain load+store avoids a locked instruction per request.
