@@ -138,7 +138,7 @@ PIDS+=($!)
 cat >"$TMP/haproxy.cfg" <<EOF
 global
   nbthread $PROXY_THREADS
-  maxconn 10000
+  maxconn 4000
 defaults
   mode http
   timeout connect 5s

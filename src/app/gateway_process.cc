@@ -13,10 +13,9 @@
 #include <filesystem>
 #include <fstream>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <sstream>
 #include <thread>
-
-#include <nlohmann/json.hpp>
 
 #include "auth/crypto.h"
 #include "core/clock.h"
@@ -148,7 +147,8 @@ Result<int> LaunchDetached(const std::vector<std::string>& cmd, const std::strin
   ssize_t n2 = ::read(pfd[0], &after, sizeof after);
   ::close(pfd[0]);
   ::waitpid(child, nullptr, 0);
-  if (n1 != static_cast<ssize_t>(sizeof pid) || pid <= 0) return Internal("the gateway did not start");
+  if (n1 != static_cast<ssize_t>(sizeof pid) || pid <= 0)
+    return Internal("the gateway did not start");
   if (n2 == static_cast<ssize_t>(sizeof after) && after < 0) {
     return Internal("cannot run " + cmd[0] + " gateway: " + std::strerror(-after));
   }
@@ -197,8 +197,9 @@ Status EnsureGatewayCredential(Store& store, const std::string& data_dir, spdlog
     op.type = OpType::kCreate;
     op.object = Object{model::kUser, "", kGatewayUser, model::ToJson(in.user, true).dump()};
     b.ops.push_back(std::move(op));
-    b.audit.push_back({"berth", "", "create", std::string("users/") + kGatewayUser,
-                       Json({{"before", nullptr}, {"after", model::ToJson(in.user, false)}}).dump()});
+    b.audit.push_back(
+        {"berth", "", "create", std::string("users/") + kGatewayUser,
+         Json({{"before", nullptr}, {"after", model::ToJson(in.user, false)}}).dump()});
   }
   model::Token t;
   t.id = auth::RandomHex(6);
@@ -230,13 +231,20 @@ std::vector<std::string> GatewayCommand(const GatewayProcessOptions& o) {
   if (exe.empty()) exe = fs::read_symlink("/proc/self/exe", ec).string();
   return {exe,
           "gateway",
-          "--state", data + "/gateway",
-          "--control-file", data + "/server.json",
-          "--token-file", data + "/gateway/token",
-          "--http", o.http.empty() ? "off" : o.http,
-          "--https", o.https.empty() ? "off" : o.https,
-          "--admin", o.admin.empty() ? "off" : o.admin,
-          "--log-level", o.log_level};
+          "--state",
+          data + "/gateway",
+          "--control-file",
+          data + "/server.json",
+          "--token-file",
+          data + "/gateway/token",
+          "--http",
+          o.http.empty() ? "off" : o.http,
+          "--https",
+          o.https.empty() ? "off" : o.https,
+          "--admin",
+          o.admin.empty() ? "off" : o.admin,
+          "--log-level",
+          o.log_level};
 }
 
 struct GatewayProcess::Impl {
@@ -269,7 +277,7 @@ struct GatewayProcess::Impl {
 
   Result<int> Launch() {
     // Keep the log from growing without bound across many restarts.
-    struct stat st{};
+    struct stat st {};
     if (::stat(log_path.c_str(), &st) == 0 && st.st_size > (16 << 20)) {
       ::rename(log_path.c_str(), (log_path + ".1").c_str());
     }

@@ -14,13 +14,13 @@
 // Thread-safety: Start/Stop from the owning thread; pid() from any thread.
 #pragma once
 
+#include <spdlog/spdlog.h>
+
 #include <atomic>
 #include <chrono>
 #include <memory>
 #include <string>
 #include <vector>
-
-#include <spdlog/spdlog.h>
 
 #include "core/status.h"
 #include "store/store.h"
@@ -37,7 +37,7 @@ Status EnsureGatewayCredential(Store& store, const std::string& data_dir, spdlog
 
 struct GatewayProcessOptions {
   std::string data_dir;
-  std::string exe;  // the berth binary; "" = /proc/self/exe
+  std::string exe;                 // the berth binary; "" = /proc/self/exe
   std::string http, https, admin;  // the gateway's listeners
   std::string log_level = "info";
   std::chrono::milliseconds check_interval{1000};

@@ -52,10 +52,11 @@ Result<Snapshot> ParseText(const std::string& text, const std::string& where) {
 std::string Summary(const Snapshot& s) {
   size_t endpoints = 0;
   for (const auto& [key, pool] : s.pools) endpoints += pool.endpoints.size();
-  return fmt::format("revision={} http_routes={} tcp_routes={} pools={} endpoints={} "
-                     "certificates={}",
-                     s.revision, s.http_routes.size(), s.tcp_routes.size(), s.pools.size(),
-                     endpoints, s.certificates.size());
+  return fmt::format(
+      "revision={} http_routes={} tcp_routes={} pools={} endpoints={} "
+      "certificates={}",
+      s.revision, s.http_routes.size(), s.tcp_routes.size(), s.pools.size(), endpoints,
+      s.certificates.size());
 }
 
 // Parses, applies and (in control mode) persists one snapshot; refuses it whole on error.
@@ -71,9 +72,10 @@ Result<int64_t> Take(DataPlane& dp, Current& current, const detail::StateDir* st
   if (state != nullptr) {
     // What was applied is what a restart serves: only snapshots that passed Apply are kept.
     if (Status st = state->SaveSnapshot(ToJson(s).dump()); !st.ok()) {
-      log.error("msg=\"cannot persist the snapshot; a restart would serve an older one\" "
-                "reason=\"{}\"",
-                st.message());
+      log.error(
+          "msg=\"cannot persist the snapshot; a restart would serve an older one\" "
+          "reason=\"{}\"",
+          st.message());
     }
   }
   return s.revision;
@@ -98,15 +100,17 @@ int Fail(const std::string& message) {
 Status ValidateRoleOptions(const RoleOptions& o) {
   int sources = !o.control.empty() + !o.control_file.empty() + !o.snapshot_file.empty();
   if (sources != 1) {
-    return InvalidArgument("give exactly one of --control URL, --control-file FILE or "
-                           "--snapshot FILE",
-                           "control");
+    return InvalidArgument(
+        "give exactly one of --control URL, --control-file FILE or "
+        "--snapshot FILE",
+        "control");
   }
   if (!o.control.empty()) BERTH_RETURN_IF_ERROR(detail::ParseControlUrl(o.control).status());
   if (o.snapshot_file.empty() && o.state_dir.empty()) {
-    return InvalidArgument("--state DIR is required with --control: the gateway keeps its last "
-                           "good snapshot there",
-                           "state");
+    return InvalidArgument(
+        "--state DIR is required with --control: the gateway keeps its last "
+        "good snapshot there",
+        "state");
   }
   if (o.data_plane.io_threads < 1 || o.data_plane.io_threads > 256) {
     return InvalidArgument("--io-threads must be from 1 to 256", "io_threads");
@@ -147,18 +151,21 @@ int RunGateway(const RoleOptions& o) {
     if (saved.ok()) {
       auto rev = Take(*dp, current, nullptr, *saved, state->snapshot_path(), *log);
       if (!rev.ok()) {
-        log->error("msg=\"the persisted snapshot does not load; waiting for the control plane\" "
-                   "reason=\"{}\"",
-                   rev.status().message());
+        log->error(
+            "msg=\"the persisted snapshot does not load; waiting for the control plane\" "
+            "reason=\"{}\"",
+            rev.status().message());
       } else {
-        log->info("msg=\"serving the persisted snapshot until the control plane answers\" "
-                  "revision={}",
-                  *rev);
+        log->info(
+            "msg=\"serving the persisted snapshot until the control plane answers\" "
+            "revision={}",
+            *rev);
       }
     } else if (saved.status().code() != Code::kNotFound) {
-      log->error("msg=\"cannot read the persisted snapshot; waiting for the control plane\" "
-                 "reason=\"{}\"",
-                 saved.status().message());
+      log->error(
+          "msg=\"cannot read the persisted snapshot; waiting for the control plane\" "
+          "reason=\"{}\"",
+          saved.status().message());
     }
   }
   auto load_static = [&] {
@@ -166,9 +173,10 @@ int RunGateway(const RoleOptions& o) {
     auto rev = text.ok() ? Take(*dp, current, nullptr, *text, o.snapshot_file, *log)
                          : Result<int64_t>(text.status());
     if (!rev.ok()) {
-      log->error("msg=\"refused the snapshot file; the previous snapshot keeps serving\" "
-                 "reason=\"{}\" serving_revision={}",
-                 rev.status().message(), dp->revision());
+      log->error(
+          "msg=\"refused the snapshot file; the previous snapshot keeps serving\" "
+          "reason=\"{}\" serving_revision={}",
+          rev.status().message(), dp->revision());
     }
   };
   if (!control) load_static();
@@ -250,8 +258,7 @@ void RegisterGatewayCommand(CLI::App& app, int* exit_code) {
   cmd->add_option("--admin", o->data_plane.admin, "admin listener (/metrics, /healthz), or off")
       ->envname("BERTH_GATEWAY_ADMIN")
       ->capture_default_str();
-  cmd->add_option("--access-log", o->data_plane.access_log,
-                  "JSON access log: a file, - for stdout")
+  cmd->add_option("--access-log", o->data_plane.access_log, "JSON access log: a file, - for stdout")
       ->envname("BERTH_GATEWAY_ACCESS_LOG");
   cmd->add_option("--io-threads", o->data_plane.io_threads, "threads serving connections")
       ->envname("BERTH_GATEWAY_IO_THREADS")

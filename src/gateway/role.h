@@ -12,9 +12,8 @@
 // Thread-safety: RunGateway owns the process's signals; call it once, from the main thread.
 #pragma once
 
-#include <string>
-
 #include <CLI/CLI.hpp>
+#include <string>
 
 #include "core/status.h"
 #include "gateway/gateway.h"
@@ -22,11 +21,11 @@
 namespace berth::gateway {
 
 struct RoleOptions {
-  std::string control;       // the control plane's API URL
-  std::string control_file;  // or a JSON file whose "api" field is that URL (DATA/server.json)
-  std::string token_file;    // the bearer token for the control plane
-  std::string state_dir;     // required in control mode
-  std::string snapshot_file; // static mode
+  std::string control;        // the control plane's API URL
+  std::string control_file;   // or a JSON file whose "api" field is that URL (DATA/server.json)
+  std::string token_file;     // the bearer token for the control plane
+  std::string state_dir;      // required in control mode
+  std::string snapshot_file;  // static mode
   Options data_plane;
   std::string log_level = "info";
   int drain_ms = 5000;

@@ -1,10 +1,6 @@
 #include "gateway/detail/control_link.h"
 
 #include <algorithm>
-#include <fstream>
-#include <sstream>
-#include <thread>
-
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
@@ -15,7 +11,10 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <fstream>
 #include <nlohmann/json.hpp>
+#include <sstream>
+#include <thread>
 
 #include "core/log.h"
 #include "model/model.h"
@@ -124,8 +123,8 @@ bool RelevantKind(std::string_view kind) {
   // domains), and the control plane's own gateway objects (rules, certificates). A rule's
   // gateway_claim is written in the same commit as the rule, so it needs no refresh of its own.
   static constexpr std::string_view kKinds[] = {
-      model::kComponent, model::kInstance, model::kVersion,  model::kApp,
-      model::kTeam,      model::kHttpRule, model::kTcpRule,  model::kCertificate};
+      model::kComponent, model::kInstance, model::kVersion, model::kApp,
+      model::kTeam,      model::kHttpRule, model::kTcpRule, model::kCertificate};
   for (std::string_view k : kKinds) {
     if (k == kind) return true;
   }
@@ -166,10 +165,11 @@ struct ControlLink::Impl {
     if (outage) return;
     outage = true;
     outage_since = Clock::now();
-    log->warn("msg=\"cannot get the snapshot from the control plane; serving the last good one "
-              "and retrying\" "
-              "reason=\"{}\" revision={}",
-              why, revision);
+    log->warn(
+        "msg=\"cannot get the snapshot from the control plane; serving the last good one "
+        "and retrying\" "
+        "reason=\"{}\" revision={}",
+        why, revision);
   }
 
   void NoteReachable() {
@@ -182,7 +182,7 @@ struct ControlLink::Impl {
   template <class Body>
   void Prepare(http::request<Body>& req, const ControlTarget& t, const std::string& token) {
     req.set(http::field::host, t.host.find(':') != std::string::npos ? "[" + t.host + "]:" + t.port
-                                                                      : t.host + ":" + t.port);
+                                                                     : t.host + ":" + t.port);
     req.set(http::field::user_agent, "berth-gateway");
     if (!token.empty()) req.set(http::field::authorization, "Bearer " + token);
   }
@@ -194,7 +194,8 @@ struct ControlLink::Impl {
     if (ec) co_return Unavailable("cannot resolve " + t.host + ": " + ec.message());
     s.expires_after(opt.connect_timeout);
     co_await s.async_connect(found, Checked(ec));
-    if (ec) co_return Unavailable("cannot connect to " + t.host + ":" + t.port + ": " + ec.message());
+    if (ec)
+      co_return Unavailable("cannot connect to " + t.host + ":" + t.port + ": " + ec.message());
     co_return Status::Ok();
   }
 
@@ -233,9 +234,10 @@ struct ControlLink::Impl {
     auto rev = sink(r.body);
     if (!rev.ok()) {
       f.status = rev.status();
-      log->error("msg=\"refused a snapshot from the control plane; the previous one keeps "
-                 "serving\" reason=\"{}\" serving_revision={}",
-                 rev.status().message(), revision);
+      log->error(
+          "msg=\"refused a snapshot from the control plane; the previous one keeps "
+          "serving\" reason=\"{}\" serving_revision={}",
+          rev.status().message(), revision);
       co_return f;
     }
     f.revision = revision = *rev;
@@ -258,9 +260,10 @@ struct ControlLink::Impl {
       session->dirty = false;
       Fetched f = co_await FetchAndApply(t, token);
       if (!f.reached) {
-        log->warn("msg=\"re-fetching the snapshot failed; the watch decides whether the control "
-                  "plane is down\" reason=\"{}\"",
-                  f.status.message());
+        log->warn(
+            "msg=\"re-fetching the snapshot failed; the watch decides whether the control "
+            "plane is down\" reason=\"{}\"",
+            f.status.message());
       }
     }
   }
@@ -303,7 +306,8 @@ struct ControlLink::Impl {
       }
       size_t start = 0;
       for (size_t nl; (nl = pending.find('\n', start)) != std::string::npos; start = nl + 1) {
-        Json line = Json::parse(std::string_view(pending).substr(start, nl - start), nullptr, false);
+        Json line =
+            Json::parse(std::string_view(pending).substr(start, nl - start), nullptr, false);
         if (!line.is_object() || line.value("type", "") == "heartbeat") continue;
         if (!line.contains("kind") || !line["kind"].is_string()) continue;
         if (RelevantKind(line["kind"].get<std::string>()) && !session->dirty) {
@@ -358,9 +362,10 @@ struct ControlLink::Impl {
       session->over = true;
       session->wake.cancel();
       if (w.code() == Code::kGone) {
-        log->info("msg=\"the change feed no longer reaches back to revision {}; fetching the "
-                  "snapshot again\"",
-                  f.revision);
+        log->info(
+            "msg=\"the change feed no longer reaches back to revision {}; fetching the "
+            "snapshot again\"",
+            f.revision);
         backoff = opt.backoff_min;
         continue;
       }

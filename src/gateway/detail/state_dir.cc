@@ -148,9 +148,8 @@ Result<std::string> StateDir::LoadSnapshot() const {
 }
 
 Status StateDir::SaveSnapshot(const std::string& json) const {
-  std::string sealed(kMagicLen + crypto_secretbox_NONCEBYTES + crypto_secretbox_MACBYTES +
-                         json.size(),
-                     '\0');
+  std::string sealed(
+      kMagicLen + crypto_secretbox_NONCEBYTES + crypto_secretbox_MACBYTES + json.size(), '\0');
   std::memcpy(sealed.data(), kMagic, kMagicLen);
   auto* nonce = reinterpret_cast<unsigned char*>(sealed.data() + kMagicLen);
   randombytes_buf(nonce, crypto_secretbox_NONCEBYTES);

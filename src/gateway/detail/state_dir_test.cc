@@ -1,13 +1,12 @@
 // The role's state directory (sealed snapshot, key, lock) and the control link's pure parts.
 #include "gateway/detail/state_dir.h"
 
+#include <gtest/gtest.h>
 #include <sys/stat.h>
 
 #include <filesystem>
 #include <fstream>
 #include <sstream>
-
-#include <gtest/gtest.h>
 
 #include "gateway/detail/control_link.h"
 
@@ -42,7 +41,8 @@ class StateDirTest : public ::testing::Test {
 };
 
 TEST_F(StateDirTest, SealsAndReopensTheSnapshot) {
-  const std::string json = R"({"revision":7,"http_routes":[{"id":"a","domains":["secret.example"]}]})";
+  const std::string json =
+      R"({"revision":7,"http_routes":[{"id":"a","domains":["secret.example"]}]})";
   {
     auto s = StateDir::Open(dir_);
     ASSERT_TRUE(s.ok()) << s.status().message();
@@ -137,8 +137,8 @@ TEST(ControlUrlTest, Parses) {
 }
 
 TEST(ControlLinkTest, RelevantKinds) {
-  for (const char* k : {"component", "instance", "version", "app", "team", "http_rule",
-                        "tcp_rule", "certificate"}) {
+  for (const char* k : {"component", "instance", "version", "app", "team", "http_rule", "tcp_rule",
+                        "certificate"}) {
     EXPECT_TRUE(RelevantKind(k)) << k;
   }
   for (const char* k : {"user", "token", "member", "event", "dependency", "gateway_claim", ""}) {
