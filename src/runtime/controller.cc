@@ -326,6 +326,7 @@ Result<DesiredComponent> Controller::Resolve(const ComponentRef& ref, const Json
   d.replicas = c.replicas;
   d.grace_s = c.grace_period_s;
   d.rollout = c.rollout;
+  d.ordered = c.kind == "stateful";
   const std::string scope = ref.Scope();
 
   std::optional<model::Version> version;

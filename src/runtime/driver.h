@@ -68,6 +68,12 @@ struct DesiredComponent {
   int grace_s = 10;  // SIGTERM → SIGKILL for instances without a current template
   // How a rolling update replaces instances (surge above replicas, unavailable below).
   model::Rollout rollout;
+  // A stateful component (Kubernetes' StatefulSet, OrderedReady): instances are named from 0
+  // (web-0, web-1, ...) and change one at a time — the next starts once every lower one is
+  // ready; scale-down and replacement go from the highest index, and a replaced instance
+  // comes back under its own name (its per-instance volume is keyed by it). `rollout` does
+  // not apply.
+  bool ordered = false;
 };
 
 struct LastExit {

@@ -186,6 +186,7 @@ void LocalDriver::Converge(Component& c) {
   std::string fp = t->Fingerprint();
   std::vector<Instance*> cur, old;
   for (Instance* in : active) (in->fingerprint == fp ? cur : old).push_back(in);
+  if (d.ordered) return ConvergeOrdered(c, active, old, want);
   if (old.empty()) {
     for (size_t n = cur.size(); n < static_cast<size_t>(want); ++n) StartNew(c);
     if (cur.size() > static_cast<size_t>(want)) stop_extra(cur, want);
@@ -233,10 +234,39 @@ void LocalDriver::Converge(Component& c) {
   }
 }
 
+void LocalDriver::ConvergeOrdered(Component& c, const std::vector<Instance*>& active,
+                                  const std::vector<Instance*>& old, int want) {
+  // One change at a time, each waiting for the previous one to finish.
+  for (const auto& [n, in] : c.instances) {
+    if (in.phase == Phase::kStopping || in.adopted_unobserved) return;
+  }
+  auto highest = [](std::vector<Instance*> list) {
+    return *std::max_element(list.begin(), list.end(), [](const Instance* a, const Instance* b) {
+      return a->index < b->index;
+    });
+  };
+  std::vector<Instance*> extra, old_unready;
+  for (Instance* in : active) {
+    if (in->index >= want) extra.push_back(in);
+  }
+  for (Instance* in : old) {
+    if (!Ready(*in)) old_unready.push_back(in);
+  }
+  if (!extra.empty()) return BeginStop(c, *highest(extra), AfterStop::kRemove);
+  // A broken old instance would block the order forever: replace it first.
+  if (!old_unready.empty()) return BeginStop(c, *highest(old_unready), AfterStop::kRemove);
+  for (Instance* in : active) {
+    if (!Ready(*in)) return;  // the next waits until this one is ready
+  }
+  // A missing instance (new, or the one just replaced) first, then the next old one.
+  if (static_cast<int>(active.size()) < want) return StartNew(c);  // the lowest free index
+  if (!old.empty()) BeginStop(c, *highest(old), AfterStop::kRemove);
+}
+
 void LocalDriver::StartNew(Component& c) {
   std::set<int> used;
   for (const auto& [n, in] : c.instances) used.insert(in.index);
-  int index = 1;
+  int index = c.desired && c.desired->ordered ? 0 : 1;
   while (used.count(index)) ++index;
   Instance in;
   in.index = index;

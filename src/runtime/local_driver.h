@@ -183,6 +183,8 @@ class LocalDriver final : public Driver {
   };
 
   void Converge(Component& c);
+  void ConvergeOrdered(Component& c, const std::vector<Instance*>& active,
+                       const std::vector<Instance*>& old, int want);
   void Supervise(Component& c, Instance& in);
   void RunChecks(Component& c, Instance& in);
   bool StepCheck(const ComponentRef& ref, Check& check, const std::optional<model::Probe>& probe,

@@ -555,5 +555,64 @@ TEST_F(LocalDriverTest, AdoptedOutdatedInstancesServeUntilTheRolloutReplacesThem
   EXPECT_EQ(host_.launches.size(), 1u);
 }
 
+// ---- stateful: stable names, ordered start, replacement from the top ------------------------
+
+class StatefulTest : public LocalDriverTest {
+ protected:
+  DesiredComponent Stateful(const std::string& version, int replicas) {
+    DesiredComponent d = Desired(version, replicas);
+    d.ordered = true;
+    return d;
+  }
+  std::vector<std::string> Launched() {
+    std::vector<std::string> out;
+    for (const auto& l : host_.launches) out.push_back(l.instance + "@" + l.version);
+    return out;
+  }
+};
+
+TEST_F(StatefulTest, StartsInOrderUnderStableNames) {
+  host_.default_probe_ok = false;
+  driver_.Apply(Stateful("v1", 3));
+  TickUntil([] { return false; }, 10);
+  ASSERT_EQ(Launched(), std::vector<std::string>{"web-0@v1"}) << "web-1 waits for web-0";
+  for (int n = 1; n <= 3; ++n) {
+    host_.probe_ok[host_.launches.back().port] = true;
+    ASSERT_TRUE(TickUntil([&] { return CountReady() == n; }));
+    TickUntil([] { return false; }, 5);
+    EXPECT_EQ(host_.launches.size(), static_cast<size_t>(std::min(n + 1, 3)));
+  }
+  EXPECT_EQ(Launched(), (std::vector<std::string>{"web-0@v1", "web-1@v1", "web-2@v1"}));
+}
+
+TEST_F(StatefulTest, UpdatesFromTheHighestUnderTheSameNameAndScalesDownFromTheTop) {
+  driver_.Apply(Stateful("v1", 3));
+  ASSERT_TRUE(TickUntil([&] { return CountReady() == 3; }, 100));
+  driver_.Apply(Stateful("v2", 3));
+  int max_active = 0;
+  ASSERT_TRUE(TickUntil([&] {
+    host_.FinishStops();
+    int active = 0;
+    for (const auto& s : Obs()) active += s.state != "stopping" ? 1 : 0;
+    max_active = std::max(max_active, active);
+    auto obs = Obs();
+    return obs.size() == 3 && std::all_of(obs.begin(), obs.end(), [](const InstanceStatus& s) {
+             return s.version == "v2" && s.ready;
+           });
+  }, 400));
+  EXPECT_LE(max_active, 3) << "no surge: a replacement takes its predecessor's name";
+  EXPECT_EQ(Launched(), (std::vector<std::string>{"web-0@v1", "web-1@v1", "web-2@v1",
+                                                  "web-2@v2", "web-1@v2", "web-0@v2"}));
+  EXPECT_EQ(host_.stops, (std::vector<std::string>{"web-2", "web-1", "web-0"}));
+  host_.stops.clear();
+  driver_.Apply(Stateful("v2", 1));
+  ASSERT_TRUE(TickUntil([&] {
+    host_.FinishStops();
+    return Obs().size() == 1;
+  }, 400));
+  EXPECT_EQ(host_.stops, (std::vector<std::string>{"web-2", "web-1"}));
+  EXPECT_EQ(Obs()[0].name, "web-0");
+}
+
 }  // namespace
 }  // namespace berth::runtime

@@ -18,8 +18,17 @@ class OperationTest(RuntimeCase):
         return self.ok(self.api("GET", self.comp_path(app) + "/operation"), msg="operation")
 
     def wait_operation(self, app: str, status: str) -> dict:
-        return wait_for(lambda: (lambda op: op if op["status"] == status else None)(
-            self.operation(app)), f"the operation of {app} to be {status}")
+        seen = [None]
+
+        def ended():
+            seen[0] = self.operation(app)
+            return seen[0] if seen[0]["status"] == status else None
+        try:
+            return wait_for(ended, f"the operation of {app} to be {status}")
+        except AssertionError as ex:
+            raise AssertionError(f"{ex}; operation: {seen[0]}; instances: "
+                                 f"{self.instances(app)}; events: "
+                                 f"{[e['message'] for e in self.events(app)][:8]}") from None
 
     def test_second_operation_is_refused_while_a_rollout_runs(self):
         self.setup_app("busy", replicas=1)
@@ -280,6 +289,7 @@ class VolumeTest(RuntimeCase):
                        volumes=[{"name": "data", "path": "data"},
                                 {"name": "common", "path": "common", "shared": True}])
         items = self.wait_ready(app, 2, "v1")
+        self.assertEqual([i["name"] for i in items], ["web-0", "web-1"], "stable names from 0")
         data = os.path.realpath(self.srv.data_dir)
         base = os.path.join(data, "volumes", "default", app, "web")
         for i in items:
@@ -288,6 +298,22 @@ class VolumeTest(RuntimeCase):
                              os.path.join(base, "data", i["name"]))
             self.assertEqual(os.path.realpath(os.path.join(wd, "common")),
                              os.path.join(base, "common"))
+        # web-1 was started only once web-0 was ready.
+        self.assertLess(items[0]["started_at"], items[1]["started_at"])
+        with open(os.path.join(base, "data", "web-1", "mine.txt"), "w") as f:
+            f.write("web-1's")
+        # A restart replaces web-1 first, under its own name, with its own volume.
+        self.ok(self.api("POST", self.comp_path(app) + "/restart"), 202)
+        pids = {i["pid"] for i in items}
+        def replaced():
+            now = self.instances(app)
+            return now if (len(now) == 2 and all(i["ready"] and not i["outdated"] for i in now)
+                           and not pids & {i["pid"] for i in now}) else None
+        again = wait_for(replaced, "both stateful instances replaced")
+        self.assertEqual([i["name"] for i in again], ["web-0", "web-1"])
+        wd1 = os.path.join(data, "instances", "default", app, "web", "web-1")
+        with open(os.path.join(wd1, "data", "mine.txt")) as f:
+            self.assertEqual(f.read(), "web-1's")
 
 
 class QuotaTest(RuntimeCase):
