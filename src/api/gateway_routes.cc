@@ -6,6 +6,7 @@
 // teams too — even when the writes race. A claim whose rule is gone (its app or team was
 // deleted, which removes rules but not claims) is stale and is taken over.
 #include <algorithm>
+#include <fstream>
 
 #include "api/detail/service.h"
 #include "core/names.h"
@@ -715,14 +716,38 @@ void AddComponentAddresses(Service& s, const std::string& team, const std::strin
   *c = std::move(one[0]);
 }
 
+// The port a gateway bound when it was asked for port 0 ("127.0.0.1:41234" in `field` of
+// DATA/gateway/gateway.json, written by the gateway once it listens); 0 when not known yet.
+int BoundGatewayPort(const std::string& data_dir, const char* field) {
+  std::ifstream in(data_dir + "/gateway/gateway.json");
+  if (!in) return 0;
+  Json j = Json::parse(in, nullptr, false);
+  if (!j.is_object() || !j.contains(field) || !j[field].is_string()) return 0;
+  std::string addr = j[field].get<std::string>();
+  size_t colon = addr.rfind(':');
+  if (colon == std::string::npos) return 0;
+  int port = std::atoi(addr.c_str() + colon + 1);
+  return port > 0 && port < 65536 ? port : 0;
+}
+
 void AddComponentListAddresses(Service& s, const std::string& team, const std::string& app,
                                Json* components) {
-  auto book = routing::AddressBook::Load(s.store, team, app, RoutingOptions(s));
+  routing::Options o = RoutingOptions(s);
+  // Addresses are where the component answers through the gateway: with the configured HTTP
+  // port, else the one this server's gateway bound; none while that is not known (rather than
+  // a wrong one).
+  bool known = true;
+  if (o.http_port == 0) {
+    o.http_port = BoundGatewayPort(s.options.data_dir, "http");
+    known = o.http_port != 0;
+    if (o.https_port == 0) o.https_port = BoundGatewayPort(s.options.data_dir, "https");
+  }
+  auto book = routing::AddressBook::Load(s.store, team, app, o);
   for (Json& c : *components) {
     if (!c.is_object()) continue;
     auto parsed = model::ParseComponent(c);
     std::vector<std::string> addrs;
-    if (book.ok() && parsed.ok()) addrs = book->Addresses(parsed->name, parsed->ports);
+    if (known && book.ok() && parsed.ok()) addrs = book->Addresses(parsed->name, parsed->ports);
     c["addresses"] = addrs;
   }
 }

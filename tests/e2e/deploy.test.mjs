@@ -119,7 +119,7 @@ test('first deploy from the console: wizard, build log, address, scale, deploy, 
     // ready instance's own address; opening the latter gets the app's answer. (The server this
     // test starts runs no gateway data plane on a known port, so the domain is only listed.)
     await page.getByRole('tab', { name: 'Overview' }).click();
-    await page.getByTestId('addresses').getByRole('link', { name: 'http://web.shop.localhost', exact: true }).waitFor();
+    await page.getByTestId('addresses').getByRole('link', { name: /^http:\/\/web\.shop\.localhost(:\d+)?$/ }).waitFor();
     const address = page.getByTestId('instance-addresses').getByRole('link').first();
     await address.waitFor({ timeout: BUILD_MS });
     const href = await address.getAttribute('href');
@@ -156,7 +156,10 @@ test('first deploy from the console: wizard, build log, address, scale, deploy, 
     await page.getByRole('tab', { name: 'Overview' }).click();
     await eventually(async () => (await answers(2)) === 'hello v2', 'both instances answering hello v2', BUILD_MS);
 
-    // Roll back to v1, with confirmation.
+    // Roll back to v1, with confirmation, once the v2 deploy has ended (a component runs one
+    // operation at a time: a rollback during it would be refused with operation_in_progress).
+    await eventually(async () => (await api('GET', base + '/web/operation')).body.status !== 'in_progress',
+      'the v2 deploy operation to end', BUILD_MS);
     await page.getByRole('tab', { name: 'Versions & builds' }).click();
     // The confirmation by keyboard: Cancel has the focus, Tab reaches the action.
     await page.getByRole('button', { name: 'Roll back to v1' }).click();

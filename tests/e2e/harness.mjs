@@ -4,6 +4,7 @@
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync, readlinkSync, realpathSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { createServer } from 'node:net';
 import { dirname, join, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -27,10 +28,23 @@ export function berthBin() {
   throw new Error('set BERTH_BIN to the berth binary');
 }
 
+// A free loopback port: the server's --http (its gateway port) must be a real number for
+// components' addresses to name it, though these servers run no gateway (--gateway off).
+async function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.on('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
 export async function startServer(dataDir) {
   const proc = spawn(
     berthBin(),
-    ['server', '--data', dataDir, '--api', '127.0.0.1:0', '--http', '127.0.0.1:0', '--https', '127.0.0.1:0', '--gateway', 'off',
+    ['server', '--data', dataDir, '--api', '127.0.0.1:0', '--http', `127.0.0.1:${await freePort()}`, '--https', '127.0.0.1:0', '--gateway', 'off',
       '--web-root', WEB_ROOT, '--log-level', 'warn'],
     { env: { ...process.env, BERTH_ADMIN_PASSWORD: PASSWORD }, stdio: ['ignore', 'pipe', 'pipe'] },
   );

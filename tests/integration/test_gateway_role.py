@@ -159,7 +159,7 @@ class GatewayRoleTest(BerthTestCase):
         self.write_source(src, "hello v1")
         self.must("app", "create", "shop")
         self.must("component", "create", "web", "--app", "shop", "--source", src,
-                  "--port", "8080/http")
+                  "--port", "8080/http", "--no-deploy")
         self.must("build", "web", "--app", "shop", "-f")
         self.must("wait", "web", "--app", "shop", "--ready", "--timeout", "60")
         self.answers(addr, host, {"hello v1 from web-1"}, "v1 through the gateway")
