@@ -107,6 +107,11 @@ void Controller::RunOnceForTest() {
 }
 
 Status Controller::FullScan() {
+  scanning_ = true;
+  struct Done {
+    bool* flag;
+    ~Done() { *flag = false; }
+  } done{&scanning_};
   cursor_ = store_.Head();
   BERTH_ASSIGN_OR_RETURN(std::vector<Object> teams, ListAll(store_, model::kTeam, ""));
   std::set<std::string> present;
@@ -195,7 +200,6 @@ void Controller::Reconcile(const ComponentRef& ref) {
     }
     return;
   }
-  const bool first = !known_.count(ref.Scope());
   known_[ref.Scope()] = ref;
   LoadOperation(ref);
   std::string problem;
@@ -211,9 +215,13 @@ void Controller::Reconcile(const ComponentRef& ref) {
     if (!problem.empty()) RecordEvent(ref, events::Type::kWarning, "NotRunnable", problem);
   }
   std::string version = desired->tmpl ? desired->tmpl->version : "";
+  // A version the controller moves to on its own (the first one, or a newer ready one for a
+  // component that follows the newest) is a deploy operation too; at a start-up scan it is
+  // what ran before, not a change.
   auto applied = applied_version_.find(ref.Scope());
-  if (!first && applied != applied_version_.end() && applied->second != version &&
-      !version.empty() && desired->running && desired->replicas > 0) {
+  std::string before = applied != applied_version_.end() ? applied->second : "";
+  if (!scanning_ && before != version && !version.empty() && desired->running &&
+      desired->replicas > 0) {
     BeginAutoDeploy(ref, version);
   }
   applied_version_[ref.Scope()] = version;

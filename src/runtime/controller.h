@@ -100,6 +100,7 @@ class Controller {
   std::map<std::string, OperationState> ops_;        // scope → operation in progress
   std::map<std::string, DesiredComponent> desired_;  // scope → what was last applied
   std::map<std::string, std::string> applied_version_;  // scope → version last applied
+  bool scanning_ = false;  // in FullScan: what runs was deployed before; no new operations
 
   std::mutex mu_;
   std::condition_variable cv_;

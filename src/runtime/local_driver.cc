@@ -428,6 +428,12 @@ void LocalDriver::Supervise(Component& c, Instance& in) {
       OnExit(c, in, obs.exit);
       return;
     case ShimObservation::State::kGone: {
+      // The supervisor vanished, or could not be recognised: kill whatever is left of the
+      // instance (identity-checked by the host) and let the relaunch take a fresh port, so an
+      // app that lives on cannot make its successor fail with "address already in use".
+      host_.Kill(c.ref, in.name);
+      in.port = 0;
+      in.ports.clear();
       LastExit e;
       e.at_ms = UnixMillis(now);
       e.signal = 9;

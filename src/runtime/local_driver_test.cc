@@ -44,7 +44,10 @@ class FakeHost final : public Host {
     auto it = shims.find(instance);
     if (it != shims.end()) it->second.stop_requested = true;
   }
-  void Kill(const ComponentRef&, const std::string& instance) override { Exit(instance, -1, 9); }
+  void Kill(const ComponentRef&, const std::string& instance) override {
+    kills.push_back(instance);
+    if (shims.count(instance)) Exit(instance, -1, 9);
+  }
   void Cleanup(const ComponentRef&, const std::string& instance, bool) override {
     shims.erase(instance);
     cleanups.push_back(instance);
@@ -90,6 +93,7 @@ class FakeHost final : public Host {
   std::vector<LaunchSpec> launches;
   std::vector<std::string> stops;
   std::vector<std::string> cleanups;
+  std::vector<std::string> kills;
   std::vector<DiscoveredShim> discovered;
   std::map<int, bool> probe_ok;
   bool default_probe_ok = true;
@@ -612,6 +616,18 @@ TEST_F(StatefulTest, UpdatesFromTheHighestUnderTheSameNameAndScalesDownFromTheTo
   }, 400));
   EXPECT_EQ(host_.stops, (std::vector<std::string>{"web-2", "web-1"}));
   EXPECT_EQ(Obs()[0].name, "web-0");
+}
+
+TEST_F(LocalDriverTest, AVanishedSupervisorIsKilledAndRelaunchedOnAFreshPort) {
+  driver_.Apply(Desired("v1", 1));
+  ASSERT_TRUE(TickUntil([&] { return CountReady() == 1; }));
+  int port = host_.launches.back().port;
+  host_.shims.erase("web-1");  // neither a live shim nor a recorded exit
+  driver_.Tick();
+  EXPECT_EQ(host_.kills, std::vector<std::string>{"web-1"});
+  ASSERT_TRUE(TickUntil([&] { return host_.launches.size() == 2 && CountReady() == 1; }, 100));
+  EXPECT_EQ(host_.launches.back().instance, "web-1");
+  EXPECT_NE(host_.launches.back().port, port);
 }
 
 }  // namespace
