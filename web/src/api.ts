@@ -205,17 +205,19 @@ export function errorFromBody(status: number, text: string): ApiError {
   return new ApiError(status, 'http_' + status, text.slice(0, 200) || `HTTP ${status}`);
 }
 
+// A Blob body (an uploaded archive) is sent as it is; anything else as JSON.
 export async function request<T>(method: string, path: string, body?: unknown): Promise<T> {
   const headers: Record<string, string> = {};
   const token = session.token();
   if (token) headers.Authorization = `Bearer ${token}`;
-  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  const raw = body instanceof Blob;
+  if (body !== undefined) headers['Content-Type'] = raw ? 'application/octet-stream' : 'application/json';
   let res: Response;
   try {
     res = await fetch('/api/v1' + path, {
       method,
       headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
+      body: body === undefined ? undefined : raw ? body : JSON.stringify(body),
     });
   } catch (e) {
     throw new ApiError(0, 'network', e instanceof Error ? e.message : String(e));
@@ -258,6 +260,8 @@ export const api = {
   post: <T>(path: string, body: unknown) => request<T>('POST', path, body),
   patch: <T>(path: string, body: unknown) => request<T>('PATCH', path, body),
   put: <T>(path: string, body: unknown) => request<T>('PUT', path, body),
+  // PUT a file as the raw body (the server streams it to disk).
+  upload: <T>(path: string, file: Blob) => request<T>('PUT', path, file),
   del: (path: string) => request<unknown>('DELETE', path),
 };
 

@@ -1,15 +1,20 @@
 // The "create component" wizard's state, apart from its screens so it can be tested:
-//   source  — where the code is (a server directory, a git URL + ref, an archive on the server)
-//             and optional build overrides; "Detect" asks POST /teams/{team}/detect
+//   source  — where the code is (a server directory, a git URL + ref, an archive file uploaded
+//             from the browser, an archive already on the server) and optional build
+//             overrides; "Detect" asks POST /teams/{team}/detect
+//             An upload needs a component to attach to, so for it "Detect" creates the component
+//             (no source, 0 replicas: nothing runs), PUTs the file, then detects the kept archive
+//             (uploadAndDetect); "Create and build" then updates that component instead of
+//             creating one, and abandoning the wizard deletes it.
 //   review  — what detection found and why; asks only for what it could not decide (the port
 //             when detection found none, env, replicas)
 //   creating → the component is created and its first build queued.
 // Changing anything that detection looked at after detecting goes back to `source`: the shown
 // result must always describe the inputs that will be built.
-import type { Detection, Port } from './api';
+import { api, paths, type Component, type Detection, type Port } from './api';
 import { isProblem, parseEnv, parsePorts, type FormProblem } from './component_form';
 
-export type SourceKind = 'dir' | 'git' | 'archive';
+export type SourceKind = 'dir' | 'git' | 'upload' | 'archive';
 export type Step = 'source' | 'review' | 'creating';
 
 export interface WizardInput {
@@ -19,6 +24,8 @@ export interface WizardInput {
   url: string;
   ref: string;
   archive: string;
+  // The picked file's name (the File itself stays with the page: it is not state to compare).
+  fileName: string;
   buildCommand: string;
   startCommand: string;
   ports: string;
@@ -32,21 +39,29 @@ export interface WizardState {
   detection: Detection | null;
   // Set when the user edited the port list (then a new detection does not overwrite it).
   portsTouched: boolean;
+  // An uploaded archive: the component the wizard created for it and the server's kept path.
+  uploaded: Uploaded | null;
+}
+
+export interface Uploaded {
+  component: string;
+  archive: string;
 }
 
 // Inputs detection depends on: editing one invalidates the detection.
-const DETECTION_INPUTS: readonly (keyof WizardInput)[] = ['sourceKind', 'path', 'url', 'ref', 'archive', 'buildCommand', 'startCommand'];
+const DETECTION_INPUTS: readonly (keyof WizardInput)[] = ['sourceKind', 'path', 'url', 'ref', 'archive', 'fileName', 'buildCommand', 'startCommand'];
 
 export const initialWizard = (): WizardState => ({
   step: 'source',
-  input: { name: '', sourceKind: 'dir', path: '', url: '', ref: '', archive: '', buildCommand: '', startCommand: '', ports: '', env: '', replicas: '1' },
+  input: { name: '', sourceKind: 'dir', path: '', url: '', ref: '', archive: '', fileName: '', buildCommand: '', startCommand: '', ports: '', env: '', replicas: '1' },
   detection: null,
   portsTouched: false,
+  uploaded: null,
 });
 
 export type WizardAction =
   | { type: 'set'; field: keyof WizardInput; value: string }
-  | { type: 'detected'; detection: Detection }
+  | { type: 'detected'; detection: Detection; uploaded?: Uploaded }
   | { type: 'back' }
   | { type: 'creating' }
   | { type: 'failed' };
@@ -55,18 +70,20 @@ export function wizardReducer(s: WizardState, a: WizardAction): WizardState {
   switch (a.type) {
     case 'set': {
       const input = { ...s.input, [a.field]: a.value };
-      if (DETECTION_INPUTS.includes(a.field) && s.step === 'review') {
-        return { ...s, input, step: 'source', detection: null };
+      // For an upload the name is the created component's: changing it means another one.
+      const read = DETECTION_INPUTS.includes(a.field) || (a.field === 'name' && s.uploaded !== null);
+      if (read && s.step === 'review') {
+        return { ...s, input, step: 'source', detection: null, uploaded: null };
       }
       return { ...s, input, portsTouched: s.portsTouched || a.field === 'ports' };
     }
     case 'detected': {
       // Prefill the port detection found unless the user already chose ports.
       const ports = s.portsTouched ? s.input.ports : a.detection.port > 0 ? String(a.detection.port) : '';
-      return { ...s, step: 'review', detection: a.detection, input: { ...s.input, ports } };
+      return { ...s, step: 'review', detection: a.detection, uploaded: a.uploaded ?? null, input: { ...s.input, ports } };
     }
     case 'back':
-      return { ...s, step: 'source', detection: null };
+      return { ...s, step: 'source', detection: null, uploaded: null };
     case 'creating':
       return s.step === 'review' ? { ...s, step: 'creating' } : s;
     case 'failed':
@@ -83,8 +100,12 @@ export interface SourceBody {
 }
 
 // The source as the API takes it, or the problem with it (named like the API's field).
-export function sourceOf(i: WizardInput): SourceBody | FormProblem {
+// An upload's source is the archive the server kept (known once uploaded).
+export function sourceOf(i: WizardInput, uploaded: Uploaded | null = null): SourceBody | FormProblem {
   switch (i.sourceKind) {
+    case 'upload':
+      if (!uploaded) return { field: 'file', key: 'wizard.needFile' };
+      return { type: 'archive', archive: uploaded.archive };
     case 'dir': {
       const path = i.path.trim();
       if (!path.startsWith('/')) return { field: 'source', key: 'wizard.needAbsolutePath' };
@@ -111,8 +132,8 @@ function buildOverrides(i: WizardInput): Record<string, string> {
 }
 
 // POST /teams/{team}/detect body.
-export function detectBody(i: WizardInput): { source: SourceBody; build: Record<string, string> } | FormProblem {
-  const source = sourceOf(i);
+export function detectBody(i: WizardInput, uploaded: Uploaded | null = null): { source: SourceBody; build: Record<string, string> } | FormProblem {
+  const source = sourceOf(i, uploaded);
   if (isProblem(source)) return source;
   return { source, build: buildOverrides(i) };
 }
@@ -132,10 +153,10 @@ export interface ComponentBody {
 }
 
 // POST .../components body from the wizard's answers.
-export function componentBody(i: WizardInput): ComponentBody | FormProblem {
+export function componentBody(i: WizardInput, uploaded: Uploaded | null = null): ComponentBody | FormProblem {
   const name = i.name.trim();
   if (!name) return { field: 'name', key: 'wizard.needName' };
-  const source = sourceOf(i);
+  const source = sourceOf(i, uploaded);
   if (isProblem(source)) return source;
   const ports = parsePorts(i.ports);
   if (isProblem(ports)) return ports;
@@ -147,4 +168,56 @@ export function componentBody(i: WizardInput): ComponentBody | FormProblem {
   const build = buildOverrides(i);
   if (Object.keys(build).length) body.build = build;
   return body;
+}
+
+// The upload's first step, checked before anything is sent: a name and a picked file.
+export function uploadProblem(i: WizardInput, file: File | null): FormProblem | null {
+  if (!i.name.trim()) return { field: 'name', key: 'wizard.needName' };
+  if (!file || !i.fileName) return { field: 'file', key: 'wizard.needFile' };
+  return null;
+}
+
+// Which step of an upload failed, with the API's error.
+export class UploadError extends Error {
+  constructor(readonly stage: 'create' | 'upload' | 'detect', readonly cause: unknown) {
+    super(cause instanceof Error ? cause.message : String(cause));
+  }
+}
+
+// Creates the component (no source, 0 replicas: nothing runs or builds), PUTs the file as its
+// archive, and detects what the server kept. If the upload or the detection fails the component
+// is deleted again, so a failed attempt leaves nothing behind.
+export async function uploadAndDetect(
+  team: string, app: string, i: WizardInput, file: Blob,
+): Promise<{ uploaded: Uploaded; detection: Detection }> {
+  const name = i.name.trim();
+  let created: Component;
+  try {
+    created = await api.post<Component>(paths.components(team, app), { name, replicas: 0 });
+  } catch (err) {
+    throw new UploadError('create', err);
+  }
+  const cpath = paths.component(team, app, created.name);
+  let stage: 'upload' | 'detect' = 'upload';
+  try {
+    const after = await api.upload<Component>(cpath + '/archive?name=' + encodeURIComponent(i.fileName), file);
+    const uploaded = { component: created.name, archive: after.source.archive };
+    stage = 'detect';
+    const body = detectBody(i, uploaded);
+    if (isProblem(body)) throw new Error(body.key);
+    const detection = await api.post<Detection>(paths.detect(team), body);
+    return { uploaded, detection };
+  } catch (err) {
+    await discardUpload(team, app, { component: created.name, archive: '' });
+    throw new UploadError(stage, err);
+  }
+}
+
+// Deletes the component an abandoned upload created (best effort: it may already be gone).
+export async function discardUpload(team: string, app: string, u: Uploaded): Promise<void> {
+  try {
+    await api.del(paths.component(team, app, u.component));
+  } catch {
+    /* already deleted, or the session ended: nothing more the console can do */
+  }
 }

@@ -1,16 +1,21 @@
 // The "create component" wizard (state in wizard.ts): source → detection result and its
 // reasons → the few answers detection could not give → create the component and queue its
-// first build, then open the live build log.
-import { useReducer, useState, type FormEvent } from 'react';
+// first build, then open the live build log. An uploaded archive first creates the component it
+// belongs to; leaving the wizard (or starting over) before "Create and build" deletes it.
+import { useEffect, useReducer, useRef, useState, type FormEvent } from 'react';
 import { api, fieldOf, paths, type Component, type Detection, type Version } from '../api';
 import { isProblem } from '../component_form';
 import { useT, type MessageKey } from '../i18n';
 import { Link, navigate, to } from '../router';
 import { Field, errorText } from '../ui';
-import { componentBody, detectBody, initialWizard, undecided, wizardReducer, type SourceKind, type WizardInput } from '../wizard';
+import {
+  UploadError, componentBody, detectBody, discardUpload, initialWizard, undecided, uploadAndDetect, uploadProblem, wizardReducer,
+  type SourceKind, type Uploaded, type WizardInput,
+} from '../wizard';
 
 const FIELDS = ['name', 'source', 'build', 'ports', 'env', 'replicas'] as const;
-const KINDS: SourceKind[] = ['dir', 'git', 'archive'];
+const KINDS: SourceKind[] = ['dir', 'git', 'upload', 'archive'];
+const ARCHIVE_TYPES = '.tar.gz,.tgz,.tar,.tar.bz2,.tar.xz,.zip';
 
 export function WizardPage({ team, app }: { team: string; app: string }) {
   const { t } = useT();
@@ -18,7 +23,24 @@ export function WizardPage({ team, app }: { team: string; app: string }) {
   const [error, setError] = useState<{ field: string | null; text: string } | null>(null);
   const [busy, setBusy] = useState(false);
   const [buildError, setBuildError] = useState<{ name: string; text: string } | null>(null);
+  const [file, setFile] = useState<File | null>(null);
   const i = s.input;
+  // The component an upload created and that "Create and build" has not taken over yet: deleted
+  // when the wizard replaces it (new upload, changed input) or is left.
+  const pending = useRef<Uploaded | null>(null);
+  useEffect(() => {
+    const prev = pending.current;
+    if (prev && prev !== s.uploaded) void discardUpload(team, app, prev);
+    pending.current = s.uploaded;
+  }, [s.uploaded, team, app]);
+  useEffect(() => () => {
+    if (pending.current) void discardUpload(team, app, pending.current);
+  }, [team, app]);
+  const pickFile = (e: { target: { files: FileList | null } }) => {
+    const f = e.target.files?.[0] ?? null;
+    setFile(f);
+    dispatch({ type: 'set', field: 'fileName', value: f ? f.name : '' });
+  };
   const set = (field: keyof WizardInput) => (e: { target: { value: string } }) => {
     dispatch({ type: 'set', field, value: e.target.value });
   };
@@ -27,6 +49,7 @@ export function WizardPage({ team, app }: { team: string; app: string }) {
   const detect = async (e: FormEvent) => {
     e.preventDefault();
     setError(null);
+    if (i.sourceKind === 'upload') return detectUpload();
     const body = detectBody(i);
     if (isProblem(body)) return setError({ field: body.field, text: t(body.key, body.vars) });
     setBusy(true);
@@ -40,15 +63,41 @@ export function WizardPage({ team, app }: { team: string; app: string }) {
     }
   };
 
+  const detectUpload = async () => {
+    const problem = uploadProblem(i, file);
+    if (problem) return setError({ field: problem.field, text: t(problem.key, problem.vars) });
+    // Detecting again uploads again, into a new component: the previous one goes.
+    if (s.uploaded) dispatch({ type: 'back' });
+    setBusy(true);
+    try {
+      const r = await uploadAndDetect(team, app, i, file!);
+      dispatch({ type: 'detected', detection: r.detection, uploaded: r.uploaded });
+    } catch (err) {
+      const cause = err instanceof UploadError ? err.cause : err;
+      // A refused name belongs next to the name; everything else next to the file.
+      const field = err instanceof UploadError && err.stage === 'create' && fieldOf(cause, ['name']) ? 'name' : 'file';
+      setError({ field, text: errorText(cause, t) });
+    } finally {
+      setBusy(false);
+    }
+  };
+
   const create = async (e: FormEvent) => {
     e.preventDefault();
     setError(null);
-    const body = componentBody(i);
+    const body = componentBody(i, s.uploaded);
     if (isProblem(body)) return setError({ field: body.field, text: t(body.key, body.vars) });
     dispatch({ type: 'creating' });
     let created: Component;
     try {
-      created = await api.post<Component>(paths.components(team, app), body);
+      if (s.uploaded) {
+        // The upload's component exists: give it the answers (and 1+ replicas) instead.
+        const { name: _name, ...rest } = body;
+        created = await api.patch<Component>(paths.component(team, app, s.uploaded.component), rest);
+        pending.current = null;
+      } else {
+        created = await api.post<Component>(paths.components(team, app), body);
+      }
     } catch (err) {
       dispatch({ type: 'failed' });
       return setError({ field: fieldOf(err, FIELDS), text: errorText(err, t) });
@@ -100,6 +149,16 @@ export function WizardPage({ team, app }: { team: string; app: string }) {
               </Field>
             </>
           )}
+          {i.sourceKind === 'upload' && (
+            <>
+              <Field label={t('comp.name')} hint={t('wizard.uploadNameHint')} error={errFor('name')}>
+                {(p) => <input {...p} name="name" value={i.name} onChange={set('name')} maxLength={63} />}
+              </Field>
+              <Field label={t('wizard.file')} hint={t('wizard.fileHint')} error={errFor('file')}>
+                {(p) => <input {...p} name="file" type="file" accept={ARCHIVE_TYPES} onChange={pickFile} />}
+              </Field>
+            </>
+          )}
           {i.sourceKind === 'archive' && (
             <Field label={t('wizard.archive')} hint={t('wizard.archiveHint')} error={errFor('source')}>
               {(p) => <input {...p} name="archive" className="mono" value={i.archive} onChange={set('archive')} placeholder="/srv/uploads/shop.tar.gz" />}
@@ -120,7 +179,7 @@ export function WizardPage({ team, app }: { team: string; app: string }) {
         {error && !error.field && s.step === 'source' && <p className="error-banner" role="alert">{error.text}</p>}
         <div className="row">
           <button type="submit" className={s.step === 'source' ? 'primary' : ''} disabled={busy}>
-            {busy ? t('wizard.detecting') : s.step === 'source' ? t('wizard.detect') : t('wizard.detectAgain')}
+            {busy ? t(i.sourceKind === 'upload' ? 'wizard.uploading' : 'wizard.detecting') : s.step === 'source' ? t('wizard.detect') : t('wizard.detectAgain')}
           </button>
           <Link href={to.app(team, app)}>{t('common.cancel')}</Link>
         </div>
@@ -149,7 +208,7 @@ export function WizardPage({ team, app }: { team: string; app: string }) {
           <h3>{t('wizard.answers')}</h3>
           <div className="grid2">
             <Field label={t('comp.name')} error={errFor('name')}>
-              {(p) => <input {...p} name="name" value={i.name} onChange={set('name')} required maxLength={63} autoFocus />}
+              {(p) => <input {...p} name="name" value={i.name} onChange={set('name')} required maxLength={63} autoFocus readOnly={!!s.uploaded} />}
             </Field>
             <Field label={t('comp.ports')} hint={todo.port ? t('wizard.portUndecided') : t('wizard.portDetected', { port: d.port })} error={errFor('ports')}>
               {(p) => <input {...p} name="ports" value={i.ports} onChange={set('ports')} placeholder="8080" />}
