@@ -6,7 +6,7 @@
 // build → watch the live build log → open the instance's address and get the app's answer →
 // scale to 2 and see 2 ready instances → change the source and build again (v2 deploys) → roll
 // back to v1 (confirmed) → live logs with search → a dependency on the topology → a failed
-// build shown with its reason → language switch → a viewer sees no delete button and the API
+// build shown with its reason → an archive uploaded from the browser, detected and built → language switch → a viewer sees no delete button and the API
 // answers their delete with 403. No console errors. Every instance is killed at the end, by PID.
 //
 // Run: node --test tests/e2e/   (BERTH_BIN picks the binary; default build/asan)
@@ -268,11 +268,41 @@ test('first deploy from the console: wizard, build log, address, scale, deploy, 
     await source.getByLabel('Branch, tag or commit').fill('v1');
     await source.getByRole('button', { name: 'Detect' }).click();
     await review.getByTestId('reasons').getByText('Procfile found (web)').waitFor({ timeout: BUILD_MS });
-    await source.getByLabel('Archive on the server').check();
+    await source.getByLabel('Archive already on the server').check();
     await review.waitFor({ state: 'detached' });
-    await source.getByLabel('Archive file').fill(archive);
+    await source.getByLabel('Archive path on the server').fill(archive);
     await source.getByRole('button', { name: 'Detect' }).click();
     await review.getByTestId('reasons').getByText('Procfile found (web)').waitFor({ timeout: BUILD_MS });
+
+    // Uploading the archive from the browser: a file that is no archive is refused next to the
+    // file field and the component created for it is deleted again; a real one is created,
+    // uploaded, detected, then built.
+    await source.getByLabel('Upload an archive').check();
+    await review.waitFor({ state: 'detached' });
+    await source.getByLabel('Name', { exact: true }).fill('uploaded');
+    await source.getByLabel('Archive to upload').setInputFiles({ name: 'junk.tar.gz', mimeType: 'application/gzip', buffer: Buffer.from('not an archive') });
+    await source.getByRole('button', { name: 'Detect' }).click();
+    await source.locator('.field.has-error').filter({ has: page.getByLabel('Archive to upload') }).locator('.field-error').waitFor();
+    await eventually(async () => (await api('GET', base + '/uploaded')).status === 404, 'the refused upload leaves no component', STEP_MS);
+    const refused400 = problems.findIndex((p) => /status of 400/.test(p));
+    if (refused400 >= 0) problems.splice(refused400, 1);
+    await source.getByLabel('Archive to upload').setInputFiles(archive);
+    await source.getByRole('button', { name: 'Detect' }).click();
+    await review.getByTestId('reasons').getByText('Procfile found (web)').waitFor({ timeout: BUILD_MS });
+    const uploadedSource = (await api('GET', base + '/uploaded')).body.source;
+    assert.equal(uploadedSource.type, 'archive');
+    assert.match(uploadedSource.archive, /\/uploads\/.*\.tar\.gz$/);
+    assert.equal(await review.getByLabel('Name', { exact: true }).inputValue(), 'uploaded');
+    if (!(await review.getByLabel('Ports', { exact: true }).inputValue())) {
+      await review.getByLabel('Ports', { exact: true }).fill('8000');
+    }
+    // Built, not run: the journey's other components already show running instances.
+    await review.getByLabel('Replicas', { exact: true }).fill('0');
+    await review.getByRole('button', { name: 'Create and build' }).click();
+    await page.waitForURL('**/components/uploaded/versions/v1');
+    await page.getByTestId('build-log').locator('[data-vstatus="ready"]').waitFor({ timeout: BUILD_MS });
+    const uploaded = (await api('GET', base + '/uploaded')).body;
+    assert.deepEqual([uploaded.replicas, uploaded.ports[0].port > 0, uploaded.source.archive], [0, true, uploadedSource.archive]);
 
     // Language switch: the component page in Chinese, and back.
     await page.goto(server.url + '/teams/default/apps/shop/components/web');
