@@ -28,9 +28,14 @@ export function WizardPage({ team, app }: { team: string; app: string }) {
   // The component an upload created and that "Create and build" has not taken over yet: deleted
   // when the wizard replaces it (new upload, changed input) or is left.
   const pending = useRef<Uploaded | null>(null);
+  // The last deletion, awaited before uploading again (the new component may reuse the name).
+  const discarding = useRef<Promise<void>>(Promise.resolve());
+  const discard = (u: Uploaded) => {
+    discarding.current = discarding.current.then(() => discardUpload(team, app, u));
+  };
   useEffect(() => {
     const prev = pending.current;
-    if (prev && prev !== s.uploaded) void discardUpload(team, app, prev);
+    if (prev && prev !== s.uploaded) discard(prev);
     pending.current = s.uploaded;
   }, [s.uploaded, team, app]);
   useEffect(() => () => {
@@ -66,10 +71,14 @@ export function WizardPage({ team, app }: { team: string; app: string }) {
   const detectUpload = async () => {
     const problem = uploadProblem(i, file);
     if (problem) return setError({ field: problem.field, text: t(problem.key, problem.vars) });
-    // Detecting again uploads again, into a new component: the previous one goes.
+    // Detecting again uploads again, into a new component: the previous one goes first.
+    const old = pending.current;
+    pending.current = null;
+    if (old) discard(old);
     if (s.uploaded) dispatch({ type: 'back' });
     setBusy(true);
     try {
+      await discarding.current;
       const r = await uploadAndDetect(team, app, i, file!);
       dispatch({ type: 'detected', detection: r.detection, uploaded: r.uploaded });
     } catch (err) {
