@@ -13,6 +13,7 @@
 #include "cli/client_config.h"
 #include "cli/detail/commands.h"
 #include "cli/detail/flags.h"
+#include "cli/detail/api_errors.h"
 #include "cli/detail/http_client.h"
 #include "cli/output.h"
 
@@ -24,25 +25,6 @@ struct Globals {
   std::string server;
   std::string team;
 };
-
-std::string S(const Json& j, const char* key) {
-  if (!j.is_object()) return "";
-  auto it = j.find(key);
-  return it != j.end() && it->is_string() ? it->get<std::string>() : "";
-}
-
-Code CodeFor(int status) {
-  switch (status) {
-    case 400: return Code::kInvalidArgument;
-    case 401: return Code::kUnauthenticated;
-    case 403: return Code::kPermissionDenied;
-    case 404: return Code::kNotFound;
-    case 409: return Code::kConflict;
-    case 413: return Code::kPayloadTooLarge;
-    case 503: return Code::kUnavailable;
-    default: return Code::kInternal;
-  }
-}
 
 Status Local(const std::string& m) { return Status(Code::kInternal, "cli", m); }
 
@@ -68,20 +50,11 @@ class Call {
   std::string Team() const { return "/api/v1/teams/" + EncodeComponent(cfg_.team); }
   const ClientConfig& cfg() const { return cfg_; }
 
-  static Status FromResponse(const Response& resp, const std::string& what) {
-    Json j = Json::parse(resp.body, nullptr, false);
-    if (!j.is_discarded() && !S(j, "code").empty()) {
-      return Status(CodeFor(resp.status), S(j, "code"), S(j, "message"), S(j, "field"));
-    }
-    return Status(CodeFor(resp.status), "http_" + std::to_string(resp.status),
-                  what + ": the server answered HTTP " + std::to_string(resp.status));
-  }
-
   Result<Json> Do(const std::string& method, const std::string& path, const Json* body = nullptr) {
     std::string text = body ? body->dump() : "";
     auto r = w_.send(method, cfg_.server, path, text, cfg_.token);
     if (!r.ok()) return Local(r.status().message());
-    if (r->status < 200 || r->status >= 300) return FromResponse(*r, method + " " + path);
+    if (r->status < 200 || r->status >= 300) return StatusFromResponse(*r, method + " " + path);
     Json j = r->body.empty() ? Json::object() : Json::parse(r->body, nullptr, false);
     if (j.is_discarded()) return Local("the server answered " + method + " " + path + " with a body that is not JSON");
     return j;
@@ -96,17 +69,17 @@ class Call {
                            [&](std::string_view line) {
                              Json j = Json::parse(line, nullptr, false);
                              if (j.is_discarded()) return true;
-                             std::string type = S(j, "type");
+                             std::string type = Str(j, "type");
                              if (type == "line") {
                                if (json()) {
                                  out() << j.dump() << "\n";
                                } else {
-                                 out() << S(j, "text") << "\n";
+                                 out() << Str(j, "text") << "\n";
                                }
                                out().flush();
                              } else if (type == "end") {
-                               final_status = S(j, "status");
-                               final_message = S(j, "message");
+                               final_status = Str(j, "status");
+                               final_message = Str(j, "message");
                                if (json()) out() << j.dump() << "\n";
                                return false;
                              }
@@ -114,7 +87,7 @@ class Call {
                            },
                            opts);
     if (!r.ok()) return Local(r.status().message());
-    if (r->status < 200 || r->status >= 300) return FromResponse(*r, "GET " + path);
+    if (r->status < 200 || r->status >= 300) return StatusFromResponse(*r, "GET " + path);
     if (final_status.empty()) return Local("the log stream ended before the build did");
     if (final_status != "ready" && !json()) {
       err() << "build " << final_status << (final_message.empty() ? "" : ": " + final_message) << "\n";
@@ -191,27 +164,27 @@ std::vector<std::string> Addresses(const Json& comp, const Json& instances, cons
   if (comp.contains("addresses") && comp["addresses"].is_array()) {
     for (const auto& a : comp["addresses"]) {
       if (a.is_string()) out.push_back(a.get<std::string>());
-      else if (!S(a, "url").empty()) out.push_back(S(a, "url"));
-      else if (!S(a, "address").empty()) out.push_back(S(a, "address"));
+      else if (!Str(a, "url").empty()) out.push_back(Str(a, "url"));
+      else if (!Str(a, "address").empty()) out.push_back(Str(a, "address"));
     }
     if (!out.empty()) return out;
   }
   for (const auto& i : instances.value("items", Json::array())) {
-    if (S(i, "version") != version || !i.value("ready", false)) continue;
+    if (Str(i, "version") != version || !i.value("ready", false)) continue;
     if (i.contains("port") && i["port"].is_number_integer() && i["port"].get<int>() > 0) {
       bool http = true;
       for (const auto& p : comp.value("ports", Json::array())) {
-        if (S(p, "protocol") != "http" && S(p, "protocol") != "grpc" && p.value("port", 0) > 0) http = false;
+        if (Str(p, "protocol") != "http" && Str(p, "protocol") != "grpc" && p.value("port", 0) > 0) http = false;
         break;
       }
       out.push_back(std::string(http ? "http://" : "") + "127.0.0.1:" + std::to_string(i["port"].get<int>()) +
-                    " (instance " + S(i, "name") + ")");
+                    " (instance " + Str(i, "name") + ")");
     }
   }
   return out;
 }
 
-std::string EventKey(const Json& e) { return S(e, "first_at") + "|" + S(e, "reason") + "|" + S(e, "message"); }
+std::string EventKey(const Json& e) { return Str(e, "first_at") + "|" + Str(e, "reason") + "|" + Str(e, "message"); }
 
 // Warning events that mean a deploy will not become ready by itself.
 bool IsDeployFailure(const std::string& reason) {
@@ -223,7 +196,7 @@ Result<std::map<std::string, int64_t>> FailureEvents(Call& c, const std::string&
   std::map<std::string, int64_t> seen;
   BERTH_ASSIGN_OR_RETURN(Json l, c.Do("GET", path + "/events?limit=100"));
   for (const auto& e : l.value("items", Json::array())) {
-    if (IsDeployFailure(S(e, "reason"))) seen[EventKey(e)] = e.value("count", int64_t{1});
+    if (IsDeployFailure(Str(e, "reason"))) seen[EventKey(e)] = e.value("count", int64_t{1});
   }
   return seen;
 }
@@ -236,7 +209,7 @@ Status Deploy(Call& c, const std::string& path, const std::string& component, co
   Json body = Json::object();
   if (!ref.empty()) body["ref"] = ref;
   BERTH_ASSIGN_OR_RETURN(Json v, c.Do("POST", path + "/builds", &body));
-  const std::string version = S(v, "name");
+  const std::string version = Str(v, "name");
   progress << "-----> build " << version << " of " << component << " queued\n";
   progress.flush();
   BERTH_ASSIGN_OR_RETURN(std::string status, c.Follow(path + "/versions/" + EncodeComponent(version) + "/log"));
@@ -244,22 +217,22 @@ Status Deploy(Call& c, const std::string& path, const std::string& component, co
     *exit_code = 1;
     BERTH_ASSIGN_OR_RETURN(Json failed, c.Do("GET", path + "/versions/" + EncodeComponent(version)));
     return Status(Code::kConflict, "build_" + status,
-                  "build " + version + " " + status + (S(failed, "message").empty() ? "" : ": " + S(failed, "message")));
+                  "build " + version + " " + status + (Str(failed, "message").empty() ? "" : ": " + Str(failed, "message")));
   }
   BERTH_ASSIGN_OR_RETURN(Json built, c.Do("GET", path + "/versions/" + EncodeComponent(version)));
-  progress << "-----> built " << version << " (" << Short(S(built, "artifact")) << ") in "
+  progress << "-----> built " << version << " (" << Short(Str(built, "artifact")) << ") in "
            << Seconds(std::chrono::steady_clock::now() - started) << "\n";
 
   // Deploy = the component runs the newest ready version. A component pinned to an older
   // version (after a rollback) is set back to following the newest.
   BERTH_ASSIGN_OR_RETURN(Json comp, c.Do("GET", path));
-  if (!S(comp, "version").empty() && S(comp, "version") != version) {
+  if (!Str(comp, "version").empty() && Str(comp, "version") != version) {
     Json patch = {{"version", ""}};
     BERTH_ASSIGN_OR_RETURN(comp, c.Do("PATCH", path, &patch));
     progress << "-----> " << component << " was pinned to an older version; it now follows the newest\n";
   }
-  if (S(comp, "desired_state") != "running" || comp.value("replicas", 0) == 0) {
-    progress << "-----> " << component << " is " << (S(comp, "desired_state") == "running" ? "scaled to 0" : "stopped")
+  if (Str(comp, "desired_state") != "running" || comp.value("replicas", 0) == 0) {
+    progress << "-----> " << component << " is " << (Str(comp, "desired_state") == "running" ? "scaled to 0" : "stopped")
              << ": " << version << " will run when it is started\n";
     if (c.json()) c.out() << RenderJson(Json{{"component", component}, {"version", version}, {"addresses", Json::array()}});
     return Status::Ok();
@@ -275,7 +248,7 @@ Status Deploy(Call& c, const std::string& path, const std::string& component, co
     int total = 0, ready = 0;
     for (const auto& i : l.value("items", Json::array())) {
       ++total;
-      if (S(i, "version") == version && i.value("ready", false) && S(i, "state") == "running") ++ready;
+      if (Str(i, "version") == version && i.value("ready", false) && Str(i, "state") == "running") ++ready;
     }
     std::string state = std::to_string(ready) + " of " + std::to_string(want) + " ready at " + version;
     if (state != last_state) {
@@ -296,12 +269,12 @@ Status Deploy(Call& c, const std::string& path, const std::string& component, co
     }
     BERTH_ASSIGN_OR_RETURN(Json events, c.Do("GET", path + "/events?limit=100"));
     for (const auto& e : events.value("items", Json::array())) {
-      if (!IsDeployFailure(S(e, "reason"))) continue;
+      if (!IsDeployFailure(Str(e, "reason"))) continue;
       auto it = failures_before.find(EventKey(e));
       if (it == failures_before.end() || it->second != e.value("count", int64_t{1})) {
         *exit_code = 1;
         return Status(Code::kUnavailable, "deploy_failed",
-                      "deploy of " + version + " failed: " + S(e, "reason") + ": " + S(e, "message") +
+                      "deploy of " + version + " failed: " + Str(e, "reason") + ": " + Str(e, "message") +
                           " (see `berth logs " + component + "` and `berth events " + component + "`)");
       }
     }
@@ -331,7 +304,7 @@ Status UploadArchive(const ClientWorld& world, const ClientConfig& config, const
   (*world.err) << "-----> uploading " << name << " (" << size << " bytes)\n";
   auto r = world.upload("PUT", config.server, path, p.string(), config.token);
   if (!r.ok()) return Local(r.status().message());
-  if (r->status < 200 || r->status >= 300) return Call::FromResponse(*r, "PUT " + path);
+  if (r->status < 200 || r->status >= 300) return StatusFromResponse(*r, "PUT " + path);
   return Status::Ok();
 }
 
@@ -373,8 +346,8 @@ void AddBuildCommands(CLI::App& app, const ClientWorld& world, int* exit_code) {
       c.out() << RenderJson(d);
       return Status::Ok();
     }
-    c.out() << "language:  " << S(d, "language")
-            << (S(d, "language_version").empty() ? "" : " " + S(d, "language_version")) << "\n";
+    c.out() << "language:  " << Str(d, "language")
+            << (Str(d, "language_version").empty() ? "" : " " + Str(d, "language_version")) << "\n";
     c.out() << "port:      " << Cell(d.value("port", Json())) << "\n";
     c.out() << "processes:\n";
     const Json processes = d.value("processes", Json::object());
@@ -382,7 +355,7 @@ void AddBuildCommands(CLI::App& app, const ClientWorld& world, int* exit_code) {
     for (auto& [type, cmd] : processes.items()) {
       c.out() << "  " << type << ": " << Cell(cmd) << "\n";
     }
-    if (!S(d, "release").empty()) c.out() << "release:   " << S(d, "release") << "\n";
+    if (!Str(d, "release").empty()) c.out() << "release:   " << Str(d, "release") << "\n";
     c.out() << "build steps:\n";
     Json steps = d.value("build_steps", Json::array());
     if (steps.empty()) c.out() << "  (none)\n";
@@ -407,7 +380,7 @@ void AddBuildCommands(CLI::App& app, const ClientWorld& world, int* exit_code) {
       BERTH_ASSIGN_OR_RETURN(Json l, c.Do("GET", q));
       const Json page_items = l.value("items", Json::array());
       for (const auto& it : page_items) items.push_back(it);
-      after = S(l, "next");
+      after = Str(l, "next");
       if (after.empty()) break;
     }
     std::vector<Json> sorted(items.begin(), items.end());
@@ -424,9 +397,9 @@ void AddBuildCommands(CLI::App& app, const ClientWorld& world, int* exit_code) {
     }
     std::vector<std::vector<std::string>> rows;
     for (const Json& v : sorted) {
-      std::string lang = v.contains("detect") && v["detect"].is_object() ? S(v["detect"], "language") : "";
-      rows.push_back({S(v, "name"), S(v, "status"), lang, Short(S(v, "artifact")), S(v, "start_command"),
-                      S(v, "built_at").empty() ? S(v, "created_at") : S(v, "built_at")});
+      std::string lang = v.contains("detect") && v["detect"].is_object() ? Str(v["detect"], "language") : "";
+      rows.push_back({Str(v, "name"), Str(v, "status"), lang, Short(Str(v, "artifact")), Str(v, "start_command"),
+                      Str(v, "built_at").empty() ? Str(v, "created_at") : Str(v, "built_at")});
     }
     c.out() << RenderTable({"NAME", "STATUS", "LANGUAGE", "ARTIFACT", "START COMMAND", "BUILT"}, rows);
     return Status::Ok();
@@ -440,7 +413,7 @@ void AddBuildCommands(CLI::App& app, const ClientWorld& world, int* exit_code) {
     Json body = Json::object();
     if (!o->ref.empty()) body["ref"] = o->ref;
     BERTH_ASSIGN_OR_RETURN(Json v, c.Do("POST", comp_path(c) + "/builds", &body));
-    std::string name = S(v, "name");
+    std::string name = Str(v, "name");
     if (!o->follow) {
       if (c.json()) {
         c.out() << RenderJson(v);
@@ -473,11 +446,11 @@ void AddBuildCommands(CLI::App& app, const ClientWorld& world, int* exit_code) {
     std::vector<std::vector<std::string>> rows;
     for (const auto& t : d.value("toolchains", Json::array())) {
       bool found = t.value("found", false);
-      rows.push_back({S(t, "language"), S(t, "program"), found ? S(t, "version") : "missing",
-                      found ? S(t, "path") : "install " + S(t, "package")});
+      rows.push_back({Str(t, "language"), Str(t, "program"), found ? Str(t, "version") : "missing",
+                      found ? Str(t, "path") : "install " + Str(t, "package")});
     }
     c.out() << RenderTable({"LANGUAGE", "PROGRAM", "VERSION", "PATH / PACKAGE"}, rows);
-    if (!S(d, "install").empty()) c.out() << "\nto install what is missing: " << S(d, "install") << "\n";
+    if (!Str(d, "install").empty()) c.out() << "\nto install what is missing: " << Str(d, "install") << "\n";
     return Status::Ok();
   });
 
@@ -495,10 +468,10 @@ void AddBuildCommands(CLI::App& app, const ClientWorld& world, int* exit_code) {
       c.out() << RenderJson(w);
       return;
     }
-    c.out() << "url:      " << (S(w, "url").empty() ? S(w, "path") : S(w, "url")) << "\n"
-            << "provider: " << S(w, "provider") << "\n"
-            << "branch:   " << (S(w, "branch").empty() ? "(the git source's ref)" : S(w, "branch")) << "\n"
-            << "secret:   " << S(w, "secret") << "\n";
+    c.out() << "url:      " << (Str(w, "url").empty() ? Str(w, "path") : Str(w, "url")) << "\n"
+            << "provider: " << Str(w, "provider") << "\n"
+            << "branch:   " << (Str(w, "branch").empty() ? "(the git source's ref)" : Str(w, "branch")) << "\n"
+            << "secret:   " << Str(w, "secret") << "\n";
   };
   CLI::App* hook = app.add_subcommand("webhook", "Let pushes to a git host build and deploy a component");
   hook->require_subcommand(1);
@@ -588,7 +561,7 @@ void AddBuildCommands(CLI::App& app, const ClientWorld& world, int* exit_code) {
       int64_t best = -1;
       const Json all = l.value("items", Json::array());
       for (const auto& v : all) {
-        if (v.value("number", int64_t{0}) > best) best = v.value("number", int64_t{0}), version = S(v, "name");
+        if (v.value("number", int64_t{0}) > best) best = v.value("number", int64_t{0}), version = Str(v, "name");
       }
       if (version.empty()) return Status(Code::kNotFound, "not_found", "component " + o->component + " has no builds yet");
     }
@@ -602,7 +575,7 @@ void AddBuildCommands(CLI::App& app, const ClientWorld& world, int* exit_code) {
     if (c.json()) {
       c.out() << RenderJson(j);
     } else {
-      c.out() << S(j, "log");
+      c.out() << Str(j, "log");
     }
     return Status::Ok();
   });

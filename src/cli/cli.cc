@@ -12,6 +12,7 @@
 #include "cli/client_config.h"
 #include "cli/detail/commands.h"
 #include "cli/detail/flags.h"
+#include "cli/detail/api_errors.h"
 #include "cli/detail/http_client.h"
 #include "cli/output.h"
 
@@ -25,29 +26,6 @@ constexpr const char* kUsage = "usage";
 
 Status Local(std::string message) { return {Code::kInternal, kLocal, std::move(message)}; }
 Status Usage(std::string message) { return {Code::kInvalidArgument, kUsage, std::move(message)}; }
-
-Code CodeForHttp(int status) {
-  switch (status) {
-    case 400: return Code::kInvalidArgument;
-    case 401: return Code::kUnauthenticated;
-    case 403: return Code::kPermissionDenied;
-    case 404: return Code::kNotFound;
-    case 405: return Code::kMethodNotAllowed;
-    case 409: return Code::kConflict;
-    case 410: return Code::kGone;
-    case 413: return Code::kPayloadTooLarge;
-    case 415: return Code::kUnsupportedMedia;
-    case 429: return Code::kRateLimited;
-    case 503: return Code::kUnavailable;
-    default: return Code::kInternal;
-  }
-}
-
-std::string Str(const Json& j, const char* key) {
-  if (!j.is_object()) return "";
-  auto it = j.find(key);
-  return (it != j.end() && it->is_string()) ? it->get<std::string>() : "";
-}
 
 struct Globals {
   std::string output = "table";

@@ -14,17 +14,12 @@
 #include "cli/client_config.h"
 #include "cli/detail/commands.h"
 #include "cli/detail/flags.h"
+#include "cli/detail/api_errors.h"
 #include "cli/detail/http_client.h"
 #include "cli/output.h"
 
 namespace berth::cli {
 namespace {
-
-std::string Str(const Json& j, const char* key) {
-  if (!j.is_object()) return "";
-  auto it = j.find(key);
-  return (it != j.end() && it->is_string()) ? it->get<std::string>() : "";
-}
 
 Status Usage(std::string m) { return Status(Code::kInvalidArgument, "usage", std::move(m)); }
 Status Local(std::string m) { return Status(Code::kInternal, "cli", std::move(m)); }
@@ -70,17 +65,7 @@ class Call {
       if (j.is_discarded()) return Local("the server's answer is not JSON");
       return j;
     }
-    std::string code = Str(j, "code");
-    Code c = r->status == 400   ? Code::kInvalidArgument
-             : r->status == 401 ? Code::kUnauthenticated
-             : r->status == 403 ? Code::kPermissionDenied
-             : r->status == 404 ? Code::kNotFound
-             : r->status == 409 ? Code::kConflict
-             : r->status == 503 ? Code::kUnavailable
-                                : Code::kInternal;
-    if (!j.is_discarded() && !code.empty()) return Status(c, code, Str(j, "message"), Str(j, "field"));
-    return Status(c, "http_" + std::to_string(r->status),
-                  method + " " + path + ": the server answered HTTP " + std::to_string(r->status));
+    return StatusFromResponse(*r, method + " " + path);
   }
 
   // Every item of a collection (all pages).

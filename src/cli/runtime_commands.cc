@@ -17,17 +17,12 @@
 #include "cli/client_config.h"
 #include "cli/detail/commands.h"
 #include "cli/detail/flags.h"
+#include "cli/detail/api_errors.h"
 #include "cli/detail/http_client.h"
 #include "cli/output.h"
 
 namespace berth::cli {
 namespace {
-
-std::string Str(const Json& j, const char* key) {
-  if (!j.is_object()) return "";
-  auto it = j.find(key);
-  return (it != j.end() && it->is_string()) ? it->get<std::string>() : "";
-}
 
 struct Globals {
   std::string output = "table";
@@ -63,25 +58,11 @@ class Call {
            "/components/" + EncodeComponent(component);
   }
 
-  static Status FromResponse(const Response& resp, const std::string& what) {
-    Json j = Json::parse(resp.body, nullptr, false);
-    std::string code = Str(j, "code");
-    Code c = resp.status == 404   ? Code::kNotFound
-             : resp.status == 400 ? Code::kInvalidArgument
-             : resp.status == 401 ? Code::kUnauthenticated
-             : resp.status == 403 ? Code::kPermissionDenied
-             : resp.status == 409 ? Code::kConflict
-                                  : Code::kInternal;
-    if (!code.empty()) return Status(c, code, Str(j, "message"), Str(j, "field"));
-    return Status(c, "http_" + std::to_string(resp.status),
-                  what + ": the server answered HTTP " + std::to_string(resp.status));
-  }
-
   Result<Json> Do(const std::string& method, const std::string& path, const Json* body = nullptr) {
     std::string text = body ? body->dump() : "";
     auto r = sh_.world.send(method, cfg_.server, path, text, cfg_.token);
     if (!r.ok()) return Status(r.status().code(), "cli", r.status().message());
-    if (r->status < 200 || r->status >= 300) return FromResponse(*r, method + " " + path);
+    if (r->status < 200 || r->status >= 300) return StatusFromResponse(*r, method + " " + path);
     Json j = r->body.empty() ? Json::object() : Json::parse(r->body, nullptr, false);
     if (j.is_discarded()) return Status(Code::kInternal, "cli", "the server's answer is not JSON");
     return j;
@@ -99,7 +80,7 @@ class Call {
                            },
                            opts);
     if (!r.ok()) return Status(r.status().code(), "cli", r.status().message());
-    if (r->status < 200 || r->status >= 300) return FromResponse(*r, "GET " + path);
+    if (r->status < 200 || r->status >= 300) return StatusFromResponse(*r, "GET " + path);
     return Status::Ok();
   }
 
