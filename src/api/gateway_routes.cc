@@ -32,43 +32,6 @@ Status NeedRole(Service& s, const Ctx& ctx, Role min, const std::string& action)
   return r.ok() ? Status::Ok() : r.status();
 }
 
-Result<Json> ReadBody(const Ctx& ctx) {
-  const std::string& ct = ctx.req.Header("content-type");
-  if (!ct.empty() && ct.rfind("application/json", 0) != 0) {
-    return Status(Code::kUnsupportedMedia, "unsupported_media_type",
-                  "the body must be JSON (Content-Type: application/json), got " + ct);
-  }
-  if (ctx.req.body.empty()) {
-    return Status(Code::kInvalidArgument, "invalid_json",
-                  "the request body is empty: send a JSON object");
-  }
-  return ParseJsonObject(ctx.req.body);
-}
-
-// Removes "revision" from a write body; 0 when absent.
-Result<int64_t> TakeRevision(Json& body) {
-  auto it = body.find("revision");
-  if (it == body.end() || it->is_null()) {
-    if (it != body.end()) body.erase(it);
-    return int64_t{0};
-  }
-  if (!it->is_number_integer() || it->get<int64_t>() < 0) {
-    return InvalidArgument("revision must be a non-negative integer", "revision");
-  }
-  int64_t r = it->get<int64_t>();
-  body.erase(it);
-  return r;
-}
-
-Result<int64_t> QueryRevision(const Ctx& ctx) {
-  std::string r = ctx.req.Query("revision");
-  if (r.empty()) return int64_t{0};
-  if (r.size() > 18 || r.find_first_not_of("0123456789") != std::string::npos) {
-    return InvalidArgument("revision must be a non-negative integer", "revision");
-  }
-  return std::stoll(r);
-}
-
 // What the audit log keeps of an object: never key material, and certificates without their
 // (long, public) PEM.
 Json AuditSide(const Json* side) {
@@ -412,7 +375,7 @@ Status CheckHttpRule(Service& s, const Ctx& ctx, model::HttpRule* r) {
 Result<Reply> CreateHttpRule(Service& s, Ctx& ctx) {
   BERTH_RETURN_IF_ERROR(NeedRole(s, ctx, Role::kDeveloper, "change gateway rules"));
   BERTH_RETURN_IF_ERROR(AppExists(s, ctx.P("team"), ctx.P("app")));
-  BERTH_ASSIGN_OR_RETURN(Json body, ReadBody(ctx));
+  BERTH_ASSIGN_OR_RETURN(Json body, JsonBody(ctx));
   BERTH_ASSIGN_OR_RETURN(int64_t ignored, TakeRevision(body));
   (void)ignored;
   BERTH_ASSIGN_OR_RETURN(model::HttpRule r, model::ParseHttpRule(body));
@@ -436,7 +399,7 @@ Result<Reply> UpdateRule(Service& s, Ctx& ctx, const RuleKind& k, const RulePars
                          const RuleKey& key_of) {
   BERTH_RETURN_IF_ERROR(NeedRole(s, ctx, Role::kDeveloper, "change gateway rules"));
   BERTH_RETURN_IF_ERROR(AppExists(s, ctx.P("team"), ctx.P("app")));
-  BERTH_ASSIGN_OR_RETURN(Json body, ReadBody(ctx));
+  BERTH_ASSIGN_OR_RETURN(Json body, JsonBody(ctx));
   BERTH_ASSIGN_OR_RETURN(int64_t expected, TakeRevision(body));
   const std::string name = ctx.P("rule");
   if (body.contains("name") && !(body["name"].is_string() && body["name"] == name)) {
@@ -522,7 +485,7 @@ Status CheckTcpRule(Service& s, const Ctx& ctx, model::TcpRule* t) {
 Result<Reply> CreateTcpRule(Service& s, Ctx& ctx) {
   BERTH_RETURN_IF_ERROR(NeedRole(s, ctx, Role::kDeveloper, "change gateway rules"));
   BERTH_RETURN_IF_ERROR(AppExists(s, ctx.P("team"), ctx.P("app")));
-  BERTH_ASSIGN_OR_RETURN(Json body, ReadBody(ctx));
+  BERTH_ASSIGN_OR_RETURN(Json body, JsonBody(ctx));
   BERTH_ASSIGN_OR_RETURN(int64_t ignored, TakeRevision(body));
   (void)ignored;
   BERTH_ASSIGN_OR_RETURN(model::TcpRule t, model::ParseTcpRule(body));
@@ -568,7 +531,7 @@ Result<model::Certificate> SealedCertificate(Service& s, const Json& body) {
 
 Result<Reply> CreateCertificate(Service& s, Ctx& ctx) {
   BERTH_RETURN_IF_ERROR(NeedRole(s, ctx, Role::kDeveloper, "upload certificates"));
-  BERTH_ASSIGN_OR_RETURN(Json body, ReadBody(ctx));
+  BERTH_ASSIGN_OR_RETURN(Json body, JsonBody(ctx));
   BERTH_ASSIGN_OR_RETURN(int64_t ignored, TakeRevision(body));
   (void)ignored;
   BERTH_ASSIGN_OR_RETURN(model::Certificate c, SealedCertificate(s, body));
@@ -593,7 +556,7 @@ Result<Reply> CreateCertificate(Service& s, Ctx& ctx) {
 // covered by its domains.
 Result<Reply> ReplaceCertificate(Service& s, Ctx& ctx) {
   BERTH_RETURN_IF_ERROR(NeedRole(s, ctx, Role::kDeveloper, "replace certificates"));
-  BERTH_ASSIGN_OR_RETURN(Json body, ReadBody(ctx));
+  BERTH_ASSIGN_OR_RETURN(Json body, JsonBody(ctx));
   BERTH_ASSIGN_OR_RETURN(int64_t expected, TakeRevision(body));
   const std::string name = ctx.P("certificate");
   if (!body.contains("name")) body["name"] = name;

@@ -49,7 +49,9 @@ Status NotFoundNoun(const std::string& noun, const std::string& name) {
   return NotFound(noun + " " + Quoted(name) + " not found");
 }
 
-Result<Json> Body(const Ctx& ctx) {
+}  // namespace
+
+Result<Json> JsonBody(const Ctx& ctx) {
   const std::string& ct = ctx.req.Header("content-type");
   if (!ct.empty() && ct.rfind("application/json", 0) != 0) {
     return Status(Code::kUnsupportedMedia, "unsupported_media_type",
@@ -86,6 +88,8 @@ Result<int64_t> QueryRevision(const Ctx& ctx) {
   }
   return std::stoll(r);
 }
+
+namespace {
 
 Json SideForAudit(const Json* side) {
   if (!side) return nullptr;
@@ -201,7 +205,7 @@ using ExtraFn = std::function<Result<std::vector<Op>>(const Json& current, const
 
 Result<Reply> UpdateOf(Service& s, const Ctx& ctx, const Target& t, const ParseFn& parse,
                        const ExtraFn& extra_ops = nullptr) {
-  BERTH_ASSIGN_OR_RETURN(Json body, Body(ctx));
+  BERTH_ASSIGN_OR_RETURN(Json body, JsonBody(ctx));
   BERTH_ASSIGN_OR_RETURN(int64_t expected, TakeRevision(body));
   if (body.contains("name") && !(body["name"].is_string() && body["name"] == t.name)) {
     return InvalidArgument("name cannot be changed (the body says " + body["name"].dump() +
@@ -324,7 +328,7 @@ std::string CompRes(const Ctx& c) { return AppRes(c) + "/components/" + c.P("com
 // ---- health and session -------------------------------------------------------------------
 
 Result<Reply> Login(Service& s, Ctx& ctx) {
-  BERTH_ASSIGN_OR_RETURN(Json body, Body(ctx));
+  BERTH_ASSIGN_OR_RETURN(Json body, JsonBody(ctx));
   std::string user, password;
   JsonReader r(body, "");
   r.Str("user", &user, 63);
@@ -409,7 +413,7 @@ Result<Reply> ListUsers(Service& s, Ctx& ctx) {
 
 Result<Reply> CreateUser(Service& s, Ctx& ctx) {
   BERTH_RETURN_IF_ERROR(NeedPlatformAdmin(ctx, "create users"));
-  BERTH_ASSIGN_OR_RETURN(Json body, Body(ctx));
+  BERTH_ASSIGN_OR_RETURN(Json body, JsonBody(ctx));
   BERTH_ASSIGN_OR_RETURN(model::UserInput in, model::ParseUser(body));
   if (!in.password) return InvalidArgument("password is required (at least 8 characters)", "password");
   if (in.current_password) return UnknownField("current_password");
@@ -492,7 +496,7 @@ Result<Reply> DeleteUser(Service& s, Ctx& ctx) {
 // ---- tokens -------------------------------------------------------------------------------
 
 Result<Reply> CreateToken(Service& s, Ctx& ctx) {
-  BERTH_ASSIGN_OR_RETURN(Json body, Body(ctx));
+  BERTH_ASSIGN_OR_RETURN(Json body, JsonBody(ctx));
   BERTH_ASSIGN_OR_RETURN(model::TokenInput in, model::ParseTokenInput(body));
   model::Token t;
   t.id = auth::RandomHex(6);
@@ -523,7 +527,7 @@ Result<Reply> ListTeams(Service& s, Ctx& ctx) {
 }
 
 Result<Reply> CreateTeam(Service& s, Ctx& ctx) {
-  BERTH_ASSIGN_OR_RETURN(Json body, Body(ctx));
+  BERTH_ASSIGN_OR_RETURN(Json body, JsonBody(ctx));
   BERTH_ASSIGN_OR_RETURN(int64_t ignored, TakeRevision(body));
   (void)ignored;
   BERTH_ASSIGN_OR_RETURN(model::Team team, model::ParseTeam(body));
@@ -573,7 +577,7 @@ Target MemberTarget(const Ctx& ctx, const std::string& user) {
 
 Result<Reply> AddMember(Service& s, Ctx& ctx) {
   BERTH_ASSIGN_OR_RETURN(Role mine, s.access.Require(ctx.who, ctx.P("team"), Role::kAdmin, "add members"));
-  BERTH_ASSIGN_OR_RETURN(Json body, Body(ctx));
+  BERTH_ASSIGN_OR_RETURN(Json body, JsonBody(ctx));
   BERTH_ASSIGN_OR_RETURN(model::Member m, model::ParseMember(body));
   if (m.role == Role::kOwner && mine < Role::kOwner) {
     return PermissionDenied("only owners can make someone an owner");
@@ -635,7 +639,7 @@ Target AppTarget(const Ctx& ctx, const std::string& name) {
 
 Result<Reply> CreateApp(Service& s, Ctx& ctx) {
   BERTH_RETURN_IF_ERROR(Need(s, ctx, Role::kDeveloper, "create apps"));
-  BERTH_ASSIGN_OR_RETURN(Json body, Body(ctx));
+  BERTH_ASSIGN_OR_RETURN(Json body, JsonBody(ctx));
   BERTH_ASSIGN_OR_RETURN(int64_t ignored, TakeRevision(body));
   (void)ignored;
   BERTH_ASSIGN_OR_RETURN(model::App app, model::ParseApp(body));
@@ -710,7 +714,7 @@ Result<Reply> ListComponents(Service& s, Ctx& ctx) {
 Result<Reply> CreateComponent(Service& s, Ctx& ctx) {
   BERTH_RETURN_IF_ERROR(Need(s, ctx, Role::kDeveloper, "create components"));
   BERTH_RETURN_IF_ERROR(AppExists(s, ctx.P("team"), ctx.P("app")));
-  BERTH_ASSIGN_OR_RETURN(Json body, Body(ctx));
+  BERTH_ASSIGN_OR_RETURN(Json body, JsonBody(ctx));
   BERTH_ASSIGN_OR_RETURN(int64_t ignored, TakeRevision(body));
   (void)ignored;
   BERTH_ASSIGN_OR_RETURN(model::Component c, model::ParseComponent(body));
@@ -822,7 +826,7 @@ Result<Reply> GetInstance(Service& s, Ctx& ctx) {
 Result<Reply> AddDependency(Service& s, Ctx& ctx) {
   BERTH_RETURN_IF_ERROR(Need(s, ctx, Role::kDeveloper, "change dependencies"));
   BERTH_RETURN_IF_ERROR(ComponentExists(s, ctx.P("team"), ctx.P("app"), ctx.P("component")));
-  BERTH_ASSIGN_OR_RETURN(Json body, Body(ctx));
+  BERTH_ASSIGN_OR_RETURN(Json body, JsonBody(ctx));
   BERTH_ASSIGN_OR_RETURN(model::Dependency d, model::ParseDependencyInput(body, ctx.P("app")));
   if (d.target_app == ctx.P("app") && d.target_component == ctx.P("component")) {
     return InvalidArgument("a component cannot depend on itself", "target_component");
@@ -848,7 +852,7 @@ Result<Reply> RemoveDependency(Service& s, Ctx& ctx) {
 Result<Reply> CreateVersion(Service& s, Ctx& ctx) {
   BERTH_RETURN_IF_ERROR(Need(s, ctx, Role::kDeveloper, "create versions"));
   BERTH_RETURN_IF_ERROR(ComponentExists(s, ctx.P("team"), ctx.P("app"), ctx.P("component")));
-  BERTH_ASSIGN_OR_RETURN(Json body, Body(ctx));
+  BERTH_ASSIGN_OR_RETURN(Json body, JsonBody(ctx));
   BERTH_ASSIGN_OR_RETURN(int64_t ignored, TakeRevision(body));
   (void)ignored;
   if (body.contains("name") || body.contains("number")) {

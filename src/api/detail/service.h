@@ -69,6 +69,14 @@ Result<std::vector<Op>> LifecycleOps(Service& s, const Ctx& ctx, const Json* bef
 // The same for a JSON array of components of one app (reads the app's rules once).
 void AddComponentListAddresses(Service& s, const std::string& team, const std::string& app,
                                Json* components);
+// handlers.cc: a write's JSON object body (415 unsupported_media_type for another content
+// type, 400 invalid_json for an empty or malformed one).
+Result<Json> JsonBody(const Ctx& ctx);
+// handlers.cc: removes "revision" from a write body; 0 when absent (400 when not a
+// non-negative integer).
+Result<int64_t> TakeRevision(Json& body);
+// handlers.cc: the ?revision= of a delete; 0 when absent.
+Result<int64_t> QueryRevision(const Ctx& ctx);
 // static_files.cc: the built console from options.web_root at "/" (outside /api).
 void RegisterStaticFiles(Service& s);
 // The response for a non-API GET/HEAD from web_root: a file, index.html for app routes, or 404
