@@ -23,7 +23,7 @@ import {
   CHROMIUM, PASSWORD, SHOTS, WEB_ROOT, apiClient, eventually, launchBrowser, login, startServer, stopServer, watchProblems,
 } from './harness.mjs';
 
-const STEP_MS = 15000;
+const STEP_MS = 30000;
 
 // Chromium logs each failed request as a console error: drop the ones the test caused on purpose.
 function dropExpected(problems, status, count) {
@@ -34,7 +34,7 @@ function dropExpected(problems, status, count) {
   }
 }
 
-test('gateway screens: domain rule with canary, TCP rule, certificate, viewer, deletes', { timeout: 55000 }, async () => {
+test('gateway screens: domain rule with canary, TCP rule, certificate, viewer, deletes', { timeout: 100000 }, async () => {
   assert.ok(existsSync(join(WEB_ROOT, 'index.html')), 'build the console first: cd web && npm ci && npm run build');
   assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is missing: apt-get install chromium`);
   mkdirSync(SHOTS, { recursive: true });
