@@ -105,6 +105,21 @@ TEST(EnvAssignment, RejectsBadOnes) {
 
 // ---- component bodies -------------------------------------------------------------------------
 
+TEST(Duration, ParsesUnits) {
+  EXPECT_EQ(*ParseDurationMs("1500ms", "--t"), 1500);
+  EXPECT_EQ(*ParseDurationMs("30s", "--t"), 30000);
+  EXPECT_EQ(*ParseDurationMs("30", "--t"), 30000);
+  EXPECT_EQ(*ParseDurationMs("5m", "--t"), 300000);
+  EXPECT_EQ(*ParseDurationMs("1h", "--t"), 3600000);
+  for (const char* bad : {"", "s", "-1s", "1.5s", "1h30m", " 1s", "1 s", "10d", "1S",
+                          "99999999999999h", "9000h"}) {
+    auto r = ParseDurationMs(bad, "--idle-timeout");
+    ASSERT_FALSE(r.ok()) << bad;
+    EXPECT_EQ(r.status().field(), "--idle-timeout");
+    EXPECT_THAT(r.status().message(), HasSubstr("30s")) << bad;
+  }
+}
+
 TEST(ComponentBody, CreateSendsTheGivenFields) {
   ComponentFlags f;
   f.kind = "service";
@@ -508,6 +523,23 @@ TEST_F(CommandTest, DomainAddBuildsTheRuleWithCanaries) {
       "rate_limit":{"requests_per_second":2.5,"burst":5}})"));
   EXPECT_THAT(out_.str(), HasSubstr("routing http://shop.example.com/api to "
                                     "web:8080@v6=80%,web@v7=10%,next:9000=10%"));
+}
+
+TEST_F(CommandTest, TcpAddSendsTimeoutsInMilliseconds) {
+  Answer(201, R"({"name":"tcp-15432","listen_port":15432,"component":"db","port":5432,
+      "idle_timeout_ms":30000,"connect_timeout_ms":2000})");
+  ASSERT_EQ(Run({"tcp", "add", "15432", "--app", "shop", "--component", "db", "--idle-timeout",
+                 "30s", "--connect-timeout", "2000ms"}),
+            0)
+      << err_.str();
+  EXPECT_EQ(sent_[0].path, "/api/v1/teams/default/apps/shop/tcp-rules");
+  EXPECT_EQ(SentBody(), Json::parse(R"({"listen_port":15432,"component":"db",
+      "idle_timeout_ms":30000,"connect_timeout_ms":2000})"));
+  EXPECT_EQ(Run({"tcp", "add", "15432", "--app", "shop", "--component", "db", "--idle-timeout",
+                 "forever"}),
+            2);
+  EXPECT_THAT(err_.str(), HasSubstr("--idle-timeout takes a duration"));
+  EXPECT_EQ(sent_.size(), 1u);
 }
 
 TEST_F(CommandTest, GatewayUsageErrorsSendNothing) {

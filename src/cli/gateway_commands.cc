@@ -5,11 +5,13 @@
 //                [--rate-limit RPS[:BURST]] [--balance B] [--max-body BYTES] [--name N]
 //   berth domain list [--app A] | show NAME --app A | remove NAME|DOMAIN --app A [--path /x]
 //   berth tcp add LISTEN_PORT --app A --component C [--port P] [--balance B] [--name N]
+//                [--idle-timeout DURATION] [--connect-timeout DURATION]
 //   berth tcp list [--app A] | remove NAME|LISTEN_PORT --app A
 //   berth cert add|update NAME --cert FILE --key FILE [--chain FILE]
 //   berth cert list | show NAME | remove NAME
 #include <fstream>
 #include <sstream>
+#include <tuple>
 
 #include "cli/client_config.h"
 #include "cli/detail/commands.h"
@@ -401,7 +403,7 @@ void AddTcpCommands(CLI::App& app, const std::shared_ptr<Shared>& sh) {
   CLI::App* noun = Noun(app, "tcp", "Forward gateway TCP ports to components (TCP rules)");
   struct Opts {
     int listen_port = 0, port = 0;
-    std::string app, component, balance, name;
+    std::string app, component, balance, name, idle_timeout, connect_timeout;
   };
   auto o = std::make_shared<Opts>();
   CLI::App* add = Leaf(noun, sh, "add", "Forward LISTEN_PORT on the gateway to a component port",
@@ -410,6 +412,14 @@ void AddTcpCommands(CLI::App& app, const std::shared_ptr<Shared>& sh) {
     if (o->port) body["port"] = o->port;
     if (!o->balance.empty()) body["balance"] = o->balance;
     if (!o->name.empty()) body["name"] = o->name;
+    // The server checks the ranges (idle 1 s to 24 h, connect up to 10 min) and names the field.
+    for (auto [flag, text, field] : {std::tuple{"--idle-timeout", &o->idle_timeout, "idle_timeout_ms"},
+                                     std::tuple{"--connect-timeout", &o->connect_timeout, "connect_timeout_ms"}}) {
+      if (text->empty()) continue;
+      auto ms = ParseDurationMs(*text, flag);
+      if (!ms.ok()) return Usage(ms.status().message());
+      body[field] = *ms;
+    }
     BERTH_ASSIGN_OR_RETURN(Json r, c.Do("POST", c.App(o->app) + "/tcp-rules", &body));
     c.Done(r, "forwarding TCP port " + std::to_string(r.value("listen_port", 0)) + " to " +
                   Str(r, "component") + ":" + std::to_string(r.value("port", 0)) + " (rule " +
@@ -423,15 +433,27 @@ void AddTcpCommands(CLI::App& app, const std::shared_ptr<Shared>& sh) {
   add->add_option("--balance", o->balance, "round_robin, least_conn or hash_ip")
       ->check(CLI::IsMember({"round_robin", "least_conn", "hash_ip"}));
   add->add_option("--name", o->name, "Rule name (default tcp-LISTEN_PORT)");
+  add->add_option("--idle-timeout", o->idle_timeout,
+                  "Close a connection silent both ways this long, e.g. 30s, 15m (default 1h)");
+  add->add_option("--connect-timeout", o->connect_timeout,
+                  "Give up connecting to an instance after this long, e.g. 2s (default 5s)");
 
   auto lo = std::make_shared<std::string>();
   CLI::App* list = Leaf(noun, sh, "list", "List TCP rules (of one app, or of the whole team)",
                         [lo](Call& c) -> Status {
     std::string path = lo->empty() ? c.Team() + "/tcp-rules" : c.App(*lo) + "/tcp-rules";
     BERTH_ASSIGN_OR_RETURN(Json l, c.All(path));
-    c.Table(l, "TCP rules", {"NAME", "APP", "LISTEN", "COMPONENT", "PORT", "BALANCE"}, [](const Json& r) {
+    c.Table(l, "TCP rules", {"NAME", "APP", "LISTEN", "COMPONENT", "PORT", "BALANCE", "IDLE"}, [](const Json& r) {
+      std::string idle;
+      if (r.contains("idle_timeout_ms") && r["idle_timeout_ms"].is_number_integer()) {
+        int64_t ms = r["idle_timeout_ms"].get<int64_t>();
+        idle = ms % 3600000 == 0 ? std::to_string(ms / 3600000) + "h"
+               : ms % 60000 == 0 ? std::to_string(ms / 60000) + "m"
+               : ms % 1000 == 0  ? std::to_string(ms / 1000) + "s"
+                                 : std::to_string(ms) + "ms";
+      }
       return std::vector<std::string>{Str(r, "name"), Str(r, "app"), Field(r, "listen_port"),
-                                      Str(r, "component"), Field(r, "port"), Str(r, "balance")};
+                                      Str(r, "component"), Field(r, "port"), Str(r, "balance"), idle};
     });
     return Status::Ok();
   });

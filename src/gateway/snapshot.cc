@@ -401,6 +401,7 @@ Result<Snapshot> ParseSnapshot(const Json& in) {
         }
         ReadBalance(tr, &t.balance, /*tcp=*/true);
         tr.Int("connect_timeout_ms", &t.connect_timeout_ms, 1, 3600000);
+        tr.Int("idle_timeout_ms", &t.idle_timeout_ms, 1, 86400000);
         if (tr.ok()) s.tcp_routes.push_back(std::move(t));
       },
       kMaxRoutes);
@@ -461,7 +462,8 @@ Json ToJson(const Snapshot& s) {
                                {"listen_port", t.listen_port},
                                {"pool", t.pool},
                                {"balance", BalanceName(t.balance)},
-                               {"connect_timeout_ms", t.connect_timeout_ms}});
+                               {"connect_timeout_ms", t.connect_timeout_ms},
+                               {"idle_timeout_ms", t.idle_timeout_ms}});
   }
   j["pools"] = Json::object();
   for (const auto& [key, p] : s.pools) {

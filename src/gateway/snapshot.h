@@ -81,6 +81,8 @@ struct TcpRoute {
   std::string pool;
   Balance balance = Balance::kRoundRobin;  // kHashIp for stickiness; cookies do not apply
   int connect_timeout_ms = 5000;
+  // No byte in either direction for this long closes both sides.
+  int idle_timeout_ms = 3600000;
 };
 
 struct Certificate {

@@ -25,7 +25,8 @@ Json Valid() {
     "tcp_routes": [{
       "id": "default/shop/db/tcp-15432", "team": "default", "app": "shop", "component": "db",
       "listen_host": "127.0.0.1", "listen_port": 15432,
-      "pool": "default/shop/db:5432", "balance": "hash_ip", "connect_timeout_ms": 5000
+      "pool": "default/shop/db:5432", "balance": "hash_ip", "connect_timeout_ms": 5000,
+      "idle_timeout_ms": 30000
     }],
     "pools": {
       "default/shop/web:8080": {"team": "default", "app": "shop", "component": "web",
@@ -54,6 +55,7 @@ TEST(Snapshot, ParsesTheDocumentedExample) {
   EXPECT_TRUE(r.redirect_https);
   ASSERT_EQ(s->tcp_routes.size(), 1u);
   EXPECT_EQ(s->tcp_routes[0].balance, Balance::kHashIp);
+  EXPECT_EQ(s->tcp_routes[0].idle_timeout_ms, 30000);
   EXPECT_EQ(s->pools.at("default/shop/db:5432").endpoints[0].host, "::1");
   EXPECT_EQ(s->pools.at("default/shop/web:8080@v7").reason, "no ready instance (1 starting)");
 }
@@ -151,6 +153,12 @@ INSTANTIATE_TEST_SUITE_P(
                 "tcp_routes[0].balance"},
         BadCase{"tcp host name", "/tcp_routes/0/listen_host", "\"db.local\"",
                 "tcp_routes[0].listen_host"},
+        BadCase{"tcp zero idle timeout", "/tcp_routes/0/idle_timeout_ms", "0",
+                "tcp_routes[0].idle_timeout_ms"},
+        BadCase{"tcp idle timeout over a day", "/tcp_routes/0/idle_timeout_ms", "86400001",
+                "tcp_routes[0].idle_timeout_ms"},
+        BadCase{"tcp idle timeout not a number", "/tcp_routes/0/idle_timeout_ms", "\"1h\"",
+                "tcp_routes[0].idle_timeout_ms"},
         BadCase{"tcp dangling pool", "/tcp_routes/0/pool", "\"x\"", "tcp_routes[0].pool"},
         BadCase{"endpoint port", "/pools/default~1shop~1web:8080/endpoints/0/port", "0",
                 "pools.default/shop/web:8080.endpoints[0].port"},

@@ -312,13 +312,15 @@ Result<TcpRule> ParseTcpRule(const Json& in) {
   r.Int("port", &t.port, 0, 65535);
   r.Enum("balance", &t.balance, {"round_robin", "least_conn", "hash_ip"});
   r.Int("connect_timeout_ms", &t.connect_timeout_ms, 1, 600000);
+  r.Int("idle_timeout_ms", &t.idle_timeout_ms, 1000, 86400000);
   return Done(r, std::move(t));
 }
 
 Json ToJson(const TcpRule& t) {
   return {{"name", t.name},           {"listen_port", t.listen_port},
           {"component", t.component}, {"port", t.port},
-          {"balance", t.balance},     {"connect_timeout_ms", t.connect_timeout_ms}};
+          {"balance", t.balance},     {"connect_timeout_ms", t.connect_timeout_ms},
+          {"idle_timeout_ms", t.idle_timeout_ms}};
 }
 
 std::string TcpRuleKey(const TcpRule& t) { return "tcp " + std::to_string(t.listen_port); }

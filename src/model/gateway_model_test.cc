@@ -92,6 +92,7 @@ TEST(GatewayModelTest, TcpRule) {
   auto t = ParseTcpRule(J(R"({"listen_port":15432,"component":"db","port":5432,"team":"x"})"));
   ASSERT_TRUE(t.ok()) << t.status().ToString();
   EXPECT_EQ(t->balance, "round_robin");
+  EXPECT_EQ(t->idle_timeout_ms, 3600000);  // haproxy-like default: an hour
   EXPECT_EQ(TcpRuleKey(*t), "tcp 15432");
   auto again = ParseTcpRule(ToJson(*t));
   ASSERT_TRUE(again.ok());
@@ -100,6 +101,15 @@ TEST(GatewayModelTest, TcpRule) {
   EXPECT_EQ(ParseTcpRule(J(R"({"listen_port":0,"component":"db"})")).status().field(), "listen_port");
   EXPECT_EQ(ParseTcpRule(J(R"({"listen_port":1,"component":"db","balance":"hash_cookie"})")).status().field(), "balance");
   EXPECT_EQ(ParseTcpRule(J(R"({"listen_port":1})")).status().field(), "component");
+  auto idle = ParseTcpRule(J(R"({"listen_port":1,"component":"db","idle_timeout_ms":30000})"));
+  ASSERT_TRUE(idle.ok());
+  EXPECT_EQ(idle->idle_timeout_ms, 30000);
+  EXPECT_EQ(ToJson(*idle)["idle_timeout_ms"], 30000);
+  for (const char* bad : {"0", "999", "86400001", "-5", "\"30s\"", "1.5e3"}) {
+    std::string body = std::string(R"({"listen_port":1,"component":"db","idle_timeout_ms":)") + bad + "}";
+    auto r = ParseTcpRule(J(body.c_str()));
+    EXPECT_EQ(r.status().field(), "idle_timeout_ms") << bad;
+  }
 }
 
 TEST(GatewayModelTest, CertificateInput) {

@@ -49,6 +49,10 @@ struct User {
   std::string email;
   bool admin = false;     // platform administrator
   bool disabled = false;
+  // A service account berth made for itself (the gateway's `berth-gateway`): authenticates
+  // with a token only, hidden from user lists by default, never changed or deleted through
+  // the API. The API refuses `service: true` from users.
+  bool service = false;
   std::string password_hash;  // never leaves the server
 };
 // Input fields besides the user's own: "password", "current_password" (write-only).
@@ -320,6 +324,9 @@ struct TcpRule {
   int port = 0;  // a declared port of the component; 0 on input = its first port
   std::string balance = "round_robin";  // round_robin | least_conn | hash_ip
   int connect_timeout_ms = 5000;
+  // A connection pair with no byte in either direction for this long is closed on both sides
+  // (haproxy's `timeout client/server`); 1 s to 24 h.
+  int idle_timeout_ms = 3600000;
 };
 Result<TcpRule> ParseTcpRule(const Json& in);
 Json ToJson(const TcpRule& r);

@@ -271,6 +271,7 @@ class Builder {
       BERTH_ASSIGN_OR_RETURN(r.pool, Pool(team, app, rule->component, rule->port, ""));
       r.balance = ToBalance(rule->balance);
       r.connect_timeout_ms = rule->connect_timeout_ms;
+      r.idle_timeout_ms = rule->idle_timeout_ms;
       snap_.tcp_routes.push_back(std::move(r));
     }
     return Status::Ok();
@@ -401,7 +402,8 @@ Json SnapshotToJson(const gateway::Snapshot& s) {
                    {"listen_port", r.listen_port},
                    {"pool", r.pool},
                    {"balance", BalanceText(r.balance)},
-                   {"connect_timeout_ms", r.connect_timeout_ms}});
+                   {"connect_timeout_ms", r.connect_timeout_ms},
+                   {"idle_timeout_ms", r.idle_timeout_ms}});
   }
   Json pools = Json::object();
   for (const auto& [key, p] : s.pools) {

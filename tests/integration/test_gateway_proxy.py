@@ -217,15 +217,23 @@ class EchoTcp:
 
     def __init__(self, name: str):
         self.name = name
+        self.ended = 0  # connections whose peer (the gateway) closed or reset them
+        self.lock = threading.Lock()
         outer = self
 
         class Handler(socketserver.BaseRequestHandler):
             def handle(self):
-                while True:
-                    data = self.request.recv(65536)
-                    if not data:
-                        return
-                    self.request.sendall(outer.name.encode() + b":" + data)
+                try:
+                    while True:
+                        data = self.request.recv(65536)
+                        if not data:
+                            return
+                        self.request.sendall(outer.name.encode() + b":" + data)
+                except OSError:
+                    pass
+                finally:
+                    with outer.lock:
+                        outer.ended += 1
 
         class Server(socketserver.ThreadingMixIn, socketserver.TCPServer):
             daemon_threads = True
@@ -393,6 +401,8 @@ class GatewayProxyTest(unittest.TestCase):
         cls.ups = {n: Upstream(n) for n in ("a", "b", "c", "d", "e", "f")}
         cls.tcp_up = EchoTcp("t1")
         cls.tcp_port = free_port()
+        cls.tcp_idle_up = EchoTcp("t2")
+        cls.tcp_idle_port = free_port()
         cls.certs = {n: make_cert(cls.tmp, n) for n in ("one.test", "two.test")}
         cls.rev = 1
         cls.gw = Gateway(cls.snapshot(), "--header-timeout-ms", "1000",
@@ -407,6 +417,7 @@ class GatewayProxyTest(unittest.TestCase):
             except Exception:
                 pass
         cls.tcp_up.close()
+        cls.tcp_idle_up.close()
         shutil.rmtree(cls.tmp, ignore_errors=True)
 
     @classmethod
@@ -422,6 +433,8 @@ class GatewayProxyTest(unittest.TestCase):
                 "EMPTY": pool(reason="no ready instance (1 starting)"),
                 "T": {"endpoints": [{"instance": "t1", "host": "127.0.0.1",
                                      "port": cls.tcp_up.port}]},
+                "T2": {"endpoints": [{"instance": "t2", "host": "127.0.0.1",
+                                      "port": cls.tcp_idle_up.port}]},
             },
             "http_routes": [
                 route("host-a", ["a.test"], "A"),
@@ -443,7 +456,9 @@ class GatewayProxyTest(unittest.TestCase):
                       rate_limit={"requests_per_second": 1, "burst": 2}),
                 route("small", ["small.test"], "A", max_body_bytes=1000),
             ],
-            "tcp_routes": [{"id": "tcp", "listen_port": cls.tcp_port, "pool": "T"}],
+            "tcp_routes": [{"id": "tcp", "listen_port": cls.tcp_port, "pool": "T"},
+                           {"id": "tcp-idle", "listen_port": cls.tcp_idle_port, "pool": "T2",
+                            "idle_timeout_ms": 1500}],
             "certificates": [
                 {"name": n, "domains": [n], "cert_pem": c[0], "key_pem": c[1]}
                 for n, c in cls.certs.items()
@@ -799,6 +814,49 @@ class GatewayProxyTest(unittest.TestCase):
             self.assertEqual(s.recv(100), b"t1:ping")
             s.sendall(b"again")
             self.assertEqual(s.recv(100), b"t1:again")
+
+    def test_tcp_idle_timeout(self):
+        """idle_timeout_ms 1500: a silent pair is closed on both sides, a chatty one lives on."""
+        timeout = 1.5
+        results = {}
+
+        def active():
+            with socket.create_connection(("127.0.0.1", self.tcp_idle_port), timeout=10) as s:
+                start = time.time()
+                n = 0
+                while time.time() - start < 2.5 * timeout:
+                    msg = b"tick%d" % n
+                    s.sendall(msg)
+                    got = s.recv(100)
+                    if got != b"t2:" + msg:
+                        results["active"] = "got %r after %.2f s" % (got, time.time() - start)
+                        return
+                    n += 1
+                    time.sleep(0.3)
+                results["active"] = "ok"
+
+        t = threading.Thread(target=active, daemon=True)
+        t.start()
+        ended_before = self.tcp_idle_up.ended
+        with socket.create_connection(("127.0.0.1", self.tcp_idle_port), timeout=10) as s:
+            s.sendall(b"hello")
+            self.assertEqual(s.recv(100), b"t2:hello")
+            last = time.time()
+            try:
+                eof = s.recv(100)  # blocks until the gateway closes the idle pair
+            except ConnectionResetError:
+                eof = b""
+            idle = time.time() - last
+        self.assertEqual(eof, b"")
+        self.assertGreaterEqual(idle, timeout - 0.1)
+        self.assertLess(idle, timeout + 1.5)  # the watchdog wakes at the deadline
+        # The upstream side was closed too.
+        deadline = time.time() + 3
+        while time.time() < deadline and self.tcp_idle_up.ended <= ended_before:
+            time.sleep(0.05)
+        self.assertGreater(self.tcp_idle_up.ended, ended_before)
+        t.join(10)
+        self.assertEqual(results.get("active"), "ok")
 
     # --- observability -------------------------------------------------------------------------
 

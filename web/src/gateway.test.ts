@@ -100,7 +100,9 @@ describe('canary weights', () => {
 describe('TCP rule form', () => {
   it('checks the listen port and fills the body', () => {
     const d = { ...newTcpDraft('shop', 'db', '5432'), listen_port: '15432' };
-    expect(tcpRuleBody(d)).toEqual({ body: { listen_port: 15432, component: 'db', port: 5432, balance: 'round_robin', connect_timeout_ms: 5000 } });
+    expect(tcpRuleBody(d)).toEqual({ body: { listen_port: 15432, component: 'db', port: 5432, balance: 'round_robin', connect_timeout_ms: 5000, idle_timeout_ms: 3600000 } });
+    const idle = tcpRuleBody({ ...d, idle_timeout_ms: '999' });
+    expect('problem' in idle && idle.problem.field).toBe('idle_timeout_ms');
     const bad = tcpRuleBody({ ...d, listen_port: '70000' });
     expect('problem' in bad && bad.problem.field).toBe('listen_port');
     const noComp = tcpRuleBody({ ...d, component: '' });

@@ -41,6 +41,7 @@ export interface TcpRule extends Meta {
   port: number;
   balance: 'round_robin' | 'least_conn' | 'hash_ip';
   connect_timeout_ms: number;
+  idle_timeout_ms: number;
 }
 export interface Certificate extends Meta {
   name: string;
@@ -263,12 +264,13 @@ export interface TcpRuleDraft {
   port: string;
   balance: string;
   connect_timeout_ms: string;
+  idle_timeout_ms: string;
 }
 export function newTcpDraft(app = '', component = '', port = ''): TcpRuleDraft {
-  return { app, name: '', listen_port: '', component, port, balance: 'round_robin', connect_timeout_ms: '5000' };
+  return { app, name: '', listen_port: '', component, port, balance: 'round_robin', connect_timeout_ms: '5000', idle_timeout_ms: '3600000' };
 }
 export function tcpDraftOf(r: TcpRule): TcpRuleDraft {
-  return { app: r.app, name: r.name, listen_port: String(r.listen_port), component: r.component, port: String(r.port), balance: r.balance, connect_timeout_ms: String(r.connect_timeout_ms) };
+  return { app: r.app, name: r.name, listen_port: String(r.listen_port), component: r.component, port: String(r.port), balance: r.balance, connect_timeout_ms: String(r.connect_timeout_ms), idle_timeout_ms: String(r.idle_timeout_ms ?? 3600000) };
 }
 export function tcpRuleBody(d: TcpRuleDraft): { body: Record<string, unknown> } | { problem: FormProblem } {
   if (!d.app) return { problem: { field: 'app', key: 'gw.needApp' } };
@@ -279,7 +281,9 @@ export function tcpRuleBody(d: TcpRuleDraft): { body: Record<string, unknown> } 
   if (port === null) return { problem: { field: 'port', key: 'gw.badPort', vars: { value: d.port } } };
   const timeout = intIn(d.connect_timeout_ms, 1, 600000);
   if (timeout === null) return { problem: { field: 'connect_timeout_ms', key: 'gw.badRange', vars: { value: d.connect_timeout_ms, min: 1, max: 600000 } } };
-  const body: Record<string, unknown> = { listen_port: listen, component: d.component, port, balance: d.balance, connect_timeout_ms: timeout };
+  const idle = intIn(d.idle_timeout_ms, 1000, 86400000);
+  if (idle === null) return { problem: { field: 'idle_timeout_ms', key: 'gw.badRange', vars: { value: d.idle_timeout_ms, min: 1000, max: 86400000 } } };
+  const body: Record<string, unknown> = { listen_port: listen, component: d.component, port, balance: d.balance, connect_timeout_ms: timeout, idle_timeout_ms: idle };
   if (d.name.trim()) body.name = d.name.trim();
   return { body };
 }

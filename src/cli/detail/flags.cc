@@ -108,6 +108,34 @@ Result<bool> ParseBoolFlag(std::string_view text, std::string_view flag) {
                          std::string(flag));
 }
 
+Result<int64_t> ParseDurationMs(std::string_view text, std::string_view flag) {
+  auto bad = [&] {
+    return InvalidArgument(std::string(flag) + " takes a duration such as 1500ms, 30s, 5m or 1h, not \"" +
+                               std::string(text.substr(0, 64)) + "\"",
+                           std::string(flag));
+  };
+  size_t digits = 0;
+  while (digits < text.size() && text[digits] >= '0' && text[digits] <= '9') ++digits;
+  if (digits == 0 || digits > 12) return bad();
+  int64_t n = std::stoll(std::string(text.substr(0, digits)));
+  std::string_view unit = text.substr(digits);
+  int64_t scale = 0;
+  if (unit == "ms") {
+    scale = 1;
+  } else if (unit.empty() || unit == "s") {
+    scale = 1000;
+  } else if (unit == "m") {
+    scale = 60 * 1000;
+  } else if (unit == "h") {
+    scale = 3600 * 1000;
+  } else {
+    return bad();
+  }
+  constexpr int64_t kMaxMs = int64_t{365} * 24 * 3600 * 1000;
+  if (n > kMaxMs / scale) return bad();
+  return n * scale;
+}
+
 std::string EncodeComponent(std::string_view text) {
   static constexpr char kHex[] = "0123456789ABCDEF";
   std::string out;

@@ -39,6 +39,11 @@ Result<EnvAssignment> ParseEnvAssignment(std::string_view text, bool allow_remov
 // "true"/"false" (also yes/no, 1/0) for flags such as --admin true.
 Result<bool> ParseBoolFlag(std::string_view text, std::string_view flag);
 
+// A duration flag (--idle-timeout 30s) in milliseconds: a whole number with a unit, "ms", "s",
+// "m" or "h" ("1500ms", "30s", "5m", "1h"); a bare number is seconds. Nothing else (no
+// fractions, signs, spaces or compound "1h30m"); at most 365 days.
+Result<int64_t> ParseDurationMs(std::string_view text, std::string_view flag);
+
 // Percent-encodes one URL path segment or query value (RFC 3986 unreserved kept).
 std::string EncodeComponent(std::string_view text);
 

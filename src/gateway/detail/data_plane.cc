@@ -1143,7 +1143,11 @@ class TcpSession final : public ConnBase {
       if (ei < 0) break;
       up_ = std::make_unique<UpConn>(w_.io);
       SetDeadline(t.route->connect_timeout_ms);
+      // A connect timeout fails this endpoint only (the watchdog closes the upstream socket):
+      // the client stays and the next endpoint is tried.
+      upstream_wait_ = true;
       co_await up_->sock.async_connect(pool.eps[ei].addr, BERTH_EC(ec));
+      upstream_wait_ = false;
       if (closed_) break;
       if (ec) {
         pool.balancer->health(ei).OnConnectFailure(SteadyMs());
@@ -1163,7 +1167,10 @@ class TcpSession final : public ConnBase {
       co_return;
     }
     up_->sock.set_option(tcp::no_delay(true), ec);
-    SetDeadline(0);
+    // Idle timeout: every chunk either way moves the deadline; when it passes the watchdog
+    // closes both sockets, which ends both copies.
+    idle_ms_ = t.route->idle_timeout_ms;
+    SetDeadline(idle_ms_);
     health->active.fetch_add(1, std::memory_order_relaxed);
     auto self = std::static_pointer_cast<TcpSession>(shared_from_this());
     auto done = std::make_shared<asio::steady_timer>(w_.io, SteadyTime::max());
@@ -1172,15 +1179,20 @@ class TcpSession final : public ConnBase {
         w_.io,
         [](std::shared_ptr<TcpSession> s, std::shared_ptr<asio::steady_timer> done,
            std::shared_ptr<bool> finished) -> awaitable<void> {
-          co_await CopyStream(s->client_, s->up_->sock, s,
-                              [s = s.get()](size_t n) { s->in_ += n; });
+          co_await CopyStream(s->client_, s->up_->sock, s, [s = s.get()](size_t n) {
+            s->in_ += n;
+            s->SetDeadline(s->idle_ms_);
+          });
           error_code ec;
           if (s->up_) s->up_->sock.shutdown(tcp::socket::shutdown_send, ec);
           *finished = true;
           done->cancel();
         }(self, done, finished),
         asio::detached);
-    co_await CopyStream(up_->sock, client_, self, [this](size_t n) { out_ += n; });
+    co_await CopyStream(up_->sock, client_, self, [this](size_t n) {
+      out_ += n;
+      SetDeadline(idle_ms_);
+    });
     client_.shutdown(tcp::socket::shutdown_send, ec);
     if (!*finished) co_await done->async_wait(BERTH_EC(ec));
     health->active.fetch_sub(1, std::memory_order_relaxed);
@@ -1194,6 +1206,7 @@ class TcpSession final : public ConnBase {
 
   tcp::socket client_;
   int port_;
+  int idle_ms_ = 0;  // the route's idle timeout, once connected
   uint64_t in_ = 0, out_ = 0;
 };
 

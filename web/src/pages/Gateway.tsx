@@ -536,7 +536,7 @@ function TcpRuleForm({ team, app: editApp, rule, writable }: { team: string; app
     if (error?.field && error.field in f) setError(null);
   };
   const errFor = (f: string) => (error && error.field === f ? error.text : null);
-  const shown = !!error?.field && ['app', 'name', 'listen_port', 'component', 'port', 'balance', 'connect_timeout_ms'].includes(error.field);
+  const shown = !!error?.field && ['app', 'name', 'listen_port', 'component', 'port', 'balance', 'connect_timeout_ms', 'idle_timeout_ms'].includes(error.field);
   const ports = comps.find((c) => c.name === draft.component)?.ports ?? [];
 
   const submit = async (e: FormEvent) => {
@@ -611,6 +611,9 @@ function TcpRuleForm({ team, app: editApp, rule, writable }: { team: string; app
             </Field>
             <Field label={t('gw.timeout.connect_ms')} error={errFor('connect_timeout_ms')}>
               {(p) => <input {...p} inputMode="numeric" value={draft.connect_timeout_ms} onChange={(e) => set({ connect_timeout_ms: e.target.value })} />}
+            </Field>
+            <Field label={t('gw.timeout.idle_ms')} error={errFor('idle_timeout_ms')}>
+              {(p) => <input {...p} inputMode="numeric" value={draft.idle_timeout_ms} onChange={(e) => set({ idle_timeout_ms: e.target.value })} />}
             </Field>
           </div>
         </fieldset>
