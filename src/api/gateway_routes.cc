@@ -3,8 +3,9 @@
 //
 // Every rule write also writes the rule's gateway_claim (model.h) in the same commit, so two
 // rules can never route the same domain/path/matches or listen on the same TCP port — across
-// teams too — even when the writes race. A claim whose rule is gone (its app or team was
-// deleted, which removes rules but not claims) is stale and is taken over.
+// teams too — even when the writes race. Deleting a rule, its app, team or component releases
+// its claim in the same commit (routing/claims.h); a claim whose rule is nevertheless gone
+// (left by older versions) is stale, swept at server start and taken over by the next rule.
 #include <algorithm>
 #include <fstream>
 
@@ -660,6 +661,43 @@ Result<Reply> Snapshot(Service& s, Ctx& ctx) {
   return Reply{200, routing::SnapshotToJson(snap), {{"Cache-Control", "no-store"}}, nullptr};
 }
 
+// The claims on domains/paths and TCP ports across every team, with the rule holding each
+// (platform administrators: they span teams). `stale` marks a claim whose rule is gone.
+Result<Reply> Claims(Service& s, Ctx& ctx) {
+  if (!ctx.who.admin) {
+    return PermissionDenied("only platform administrators can read the gateway claims (they span "
+                            "every team)");
+  }
+  ListOptions o;
+  o.scope = "";
+  o.after = ctx.req.Query("after");
+  std::string lim = ctx.req.Query("limit");
+  if (!lim.empty()) {
+    if (lim.size() > 4 || lim.find_first_not_of("0123456789") != std::string::npos ||
+        std::stoi(lim) < 1 || std::stoi(lim) > 500) {
+      return InvalidArgument("limit must be a number from 1 to 500", "limit");
+    }
+    o.limit = std::stoi(lim);
+  }
+  BERTH_ASSIGN_OR_RETURN(ListResult r, s.store.List(model::kGatewayClaim, o));
+  Json items = Json::array();
+  for (const Object& c : r.items) {
+    Json owner = Stored(c);
+    std::string scope = owner.value("scope", "");
+    size_t slash = scope.find('/');
+    auto rule = s.store.Get(owner.value("kind", ""), scope, owner.value("name", ""));
+    if (!rule.ok() && rule.status().code() != Code::kNotFound) return rule.status();
+    items.push_back({{"key", c.name},
+                     {"kind", owner.value("kind", "")},
+                     {"team", scope.substr(0, slash)},
+                     {"app", slash == std::string::npos ? "" : scope.substr(slash + 1)},
+                     {"rule", owner.value("name", "")},
+                     {"stale", !rule.ok()},
+                     {"revision", c.revision}});
+  }
+  return Reply{200, {{"items", items}, {"next", r.next}, {"revision", r.revision}}, {}, nullptr};
+}
+
 struct Def {
   const char* method;
   std::string pattern;
@@ -784,6 +822,9 @@ void RegisterGatewayRoutes(Service& svc) {
       {"GET", "/api/v1/gateway/snapshot",
        "The gateway's routing snapshot at a store revision (platform administrators)", "",
        "GatewaySnapshot", false, 200, Snapshot},
+      {"GET", "/api/v1/gateway/claims",
+       "Which rule holds each domain/path and TCP port, across teams (platform administrators)",
+       "", "GatewayClaim", true, 200, Claims},
   };
   for (Def& d : defs) {
     Route r;

@@ -9,6 +9,7 @@
 #include "auth/crypto.h"
 #include "core/names.h"
 #include "core/proc_usage.h"
+#include "routing/claims.h"
 
 namespace berth::api {
 namespace {
@@ -256,9 +257,10 @@ Result<Reply> UpdateOf(Service& s, const Ctx& ctx, const Target& t, const ParseF
   return RevisionConflict(t.noun + " " + Quoted(t.name) + " is changing too often: retry");
 }
 
-// DELETE of `t`, optionally with everything under `tree_scope`.
+// DELETE of `t`, optionally with everything under `tree_scope` and `more` ops in the same
+// commit.
 Result<Reply> DeleteOf(Service& s, const Ctx& ctx, const Target& t,
-                       const std::string& tree_scope = {}) {
+                       const std::string& tree_scope = {}, std::vector<Op> more = {}) {
   BERTH_ASSIGN_OR_RETURN(int64_t expected, QueryRevision(ctx));
   BERTH_ASSIGN_OR_RETURN(Object cur, Load(s, t));
   if (expected != 0 && cur.revision != expected) {
@@ -276,6 +278,7 @@ Result<Reply> DeleteOf(Service& s, const Ctx& ctx, const Target& t,
     tree.object.scope = tree_scope;
     extra.push_back(std::move(tree));
   }
+  for (Op& m : more) extra.push_back(std::move(m));
   Json before = ParseStored(cur);
   auto r = CommitOne(s, std::move(op), std::move(extra),
                      Audit(ctx, t.team, "delete", t.resource, &before, nullptr));
@@ -348,6 +351,13 @@ Result<Reply> Login(Service& s, Ctx& ctx) {
   auto obj = s.store.Get(model::kUser, "", user);
   if (!obj.ok() && obj.status().code() != Code::kNotFound) return obj.status();
   Json u = obj.ok() ? ParseStored(*obj) : Json::object();
+  if (u.value("service", false)) {
+    // Its name is public (docs), so saying what it is reveals nothing.
+    s.limiter.RecordFailure(addr, user);
+    return Status(Code::kUnauthenticated, "service_account",
+                  Quoted(user) + " is a service account of berth: it authenticates with its "
+                                 "token, never with a password");
+  }
   // Verify even for unknown users so response time does not reveal which names exist.
   static const std::string kDummy = auth::HashPassword("berth-dummy-password").value();
   bool good = auth::VerifyPassword(u.value("password_hash", kDummy), password) && obj.ok();
@@ -405,8 +415,39 @@ Status NeedSelfOrAdmin(const Ctx& ctx, const std::string& user) {
   return NotFoundNoun("user", user);
 }
 
+Status ServiceAccount(const std::string& name, const std::string& what) {
+  return Status(Code::kConflict, "service_account",
+                Quoted(name) + " is a service account berth made for itself (the gateway "
+                               "authenticates as it): it cannot be " + what);
+}
+
+// Whether the stored user `name` is a service account (false when it does not exist).
+Result<bool> IsServiceAccount(Service& s, const std::string& name) {
+  auto o = s.store.Get(model::kUser, "", name);
+  if (!o.ok()) {
+    if (o.status().code() == Code::kNotFound) return false;
+    return o.status();
+  }
+  return ParseStored(*o).value("service", false);
+}
+
 Result<Reply> ListUsers(Service& s, Ctx& ctx) {
-  if (ctx.who.admin) return ListOf(s, ctx, model::kUser, "");
+  std::string all = ctx.req.Query("all");
+  if (!all.empty() && all != "true" && all != "false") {
+    return InvalidArgument("all must be true or false", "all");
+  }
+  if (ctx.who.admin) {
+    BERTH_ASSIGN_OR_RETURN(Reply r, ListOf(s, ctx, model::kUser, ""));
+    if (all != "true") {
+      // Service accounts only with ?all=true; `next` still pages through every user.
+      Json kept = Json::array();
+      for (Json& u : r.body["items"]) {
+        if (!u.value("service", false)) kept.push_back(std::move(u));
+      }
+      r.body["items"] = std::move(kept);
+    }
+    return r;
+  }
   BERTH_ASSIGN_OR_RETURN(Object me, s.store.Get(model::kUser, "", ctx.who.user));
   return Reply{200, {{"items", Json::array({RenderObject(me)})}, {"next", ""}, {"revision", me.revision}}, {}, nullptr};
 }
@@ -417,6 +458,10 @@ Result<Reply> CreateUser(Service& s, Ctx& ctx) {
   BERTH_ASSIGN_OR_RETURN(model::UserInput in, model::ParseUser(body));
   if (!in.password) return InvalidArgument("password is required (at least 8 characters)", "password");
   if (in.current_password) return UnknownField("current_password");
+  if (in.user.service) {
+    return InvalidArgument("service accounts are made by berth itself, not through the API",
+                           "service");
+  }
   BERTH_ASSIGN_OR_RETURN(in.user.password_hash, auth::HashPassword(*in.password));
   Target t{model::kUser, "", in.user.name, "user", "", "users/" + in.user.name};
   return CreateOf(s, ctx, t, model::ToJson(in.user, true));
@@ -427,7 +472,12 @@ Result<Reply> UpdateUser(Service& s, Ctx& ctx) {
   BERTH_RETURN_IF_ERROR(NeedSelfOrAdmin(ctx, name));
   Target t{model::kUser, "", name, "user", "", "users/" + name};
   return UpdateOf(s, ctx, t, [&](const Json& merged, const Json& current) -> Result<Json> {
+    if (current.value("service", false)) return ServiceAccount(name, "changed");
     BERTH_ASSIGN_OR_RETURN(model::UserInput in, model::ParseUser(merged));
+    if (in.user.service) {
+      return InvalidArgument("service accounts are made by berth itself, not through the API",
+                             "service");
+    }
     bool was_admin = current.value("admin", false);
     if (!ctx.who.admin && (in.user.admin != was_admin || in.user.disabled != current.value("disabled", false))) {
       return PermissionDenied("only platform administrators can change admin or disabled");
@@ -452,6 +502,8 @@ Result<Reply> DeleteUser(Service& s, Ctx& ctx) {
   BERTH_RETURN_IF_ERROR(NeedPlatformAdmin(ctx, "delete users"));
   const std::string name = ctx.P("user");
   if (name == ctx.who.user) return FailedPrecondition("you cannot delete yourself");
+  BERTH_ASSIGN_OR_RETURN(bool service, IsServiceAccount(s, name));
+  if (service) return ServiceAccount(name, "deleted");
   // A team must keep an owner: refuse while the user is the last owner anywhere.
   BERTH_ASSIGN_OR_RETURN(std::vector<Object> ms, s.store.FindByName(model::kMember, name));
   std::vector<Op> extra;
@@ -559,7 +611,10 @@ Result<Reply> UpdateTeam(Service& s, Ctx& ctx) {
 Result<Reply> DeleteTeam(Service& s, Ctx& ctx) {
   BERTH_RETURN_IF_ERROR(Need(s, ctx, Role::kOwner, "delete the team"));
   Target t{model::kTeam, "", ctx.P("team"), "team", ctx.P("team"), "team"};
-  return DeleteOf(s, ctx, t, ctx.P("team"));
+  // The team's gateway rules go with it; their claims on domains and ports are released in
+  // the same commit.
+  BERTH_ASSIGN_OR_RETURN(std::vector<Op> claims, routing::ClaimReleaseOps(s.store, ctx.P("team")));
+  return DeleteOf(s, ctx, t, ctx.P("team"), std::move(claims));
 }
 
 // ---- members ------------------------------------------------------------------------------
@@ -589,6 +644,7 @@ Result<Reply> AddMember(Service& s, Ctx& ctx) {
     }
     return u.status();
   }
+  if (ParseStored(*u).value("service", false)) return ServiceAccount(m.user, "a team member");
   return CreateOf(s, ctx, MemberTarget(ctx, m.user), model::ToJson(m));
 }
 
@@ -693,7 +749,8 @@ Result<Reply> DeleteApp(Service& s, Ctx& ctx) {
     return FailedPrecondition("components of other apps depend on app " + Quoted(ctx.P("app")) +
                               " (" + JoinList(deps) + "): remove those dependencies first");
   }
-  return DeleteOf(s, ctx, AppTarget(ctx, ctx.P("app")), AppScope(ctx));
+  BERTH_ASSIGN_OR_RETURN(std::vector<Op> claims, routing::ClaimReleaseOps(s.store, AppScope(ctx)));
+  return DeleteOf(s, ctx, AppTarget(ctx, ctx.P("app")), AppScope(ctx), std::move(claims));
 }
 
 // ---- components ---------------------------------------------------------------------------
@@ -753,7 +810,14 @@ Result<Reply> DeleteComponent(Service& s, Ctx& ctx) {
   if (!volumes.empty() && volumes != "keep" && volumes != "delete") {
     return InvalidArgument("volumes must be keep (the default) or delete", "volumes");
   }
-  BERTH_ASSIGN_OR_RETURN(Reply r, DeleteOf(s, ctx, ComponentTarget(ctx, ctx.P("component")), CompScope(ctx)));
+  // Gateway rules that route to it: removed (or, with other backends, trimmed) in the same
+  // commit, releasing their claims.
+  std::vector<std::string> rules;
+  BERTH_ASSIGN_OR_RETURN(std::vector<Op> rule_ops,
+                         routing::ComponentRuleOps(s.store, ctx.P("team"), ctx.P("app"),
+                                                   ctx.P("component"), &rules));
+  BERTH_ASSIGN_OR_RETURN(Reply r, DeleteOf(s, ctx, ComponentTarget(ctx, ctx.P("component")),
+                                           CompScope(ctx), std::move(rule_ops)));
   if (volumes == "delete" && !s.options.data_dir.empty()) {
     // The instances still stopping may hold files open there; unlinked files stay readable
     // to them until they exit.
@@ -764,6 +828,7 @@ Result<Reply> DeleteComponent(Service& s, Ctx& ctx) {
   } else {
     r.body["volumes"] = "kept";
   }
+  r.body["gateway_rules"] = rules;
   return r;
 }
 

@@ -54,7 +54,8 @@ Json Schemas() {
                         {"display_name", Str()},
                         {"email", Str()},
                         {"admin", Bool()},
-                        {"disabled", Bool()}}));
+                        {"disabled", Bool()},
+                        {"service", Bool()}}));
   s["UserInput"] = Obj(Meta({{"name", Str()},
                              {"display_name", Str()},
                              {"email", Str()},
@@ -191,7 +192,8 @@ Json Schemas() {
                            {"component", Str()},
                            {"port", Int()},
                            {"balance", Enum({"round_robin", "least_conn", "hash_ip"})},
-                           {"connect_timeout_ms", Int()}}),
+                           {"connect_timeout_ms", Int()},
+                           {"idle_timeout_ms", Int()}}),
                      {"listen_port", "component"});
   s["CertificateInput"] = Obj({{"name", Str()},
                                {"cert_pem", Str()},
@@ -216,6 +218,13 @@ Json Schemas() {
                             {"tcp_routes", {{"type", "array"}, {"items", {{"type", "object"}}}}},
                             {"pools", {{"type", "object"}}},
                             {"certificates", {{"type", "array"}, {"items", {{"type", "object"}}}}}}}};
+  s["GatewayClaim"] = Obj({{"key", Str()},
+                           {"kind", Enum({"http_rule", "tcp_rule"})},
+                           {"team", Str()},
+                           {"app", Str()},
+                           {"rule", Str()},
+                           {"stale", Bool()},
+                           {"revision", Int()}});
   s["Deleted"] = Obj({{"deleted", Str()}, {"name", Str()}, {"revision", Int()}});
   s["Change"] = Obj({{"revision", Int()},
                      {"type", Enum({"put", "delete", "heartbeat", "error"})},

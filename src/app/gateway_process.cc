@@ -167,28 +167,47 @@ Status EnsureGatewayCredential(Store& store, const std::string& data_dir, spdlog
 
   auto user = store.Get(model::kUser, "", kGatewayUser);
   if (!user.ok() && user.status().code() != Code::kNotFound) return user.status();
+  WriteBatch b;
   if (user.ok()) {
     Json u = Json::parse(user->body, nullptr, false);
-    if (!u.is_object() || !u.value("admin", false) || u.value("disabled", false)) {
+    // A user of that name with a password was made by a person, not by berth.
+    if (!u.is_object() || !u.value("admin", false) || u.value("disabled", false) ||
+        !u.value("password_hash", "").empty()) {
       return FailedPrecondition(std::string("the user \"") + kGatewayUser +
-                                "\" exists but is not an enabled platform administrator; the "
-                                "gateway authenticates as it (rename that user, or run with "
-                                "--gateway off)");
+                                "\" exists but is not berth's enabled, password-less platform "
+                                "administrator; the gateway authenticates as it (rename that "
+                                "user, or run with --gateway off)");
+    }
+    if (!u.value("service", false)) {
+      // Made by a version without service accounts: mark it one, so user lists hide it and
+      // the API refuses to change or delete it.
+      u["service"] = true;
+      Op mark;
+      mark.type = OpType::kUpdate;
+      mark.object = Object{model::kUser, "", kGatewayUser, u.dump()};
+      mark.expected_revision = user->revision;
+      b.ops.push_back(std::move(mark));
+      b.audit.push_back({"berth", "", "update", std::string("users/") + kGatewayUser,
+                         Json({{"before", {{"service", false}}}, {"after", {{"service", true}}}}).dump()});
     }
     std::string secret = ReadText(token_path);
     while (!secret.empty() && (secret.back() == '\n' || secret.back() == ' ')) secret.pop_back();
     if (!secret.empty()) {
       BERTH_ASSIGN_OR_RETURN(std::vector<Object> found,
                              store.FindByIndex(model::kToken, auth::HashToken(secret)));
-      if (!found.empty() && found.front().scope == kGatewayUser) return Status::Ok();
+      if (!found.empty() && found.front().scope == kGatewayUser) {
+        if (b.ops.empty()) return Status::Ok();
+        auto r = store.Commit(b);
+        return r.ok() ? Status::Ok() : r.status();
+      }
     }
   }
 
-  WriteBatch b;
   if (!user.ok()) {
     model::UserInput in;
     Json uj = {{"name", kGatewayUser},
                {"admin", true},
+               {"service", true},
                {"display_name", "Gateway (service user of berth server)"}};
     BERTH_ASSIGN_OR_RETURN(in, model::ParseUser(uj));
     // Nobody logs in as the gateway: no password hash verifies (and none costs start-up time).

@@ -29,10 +29,11 @@ namespace berth {
 
 inline constexpr char kGatewayUser[] = "berth-gateway";
 
-// Makes sure the service user `berth-gateway` (platform administrator, no usable password)
-// exists and DATA/gateway/token holds a valid, non-expiring token of it; creates what is
-// missing (with audit entries). Fails if a user of that name exists but is not a platform
-// administrator.
+// Makes sure the service account `berth-gateway` (platform administrator, `service: true`, no
+// password) exists and DATA/gateway/token holds a valid, non-expiring token of it; creates what
+// is missing (with audit entries) and marks a `berth-gateway` made before service accounts
+// existed as one. Fails if a user of that name exists but is not berth's (it has a password,
+// or is not an enabled platform administrator).
 Status EnsureGatewayCredential(Store& store, const std::string& data_dir, spdlog::logger& log);
 
 struct GatewayProcessOptions {

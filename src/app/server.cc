@@ -22,6 +22,7 @@
 #include "build/controller.h"
 #include "core/log.h"
 #include "model/model.h"
+#include "routing/claims.h"
 #include "runtime/runtime.h"
 #include "store/store.h"
 
@@ -151,6 +152,11 @@ int RunServer(const ServerConfig& cfg) {
   if (!opened.ok()) Fatal("cannot open the store: " + opened.status().message());
   std::unique_ptr<Store> store = std::move(opened).value();
   if (Status s = Bootstrap(*store, cfg, *log); !s.ok()) Fatal("first start failed: " + s.message());
+  // Gateway claims whose rule is gone (left by deletes of older versions, which kept them).
+  // Not fatal: the API takes a stale claim over when a rule needs its key.
+  if (auto swept = routing::SweepStaleClaims(*store); !swept.ok()) {
+    log->warn("msg=\"sweeping stale gateway claims failed\" error=\"{}\"", swept.status().message());
+  }
   if (cfg.gateway) {
     if (Status s = EnsureGatewayCredential(*store, cfg.data_dir, *log); !s.ok()) {
       Fatal("cannot set up the gateway's credential: " + s.message());

@@ -109,7 +109,8 @@ class Session {
     while (true) {
       int page = 500;
       if (limit > 0) page = std::min<int>(500, limit - static_cast<int>(items.size()));
-      std::string q = path + "?limit=" + std::to_string(page);
+      std::string q = path + (path.find('?') == std::string::npos ? "?" : "&") +
+                      "limit=" + std::to_string(page);
       if (!after.empty()) q += "&after=" + EncodeComponent(after);
       BERTH_ASSIGN_OR_RETURN(Json resp, Call("GET", q));
       if (first.is_null()) first = resp;
@@ -840,7 +841,7 @@ void AddUserCommands(CLI::App& app, const std::shared_ptr<Shared>& sh) {
   CLI::App* noun = Noun(&app, "user", "Manage users (platform administrators)");
   struct Opts {
     std::string name, email, display_name, admin_text, disabled_text;
-    bool admin = false, password_stdin = false, current_password_stdin = false;
+    bool admin = false, password_stdin = false, current_password_stdin = false, all = false;
     int limit = 0;
     CLI::Option *email_opt = nullptr, *dn_opt = nullptr, *admin_opt = nullptr,
                 *disabled_opt = nullptr;
@@ -849,17 +850,22 @@ void AddUserCommands(CLI::App& app, const std::shared_ptr<Shared>& sh) {
   auto one = [o]() { return "/api/v1/users/" + EncodeComponent(o->name); };
 
   CLI::App* list = Leaf(noun, sh, "list", "List users", [o](Session& s) {
-    auto l = s.List("/api/v1/users", o->limit);
+    auto l = s.List(o->all ? "/api/v1/users?all=true" : "/api/v1/users", o->limit);
     if (l.ok()) {
-      s.PrintList(*l, "users", {"NAME", "ADMIN", "DISABLED", "EMAIL"}, [](const Json& u) {
-        return std::vector<std::string>{Field(u, "name"), Field(u, "admin"),
-                                        Field(u, "disabled"), Field(u, "email")};
+      std::vector<std::string> headers = {"NAME", "ADMIN", "DISABLED", "EMAIL"};
+      if (o->all) headers.push_back("SERVICE");
+      s.PrintList(*l, "users", headers, [o](const Json& u) {
+        std::vector<std::string> row = {Field(u, "name"), Field(u, "admin"), Field(u, "disabled"),
+                                        Field(u, "email")};
+        if (o->all) row.push_back(Field(u, "service"));
+        return row;
       });
     }
     return l.status();
   });
   list->add_option("--limit", o->limit, "Show at most N users (default: all)")
       ->check(CLI::PositiveNumber);
+  list->add_flag("--all", o->all, "Also service accounts berth made for itself (berth-gateway)");
 
   CLI::App* create = Leaf(noun, sh, "create", "Create a user", [o](Session& s) -> Status {
     Json body = {{"name", o->name}};

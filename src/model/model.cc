@@ -162,6 +162,7 @@ Result<UserInput> ParseUser(const Json& in) {
   r.Str("email", &out.user.email, 254);
   r.Bool("admin", &out.user.admin);
   r.Bool("disabled", &out.user.disabled);
+  r.Bool("service", &out.user.service);
   std::string pw, cur;
   if (r.Has("password")) {
     r.Str("password", &pw, 1024);
@@ -187,7 +188,7 @@ Result<UserInput> ParseUser(const Json& in) {
 
 Json ToJson(const User& u, bool include_secrets) {
   Json j = {{"name", u.name},   {"display_name", u.display_name}, {"email", u.email},
-            {"admin", u.admin}, {"disabled", u.disabled}};
+            {"admin", u.admin}, {"disabled", u.disabled}, {"service", u.service}};
   if (include_secrets) j["password_hash"] = u.password_hash;
   return j;
 }

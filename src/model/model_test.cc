@@ -110,6 +110,13 @@ TEST(ModelTest, UsersMembersTeamsApps) {
   EXPECT_TRUE(ParseUser(J(R"({"name":"bob","password":"longenough"})")).ok());
   EXPECT_EQ(ParseUser(J(R"({"name":"bob","password":"short"})")).status().field(), "password");
   EXPECT_EQ(ParseUser(J(R"({"name":"bob","email":"nope"})")).status().field(), "email");
+  // Service accounts: stored and shown, default false, strictly a boolean.
+  auto svc = ParseUser(J(R"({"name":"berth-gateway","admin":true,"service":true})"));
+  ASSERT_TRUE(svc.ok());
+  EXPECT_TRUE(svc->user.service);
+  EXPECT_EQ(ToJson(svc->user, false)["service"], true);
+  EXPECT_FALSE(ParseUser(J(R"({"name":"bob"})"))->user.service);
+  EXPECT_EQ(ParseUser(J(R"({"name":"bob","service":"yes"})")).status().field(), "service");
   auto m = ParseMember(J(R"({"user":"bob","role":"developer"})"));
   ASSERT_TRUE(m.ok());
   EXPECT_EQ(m->role, Role::kDeveloper);

@@ -189,12 +189,98 @@ class GatewayApiTest(BerthTestCase):
         self.ok(self.api("POST", self.rules("other"), {
             "domain": "dup.example.com", "headers": [{"name": "X-Beta", "value": "1"}],
             "backends": [{"component": "site"}]}), 201)
-        # Deleting the app frees its domains (its claim is stale and is taken over).
+        # Deleting the app frees its domains (its claims go in the same commit).
         self.ok(self.api("DELETE", f"{V}/teams/default/apps/other"))
         self.ok(self.api("POST", f"{V}/teams/acme/apps/crm/http-rules", {
             "domain": "dup.example.com", "path_prefix": "/blog", "backends": [{"component": "api"}]}), 201)
         # Changing other fields keeps the rule's own claim.
         self.ok(self.api("PATCH", self.rules() + "/dup-example-com", {"balance": "hash_ip"}))
+
+    def claims(self, token=None) -> dict:
+        items = self.ok(self.api("GET", f"{V}/gateway/claims", token=token))["items"]
+        return {c["key"]: c for c in items}
+
+    def test_deleting_an_app_releases_its_claims(self):
+        # An app of team default with a domain and a TCP port.
+        self.ok(self.api("POST", f"{V}/teams/default/apps", {"name": "leaving"}))
+        comps = f"{V}/teams/default/apps/leaving/components"
+        self.ok(self.api("POST", comps, {"name": "site", "ports": [{"port": 80, "protocol": "http"}]}))
+        self.ok(self.api("POST", comps, {"name": "db", "ports": [{"port": 5432, "protocol": "tcp"}]}))
+        self.ok(self.api("POST", self.rules("leaving"), {"domain": "leaving.example.com",
+                                                         "backends": [{"component": "site"}]}), 201)
+        self.ok(self.api("POST", f"{V}/teams/default/apps/leaving/tcp-rules",
+                         {"listen_port": 17432, "component": "db"}), 201)
+        claims = self.claims()
+        self.assertEqual(
+            {k: (c["kind"], c["team"], c["app"], c["stale"]) for k, c in claims.items()
+             if k in ("http leaving.example.com /", "tcp 17432")},
+            {"http leaving.example.com /": ("http_rule", "default", "leaving", False),
+             "tcp 17432": ("tcp_rule", "default", "leaving", False)})
+        # Claims span teams: administrators only.
+        self.assertStatus(self.api("GET", f"{V}/gateway/claims", token=self.viewer), 403,
+                          "permission_denied")
+        snap = self.ok(self.api("GET", f"{V}/gateway/snapshot"))
+        self.assertIn("leaving.example.com", [d for r in snap["http_routes"] for d in r["domains"]])
+        self.assertIn(17432, [r["listen_port"] for r in snap["tcp_routes"]])
+
+        self.ok(self.api("DELETE", f"{V}/teams/default/apps/leaving"))
+        claims = self.claims()
+        self.assertNotIn("http leaving.example.com /", claims)
+        self.assertNotIn("tcp 17432", claims)
+        self.assertEqual([c for c in claims.values() if c["stale"]], [])
+        snap = self.ok(self.api("GET", f"{V}/gateway/snapshot"))
+        self.assertNotIn("leaving.example.com", [d for r in snap["http_routes"] for d in r["domains"]])
+        self.assertNotIn(17432, [r["listen_port"] for r in snap["tcp_routes"]])
+        self.assertEqual([r for r in snap["http_routes"] + snap["tcp_routes"]
+                          if r.get("app") == "leaving"], [])
+
+        # Another team's app takes the same domain and port.
+        self.ok(self.api("POST", f"{V}/teams", {"name": "heirs"}))
+        self.ok(self.api("POST", f"{V}/teams/heirs/apps", {"name": "app"}))
+        hc = f"{V}/teams/heirs/apps/app/components"
+        self.ok(self.api("POST", hc, {"name": "www", "ports": [{"port": 8000, "protocol": "http"}]}))
+        self.ok(self.api("POST", hc, {"name": "pg", "ports": [{"port": 5432, "protocol": "tcp"}]}))
+        self.ok(self.api("POST", f"{V}/teams/heirs/apps/app/http-rules",
+                         {"domain": "leaving.example.com", "backends": [{"component": "www"}]}), 201)
+        self.ok(self.api("POST", f"{V}/teams/heirs/apps/app/tcp-rules",
+                         {"listen_port": 17432, "component": "pg"}), 201)
+        claims = self.claims()
+        self.assertEqual((claims["tcp 17432"]["team"], claims["http leaving.example.com /"]["team"]),
+                         ("heirs", "heirs"))
+        # Deleting the team releases them too.
+        self.ok(self.api("DELETE", f"{V}/teams/heirs"))
+        claims = self.claims()
+        self.assertNotIn("http leaving.example.com /", claims)
+        self.assertNotIn("tcp 17432", claims)
+
+    def test_deleting_a_component_releases_the_rules_routing_only_to_it(self):
+        self.ok(self.api("POST", f"{V}/teams/default/apps", {"name": "parts"}))
+        comps = f"{V}/teams/default/apps/parts/components"
+        for name in ("main", "canary"):
+            self.ok(self.api("POST", comps, {"name": name, "ports": [{"port": 80, "protocol": "http"}]}))
+        self.ok(self.api("POST", comps, {"name": "pg", "ports": [{"port": 5432, "protocol": "tcp"}]}))
+        self.ok(self.api("POST", self.rules("parts"), {
+            "name": "split", "domain": "parts.example.com",
+            "backends": [{"component": "main", "weight": 90}, {"component": "canary", "weight": 10}]}), 201)
+        self.ok(self.api("POST", self.rules("parts"), {
+            "name": "beta", "domain": "beta.parts.example.com", "backends": [{"component": "canary"}]}), 201)
+        tcp = f"{V}/teams/default/apps/parts/tcp-rules"
+        self.ok(self.api("POST", tcp, {"listen_port": 17433, "component": "pg"}), 201)
+
+        r = self.ok(self.api("DELETE", comps + "/canary"))
+        self.assertEqual(sorted(r["gateway_rules"]), ["http_rule/beta", "http_rule/split"])
+        split = self.ok(self.api("GET", self.rules("parts") + "/split"))
+        self.assertEqual([b["component"] for b in split["backends"]], ["main"])
+        self.assertStatus(self.api("GET", self.rules("parts") + "/beta"), 404, "not_found")
+        claims = self.claims()
+        self.assertIn("http parts.example.com /", claims)
+        self.assertNotIn("http beta.parts.example.com /", claims)
+        r = self.ok(self.api("DELETE", comps + "/pg"))
+        self.assertEqual(r["gateway_rules"], ["tcp_rule/tcp-17433"])
+        self.assertNotIn("tcp 17433", self.claims())
+        self.assertEqual(self.ok(self.api("GET", tcp))["items"], [])
+        self.ok(self.api("DELETE", f"{V}/teams/default/apps/parts"))
+        self.assertNotIn("http parts.example.com /", self.claims())
 
     def test_racing_creates_of_one_domain_leave_one_rule(self):
         import threading
@@ -376,6 +462,7 @@ class GatewayApiTest(BerthTestCase):
             "/api/v1/teams/{team}/certificates": {"get", "post"},
             "/api/v1/teams/{team}/certificates/{certificate}": {"get", "put", "delete"},
             "/api/v1/gateway/snapshot": {"get"},
+            "/api/v1/gateway/claims": {"get"},
         }.items():
             self.assertIn(path, paths)
             self.assertEqual(set(paths[path]), methods, path)

@@ -224,7 +224,57 @@ class GatewayRoleTest(BerthTestCase):
         self.assertEqual(srv.gateway_info()["pid"], proc.pid, "the gateway was adopted")
         self.assertIsNone(proc.poll())
         self.assertEqual(self.gateways(), [proc.pid], "exactly one gateway for the data dir")
+
+        # Deleting the app: the gateway stops routing its default domain (404, no route).
         self.ok(self.api("DELETE", f"{V}/apps/shop"))
+
+        def gone():
+            try:
+                st, body = via_gateway(addr, host)
+            except OSError:
+                return None
+            return (st, body) if st == 404 else None
+        st, body = wait_for(gone, "the deleted app's domain to answer 404", timeout=20)
+        self.assertNotIn("hello", body)
+        snap = self.ok(self.api("GET", "/api/v1/gateway/snapshot"))
+        self.assertNotIn(host, [d for r in snap["http_routes"] for d in r["domains"]])
+
+    def test_the_gateway_user_is_a_hidden_service_account(self):
+        users = "/api/v1/users"
+        self.assertNotIn("berth-gateway", self.names(users))
+        listed = {u["name"]: u for u in self.list_all(users + "?all=true")}
+        self.assertIn("berth-gateway", listed)
+        self.assertEqual((listed["berth-gateway"]["service"], listed["berth-gateway"]["admin"]),
+                         (True, True))
+        self.assertFalse(listed["admin"]["service"])
+        self.assertNotIn("password_hash", listed["berth-gateway"])
+        self.assertStatus(self.api("GET", users + "?all=yes"), 400, "invalid_argument")
+        # It cannot be deleted, changed, logged in as, or made a team member.
+        one = users + "/berth-gateway"
+        self.assertStatus(self.api("DELETE", one), 409, "service_account")
+        self.assertStatus(self.api("PATCH", one, {"disabled": True}), 409, "service_account")
+        self.assertStatus(self.api("PUT", one, {"password": "taken-over-123"}), 409,
+                          "service_account")
+        self.assertStatus(self.anon("POST", "/api/v1/login",
+                                    {"user": "berth-gateway", "password": "anything-123"}),
+                          401, "service_account")
+        self.assertStatus(self.api("POST", f"{V}/members", {"user": "berth-gateway",
+                                                            "role": "viewer"}),
+                          409, "service_account")
+        # Nobody makes service accounts through the API.
+        err = self.assertStatus(self.api("POST", users, {"name": "svc", "password": "svc-pass-123",
+                                                         "service": True}),
+                                400, "invalid_argument")
+        self.assertEqual(err["field"], "service")
+        self.ok(self.api("POST", users, {"name": "plain", "password": "plain-pass-123"}), 201)
+        self.assertStatus(self.api("PATCH", users + "/plain", {"service": True}), 400,
+                          "invalid_argument")
+        self.ok(self.api("DELETE", users + "/plain"))
+        # Still there, still an enabled administrator: the gateway's token keeps working.
+        self.assertEqual(self.ok(self.api("GET", one))["disabled"], False)
+        # The CLI hides it too, unless asked.
+        self.assertNotIn("berth-gateway", self.must("user", "list"))
+        self.assertIn("berth-gateway", self.must("user", "list", "--all"))
 
 
 if __name__ == "__main__":
