@@ -889,6 +889,47 @@ class GatewayProxyTest(unittest.TestCase):
 
 
 class GatewayLimitsTest(unittest.TestCase):
+    def test_tcp_connect_timeout_tries_the_next_instance(self):
+        """An instance that never answers the SYN (a listener with a full accept queue) costs
+        connect_timeout_ms, then the next instance serves the same client connection."""
+        blackhole = socket.socket()
+        blackhole.bind(("127.0.0.1", 0))
+        blackhole.listen(0)
+        fill = []
+        for _ in range(3):
+            s = socket.socket()
+            s.setblocking(False)
+            try:
+                s.connect(blackhole.getsockname())
+            except BlockingIOError:
+                pass
+            fill.append(s)
+        up = EchoTcp("t3")
+        port = free_port()
+        snap = {"revision": 1,
+                "pools": {"P": {"endpoints": [
+                    {"instance": "hole", "host": "127.0.0.1", "port": blackhole.getsockname()[1]},
+                    {"instance": "t3", "host": "127.0.0.1", "port": up.port}]}},
+                "tcp_routes": [{"id": "failover", "listen_port": port, "pool": "P",
+                                "connect_timeout_ms": 300}]}
+        gw = Gateway(snap)
+        try:
+            took = []
+            for i in range(2):  # round robin: one of the two tries the black hole first
+                start = time.time()
+                with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+                    s.sendall(b"hi%d" % i)
+                    self.assertEqual(s.recv(100), b"t3:hi%d" % i)
+                took.append(time.time() - start)
+            self.assertGreaterEqual(max(took), 0.25, took)
+            self.assertLess(max(took), 3, took)
+        finally:
+            gw.close()
+            up.close()
+            for s in fill:
+                s.close()
+            blackhole.close()
+
     def test_max_connections_and_port_conflict(self):
         up = Upstream("solo")
         snap = {"revision": 1, "pools": {"P": pool(up)}, "http_routes": [route("r", ["s.test"], "P")]}
