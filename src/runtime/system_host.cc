@@ -218,7 +218,6 @@ std::vector<std::string> TailLines(const std::string& path, int lines) {
 struct SystemHost::Impl {
   SystemHostOptions opt;
   detail::Layout layout;
-  std::map<std::string, int> launched;  // run dir → shim pid (until the shim writes its state)
 };
 
 SystemHost::SystemHost(SystemHostOptions options) : impl_(std::make_unique<Impl>()) {
@@ -309,6 +308,7 @@ Result<int> SystemHost::Launch(const LaunchSpec& spec) {
   fs::create_directories(run_dir, ec);
   if (ec) return Internal("cannot create " + run_dir + ": " + ec.message());
   ::unlink((run_dir + "/state.json").c_str());
+  ::unlink((run_dir + "/launch.json").c_str());
   BERTH_RETURN_IF_ERROR(
       detail::WriteFileAtomic(run_dir + "/spec.json", detail::ShimSpecToJson(s).dump() + "\n"));
 
@@ -365,7 +365,15 @@ Result<int> SystemHost::Launch(const LaunchSpec& spec) {
   if (n2 == static_cast<ssize_t>(sizeof after) && after < 0) {
     return Internal("cannot run " + exe + " shim: " + std::strerror(-after));
   }
-  impl_->launched[run_dir] = shim_pid;
+  // The shim is recognised by this record until it writes its state (see shim_files.h: its
+  // cmdline may still read empty now, exec being only half done). Written to disk, not kept
+  // in memory, so a server restarted meanwhile recognises it too.
+  detail::LaunchRecord record{shim_pid, detail::ProcessStartTicks(shim_pid)};
+  if (Status s = detail::WriteFileAtomic(run_dir + "/launch.json",
+                                         detail::LaunchRecordToJson(record).dump() + "\n");
+      !s.ok()) {
+    Logger("runtime")->warn("msg=\"cannot record a launch\" error=\"{}\"", s.message());
+  }
   return static_cast<int>(shim_pid);
 }
 
@@ -382,12 +390,8 @@ ShimObservation SystemHost::Observe(const ComponentRef& ref, const std::string& 
     return o;
   };
   if (st.state == "exited") return exited(st);
-  int shim = st.shim_pid;
-  if (shim == 0) {
-    auto it = impl_->launched.find(run_dir);
-    if (it != impl_->launched.end()) shim = it->second;
-  }
-  if (detail::IsShim(shim, run_dir)) {
+  int shim = detail::LiveShim(st, detail::ReadLaunchRecord(run_dir), run_dir);
+  if (shim > 0) {
     o.state = ShimObservation::State::kRunning;
     o.shim_pid = shim;
     o.app_pid = st.app_pid;
@@ -404,19 +408,16 @@ ShimObservation SystemHost::Observe(const ComponentRef& ref, const std::string& 
 void SystemHost::Stop(const ComponentRef& ref, const std::string& instance) {
   std::string run_dir = impl_->layout.RunDir(ref, instance);
   detail::ShimState st = detail::ReadShimState(run_dir);
-  int shim = st.shim_pid;
-  if (shim == 0) {
-    auto it = impl_->launched.find(run_dir);
-    if (it != impl_->launched.end()) shim = it->second;
-  }
-  if (detail::IsShim(shim, run_dir)) ::kill(shim, SIGTERM);
+  int shim = detail::LiveShim(st, detail::ReadLaunchRecord(run_dir), run_dir);
+  if (shim > 0) ::kill(shim, SIGTERM);
 }
 
 void SystemHost::Kill(const ComponentRef& ref, const std::string& instance) {
   std::string run_dir = impl_->layout.RunDir(ref, instance);
   detail::ShimState st = detail::ReadShimState(run_dir);
   if (detail::IsSameProcess(st.app_pid, st.app_start)) ::kill(-st.app_pid, SIGKILL);
-  if (detail::IsShim(st.shim_pid, run_dir)) ::kill(st.shim_pid, SIGKILL);
+  int shim = detail::LiveShim(st, detail::ReadLaunchRecord(run_dir), run_dir);
+  if (shim > 0) ::kill(shim, SIGKILL);
   Logger("runtime")->warn("msg=\"killed an instance that did not stop in time\" component={} instance={}",
                           ref.Scope(), instance);
 }
@@ -424,7 +425,6 @@ void SystemHost::Kill(const ComponentRef& ref, const std::string& instance) {
 void SystemHost::Cleanup(const ComponentRef& ref, const std::string& instance,
                          bool remove_workdir) {
   std::string run_dir = impl_->layout.RunDir(ref, instance);
-  impl_->launched.erase(run_dir);
   std::error_code ec;
   fs::remove_all(run_dir, ec);
   if (remove_workdir) fs::remove_all(impl_->layout.WorkDir(ref, instance), ec);
@@ -456,9 +456,10 @@ std::vector<DiscoveredShim> SystemHost::Discover() {
     }
     DiscoveredShim d;
     d.spec = spec->launch;
-    if (detail::IsShim(st.shim_pid, dir)) {
+    // A shim launched just before the server stopped may not have written its state yet.
+    if (int shim = detail::LiveShim(st, detail::ReadLaunchRecord(dir), dir); shim > 0) {
       d.obs.state = ShimObservation::State::kRunning;
-      d.obs.shim_pid = st.shim_pid;
+      d.obs.shim_pid = shim;
       d.obs.app_pid = st.app_pid;
       d.obs.started_at_ms = st.started_at_ms;
       out.push_back(std::move(d));
