@@ -17,6 +17,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "core/cgroup.h"
 #include "core/log.h"
 #include "runtime/detail/shim_files.h"
 
@@ -227,16 +228,14 @@ SystemHost::SystemHost(SystemHostOptions options) : impl_(std::make_unique<Impl>
     std::error_code ec;
     impl_->opt.exe = fs::read_symlink("/proc/self/exe", ec).string();
   }
-  std::error_code ec;
-  bool v2 = fs::exists("/sys/fs/cgroup/cgroup.controllers", ec);
-  bool v1 = fs::exists("/sys/fs/cgroup/memory/cgroup.procs", ec);
-  bool writable = ::access(v2 ? "/sys/fs/cgroup" : "/sys/fs/cgroup/memory", W_OK) == 0;
-  if ((!v1 && !v2) || !writable) {
+  // Said once per server; each shim detects the same layout (core/cgroup.h) for itself.
+  CgroupLayout cgroups = CgroupLayout::Detect();
+  if (cgroups.Empty() || !cgroups.Writable()) {
     Logger("runtime")->warn(
         "msg=\"cgroups are not available (no writable /sys/fs/cgroup hierarchy): instances run "
         "without memory and CPU limits\"");
   } else {
-    Logger("runtime")->info("msg=\"resource limits through cgroup {}\"", v2 ? "v2" : "v1");
+    Logger("runtime")->info("msg=\"resource limits through {}\"", cgroups.Describe());
   }
 }
 

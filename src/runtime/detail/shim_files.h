@@ -48,6 +48,13 @@ struct Layout {
   }
 };
 
+// The instance's cgroup (core/cgroup.h) under each hierarchy's root:
+// "berth/<team>.<app>.<component>.<instance>" (names are DNS labels: no dots, no clash with
+// the builder's "berth/builds/").
+inline std::string CgroupName(const ComponentRef& r, const std::string& instance) {
+  return "berth/" + r.team + "." + r.app + "." + r.component + "." + instance;
+}
+
 // The shim's instructions: the launch spec plus where things go.
 struct ShimSpec {
   LaunchSpec launch;
