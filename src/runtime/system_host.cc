@@ -46,6 +46,32 @@ Status CopyTree(const std::string& from, const std::string& to) {
   return Status::Ok();
 }
 
+// A volume's first creation, Docker named-volume style: seeded with what the artifact has at
+// the volume's path (an app shipping defaults in data/ starts with them), else empty. An
+// existing volume is never touched. A real copy, not hard links: the app writes into its
+// volume and the artifact is shared and immutable. The copy goes to a sibling and is renamed
+// into place, so a server stopped midway leaves no half-seeded volume that would then count as
+// existing and never be seeded again.
+Status CreateVolume(const std::string& name, const std::string& dir, const std::string& seed) {
+  std::error_code ec;
+  fs::create_directories(fs::path(dir).parent_path(), ec);
+  // Only a real directory seeds (a symlink in the artifact is not followed out of it).
+  if (!seed.empty() && fs::symlink_status(seed, ec).type() == fs::file_type::directory) {
+    std::string tmp = dir + ".seeding";  // names are DNS labels: no dots, no clash
+    fs::remove_all(tmp, ec);
+    fs::copy(seed, tmp, fs::copy_options::recursive | fs::copy_options::copy_symlinks, ec);
+    if (!ec) fs::rename(tmp, dir, ec);
+    if (!ec) return Status::Ok();
+    std::error_code ignored;
+    fs::remove_all(tmp, ignored);
+    return Internal("cannot seed volume " + name + " at " + dir + " from " + seed + ": " +
+                    ec.message());
+  }
+  fs::create_directories(dir, ec);
+  if (ec) return Internal("cannot create volume " + name + " at " + dir + ": " + ec.message());
+  return Status::Ok();
+}
+
 int Connect(int port, Clock::time_point deadline, std::string* error) {
   int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) {
@@ -294,8 +320,16 @@ Result<int> SystemHost::Launch(const LaunchSpec& spec) {
     // A symlink, not a bind mount: works unprivileged and survives the working dir being
     // rebuilt at every start (the link is made again; the directory it names stays).
     std::string dir = L.VolumeDir(spec.ref, v.name, v.per_instance ? spec.instance : "");
-    fs::create_directories(dir, ec);
-    if (ec) return Internal("cannot create volume " + v.name + " at " + dir + ": " + ec.message());
+    if (!fs::exists(dir, ec)) {
+      std::string seed;
+      if (!spec.artifact_dir.empty()) {
+        // Only from inside the artifact: a symlinked parent in it must not lead elsewhere.
+        std::string root = fs::weakly_canonical(spec.artifact_dir, ec).string() + "/";
+        std::string at = fs::weakly_canonical(fs::path(spec.artifact_dir) / v.path, ec).string();
+        if (!ec && at.rfind(root, 0) == 0) seed = at;
+      }
+      BERTH_RETURN_IF_ERROR(CreateVolume(v.name, dir, seed));
+    }
     fs::path target = fs::path(s.workdir) / v.path;
     fs::remove_all(target, ec);  // the artifact's own content there is hard links: unharmed
     fs::create_directories(target.parent_path(), ec);
