@@ -236,6 +236,28 @@ class UsageAndConnectionTest(RuntimeCase):
         self.assertIn("CPU TIME", r.stdout)
 
 
+def stop_app_and_wait(case, app: str, pids: list[int], marker: str) -> None:
+    """Deletes the app and waits for its instances to be stopped by the runtime (so the shims
+    remove their cgroups), then kills by PID any of `pids` still running `marker`: the Reaper
+    only knows app.py apps."""
+    import os
+    st, _, _ = case.api("DELETE", f"{V}/apps/{app}?volumes=delete")
+    run = os.path.join(os.path.realpath(case.srv.data_dir), "run", "default", app)
+    if st in (200, 204):
+        try:
+            wait_for(lambda: not any("spec.json" in files for _, _, files in os.walk(run)),
+                     f"the instances of {app} stopped", timeout=20)
+        except AssertionError:
+            pass  # the kill below still cleans up
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if marker.encode() in f.read():
+                    os.killpg(pid, 9)
+        except OSError:
+            pass
+
+
 class CpuPercentTest(RuntimeCase):
     """usage.cpu_percent: CPU over the last seconds (sampled by the runtime), not a lifetime total."""
 
@@ -243,7 +265,9 @@ class CpuPercentTest(RuntimeCase):
         import os
         app = "cpu"
         self.make_app("default", app)
-        self.addCleanup(self.api, "DELETE", f"{V}/apps/{app}")
+        pids: list[int] = []
+        self.addCleanup(lambda: stop_app_and_wait(self, app, pids, "600")
+                        or stop_app_and_wait(self, app, pids, "while :"))
         limited = (os.access("/sys/fs/cgroup/memory", os.W_OK)
                    or os.path.exists("/sys/fs/cgroup/cgroup.controllers"))
         # The idle one runs under limits (where cgroups exist); the busy one must not be throttled.
@@ -262,6 +286,8 @@ class CpuPercentTest(RuntimeCase):
             return items[0] if p is not None and ok(p) else None
         # Loose bounds: the machine is shared and loaded. Bounded waits, no fixed sleeps.
         busy = wait_for(lambda: percent("busy", lambda p: True), "busy cpu_percent")
+        pids.append(busy["pid"])
+        pids.append(wait_for(lambda: percent("idle", lambda p: True), "idle running")["pid"])
         try:
             busy = wait_for(lambda: percent("busy", lambda p: p > 50), "busy cpu_percent > 50",
                             timeout=20)
@@ -364,7 +390,8 @@ class VolumeTest(RuntimeCase):
         art = os.path.join(self.srv.data_dir, "artifacts", digest)
         shutil.copytree(tree, art)
         self.make_app("default", app)
-        self.addCleanup(self.api, "DELETE", f"{V}/apps/{app}?volumes=delete")
+        pids: list[int] = []
+        self.addCleanup(lambda: stop_app_and_wait(self, app, pids, "600"))
         self.make_component("default", app, "web",
                             volumes=[{"name": "data", "path": "data"},
                                      {"name": "empty", "path": "nothing/here"}])
@@ -373,6 +400,7 @@ class VolumeTest(RuntimeCase):
             "start_command": "cat data/defaults.txt && exec sleep 600"}), 201)
         [first] = wait_for(lambda: [i for i in self.instances(app)
                                     if i["state"] == "running" and i["pid"]], "running")
+        pids.append(first["pid"])
         data = os.path.realpath(self.srv.data_dir)
         vol = os.path.join(data, "volumes", "default", app, "web", "data")
         with open(os.path.join(vol, "defaults.txt")) as f:
@@ -391,9 +419,11 @@ class VolumeTest(RuntimeCase):
 
         # An existing volume is never overwritten: a restart keeps the app's changes.
         self.ok(self.api("POST", self.comp_path(app) + "/restart"), 202)
-        wait_for(lambda: [i for i in self.instances(app)
-                          if i["state"] == "running" and i["pid"] and i["pid"] != first["pid"]
-                          and not i["outdated"]], "restarted")
+        [again] = wait_for(lambda: [i for i in self.instances(app)
+                                    if i["state"] == "running" and i["pid"]
+                                    and i["pid"] != first["pid"] and not i["outdated"]],
+                           "restarted")
+        pids.append(again["pid"])
         with open(os.path.join(vol, "defaults.txt")) as f:
             self.assertEqual(f.read(), "changed by the app")
         self.assertFalse(os.path.exists(os.path.join(vol, "sub", "more.txt")))
