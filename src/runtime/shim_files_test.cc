@@ -130,6 +130,48 @@ TEST(LiveShim, LaunchRecordRoundTripsThroughTheRunDir) {
   EXPECT_EQ(LiveShim(ShimState{}, r, dir.root()), ::getpid());
 }
 
+// A server killed right after it launched a shim leaves a run dir without state.json. The next
+// server used to take it for a stale record and delete it under the starting shim (whose app
+// then ran unsupervised); the launch record lets it adopt the shim. This test process plays
+// the shim: alive, with the recorded pid and start time.
+TEST(LiveShim, ARestartedServerAdoptsAShimThatHasNotWrittenItsStateYet) {
+  std::string data = (std::filesystem::temp_directory_path() /
+                      ("berth-adopt-" + std::to_string(::getpid())))
+                         .string();
+  std::filesystem::remove_all(data);
+  Layout layout{data};
+  ShimSpec spec;
+  spec.launch.ref = {"t", "a", "c"};
+  spec.launch.instance = "c-1";
+  spec.launch.command = "sleep 1";
+  spec.workdir = layout.WorkDir(spec.launch.ref, "c-1");
+  spec.log_path = layout.LogPath(spec.launch.ref, "c-1");
+  std::string run = layout.RunDir(spec.launch.ref, "c-1");
+  std::filesystem::create_directories(run);
+  ASSERT_TRUE(WriteFileAtomic(run + "/spec.json", ShimSpecToJson(spec).dump()).ok());
+  ASSERT_TRUE(WriteFileAtomic(run + "/launch.json",
+                              LaunchRecordToJson({::getpid(), ProcessStartTicks(::getpid())}).dump())
+                  .ok());
+  SystemHostOptions o;
+  o.data_dir = data;
+  SystemHost host(o);
+  auto found = host.Discover();
+  ASSERT_EQ(found.size(), 1u);
+  EXPECT_EQ(found[0].obs.state, ShimObservation::State::kRunning);
+  EXPECT_EQ(found[0].obs.shim_pid, ::getpid());
+  EXPECT_TRUE(std::filesystem::exists(run + "/spec.json")) << "the record is kept";
+  EXPECT_EQ(host.Observe(spec.launch.ref, "c-1").state, ShimObservation::State::kRunning);
+
+  // A launch record naming a process that is gone is stale: removed.
+  ASSERT_TRUE(WriteFileAtomic(run + "/launch.json",
+                              LaunchRecordToJson({::getpid(), ProcessStartTicks(::getpid()) + 1}).dump())
+                  .ok());
+  EXPECT_EQ(host.Observe(spec.launch.ref, "c-1").state, ShimObservation::State::kGone);
+  EXPECT_TRUE(host.Discover().empty());
+  EXPECT_FALSE(std::filesystem::exists(run));
+  std::filesystem::remove_all(data);
+}
+
 TEST(Probes, TcpAndCommandChecksReportWhatTheySaw) {
   model::Probe tcp;
   tcp.type = "tcp";

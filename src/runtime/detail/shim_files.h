@@ -13,10 +13,11 @@
 //
 // A shim that wrote its state is recognised by /proc/<pid>/cmdline == [<exe>, "shim", "--dir",
 // <run dir>], so a recycled pid is never mistaken for it; before that, by the pid and start
-// time in launch.json. The cmdline alone is not enough right after a launch: the server learns
-// that exec succeeded when exec closes the CLOEXEC report pipe, which the kernel does before it
-// has set up the new program's arguments, so for a while (long for a large binary on a busy
-// machine) the live shim's cmdline reads as empty, like a zombie's. An app is recognised by
+// time in launch.json, which a restarted server reads too (the pid used to be kept in memory
+// only, so a new server deleted the run dir of a shim still starting). The cmdline alone is also
+// not enough right after a launch: the server learns that exec succeeded when exec closes the
+// CLOEXEC report pipe, which the kernel does before it has set up the new program's arguments,
+// so for that moment the live shim's cmdline reads as empty, like a zombie's. An app is recognised by
 // its pid plus its start time (/proc/<pid>/stat field 22), recorded as "app_start".
 // Thread-safety: free functions, no shared state.
 #pragma once
