@@ -13,7 +13,8 @@ namespace fs = std::filesystem;
 
 // The builder's use of core/cgroup.h against a directory laid out like a v1 hierarchy.
 TEST(BuildMemoryLimit, JoinsItsCgroupBeforeTheStepAndSeesOomKills) {
-  std::string root = (fs::temp_directory_path() / ("berth-limits-" + std::to_string(::getpid()))).string();
+  std::string root =
+      (fs::temp_directory_path() / ("berth-limits-" + std::to_string(::getpid()))).string();
   fs::remove_all(root);
   fs::create_directories(root + "/memory");
   std::ofstream(root + "/memory/cgroup.procs") << "";

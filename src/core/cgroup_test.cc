@@ -17,10 +17,9 @@ namespace fs = std::filesystem;
 class FakeHierarchy : public ::testing::Test {
  protected:
   void SetUp() override {
-    root_ = (fs::temp_directory_path() / ("berth-cgroup-test-" + std::to_string(::getpid()) +
-                                          "-" + ::testing::UnitTest::GetInstance()
-                                                    ->current_test_info()
-                                                    ->name()))
+    root_ = (fs::temp_directory_path() /
+             ("berth-cgroup-test-" + std::to_string(::getpid()) + "-" +
+              ::testing::UnitTest::GetInstance()->current_test_info()->name()))
                 .string();
     fs::remove_all(root_);
     fs::create_directories(root_);
@@ -155,7 +154,8 @@ TEST_F(FakeHierarchy, V1WritesLimitFilesInBothHierarchiesAndCountsOomKills) {
   EXPECT_EQ(Read(cpu + "/cpu.cfs_period_us"), "100000");
   EXPECT_EQ(Read(cpu + "/cpu.cfs_quota_us"), "150000");
   EXPECT_FALSE(fs::exists(root_ + "/memory/cgroup.subtree_control"));  // v1 has none
-  EXPECT_EQ(g.ProcsFiles(), (std::vector<std::string>{mem + "/cgroup.procs", cpu + "/cgroup.procs"}));
+  EXPECT_EQ(g.ProcsFiles(),
+            (std::vector<std::string>{mem + "/cgroup.procs", cpu + "/cgroup.procs"}));
   ASSERT_TRUE(g.AddProcess(77).ok());
   EXPECT_EQ(Read(mem + "/cgroup.procs"), "77");
   EXPECT_EQ(Read(cpu + "/cgroup.procs"), "77");
@@ -198,7 +198,8 @@ TEST_F(FakeHierarchy, V1WithoutACpuHierarchyStillLimitsMemoryAndSaysSo) {
   EXPECT_EQ(problem, "no cpu cgroup controller");
   EXPECT_EQ(g.ProcsFiles().size(), 1u);
   EXPECT_EQ(g.CpuLimitMillis(), std::nullopt);
-  EXPECT_EQ(Read(root_ + "/memory/berth/t.a.c.c-3/memory.limit_in_bytes"), std::to_string(16 << 20));
+  EXPECT_EQ(Read(root_ + "/memory/berth/t.a.c.c-3/memory.limit_in_bytes"),
+            std::to_string(16 << 20));
 
   Cgroup nothing = Cgroup::Create(CgroupLayout{}, "berth/y", {16 << 20, 0}, &problem);
   EXPECT_TRUE(nothing.empty());

@@ -31,8 +31,9 @@ struct CpuSample {
 
 // Percent of one core used between two samples of the same group; nullopt when they are less
 // than `min_span` apart (too noisy) or the counter went backwards (another group now).
-std::optional<double> CpuPercent(const CpuSample& from, const CpuSample& to,
-                                 std::chrono::milliseconds min_span = std::chrono::milliseconds(500));
+std::optional<double> CpuPercent(
+    const CpuSample& from, const CpuSample& to,
+    std::chrono::milliseconds min_span = std::chrono::milliseconds(500));
 
 struct UsageSamplerOptions {
   std::chrono::milliseconds window{10000};  // the percentage covers about this much time

@@ -60,18 +60,20 @@ TEST(UsageSampler, ACounterGoingBackwardsStartsAgain) {
 }
 
 TEST(UsageSampler, UpdateReadsProcForFollowedGroupsOnlyAndAtMostEveryPeriod) {
-  std::string proc = (std::filesystem::temp_directory_path() /
-                      ("berth-usage-test-" + std::to_string(::getpid())))
-                         .string();
+  std::string proc =
+      (std::filesystem::temp_directory_path() / ("berth-usage-test-" + std::to_string(::getpid())))
+          .string();
   std::filesystem::remove_all(proc);
   const long ticks = ::sysconf(_SC_CLK_TCK) > 0 ? ::sysconf(_SC_CLK_TCK) : 100;
   // /proc/<pid>/stat of a group leader with `cpu_s` of user time.
   auto write_stat = [&](int pid, double cpu_s) {
     std::filesystem::create_directories(proc + "/" + std::to_string(pid));
-    std::string stat = std::to_string(pid) + " (app) R 1 " + std::to_string(pid) + " " +
-                       std::to_string(pid);
+    std::string stat =
+        std::to_string(pid) + " (app) R 1 " + std::to_string(pid) + " " + std::to_string(pid);
     for (int field = 7; field <= 52; ++field) {
-      long v = field == 14 ? static_cast<long>(cpu_s * static_cast<double>(ticks)) : field == 24 ? 10 : 0;
+      long v = field == 14   ? static_cast<long>(cpu_s * static_cast<double>(ticks))
+               : field == 24 ? 10
+                             : 0;
       stat += " " + std::to_string(v);
     }
     std::ofstream(proc + "/" + std::to_string(pid) + "/stat") << stat << "\n";

@@ -42,7 +42,8 @@ std::string BuildMemoryLimit::Wrap(const std::string& command) const {
     return "echo $$ > " + ShellQuote(cgroup_.ProcsFiles().front()) + " && exec /bin/sh -c " +
            ShellQuote(command);
   }
-  return "ulimit -v " + std::to_string(limit_mb_ * 1024) + " && exec /bin/sh -c " + ShellQuote(command);
+  return "ulimit -v " + std::to_string(limit_mb_ * 1024) + " && exec /bin/sh -c " +
+         ShellQuote(command);
 }
 
 bool BuildMemoryLimit::OomKilledSinceLastCheck() {
