@@ -10,6 +10,7 @@
 #include "api/http.h"
 #include "auth/secret_box.h"
 #include "core/clock.h"
+#include "core/usage_sampler.h"
 #include "store/store.h"
 
 namespace berth::api {
@@ -29,6 +30,9 @@ struct ApiOptions {
   int gateway_https_port = 8443;
   // Seals certificate keys at rest (DATA/secret.key); null = certificate uploads answer 503.
   std::shared_ptr<const auth::SecretBox> secrets;
+  // Recent CPU samples of running instances (fed by the runtime): instance usage gets
+  // cpu_percent, the cgroup's memory and the limits from it; null = /proc totals only.
+  std::shared_ptr<UsageSampler> usage;
 };
 
 class ApiService final : public Handler {

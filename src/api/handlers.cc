@@ -4,10 +4,12 @@
 // references in the store → one atomic Commit carrying the change and its audit record. A
 // request that fails at any step has changed nothing.
 #include <algorithm>
+#include <cmath>
 
 #include "api/detail/service.h"
 #include "auth/crypto.h"
 #include "core/names.h"
+#include "core/cgroup.h"
 #include "core/proc_usage.h"
 #include "routing/claims.h"
 
@@ -847,10 +849,15 @@ Result<Reply> GetUnderComponent(Service& s, Ctx& ctx, const std::string& kind,
   return GetOf(s, Target{kind, CompScope(ctx), ctx.P(param), noun, "", ""});
 }
 
-// Instances as stored plus `usage` {rss_bytes, cpu_seconds, processes} of the app's process
-// group read from /proc now (null when it does not run here), so usage is live without the
-// runtime rewriting instances every few seconds.
-void AddUsage(Json& body) {
+double Round2(double v) { return static_cast<double>(static_cast<int64_t>(v * 100 + 0.5)) / 100; }
+
+// Instances as stored plus `usage` of the app's process group read now (null when it does not
+// run here), so usage is live without the runtime rewriting instances every few seconds:
+// {rss_bytes, cpu_seconds, processes} from /proc; cpu_percent over the sampler's window;
+// memory_bytes from the instance's memory cgroup when it has one (working set), else the RSS
+// sum (memory_source says which); memory_limit_bytes / cpu_limit_millis as the kernel applies
+// them (null without a limit or without cgroups).
+void AddUsage(const Service& s, Json& body) {
   std::vector<Json*> insts;
   if (body.contains("items") && body["items"].is_array()) {
     for (Json& i : body["items"]) insts.push_back(&i);
@@ -863,28 +870,50 @@ void AddUsage(Json& body) {
     if (pid > 0) pgids.insert(pid);
   }
   auto usage = ReadProcessGroups(pgids);
+  auto now = std::chrono::steady_clock::now();
+  const UsageSampler* sampler = s.options.usage.get();
   for (Json* i : insts) {
-    auto it = usage.find(i->value("pid", 0));
+    int pid = i->value("pid", 0);
+    auto it = usage.find(pid);
     if (it == usage.end()) {
       (*i)["usage"] = nullptr;
       continue;
     }
-    (*i)["usage"] = {{"rss_bytes", it->second.rss_bytes},
-                     {"cpu_seconds", static_cast<double>(static_cast<int64_t>(
-                                         it->second.cpu_seconds * 100 + 0.5)) / 100},
-                     {"processes", it->second.processes}};
+    const ProcessGroupUsage& u = it->second;
+    Json cpu_percent = nullptr, memory_limit = nullptr, cpu_limit = nullptr;
+    int64_t memory = u.rss_bytes;
+    std::string source = "proc";
+    if (sampler != nullptr) {
+      if (auto p = sampler->Percent(pid, {now, u.cpu_seconds})) cpu_percent = std::round(*p * 10) / 10;
+      std::string name = sampler->CgroupOf(pid);
+      Cgroup group = name.empty() ? Cgroup() : Cgroup::Open(sampler->cgroups(), name);
+      if (auto m = group.MemoryBytes()) {
+        memory = *m;
+        source = "cgroup";
+      }
+      if (auto l = group.MemoryLimitBytes()) memory_limit = *l;
+      if (auto l = group.CpuLimitMillis()) cpu_limit = *l;
+    }
+    (*i)["usage"] = {{"rss_bytes", u.rss_bytes},
+                     {"cpu_seconds", Round2(u.cpu_seconds)},
+                     {"processes", u.processes},
+                     {"cpu_percent", cpu_percent},
+                     {"memory_bytes", memory},
+                     {"memory_source", source},
+                     {"memory_limit_bytes", memory_limit},
+                     {"cpu_limit_millis", cpu_limit}};
   }
 }
 
 Result<Reply> ListInstances(Service& s, Ctx& ctx) {
   BERTH_ASSIGN_OR_RETURN(Reply r, ReadUnderComponent(s, ctx, model::kInstance, false));
-  AddUsage(r.body);
+  AddUsage(s, r.body);
   return r;
 }
 
 Result<Reply> GetInstance(Service& s, Ctx& ctx) {
   BERTH_ASSIGN_OR_RETURN(Reply r, GetUnderComponent(s, ctx, model::kInstance, "instance", "instance"));
-  AddUsage(r.body);
+  AddUsage(s, r.body);
   return r;
 }
 

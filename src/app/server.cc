@@ -174,6 +174,9 @@ int RunServer(const ServerConfig& cfg) {
   ao.gateway_http_port = cfg.http_addr.port;
   ao.gateway_https_port = cfg.https_addr.port;
   ao.secrets = std::make_shared<const auth::SecretBox>(std::move(secrets).value());
+  // CPU% of instances: the runtime samples, the API reads (core/usage_sampler.h).
+  auto usage = std::make_shared<UsageSampler>(UsageSamplerOptions{.cgroups = CgroupLayout::Detect()});
+  ao.usage = usage;
   api::ApiService api(*store, SystemClock::Get(), ao);
 
   HttpServerOptions ho;
@@ -202,6 +205,7 @@ int RunServer(const ServerConfig& cfg) {
   runtime::RuntimeOptions ro;
   ro.data_dir = cfg.data_dir;
   ro.on_tick = [&http] { http->WakeStreams(); };  // log tails follow files, not the store
+  ro.usage = usage;
   auto rt = runtime::LocalRuntime::Start(*store, SystemClock::Get(), ro);
   if (!rt.ok()) Fatal("cannot start the runtime: " + rt.status().message());
   std::unique_ptr<runtime::LocalRuntime> runtime = std::move(rt).value();

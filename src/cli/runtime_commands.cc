@@ -262,19 +262,35 @@ void AddViews(CLI::App& app, const std::shared_ptr<Shared>& sh) {
     }
     std::vector<std::vector<std::string>> rows;
     for (const auto& i : l.value("items", Json::array())) {
-      std::string mem = "-", cpu = "-";
+      std::string mem = "-", cpu = "-", cpu_pct = "-";
       const Json usage = i.value("usage", Json());
       if (usage.is_object()) {
-        char buf[32];
+        char buf[64];
+        // The cgroup's working set when there is one, else the RSS sum (api.md: usage).
+        const Json& m = usage.contains("memory_bytes") ? usage["memory_bytes"] : usage["rss_bytes"];
         std::snprintf(buf, sizeof buf, "%.1f MiB",
-                      static_cast<double>(usage.value("rss_bytes", int64_t{0})) / (1 << 20));
+                      static_cast<double>(m.is_number() ? m.get<int64_t>() : 0) / (1 << 20));
         mem = buf;
+        if (const Json l = usage.value("memory_limit_bytes", Json()); l.is_number()) {
+          std::snprintf(buf, sizeof buf, " / %.0f MiB", static_cast<double>(l.get<int64_t>()) / (1 << 20));
+          mem += buf;
+        }
         std::snprintf(buf, sizeof buf, "%.2f s", usage.value("cpu_seconds", 0.0));
         cpu = buf;
+        // Percent of one core over the last seconds; "/ 50%" = a limit of half a core.
+        if (const Json p = usage.value("cpu_percent", Json()); p.is_number()) {
+          std::snprintf(buf, sizeof buf, "%.1f%%", p.get<double>());
+          cpu_pct = buf;
+        }
+        if (const Json l = usage.value("cpu_limit_millis", Json()); l.is_number()) {
+          std::snprintf(buf, sizeof buf, " / %g%%", static_cast<double>(l.get<int64_t>()) / 10);
+          cpu_pct += buf;
+        }
       }
       rows.push_back({Str(i, "name"), Str(i, "version"), Str(i, "state"),
                       i.value("ready", false) ? "yes" : "no", Cell(i.value("pid", Json(0))),
-                      Cell(i.value("port", Json(0))), mem, cpu, Cell(i.value("restarts", Json(0))),
+                      Cell(i.value("port", Json(0))), cpu_pct, mem, cpu,
+                      Cell(i.value("restarts", Json(0))),
                       Field(i, "started_at"), ExitText(i.value("last_exit", Json())),
                       Str(i, "message")});
     }
@@ -284,8 +300,8 @@ void AddViews(CLI::App& app, const std::shared_ptr<Shared>& sh) {
       c.err() << "No instances found.\n";
       return Status::Ok();
     }
-    c.out() << RenderTable({"NAME", "VERSION", "STATE", "READY", "PID", "PORT", "MEMORY", "CPU TIME",
-                            "RESTARTS",
+    c.out() << RenderTable({"NAME", "VERSION", "STATE", "READY", "PID", "PORT", "CPU%", "MEMORY",
+                            "CPU TIME", "RESTARTS",
                             "STARTED", "LAST EXIT", "MESSAGE"},
                            rows);
     return Status::Ok();

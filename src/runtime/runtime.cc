@@ -4,6 +4,7 @@
 
 #include "events/events.h"
 #include "runtime/controller.h"
+#include "runtime/detail/shim_files.h"
 #include "runtime/system_host.h"
 
 namespace berth::runtime {
@@ -42,7 +43,18 @@ Result<std::unique_ptr<LocalRuntime>> LocalRuntime::Start(Store& store, const Cl
   ControllerOptions co;
   co.data_dir = options.data_dir;
   co.tick = options.tick;
-  co.on_tick = options.on_tick;
+  co.on_tick = [hook = options.on_tick, usage = options.usage, impl] {
+    if (hook) hook();
+    if (!usage) return;
+    // On the controller thread, which alone drives the driver.
+    std::map<int, std::string> groups;
+    for (const ComponentRef& ref : impl->driver->Components()) {
+      for (const InstanceStatus& s : impl->driver->Observe(ref)) {
+        if (s.pid > 0) groups[s.pid] = detail::CgroupName(ref, s.name);
+      }
+    }
+    usage->Update(groups, std::chrono::steady_clock::now());
+  };
   impl->controller = std::make_unique<Controller>(store, *impl->driver, *impl->recorder, co);
   impl->sink = impl->controller.get();
   BERTH_RETURN_IF_ERROR(impl->controller->Start());

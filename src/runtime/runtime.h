@@ -13,6 +13,7 @@
 #include <string>
 
 #include "core/clock.h"
+#include "core/usage_sampler.h"
 #include "runtime/local_driver.h"
 #include "store/store.h"
 
@@ -24,6 +25,9 @@ struct RuntimeOptions {
   std::function<void()> on_tick;  // about once a second, from the controller thread
   LocalDriverOptions driver;
   int64_t log_max_bytes = 10 << 20;  // per instance log file before rotation
+  // Told about every running instance (app pgid → its cgroup) about once a second, so the
+  // API can report CPU% over a recent window; null = nobody asks.
+  std::shared_ptr<UsageSampler> usage;
 };
 
 class LocalRuntime {

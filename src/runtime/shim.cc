@@ -15,6 +15,7 @@
 #include <filesystem>
 #include <vector>
 
+#include "core/cgroup.h"
 #include "runtime/detail/shim_files.h"
 
 namespace berth::runtime {
@@ -108,99 +109,26 @@ struct StreamReader {
   }
 };
 
-// Memory/CPU limits: v2 when the unified hierarchy is mounted at /sys/fs/cgroup, else v1
-// memory + cpu controllers. Best effort: failures are logged, the app runs unlimited.
-struct Cgroups {
-  std::vector<std::string> dirs;        // created, removed at the end
-  std::vector<std::string> procs;       // cgroup.procs files the app joins
-  std::string oom_file;                 // memory.events (v2) or memory.oom_control (v1)
+// Memory/CPU limits in the instance's cgroup (core/cgroup.h; the name is
+// detail::CgroupName). Best effort: what cannot be set up is logged, the app runs without it.
+struct Limits {
+  Cgroup group;
   std::string error;
-
-  static bool WriteText(const std::string& path, const std::string& value) {
-    int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
-    if (fd < 0) return false;
-    bool ok = ::write(fd, value.data(), value.size()) == static_cast<ssize_t>(value.size());
-    ::close(fd);
-    return ok;
-  }
-  bool MakeDir(const std::string& dir) {
-    std::error_code ec;
-    fs::create_directories(dir, ec);
-    if (ec) {
-      error = "cannot create " + dir + ": " + ec.message();
-      return false;
-    }
-    dirs.push_back(dir);
-    return true;
-  }
+  int64_t oom_before = 0;
 
   void Setup(const ShimSpec& spec) {
     const auto& r = spec.launch.resources;
     if (r.memory_mb <= 0 && r.cpu_millis <= 0) return;
-    const auto& l = spec.launch;
-    std::string id = l.ref.team + "." + l.ref.app + "." + l.ref.component + "." + l.instance;
-    std::error_code ec;
-    if (fs::exists("/sys/fs/cgroup/cgroup.controllers", ec)) {
-      std::string base = "/sys/fs/cgroup/berth";
-      WriteText("/sys/fs/cgroup/cgroup.subtree_control", "+memory +cpu");
-      if (!MakeDir(base)) return;
-      WriteText(base + "/cgroup.subtree_control", "+memory +cpu");
-      std::string dir = base + "/" + id;
-      if (!MakeDir(dir)) return;
-      bool ok = true;
-      if (r.memory_mb > 0) {
-        ok = WriteText(dir + "/memory.max", std::to_string(r.memory_mb << 20)) && ok;
-        WriteText(dir + "/memory.swap.max", "0");
-        oom_file = dir + "/memory.events";
-      }
-      if (r.cpu_millis > 0) {
-        ok = WriteText(dir + "/cpu.max", std::to_string(r.cpu_millis * 100) + " 100000") && ok;
-      }
-      if (!ok) error = "cannot set limits in " + dir;
-      procs.push_back(dir + "/cgroup.procs");
+    CgroupLayout layout = CgroupLayout::Detect();
+    if (layout.Empty()) {
+      error = "no cgroup hierarchy at /sys/fs/cgroup";
       return;
     }
-    if (r.memory_mb > 0) {
-      std::string dir = "/sys/fs/cgroup/memory/berth/" + id;
-      if (fs::exists("/sys/fs/cgroup/memory", ec) && MakeDir(dir)) {
-        if (!WriteText(dir + "/memory.limit_in_bytes", std::to_string(r.memory_mb << 20))) {
-          error = "cannot set " + dir + "/memory.limit_in_bytes";
-        }
-        WriteText(dir + "/memory.swappiness", "0");
-        oom_file = dir + "/memory.oom_control";
-        procs.push_back(dir + "/cgroup.procs");
-      } else if (error.empty()) {
-        error = "no memory cgroup controller at /sys/fs/cgroup/memory";
-      }
-    }
-    if (r.cpu_millis > 0) {
-      std::string dir = "/sys/fs/cgroup/cpu/berth/" + id;
-      if (fs::exists("/sys/fs/cgroup/cpu", ec) && MakeDir(dir)) {
-        WriteText(dir + "/cpu.cfs_period_us", "100000");
-        if (!WriteText(dir + "/cpu.cfs_quota_us", std::to_string(r.cpu_millis * 100))) {
-          error = "cannot set " + dir + "/cpu.cfs_quota_us";
-        }
-        procs.push_back(dir + "/cgroup.procs");
-      } else if (error.empty()) {
-        error = "no cpu cgroup controller at /sys/fs/cgroup/cpu";
-      }
-    }
+    group = Cgroup::Create(layout, detail::CgroupName(spec.launch.ref, spec.launch.instance),
+                           {r.memory_mb << 20, r.cpu_millis}, &error);
+    oom_before = group.OomKills();  // a group left behind keeps its counter
   }
-
-  bool OomKilled() const {
-    if (oom_file.empty()) return false;
-    auto text = detail::ReadFile(oom_file);
-    if (!text.ok()) return false;
-    size_t at = text->find("oom_kill ");
-    if (at == std::string::npos) return false;
-    return std::atoll(text->c_str() + at + 9) > 0;
-  }
-
-  void Remove() {
-    for (auto it = dirs.rbegin(); it != dirs.rend(); ++it) {
-      for (int i = 0; i < 20 && ::rmdir(it->c_str()) != 0 && errno == EBUSY; ++i) ::usleep(10000);
-    }
-  }
+  bool OomKilled() const { return group.OomKills() > oom_before; }
 };
 
 void WriteState(const std::string& run_dir, const ShimState& s) {
@@ -232,9 +160,11 @@ int RunShim(const std::string& run_dir) {
   WriteState(run_dir, st);
 
   LogWriter log(spec);
-  Cgroups cg;
+  Limits cg;
   cg.Setup(spec);
-  if (!cg.error.empty()) log.Line("shim", "cgroups: " + cg.error + "; running without limits");
+  if (!cg.error.empty()) log.Line("shim", "cgroups: " + cg.error + "; running without those limits");
+  // Joined by the app's child before exec (async-signal-safe: paths ready, open + write).
+  const std::vector<std::string> cgroup_procs = cg.group.ProcsFiles();
 
   // The app's environment: exactly the spec's, with a usable default PATH/HOME/LANG.
   std::map<std::string, std::string> env = spec.launch.env;
@@ -276,7 +206,7 @@ int RunShim(const std::string& run_dir) {
       for (pid_t p = ::getpid(); p > 0; p /= 10) rev[n++] = static_cast<char>('0' + p % 10);
       while (n > 0) pid_text[len++] = rev[--n];
     }
-    for (const std::string& procs : cg.procs) {
+    for (const std::string& procs : cgroup_procs) {
       int fd = ::open(procs.c_str(), O_WRONLY | O_CLOEXEC);
       if (fd >= 0) {
         (void)!::write(fd, pid_text, static_cast<size_t>(len));
@@ -299,7 +229,7 @@ int RunShim(const std::string& run_dir) {
     st.exit.code = 127;
     st.exit.at_ms = NowMs();
     WriteState(run_dir, st);
-    cg.Remove();
+    cg.group.Remove();
     return 1;
   }
   ::setpgid(app, app);  // also here, so the group exists before we might signal it
@@ -389,7 +319,7 @@ int RunShim(const std::string& run_dir) {
   }
   log.Line("shim", st.exit.Describe());
   WriteState(run_dir, st);
-  cg.Remove();
+  cg.group.Remove();
   ::close(sfd);
   return 0;
 }

@@ -17,6 +17,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "core/cgroup.h"
 #include "core/log.h"
 #include "runtime/detail/shim_files.h"
 
@@ -42,6 +43,32 @@ Status CopyTree(const std::string& from, const std::string& to) {
   fs::create_directories(to, ec);
   fs::copy(from, to, fs::copy_options::recursive | fs::copy_options::copy_symlinks, ec);
   if (ec) return Internal("cannot copy " + from + " to " + to + ": " + ec.message());
+  return Status::Ok();
+}
+
+// A volume's first creation, Docker named-volume style: seeded with what the artifact has at
+// the volume's path (an app shipping defaults in data/ starts with them), else empty. An
+// existing volume is never touched. A real copy, not hard links: the app writes into its
+// volume and the artifact is shared and immutable. The copy goes to a sibling and is renamed
+// into place, so a server stopped midway leaves no half-seeded volume that would then count as
+// existing and never be seeded again.
+Status CreateVolume(const std::string& name, const std::string& dir, const std::string& seed) {
+  std::error_code ec;
+  fs::create_directories(fs::path(dir).parent_path(), ec);
+  // Only a real directory seeds (a symlink in the artifact is not followed out of it).
+  if (!seed.empty() && fs::symlink_status(seed, ec).type() == fs::file_type::directory) {
+    std::string tmp = dir + ".seeding";  // names are DNS labels: no dots, no clash
+    fs::remove_all(tmp, ec);
+    fs::copy(seed, tmp, fs::copy_options::recursive | fs::copy_options::copy_symlinks, ec);
+    if (!ec) fs::rename(tmp, dir, ec);
+    if (!ec) return Status::Ok();
+    std::error_code ignored;
+    fs::remove_all(tmp, ignored);
+    return Internal("cannot seed volume " + name + " at " + dir + " from " + seed + ": " +
+                    ec.message());
+  }
+  fs::create_directories(dir, ec);
+  if (ec) return Internal("cannot create volume " + name + " at " + dir + ": " + ec.message());
   return Status::Ok();
 }
 
@@ -218,7 +245,6 @@ std::vector<std::string> TailLines(const std::string& path, int lines) {
 struct SystemHost::Impl {
   SystemHostOptions opt;
   detail::Layout layout;
-  std::map<std::string, int> launched;  // run dir → shim pid (until the shim writes its state)
 };
 
 SystemHost::SystemHost(SystemHostOptions options) : impl_(std::make_unique<Impl>()) {
@@ -228,16 +254,14 @@ SystemHost::SystemHost(SystemHostOptions options) : impl_(std::make_unique<Impl>
     std::error_code ec;
     impl_->opt.exe = fs::read_symlink("/proc/self/exe", ec).string();
   }
-  std::error_code ec;
-  bool v2 = fs::exists("/sys/fs/cgroup/cgroup.controllers", ec);
-  bool v1 = fs::exists("/sys/fs/cgroup/memory/cgroup.procs", ec);
-  bool writable = ::access(v2 ? "/sys/fs/cgroup" : "/sys/fs/cgroup/memory", W_OK) == 0;
-  if ((!v1 && !v2) || !writable) {
+  // Said once per server; each shim detects the same layout (core/cgroup.h) for itself.
+  CgroupLayout cgroups = CgroupLayout::Detect();
+  if (cgroups.Empty() || !cgroups.Writable()) {
     Logger("runtime")->warn(
         "msg=\"cgroups are not available (no writable /sys/fs/cgroup hierarchy): instances run "
         "without memory and CPU limits\"");
   } else {
-    Logger("runtime")->info("msg=\"resource limits through cgroup {}\"", v2 ? "v2" : "v1");
+    Logger("runtime")->info("msg=\"resource limits through {}\"", cgroups.Describe());
   }
 }
 
@@ -296,8 +320,16 @@ Result<int> SystemHost::Launch(const LaunchSpec& spec) {
     // A symlink, not a bind mount: works unprivileged and survives the working dir being
     // rebuilt at every start (the link is made again; the directory it names stays).
     std::string dir = L.VolumeDir(spec.ref, v.name, v.per_instance ? spec.instance : "");
-    fs::create_directories(dir, ec);
-    if (ec) return Internal("cannot create volume " + v.name + " at " + dir + ": " + ec.message());
+    if (!fs::exists(dir, ec)) {
+      std::string seed;
+      if (!spec.artifact_dir.empty()) {
+        // Only from inside the artifact: a symlinked parent in it must not lead elsewhere.
+        std::string root = fs::weakly_canonical(spec.artifact_dir, ec).string() + "/";
+        std::string at = fs::weakly_canonical(fs::path(spec.artifact_dir) / v.path, ec).string();
+        if (!ec && at.rfind(root, 0) == 0) seed = at;
+      }
+      BERTH_RETURN_IF_ERROR(CreateVolume(v.name, dir, seed));
+    }
     fs::path target = fs::path(s.workdir) / v.path;
     fs::remove_all(target, ec);  // the artifact's own content there is hard links: unharmed
     fs::create_directories(target.parent_path(), ec);
@@ -309,6 +341,7 @@ Result<int> SystemHost::Launch(const LaunchSpec& spec) {
   fs::create_directories(run_dir, ec);
   if (ec) return Internal("cannot create " + run_dir + ": " + ec.message());
   ::unlink((run_dir + "/state.json").c_str());
+  ::unlink((run_dir + "/launch.json").c_str());
   BERTH_RETURN_IF_ERROR(
       detail::WriteFileAtomic(run_dir + "/spec.json", detail::ShimSpecToJson(s).dump() + "\n"));
 
@@ -365,7 +398,15 @@ Result<int> SystemHost::Launch(const LaunchSpec& spec) {
   if (n2 == static_cast<ssize_t>(sizeof after) && after < 0) {
     return Internal("cannot run " + exe + " shim: " + std::strerror(-after));
   }
-  impl_->launched[run_dir] = shim_pid;
+  // The shim is recognised by this record until it writes its state (see shim_files.h: its
+  // cmdline may still read empty now, exec being only half done). Written to disk, not kept
+  // in memory, so a server restarted meanwhile recognises it too.
+  detail::LaunchRecord record{shim_pid, detail::ProcessStartTicks(shim_pid)};
+  if (Status s = detail::WriteFileAtomic(run_dir + "/launch.json",
+                                         detail::LaunchRecordToJson(record).dump() + "\n");
+      !s.ok()) {
+    Logger("runtime")->warn("msg=\"cannot record a launch\" error=\"{}\"", s.message());
+  }
   return static_cast<int>(shim_pid);
 }
 
@@ -382,12 +423,8 @@ ShimObservation SystemHost::Observe(const ComponentRef& ref, const std::string& 
     return o;
   };
   if (st.state == "exited") return exited(st);
-  int shim = st.shim_pid;
-  if (shim == 0) {
-    auto it = impl_->launched.find(run_dir);
-    if (it != impl_->launched.end()) shim = it->second;
-  }
-  if (detail::IsShim(shim, run_dir)) {
+  int shim = detail::LiveShim(st, detail::ReadLaunchRecord(run_dir), run_dir);
+  if (shim > 0) {
     o.state = ShimObservation::State::kRunning;
     o.shim_pid = shim;
     o.app_pid = st.app_pid;
@@ -404,19 +441,16 @@ ShimObservation SystemHost::Observe(const ComponentRef& ref, const std::string& 
 void SystemHost::Stop(const ComponentRef& ref, const std::string& instance) {
   std::string run_dir = impl_->layout.RunDir(ref, instance);
   detail::ShimState st = detail::ReadShimState(run_dir);
-  int shim = st.shim_pid;
-  if (shim == 0) {
-    auto it = impl_->launched.find(run_dir);
-    if (it != impl_->launched.end()) shim = it->second;
-  }
-  if (detail::IsShim(shim, run_dir)) ::kill(shim, SIGTERM);
+  int shim = detail::LiveShim(st, detail::ReadLaunchRecord(run_dir), run_dir);
+  if (shim > 0) ::kill(shim, SIGTERM);
 }
 
 void SystemHost::Kill(const ComponentRef& ref, const std::string& instance) {
   std::string run_dir = impl_->layout.RunDir(ref, instance);
   detail::ShimState st = detail::ReadShimState(run_dir);
   if (detail::IsSameProcess(st.app_pid, st.app_start)) ::kill(-st.app_pid, SIGKILL);
-  if (detail::IsShim(st.shim_pid, run_dir)) ::kill(st.shim_pid, SIGKILL);
+  int shim = detail::LiveShim(st, detail::ReadLaunchRecord(run_dir), run_dir);
+  if (shim > 0) ::kill(shim, SIGKILL);
   Logger("runtime")->warn("msg=\"killed an instance that did not stop in time\" component={} instance={}",
                           ref.Scope(), instance);
 }
@@ -424,7 +458,6 @@ void SystemHost::Kill(const ComponentRef& ref, const std::string& instance) {
 void SystemHost::Cleanup(const ComponentRef& ref, const std::string& instance,
                          bool remove_workdir) {
   std::string run_dir = impl_->layout.RunDir(ref, instance);
-  impl_->launched.erase(run_dir);
   std::error_code ec;
   fs::remove_all(run_dir, ec);
   if (remove_workdir) fs::remove_all(impl_->layout.WorkDir(ref, instance), ec);
@@ -456,9 +489,10 @@ std::vector<DiscoveredShim> SystemHost::Discover() {
     }
     DiscoveredShim d;
     d.spec = spec->launch;
-    if (detail::IsShim(st.shim_pid, dir)) {
+    // A shim launched just before the server stopped may not have written its state yet.
+    if (int shim = detail::LiveShim(st, detail::ReadLaunchRecord(dir), dir); shim > 0) {
       d.obs.state = ShimObservation::State::kRunning;
-      d.obs.shim_pid = st.shim_pid;
+      d.obs.shim_pid = shim;
       d.obs.app_pid = st.app_pid;
       d.obs.started_at_ms = st.started_at_ms;
       out.push_back(std::move(d));

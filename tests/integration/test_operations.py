@@ -236,6 +236,98 @@ class UsageAndConnectionTest(RuntimeCase):
         self.assertIn("CPU TIME", r.stdout)
 
 
+def stop_app_and_wait(case, app: str, pids: list[int], marker: str) -> None:
+    """Deletes the app and waits for its instances to be stopped by the runtime (so the shims
+    remove their cgroups), then kills by PID any of `pids` still running `marker`: the Reaper
+    only knows app.py apps."""
+    import os
+    st, _, _ = case.api("DELETE", f"{V}/apps/{app}?volumes=delete")
+    run = os.path.join(os.path.realpath(case.srv.data_dir), "run", "default", app)
+    if st in (200, 204):
+        try:
+            wait_for(lambda: not any("spec.json" in files for _, _, files in os.walk(run)),
+                     f"the instances of {app} stopped", timeout=20)
+        except AssertionError:
+            pass  # the kill below still cleans up
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if marker.encode() in f.read():
+                    os.killpg(pid, 9)
+        except OSError:
+            pass
+
+
+class CpuPercentTest(RuntimeCase):
+    """usage.cpu_percent: CPU over the last seconds (sampled by the runtime), not a lifetime total."""
+
+    def test_busy_and_idle_instances_show_their_cpu_percent(self):
+        import os
+        app = "cpu"
+        self.make_app("default", app)
+        pids: list[int] = []
+        self.addCleanup(lambda: stop_app_and_wait(self, app, pids, "600")
+                        or stop_app_and_wait(self, app, pids, "while :"))
+        limited = (os.access("/sys/fs/cgroup/memory", os.W_OK)
+                   or os.path.exists("/sys/fs/cgroup/cgroup.controllers"))
+        # The idle one runs under limits (where cgroups exist); the busy one must not be throttled.
+        self.make_component("default", app, "busy")
+        self.make_component("default", app, "idle",
+                            resources={"memory_mb": 64, "cpu_millis": 500})
+        for comp, cmd in (("busy", "while :; do :; done"), ("idle", "exec sleep 600")):
+            self.ok(self.api("POST", self.comp_path(app, comp) + "/versions", {
+                "artifact": "", "status": "ready", "start_command": cmd}), 201)
+
+        def percent(comp, ok):
+            items = self.instances(app, comp)
+            if len(items) != 1 or not items[0]["usage"]:
+                return None
+            p = items[0]["usage"]["cpu_percent"]
+            return items[0] if p is not None and ok(p) else None
+        # Loose bounds: the machine is shared and loaded. Bounded waits, no fixed sleeps.
+        busy = wait_for(lambda: percent("busy", lambda p: True), "busy cpu_percent")
+        pids.append(busy["pid"])
+        pids.append(wait_for(lambda: percent("idle", lambda p: True), "idle running")["pid"])
+        try:
+            busy = wait_for(lambda: percent("busy", lambda p: p > 50), "busy cpu_percent > 50",
+                            timeout=20)
+        except AssertionError:
+            # A loop that never got half a core (other work on a 2-core machine): then the
+            # percentage must still match what the loop really got, measured here from its
+            # CPU time over a few seconds.
+            t0, c0 = time.monotonic(), self.instances(app, "busy")[0]["usage"]["cpu_seconds"]
+            wait_for(lambda: time.monotonic() - t0 >= 5, "5 s of CPU time")
+            now = self.instances(app, "busy")[0]
+            measured = (now["usage"]["cpu_seconds"] - c0) / (time.monotonic() - t0) * 100
+            self.assertLess(measured, 60, f"the loop got {measured:.0f}% yet showed <= 50: {now}")
+            self.assertGreater(now["usage"]["cpu_percent"], 15, now)
+            self.assertLess(abs(now["usage"]["cpu_percent"] - measured), 25, (measured, now))
+            busy = now
+        idle = wait_for(lambda: percent("idle", lambda p: p < 10), "idle cpu_percent < 10")
+        self.assertLess(busy["usage"]["cpu_percent"], 250, busy)  # one loop: about one core
+        self.assertIsNone(busy["usage"]["memory_limit_bytes"], busy)
+        self.assertIsNone(busy["usage"]["cpu_limit_millis"], busy)
+        self.assertEqual(busy["usage"]["memory_source"], "proc", busy)
+        u = idle["usage"]
+        if limited:
+            self.assertEqual(u["memory_source"], "cgroup", idle)
+            self.assertEqual(u["memory_limit_bytes"], 64 << 20, idle)
+            self.assertGreater(u["memory_bytes"], 0, idle)
+            if os.path.exists("/sys/fs/cgroup/cpu/cgroup.procs") or \
+                    os.path.exists("/sys/fs/cgroup/cgroup.controllers"):
+                self.assertEqual(u["cpu_limit_millis"], 500, idle)
+
+        self.cli_login()
+        r = self.srv.cli("instances", "busy", "--app", app)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("CPU%", r.stdout)
+        self.assertRegex(r.stdout, r"\b\d+\.\d%")
+        r = self.srv.cli("instances", "idle", "--app", app)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        if limited:
+            self.assertIn("/ 64 MiB", r.stdout)
+
+
 class VolumeTest(RuntimeCase):
 
     def test_volumes_survive_restarts_and_component_delete_unless_asked(self):
@@ -281,6 +373,61 @@ class VolumeTest(RuntimeCase):
         r = self.srv.cli("component", "delete", "web", "--app", app, "--delete-volumes")
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         self.assertFalse(os.path.exists(os.path.join(data, "volumes", "default", app, "web")))
+
+    def test_a_new_volume_starts_with_the_artifacts_content_and_is_never_reseeded(self):
+        import hashlib
+        import os
+        import shutil
+        app = "seed"
+        # An artifact that ships default data where the volume goes.
+        tree = os.path.join(self.srv.tmp, "src-seed")
+        os.makedirs(os.path.join(tree, "data", "sub"), exist_ok=True)
+        with open(os.path.join(tree, "data", "defaults.txt"), "w") as f:
+            f.write("shipped")
+        with open(os.path.join(tree, "data", "sub", "more.txt"), "w") as f:
+            f.write("nested")
+        digest = hashlib.sha256(self.id().encode()).hexdigest()
+        art = os.path.join(self.srv.data_dir, "artifacts", digest)
+        shutil.copytree(tree, art)
+        self.make_app("default", app)
+        pids: list[int] = []
+        self.addCleanup(lambda: stop_app_and_wait(self, app, pids, "600"))
+        self.make_component("default", app, "web",
+                            volumes=[{"name": "data", "path": "data"},
+                                     {"name": "empty", "path": "nothing/here"}])
+        self.ok(self.api("POST", self.comp_path(app) + "/versions", {
+            "artifact": "sha256:" + digest, "status": "ready",
+            "start_command": "cat data/defaults.txt && exec sleep 600"}), 201)
+        [first] = wait_for(lambda: [i for i in self.instances(app)
+                                    if i["state"] == "running" and i["pid"]], "running")
+        pids.append(first["pid"])
+        data = os.path.realpath(self.srv.data_dir)
+        vol = os.path.join(data, "volumes", "default", app, "web", "data")
+        with open(os.path.join(vol, "defaults.txt")) as f:
+            self.assertEqual(f.read(), "shipped", "a new volume is seeded from the artifact")
+        with open(os.path.join(vol, "sub", "more.txt")) as f:
+            self.assertEqual(f.read(), "nested")
+        self.assertEqual(os.listdir(os.path.join(data, "volumes", "default", app, "web", "empty")),
+                         [], "nothing at the path in the artifact: an empty volume")
+        # A copy, not links into the artifact: writing the volume leaves the artifact alone.
+        self.assertEqual(os.stat(os.path.join(vol, "defaults.txt")).st_nlink, 1)
+        with open(os.path.join(vol, "defaults.txt"), "w") as f:
+            f.write("changed by the app")
+        os.remove(os.path.join(vol, "sub", "more.txt"))
+        with open(os.path.join(art, "data", "defaults.txt")) as f:
+            self.assertEqual(f.read(), "shipped")
+
+        # An existing volume is never overwritten: a restart keeps the app's changes.
+        self.ok(self.api("POST", self.comp_path(app) + "/restart"), 202)
+        [again] = wait_for(lambda: [i for i in self.instances(app)
+                                    if i["state"] == "running" and i["pid"]
+                                    and i["pid"] != first["pid"] and not i["outdated"]],
+                           "restarted")
+        pids.append(again["pid"])
+        with open(os.path.join(vol, "defaults.txt")) as f:
+            self.assertEqual(f.read(), "changed by the app")
+        self.assertFalse(os.path.exists(os.path.join(vol, "sub", "more.txt")))
+        self.assertFalse(os.path.exists(vol + ".seeding"))
 
     def test_stateful_instances_get_their_own_volume(self):
         import os

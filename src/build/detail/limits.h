@@ -10,12 +10,15 @@
 #include <cstdint>
 #include <string>
 
+#include "core/cgroup.h"
+
 namespace berth::build::detail {
 
 class BuildMemoryLimit {
  public:
   // `limit_mb` 0 = no limit. `id` names the cgroup (unique per running build).
-  BuildMemoryLimit(const std::string& id, int64_t limit_mb);
+  BuildMemoryLimit(const std::string& id, int64_t limit_mb,
+                   const CgroupLayout& layout = CgroupLayout::Detect());
   ~BuildMemoryLimit();  // removes the cgroup (its processes have ended by then)
   BuildMemoryLimit(const BuildMemoryLimit&) = delete;
   BuildMemoryLimit& operator=(const BuildMemoryLimit&) = delete;
@@ -28,11 +31,8 @@ class BuildMemoryLimit {
   bool OomKilledSinceLastCheck();
 
  private:
-  int64_t OomCount() const;
-
   int64_t limit_mb_ = 0;
-  std::string dir_;    // the cgroup directory, "" when none
-  bool v2_ = false;
+  Cgroup cgroup_;  // empty when none
   std::string describe_;
   int64_t oom_seen_ = 0;
 };

@@ -125,9 +125,31 @@ Status WriteFileAtomic(const std::string& path, const std::string& content) {
   return Status::Ok();
 }
 
-bool IsShim(int pid, const std::string& run_dir) {
+Json LaunchRecordToJson(const LaunchRecord& r) {
+  return {{"shim_pid", r.shim_pid}, {"shim_start", r.shim_start}};
+}
+
+LaunchRecord ReadLaunchRecord(const std::string& run_dir) {
+  LaunchRecord r;
+  auto text = ReadFile(run_dir + "/launch.json");
+  if (!text.ok()) return r;
+  Json j = Json::parse(*text, nullptr, false);
+  if (!j.is_object()) return r;
+  r.shim_pid = j.value("shim_pid", 0);
+  r.shim_start = j.value("shim_start", int64_t{0});
+  return r;
+}
+
+int LiveShim(const ShimState& state, const LaunchRecord& launched, const std::string& run_dir,
+             const std::string& proc_root) {
+  if (IsShim(state.shim_pid, run_dir, proc_root)) return state.shim_pid;
+  if (IsSameProcess(launched.shim_pid, launched.shim_start, proc_root)) return launched.shim_pid;
+  return 0;
+}
+
+bool IsShim(int pid, const std::string& run_dir, const std::string& proc_root) {
   if (pid <= 0) return false;
-  auto text = ReadFile("/proc/" + std::to_string(pid) + "/cmdline");
+  auto text = ReadFile(proc_root + "/" + std::to_string(pid) + "/cmdline");
   if (!text.ok() || text->empty()) return false;  // gone, or a zombie (empty cmdline)
   std::vector<std::string> args;
   size_t i = 0;
@@ -140,9 +162,9 @@ bool IsShim(int pid, const std::string& run_dir) {
   return args.size() >= 4 && args[1] == "shim" && args[2] == "--dir" && args[3] == run_dir;
 }
 
-int64_t ProcessStartTicks(int pid) {
+int64_t ProcessStartTicks(int pid, const std::string& proc_root) {
   if (pid <= 0) return 0;
-  auto text = ReadFile("/proc/" + std::to_string(pid) + "/stat");
+  auto text = ReadFile(proc_root + "/" + std::to_string(pid) + "/stat");
   if (!text.ok()) return 0;
   // The command name (field 2) may hold spaces; fields after the last ')' are plain.
   size_t close = text->rfind(')');
@@ -163,8 +185,8 @@ int64_t ProcessStartTicks(int pid) {
   }
 }
 
-bool IsSameProcess(int pid, int64_t start_ticks) {
-  return pid > 0 && start_ticks > 0 && ProcessStartTicks(pid) == start_ticks;
+bool IsSameProcess(int pid, int64_t start_ticks, const std::string& proc_root) {
+  return pid > 0 && start_ticks > 0 && ProcessStartTicks(pid, proc_root) == start_ticks;
 }
 
 std::string RenderTemplate(const std::string& text, const std::map<std::string, std::string>& env) {
