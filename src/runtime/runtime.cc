@@ -43,6 +43,7 @@ Result<std::unique_ptr<LocalRuntime>> LocalRuntime::Start(Store& store, const Cl
   co.data_dir = options.data_dir;
   co.tick = options.tick;
   co.on_tick = options.on_tick;
+  co.clock = &clock;
   impl->controller = std::make_unique<Controller>(store, *impl->driver, *impl->recorder, co);
   impl->sink = impl->controller.get();
   BERTH_RETURN_IF_ERROR(impl->controller->Start());
