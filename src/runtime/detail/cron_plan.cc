@@ -16,9 +16,10 @@ CronDecision PlanCron(const model::CronSchedule& schedule, const std::string& po
     auto n = schedule.NextAfter(t);
     if (!n || *n > now_s) break;
     t = *n;
+    d.missed = true;  // an earlier firing was dropped
   }
   d.scheduled_at_s = t;
-  d.missed = now_s - t >= 60;
+  d.missed = d.missed || now_s - t >= 60;
   if (running == 0 || policy == "allow") {
     d.action = CronDecision::Action::kStart;
   } else if (policy == "forbid") {

@@ -22,7 +22,7 @@ struct CronDecision {
   int64_t scheduled_at_s = 0;  // the firing acted on: the latest due one (earlier missed ones
                                // are dropped, so a long outage yields one catch-up run)
   int64_t next_s = 0;          // the first firing after now; 0 = never
-  bool missed = false;         // the firing is a minute or more late (the server was away)
+  bool missed = false;         // firings were dropped or this one is a minute late (an outage)
 };
 
 // `last_s`: the last firing already handled (its run's scheduled_at, or when the controller
