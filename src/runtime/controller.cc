@@ -246,6 +246,7 @@ void Controller::Reconcile(const ComponentRef& ref) {
     jobs_[ref.Scope()] = JobInfo{*comp, comp->desired_state == "running"};
     if (comp->desired_state != "running") CancelRuns(ref, "the component was stopped");
     if (comp->kind != "cronjob") cron_last_.erase(ref.Scope());
+    PruneRuns(ref, comp->job.history_limit);  // runs cancelled or added by the API count too
   } else {
     jobs_.erase(ref.Scope());
     cron_last_.erase(ref.Scope());
