@@ -275,7 +275,7 @@ void Controller::Reconcile(const ComponentRef& ref) {
       BeginAutoDeploy(ref, version);
     } else if (is_job && comp->kind == "job") {
       // A job runs each version it is deployed with (Kubernetes: a new Job per release).
-      TriggerRun(ref, "deploy", "");
+      TriggerRun(ref, "deploy", "", version);
       desired->runs = DesiredRuns(ref.Scope(), comp->job);
     }
   }
@@ -694,6 +694,7 @@ void Controller::ApplyRuns(const ComponentRef& ref) {
 
 Result<std::string> Controller::StartRun(const ComponentRef& ref, const std::string& trigger,
                                          const std::string& scheduled_at,
+                                         const std::string& version,
                                          const std::vector<std::string>& cancel,
                                          const std::string& why) {
   const std::string scope = ref.Scope();
@@ -708,6 +709,7 @@ Result<std::string> Controller::StartRun(const ComponentRef& ref, const std::str
     run.by = "berth";
     run.instance = ref.component + "-" + run.name;
     run.scheduled_at = scheduled_at;
+    run.version = version;
     run.started_at = FormatTime(FromUnixMillis(NowMs()));
     WriteBatch b;
     Op w;
@@ -748,7 +750,7 @@ Result<std::string> Controller::StartRun(const ComponentRef& ref, const std::str
 }
 
 void Controller::TriggerRun(const ComponentRef& ref, const std::string& trigger,
-                            const std::string& scheduled_at) {
+                            const std::string& scheduled_at, const std::string& version) {
   auto j = jobs_.find(ref.Scope());
   if (j == jobs_.end()) return;
   const std::string& policy = j->second.component.job.concurrency_policy;
@@ -768,7 +770,7 @@ void Controller::TriggerRun(const ComponentRef& ref, const std::string& trigger,
   }
   std::vector<std::string> cancel;
   if (policy == "replace") cancel = running;
-  auto r = StartRun(ref, trigger, scheduled_at, cancel,
+  auto r = StartRun(ref, trigger, scheduled_at, version, cancel,
                     "replaced (concurrency policy replace) by");
   if (!r.ok()) {
     Logger("runtime")->warn("msg=\"cannot start a run\" component={} error=\"{}\"",
@@ -945,7 +947,10 @@ void Controller::Schedule() {
       Logger("runtime")->info("msg=\"catch-up run for a missed firing\" component={} at={}",
                               scope, at);
     }
-    TriggerRun(k->second, "schedule", at);
+    auto d_it = desired_.find(scope);
+    std::string version =
+        d_it != desired_.end() && d_it->second.tmpl ? d_it->second.tmpl->version : "";
+    TriggerRun(k->second, "schedule", at, version);
   }
 }
 

@@ -101,12 +101,12 @@ class Controller {
   void LoadRuns(const ComponentRef& ref);
   // Writes a new run (and cancels `cancel` in the same commit); returns its name.
   Result<std::string> StartRun(const ComponentRef& ref, const std::string& trigger,
-                               const std::string& scheduled_at,
+                               const std::string& scheduled_at, const std::string& version,
                                const std::vector<std::string>& cancel, const std::string& why);
   // Starts a run as the concurrency policy says: allow, forbid (skipped with an event while
   // one runs), replace (the running ones are cancelled in the same commit).
   void TriggerRun(const ComponentRef& ref, const std::string& trigger,
-                  const std::string& scheduled_at);
+                  const std::string& scheduled_at, const std::string& version);
   std::vector<DesiredRun> DesiredRuns(const std::string& scope,
                                       const model::JobSettings& job) const;
   // Hands the runs in runs_ to the driver (with the rest of what was last applied).

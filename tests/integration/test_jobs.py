@@ -208,6 +208,25 @@ class JobTest(BerthTestCase):
         wait_for(lambda: sorted(self.runs("policy", "hold")) == ["run-3", "run-4"],
                  "history pruned to 2")
 
+    def test_create_from_source_runs_the_built_version(self):
+        src = os.path.join(self.srv.tmp, "report-src")
+        os.makedirs(src, exist_ok=True)
+        with open(os.path.join(src, "Procfile"), "w") as f:
+            f.write("web: sh ./report.sh\n")
+        with open(os.path.join(src, "report.sh"), "w") as f:
+            f.write(f"echo report from $BERTH_INSTANCE; : {MARK}\n")
+        self.cli_login()
+        self.make_app("default", "built")
+        self.addCleanup(self.api, "DELETE", f"{V}/apps/built")
+        r = self.srv.cli("component", "create", "report", "--app", "built", "--kind", "job",
+                         "--source", src, "--timeout", "60")
+        self.reaper.scan()
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("report is a job: run-1 runs v1", r.stdout)
+        self.wait_run("built", "report", "run-1", "succeeded")
+        out = self.srv.cli("logs", "report", "--app", "built")
+        self.assertIn("report from report-run-1", out.stdout)
+
     def test_zz_a_cronjob_fires_on_its_schedule(self):
         # Created in setUpClass; the first whole minute after that fires (at most ~60 s, less
         # the time the other tests took).
