@@ -45,27 +45,18 @@ class JobReaper:
                     pass
 
 
-class JobTest(BerthTestCase):
+class JobCase(BerthTestCase):
+    """Helpers; every process the runtime starts is killed by PID in the cleanups."""
 
     @classmethod
     def setUpClass(cls) -> None:
         super().setUpClass()
         cls.reaper = JobReaper(cls.srv.data_dir)
         cls.addClassCleanup(cls.reaper.kill_all)
-        # The cronjob starts now so its wait for a minute boundary overlaps the other tests
-        # (test_zz_* runs last).
-        cls.cron_created = time.time()
-        http_ok(cls, "POST", f"{V}/apps", {"name": "cron"})
-        http_ok(cls, "POST", f"{V}/apps/cron/components",
-                {"name": "tick", "kind": "cronjob", "schedule": "* * * * *",
-                 "job": {"history_limit": 3}})
-        http_ok(cls, "POST", f"{V}/apps/cron/components/tick/versions",
-                {"start_command": f"echo tick from cron; : {MARK}", "status": "ready"})
 
     def setUp(self) -> None:
         self.addCleanup(self.reaper.kill_all)
 
-    # ---- helpers ----
 
     def path(self, app: str, comp: str) -> str:
         return f"{V}/apps/{app}/components/{comp}"
@@ -106,7 +97,22 @@ class JobTest(BerthTestCase):
                          "--password-stdin", input=self.srv.admin_password + "\n")
         self.assertEqual(r.returncode, 0, r.stderr)
 
-    # ---- tests ----
+
+
+class JobTest(JobCase):
+
+    @classmethod
+    def setUpClass(cls) -> None:
+        super().setUpClass()
+        # The cronjob starts now so its wait for a minute boundary overlaps the other tests
+        # (test_zz_* runs last).
+        cls.cron_created = time.time()
+        http_ok(cls, "POST", f"{V}/apps", {"name": "cron"})
+        http_ok(cls, "POST", f"{V}/apps/cron/components",
+                {"name": "tick", "kind": "cronjob", "schedule": "* * * * *",
+                 "job": {"history_limit": 3}})
+        http_ok(cls, "POST", f"{V}/apps/cron/components/tick/versions",
+                {"start_command": f"echo tick from cron; : {MARK}", "status": "ready"})
 
     def test_a_job_runs_to_completion_once(self):
         self.job("once", "hello", "echo job says hello")
@@ -244,6 +250,28 @@ class JobTest(BerthTestCase):
         self.wait_run("cron", "tick", run["name"], "succeeded")
         comp = self.ok(self.api("GET", p))
         self.assertTrue(comp["job"]["suspend"], comp)
+
+
+class JobAdoptionTest(JobCase):
+    """A server killed with -9 while a run goes: the run's process lives on, the next server
+    adopts it and records its end — one attempt, no second launch."""
+
+    def test_a_run_survives_a_server_kill9(self):
+        self.job("survive", "slow", "sleep 3; echo finished after the restart")
+        self.wait_run("survive", "slow", "run-1", "running")
+        [inst] = wait_for(lambda: [i for i in self.instances("survive", "slow") if i["pid"] > 0],
+                          "the run's instance to run")
+        self.srv.kill9()
+        self.assertTrue(_alive(inst["pid"]), "the job runs on without the server")
+        self.srv.start()
+        type(self).admin = self.admin = self.srv.login()
+        run = self.wait_run("survive", "slow", "run-1", "succeeded")
+        self.assertEqual(run["attempts"], 1, run)
+        self.assertEqual(list(self.runs("survive", "slow")), ["run-1"])
+        self.cli_login()
+        out = self.srv.cli("logs", "slow", "--app", "survive")
+        self.assertIn("finished after the restart", out.stdout)
+        self.assertEqual(self.instances("survive", "slow"), [])
 
 
 def http_ok(cls, method: str, path: str, body: dict):
