@@ -451,6 +451,13 @@ void AddWait(CLI::App& app, const std::shared_ptr<Shared>& sh) {
     }
     while (true) {
       BERTH_ASSIGN_OR_RETURN(Json comp, c.Do("GET", path));
+      if (Str(comp, "kind") == "job" || Str(comp, "kind") == "cronjob") {
+        // A job's instances end by design; waiting for them to be ready would never succeed.
+        return Status(Code::kConflict, "not_a_service",
+                      o->t.component + " is a " + Str(comp, "kind") +
+                          ": its runs end instead of becoming ready; use `berth run " +
+                          o->t.component + " --app " + o->t.app + " --wait` or `berth runs`");
+      }
       BERTH_ASSIGN_OR_RETURN(Json l, c.Do("GET", path + "/instances?limit=500"));
       int want = Str(comp, "desired_state") == "running" ? comp.value("replicas", 0) : 0;
       int total = 0, ready = 0;

@@ -144,6 +144,9 @@ class JobTest(JobCase):
         self.assertTrue(lines[0].startswith("NAME"), r.stdout)
         self.assertTrue(lines[1].startswith("run-2"), r.stdout)  # newest first
         self.assertIn("succeeded", lines[2])
+        r = self.srv.cli("wait", "hello", "--app", "once", "--ready", "--timeout", "5")
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn("not_a_service", r.stderr)
         r = self.srv.cli("runs", "hello", "--app", "once", "-o", "json")
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertIn('"trigger": "manual"', r.stdout)
