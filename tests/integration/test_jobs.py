@@ -228,11 +228,19 @@ class JobTest(JobCase):
         self.make_app("default", "built")
         self.addCleanup(self.api, "DELETE", f"{V}/apps/built")
         r = self.srv.cli("component", "create", "report", "--app", "built", "--kind", "job",
-                         "--source", src, "--timeout", "60")
+                         "--source", src, "--timeout", "60", "--retries", "1",
+                         "--history-limit", "5", "--concurrency-policy", "forbid")
         self.reaper.scan()
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         self.assertIn("report is a job: run-1 runs v1", r.stdout)
         self.wait_run("built", "report", "run-1", "succeeded")
+        comp = self.ok(self.api("GET", self.path("built", "report")))
+        self.assertEqual(comp["job"], {"retries": 1, "timeout_s": 0, "history_limit": 5,
+                                       "concurrency_policy": "forbid", "suspend": False})
+        r = self.srv.cli("component", "set", "report", "--app", "built", "--job-timeout", "30")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        comp = self.ok(self.api("GET", self.path("built", "report")))
+        self.assertEqual((comp["job"]["timeout_s"], comp["job"]["retries"]), (30, 1), comp)
         out = self.srv.cli("logs", "report", "--app", "built")
         self.assertIn("report from report-run-1", out.stdout)
 
