@@ -257,7 +257,10 @@ Status Deploy(Call& c, const std::string& path, const std::string& component, co
       progress << "-----> " << component << " is a job: " << run << " runs " << version << how
                << "\n";
     }
-    if (c.json()) c.out() << RenderJson(Json{{"component", component}, {"version", version}, {"addresses", Json::array()}});
+    if (c.json()) {
+      c.out() << RenderJson(
+          Json{{"component", component}, {"version", version}, {"addresses", Json::array()}});
+    }
     return Status::Ok();
   }
   if (Str(comp, "desired_state") != "running" || comp.value("replicas", 0) == 0) {

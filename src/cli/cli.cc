@@ -758,7 +758,8 @@ void AddComponentCommands(CLI::App& app, const std::shared_ptr<Shared>& sh) {
     num("--grace-period", &o->grace,
         "Seconds between SIGTERM and SIGKILL when an instance stops (default 10)",
         &ComponentFlags::grace_period_s);
-    num("--retries", &o->retries, "Job/cronjob: failed attempts retried before a run fails (default 3)",
+    num("--retries", &o->retries,
+        "Job/cronjob: failed attempts retried before a run fails (default 3)",
         &ComponentFlags::retries);
     num("--job-timeout", &o->job_timeout,
         "Job/cronjob: seconds a run may take, retries included (0 = no limit)",

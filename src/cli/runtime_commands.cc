@@ -533,7 +533,9 @@ void AddRuns(CLI::App& app, const std::shared_ptr<Shared>& sh) {
           c.out() << RenderJson(r);
         } else {
           c.out() << RunLine(r) << "\n";
-          if (!Str(r, "log_tail").empty()) c.out() << "last log lines:\n" << Str(r, "log_tail") << "\n";
+          if (!Str(r, "log_tail").empty()) {
+            c.out() << "last log lines:\n" << Str(r, "log_tail") << "\n";
+          }
         }
         if (status != "succeeded") *exit_code = -1;
         return Status::Ok();

@@ -853,7 +853,8 @@ void Controller::SyncRuns() {
       if (r.status == "succeeded") {
         int64_t took = ParseTimeMs(r.finished_at) - ParseTimeMs(r.started_at);
         char buf[32];
-        std::snprintf(buf, sizeof buf, "%.1f", static_cast<double>(std::max<int64_t>(took, 0)) / 1000);
+        std::snprintf(buf, sizeof buf, "%.1f",
+                      static_cast<double>(std::max<int64_t>(took, 0)) / 1000);
         RecordEvent(ref, events::Type::kNormal, "JobSucceeded",
                     head + " succeeded: " + r.message + " after " + buf + " s");
       } else {
