@@ -1050,7 +1050,7 @@ Json RenderObject(const Object& o) {
     if (parents.size() >= 2) j["team"] = parents[0], j["app"] = parents[1];
   } else if (k == model::kDependency || k == model::kVersion || k == model::kInstance ||
              k == model::kEvent || k == model::kWebhook ||
-             k == model::kOperation) {
+             k == model::kOperation || k == model::kRun) {
     if (parents.size() >= 3) j["team"] = parents[0], j["app"] = parents[1], j["component"] = parents[2];
   } else if (k == model::kToken) {
     j.erase("expires_at_ms");

@@ -1,4 +1,5 @@
-// Runtime routes (docs/api.md "Runtime"): restart requests and instance logs. Start, stop,
+// Runtime routes (docs/api.md "Runtime"): restart requests, operations, job runs and instance
+// logs. Start, stop,
 // scale and rollback are PATCHes of the component (handlers.cc); the deploy controller makes
 // them real.
 //
@@ -57,6 +58,8 @@ Json RuntimeView(const Json& c) {
   v.erase("source");
   v.erase("rollout");
   v.erase("connection_env");  // what dependents get: their business, at their next start
+  v.erase("job");             // job settings and the schedule apply to the next run
+  v.erase("schedule");
   v.erase("revision");
   std::string start = c.contains("build") && c["build"].is_object()
                           ? c["build"].value("start_command", "")
@@ -621,6 +624,135 @@ Result<Reply> Logs(Service& s, Ctx& ctx) {
   return r;
 }
 
+// ---- job runs ----------------------------------------------------------------------------
+
+// GET .../runs: the component's runs, paginated (?after=&limit=) in name order like every
+// list; `number` orders them by age.
+Result<Reply> ListRuns(Service& s, Ctx& ctx) {
+  BERTH_RETURN_IF_ERROR(NeedRole(s, ctx, Role::kViewer, "read components"));
+  BERTH_ASSIGN_OR_RETURN(Object comp, LoadComponent(s, ctx));
+  (void)comp;
+  ListOptions o;
+  o.scope = CompScope(ctx);
+  o.after = ctx.req.Query("after");
+  std::string lim = ctx.req.Query("limit");
+  if (!lim.empty()) {
+    if (lim.size() > 4 || lim.find_first_not_of("0123456789") != std::string::npos ||
+        std::stoi(lim) < 1 || std::stoi(lim) > 500) {
+      return InvalidArgument("limit must be a number from 1 to 500", "limit");
+    }
+    o.limit = std::stoi(lim);
+  }
+  BERTH_ASSIGN_OR_RETURN(ListResult r, s.store.List(model::kRun, o));
+  Json items = Json::array();
+  for (const Object& obj : r.items) items.push_back(RenderObject(obj));
+  return Reply{200, {{"items", items}, {"next", r.next}, {"revision", r.revision}}, {}, nullptr};
+}
+
+Result<Reply> GetRun(Service& s, Ctx& ctx) {
+  BERTH_RETURN_IF_ERROR(NeedRole(s, ctx, Role::kViewer, "read components"));
+  BERTH_ASSIGN_OR_RETURN(Object comp, LoadComponent(s, ctx));
+  (void)comp;
+  auto o = s.store.Get(model::kRun, CompScope(ctx), ctx.P("run"));
+  if (!o.ok() && o.status().code() == Code::kNotFound) {
+    return NotFound("run " + Q(ctx.P("run")) + " of component " + Q(ctx.P("component")) +
+                    " not found (finished runs beyond job.history_limit are deleted)");
+  }
+  if (!o.ok()) return o.status();
+  return Reply{200, RenderObject(*o), {}, nullptr};
+}
+
+// POST .../runs: starts a run now (trigger manual). The deploy controller runs it; the reply is
+// the new run in status running. The component's concurrency policy applies as to a firing:
+// forbid refuses while a run goes (409 run_in_progress), replace cancels the running ones in
+// the same commit.
+Result<Reply> StartRun(Service& s, Ctx& ctx) {
+  BERTH_RETURN_IF_ERROR(NeedRole(s, ctx, Role::kDeveloper, "start runs"));
+  const std::string scope = CompScope(ctx);
+  const std::string& comp_name = ctx.P("component");
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    BERTH_ASSIGN_OR_RETURN(Object obj, LoadComponent(s, ctx));
+    auto comp = model::ParseComponent(Json::parse(obj.body, nullptr, false));
+    if (!comp.ok()) return Internal("stored component is unreadable: " + comp.status().message());
+    if (comp->kind != "job" && comp->kind != "cronjob") {
+      return Status(Code::kConflict, "not_a_job",
+                    "component " + Q(comp_name) + " is a " + comp->kind +
+                        ": only job and cronjob components have runs (set kind to job)",
+                    "kind");
+    }
+    if (comp->desired_state != "running") {
+      return Status(Code::kConflict, "component_stopped",
+                    "component " + Q(comp_name) + " is stopped: start it first (`berth start " +
+                        comp_name + " --app " + ctx.P("app") + "`)",
+                    "desired_state");
+    }
+    BERTH_ASSIGN_OR_RETURN(std::vector<Object> all, ListEvery(s, model::kRun, scope));
+    int64_t max = 0;
+    std::vector<std::pair<Object, model::Run>> running;
+    for (const Object& o : all) {
+      max = std::max(max, model::RunNumber(o.name));
+      auto r = model::RunFromJson(Json::parse(o.body, nullptr, false));
+      if (r.ok() && r->status == "running") running.emplace_back(o, *r);
+    }
+    const std::string& policy = comp->job.concurrency_policy;
+    if (!running.empty() && policy == "forbid") {
+      std::string list;
+      for (const auto& [o, r] : running) list += (list.empty() ? "" : ", ") + o.name;
+      return Status(Code::kConflict, "run_in_progress",
+                    "run " + list + " of component " + Q(comp_name) +
+                        " is still running and its concurrency policy is forbid: wait for it " +
+                        "(`berth runs " + comp_name + " --app " + ctx.P("app") +
+                        "`) or set job.concurrency_policy to allow or replace");
+    }
+    model::Run run;
+    run.number = max + 1;
+    run.name = "run-" + std::to_string(run.number);
+    run.trigger = "manual";
+    run.by = ctx.who.user;
+    run.instance = comp_name + "-" + run.name;
+    run.started_at = FormatTime(s.clock.Now());
+    WriteBatch b;
+    Op w;
+    w.type = OpType::kCreate;
+    w.object = Object{model::kRun, scope, run.name, model::ToJson(run).dump(), ""};
+    b.ops.push_back(std::move(w));
+    std::vector<std::string> cancelled;
+    if (policy == "replace") {
+      for (auto& [o, r] : running) {
+        r.status = "cancelled";
+        r.finished_at = run.started_at;
+        r.message = "replaced (concurrency policy replace) by " + run.name;
+        Op u;
+        u.type = OpType::kUpdate;
+        u.object = Object{model::kRun, scope, o.name, model::ToJson(r).dump(), ""};
+        u.expected_revision = o.revision;
+        b.ops.push_back(std::move(u));
+        cancelled.push_back(o.name);
+      }
+    }
+    Json summary = {{"after", model::ToJson(run)}};
+    b.audit.push_back(AuditRecord{ctx.who.user, ctx.P("team"), "create",
+                                  "apps/" + ctx.P("app") + "/components/" + comp_name + "/runs/" +
+                                      run.name,
+                                  summary.dump()});
+    auto r = s.store.Commit(b);
+    if (r.ok()) {
+      for (const std::string& name : cancelled) {
+        (void)events::Recorder(s.store, s.clock)
+            .Record({ctx.P("team"), ctx.P("app"), comp_name}, events::Type::kWarning,
+                    "JobCancelled",
+                    "run " + name + " was cancelled: replaced (concurrency policy replace) by " +
+                        run.name + ", started by " + ctx.who.user);
+      }
+      return Reply{202, RenderObject(r->objects.front()), {}, nullptr};
+    }
+    if (r.status().code() != Code::kConflict && r.status().code() != Code::kAlreadyExists) {
+      return r.status();
+    }
+  }
+  return RevisionConflict("runs of the component are changing concurrently: retry");
+}
+
 }  // namespace
 
 void RegisterRuntimeRoutes(Service& svc) {
@@ -653,6 +785,36 @@ void RegisterRuntimeRoutes(Service& svc) {
   cancel.response_schema = "Operation";
   cancel.fn = [sp](Ctx& c) { return CancelOperation(*sp, c); };
   svc.router.Add(std::move(cancel));
+
+  Route runs;
+  runs.method = "GET";
+  runs.pattern = C + "/runs";
+  runs.summary = "List the runs of a job or cronjob component (running and the newest finished)";
+  runs.tag = "runs";
+  runs.response_schema = "Run";
+  runs.is_list = true;
+  runs.fn = [sp](Ctx& c) { return ListRuns(*sp, c); };
+  svc.router.Add(std::move(runs));
+
+  Route start;
+  start.method = "POST";
+  start.pattern = C + "/runs";
+  start.summary =
+      "Start a run of a job or cronjob now (409 not_a_job, component_stopped, run_in_progress)";
+  start.tag = "runs";
+  start.response_schema = "Run";
+  start.success_status = 202;
+  start.fn = [sp](Ctx& c) { return StartRun(*sp, c); };
+  svc.router.Add(std::move(start));
+
+  Route run;
+  run.method = "GET";
+  run.pattern = C + "/runs/{run}";
+  run.summary = "Show a run: status, attempts, last exit, the last log lines of a failure";
+  run.tag = "runs";
+  run.response_schema = "Run";
+  run.fn = [sp](Ctx& c) { return GetRun(*sp, c); };
+  svc.router.Add(std::move(run));
 
   Route logs;
   logs.method = "GET";

@@ -231,6 +231,38 @@ Status Deploy(Call& c, const std::string& path, const std::string& component, co
     BERTH_ASSIGN_OR_RETURN(comp, c.Do("PATCH", path, &patch));
     progress << "-----> " << component << " was pinned to an older version; it now follows the newest\n";
   }
+  const std::string kind = Str(comp, "kind");
+  if ((kind == "job" || kind == "cronjob") && Str(comp, "desired_state") == "running") {
+    // A job has no replicas to become ready: it runs the new version once (a cronjob at its
+    // next firing). Say which run, and where to follow it.
+    std::string how = " (`berth runs " + component + "`, `berth logs " + component + "`)";
+    if (kind == "cronjob") {
+      progress << "-----> " << component << " is a cronjob: " << version
+               << " runs at its next firing (" << Str(comp, "schedule") << ", UTC)" << how << "\n";
+    } else {
+      std::string run;
+      while (run.empty() && std::chrono::steady_clock::now() < deadline) {
+        BERTH_ASSIGN_OR_RETURN(Json l, c.Do("GET", path + "/runs?limit=500"));
+        for (const auto& r : l.value("items", Json::array())) {
+          if (Str(r, "trigger") == "deploy" && Str(r, "version") == version) run = Str(r, "name");
+        }
+        if (run.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      }
+      if (run.empty()) {
+        *exit_code = 1;
+        return Status(Code::kUnavailable, "timeout",
+                      "no run of " + version + " started within " + std::to_string(timeout_s) +
+                          " s (see `berth events " + component + "`)");
+      }
+      progress << "-----> " << component << " is a job: " << run << " runs " << version << how
+               << "\n";
+    }
+    if (c.json()) {
+      c.out() << RenderJson(
+          Json{{"component", component}, {"version", version}, {"addresses", Json::array()}});
+    }
+    return Status::Ok();
+  }
   if (Str(comp, "desired_state") != "running" || comp.value("replicas", 0) == 0) {
     progress << "-----> " << component << " is " << (Str(comp, "desired_state") == "running" ? "scaled to 0" : "stopped")
              << ": " << version << " will run when it is started\n";

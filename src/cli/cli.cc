@@ -576,6 +576,8 @@ void AddComponentCommands(CLI::App& app, const std::shared_ptr<Shared>& sh) {
     std::string kind, schedule, source, git, ref, archive, build_command, start_command, subdir;
     std::string max_surge, max_unavailable;
     int grace = 0;
+    int retries = 0, job_timeout = 0, history_limit = 0;
+    std::string concurrency_policy, suspend;
     std::vector<std::string> connection_env;
     std::vector<std::string> ports, env;
     int replicas = 0, memory = 0, cpu = 0;
@@ -757,6 +759,21 @@ void AddComponentCommands(CLI::App& app, const std::shared_ptr<Shared>& sh) {
     num("--grace-period", &o->grace,
         "Seconds between SIGTERM and SIGKILL when an instance stops (default 10)",
         &ComponentFlags::grace_period_s);
+    num("--retries", &o->retries,
+        "Job/cronjob: failed attempts retried before a run fails (default 3)",
+        &ComponentFlags::retries);
+    num("--job-timeout", &o->job_timeout,
+        "Job/cronjob: seconds a run may take, retries included (0 = no limit)",
+        &ComponentFlags::job_timeout_s);
+    num("--history-limit", &o->history_limit, "Job/cronjob: finished runs kept (default 10)",
+        &ComponentFlags::history_limit);
+    str("--concurrency-policy", &o->concurrency_policy,
+        "Job/cronjob: a new run while one goes: allow, forbid or replace (default allow)",
+        &ComponentFlags::concurrency_policy)
+        ->check(CLI::IsMember({"allow", "forbid", "replace"}));
+    str("--suspend", &o->suspend, "Cronjob: true stops the schedule, false resumes it",
+        &ComponentFlags::suspend)
+        ->check(CLI::IsMember({"true", "false"}));
     c->preparse_callback([op, opts](size_t) { op->flag_opts = opts; });
   }
 

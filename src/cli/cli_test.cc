@@ -167,6 +167,20 @@ TEST(ComponentBody, Rejects) {
   EXPECT_FALSE(BuildComponentBody("x", k, false, "/").ok());
 }
 
+TEST(ComponentFlagsTest, JobSettingsGoInTheJobObject) {
+  ComponentFlags f;
+  f.retries = 2;
+  f.job_timeout_s = 60;
+  f.concurrency_policy = "forbid";
+  f.suspend = "true";
+  auto b = BuildComponentBody("", f, true, "/");
+  ASSERT_TRUE(b.ok()) << b.status().ToString();
+  EXPECT_EQ((*b)["job"], Json({{"retries", 2}, {"timeout_s", 60}, {"concurrency_policy", "forbid"},
+                               {"suspend", true}}));
+  f.suspend = "maybe";
+  EXPECT_EQ(BuildComponentBody("", f, true, "/").status().field(), "job.suspend");
+}
+
 // ---- output ---------------------------------------------------------------------------------
 
 TEST(Output, TableAlignsColumns) {

@@ -8,8 +8,11 @@
 //   berth logs COMPONENT --app APP --build [VERSION] [-f]      (a build log instead)
 //   berth wait COMPONENT --app APP --ready|--operation [--timeout 120]
 //   berth cancel COMPONENT --app APP     (ends the operation in progress)
+//   berth run COMPONENT --app APP [--wait [--timeout S]]   (a job or cronjob run, now)
+//   berth runs COMPONENT --app APP       (the runs and how they ended)
 // Each is one or a few REST calls; the controller does the work asynchronously, `wait` and
 // `instances` show when it is done.
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <thread>
@@ -464,6 +467,13 @@ void AddWait(CLI::App& app, const std::shared_ptr<Shared>& sh) {
     }
     while (true) {
       BERTH_ASSIGN_OR_RETURN(Json comp, c.Do("GET", path));
+      if (Str(comp, "kind") == "job" || Str(comp, "kind") == "cronjob") {
+        // A job's instances end by design; waiting for them to be ready would never succeed.
+        return Status(Code::kConflict, "not_a_service",
+                      o->t.component + " is a " + Str(comp, "kind") +
+                          ": its runs end instead of becoming ready; use `berth run " +
+                          o->t.component + " --app " + o->t.app + " --wait` or `berth runs`");
+      }
       BERTH_ASSIGN_OR_RETURN(Json l, c.Do("GET", path + "/instances?limit=500"));
       int want = Str(comp, "desired_state") == "running" ? comp.value("replicas", 0) : 0;
       int total = 0, ready = 0;
@@ -495,6 +505,103 @@ void AddWait(CLI::App& app, const std::shared_ptr<Shared>& sh) {
       ->check(CLI::Range(1, 86400));
 }
 
+// "run-3 succeeded (manual by alice, v2, 1 attempt(s)): completed on attempt 1 of 4".
+std::string RunLine(const Json& r) {
+  std::string line = Str(r, "name") + " " + Str(r, "status") + " (" + Str(r, "trigger");
+  if (!Str(r, "by").empty() && Str(r, "by") != "berth") line += " by " + Str(r, "by");
+  if (!Str(r, "version").empty()) line += ", " + Str(r, "version");
+  line += ", " + std::to_string(r.value("attempts", 0)) + " attempt(s))";
+  if (!Str(r, "message").empty()) line += ": " + Str(r, "message");
+  return line;
+}
+
+void AddRuns(CLI::App& app, const std::shared_ptr<Shared>& sh) {
+  struct RunOpts {
+    Target t;
+    bool wait = false;
+    int timeout_s = 3600;
+  };
+  auto o = std::make_shared<RunOpts>();
+  int* exit_code = sh->exit_code;
+  CLI::App* run = Leaf(app, sh, "run",
+                       "Start a run of a job or cronjob now; --wait waits for it (exit 0 if it "
+                       "succeeded, 1 if not)",
+                       [o, exit_code](Call& c) -> Status {
+    std::string path = c.ComponentPath(o->t.app, o->t.component) + "/runs";
+    BERTH_ASSIGN_OR_RETURN(Json r, c.Do("POST", path));
+    std::string name = Str(r, "name");
+    if (!o->wait) {
+      if (c.json()) {
+        c.out() << RenderJson(r);
+      } else {
+        c.out() << "started " << name << " of " << o->t.component << " (see `berth runs "
+                << o->t.component << " --app " << o->t.app << "`)\n";
+      }
+      return Status::Ok();
+    }
+    if (!c.json()) c.out() << "started " << name << " of " << o->t.component << "; waiting\n";
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(o->timeout_s);
+    while (true) {
+      BERTH_ASSIGN_OR_RETURN(r, c.Do("GET", path + "/" + EncodeComponent(name)));
+      std::string status = Str(r, "status");
+      if (status != "running") {
+        if (c.json()) {
+          c.out() << RenderJson(r);
+        } else {
+          c.out() << RunLine(r) << "\n";
+          if (!Str(r, "log_tail").empty()) {
+            c.out() << "last log lines:\n" << Str(r, "log_tail") << "\n";
+          }
+        }
+        if (status != "succeeded") *exit_code = -1;
+        return Status::Ok();
+      }
+      if (std::chrono::steady_clock::now() >= deadline) {
+        return Status(Code::kUnavailable, "timeout",
+                      name + " of " + o->t.component + " still runs after " +
+                          std::to_string(o->timeout_s) + " s: " + RunLine(r));
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    }
+  });
+  AddTarget(run, &o->t);
+  run->add_flag("--wait", o->wait, "Wait until the run ends; exit 0 if it succeeded, 1 if not");
+  run->add_option("--timeout", o->timeout_s, "With --wait: give up after this many seconds")
+      ->check(CLI::Range(1, 7 * 86400));
+
+  auto lt = std::make_shared<Target>();
+  CLI::App* runs = Leaf(app, sh, "runs", "List the runs of a job or cronjob, newest first",
+                        [lt](Call& c) -> Status {
+    std::string path = c.ComponentPath(lt->app, lt->component) + "/runs?limit=500";
+    BERTH_ASSIGN_OR_RETURN(Json l, c.Do("GET", path));
+    std::vector<Json> items;
+    for (const auto& r : l.value("items", Json::array())) items.push_back(r);
+    std::sort(items.begin(), items.end(), [](const Json& a, const Json& b) {
+      return a.value("number", int64_t{0}) > b.value("number", int64_t{0});
+    });
+    if (c.json()) {
+      c.out() << RenderJson(Json{{"items", items}, {"next", l.value("next", "")}});
+      return Status::Ok();
+    }
+    std::vector<std::vector<std::string>> rows;
+    for (const Json& r : items) {
+      rows.push_back({Str(r, "name"), Str(r, "status"), Str(r, "trigger"), Str(r, "version"),
+                      Cell(r.value("attempts", Json(0))), Str(r, "started_at"),
+                      Str(r, "finished_at"), ExitText(r.value("last_exit", Json())),
+                      Str(r, "message")});
+    }
+    if (rows.empty()) {
+      c.err() << "No runs found.\n";
+      return Status::Ok();
+    }
+    c.out() << RenderTable({"NAME", "STATUS", "TRIGGER", "VERSION", "ATTEMPTS", "STARTED",
+                            "FINISHED", "LAST EXIT", "MESSAGE"},
+                           rows);
+    return Status::Ok();
+  });
+  AddTarget(runs, lt.get());
+}
+
 }  // namespace
 
 void AddRuntimeCommands(CLI::App& app, const ClientWorld& world, int* exit_code) {
@@ -505,6 +612,7 @@ void AddRuntimeCommands(CLI::App& app, const ClientWorld& world, int* exit_code)
   AddViews(app, sh);
   AddLogs(app, sh);
   AddWait(app, sh);
+  AddRuns(app, sh);
 }
 
 }  // namespace berth::cli

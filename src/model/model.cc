@@ -1,5 +1,8 @@
 #include "model/model.h"
 
+#include <time.h>
+
+#include <algorithm>
 #include <set>
 
 #include "core/names.h"
@@ -75,23 +78,29 @@ Json ProbeJson(const std::optional<Probe>& p) {
           {"expect_status", p->expect_status}};
 }
 
-bool ParseCronField(const std::string& f, int lo, int hi) {
+// One cron field into `mask` (bit v = value v fires): '*', numbers, a-b ranges, lists and
+// steps ("*/15", "1-30/2", and "5/15" = 5-hi/15 as cronie reads it).
+bool ParseCronField(const std::string& f, int lo, int hi, uint64_t* mask) {
   if (f.empty()) return false;
+  *mask = 0;
   size_t start = 0;
   while (start <= f.size()) {
     size_t comma = f.find(',', start);
     std::string item = f.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
     if (item.empty()) return false;
     std::string range = item;
+    int step = 1;
     size_t slash = item.find('/');
     if (slash != std::string::npos) {
       range = item.substr(0, slash);
-      std::string step = item.substr(slash + 1);
-      if (step.empty() || step.size() > 3 ||
-          step.find_first_not_of("0123456789") != std::string::npos || std::stoi(step) == 0) {
+      std::string st = item.substr(slash + 1);
+      if (st.empty() || st.size() > 3 || st.find_first_not_of("0123456789") != std::string::npos ||
+          std::stoi(st) == 0) {
         return false;
       }
+      step = std::stoi(st);
     }
+    int x = lo, y = hi;
     if (range != "*") {
       size_t dash = range.find('-');
       std::string a = range.substr(0, dash);
@@ -101,9 +110,12 @@ bool ParseCronField(const std::string& f, int lo, int hi) {
           return false;
         }
       }
-      int x = std::stoi(a), y = std::stoi(b);
+      x = std::stoi(a);
+      y = std::stoi(b);
       if (x < lo || y > hi || x > y) return false;
+      if (slash != std::string::npos && dash == std::string::npos) y = hi;  // "5/15"
     }
+    for (int v = x; v <= y; v += step) *mask |= uint64_t{1} << v;
     if (comma == std::string::npos) break;
     start = comma + 1;
   }
@@ -111,6 +123,84 @@ bool ParseCronField(const std::string& f, int lo, int hi) {
 }
 
 }  // namespace
+
+Result<CronSchedule> ParseCron(const std::string& expr, const std::string& field) {
+  std::vector<std::string> parts;
+  size_t i = 0;
+  while (i < expr.size()) {
+    while (i < expr.size() && (expr[i] == ' ' || expr[i] == '\t')) ++i;
+    size_t j = i;
+    while (j < expr.size() && expr[j] != ' ' && expr[j] != '\t') ++j;
+    if (j > i) parts.push_back(expr.substr(i, j - i));
+    i = j;
+  }
+  static const int kLo[] = {0, 0, 1, 1, 0};
+  static const int kHi[] = {59, 23, 31, 12, 7};
+  CronSchedule c;
+  uint64_t* masks[] = {&c.minutes, &c.hours, &c.days, &c.months, &c.weekdays};
+  bool ok = parts.size() == 5;
+  for (size_t k = 0; ok && k < 5; ++k) ok = ParseCronField(parts[k], kLo[k], kHi[k], masks[k]);
+  if (!ok) {
+    return InvalidArgument("schedule \"" + expr.substr(0, 100) +
+                               "\" is not a cron expression: use 5 fields (minute hour "
+                               "day-of-month month day-of-week), e.g. \"*/5 * * * *\"",
+                           field);
+  }
+  // Sunday is 0 or 7.
+  if (c.weekdays & (uint64_t{1} << 7)) c.weekdays = (c.weekdays | 1) & ~(uint64_t{1} << 7);
+  c.days_restricted = parts[2][0] != '*';
+  c.weekdays_restricted = parts[4][0] != '*';
+  return c;
+}
+
+Status ValidateCron(const std::string& expr, const std::string& field) {
+  auto c = ParseCron(expr, field);
+  return c.ok() ? Status::Ok() : c.status();
+}
+
+std::optional<int64_t> CronSchedule::NextAfter(int64_t after_s) const {
+  // Walk forward from the next whole minute, skipping a whole month, day or hour at a time
+  // when that field does not match, so even a yearly schedule takes a few hundred steps.
+  // Eight years covers any satisfiable schedule (Feb 29 skips 2100); beyond it, never.
+  int64_t t = (after_s >= 0 ? after_s / 60 : (after_s - 59) / 60) * 60 + 60;
+  const int64_t limit = t + int64_t{8} * 366 * 86400;
+  auto bit = [](uint64_t mask, int v) { return (mask >> v) & 1; };
+  while (t <= limit) {
+    time_t tt = static_cast<time_t>(t);
+    struct tm tm {};
+    gmtime_r(&tt, &tm);
+    if (!bit(months, tm.tm_mon + 1)) {
+      tm.tm_mon += 1;
+      tm.tm_mday = 1;
+      tm.tm_hour = 0;
+      tm.tm_min = 0;
+      tm.tm_sec = 0;
+      t = static_cast<int64_t>(timegm(&tm));
+      continue;
+    }
+    bool dom = bit(days, tm.tm_mday), dow = bit(weekdays, tm.tm_wday);
+    // cron's rule: when both day fields are restricted, either one matching is enough.
+    bool day_ok = days_restricted && weekdays_restricted ? (dom || dow) : (dom && dow);
+    if (!day_ok) {
+      tm.tm_mday += 1;
+      tm.tm_hour = 0;
+      tm.tm_min = 0;
+      tm.tm_sec = 0;
+      t = static_cast<int64_t>(timegm(&tm));
+      continue;
+    }
+    if (!bit(hours, tm.tm_hour)) {
+      t += (60 - tm.tm_min) * 60;
+      continue;
+    }
+    if (!bit(minutes, tm.tm_min)) {
+      t += 60;
+      continue;
+    }
+    return t;
+  }
+  return std::nullopt;
+}
 
 const std::set<std::string>& ReadOnlyFields() { return kReadOnly; }
 
@@ -129,27 +219,6 @@ std::optional<Role> ParseRole(const std::string& s) {
     if (s == RoleName(r)) return r;
   }
   return std::nullopt;
-}
-
-Status ValidateCron(const std::string& expr, const std::string& field) {
-  std::vector<std::string> parts;
-  size_t i = 0;
-  while (i < expr.size()) {
-    while (i < expr.size() && expr[i] == ' ') ++i;
-    size_t j = i;
-    while (j < expr.size() && expr[j] != ' ') ++j;
-    if (j > i) parts.push_back(expr.substr(i, j - i));
-    i = j;
-  }
-  static const int kLo[] = {0, 0, 1, 1, 0};
-  static const int kHi[] = {59, 23, 31, 12, 7};
-  bool ok = parts.size() == 5;
-  for (size_t k = 0; ok && k < 5; ++k) ok = ParseCronField(parts[k], kLo[k], kHi[k]);
-  if (ok) return Status::Ok();
-  return InvalidArgument("schedule \"" + expr.substr(0, 100) +
-                             "\" is not a cron expression: use 5 fields (minute hour "
-                             "day-of-month month day-of-week), e.g. \"*/5 * * * *\"",
-                         field);
 }
 
 // ---- users --------------------------------------------------------------------------------
@@ -416,6 +485,25 @@ Result<Component> ParseComponent(const Json& in) {
     }
     c.connection_env[k] = v;
   });
+  bool is_job = c.kind == "job" || c.kind == "cronjob";
+  if (r.ok() && r.Has("job")) {
+    if (!is_job) {
+      r.Fail(InvalidArgument("job settings are only for job and cronjob components (kind is " +
+                                 c.kind + ")",
+                             "job"));
+    }
+  }
+  r.Obj("job", [&](JsonReader& j) {
+    j.Int("retries", &c.job.retries, 0, 100);
+    j.Int("timeout_s", &c.job.timeout_s, 0, 7 * 86400);
+    j.Int("history_limit", &c.job.history_limit, 1, 100);
+    j.Enum("concurrency_policy", &c.job.concurrency_policy, {"allow", "forbid", "replace"});
+    j.Bool("suspend", &c.job.suspend);
+    if (j.ok() && c.job.suspend && c.kind != "cronjob") {
+      j.Fail(InvalidArgument("job.suspend is only for cronjob components (it stops the schedule)",
+                             j.FieldPath("suspend")));
+    }
+  });
   if (r.ok()) {
     if (c.kind == "cronjob") {
       if (c.schedule.empty()) {
@@ -458,7 +546,7 @@ Json ToJson(const Component& c) {
   for (const Volume& v : c.volumes) {
     vols.push_back({{"name", v.name}, {"path", v.path}, {"shared", v.shared}});
   }
-  return {{"name", c.name},
+  Json j = {{"name", c.name},
           {"kind", c.kind},
           {"schedule", c.schedule},
           {"source",
@@ -492,6 +580,14 @@ Json ToJson(const Component& c) {
             {"max_unavailable", c.rollout.max_unavailable.ToJson()}}},
           {"grace_period_s", c.grace_period_s},
           {"connection_env", c.connection_env}};
+  if (c.kind == "job" || c.kind == "cronjob") {
+    j["job"] = {{"retries", c.job.retries},
+                {"timeout_s", c.job.timeout_s},
+                {"history_limit", c.job.history_limit},
+                {"concurrency_policy", c.job.concurrency_policy},
+                {"suspend", c.job.suspend}};
+  }
+  return j;
 }
 
 int Amount::Resolve(int replicas, bool round_up) const {
@@ -596,6 +692,50 @@ Json ToJson(const Operation& o) {
   return {{"type", o.type},         {"status", o.status},   {"detail", o.detail},
           {"by", o.by},             {"started_at", o.started_at},
           {"finished_at", o.finished_at}, {"message", o.message}};
+}
+
+Result<Run> RunFromJson(const Json& j) {
+  Run run;
+  JsonReader r(j, "", kReadOnly);
+  r.Str("name", &run.name, 255);
+  r.Int("number", &run.number, 0, int64_t{1} << 53);
+  r.Enum("status", &run.status, {"running", "succeeded", "failed", "cancelled"});
+  r.Enum("trigger", &run.trigger, {"deploy", "schedule", "manual"});
+  r.Str("by", &run.by, 255);
+  r.Str("version", &run.version, 255);
+  r.Str("instance", &run.instance, 255);
+  r.Str("scheduled_at", &run.scheduled_at, 64);
+  r.Str("started_at", &run.started_at, 64);
+  r.Str("finished_at", &run.finished_at, 64);
+  r.Int("attempts", &run.attempts, 0, 1000);
+  r.Raw("last_exit", &run.last_exit);
+  r.Str("message", &run.message, 65536);
+  r.Str("log_tail", &run.log_tail, 65536);
+  return Done(r, std::move(run));
+}
+
+Json ToJson(const Run& r) {
+  return {{"name", r.name},
+          {"number", r.number},
+          {"status", r.status},
+          {"trigger", r.trigger},
+          {"by", r.by},
+          {"version", r.version},
+          {"instance", r.instance},
+          {"scheduled_at", r.scheduled_at},
+          {"started_at", r.started_at},
+          {"finished_at", r.finished_at},
+          {"attempts", r.attempts},
+          {"last_exit", r.last_exit},
+          {"message", r.message},
+          {"log_tail", r.log_tail}};
+}
+
+int64_t RunNumber(const std::string& name) {
+  if (name.size() < 5 || name.compare(0, 4, "run-") != 0) return 0;
+  std::string tail = name.substr(4);
+  if (tail.size() > 15 || tail.find_first_not_of("0123456789") != std::string::npos) return 0;
+  return std::stoll(tail);
 }
 
 Json ToJson(const Event& e) {

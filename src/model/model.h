@@ -36,6 +36,10 @@ inline constexpr char kWebhook[] = "webhook";
 // under the component's scope, written by the API (and the deploy controller for deploys it
 // starts itself) and ended by the deploy controller.
 inline constexpr char kOperation[] = "operation";
+// One run of a job or cronjob component (kind "run", named "run-<n>" under the component's
+// scope): created by the API (a manual run) or the deploy controller (a deploy of a job, a
+// cronjob's schedule), finished and pruned by the controller.
+inline constexpr char kRun[] = "run";
 
 enum class Role { kViewer = 0, kDeveloper = 1, kAdmin = 2, kOwner = 3 };
 const char* RoleName(Role r);
@@ -173,10 +177,24 @@ struct Rollout {
   Amount max_surge{1, false};
   Amount max_unavailable{0, false};
 };
+// How a job or cronjob component runs (Kubernetes' Job and CronJob settings, in berth words).
+struct JobSettings {
+  int retries = 3;        // failed attempts retried before the run fails (backoffLimit)
+  int timeout_s = 0;      // a run still going after this long is stopped and failed; 0 = none
+  int history_limit = 10;  // finished runs kept (older ones and their logs are deleted)
+  // What a new run does while another runs (a firing of the schedule or a manual run):
+  // allow (both run), forbid (the new one is skipped / refused), replace (the running one is
+  // cancelled and stopped).
+  std::string concurrency_policy = "allow";
+  bool suspend = false;   // cronjob only: the schedule fires no runs
+};
 struct Component {
   std::string name;
   std::string kind = "service";  // service | stateful | job | cronjob
   std::string schedule;          // cronjob only
+  // job and cronjob only (absent from the JSON of other kinds). `replicas` does not apply to
+  // them: each run is one instance.
+  JobSettings job;
   Source source;
   BuildSettings build;
   std::vector<Port> ports;
@@ -258,6 +276,41 @@ Json ToJson(const Operation& o);
 // Validates a 5-field cron expression (minute hour day-of-month month day-of-week) with
 // numbers, ranges, lists, steps and '*'.
 Status ValidateCron(const std::string& expr, const std::string& field);
+
+// A parsed cron schedule (UTC). Masks have bit v set when value v fires; day-of-week 0 is
+// Sunday (7 is read as 0). As in cron, when both day-of-month and day-of-week are restricted
+// (do not start with '*') a day matches if either does; otherwise both must.
+struct CronSchedule {
+  uint64_t minutes = 0, hours = 0, days = 0, months = 0, weekdays = 0;
+  bool days_restricted = false;
+  bool weekdays_restricted = false;
+  // The first firing strictly after `after_s` (Unix seconds), in Unix seconds (whole
+  // minutes); nullopt when it never fires (e.g. "0 0 30 2 *").
+  std::optional<int64_t> NextAfter(int64_t after_s) const;
+};
+Result<CronSchedule> ParseCron(const std::string& expr, const std::string& field);
+
+// A run of a job or cronjob (kind "run"). Stored and returned as is.
+struct Run {
+  std::string name;           // "run-3"
+  int64_t number = 0;         // 3
+  std::string status = "running";  // running | succeeded | failed | cancelled
+  std::string trigger;        // deploy | schedule | manual
+  std::string by;             // the user, or "berth"
+  std::string version;        // the version it runs ("" until the runtime starts it)
+  std::string instance;       // the instance that runs it ("<component>-run-3")
+  std::string scheduled_at;   // the schedule's firing it is for (schedule runs)
+  std::string started_at;
+  std::string finished_at;
+  int attempts = 0;
+  Json last_exit = nullptr;   // {code, signal, oom, reason} of the last attempt
+  std::string message;        // how it ended, for people
+  std::string log_tail;       // the last lines of its log when it failed
+};
+Result<Run> RunFromJson(const Json& stored);
+Json ToJson(const Run& r);
+// "run-12" → 12; 0 when not a run name.
+int64_t RunNumber(const std::string& name);
 
 // Fields the API adds to every object and accepts (and ignores) on input.
 const std::set<std::string>& ReadOnlyFields();

@@ -1,6 +1,7 @@
 #include "model/model.h"
 
 #include <gtest/gtest.h>
+#include <time.h>
 
 namespace berth::model {
 namespace {
@@ -98,6 +99,114 @@ TEST(ModelTest, CronExpressions) {
                           "5-1 * * * *", "* * * * * *"}) {
     EXPECT_FALSE(ValidateCron(bad, "schedule").ok()) << bad;
   }
+}
+
+// Unix seconds of a UTC time, and back, for readable cron cases.
+int64_t At(int y, int mo, int d, int h, int mi) {
+  struct tm tm {};
+  tm.tm_year = y - 1900;
+  tm.tm_mon = mo - 1;
+  tm.tm_mday = d;
+  tm.tm_hour = h;
+  tm.tm_min = mi;
+  return static_cast<int64_t>(timegm(&tm));
+}
+std::string Fmt(std::optional<int64_t> t) {
+  if (!t) return "never";
+  time_t tt = static_cast<time_t>(*t);
+  struct tm tm {};
+  gmtime_r(&tt, &tm);
+  char buf[32];
+  strftime(buf, sizeof buf, "%Y-%m-%d %H:%M %a", &tm);
+  return buf;
+}
+std::string Next(const char* expr, int64_t after) {
+  auto c = ParseCron(expr, "schedule");
+  if (!c.ok()) return "invalid: " + c.status().message();
+  return Fmt(c->NextAfter(after));
+}
+
+TEST(CronTest, NextFiring) {
+  const int64_t t = At(2026, 1, 30, 10, 7);  // a Friday
+  struct Case {
+    const char* expr;
+    int64_t after;
+    const char* want;
+  } cases[] = {
+      {"* * * * *", t, "2026-01-30 10:08 Fri"},
+      {"* * * * *", t + 30, "2026-01-30 10:08 Fri"},           // strictly after, whole minutes
+      {"*/15 * * * *", t, "2026-01-30 10:15 Fri"},             // steps
+      {"*/15 * * * *", At(2026, 1, 30, 10, 45), "2026-01-30 11:00 Fri"},
+      {"5/20 * * * *", t, "2026-01-30 10:25 Fri"},             // N/step = N-59/step
+      {"10-20/5 * * * *", At(2026, 1, 30, 10, 15), "2026-01-30 10:20 Fri"},
+      {"0 3,15 * * *", t, "2026-01-30 15:00 Fri"},             // lists
+      {"0 3,15 * * *", At(2026, 1, 30, 15, 0), "2026-01-31 03:00 Sat"},
+      {"30 23 31 * *", t, "2026-01-31 23:30 Sat"},             // month end
+      {"0 0 31 * *", At(2026, 2, 1, 0, 0), "2026-03-31 00:00 Tue"},  // skips February
+      {"0 0 1 * *", At(2026, 12, 31, 23, 59), "2027-01-01 00:00 Fri"},  // year end
+      {"0 12 29 2 *", t, "2028-02-29 12:00 Tue"},              // leap day
+      {"0 0 30 2 *", t, "never"},
+      {"0 9 * * 1-5", t, "2026-02-02 09:00 Mon"},              // weekdays skip the weekend
+      {"0 9 * * 0", t, "2026-02-01 09:00 Sun"},                // Sunday as 0
+      {"0 9 * * 7", t, "2026-02-01 09:00 Sun"},                // and as 7
+      {"0 9 * * 5-7", At(2026, 1, 31, 10, 0), "2026-02-01 09:00 Sun"},
+      // Both day fields restricted: either matches (the 13th, or any Monday).
+      {"0 0 13 * 1", t, "2026-02-02 00:00 Mon"},
+      {"0 0 13 * 1", At(2026, 2, 10, 0, 0), "2026-02-13 00:00 Fri"},
+      // A "*"-led day-of-week ("*/2") is not a restriction in cron's sense: both must match.
+      {"0 0 2 * */2", t, "2026-04-02 00:00 Thu"},
+      {"0 0 * 6 *", t, "2026-06-01 00:00 Mon"},                // month
+  };
+  for (const Case& c : cases) EXPECT_EQ(Next(c.expr, c.after), c.want) << c.expr;
+}
+
+TEST(ModelTest, JobSettings) {
+  auto c = ParseComponent(J(R"({"name":"nightly","kind":"cronjob","schedule":"0 3 * * *",
+      "job":{"retries":2,"timeout_s":60,"history_limit":3,"concurrency_policy":"forbid",
+             "suspend":true}})"));
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->job.retries, 2);
+  EXPECT_EQ(c->job.concurrency_policy, "forbid");
+  EXPECT_TRUE(c->job.suspend);
+  Json out = ToJson(*c);
+  EXPECT_EQ(out["job"]["history_limit"], 3);
+  EXPECT_EQ(ToJson(*ParseComponent(out)), out);
+  auto job = ParseComponent(J(R"({"name":"once","kind":"job"})"));
+  ASSERT_TRUE(job.ok());
+  EXPECT_EQ(ToJson(*job)["job"]["retries"], 3);  // defaults shown
+  EXPECT_FALSE(ToJson(*ParseComponent(J(R"({"name":"web"})"))).contains("job"));
+  EXPECT_TRUE(ParseComponent(J(R"({"name":"web","job":null})")).ok());
+  struct Bad {
+    const char* body;
+    const char* field;
+  } bad[] = {
+      {R"({"name":"web","job":{"retries":1}})", "job"},
+      {R"({"name":"j","kind":"job","job":{"retries":-1}})", "job.retries"},
+      {R"({"name":"j","kind":"job","job":{"history_limit":0}})", "job.history_limit"},
+      {R"({"name":"j","kind":"job","job":{"concurrency_policy":"sometimes"}})",
+       "job.concurrency_policy"},
+      {R"({"name":"j","kind":"job","job":{"suspend":true}})", "job.suspend"},
+      {R"({"name":"j","kind":"job","job":{"retry":1}})", "job.retry"},
+  };
+  for (const Bad& b : bad) {
+    auto r = ParseComponent(J(b.body));
+    ASSERT_FALSE(r.ok()) << b.body;
+    EXPECT_EQ(r.status().field(), b.field) << b.body << " " << r.status().ToString();
+  }
+}
+
+TEST(ModelTest, Runs) {
+  model::Run r;
+  r.name = "run-12";
+  r.number = 12;
+  r.trigger = "schedule";
+  r.last_exit = {{"code", 3}};
+  auto back = RunFromJson(ToJson(r));
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(ToJson(*back), ToJson(r));
+  EXPECT_EQ(RunNumber("run-12"), 12);
+  EXPECT_EQ(RunNumber("run-"), 0);
+  EXPECT_EQ(RunNumber("web-1"), 0);
 }
 
 TEST(ModelTest, JsonBodyMustBeAnObject) {

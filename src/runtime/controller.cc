@@ -1,5 +1,7 @@
 #include "runtime/controller.h"
 
+#include <time.h>
+
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
@@ -7,6 +9,7 @@
 #include "core/log.h"
 #include "core/names.h"
 #include "model/model.h"
+#include "runtime/detail/cron_plan.h"
 
 namespace berth::runtime {
 namespace {
@@ -50,6 +53,34 @@ Result<std::vector<Object>> ListAll(Store& store, const std::string& kind, const
   }
   return out;
 }
+
+// "2026-11-23T11:18:26.123Z" (FormatTime's form, milliseconds optional) → Unix ms; 0 when
+// unreadable.
+int64_t ParseTimeMs(const std::string& text) {
+  struct tm tm {};
+  const char* rest = strptime(text.c_str(), "%Y-%m-%dT%H:%M:%S", &tm);
+  if (rest == nullptr) return 0;
+  int64_t ms = static_cast<int64_t>(timegm(&tm)) * 1000;
+  if (*rest == '.') {
+    int64_t frac = 0, scale = 100;
+    for (++rest; *rest >= '0' && *rest <= '9'; ++rest) {
+      frac += (*rest - '0') * scale;
+      scale /= 10;
+    }
+    ms += frac;
+  }
+  return ms;
+}
+
+std::string OneLine(std::string s, size_t max = 500) {
+  for (char& ch : s) {
+    if (ch == '\n' || ch == '\r') ch = ' ';
+  }
+  if (s.size() > max) s = s.substr(s.size() - max);
+  return s;
+}
+
+bool IsJob(const std::string& kind) { return kind == "job" || kind == "cronjob"; }
 
 }  // namespace
 
@@ -97,7 +128,9 @@ void Controller::Loop() {
 
 void Controller::RunOnceForTest() {
   ProcessChanges();
+  Schedule();
   driver_.Tick();
+  SyncRuns();
   SyncInstances();
   auto now = std::chrono::steady_clock::now();
   if (opt_.on_tick && now - last_hook_ >= std::chrono::seconds(1)) {
@@ -169,7 +202,7 @@ void Controller::ProcessChanges() {
           for (const Object& d : *deps) mark(d.scope);
         }
       } else if (o.kind == model::kVersion || o.kind == model::kDependency ||
-                 o.kind == model::kOperation) {
+                 o.kind == model::kOperation || o.kind == model::kRun) {
         mark(o.scope);
       } else if (o.kind == model::kInstance) {
         // A dependency's instances moved: its dependents get new connection info at their
@@ -196,14 +229,31 @@ void Controller::Reconcile(const ComponentRef& ref) {
       ops_.erase(ref.Scope());
       desired_.erase(ref.Scope());
       applied_version_.erase(ref.Scope());
+      jobs_.erase(ref.Scope());
+      runs_.erase(ref.Scope());
+      cron_last_.erase(ref.Scope());
       driver_.Remove(ref);
     }
     return;
   }
   known_[ref.Scope()] = ref;
   LoadOperation(ref);
+  Json body = ParseBody(*obj);
+  auto comp = model::ParseComponent(body);
+  LoadRuns(ref);
+  bool is_job = comp.ok() && IsJob(comp->kind);
+  if (is_job) {
+    jobs_[ref.Scope()] = JobInfo{*comp, comp->desired_state == "running"};
+    if (comp->desired_state != "running") CancelRuns(ref, "the component was stopped");
+    if (comp->kind != "cronjob") cron_last_.erase(ref.Scope());
+    PruneRuns(ref, comp->job.history_limit);  // runs cancelled or added by the API count too
+  } else {
+    jobs_.erase(ref.Scope());
+    cron_last_.erase(ref.Scope());
+    if (comp.ok()) CancelRuns(ref, "the component is no longer a job or cronjob");
+  }
   std::string problem;
-  auto desired = Resolve(ref, ParseBody(*obj), &problem);
+  auto desired = Resolve(ref, body, &problem);
   if (!desired.ok()) {
     Logger("runtime")->error("msg=\"cannot resolve component\" component={} error=\"{}\"",
                              ref.Scope(), desired.status().message());
@@ -220,9 +270,14 @@ void Controller::Reconcile(const ComponentRef& ref) {
   // what ran before, not a change.
   auto applied = applied_version_.find(ref.Scope());
   std::string before = applied != applied_version_.end() ? applied->second : "";
-  if (!scanning_ && before != version && !version.empty() && desired->running &&
-      desired->replicas > 0) {
-    BeginAutoDeploy(ref, version);
+  if (!scanning_ && before != version && !version.empty() && desired->running) {
+    if (!desired->job && desired->replicas > 0) {
+      BeginAutoDeploy(ref, version);
+    } else if (is_job && comp->kind == "job") {
+      // A job runs each version it is deployed with (Kubernetes: a new Job per release).
+      TriggerRun(ref, "deploy", "", version);
+      desired->runs = DesiredRuns(ref.Scope(), comp->job);
+    }
   }
   applied_version_[ref.Scope()] = version;
   desired_[ref.Scope()] = *desired;
@@ -289,6 +344,13 @@ bool Controller::OperationEnded(const std::string& scope, const std::vector<Inst
   }
   auto d = desired_.find(scope);
   if (d == desired_.end()) return false;
+  if (d->second.job) {
+    // Nothing long-running converges for a job: the change is in place for its runs.
+    *status = "succeeded";
+    *message = "recorded: the component's runs use it (a job runs on deploy, on its schedule "
+               "or on request)";
+    return true;
+  }
   const DesiredComponent& want_d = d->second;
   int want = want_d.running ? want_d.replicas : 0;
   int good = 0;
@@ -336,6 +398,10 @@ Result<DesiredComponent> Controller::Resolve(const ComponentRef& ref, const Json
   d.rollout = c.rollout;
   d.ordered = c.kind == "stateful";
   const std::string scope = ref.Scope();
+  if (IsJob(c.kind)) {
+    d.job = true;
+    d.runs = DesiredRuns(scope, c.job);
+  }
 
   std::optional<model::Version> version;
   if (!c.version.empty()) {
@@ -575,6 +641,317 @@ void Controller::RecordEvent(const ComponentRef& ref, events::Type type, const s
   Status s = recorder_.Record(ref, type, reason, message);
   if (!s.ok()) {
     Logger("runtime")->warn("msg=\"cannot record event\" error=\"{}\"", s.message());
+  }
+}
+
+// ---- jobs ------------------------------------------------------------------------------------
+
+int64_t Controller::NowMs() const {
+  return UnixMillis(opt_.clock ? opt_.clock->Now() : std::chrono::system_clock::now());
+}
+
+void Controller::LoadRuns(const ComponentRef& ref) {
+  const std::string scope = ref.Scope();
+  auto all = ListAll(store_, model::kRun, scope);
+  if (!all.ok()) return;
+  std::map<std::string, StoredRun> running;
+  for (const Object& o : *all) {
+    auto r = model::RunFromJson(ParseBody(o));
+    if (!r.ok() || r->status != "running") continue;
+    r->name = o.name;
+    running[o.name] = StoredRun{o.revision, *r};
+  }
+  if (running.empty()) {
+    runs_.erase(scope);
+  } else {
+    runs_[scope] = std::move(running);
+  }
+}
+
+std::vector<DesiredRun> Controller::DesiredRuns(const std::string& scope,
+                                                const model::JobSettings& job) const {
+  std::vector<DesiredRun> out;
+  auto it = runs_.find(scope);
+  if (it == runs_.end()) return out;
+  for (const auto& [name, sr] : it->second) {
+    DesiredRun d;
+    d.name = name;
+    d.retries = job.retries;
+    d.timeout_s = job.timeout_s;
+    d.started_at_ms = ParseTimeMs(sr.run.started_at);
+    out.push_back(d);
+  }
+  return out;
+}
+
+void Controller::ApplyRuns(const ComponentRef& ref) {
+  auto d = desired_.find(ref.Scope());
+  auto j = jobs_.find(ref.Scope());
+  if (d == desired_.end() || j == jobs_.end() || !d->second.job) return;
+  d->second.runs = DesiredRuns(ref.Scope(), j->second.component.job);
+  driver_.Apply(d->second);
+}
+
+Result<std::string> Controller::StartRun(const ComponentRef& ref, const std::string& trigger,
+                                         const std::string& scheduled_at,
+                                         const std::string& version,
+                                         const std::vector<std::string>& cancel,
+                                         const std::string& why) {
+  const std::string scope = ref.Scope();
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    BERTH_ASSIGN_OR_RETURN(std::vector<Object> all, ListAll(store_, model::kRun, scope));
+    int64_t max = 0;
+    for (const Object& o : all) max = std::max(max, model::RunNumber(o.name));
+    model::Run run;
+    run.number = max + 1;
+    run.name = "run-" + std::to_string(run.number);
+    run.trigger = trigger;
+    run.by = "berth";
+    run.instance = ref.component + "-" + run.name;
+    run.scheduled_at = scheduled_at;
+    run.version = version;
+    run.started_at = FormatTime(FromUnixMillis(NowMs()));
+    WriteBatch b;
+    Op w;
+    w.type = OpType::kCreate;
+    w.object = Object{model::kRun, scope, run.name, model::ToJson(run).dump(), ""};
+    b.ops.push_back(std::move(w));
+    auto cur = runs_.find(scope);
+    for (const std::string& name : cancel) {
+      if (cur == runs_.end() || !cur->second.count(name)) continue;
+      const StoredRun& sr = cur->second.at(name);
+      model::Run c = sr.run;
+      c.status = "cancelled";
+      c.finished_at = run.started_at;
+      c.message = why + " " + run.name;
+      Op u;
+      u.type = OpType::kUpdate;
+      u.object = Object{model::kRun, scope, name, model::ToJson(c).dump(), ""};
+      u.expected_revision = sr.revision;
+      b.ops.push_back(std::move(u));
+    }
+    auto r = store_.Commit(b);
+    if (r.ok()) {
+      for (const std::string& name : cancel) {
+        RecordEvent(ref, events::Type::kWarning, "JobCancelled",
+                    "run " + name + " was cancelled: " + why + " " + run.name);
+      }
+      LoadRuns(ref);
+      Logger("runtime")->info("msg=\"run started\" component={} run={} trigger={}", scope,
+                              run.name, trigger);
+      return run.name;
+    }
+    if (r.status().code() != Code::kConflict && r.status().code() != Code::kAlreadyExists) {
+      return r.status();
+    }
+    LoadRuns(ref);  // a run was written meanwhile (the API): read again
+  }
+  return Status(Code::kConflict, "conflict", "runs of " + scope + " change concurrently");
+}
+
+void Controller::TriggerRun(const ComponentRef& ref, const std::string& trigger,
+                            const std::string& scheduled_at, const std::string& version) {
+  auto j = jobs_.find(ref.Scope());
+  if (j == jobs_.end()) return;
+  const std::string& policy = j->second.component.job.concurrency_policy;
+  std::vector<std::string> running;
+  if (auto it = runs_.find(ref.Scope()); it != runs_.end()) {
+    for (const auto& [name, sr] : it->second) running.push_back(name);
+  }
+  std::string list;
+  for (const std::string& n : running) list += (list.empty() ? "" : ", ") + n;
+  if (!running.empty() && policy == "forbid") {
+    std::string what = trigger == "schedule" ? "the firing at " + scheduled_at
+                                             : "the " + trigger + " run";
+    RecordEvent(ref, events::Type::kWarning, trigger == "schedule" ? "CronSkipped" : "JobSkipped",
+                "skipped " + what + ": run " + list +
+                    " is still running (concurrency policy forbid)");
+    return;
+  }
+  std::vector<std::string> cancel;
+  if (policy == "replace") cancel = running;
+  auto r = StartRun(ref, trigger, scheduled_at, version, cancel,
+                    "replaced (concurrency policy replace) by");
+  if (!r.ok()) {
+    Logger("runtime")->warn("msg=\"cannot start a run\" component={} error=\"{}\"",
+                            ref.Scope(), r.status().message());
+    return;
+  }
+  ApplyRuns(ref);
+}
+
+void Controller::CancelRuns(const ComponentRef& ref, const std::string& why) {
+  auto it = runs_.find(ref.Scope());
+  if (it == runs_.end()) return;
+  WriteBatch b;
+  std::string now = FormatTime(FromUnixMillis(NowMs()));
+  for (const auto& [name, sr] : it->second) {
+    model::Run c = sr.run;
+    c.status = "cancelled";
+    c.finished_at = now;
+    c.message = why;
+    Op u;
+    u.type = OpType::kUpdate;
+    u.object = Object{model::kRun, ref.Scope(), name, model::ToJson(c).dump(), ""};
+    u.expected_revision = sr.revision;
+    b.ops.push_back(std::move(u));
+  }
+  auto r = store_.Commit(b);
+  if (r.ok()) {
+    for (const auto& [name, sr] : it->second) {
+      RecordEvent(ref, events::Type::kWarning, "JobCancelled",
+                  "run " + name + " was cancelled: " + why);
+    }
+  }
+  LoadRuns(ref);
+}
+
+void Controller::SyncRuns() {
+  std::vector<std::string> scopes;
+  for (const auto& [scope, info] : jobs_) scopes.push_back(scope);
+  for (const std::string& scope : scopes) {
+    auto k = known_.find(scope);
+    auto st_runs = runs_.find(scope);
+    if (k == known_.end() || st_runs == runs_.end()) continue;
+    const ComponentRef ref = k->second;
+    bool finished_any = false;
+    std::vector<RunStatus> observed = driver_.ObserveRuns(ref);
+    for (const RunStatus& st : observed) {
+      auto sr_it = st_runs->second.find(st.name);
+      if (sr_it == st_runs->second.end()) continue;
+      const StoredRun& sr = sr_it->second;
+      model::Run r = sr.run;
+      if (!st.version.empty()) r.version = st.version;
+      if (!st.instance.empty()) r.instance = st.instance;
+      r.attempts = st.attempts;
+      if (st.last_exit) r.last_exit = LastExitToJson(*st.last_exit);
+      bool final = st.state != "running";
+      if (final) {
+        r.status = st.state;
+        r.finished_at = FormatTime(FromUnixMillis(st.finished_at_ms ? st.finished_at_ms : NowMs()));
+        r.message = st.message;
+        r.log_tail = st.log_tail;
+      } else if (r.attempts == sr.run.attempts && r.version == sr.run.version &&
+                 r.last_exit == sr.run.last_exit) {
+        continue;  // nothing people need to see changed
+      } else {
+        r.message = st.message;
+      }
+      WriteBatch b;
+      Op u;
+      u.type = OpType::kUpdate;
+      u.object = Object{model::kRun, scope, st.name, model::ToJson(r).dump(), ""};
+      u.expected_revision = sr.revision;
+      b.ops.push_back(std::move(u));
+      auto c = store_.Commit(b);
+      if (!c.ok()) continue;  // cancelled meanwhile: the feed brings it
+      sr_it->second = StoredRun{c->revision, r};
+      if (!final) continue;
+      finished_any = true;
+      std::string head = "run " + r.name + " (" + r.trigger +
+                         (r.version.empty() ? std::string() : ", " + r.version) + ")";
+      if (r.status == "succeeded") {
+        int64_t took = ParseTimeMs(r.finished_at) - ParseTimeMs(r.started_at);
+        char buf[32];
+        std::snprintf(buf, sizeof buf, "%.1f",
+                      static_cast<double>(std::max<int64_t>(took, 0)) / 1000);
+        RecordEvent(ref, events::Type::kNormal, "JobSucceeded",
+                    head + " succeeded: " + r.message + " after " + buf + " s");
+      } else {
+        std::string tail = OneLine(r.log_tail);
+        RecordEvent(ref, events::Type::kWarning, "JobFailed",
+                    head + " failed: " + r.message + (tail.empty() ? "" : ": " + tail));
+      }
+    }
+    if (finished_any) {
+      auto j = jobs_.find(scope);
+      if (j != jobs_.end()) PruneRuns(ref, j->second.component.job.history_limit);
+      LoadRuns(ref);
+      ApplyRuns(ref);
+    }
+  }
+}
+
+void Controller::PruneRuns(const ComponentRef& ref, int limit) {
+  auto all = ListAll(store_, model::kRun, ref.Scope());
+  if (!all.ok()) return;
+  std::vector<std::pair<int64_t, Object>> finished;
+  for (Object& o : *all) {
+    Json j = ParseBody(o);
+    if (j.value("status", "") == "running") continue;
+    finished.emplace_back(model::RunNumber(o.name), std::move(o));
+  }
+  if (static_cast<int>(finished.size()) <= limit) return;
+  std::sort(finished.begin(), finished.end(),
+            [](const auto& a, const auto& b) { return a.first > b.first; });
+  WriteBatch b;
+  std::vector<std::string> instances;
+  for (size_t i = static_cast<size_t>(limit); i < finished.size(); ++i) {
+    const Object& o = finished[i].second;
+    Op d;
+    d.type = OpType::kDelete;
+    d.object = Object{model::kRun, o.scope, o.name, "{}", ""};
+    d.expected_revision = o.revision;
+    b.ops.push_back(std::move(d));
+    instances.push_back(ParseBody(o).value("instance", ref.component + "-" + o.name));
+  }
+  if (!store_.Commit(b).ok()) return;
+  // Their logs go with them (the shims rotate to .log.1 and .log.2).
+  if (opt_.data_dir.empty()) return;
+  std::error_code ec;
+  for (const std::string& inst : instances) {
+    if (!ValidateDnsLabel(inst, "instance").ok()) continue;
+    std::string base = opt_.data_dir + "/logs/instances/" + ref.Scope() + "/" + inst + ".log";
+    for (const char* suffix : {"", ".1", ".2"}) std::filesystem::remove(base + suffix, ec);
+  }
+}
+
+void Controller::Schedule() {
+  const int64_t now_s = NowMs() / 1000;
+  std::vector<std::string> scopes;
+  for (const auto& [scope, info] : jobs_) {
+    if (info.component.kind == "cronjob") scopes.push_back(scope);
+  }
+  for (const std::string& scope : scopes) {
+    const JobInfo& info = jobs_.at(scope);
+    auto k = known_.find(scope);
+    if (k == known_.end()) continue;
+    if (!info.running || info.component.job.suspend) {
+      cron_last_[scope] = now_s;  // firings while stopped or suspended are not caught up
+      continue;
+    }
+    auto schedule = model::ParseCron(info.component.schedule, "schedule");
+    if (!schedule.ok()) continue;
+    if (!cron_last_.count(scope)) {
+      // The last firing handled is the newest scheduled run's; a cronjob that never fired
+      // starts counting now. So an outage yields at most one catch-up run.
+      int64_t last_ms = 0;
+      auto all = ListAll(store_, model::kRun, scope);
+      if (all.ok()) {
+        for (const Object& o : *all) {
+          Json j = ParseBody(o);
+          if (j.value("trigger", "") != "schedule") continue;
+          last_ms = std::max(last_ms, ParseTimeMs(j.value("scheduled_at", "")));
+        }
+      }
+      cron_last_[scope] = last_ms > 0 ? last_ms / 1000 : now_s;
+    }
+    auto running = runs_.find(scope);
+    int n = running == runs_.end() ? 0 : static_cast<int>(running->second.size());
+    detail::CronDecision d =
+        detail::PlanCron(*schedule, info.component.job.concurrency_policy, false,
+                         cron_last_[scope], now_s, n);
+    if (d.action == detail::CronDecision::Action::kNone) continue;
+    cron_last_[scope] = d.scheduled_at_s;
+    std::string at = FormatTime(FromUnixMillis(d.scheduled_at_s * 1000));
+    if (d.missed) {
+      Logger("runtime")->info("msg=\"catch-up run for a missed firing\" component={} at={}",
+                              scope, at);
+    }
+    auto d_it = desired_.find(scope);
+    std::string version =
+        d_it != desired_.end() && d_it->second.tmpl ? d_it->second.tmpl->version : "";
+    TriggerRun(k->second, "schedule", at, version);
   }
 }
 

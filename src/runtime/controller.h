@@ -14,6 +14,12 @@
 // component's build.start_command. Without a runnable version nothing new is started (what
 // runs keeps running) and one event says why.
 //
+// Jobs and cronjobs (docs/architecture.md "Jobs"): runs are `run` objects under the component.
+// The controller starts one for each new version a job deploys and for each firing of a
+// cronjob's schedule (PlanCron: concurrency policy, at most one catch-up after an outage),
+// hands the runs in status `running` to the driver, and writes each run's outcome back
+// (JobSucceeded / JobFailed events), keeping the newest `job.history_limit` finished runs.
+//
 // Thread-safety: Start/Stop from one thread; the work runs on the controller's own thread.
 #pragma once
 
@@ -42,6 +48,8 @@ struct ControllerOptions {
   std::chrono::milliseconds operation_deadline{std::chrono::minutes(10)};
   // Called from the controller thread about once a second (the server wakes log streams).
   std::function<void()> on_tick;
+  // The time runs are stamped with and cron schedules fire by; nullptr = the system clock.
+  const Clock* clock = nullptr;
 };
 
 class Controller {
@@ -79,6 +87,43 @@ class Controller {
   bool OperationEnded(const std::string& scope, const std::vector<InstanceStatus>& now,
                       std::string* status, std::string* message);
   void Loop();
+
+  // ---- jobs ----
+  struct StoredRun {
+    int64_t revision = 0;
+    model::Run run;
+  };
+  struct JobInfo {
+    model::Component component;
+    bool running = false;
+  };
+  // Reads the runs of `ref` in status running into runs_ (and returns them).
+  void LoadRuns(const ComponentRef& ref);
+  // Writes a new run (and cancels `cancel` in the same commit); returns its name.
+  Result<std::string> StartRun(const ComponentRef& ref, const std::string& trigger,
+                               const std::string& scheduled_at, const std::string& version,
+                               const std::vector<std::string>& cancel, const std::string& why);
+  // Starts a run as the concurrency policy says: allow, forbid (skipped with an event while
+  // one runs), replace (the running ones are cancelled in the same commit).
+  void TriggerRun(const ComponentRef& ref, const std::string& trigger,
+                  const std::string& scheduled_at, const std::string& version);
+  std::vector<DesiredRun> DesiredRuns(const std::string& scope,
+                                      const model::JobSettings& job) const;
+  // Hands the runs in runs_ to the driver (with the rest of what was last applied).
+  void ApplyRuns(const ComponentRef& ref);
+  // Marks runs in status running cancelled (a stopped component, a kind that is no job).
+  void CancelRuns(const ComponentRef& ref, const std::string& why);
+  // Writes what the driver says of the runs; ends the finished ones.
+  void SyncRuns();
+  // Fires the cronjobs that are due.
+  void Schedule();
+  // Deletes the oldest finished runs beyond the history limit, and their logs.
+  void PruneRuns(const ComponentRef& ref, int limit);
+  int64_t NowMs() const;
+
+  std::map<std::string, JobInfo> jobs_;  // scope → job or cronjob component
+  std::map<std::string, std::map<std::string, StoredRun>> runs_;  // scope → running runs
+  std::map<std::string, int64_t> cron_last_;  // scope → last firing handled (Unix s)
 
   Store& store_;
   Driver& driver_;

@@ -61,18 +61,18 @@ std::string LastExit::Describe() const {
   return "exited with code " + std::to_string(code);
 }
 
+Json LastExitToJson(const LastExit& e) {
+  return {{"code", e.code},
+          {"signal", e.signal},
+          {"oom", e.oom},
+          {"at", e.at_ms ? Json(FormatTime(FromUnixMillis(e.at_ms))) : Json(nullptr)},
+          {"reason", e.Describe()}};
+}
+
 Json InstanceToJson(const InstanceStatus& s) {
   Json ports = Json::object();
   for (const auto& [declared, real] : s.ports) ports[std::to_string(declared)] = real;
-  Json last = nullptr;
-  if (s.last_exit) {
-    last = {{"code", s.last_exit->code},
-            {"signal", s.last_exit->signal},
-            {"oom", s.last_exit->oom},
-            {"at", s.last_exit->at_ms ? Json(FormatTime(FromUnixMillis(s.last_exit->at_ms)))
-                                      : Json(nullptr)},
-            {"reason", s.last_exit->Describe()}};
-  }
+  Json last = s.last_exit ? LastExitToJson(*s.last_exit) : Json(nullptr);
   return {{"name", s.name},
           {"version", s.version},
           {"state", s.state},

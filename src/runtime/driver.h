@@ -54,6 +54,17 @@ struct InstanceTemplate {
   std::string Fingerprint() const;
 };
 
+// One run of a job (Kubernetes' Job): one instance, named "<component>-<run>", runs the
+// template's command to completion. Exit 0 ends the run as succeeded; any other end (a code,
+// a signal, an OOM kill) is retried after a back-off (1 s, doubling) until `retries` retries
+// have failed too; `timeout_s` bounds the whole run (Kubernetes' activeDeadlineSeconds).
+struct DesiredRun {
+  std::string name;           // "run-3"
+  int retries = 3;
+  int timeout_s = 0;          // 0 = none
+  int64_t started_at_ms = 0;  // when the run began (its deadline survives a server restart)
+};
+
 struct DesiredComponent {
   ComponentRef ref;
   bool running = true;  // desired_state == "running"
@@ -74,6 +85,11 @@ struct DesiredComponent {
   // comes back under its own name (its per-instance volume is keyed by it). `rollout` does
   // not apply.
   bool ordered = false;
+  // A job or cronjob: no long-running replicas (`replicas` and `rollout` do not apply); each
+  // run in `runs` gets one instance that runs to completion with the current `tmpl`. A run
+  // that leaves `runs` while it goes is stopped (cancelled); the driver forgets runs that left.
+  bool job = false;
+  std::vector<DesiredRun> runs;
 };
 
 struct LastExit {
@@ -82,6 +98,19 @@ struct LastExit {
   bool oom = false;   // killed by the kernel for exceeding the memory limit
   int64_t at_ms = 0;
   std::string Describe() const;  // "exited with code 3", "was killed by signal 9 (SIGKILL)"
+};
+
+// What became of a run (ObserveRuns).
+struct RunStatus {
+  std::string name;       // "run-3"
+  std::string instance;   // "backup-run-3"
+  std::string version;
+  std::string state;      // running | succeeded | failed
+  int attempts = 0;       // launches so far
+  int64_t finished_at_ms = 0;
+  std::optional<LastExit> last_exit;
+  std::string message;    // how it ended or why it waits, for people
+  std::string log_tail;   // the last lines of the instance's log, when it failed
 };
 
 struct InstanceStatus {
@@ -113,9 +142,13 @@ class Driver {
   virtual std::vector<InstanceStatus> Observe(const ComponentRef& ref) = 0;
   // Every component the driver holds instances of (including adopted ones not yet applied).
   virtual std::vector<ComponentRef> Components() = 0;
+  // The runs of a job component that are in its desired `runs`, sorted by name.
+  virtual std::vector<RunStatus> ObserveRuns(const ComponentRef& ref) = 0;
 };
 
 // The store form of an instance (kind "instance" under the component's scope).
 Json InstanceToJson(const InstanceStatus& s);
+// {code, signal, oom, at, reason}: how instances and runs show an exit.
+Json LastExitToJson(const LastExit& e);
 
 }  // namespace berth::runtime

@@ -138,12 +138,23 @@ std::set<int> LocalDriver::TakenPorts() const {
 void LocalDriver::Tick() {
   for (auto it = components_.begin(); it != components_.end();) {
     Component& c = it->second;
-    Converge(c);
+    bool job = !c.removing && c.desired && c.desired->job;
+    if (job) {
+      ConvergeJob(c);
+    } else {
+      c.runs.clear();
+      Converge(c);
+    }
     std::vector<std::string> names;
     for (const auto& [n, in] : c.instances) names.push_back(n);
     for (const std::string& n : names) {
       auto found = c.instances.find(n);
-      if (found != c.instances.end()) Supervise(c, found->second);
+      if (found == c.instances.end()) continue;
+      if (job && found->second.phase != Phase::kStopping) {
+        SuperviseJob(c, found->second);
+      } else {
+        Supervise(c, found->second);
+      }
     }
     if (c.removing && c.instances.empty()) {
       it = components_.erase(it);
@@ -485,6 +496,219 @@ void LocalDriver::OnExit(Component& c, Instance& in, const LastExit& exit) {
                 " times in " + std::to_string(window_s) + " s (next restart in " +
                 Seconds(delay) + ")" + (tail.empty() ? "" : ": " + tail));
   }
+}
+
+// ---- jobs ----------------------------------------------------------------------------------
+
+void LocalDriver::ConvergeJob(Component& c) {
+  const DesiredComponent& d = *c.desired;
+  TimePoint now = clock_.Now();
+  std::set<std::string> wanted;
+  for (const DesiredRun& dr : d.runs) wanted.insert(dr.name);
+  for (auto it = c.runs.begin(); it != c.runs.end();) {
+    it = wanted.count(it->first) ? std::next(it) : c.runs.erase(it);
+  }
+  // Only instances of runs still going may live: the rest (a cancelled run, an instance of a
+  // former service, a finished run's leftover) stop.
+  std::set<std::string> keep;
+  if (d.running) {
+    for (const DesiredRun& dr : d.runs) {
+      auto r = c.runs.find(dr.name);
+      if (r == c.runs.end() || r->second.state == Run::State::kRunning) {
+        keep.insert(c.ref.component + "-" + dr.name);
+      }
+    }
+  }
+  std::vector<std::string> names;
+  for (const auto& [n, in] : c.instances) names.push_back(n);
+  for (const std::string& n : names) {
+    auto it = c.instances.find(n);
+    if (it != c.instances.end() && !keep.count(n)) BeginStop(c, it->second, AfterStop::kRemove);
+  }
+  if (!d.running) return;
+  for (const DesiredRun& dr : d.runs) {
+    auto [it, inserted] = c.runs.try_emplace(dr.name);
+    Run& run = it->second;
+    run.spec = dr;
+    if (inserted) {
+      run.instance = c.ref.component + "-" + dr.name;
+      run.started_at = dr.started_at_ms ? FromUnixMillis(dr.started_at_ms) : now;
+      run.tmpl = d.tmpl;
+      StartRun(c, run);
+    }
+    if (run.state != Run::State::kRunning || dr.timeout_s <= 0) continue;
+    if (now - run.started_at >= std::chrono::seconds(dr.timeout_s)) {
+      FinishRun(run, false,
+                "did not finish within its timeout of " + std::to_string(dr.timeout_s) +
+                    " s (attempt " + std::to_string(run.attempts) + "); stopped");
+      auto in = c.instances.find(run.instance);
+      if (in != c.instances.end()) {
+        run.log_tail = host_.LogTail(c.ref, run.instance, 5);
+        BeginStop(c, in->second, AfterStop::kRemove);
+      }
+    }
+  }
+}
+
+void LocalDriver::StartRun(Component& c, Run& run) {
+  auto found = c.instances.find(run.instance);
+  if (found != c.instances.end()) {
+    // Adopted from a previous server: the run goes on where it was.
+    Instance& in = found->second;
+    in.run = run.spec.name;
+    if (!in.tmpl) in.tmpl = run.tmpl;
+    run.attempts = in.restarts + 1;
+    run.version = in.version;
+    if (in.phase == Phase::kBackoff && in.last_exit) {
+      OnJobExit(c, run, in, *in.last_exit);  // it ended while the server was down
+    }
+    return;
+  }
+  if (!run.tmpl) {
+    FinishRun(run, false, "nothing to run: the component has no runnable version");
+    return;
+  }
+  Instance in;
+  in.name = run.instance;
+  in.run = run.spec.name;
+  in.tmpl = run.tmpl;
+  in.fingerprint = run.tmpl->Fingerprint();
+  in.version = run.tmpl->version;
+  run.version = in.version;
+  run.attempts = 1;
+  auto [it, inserted] = c.instances.emplace(in.name, std::move(in));
+  Status s = Launch(c, it->second);
+  if (!s.ok()) {
+    events_(c.ref, events::Type::kWarning, "StartFailed",
+            "instance " + run.instance + " could not start: " + s.message());
+    LastExit e;
+    e.at_ms = UnixMillis(clock_.Now());
+    OnJobExit(c, run, it->second, e);
+  }
+}
+
+void LocalDriver::SuperviseJob(Component& c, Instance& in) {
+  auto r = c.runs.find(in.run);
+  if (r == c.runs.end() || r->second.state != Run::State::kRunning) {
+    BeginStop(c, in, AfterStop::kRemove);
+    return;
+  }
+  Run& run = r->second;
+  TimePoint now = clock_.Now();
+  if (in.phase == Phase::kBackoff) {
+    if (now < in.backoff_until) return;
+    in.restarts += 1;
+    run.attempts += 1;
+    Status s = Launch(c, in);
+    if (!s.ok()) {
+      events_(c.ref, events::Type::kWarning, "StartFailed",
+              "instance " + in.name + " could not start: " + s.message());
+      LastExit e;
+      e.at_ms = UnixMillis(now);
+      OnJobExit(c, run, in, e);
+    }
+    return;
+  }
+  ShimObservation obs = host_.Observe(c.ref, in.name);
+  in.adopted_unobserved = false;
+  switch (obs.state) {
+    case ShimObservation::State::kRunning:
+      in.app_pid = obs.app_pid;
+      in.shim_pid = obs.shim_pid;
+      in.phase = Phase::kRunning;
+      in.message = "running " + run.spec.name + " (attempt " + std::to_string(run.attempts) +
+                   " of " + std::to_string(run.spec.retries + 1) + ")";
+      return;
+    case ShimObservation::State::kExited:
+      OnJobExit(c, run, in, obs.exit);
+      return;
+    case ShimObservation::State::kGone: {
+      host_.Kill(c.ref, in.name);
+      in.port = 0;
+      in.ports.clear();
+      LastExit e;
+      e.at_ms = UnixMillis(now);
+      e.signal = 9;
+      OnJobExit(c, run, in, e);
+      return;
+    }
+  }
+}
+
+void LocalDriver::OnJobExit(Component& c, Run& run, Instance& in, const LastExit& exit) {
+  TimePoint now = clock_.Now();
+  in.last_exit = exit;
+  run.last_exit = exit;
+  in.app_pid = 0;
+  const std::string name = in.name;
+  const int total = run.spec.retries + 1;
+  const std::string attempt = "attempt " + std::to_string(run.attempts) + " of " +
+                              std::to_string(total);
+  if (exit.code == 0 && exit.signal == 0 && !exit.oom) {
+    FinishRun(run, true, "completed on " + attempt);
+    Logger("runtime")->info("msg=\"run succeeded\" component={} run={} attempts={}",
+                            c.ref.Scope(), run.spec.name, run.attempts);
+    host_.Cleanup(c.ref, name, true);
+    c.instances.erase(name);
+    return;
+  }
+  std::string what = exit.Describe();
+  if (exit.oom && in.tmpl) {
+    what += " (limit " + std::to_string(in.tmpl->resources.memory_mb) + " MiB)";
+  }
+  std::string tail = host_.LogTail(c.ref, name, 5);
+  if (run.attempts >= total) {
+    run.log_tail = tail;
+    FinishRun(run, false, what + " on " + attempt);
+    Logger("runtime")->warn("msg=\"run failed\" component={} run={} exit=\"{}\" attempts={}",
+                            c.ref.Scope(), run.spec.name, what, run.attempts);
+    host_.Cleanup(c.ref, name, true);
+    c.instances.erase(name);
+    return;
+  }
+  milliseconds delay = opt_.backoff_initial;
+  for (int i = 1; i < run.attempts && delay < opt_.backoff_max; ++i) delay *= 2;
+  delay = std::min(delay, opt_.backoff_max);
+  in.phase = Phase::kBackoff;
+  in.backoff_until = now + delay;
+  in.message = what + " on " + attempt + "; retrying in " + Seconds(delay);
+  run.message = in.message;
+  events_(c.ref, events::Type::kWarning, "JobRetrying",
+          "run " + run.spec.name + " (instance " + name + ") " + what + " on " + attempt +
+              "; retrying in " + Seconds(delay) +
+              (tail.empty() ? "" : ": " + OneLine(tail, 500)));
+}
+
+void LocalDriver::FinishRun(Run& run, bool succeeded, const std::string& message) {
+  run.state = succeeded ? Run::State::kSucceeded : Run::State::kFailed;
+  run.finished_at = clock_.Now();
+  run.message = message;
+}
+
+std::vector<RunStatus> LocalDriver::ObserveRuns(const ComponentRef& ref) {
+  std::vector<RunStatus> out;
+  auto it = components_.find(Key(ref));
+  if (it == components_.end()) return out;
+  for (const auto& [name, run] : it->second.runs) {
+    RunStatus s;
+    s.name = name;
+    s.instance = run.instance;
+    s.version = run.version;
+    s.state = run.state == Run::State::kRunning     ? "running"
+              : run.state == Run::State::kSucceeded ? "succeeded"
+                                                    : "failed";
+    s.attempts = run.attempts;
+    s.finished_at_ms = run.state == Run::State::kRunning ? 0 : UnixMillis(run.finished_at);
+    s.last_exit = run.last_exit;
+    s.message = run.message;
+    if (run.state == Run::State::kRunning) {
+      auto in = it->second.instances.find(run.instance);
+      if (in != it->second.instances.end()) s.message = in->second.message;
+    }
+    s.log_tail = run.log_tail;
+    out.push_back(std::move(s));
+  }
+  return out;
 }
 
 bool LocalDriver::StepCheck(const ComponentRef& ref, Check& check,

@@ -13,6 +13,13 @@
 // (surge 1); an old one is stopped only when the new one is ready (no unavailability), except
 // old instances that are not ready anyway, which go at once.
 //
+// Jobs (DesiredComponent::job): instead of replicas, one instance per desired run, named
+// "<component>-<run>", run to completion and never restarted after exit 0; a failed attempt
+// is relaunched under the same name after 1 s, 2 s, 4 s ... until the run's retries are spent
+// (the run fails, with the last log lines); a run past its timeout is stopped and failed. A
+// finished run's instance is removed at once (its log stays); the run's outcome is reported
+// by ObserveRuns until the run leaves the desired runs.
+//
 // Thread-safety: not thread-safe; one controller thread calls every method.
 #pragma once
 
@@ -134,6 +141,7 @@ class LocalDriver final : public Driver {
   void Tick() override;
   std::vector<InstanceStatus> Observe(const ComponentRef& ref) override;
   std::vector<ComponentRef> Components() override;
+  std::vector<RunStatus> ObserveRuns(const ComponentRef& ref) override;
 
  private:
   struct Check {
@@ -174,12 +182,27 @@ class LocalDriver final : public Driver {
     // Adopted from a previous server and not observed yet: whether it serves is unknown until
     // the first Supervise, so a rollout neither counts it ready nor replaces it as unready.
     bool adopted_unobserved = false;
+    std::string run;  // the job run it belongs to ("run-3"); "" for a replica
+  };
+  struct Run {
+    DesiredRun spec;
+    std::string instance;
+    std::string version;
+    enum class State { kRunning, kSucceeded, kFailed } state = State::kRunning;
+    int attempts = 0;
+    TimePoint started_at{};
+    TimePoint finished_at{};
+    std::optional<LastExit> last_exit;
+    std::string message;
+    std::string log_tail;
+    std::optional<InstanceTemplate> tmpl;  // what every attempt runs
   };
   struct Component {
     ComponentRef ref;
     std::optional<DesiredComponent> desired;
     bool removing = false;
     std::map<std::string, Instance> instances;
+    std::map<std::string, Run> runs;  // jobs: the desired runs, by name
   };
 
   void Converge(Component& c);
@@ -193,6 +216,12 @@ class LocalDriver final : public Driver {
   void StartNew(Component& c);
   void BeginStop(Component& c, Instance& in, AfterStop after);
   void OnExit(Component& c, Instance& in, const LastExit& exit);
+  void ConvergeJob(Component& c);
+  void StartRun(Component& c, Run& run);
+  void SuperviseJob(Component& c, Instance& in);
+  // Handles the end of one attempt: success, a retry after back-off, or the run's failure.
+  void OnJobExit(Component& c, Run& run, Instance& in, const LastExit& exit);
+  void FinishRun(Run& run, bool succeeded, const std::string& message);
   bool Ready(const Instance& in) const;
   const InstanceTemplate* Current(const Component& c) const;
   std::set<int> TakenPorts() const;

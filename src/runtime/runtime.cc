@@ -55,6 +55,7 @@ Result<std::unique_ptr<LocalRuntime>> LocalRuntime::Start(Store& store, const Cl
     }
     usage->Update(groups, std::chrono::steady_clock::now());
   };
+  co.clock = &clock;
   impl->controller = std::make_unique<Controller>(store, *impl->driver, *impl->recorder, co);
   impl->sink = impl->controller.get();
   BERTH_RETURN_IF_ERROR(impl->controller->Start());

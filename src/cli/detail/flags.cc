@@ -263,6 +263,18 @@ Result<Json> BuildComponentBody(const std::string& name, const ComponentFlags& f
     if (*f.grace_period_s < 0) return InvalidArgument("--grace-period must be >= 0", "grace_period_s");
     body["grace_period_s"] = *f.grace_period_s;
   }
+  Json job = Json::object();
+  if (f.retries) job["retries"] = *f.retries;
+  if (f.job_timeout_s) job["timeout_s"] = *f.job_timeout_s;
+  if (f.history_limit) job["history_limit"] = *f.history_limit;
+  if (f.concurrency_policy) job["concurrency_policy"] = *f.concurrency_policy;
+  if (f.suspend) {
+    if (*f.suspend != "true" && *f.suspend != "false") {
+      return InvalidArgument("--suspend must be true or false", "job.suspend");
+    }
+    job["suspend"] = *f.suspend == "true";
+  }
+  if (!job.empty()) body["job"] = job;
   if (patch && body.empty()) {
     return InvalidArgument("nothing to change: give at least one flag (see --help)");
   }

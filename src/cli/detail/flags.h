@@ -58,6 +58,9 @@ struct ComponentFlags {
   std::optional<std::string> max_surge, max_unavailable;
   std::optional<int> grace_period_s;
   std::optional<std::vector<std::string>> connection_env;  // KEY=VALUE, like env
+  // Job and cronjob settings (the component's `job` object).
+  std::optional<int> retries, job_timeout_s, history_limit;
+  std::optional<std::string> concurrency_policy, suspend;  // suspend: "true" | "false"
 };
 
 // Builds the POST body (patch = false, includes `name`) or the JSON merge patch for PATCH
