@@ -25,12 +25,15 @@
 //   (header_ms), each body chunk (idle_ms), capped by total_ms.
 #include <openssl/ssl.h>
 #include <sys/socket.h>
+#include <time.h>
 
 // clang-format off
 #include <utility>  // first: Boost 1.74's asio/awaitable.hpp uses std::exchange without it
 // clang-format on
 
 #include <algorithm>
+#include <array>
+#include <charconv>
 #include <atomic>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -88,14 +91,22 @@ constexpr size_t kBodyChunk = 64 * 1024;
 constexpr size_t kUpstreamHeaderLimit = 64 * 1024;
 constexpr size_t kMaxIdlePerEndpoint = 256;
 constexpr int kMaxAttempts = 3;
+// A request body up to this size (with a Content-Length) is read whole before it is sent, so
+// the request can be sent again when a pooled upstream connection turns out to be closed.
+constexpr uint64_t kRetryBodyMax = kBodyChunk;
+// A pooled connection idle for longer than this is peeked at (one recv) before reuse.
+constexpr int64_t kPeekIdleMs = 20;
 constexpr const char* kCipherList =
     "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"
     "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
 
+// Deadlines, ejections, rate limits and pool idle times need milliseconds, not nanoseconds:
+// CLOCK_MONOTONIC_COARSE is a plain read of the vDSO page (no TSC read), and an exchange asks
+// for the time about ten times. Durations for metrics and the access log use steady_clock.
 int64_t SteadyMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
+  timespec ts;
+  ::clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
 }
 
 Result<tcp::endpoint> ParseAddress(const std::string& addr, const char* what) {
@@ -272,7 +283,7 @@ class UpstreamPool {
       v.pop_back();
       // A connection idle for a while may have been closed by the upstream: peek without
       // blocking (0 = EOF, data = protocol garbage) rather than failing the request later.
-      if (now_ms - c->idle_since_ms > 200) {
+      if (now_ms - c->idle_since_ms > kPeekIdleMs) {
         char b;
         ssize_t n = ::recv(c->sock.native_handle(), &b, 1, MSG_PEEK | MSG_DONTWAIT);
         if (n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) continue;
@@ -315,15 +326,15 @@ struct Worker {
   void GiveBuf(std::unique_ptr<char[]> b) {
     if (b && spare_bufs.size() < 64) spare_bufs.push_back(std::move(b));
   }
-  std::string RequestId() {
+  // 32 hex digits of the worker's PRNG into `s` (its capacity is reused: no allocation).
+  void RequestId(std::string* s) {
     static const char* kHex = "0123456789abcdef";
     uint64_t a = rng(), b = rng();
-    std::string s(32, '0');
+    s->resize(32);
     for (int i = 0; i < 16; ++i) {
-      s[i] = kHex[(a >> (i * 4)) & 15];
-      s[16 + i] = kHex[(b >> (i * 4)) & 15];
+      (*s)[i] = kHex[(a >> (i * 4)) & 15];
+      (*s)[16 + i] = kHex[(b >> (i * 4)) & 15];
     }
-    return s;
   }
 };
 
@@ -493,6 +504,28 @@ class HeaderView final : public RequestHeaders {
 };
 
 void StripHopByHop(http::fields& f, bool keep_upgrade) {
+  // Most messages carry none of these: one pass over the fields comparing enums is cheaper
+  // than seven lookups by name.
+  bool any = false;
+  for (const auto& fld : f) {
+    switch (fld.name()) {
+      case http::field::connection:
+      case http::field::keep_alive:
+      case http::field::proxy_connection:
+      case http::field::te:
+      case http::field::trailer:
+      case http::field::proxy_authenticate:
+        any = true;
+        break;
+      case http::field::upgrade:
+        any = any || !keep_upgrade;
+        break;
+      default:
+        break;
+    }
+    if (any) break;
+  }
+  if (!any) return;
   // Headers named by Connection are hop-by-hop too (RFC 9110 §7.6.1).
   auto conn = f.find(http::field::connection);
   if (conn != f.end()) {
@@ -550,6 +583,59 @@ std::string SafeHeaderValue(std::string_view s) {
   return out;
 }
 
+// The start line and fields of a message as one contiguous piece of text, so the header and
+// the first body piece leave in one sendmsg with one iovec (Beast's serializer hands the kernel
+// one iovec per field, and its buffer iterators cost more CPU than this copy).
+void AppendFields(std::string* out, const http::fields& f) {
+  for (const auto& fld : f) {
+    out->append(fld.name_string());
+    out->append(": ", 2);
+    out->append(fld.value());
+    out->append("\r\n", 2);
+  }
+  out->append("\r\n", 2);
+}
+
+void AppendVersion(std::string* out, unsigned version) {
+  out->append("HTTP/", 5);
+  out->push_back(static_cast<char>('0' + version / 10 % 10));
+  out->push_back('.');
+  out->push_back(static_cast<char>('0' + version % 10));
+}
+
+template <class Message>
+void RequestHead(std::string* out, const Message& req) {
+  out->assign(req.method_string());
+  out->push_back(' ');
+  out->append(req.target());
+  out->push_back(' ');
+  AppendVersion(out, req.version());
+  out->append("\r\n", 2);
+  AppendFields(out, req);
+}
+
+template <class Message>
+void ResponseHead(std::string* out, const Message& res) {
+  out->clear();
+  AppendVersion(out, res.version());
+  char code[4];
+  unsigned c = res.result_int() % 1000;
+  code[0] = static_cast<char>('0' + c / 100);
+  code[1] = static_cast<char>('0' + c / 10 % 10);
+  code[2] = static_cast<char>('0' + c % 10);
+  code[3] = ' ';
+  out->push_back(' ');
+  out->append(code, 4);
+  out->append(res.reason());
+  out->append("\r\n", 2);
+  AppendFields(out, res);
+}
+
+// Body pieces up to this size are copied behind the header (or chunk framing) so a piece
+// leaves as one buffer: one iovec, and one TLS record on HTTPS.
+constexpr size_t kCoalesceMax = 16 * 1024;
+constexpr size_t kNotBuffered = static_cast<size_t>(-1);
+
 enum Listener { kHttp = 0, kHttps = 1, kAdmin = 2 };
 
 template <class Stream>
@@ -563,6 +649,33 @@ class HttpSession final : public ConnBase {
  private:
   using ReqParser = http::request_parser<http::buffer_body>;
   using ResParser = http::response_parser<http::buffer_body>;
+  using Pieces = std::array<asio::const_buffer, 3>;
+
+  // The buffers that send, in this order: head_ (the message header when not sent yet, else
+  // empty), `n` body bytes at `data` (as one chunk when `chunked`), and the last chunk when
+  // `chunked` and `last`. Small pieces are copied into head_, so most writes are one buffer.
+  Pieces PreparePiece(const char* data, size_t n, bool chunked, bool last) {
+    std::string& h = head_;
+    if (chunked && n) {
+      char hex[20];
+      auto r = std::to_chars(hex, hex + sizeof hex, n, 16);
+      h.append(hex, r.ptr);
+      h.append("\r\n", 2);
+    }
+    tail_.clear();
+    if (chunked && n) tail_.append("\r\n", 2);
+    if (chunked && last) tail_.append("0\r\n\r\n", 5);
+    if (n <= kCoalesceMax) {
+      h.append(data, n);
+      h.append(tail_);
+      return {asio::buffer(h), asio::const_buffer(), asio::const_buffer()};
+    }
+    return {asio::buffer(h), asio::buffer(data, n), asio::buffer(tail_)};
+  }
+
+  static bool Empty(const Pieces& p) {
+    return p[0].size() == 0 && p[1].size() == 0 && p[2].size() == 0;
+  }
 
   void CloseClient() override {
     error_code ec;
@@ -693,7 +806,7 @@ class HttpSession final : public ConnBase {
     }
     std::shared_ptr<const State> st = state_;  // this exchange's snapshot
     auto& req = req_->get();
-    host_ = std::string(req[http::field::host]);
+    host_.assign(req[http::field::host]);
     bool keep = co_await Route(*st, req);
     Log();
     co_return keep;
@@ -704,8 +817,8 @@ class HttpSession final : public ConnBase {
     if (rid != req.end() && !rid->value().empty() && rid->value().size() <= 200) {
       request_id_ = std::string(rid->value());
     } else {
-      request_id_ = w_.RequestId();
-      req.set("X-Request-Id", request_id_);
+      w_.RequestId(&request_id_);
+      req.insert("X-Request-Id", request_id_);
     }
     HeaderView hv(req);
     int ri = st.table.Match(host_, req.target(), hv);
@@ -746,7 +859,8 @@ class HttpSession final : public ConnBase {
       if (hv.Find("cookie", &cookies) && FindCookie(cookies, r.hash_cookie, &v) && !v.empty()) {
         hash = detail::HashBytes(v);
       } else {
-        std::string token = w_.RequestId();
+        std::string token;
+        w_.RequestId(&token);
         hash = detail::HashBytes(token);
         set_cookie_ = r.hash_cookie + "=" + token + "; Path=/; HttpOnly; SameSite=Lax";
       }
@@ -761,6 +875,22 @@ class HttpSession final : public ConnBase {
     PrepareUpstreamRequest(req);
     bool upgrade = IsUpgrade(req);
     bool has_body = !req_->is_done();
+    auto body = w_.TakeBuf();
+    struct GiveBack {
+      Worker& w;
+      std::unique_ptr<char[]>& b;
+      ~GiveBack() { w.GiveBuf(std::move(b)); }
+    } give_back{w_, body};
+    // A small body is read whole first, so the request can be sent again on a new upstream
+    // connection when a pooled one turns out closed. Bigger (or chunked) bodies stream.
+    size_t buffered = kNotBuffered;
+    if (has_body && !upgrade) {
+      auto len = req_->content_length();
+      if (len && *len <= kRetryBodyMax) {
+        if (!co_await ReadWholeBody(r, req, body.get(), &buffered)) co_return false;
+      }
+    }
+    bool retriable = !has_body || buffered != kNotBuffered;
 
     std::vector<int> tried;
     bool fresh_only = false;
@@ -796,9 +926,9 @@ class HttpSession final : public ConnBase {
       instance_ = ep.ep;
       instance_key_ = ep.key;
       health.active.fetch_add(1, std::memory_order_relaxed);
-      Outcome o = co_await Forward(r, req, upgrade, reused);
+      Outcome o = co_await Forward(r, req, upgrade, reused, body.get(), buffered);
       health.active.fetch_sub(1, std::memory_order_relaxed);
-      if (o == Outcome::kRetryFresh && !has_body) {
+      if (o == Outcome::kRetryFresh && retriable) {
         // A pooled connection the upstream had closed: nothing reached the upstream
         // application, try again on a new connection (same balancing).
         up_.reset();
@@ -817,7 +947,43 @@ class HttpSession final : public ConnBase {
                                false);
     }
     co_return co_await Local(502, "Bad Gateway", "no endpoint of pool accepted the connection",
-                             !has_body);
+                             retriable);
+  }
+
+  // Reads a body of known size (at most kBodyChunk) whole into `body`. Returns false when the
+  // connection cannot go on (the client went away, or it was answered 413).
+  awaitable<bool> ReadWholeBody(const HttpRoute& r, ReqParser::value_type& req, char* body,
+                                size_t* size) {
+    error_code ec;
+    if (expect_continue_) {
+      static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+      SetDeadline(r.timeouts.idle_ms);
+      co_await asio::async_write(stream_, asio::buffer(kContinue.data(), kContinue.size()),
+                                 BERTH_EC(ec));
+      if (ec) co_return false;
+      expect_continue_ = false;
+    }
+    size_t got = 0;
+    while (!req_->is_done()) {
+      if (got == kBodyChunk) co_return false;  // cannot happen: the length was checked
+      req.body().data = body + got;
+      req.body().size = kBodyChunk - got;
+      SetDeadline(r.timeouts.idle_ms);
+      co_await http::async_read_some(stream_, buf_, *req_, BERTH_EC(ec));
+      if (ec == http::error::need_buffer) ec = {};
+      if (ec == http::error::body_limit) {
+        co_await Local(413, "Payload Too Large", "body larger than the route's limit", false);
+        co_return false;
+      }
+      if (ec) {
+        status_ = 0;
+        co_return false;
+      }
+      got = kBodyChunk - req.body().size;
+    }
+    bytes_in_ += got;
+    *size = got;
+    co_return true;
   }
 
   void PrepareUpstreamRequest(ReqParser::value_type& req) {
@@ -841,28 +1007,26 @@ class HttpSession final : public ConnBase {
       v += client_ip_;
       req.set("X-Forwarded-For", v);
     } else {
-      req.set("X-Forwarded-For", client_ip_);
+      req.insert("X-Forwarded-For", client_ip_);
     }
     req.set("X-Forwarded-Proto", tls_ ? "https" : "http");
     if (req.find("X-Forwarded-Host") == req.end() && !host_.empty()) {
-      req.set("X-Forwarded-Host", host_);
+      req.insert("X-Forwarded-Host", host_);
     }
     req.version(11);
   }
 
   enum class Outcome { kDone, kClosed, kRetryFresh, kFailed, kTimeout };
 
+  // Sends the request on up_ and the response back. `body` is the exchange's body buffer;
+  // `buffered` is the size of a body already read whole into it, or kNotBuffered when the
+  // body (if any) streams from the client piece by piece.
   awaitable<Outcome> Forward(const HttpRoute& r, ReqParser::value_type& req, bool upgrade,
-                             bool reused) {
+                             bool reused, char* body, size_t buffered) {
     error_code ec;
-    auto body = w_.TakeBuf();
-    struct GiveBack {
-      Worker& w;
-      std::unique_ptr<char[]>& b;
-      ~GiveBack() { w.GiveBuf(std::move(b)); }
-    } give_back{w_, body};
 
-    // Request: header, then the body streamed chunk by chunk.
+    // Request: header, then the body streamed piece by piece (the header leaves with the
+    // first piece).
     if (expect_continue_) {
       static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
       SetDeadline(r.timeouts.idle_ms);
@@ -871,47 +1035,53 @@ class HttpSession final : public ConnBase {
       if (ec) co_return Outcome::kClosed;
       expect_continue_ = false;
     }
-    {
-      http::request_serializer<http::buffer_body> sr{req};
-      bool sent_any_body = false;
-      do {
-        if (!req_->is_done()) {
-          req.body().data = body.get();
-          req.body().size = kBodyChunk;
-          SetDeadline(r.timeouts.idle_ms);
-          co_await http::async_read_some(stream_, buf_, *req_, BERTH_EC(ec));
-          if (ec == http::error::need_buffer) ec = {};
-          if (ec == http::error::body_limit) {
-            up_.reset();
-            co_await Local(413, "Payload Too Large", "body larger than the route's limit", false);
-            co_return Outcome::kClosed;
-          }
-          if (ec) {
-            up_.reset();
-            status_ = 0;
-            co_return Outcome::kClosed;
-          }
-          req.body().size = kBodyChunk - req.body().size;
-          // No bytes (only chunk framing was parsed): a zero-size piece would make the chunked
-          // serializer emit the last-chunk marker.
-          req.body().data = req.body().size ? body.get() : nullptr;
-          req.body().more = !req_->is_done();
-          bytes_in_ += req.body().size;
-          sent_any_body = true;
-        } else {
-          req.body().data = nullptr;
-          req.body().size = 0;
-          req.body().more = false;
-        }
+    RequestHead(&head_, req);
+    bool req_chunked = req.chunked();
+    if (buffered != kNotBuffered || req_->is_done()) {
+      // No body, or one read whole: one write. Nothing of the client's is lost if it fails.
+      Pieces p = PreparePiece(body, buffered == kNotBuffered ? 0 : buffered, req_chunked, true);
+      SetDeadline(r.timeouts.idle_ms);
+      co_await asio::async_write(up_->sock, p, BERTH_EC(ec));
+      head_.clear();
+      if (ec) {
+        if (closed_) co_return Outcome::kClosed;
+        up_error_ = "sending the request: " + ec.message();
+        co_return reused ? Outcome::kRetryFresh : Outcome::kFailed;
+      }
+    } else {
+      for (;;) {
+        req.body().data = body;
+        req.body().size = kBodyChunk;
         SetDeadline(r.timeouts.idle_ms);
-        co_await http::async_write(up_->sock, sr, BERTH_EC(ec));
+        co_await http::async_read_some(stream_, buf_, *req_, BERTH_EC(ec));
         if (ec == http::error::need_buffer) ec = {};
-        if (ec) {
-          if (closed_) co_return Outcome::kClosed;
-          up_error_ = "sending the request: " + ec.message();
-          co_return (reused && !sent_any_body) ? Outcome::kRetryFresh : Outcome::kFailed;
+        if (ec == http::error::body_limit) {
+          up_.reset();
+          co_await Local(413, "Payload Too Large", "body larger than the route's limit", false);
+          co_return Outcome::kClosed;
         }
-      } while (!req_->is_done() || !sr.is_done());
+        if (ec) {
+          up_.reset();
+          status_ = 0;
+          co_return Outcome::kClosed;
+        }
+        size_t n = kBodyChunk - req.body().size;
+        bool done = req_->is_done();
+        bytes_in_ += n;
+        Pieces p = PreparePiece(body, n, req_chunked, done);
+        if (!Empty(p)) {
+          SetDeadline(r.timeouts.idle_ms);
+          co_await asio::async_write(up_->sock, p, BERTH_EC(ec));
+          head_.clear();
+          if (ec) {
+            // Part of the body is consumed from the client: this request cannot be sent again.
+            if (closed_) co_return Outcome::kClosed;
+            up_error_ = "sending the request: " + ec.message();
+            co_return Outcome::kFailed;
+          }
+        }
+        if (done) break;
+      }
     }
 
     // Response header.
@@ -944,44 +1114,45 @@ class HttpSession final : public ConnBase {
       res.chunked(true);
     }
     res.keep_alive(keep_client_);
-    if (res.find("X-Request-Id") == res.end()) res.set("X-Request-Id", request_id_);
+    if (res.find("X-Request-Id") == res.end()) res.insert("X-Request-Id", request_id_);
     if (!set_cookie_.empty()) res.insert(http::field::set_cookie, set_cookie_);
     status_ = res.result_int();
+    // No body follows the header of these, whatever the header says (RFC 9112 §6.3).
+    bool bodyless = req.method() == http::verb::head || status_ / 100 == 1 || status_ == 204 ||
+                    status_ == 304;
+    bool res_chunked = res.chunked() && !bodyless;
 
-    // Response body: streamed; the header goes out with the first chunk.
-    {
-      http::response_serializer<http::buffer_body> sr{res};
-      do {
-        if (!res_->is_done()) {
-          res.body().data = body.get();
-          res.body().size = kBodyChunk;
-          SetDeadline(r.timeouts.idle_ms);
-          co_await http::async_read_some(up_->sock, up_->buf, *res_, BERTH_EC(ec));
-          if (ec == http::error::need_buffer) ec = {};
-          if (ec) {
-            if (ec == http::error::partial_message || ec == http::error::end_of_stream) {
-              // The upstream closed mid-body: the client cannot be told by a status any more.
-            }
-            up_.reset();
-            co_return Outcome::kClosed;
-          }
-          res.body().size = kBodyChunk - res.body().size;
-          res.body().data = res.body().size ? body.get() : nullptr;
-          res.body().more = !res_->is_done();
-          bytes_out_ += res.body().size;
-        } else {
-          res.body().data = nullptr;
-          res.body().size = 0;
-          res.body().more = false;
-        }
+    // Response body: streamed; the header goes out with the first piece.
+    ResponseHead(&head_, res);
+    for (;;) {
+      size_t n = 0;
+      bool done = res_->is_done();
+      if (!done) {
+        res.body().data = body;
+        res.body().size = kBodyChunk;
         SetDeadline(r.timeouts.idle_ms);
-        co_await http::async_write(stream_, sr, BERTH_EC(ec));
+        co_await http::async_read_some(up_->sock, up_->buf, *res_, BERTH_EC(ec));
         if (ec == http::error::need_buffer) ec = {};
+        if (ec) {
+          // The upstream broke mid-body: the client cannot be told by a status any more.
+          up_.reset();
+          co_return Outcome::kClosed;
+        }
+        n = kBodyChunk - res.body().size;
+        done = res_->is_done();
+        bytes_out_ += n;
+      }
+      Pieces p = PreparePiece(body, n, res_chunked, done);
+      if (!Empty(p)) {
+        SetDeadline(r.timeouts.idle_ms);
+        co_await asio::async_write(stream_, p, BERTH_EC(ec));
+        head_.clear();
         if (ec) {
           up_.reset();
           co_return Outcome::kClosed;
         }
-      } while (!res_->is_done() || !sr.is_done());
+      }
+      if (done) break;
     }
     if (up_keep && up_->buf.size() == 0) {
       w_.upstreams.Put(pool_key(), std::move(up_), SteadyMs());
@@ -997,14 +1168,10 @@ class HttpSession final : public ConnBase {
   awaitable<Outcome> Tunnel(const HttpRoute& r, ResParser::value_type& res) {
     error_code ec;
     status_ = 101;
-    {
-      res.body().data = nullptr;
-      res.body().size = 0;
-      res.body().more = false;
-      http::response_serializer<http::buffer_body> sr{res};
-      co_await http::async_write_header(stream_, sr, BERTH_EC(ec));
-      if (ec) co_return Outcome::kClosed;
-    }
+    ResponseHead(&head_, res);
+    co_await asio::async_write(stream_, asio::buffer(head_), BERTH_EC(ec));
+    head_.clear();
+    if (ec) co_return Outcome::kClosed;
     if (up_->buf.size()) {
       co_await asio::async_write(stream_, up_->buf.data(), BERTH_EC(ec));
       if (ec) co_return Outcome::kClosed;
@@ -1100,6 +1267,7 @@ class HttpSession final : public ConnBase {
   std::shared_ptr<const State> state_;
   uint64_t state_gen_ = 0;
   std::string client_ip_, host_, request_id_, set_cookie_, log_line_, up_error_;
+  std::string head_, tail_;  // a message header being sent, chunk framing (PreparePiece)
   std::string instance_key_;
   const Endpoint* instance_ = nullptr;
   RouteRt* route_ = nullptr;
