@@ -602,48 +602,46 @@ class HeaderView final : public RequestHeaders {
 
 template <class Fields>
 void StripHopByHop(Fields& f, bool keep_upgrade) {
-  // Most messages carry none of these: one pass over the fields comparing enums is cheaper
-  // than seven lookups by name.
-  bool any = false;
-  for (const auto& fld : f) {
-    switch (fld.name()) {
+  auto hop = [keep_upgrade](http::field name) {
+    switch (name) {
       case http::field::connection:
       case http::field::keep_alive:
       case http::field::proxy_connection:
       case http::field::te:
       case http::field::trailer:
       case http::field::proxy_authenticate:
-        any = true;
-        break;
+        return true;
       case http::field::upgrade:
-        any = any || !keep_upgrade;
-        break;
+        return !keep_upgrade;
       default:
-        break;
+        return false;
     }
-    if (any) break;
+  };
+  // Passes over the fields comparing enums: cheaper than seven lookups and erases by name.
+  bool any = false;
+  for (const auto& fld : f) {
+    if (hop(fld.name())) {
+      any = true;
+      break;
+    }
   }
   if (!any) return;
-  // Headers named by Connection are hop-by-hop too (RFC 9110 §7.6.1).
+  // Headers named by Connection are hop-by-hop too (RFC 9110 §7.6.1). It nearly always names
+  // only close, keep-alive or upgrade, which the pass below handles.
   auto conn = f.find(http::field::connection);
   if (conn != f.end()) {
     std::vector<std::string> named;
     for (auto tok : http::token_list(conn->value())) {
       std::string_view t(tok.data(), tok.size());
-      if (keep_upgrade && EqualsIgnoreCase(t, "upgrade")) continue;
+      if (EqualsIgnoreCase(t, "close") || EqualsIgnoreCase(t, "keep-alive") ||
+          EqualsIgnoreCase(t, "upgrade")) {
+        continue;
+      }
       named.emplace_back(t);
     }
-    for (const auto& n : named) {
-      if (!EqualsIgnoreCase(n, "close") && !EqualsIgnoreCase(n, "keep-alive")) f.erase(n);
-    }
+    for (const auto& n : named) f.erase(n);
   }
-  f.erase(http::field::connection);
-  f.erase(http::field::keep_alive);
-  f.erase(http::field::proxy_connection);
-  f.erase(http::field::te);
-  f.erase(http::field::trailer);
-  f.erase("Proxy-Authenticate");
-  if (!keep_upgrade) f.erase(http::field::upgrade);
+  for (auto it = f.begin(); it != f.end();) it = hop(it->name()) ? f.erase(it) : std::next(it);
 }
 
 template <class Message>
