@@ -8,7 +8,8 @@
 #
 # Usage: bench/gateway_bench.sh path/to/berth
 # Env:   BENCH_DURATION (wrk seconds, default 10), BENCH_CONNECTIONS (64), BENCH_THREADS (2),
-#        BENCH_PROXY_THREADS (worker processes/threads of each proxy, default 2 = the cores)
+#        BENCH_PROXY_THREADS (worker processes/threads of each proxy, default 2 = the cores),
+#        BENCH_BERTH_ARGS (more flags for berth gateway, e.g. "--access-log /tmp/a.log")
 set -euo pipefail
 
 BIN=${1:?usage: bench/gateway_bench.sh path/to/berth}
@@ -82,7 +83,7 @@ http {
 }
 EOF
 "$NGINX" -p "$TMP/nginx-up" -c "$TMP/nginx-up/nginx.conf" -g 'daemon off;' >"$TMP/upstream.log" 2>&1 &
-PIDS+=($!)
+UP_PID=$!; PIDS+=($!)
 
 # 2. berth's gateway, static mode ------------------------------------------------------------
 cat >"$TMP/snapshot.json" <<EOF
@@ -102,8 +103,8 @@ cat >"$TMP/snapshot.json" <<EOF
 }
 EOF
 "$BIN" gateway --snapshot "$TMP/snapshot.json" --http "127.0.0.1:$GW" --https off --admin off \
-  --io-threads "$PROXY_THREADS" --log-level warn >"$TMP/berth.log" 2>&1 &
-PIDS+=($!)
+  --io-threads "$PROXY_THREADS" --log-level warn ${BENCH_BERTH_ARGS:-} >"$TMP/berth.log" 2>&1 &
+BERTH_PID=$!; PIDS+=($!)
 
 # 3. nginx as a keep-alive reverse proxy -------------------------------------------------------
 cat >"$TMP/nginx-proxy/nginx.conf" <<EOF
@@ -132,7 +133,7 @@ http {
 }
 EOF
 "$NGINX" -p "$TMP/nginx-proxy" -c "$TMP/nginx-proxy/nginx.conf" -g 'daemon off;' >"$TMP/nginx.log" 2>&1 &
-PIDS+=($!)
+NGINX_PID=$!; PIDS+=($!)
 
 # 4. haproxy ------------------------------------------------------------------------------------
 cat >"$TMP/haproxy.cfg" <<EOF
@@ -154,7 +155,7 @@ backend be
   server up 127.0.0.1:$UP maxconn 1000
 EOF
 "$HAPROXY" -db -f "$TMP/haproxy.cfg" >"$TMP/haproxy.log" 2>&1 &
-PIDS+=($!)
+HAPROXY_PID=$!; PIDS+=($!)
 
 for p in $UP $GW $NG $HA; do wait_http "$p"; done
 for p in $GW $NG $HA; do
@@ -167,33 +168,80 @@ echo "machine: $(nproc) cores, $(uname -r); wrk -t$THREADS -c$CONNS -d${DURATION
 echo "nginx $("$NGINX" -v 2>&1 | sed 's|.*/||'), haproxy $("$HAPROXY" -v | awk 'NR==1 {print $3}'), wrk $(wrk -v 2>&1 | awk 'NR==1 {print $2}')"
 echo
 
-declare -A RPS P99 ERRS
+declare -A RPS P99 ERRS CPU CTX SYS PROCS
+PROCS[upstream]=$UP_PID; PROCS[berth]=$BERTH_PID; PROCS[nginx]=$NGINX_PID; PROCS[haproxy]=$HAPROXY_PID
+CLK_TCK=$(getconf CLK_TCK)
 # to_ms VALUE: wrk's "1.23ms" / "812.00us" / "1.02s" in milliseconds
 to_ms() { awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) n /= 1000; else if (v ~ /ms$/) n += 0; else if (v ~ /s$/) n *= 1000; printf "%.2f", n }'; }
+# pids_of PID: the process and its children (nginx's workers), space-separated.
+pids_of() { echo "$1" $(cat /proc/"$1"/task/*/children 2>/dev/null); }
+# cpu_ticks PIDS...: utime + stime of the processes (all their threads), in clock ticks.
+cpu_ticks() {
+  local t=0 p
+  for p in "$@"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done
+  echo "$t"
+}
+# ctx_switches PIDS...: voluntary + non-voluntary context switches of every thread.
+ctx_switches() {
+  local p
+  for p in "$@"; do cat /proc/"$p"/task/*/status; done |
+    awk '/^(non)?voluntary_ctxt_switches:/ {n += $2} END {print n + 0}'
+}
+# Syscalls are counted with perf's raw_syscalls tracepoint when perf may use it (root or
+# perf_event_paranoid <= 1); otherwise the column says n/a.
+HAVE_PERF=0
+if command -v perf >/dev/null && perf stat -e raw_syscalls:sys_enter -x, true >/dev/null 2>&1; then HAVE_PERF=1; fi
+per_req() { awk -v a="$1" -v b="$2" -v k="${3:-1}" 'BEGIN { if (b > 0) printf "%.1f", a * k / b; else print "n/a" }'; }
+wrk_requests() { awk '/requests in/ {print $1}' <<<"$1"; }
 run() {  # run NAME PORT
-  local out
+  local out pids c0 c1 x0 x1 n
   wrk -t"$THREADS" -c"$CONNS" -d2s -H "Host: $HOST" "http://127.0.0.1:$2/" >/dev/null  # warm-up
+  read -ra pids <<<"$(pids_of "${PROCS[$1]}")"
+  c0=$(cpu_ticks "${pids[@]}"); x0=$(ctx_switches "${pids[@]}")
   out=$(wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --latency -H "Host: $HOST" "http://127.0.0.1:$2/")
+  c1=$(cpu_ticks "${pids[@]}"); x1=$(ctx_switches "${pids[@]}")
+  n=$(wrk_requests "$out")
   RPS[$1]=$(awk '/^Requests\/sec:/ {printf "%.0f", $2}' <<<"$out")
   P99[$1]=$(to_ms "$(awk '$1 == "99%" {print $2}' <<<"$out")")
   ERRS[$1]=$(awk '/Non-2xx/ {n += $NF} /Socket errors/ {gsub(",", ""); n += $4 + $6 + $8 + $10} END {print n + 0}' <<<"$out")
-  printf '%-10s %10s req/s   p99 %8s ms   errors %s\n' "$1" "${RPS[$1]}" "${P99[$1]}" "${ERRS[$1]}"
+  CPU[$1]=$(per_req $((c1 - c0)) "$n" $((1000000 / CLK_TCK)))
+  CTX[$1]=$(per_req $((x1 - x0)) "$n")
+  SYS[$1]=n/a
+  if [ "$HAVE_PERF" = 1 ]; then
+    # A separate short run under perf (the tracepoint slows the process a little).
+    local perf_out
+    perf stat -x, -e raw_syscalls:sys_enter -p "$(IFS=,; echo "${pids[*]}")" -o "$TMP/perf.$1" &
+    local perf_pid=$!
+    sleep 0.3
+    out=$(wrk -t"$THREADS" -c"$CONNS" -d3s -H "Host: $HOST" "http://127.0.0.1:$2/")
+    kill -INT "$perf_pid"; wait "$perf_pid" || true
+    perf_out=$(awk -F, '/raw_syscalls:sys_enter/ {print $1}' "$TMP/perf.$1")
+    SYS[$1]=$(per_req "${perf_out:-0}" "$(wrk_requests "$out")")
+  fi
+  printf '%-10s %10s req/s   p99 %8s ms   CPU %6s us/req   syscalls %5s/req   ctx switches %5s/req   errors %s\n' \
+    "$1" "${RPS[$1]}" "${P99[$1]}" "${CPU[$1]}" "${SYS[$1]}" "${CTX[$1]}" "${ERRS[$1]}"
 }
 run upstream "$UP"
 run berth "$GW"
 run nginx "$NG"
 run haproxy "$HA"
 
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0 && a != "n/a" && b != "n/a") printf "%.2f", a / b; else print "n/a" }'; }
 echo
-echo "| target | req/s | p99 (ms) | errors |"
-echo "| --- | ---: | ---: | ---: |"
+echo "CPU, syscalls and context switches are the proxy's own (nginx: master + workers), per request;"
+echo "they do not depend on what else runs on the machine, unlike req/s and p99."
+echo
+echo "| target | req/s | p99 (ms) | CPU (us/req) | syscalls/req | ctx switches/req | errors |"
+echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"
 for n in upstream berth nginx haproxy; do
-  echo "| $n | ${RPS[$n]} | ${P99[$n]} | ${ERRS[$n]} |"
+  echo "| $n | ${RPS[$n]} | ${P99[$n]} | ${CPU[$n]} | ${SYS[$n]} | ${CTX[$n]} | ${ERRS[$n]} |"
 done
 echo
-echo "berth/nginx:   req/s x$(ratio "${RPS[berth]}" "${RPS[nginx]}"), p99 x$(ratio "${P99[berth]}" "${P99[nginx]}")"
-echo "berth/haproxy: req/s x$(ratio "${RPS[berth]}" "${RPS[haproxy]}"), p99 x$(ratio "${P99[berth]}" "${P99[haproxy]}")"
+for o in nginx haproxy; do
+  printf 'berth/%-8s req/s x%s, p99 x%s, CPU/req x%s, syscalls/req x%s\n' "$o:" \
+    "$(ratio "${RPS[berth]}" "${RPS[$o]}")" "$(ratio "${P99[berth]}" "${P99[$o]}")" \
+    "$(ratio "${CPU[berth]}" "${CPU[$o]}")" "$(ratio "${SYS[berth]}" "${SYS[$o]}")"
+done
 for n in berth nginx haproxy; do
   [ "${ERRS[$n]}" = 0 ] || { echo "gateway_bench: $n had ${ERRS[$n]} errors" >&2; exit 1; }
 done

@@ -16,7 +16,7 @@ case "$what" in
         # Node.js: keep a node/npm that is already installed (e.g. a newer one than Debian's);
         # installing Debian's npm next to it would pull Debian's nodejs over it.
         command -v npm >/dev/null 2>&1 || pkgs+=(nodejs npm) ;;
-  bench) pkgs+=(wrk python3 nginx haproxy) ;;  # nginx, haproxy: bench/gateway_bench.sh compares
+  bench) pkgs+=(wrk python3 nginx haproxy linux-perf) ;;  # nginx, haproxy: bench/gateway_bench.sh compares; perf counts syscalls
   fuzz) pkgs+=(clang libclang-rt-14-dev) ;;
 esac
 

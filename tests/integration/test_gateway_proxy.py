@@ -212,6 +212,51 @@ def ws_read(f):
     return op, data
 
 
+class ClosingUpstream:
+    """An HTTP/1.1 upstream that closes each connection after one response without saying
+    Connection: close, and answers POSTs with the size and sha256 of the body it read."""
+
+    def __init__(self):
+        self.connections = 0
+        up = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def setup(self):
+                super().setup()
+                up.connections += 1
+
+            def log_message(self, *a):
+                pass
+
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                out = json.dumps({"size": len(body),
+                                  "sha256": hashlib.sha256(body).hexdigest()}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(out)))
+                self.end_headers()
+                self.wfile.write(out)
+                self.close_connection = True  # closes without having said so
+
+        class Server(socketserver.ThreadingMixIn, HTTPServer):
+            daemon_threads = True
+            allow_reuse_address = True
+
+        self.server = Server(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def endpoint(self) -> dict:
+        return {"instance": "closing", "host": "127.0.0.1", "port": self.port}
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
 class EchoTcp:
     """A TCP upstream that answers every chunk with its name and the chunk."""
 
@@ -929,6 +974,38 @@ class GatewayLimitsTest(unittest.TestCase):
             for s in fill:
                 s.close()
             blackhole.close()
+
+    def test_body_retried_on_a_stale_pooled_connection(self):
+        """An upstream that closes every keep-alive connection right after its response, without
+        saying Connection: close (as an idle timeout firing does): the gateway's next request on
+        that pooled connection fails before any response byte. POSTs with bodies (up to 64 KiB,
+        read whole first) are sent again on a new connection, so the client sees no failure,
+        whether the gateway finds the connection closed before sending (idle > 20 ms: peeked)
+        or only when the upstream resets it."""
+        up = ClosingUpstream()
+        snap = {"revision": 1, "pools": {"P": {"endpoints": [up.endpoint()]}},
+                "http_routes": [route("r", ["s.test"], "P")]}
+        gw = Gateway(snap, "--threads", "1")
+        try:
+            c = conn(gw.http)
+            sizes = [1, 100, 4096, 65536, 0, 30000]
+            for i in range(48):
+                body = os.urandom(sizes[i % len(sizes)])
+                c.request("POST", "/p", body=body, headers={"Host": "s.test"})
+                r = c.getresponse()
+                data = r.read()
+                self.assertEqual(r.status, 200, (i, data))
+                got = json.loads(data)
+                self.assertEqual(got["size"], len(body))
+                self.assertEqual(got["sha256"], hashlib.sha256(body).hexdigest())
+                if i % 4 == 3:
+                    time.sleep(0.03)  # past the peek threshold: found closed before sending
+            c.close()
+            # Every request had its own upstream connection: the stale ones were really used.
+            self.assertGreaterEqual(up.connections, 48)
+        finally:
+            gw.close()
+            up.close()
 
     def test_max_connections_and_port_conflict(self):
         up = Upstream("solo")
