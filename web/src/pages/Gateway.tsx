@@ -261,8 +261,10 @@ function HttpRuleForm({ team, app: editApp, rule, writable }: { team: string; ap
     api.get<HttpRule>(gwPaths.rule(team, editApp!, 'http', rule!)).then((r) => { setLoaded(r); setDraftState(httpDraftOf(r)); }, setLoadError);
   }, [editing, team, editApp, rule]);
   // A new rule picks the first app when none was given.
+  // Drafts change only by functional updates: an effect that runs after the user's own change
+  // (a busy browser runs effects late) must not write back the draft it saw when it rendered.
   useEffect(() => {
-    if (!editing && apps && apps.length > 0 && draft && !draft.app) setDraftState({ ...draft, app: apps[0] });
+    if (!editing && apps && apps.length > 0 && draft && !draft.app) setDraftState((d) => (d && !d.app ? { ...d, app: apps[0] } : d));
   }, [apps, editing, draft]);
 
   const app = draft?.app ?? '';
@@ -272,7 +274,7 @@ function HttpRuleForm({ team, app: editApp, rule, writable }: { team: string; ap
   useEffect(() => {
     if (!draft || comps.length === 0) return;
     const first = comps.find((c) => c.ports.some((p) => p.protocol === 'http'))?.name ?? comps[0].name;
-    if (draft.backends.some((b) => !b.component)) setDraftState({ ...draft, backends: draft.backends.map((b) => (b.component ? b : { ...b, component: first })) });
+    if (draft.backends.some((b) => !b.component)) setDraftState((d) => d && { ...d, backends: d.backends.map((b) => (b.component ? b : { ...b, component: first })) });
   }, [comps, draft]);
 
   if (loadError) return <ErrorBanner error={loadError} />;
@@ -280,7 +282,7 @@ function HttpRuleForm({ team, app: editApp, rule, writable }: { team: string; ap
 
   // Editing the input an error names clears that error (the message was about the old value).
   const set = (f: Partial<HttpRuleDraft>) => {
-    setDraftState({ ...draft, ...f });
+    setDraftState((d) => d && { ...d, ...f });
     const l = formFieldOf(error?.field);
     if (l && Object.keys(f).some((k) => { const m = DRAFT_LOC[k] ?? k; return l === m || l.startsWith(m + '['); })) setError(null);
   };
@@ -521,18 +523,18 @@ function TcpRuleForm({ team, app: editApp, rule, writable }: { team: string; app
     api.get<TcpRule>(gwPaths.rule(team, editApp!, 'tcp', rule!)).then((r) => { setLoaded(r); setDraftState(tcpDraftOf(r)); }, setLoadError);
   }, [editing, team, editApp, rule]);
   useEffect(() => {
-    if (!editing && apps && apps.length > 0 && draft && !draft.app) setDraftState({ ...draft, app: apps[0] });
+    if (!editing && apps && apps.length > 0 && draft && !draft.app) setDraftState((d) => (d && !d.app ? { ...d, app: apps[0] } : d));
   }, [apps, editing, draft]);
   const app = draft?.app ?? '';
   const comps = useComponents(team, app);
   useEffect(() => {
-    if (draft && !draft.component && comps.length > 0) setDraftState({ ...draft, component: comps[0].name });
+    if (draft && !draft.component && comps.length > 0) setDraftState((d) => (d && !d.component ? { ...d, component: comps[0].name } : d));
   }, [comps, draft]);
 
   if (loadError) return <ErrorBanner error={loadError} />;
   if (!draft) return <Loading />;
   const set = (f: Partial<TcpRuleDraft>) => {
-    setDraftState({ ...draft, ...f });
+    setDraftState((d) => d && { ...d, ...f });
     if (error?.field && error.field in f) setError(null);
   };
   const errFor = (f: string) => (error && error.field === f ? error.text : null);
