@@ -87,18 +87,8 @@ Status AppExists(Service& s, const std::string& team, const std::string& app) {
 
 Result<Reply> ListReply(Service& s, const Ctx& ctx, const std::string& kind,
                         const std::string& scope, bool recursive) {
-  ListOptions o;
-  o.scope = scope;
+  BERTH_ASSIGN_OR_RETURN(ListOptions o, ListOpts(ctx, scope));
   o.recursive = recursive;
-  o.after = ctx.req.Query("after");
-  std::string lim = ctx.req.Query("limit");
-  if (!lim.empty()) {
-    if (lim.size() > 4 || lim.find_first_not_of("0123456789") != std::string::npos ||
-        std::stoi(lim) < 1 || std::stoi(lim) > 500) {
-      return InvalidArgument("limit must be a number from 1 to 500", "limit");
-    }
-    o.limit = std::stoi(lim);
-  }
   BERTH_ASSIGN_OR_RETURN(ListResult r, s.store.List(kind, o));
   Json items = Json::array();
   for (const Object& obj : r.items) items.push_back(Render(s, obj));
@@ -668,17 +658,7 @@ Result<Reply> Claims(Service& s, Ctx& ctx) {
     return PermissionDenied("only platform administrators can read the gateway claims (they span "
                             "every team)");
   }
-  ListOptions o;
-  o.scope = "";
-  o.after = ctx.req.Query("after");
-  std::string lim = ctx.req.Query("limit");
-  if (!lim.empty()) {
-    if (lim.size() > 4 || lim.find_first_not_of("0123456789") != std::string::npos ||
-        std::stoi(lim) < 1 || std::stoi(lim) > 500) {
-      return InvalidArgument("limit must be a number from 1 to 500", "limit");
-    }
-    o.limit = std::stoi(lim);
-  }
+  BERTH_ASSIGN_OR_RETURN(ListOptions o, ListOpts(ctx, ""));
   BERTH_ASSIGN_OR_RETURN(ListResult r, s.store.List(model::kGatewayClaim, o));
   Json items = Json::array();
   for (const Object& c : r.items) {

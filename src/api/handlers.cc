@@ -92,6 +92,21 @@ Result<int64_t> QueryRevision(const Ctx& ctx) {
   return std::stoll(r);
 }
 
+Result<ListOptions> ListOpts(const Ctx& ctx, const std::string& scope) {
+  ListOptions o;
+  o.scope = scope;
+  o.after = ctx.req.Query("after");
+  std::string lim = ctx.req.Query("limit");
+  if (!lim.empty()) {
+    if (lim.size() > 4 || lim.find_first_not_of("0123456789") != std::string::npos ||
+        std::stoi(lim) < 1 || std::stoi(lim) > 500) {
+      return InvalidArgument("limit must be a number from 1 to 500", "limit");
+    }
+    o.limit = std::stoi(lim);
+  }
+  return o;
+}
+
 namespace {
 
 Json SideForAudit(const Json* side) {
@@ -121,21 +136,6 @@ AuditRecord Audit(const Ctx& ctx, const std::string& team, const std::string& ac
 
 Reply Created(const Object& o) { return Reply{201, RenderObject(o), {}, nullptr}; }
 Reply Ok(const Object& o) { return Reply{200, RenderObject(o), {}, nullptr}; }
-
-Result<ListOptions> ListOpts(const Ctx& ctx, const std::string& scope) {
-  ListOptions o;
-  o.scope = scope;
-  o.after = ctx.req.Query("after");
-  std::string lim = ctx.req.Query("limit");
-  if (!lim.empty()) {
-    if (lim.size() > 4 || lim.find_first_not_of("0123456789") != std::string::npos ||
-        std::stoi(lim) < 1 || std::stoi(lim) > 500) {
-      return InvalidArgument("limit must be a number from 1 to 500", "limit");
-    }
-    o.limit = std::stoi(lim);
-  }
-  return o;
-}
 
 Reply ListReply(const ListResult& r) {
   Json items = Json::array();

@@ -184,20 +184,6 @@ Usage UsageOf(const Json& c) {
   return u;
 }
 
-Result<std::vector<Object>> ListEvery(Service& s, const std::string& kind, const std::string& scope) {
-  std::vector<Object> out;
-  ListOptions o;
-  o.scope = scope;
-  o.limit = 1000;
-  while (true) {
-    BERTH_ASSIGN_OR_RETURN(ListResult r, s.store.List(kind, o));
-    for (Object& obj : r.items) out.push_back(std::move(obj));
-    if (r.next.empty()) break;
-    o.after = r.next;
-  }
-  return out;
-}
-
 // Refuses a write that would take the team over one of its quotas (instances, memory_mb,
 // cpu_millis; 0 = unlimited). Only growth is refused: a team already over a quota that was
 // lowered can still shrink or change other things. With a memory or CPU quota, every running
@@ -233,10 +219,10 @@ Status CheckQuota(Service& s, const Ctx& ctx, const Json* before, const Json& af
   }
   // The team's use without this component, then with it as it would be.
   Usage others;
-  BERTH_ASSIGN_OR_RETURN(std::vector<Object> apps, ListEvery(s, model::kApp, ctx.P("team")));
+  BERTH_ASSIGN_OR_RETURN(std::vector<Object> apps, ListAll(s.store, model::kApp, ctx.P("team")));
   for (const Object& a : apps) {
     BERTH_ASSIGN_OR_RETURN(std::vector<Object> comps,
-                           ListEvery(s, model::kComponent, ctx.P("team") + "/" + a.name));
+                           ListAll(s.store, model::kComponent, ctx.P("team") + "/" + a.name));
     for (const Object& c : comps) {
       if (a.name == ctx.P("app") && c.name == comp) continue;
       Usage u = UsageOf(Json::parse(c.body, nullptr, false));
@@ -632,17 +618,7 @@ Result<Reply> ListRuns(Service& s, Ctx& ctx) {
   BERTH_RETURN_IF_ERROR(NeedRole(s, ctx, Role::kViewer, "read components"));
   BERTH_ASSIGN_OR_RETURN(Object comp, LoadComponent(s, ctx));
   (void)comp;
-  ListOptions o;
-  o.scope = CompScope(ctx);
-  o.after = ctx.req.Query("after");
-  std::string lim = ctx.req.Query("limit");
-  if (!lim.empty()) {
-    if (lim.size() > 4 || lim.find_first_not_of("0123456789") != std::string::npos ||
-        std::stoi(lim) < 1 || std::stoi(lim) > 500) {
-      return InvalidArgument("limit must be a number from 1 to 500", "limit");
-    }
-    o.limit = std::stoi(lim);
-  }
+  BERTH_ASSIGN_OR_RETURN(ListOptions o, ListOpts(ctx, CompScope(ctx)));
   BERTH_ASSIGN_OR_RETURN(ListResult r, s.store.List(model::kRun, o));
   Json items = Json::array();
   for (const Object& obj : r.items) items.push_back(RenderObject(obj));
@@ -686,7 +662,7 @@ Result<Reply> StartRun(Service& s, Ctx& ctx) {
                         comp_name + " --app " + ctx.P("app") + "`)",
                     "desired_state");
     }
-    BERTH_ASSIGN_OR_RETURN(std::vector<Object> all, ListEvery(s, model::kRun, scope));
+    BERTH_ASSIGN_OR_RETURN(std::vector<Object> all, ListAll(s.store, model::kRun, scope));
     int64_t max = 0;
     std::vector<std::pair<Object, model::Run>> running;
     for (const Object& o : all) {

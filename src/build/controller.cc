@@ -37,7 +37,6 @@ std::string BuildLogPath(const std::string& team, const std::string& app,
 namespace {
 
 constexpr size_t kTailLines = 20;
-constexpr int kScanPage = 500;
 
 struct Key {
   std::string team, app, component, version;
@@ -66,21 +65,6 @@ Json Parse(const Object& o) {
 
 bool Terminal(const std::string& status) {
   return status == "ready" || status == "failed" || status == "cancelled";
-}
-
-// Every object of `kind` directly in `scope`, all pages.
-Result<std::vector<Object>> ListAll(Store& store, const std::string& kind, const std::string& scope) {
-  std::vector<Object> out;
-  ListOptions o;
-  o.scope = scope;
-  o.limit = kScanPage;
-  while (true) {
-    BERTH_ASSIGN_OR_RETURN(ListResult r, store.List(kind, o));
-    for (Object& x : r.items) out.push_back(std::move(x));
-    if (r.next.empty()) break;
-    o.after = r.next;
-  }
-  return out;
 }
 
 // Visits every version in the store (team → app → component → version).

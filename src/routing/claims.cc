@@ -13,23 +13,6 @@ Json Body(const Object& o) {
   return j.is_object() ? j : Json::object();
 }
 
-// Every object of `kind` in exactly `scope` (all pages; names are unique in one scope, so
-// paging by name is exact).
-Result<std::vector<Object>> ListScope(Store& store, const std::string& kind,
-                                      const std::string& scope) {
-  std::vector<Object> out;
-  ListOptions o;
-  o.scope = scope;
-  o.limit = 1000;
-  while (true) {
-    BERTH_ASSIGN_OR_RETURN(ListResult r, store.List(kind, o));
-    for (Object& obj : r.items) out.push_back(std::move(obj));
-    if (r.next.empty()) break;
-    o.after = r.next;
-  }
-  return out;
-}
-
 // The claim key of a stored rule; "" when it does not parse (it then holds no claim the API
 // could have written).
 std::string RuleKey(const std::string& kind, const Json& body) {
@@ -82,7 +65,7 @@ Result<std::vector<Op>> ClaimReleaseOps(Store& store, const std::string& scope) 
   // recursive list (whose paging by name would not be exact).
   std::vector<std::string> app_scopes;
   if (scope.find('/') == std::string::npos) {
-    BERTH_ASSIGN_OR_RETURN(std::vector<Object> apps, ListScope(store, model::kApp, scope));
+    BERTH_ASSIGN_OR_RETURN(std::vector<Object> apps, ListAll(store, model::kApp, scope));
     for (const Object& a : apps) app_scopes.push_back(scope + "/" + a.name);
   } else {
     app_scopes.push_back(scope);
@@ -91,7 +74,7 @@ Result<std::vector<Op>> ClaimReleaseOps(Store& store, const std::string& scope) 
   std::set<std::string> seen;
   for (const std::string& s : app_scopes) {
     for (const char* kind : {model::kHttpRule, model::kTcpRule}) {
-      BERTH_ASSIGN_OR_RETURN(std::vector<Object> rules, ListScope(store, kind, s));
+      BERTH_ASSIGN_OR_RETURN(std::vector<Object> rules, ListAll(store, kind, s));
       for (const Object& r : rules) BERTH_RETURN_IF_ERROR(AddClaimRelease(store, r, &seen, &ops));
     }
   }
@@ -109,12 +92,12 @@ Result<std::vector<Op>> ComponentRuleOps(Store& store, const std::string& team,
     if (changed) changed->push_back(rule.kind + "/" + rule.name);
     return AddClaimRelease(store, rule, &seen, &ops);
   };
-  BERTH_ASSIGN_OR_RETURN(std::vector<Object> tcps, ListScope(store, model::kTcpRule, scope));
+  BERTH_ASSIGN_OR_RETURN(std::vector<Object> tcps, ListAll(store, model::kTcpRule, scope));
   for (const Object& o : tcps) {
     auto rule = model::ParseTcpRule(Body(o));
     if (rule.ok() && rule->component == component) BERTH_RETURN_IF_ERROR(drop(o));
   }
-  BERTH_ASSIGN_OR_RETURN(std::vector<Object> https, ListScope(store, model::kHttpRule, scope));
+  BERTH_ASSIGN_OR_RETURN(std::vector<Object> https, ListAll(store, model::kHttpRule, scope));
   for (const Object& o : https) {
     auto rule = model::ParseHttpRule(Body(o));
     if (!rule.ok()) continue;
@@ -143,7 +126,7 @@ Result<std::vector<Op>> ComponentRuleOps(Store& store, const std::string& team,
 }
 
 Result<int> SweepStaleClaims(Store& store) {
-  BERTH_ASSIGN_OR_RETURN(std::vector<Object> claims, ListScope(store, model::kGatewayClaim, ""));
+  BERTH_ASSIGN_OR_RETURN(std::vector<Object> claims, ListAll(store, model::kGatewayClaim, ""));
   int deleted = 0;
   for (const Object& c : claims) {
     ClaimOwner owner = OwnerOf(c);

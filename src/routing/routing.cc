@@ -13,21 +13,6 @@ Json Body(const Object& o) {
   return j.is_object() ? j : Json::object();
 }
 
-// Every object of `kind` in `scope` (all pages).
-Result<std::vector<Object>> ListAll(Store& store, const std::string& kind, const std::string& scope) {
-  std::vector<Object> out;
-  ListOptions o;
-  o.scope = scope;
-  o.limit = 1000;
-  while (true) {
-    BERTH_ASSIGN_OR_RETURN(ListResult r, store.List(kind, o));
-    for (Object& obj : r.items) out.push_back(std::move(obj));
-    if (r.next.empty()) break;
-    o.after = r.next;
-  }
-  return out;
-}
-
 gateway::Balance ToBalance(const std::string& s) {
   if (s == "least_conn") return gateway::Balance::kLeastConn;
   if (s == "hash_cookie") return gateway::Balance::kHashCookie;

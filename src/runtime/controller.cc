@@ -37,23 +37,6 @@ std::string EnvName(const std::string& name) {
   return out;
 }
 
-// Lists every object of `kind` in `scope` (all pages).
-Result<std::vector<Object>> ListAll(Store& store, const std::string& kind, const std::string& scope,
-                                    bool recursive = false) {
-  std::vector<Object> out;
-  ListOptions o;
-  o.scope = scope;
-  o.limit = 1000;
-  o.recursive = recursive;
-  while (true) {
-    BERTH_ASSIGN_OR_RETURN(ListResult r, store.List(kind, o));
-    for (Object& obj : r.items) out.push_back(std::move(obj));
-    if (r.next.empty()) break;
-    o.after = r.next;
-  }
-  return out;
-}
-
 // "2026-11-23T11:18:26.123Z" (FormatTime's form, milliseconds optional) → Unix ms; 0 when
 // unreadable.
 int64_t ParseTimeMs(const std::string& text) {

@@ -153,6 +153,11 @@ class Store {
   virtual void RemoveListener(int id) = 0;
 };
 
+// Every object of `kind` in `scope` (and in the scopes below it when `recursive`), all pages,
+// in name order: for the platform's own scans (controllers, sweeps); the API pages instead.
+Result<std::vector<Object>> ListAll(Store& store, const std::string& kind, const std::string& scope,
+                                    bool recursive = false);
+
 // Opens (creating if needed) the SQLite database at `path`, runs pending migrations.
 Result<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path,
                                                const StoreOptions& options = {});

@@ -75,6 +75,9 @@ Result<Json> JsonBody(const Ctx& ctx);
 // handlers.cc: removes "revision" from a write body; 0 when absent (400 when not a
 // non-negative integer).
 Result<int64_t> TakeRevision(Json& body);
+// handlers.cc: a list's paging from ?after= and ?limit= (1..500; 400 invalid_argument, field
+// "limit", otherwise).
+Result<ListOptions> ListOpts(const Ctx& ctx, const std::string& scope);
 // handlers.cc: the ?revision= of a delete; 0 when absent.
 Result<int64_t> QueryRevision(const Ctx& ctx);
 // static_files.cc: the built console from options.web_root at "/" (outside /api).
