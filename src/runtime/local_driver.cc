@@ -439,20 +439,25 @@ void LocalDriver::Supervise(Component& c, Instance& in) {
       OnExit(c, in, obs.exit);
       return;
     case ShimObservation::State::kGone: {
-      // The supervisor vanished, or could not be recognised: kill whatever is left of the
-      // instance (identity-checked by the host) and let the relaunch take a fresh port, so an
-      // app that lives on cannot make its successor fail with "address already in use".
-      host_.Kill(c.ref, in.name);
-      in.port = 0;
-      in.ports.clear();
-      LastExit e;
-      e.at_ms = UnixMillis(now);
-      e.signal = 9;
+      LastExit e = SupervisorGone(c, in);
       in.message = "the instance's supervisor disappeared";
       OnExit(c, in, e);
       return;
     }
   }
+}
+
+LastExit LocalDriver::SupervisorGone(Component& c, Instance& in) {
+  // The supervisor vanished, or could not be recognised: kill whatever is left of the
+  // instance (identity-checked by the host) and let the relaunch take a fresh port, so an app
+  // that lives on cannot make its successor fail with "address already in use".
+  host_.Kill(c.ref, in.name);
+  in.port = 0;
+  in.ports.clear();
+  LastExit e;
+  e.at_ms = UnixMillis(clock_.Now());
+  e.signal = 9;
+  return e;
 }
 
 void LocalDriver::OnExit(Component& c, Instance& in, const LastExit& exit) {
@@ -622,16 +627,9 @@ void LocalDriver::SuperviseJob(Component& c, Instance& in) {
     case ShimObservation::State::kExited:
       OnJobExit(c, run, in, obs.exit);
       return;
-    case ShimObservation::State::kGone: {
-      host_.Kill(c.ref, in.name);
-      in.port = 0;
-      in.ports.clear();
-      LastExit e;
-      e.at_ms = UnixMillis(now);
-      e.signal = 9;
-      OnJobExit(c, run, in, e);
+    case ShimObservation::State::kGone:
+      OnJobExit(c, run, in, SupervisorGone(c, in));
       return;
-    }
   }
 }
 

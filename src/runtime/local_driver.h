@@ -215,6 +215,8 @@ class LocalDriver final : public Driver {
   Status Launch(Component& c, Instance& in);
   void StartNew(Component& c);
   void BeginStop(Component& c, Instance& in, AfterStop after);
+  // Kills what is left of an instance whose shim is gone; the exit to record (SIGKILL, now).
+  LastExit SupervisorGone(Component& c, Instance& in);
   void OnExit(Component& c, Instance& in, const LastExit& exit);
   void ConvergeJob(Component& c);
   void StartRun(Component& c, Run& run);
