@@ -413,6 +413,8 @@ export function HealthEditor({ c, base, writable, onSaved }: EditorProps) {
 
 // Schedule (cronjob), retries, timeout, history limit, concurrency policy and suspend
 // (cronjob), saved with one PATCH; the API's errors show next to `schedule` or `job.<field>`.
+// The number inputs carry no min/max: the browser's own validation would block the form with a
+// bubble instead of the API's message (the hints state the ranges).
 export function JobEditor({ c, base, writable, onSaved }: EditorProps) {
   const { t } = useT();
   const s = useSave(base, c, onSaved);
@@ -443,13 +445,13 @@ export function JobEditor({ c, base, writable, onSaved }: EditorProps) {
           </Field>
         )}
         <Field label={t('job.retries')} hint={t('job.retriesHint')} error={errFor('job.retries')}>
-          {(p) => <input {...p} name="retries" type="number" min={0} max={100} value={d.retries} readOnly={!writable} onChange={set('retries')} />}
+          {(p) => <input {...p} name="retries" type="number" value={d.retries} readOnly={!writable} onChange={set('retries')} />}
         </Field>
         <Field label={t('job.timeout')} hint={t('job.timeoutHint')} error={errFor('job.timeout_s')}>
-          {(p) => <input {...p} name="timeout_s" type="number" min={0} value={d.timeout_s} readOnly={!writable} onChange={set('timeout_s')} />}
+          {(p) => <input {...p} name="timeout_s" type="number" value={d.timeout_s} readOnly={!writable} onChange={set('timeout_s')} />}
         </Field>
         <Field label={t('job.history')} hint={t('job.historyHint')} error={errFor('job.history_limit')}>
-          {(p) => <input {...p} name="history_limit" type="number" min={1} max={100} value={d.history_limit} readOnly={!writable} onChange={set('history_limit')} />}
+          {(p) => <input {...p} name="history_limit" type="number" value={d.history_limit} readOnly={!writable} onChange={set('history_limit')} />}
         </Field>
         <Field label={t('job.concurrency')} hint={t('job.concurrencyHint')} error={errFor('job.concurrency_policy')}>
           {(p) => (
