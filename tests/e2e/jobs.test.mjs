@@ -7,7 +7,8 @@
 // and a link to its logs, which open the Logs tab on that instance with the script's line →
 // "Run now" → a second, manual run succeeds → the job settings: retries 101 refused by the API
 // next to the Retries field, then 5 saved → the component stopped: "Run now" shows the API's
-// 409 component_stopped → a service's instance shows its memory in the overview, refreshed by
+// 409 component_stopped → a cronjob's schedule and next firing, a bad schedule refused next to
+// its field, suspended → a service's instance shows its memory in the overview, refreshed by
 // polling → 中文 → a viewer sees the runs but no "Run now" and no save. No console errors but
 // the deliberate refusals. Screenshot: jobs.png. About 15 s.
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -116,6 +117,28 @@ test('job runs in the console: live deploy run, run now, logs, settings, refusal
     await page.getByTestId('run-refused').getByText(/Not started: .*stopped/).waitFor();
     dropExpected(problems, 400, 1);
     dropExpected(problems, 409, 1);
+
+    // A cronjob: its schedule and next firing (computed in the browser), a bad schedule refused
+    // next to its field, then suspended: no next firing.
+    assert.equal((await api('POST', comps, { name: 'nightly', kind: 'cronjob', schedule: '0 3 * * *' })).status, 201);
+    await page.goto(server.url + '/teams/default/apps/ops/components/nightly/runs');
+    const summary = page.getByTestId('job-summary');
+    await summary.getByText('0 3 * * *').waitFor();
+    assert.match(await summary.getByTestId('next-firing').innerText(), /\(in \d+ (h|min)/);
+    await page.getByRole('tab', { name: 'Scale' }).click();
+    const cronSettings = page.getByTestId('job-settings');
+    await cronSettings.getByLabel('Schedule').fill('every night');
+    await cronSettings.getByRole('button', { name: 'Save' }).click();
+    await cronSettings.locator('.field.has-error').filter({ has: page.getByLabel('Schedule') }).getByText('is not a cron expression').waitFor();
+    await cronSettings.getByLabel('Schedule').fill('30 2 * * *');
+    await cronSettings.getByLabel('Suspended', { exact: true }).check();
+    await cronSettings.getByRole('button', { name: 'Save' }).click();
+    await cronSettings.getByText('Saved').waitFor();
+    await page.getByRole('tab', { name: 'Runs' }).click();
+    await summary.getByText('30 2 * * *').waitFor();
+    await summary.getByText('suspended', { exact: true }).waitFor();
+    assert.equal(await summary.getByTestId('next-firing').innerText(), 'None');
+    dropExpected(problems, 400, 1);
 
     // Usage: a service's running instance shows its memory in the overview (polled: usage is
     // not a store change), and a service has no Runs tab.

@@ -8,7 +8,8 @@ import { api, type Component, type List } from '../api';
 import { useT, type MessageKey } from '../i18n';
 import { useLiveResource } from '../live';
 import { Link, to } from '../router';
-import { RUN_STATUSES, RUN_TRIGGERS, exitSummary, logTailLines, runDuration, sortRuns, type Run } from '../runs';
+import { nextFiringOf } from '../cron';
+import { RUN_STATUSES, RUN_TRIGGERS, exitSummary, formatDuration, logTailLines, runDuration, sortRuns, type Run } from '../runs';
 import { ErrorBanner, Loading, errorText, formatTime } from '../ui';
 
 export function Runs({ team, app, c, base, writable }: { team: string; app: string; c: Component; base: string; writable: boolean }) {
@@ -18,15 +19,18 @@ export function Runs({ team, app, c, base, writable }: { team: string; app: stri
   const [busy, setBusy] = useState(false);
   const [refusal, setRefusal] = useState<string | null>(null);
   const [started, setStarted] = useState<string | null>(null);
-  // Running runs' durations tick once a second.
+  // Running runs' durations tick once a second; a cronjob's next firing every 15 s.
   const [now, setNow] = useState(() => Date.now());
   const items = runs.data ? sortRuns(runs.data.items) : [];
   const going = items.some((r) => r.status === 'running');
+  const cron = c.kind === 'cronjob';
   useEffect(() => {
-    if (!going) return;
-    const timer = setInterval(() => setNow(Date.now()), 1000);
+    if (!going && !cron) return;
+    const timer = setInterval(() => setNow(Date.now()), going ? 1000 : 15000);
     return () => clearInterval(timer);
-  }, [going]);
+  }, [going, cron]);
+  // The API does not report the next firing: computed here as the server does (cron.ts).
+  const next = cron && !c.job?.suspend && c.desired_state === 'running' ? nextFiringOf(c.schedule ?? '', now) : null;
 
   const runNow = async () => {
     setBusy(true);
@@ -61,6 +65,8 @@ export function Runs({ team, app, c, base, writable }: { team: string; app: stri
           {c.kind === 'cronjob' && (
             <>
               <dt>{t('job.schedule')}</dt><dd className="mono">{c.schedule || t('common.none')} <span className="muted">({t('job.utc')})</span></dd>
+              <dt>{t('job.nextFiring')}</dt>
+              <dd data-testid="next-firing">{next ? t('job.nextAt', { time: formatTime(next.toISOString(), lang), in: formatDuration(next.getTime() - now) }) : t('common.none')}</dd>
               <dt>{t('job.suspend')}</dt><dd>{c.job?.suspend ? <strong className="warn-text">{t('job.suspended')}</strong> : t('job.active')}</dd>
             </>
           )}
