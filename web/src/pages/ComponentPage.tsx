@@ -131,7 +131,8 @@ function Overview({ d }: { d: Data }) {
         <h2>{t('overview.settings')}</h2>
         <dl className="settings">
           <dt>{t('comp.kind')}</dt><dd>{t(`kind.${c.kind}` as MessageKey)}</dd>
-          <dt>{t('comp.replicas')}</dt><dd>{c.replicas}</dd>
+          {c.kind === 'cronjob' && <><dt>{t('job.schedule')}</dt><dd className="mono">{c.schedule} <span className="muted">({t('job.utc')})</span></dd></>}
+          {c.kind !== 'job' && c.kind !== 'cronjob' && <><dt>{t('comp.replicas')}</dt><dd>{c.replicas}</dd></>}
           <dt>{t('comp.desiredState')}</dt><dd>{t(`state.${c.desired_state}` as MessageKey)}</dd>
           <dt>{t('comp.version')}</dt><dd>{current ? current.name : t('common.none')}{!c.version && <span className="muted"> ({t('overview.latest')})</span>}</dd>
           <dt>{t('comp.ports')}</dt><dd className="mono">{c.ports.map((p) => `${p.port}/${p.protocol}`).join(', ') || t('common.none')}</dd>

@@ -98,14 +98,18 @@ export function ScaleEditor({ c, base, writable, onSaved }: EditorProps) {
     if (await s.save({ desired_state: desired })) setStopping(false);
   };
   const shown = !!s.field && ['replicas', 'resources'].some((f) => s.field!.startsWith(f));
+  // Replicas and restarts do not apply to jobs (each run is one instance of its own).
+  const job = c.kind === 'job' || c.kind === 'cronjob';
   return (
     <>
       <form className="card" onSubmit={submit} aria-label={t('tab.scale')} data-testid="scale">
         <h2>{t('tab.scale')}</h2>
         <div className="grid3">
-          <Field label={t('comp.replicas')} error={errFor('replicas')}>
-            {(p) => <input {...p} name="replicas" type="number" min={0} max={100} value={draft.replicas} readOnly={!writable} onChange={(e) => setDraft({ ...draft, replicas: e.target.value })} />}
-          </Field>
+          {!job && (
+            <Field label={t('comp.replicas')} error={errFor('replicas')}>
+              {(p) => <input {...p} name="replicas" type="number" min={0} max={100} value={draft.replicas} readOnly={!writable} onChange={(e) => setDraft({ ...draft, replicas: e.target.value })} />}
+            </Field>
+          )}
           <Field label={t('scale.memory')} hint={t('scale.zeroUnlimited')} error={errFor('resources.memory_mb')}>
             {(p) => <input {...p} name="memory_mb" type="number" min={0} value={draft.memory} readOnly={!writable} onChange={(e) => setDraft({ ...draft, memory: e.target.value })} />}
           </Field>
@@ -123,7 +127,7 @@ export function ScaleEditor({ c, base, writable, onSaved }: EditorProps) {
             {c.desired_state === 'running'
               ? <button type="button" className="danger" onClick={() => setStopping(true)}>{t('scale.stop')}</button>
               : <button type="button" className="primary" onClick={() => setState('running')}>{t('scale.start')}</button>}
-            <RestartButton base={base} />
+            {!job && <RestartButton base={base} />}
           </div>
         )}
       </div>
