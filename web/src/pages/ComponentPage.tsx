@@ -165,7 +165,7 @@ function Overview({ d }: { d: Data }) {
           </>
         )}
       </div>
-      <div className="card">
+      <div className="card wide">
         <h2>{t('overview.instances')}</h2>
         {d.instances.length === 0 ? <p className="muted">{t('overview.noInstances')}</p> : (
           <table className="list" data-testid="instances">
