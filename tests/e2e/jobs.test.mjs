@@ -7,7 +7,7 @@
 // and a link to its logs, which open the Logs tab on that instance with the script's line →
 // "Run now" → a second, manual run succeeds → the job settings: retries 101 refused by the API
 // next to the Retries field, then 5 saved → the component stopped: "Run now" shows the API's
-// 409 component_stopped → a cronjob's schedule and next firing, a bad schedule refused next to
+// 409 component_stopped → a failing job's run: its exit, message and last log lines → a cronjob's schedule and next firing, a bad schedule refused next to
 // its field, suspended → a service's instance shows its memory in the overview, refreshed by
 // polling → 中文 → a viewer sees the runs but no "Run now" and no save. No console errors but
 // the deliberate refusals. Screenshot: jobs.png. About 15 s.
@@ -117,6 +117,20 @@ test('job runs in the console: live deploy run, run now, logs, settings, refusal
     await page.getByTestId('run-refused').getByText(/Not started: .*stopped/).waitFor();
     dropExpected(problems, 400, 1);
     dropExpected(problems, 409, 1);
+
+    // A job that fails (no retries): its run turns failed with the exit, the message and the
+    // last log lines.
+    assert.equal((await api('POST', comps, { name: 'broken', kind: 'job', job: { retries: 0 } })).status, 201);
+    await page.goto(server.url + '/teams/default/apps/ops/components/broken/runs');
+    await page.getByText('No runs yet.').waitFor();
+    assert.equal((await api('POST', comps + '/broken/versions', { start_command: 'echo checking the disk; echo disk full >&2; exit 3', status: 'ready' })).status, 201);
+    const failed = runs.locator('tr[data-run="run-1"]');
+    await failed.and(page.locator('[data-status="failed"]')).waitFor({ timeout: STEP_MS });
+    assert.match(await failed.innerText(), /failed\s+deploy\s+v1\s+1\s.*exit 3/s);
+    await failed.getByRole('button', { name: /run-1/ }).click();
+    const failedDetail = page.getByTestId('run-detail-run-1');
+    await failedDetail.getByText(/exited with code 3/).first().waitFor();
+    await failedDetail.locator('pre').getByText('disk full').waitFor();
 
     // A cronjob: its schedule and next firing (computed in the browser), a bad schedule refused
     // next to its field, then suspended: no next firing.
