@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { Instance } from './api';
+import { translate } from './i18n';
 import { exitSummary, formatCpu, formatDuration, formatMemory, jobPatch, logTailLines, memoryShare, runDuration, sortRuns, usageOf, type Run } from './runs';
 
 const run = (n: number, over: Partial<Run> = {}): Run => ({
@@ -30,13 +31,22 @@ describe('runs', () => {
     expect(formatDuration(59999)).toBe('59.9 s');
     expect(formatDuration(60000)).toBe('1 min 0 s');
     expect(formatDuration(3723000)).toBe('1 h 2 min');
+    const zh = { ms: translate('zh', 'unit.ms'), s: translate('zh', 'unit.s'), min: translate('zh', 'unit.min'), h: translate('zh', 'unit.h') };
+    expect(formatDuration(184000, zh)).toBe('3 分 4 秒');
   });
 
   it('summarises the last exit', () => {
-    expect(exitSummary(null)).toBe('');
-    expect(exitSummary({ code: 3, signal: 0, oom: false, at: '', reason: 'exited with code 3' })).toBe('exit 3');
-    expect(exitSummary({ code: 0, signal: 9, oom: false, at: '', reason: 'killed' })).toBe('signal 9');
-    expect(exitSummary({ code: 0, signal: 9, oom: true, at: '', reason: 'oom' })).toBe('OOM');
+    expect(exitSummary(null)).toBeNull();
+    const text = (e: Parameters<typeof exitSummary>[0]) => {
+      const x = exitSummary(e);
+      return x ? translate('en', x.key, x.vars) : '';
+    };
+    expect(text({ code: 3, signal: 0, oom: false, at: '', reason: 'exited with code 3' })).toBe('exit 3');
+    expect(text({ code: 0, signal: 0, oom: false, at: '', reason: 'exited with code 0' })).toBe('exit 0');
+    expect(text({ code: 0, signal: 9, oom: false, at: '', reason: 'killed' })).toBe('signal 9');
+    expect(text({ code: 0, signal: 9, oom: true, at: '', reason: 'oom' })).toBe('OOM killed');
+    const zh = exitSummary({ code: 3, signal: 0, oom: false, at: '', reason: '' })!;
+    expect(translate('zh', zh.key, zh.vars)).toBe('退出码 3');
   });
 
   it('splits the log tail and drops trailing blank lines', () => {

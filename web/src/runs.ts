@@ -33,31 +33,35 @@ export function sortRuns(runs: readonly Run[]): Run[] {
   return [...runs].sort((a, b) => b.number - a.number);
 }
 
+// Duration units, from the dictionaries (i18n: unit.*), English by default.
+export interface Units { ms: string; s: string; min: string; h: string }
+export const EN_UNITS: Units = { ms: 'ms', s: 's', min: 'min', h: 'h' };
+
 // How long a run took (or has been going, measured to `now`): "850 ms", "2.1 s", "3 min 4 s",
 // "1 h 2 min". Empty when the start is unknown.
-export function runDuration(run: Pick<Run, 'started_at' | 'finished_at'>, now: number): string {
+export function runDuration(run: Pick<Run, 'started_at' | 'finished_at'>, now: number, u: Units = EN_UNITS): string {
   const start = Date.parse(run.started_at);
   if (!run.started_at || isNaN(start)) return '';
   const end = run.finished_at ? Date.parse(run.finished_at) : now;
   if (isNaN(end)) return '';
-  return formatDuration(Math.max(0, end - start));
+  return formatDuration(Math.max(0, end - start), u);
 }
 
-export function formatDuration(ms: number): string {
-  if (ms < 1000) return `${Math.round(ms)} ms`;
-  if (ms < 60000) return `${(Math.floor(ms / 100) / 10).toFixed(1)} s`;
+export function formatDuration(ms: number, u: Units = EN_UNITS): string {
+  if (ms < 1000) return `${Math.round(ms)} ${u.ms}`;
+  if (ms < 60000) return `${(Math.floor(ms / 100) / 10).toFixed(1)} ${u.s}`;
   const s = Math.floor(ms / 1000);
-  if (s < 3600) return `${Math.floor(s / 60)} min ${s % 60} s`;
-  return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`;
+  if (s < 3600) return `${Math.floor(s / 60)} ${u.min} ${s % 60} ${u.s}`;
+  return `${Math.floor(s / 3600)} ${u.h} ${Math.floor((s % 3600) / 60)} ${u.min}`;
 }
 
-// The last exit in a few words: "exit 3", "signal 9", "OOM killed", else the API's reason.
-export function exitSummary(e: RunExit | null | undefined): string {
-  if (!e) return '';
-  if (e.oom) return 'OOM';
-  if (e.signal) return `signal ${e.signal}`;
-  if (e.code || e.code === 0) return `exit ${e.code}`;
-  return e.reason || '';
+// The last exit as a message key and its values ("exit 3", "signal 9", "OOM killed"); null
+// without one.
+export function exitSummary(e: RunExit | null | undefined): { key: 'run.exit.oom' | 'run.exit.signal' | 'run.exit.code'; vars: Record<string, number> } | null {
+  if (!e) return null;
+  if (e.oom) return { key: 'run.exit.oom', vars: {} };
+  if (e.signal) return { key: 'run.exit.signal', vars: { signal: e.signal } };
+  return { key: 'run.exit.code', vars: { code: e.code ?? 0 } };
 }
 
 // log_tail is the run's last log lines as one text; empty lines at its end are dropped.

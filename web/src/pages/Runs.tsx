@@ -48,6 +48,11 @@ export function Runs({ team, app, c, base, writable }: { team: string; app: stri
   };
 
   const policy = c.job?.concurrency_policy ?? 'allow';
+  const units = { ms: t('unit.ms'), s: t('unit.s'), min: t('unit.min'), h: t('unit.h') };
+  const exitText = (r: Run) => {
+    const x = exitSummary(r.last_exit);
+    return x ? t(x.key, x.vars) : '';
+  };
   return (
     <>
       <div className="card" data-testid="job-summary">
@@ -66,7 +71,7 @@ export function Runs({ team, app, c, base, writable }: { team: string; app: stri
             <>
               <dt>{t('job.schedule')}</dt><dd className="mono">{c.schedule || t('common.none')} <span className="muted">({t('job.utc')})</span></dd>
               <dt>{t('job.nextFiring')}</dt>
-              <dd data-testid="next-firing">{next ? t('job.nextAt', { time: formatTime(next.toISOString(), lang), in: formatDuration(next.getTime() - now) }) : t('common.none')}</dd>
+              <dd data-testid="next-firing">{next ? t('job.nextAt', { time: formatTime(next.toISOString(), lang), in: formatDuration(next.getTime() - now, units) }) : t('common.none')}</dd>
               <dt>{t('job.suspend')}</dt><dd>{c.job?.suspend ? <strong className="warn-text">{t('job.suspended')}</strong> : t('job.active')}</dd>
             </>
           )}
@@ -107,8 +112,8 @@ export function Runs({ team, app, c, base, writable }: { team: string; app: stri
                       <td className="mono">{r.version}</td>
                       <td>{r.attempts}</td>
                       <td className="muted">{formatTime(r.started_at, lang)}</td>
-                      <td>{runDuration(r, now)}</td>
-                      <td>{exitSummary(r.last_exit)}{r.last_exit?.reason && <div className="muted small">{r.last_exit.reason}</div>}</td>
+                      <td>{runDuration(r, now, units)}</td>
+                      <td>{exitText(r)}{r.last_exit?.reason && <div className="muted small">{r.last_exit.reason}</div>}</td>
                     </tr>
                     {expanded && (
                       <tr className="run-detail" data-testid={`run-detail-${r.name}`}>
