@@ -94,6 +94,8 @@ export interface Component extends Meta {
   version?: string;
   resources: { memory_mb: number; cpu_millis: number };
   restart_generation?: number;
+  // job and cronjob only (docs/api.md "Jobs and cronjobs").
+  job?: { retries: number; timeout_s: number; history_limit: number; concurrency_policy: string; suspend: boolean } | null;
   // Written by the gateway (issue #5) once it routes the component; absent before.
   addresses?: unknown;
 }

@@ -3,9 +3,11 @@
 // checks that both sides use the same {placeholders}.
 import { createContext, useContext } from 'react';
 import { gwEn, gwZh } from './i18n_gateway';
+import { runsEn, runsZh } from './i18n_runs';
 
 export const en = {
   ...gwEn,
+  ...runsEn,
   'app.name': 'berth',
   'app.tagline': 'Deploy and run your apps',
   'nav.apps': 'Apps',
@@ -329,6 +331,7 @@ export type Dictionary = Record<MessageKey, string>;
 
 export const zh: Dictionary = {
   ...gwZh,
+  ...runsZh,
   'app.name': 'berth',
   'app.tagline': '部署并运行你的应用',
   'nav.apps': '应用',

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { TABS, parseRoute, to } from './router';
+import { TABS, parseRoute, tabsFor, to } from './router';
 
 describe('routes', () => {
   it('parses the wizard and every component tab, and builds the same paths', () => {
@@ -17,6 +17,15 @@ describe('routes', () => {
     expect(parseRoute(path)).toMatchObject({ page: 'component', tab: 'versions', version: 'v3' });
     expect(parseRoute('/teams/default/apps/shop/components/web/logs/v3').page).toBe('notfound');
     expect(parseRoute('/teams/default/apps/shop/components/web/nope').page).toBe('notfound');
+  });
+});
+
+describe('component tabs by kind', () => {
+  it('shows runs only for jobs and cronjobs', () => {
+    expect(tabsFor('service')).not.toContain('runs');
+    expect(tabsFor('stateful')).not.toContain('runs');
+    expect(tabsFor('job')).toContain('runs');
+    expect(tabsFor('cronjob')).toEqual([...TABS]);
   });
 });
 

@@ -39,8 +39,14 @@ export type Route =
 // The gateway screens: the team's rules, its certificates, and one rule's form (new or edit).
 export type GatewayView = 'rules' | 'certificates' | 'httpNew' | 'httpEdit' | 'tcpNew' | 'tcpEdit';
 
-export const TABS = ['overview', 'versions', 'scale', 'logs', 'env', 'ports', 'health', 'dependencies', 'events', 'settings'] as const;
+export const TABS = ['overview', 'runs', 'versions', 'scale', 'logs', 'env', 'ports', 'health', 'dependencies', 'events', 'settings'] as const;
 export type Tab = (typeof TABS)[number];
+
+// The tabs a component of this kind has: runs only for jobs and cronjobs.
+export function tabsFor(kind: string): Tab[] {
+  const job = kind === 'job' || kind === 'cronjob';
+  return TABS.filter((t) => t !== 'runs' || job);
+}
 
 export function parseRoute(path: string): Route {
   const s = path.split('/').filter(Boolean).map(decodeURIComponent);

@@ -7,6 +7,8 @@ export type ComponentStatus = 'running' | 'starting' | 'stopped' | 'noVersion' |
 // and the status of its newest build.
 export function componentStatus(c: Component, instances: Instance[], hasVersion: boolean, newestBuild?: string): ComponentStatus {
   if (c.desired_state === 'stopped') return 'stopped';
+  // A job or cronjob keeps no instance up: between runs it is fine once it has a version.
+  if ((c.kind === 'job' || c.kind === 'cronjob') && hasVersion) return 'running';
   const ready = instances.filter((i) => i.ready === true).length;
   if (ready >= Math.max(c.replicas, 1)) return 'running';
   if (!hasVersion && instances.length === 0) return newestBuild === 'failed' ? 'buildFailed' : 'noVersion';

@@ -77,6 +77,19 @@ describe('wizard requests', () => {
     expect(fieldOf(componentBody({ ...ok, replicas: '1.5' }))).toBe('replicas');
     expect(fieldOf(componentBody({ ...ok, replicas: '101' }))).toBe('replicas');
   });
+
+  it('makes jobs and cronjobs: one instance per run, a cronjob needs its schedule', () => {
+    const ok = { ...initialWizard().input, name: 'backup', path: '/srv/backup', replicas: 'ignored' };
+    const job = componentBody({ ...ok, kind: 'job' });
+    expect(isProblem(job) ? job : { kind: job.kind, replicas: job.replicas, schedule: job.schedule }).toEqual({ kind: 'job', replicas: 1, schedule: undefined });
+    const noSchedule = componentBody({ ...ok, kind: 'cronjob', schedule: '  ' });
+    expect(isProblem(noSchedule) && noSchedule.field).toBe('schedule');
+    const cron = componentBody({ ...ok, kind: 'cronjob', schedule: ' 0 3 * * * ' });
+    expect(isProblem(cron) ? cron : [cron.kind, cron.schedule]).toEqual(['cronjob', '0 3 * * *']);
+    // A service sends no kind (the API's default).
+    const svc = componentBody({ ...ok, replicas: '1' });
+    expect(isProblem(svc) ? svc : 'kind' in svc).toBe(false);
+  });
 });
 
 describe('uploading an archive', () => {

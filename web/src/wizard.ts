@@ -31,6 +31,9 @@ export interface WizardInput {
   ports: string;
   env: string;
   replicas: string;
+  // service (kept running), job (runs to completion at each deploy) or cronjob (on `schedule`).
+  kind: string;
+  schedule: string;
 }
 
 export interface WizardState {
@@ -53,7 +56,7 @@ const DETECTION_INPUTS: readonly (keyof WizardInput)[] = ['sourceKind', 'path', 
 
 export const initialWizard = (): WizardState => ({
   step: 'source',
-  input: { name: '', sourceKind: 'dir', path: '', url: '', ref: '', archive: '', fileName: '', buildCommand: '', startCommand: '', ports: '', env: '', replicas: '1' },
+  input: { name: '', sourceKind: 'dir', path: '', url: '', ref: '', archive: '', fileName: '', buildCommand: '', startCommand: '', ports: '', env: '', replicas: '1', kind: 'service', schedule: '' },
   detection: null,
   portsTouched: false,
   uploaded: null,
@@ -150,6 +153,8 @@ export interface ComponentBody {
   ports: Port[];
   env: Record<string, string>;
   replicas: number;
+  kind?: string;
+  schedule?: string;
 }
 
 // POST .../components body from the wizard's answers.
@@ -162,9 +167,14 @@ export function componentBody(i: WizardInput, uploaded: Uploaded | null = null):
   if (isProblem(ports)) return ports;
   const env = parseEnv(i.env);
   if (isProblem(env)) return env;
-  const replicas = Number(i.replicas);
-  if (!/^\d+$/.test(i.replicas.trim()) || replicas > 100) return { field: 'replicas', key: 'wizard.badReplicas' };
+  const job = i.kind === 'job' || i.kind === 'cronjob';
+  // A job or cronjob runs one instance per run: replicas do not apply (1 counts for quotas).
+  const replicas = job ? 1 : Number(i.replicas);
+  if (!job && (!/^\d+$/.test(i.replicas.trim()) || replicas > 100)) return { field: 'replicas', key: 'wizard.badReplicas' };
+  if (i.kind === 'cronjob' && !i.schedule.trim()) return { field: 'schedule', key: 'wizard.needSchedule' };
   const body: ComponentBody = { name, source, ports, env, replicas };
+  if (i.kind && i.kind !== 'service') body.kind = i.kind;
+  if (i.kind === 'cronjob') body.schedule = i.schedule.trim();
   const build = buildOverrides(i);
   if (Object.keys(build).length) body.build = build;
   return body;

@@ -2,16 +2,21 @@
 import { api, can, paths, type BerthEvent, type Component, type Instance, type List, type Role, type Version } from '../api';
 import { useT, type MessageKey } from '../i18n';
 import { useLiveResource } from '../live';
-import { Link, TABS, navigate, to, type Tab } from '../router';
+import { useEffect } from 'react';
+import { Link, navigate, tabsFor, to, type Tab } from '../router';
+import { formatCpu, formatMemory, memoryShare, usageOf } from '../runs';
 import { statusOf } from '../status';
 import { ErrorBanner, Loading, formatTime } from '../ui';
 import { currentVersion, gatewayAddresses, instanceAddresses } from '../versions';
 import { StatusBadge } from './AppPage';
 import { Dependencies } from './Dependencies';
 import { ComponentGateway } from './Gateway';
-import { EnvEditor, FilesEditor, HealthEditor, PortsEditor, ScaleEditor, SettingsEditor } from './Editors';
+import { EnvEditor, FilesEditor, HealthEditor, JobEditor, PortsEditor, ScaleEditor, SettingsEditor } from './Editors';
 import { Logs } from './Logs';
+import { Runs } from './Runs';
 import { Versions } from './Versions';
+
+const USAGE_POLL_MS = 5000;
 
 interface Data {
   c: Component;
@@ -37,6 +42,28 @@ export function ComponentPage({ team, app, component, tab, version, role }: { te
   const writable = can.write(role);
   const d = data.data;
   const onSaved = (c: Component) => data.setData({ ...data.data!, c });
+  const isJob = d?.c.kind === 'job' || d?.c.kind === 'cronjob';
+
+  // Usage (CPU, memory) is not a store change, so the watch does not bring it: while the
+  // overview is shown, list the instances again every few seconds (stopped on leaving it).
+  const setData = data.setData;
+  useEffect(() => {
+    if (tab !== 'overview') return;
+    let cancelled = false;
+    const timer = setInterval(async () => {
+      if (document.visibilityState === 'hidden') return;
+      try {
+        const instances = (await api.list<Instance>(base + '/instances')).items;
+        if (!cancelled) setData((prev) => (prev ? { ...prev, instances } : prev));
+      } catch {
+        /* the next tick tries again; the page's own load shows lasting errors */
+      }
+    }, USAGE_POLL_MS);
+    return () => {
+      cancelled = true;
+      clearInterval(timer);
+    };
+  }, [tab, base, setData]);
 
   const remove = async () => {
     await api.del(base);
@@ -55,7 +82,7 @@ export function ComponentPage({ team, app, component, tab, version, role }: { te
         </h1>
       </div>
       <div role="tablist" className="tabs" aria-label={component}>
-        {TABS.map((id) => (
+        {tabsFor(d?.c.kind ?? 'service').map((id) => (
           <Link key={id} role="tab" aria-selected={tab === id} className={tab === id ? 'tab active' : 'tab'} href={to.component(team, app, component, id)}>
             {t(`tab.${id}` as MessageKey)}
           </Link>
@@ -66,6 +93,9 @@ export function ComponentPage({ team, app, component, tab, version, role }: { te
       <div role="tabpanel">
         {d && tab === 'overview' && <Overview d={d} />}
         {d && tab === 'versions' && <Versions team={team} app={app} c={d.c} base={base} versions={d.versions} instances={d.instances} writable={writable} selected={version} onChanged={data.reload} />}
+        {d && tab === 'runs' && isJob && <Runs team={team} app={app} c={d.c} base={base} writable={writable} />}
+        {d && tab === 'runs' && !isJob && <p className="muted">{t('runs.notAJob')}</p>}
+        {d && tab === 'scale' && isJob && <JobEditor c={d.c} base={base} writable={writable} onSaved={onSaved} />}
         {d && tab === 'scale' && <ScaleEditor c={d.c} base={base} writable={writable} onSaved={onSaved} />}
         {d && tab === 'logs' && <Logs base={base} instances={d.instances} />}
         {d && tab === 'env' && (
@@ -101,7 +131,8 @@ function Overview({ d }: { d: Data }) {
         <h2>{t('overview.settings')}</h2>
         <dl className="settings">
           <dt>{t('comp.kind')}</dt><dd>{t(`kind.${c.kind}` as MessageKey)}</dd>
-          <dt>{t('comp.replicas')}</dt><dd>{c.replicas}</dd>
+          {c.kind === 'cronjob' && <><dt>{t('job.schedule')}</dt><dd className="mono">{c.schedule} <span className="muted">({t('job.utc')})</span></dd></>}
+          {c.kind !== 'job' && c.kind !== 'cronjob' && <><dt>{t('comp.replicas')}</dt><dd>{c.replicas}</dd></>}
           <dt>{t('comp.desiredState')}</dt><dd>{t(`state.${c.desired_state}` as MessageKey)}</dd>
           <dt>{t('comp.version')}</dt><dd>{current ? current.name : t('common.none')}{!c.version && <span className="muted"> ({t('overview.latest')})</span>}</dd>
           <dt>{t('comp.ports')}</dt><dd className="mono">{c.ports.map((p) => `${p.port}/${p.protocol}`).join(', ') || t('common.none')}</dd>
@@ -134,11 +165,11 @@ function Overview({ d }: { d: Data }) {
           </>
         )}
       </div>
-      <div className="card">
+      <div className="card wide">
         <h2>{t('overview.instances')}</h2>
         {d.instances.length === 0 ? <p className="muted">{t('overview.noInstances')}</p> : (
           <table className="list" data-testid="instances">
-            <thead><tr><th>{t('common.name')}</th><th>{t('instance.state')}</th><th>{t('instance.ready')}</th><th>{t('comp.version')}</th><th>{t('instance.port')}</th><th>{t('instance.restarts')}</th></tr></thead>
+            <thead><tr><th>{t('common.name')}</th><th>{t('instance.state')}</th><th>{t('instance.ready')}</th><th>{t('comp.version')}</th><th>{t('instance.port')}</th><th>{t('instance.restarts')}</th><th>{t('usage.cpu')}</th><th>{t('usage.memory')}</th></tr></thead>
             <tbody>
               {d.instances.map((i) => (
                 <tr key={i.name} data-ready={i.ready ? 'yes' : 'no'}>
@@ -148,6 +179,7 @@ function Overview({ d }: { d: Data }) {
                   <td className="mono">{i.version ?? ''}</td>
                   <td className="mono">{String(i.port ?? '')}</td>
                   <td>{i.restarts ?? 0}{i.last_exit?.reason && <div className="muted small">{i.last_exit.reason}</div>}</td>
+                  <UsageCells i={i} />
                 </tr>
               ))}
             </tbody>
@@ -169,6 +201,21 @@ function Overview({ d }: { d: Data }) {
         </div>
       )}
     </div>
+  );
+}
+
+// CPU (percent of one core, "/ limit") and memory (MiB, "/ limit"); a dash when the instance
+// does not run or has no sample yet.
+function UsageCells({ i }: { i: Instance }) {
+  const { t } = useT();
+  const u = usageOf(i);
+  const share = memoryShare(u);
+  const title = u ? t('usage.detail', { rss: formatMemory({ memory_bytes: u.rss_bytes ?? 0 }), processes: u.processes ?? 0, source: u.memory_source ?? '' }) : undefined;
+  return (
+    <>
+      <td className="mono" data-usage="cpu">{formatCpu(u) || '–'}</td>
+      <td className={'mono' + (share !== null && share >= 0.9 ? ' usage-high' : '')} data-usage="memory" title={title}>{formatMemory(u) || '–'}</td>
+    </>
   );
 }
 

@@ -5,6 +5,7 @@
 import { useEffect, useRef, useState, type FormEvent, type ReactNode } from 'react';
 import { api, errorField, rowOf, type Component, type ConfigFile, type Port, type Probe, type ProbeKind } from '../api';
 import { useT, type MessageKey } from '../i18n';
+import { CONCURRENCY_POLICIES, JOB_DEFAULTS, jobPatch, type JobDraft } from '../runs';
 import { Confirm, Field, errorText } from '../ui';
 
 // One save at a time; remembers the API error (with its field) and a "saved" flag.
@@ -97,14 +98,18 @@ export function ScaleEditor({ c, base, writable, onSaved }: EditorProps) {
     if (await s.save({ desired_state: desired })) setStopping(false);
   };
   const shown = !!s.field && ['replicas', 'resources'].some((f) => s.field!.startsWith(f));
+  // Replicas and restarts do not apply to jobs (each run is one instance of its own).
+  const job = c.kind === 'job' || c.kind === 'cronjob';
   return (
     <>
       <form className="card" onSubmit={submit} aria-label={t('tab.scale')} data-testid="scale">
         <h2>{t('tab.scale')}</h2>
         <div className="grid3">
-          <Field label={t('comp.replicas')} error={errFor('replicas')}>
-            {(p) => <input {...p} name="replicas" type="number" min={0} max={100} value={draft.replicas} readOnly={!writable} onChange={(e) => setDraft({ ...draft, replicas: e.target.value })} />}
-          </Field>
+          {!job && (
+            <Field label={t('comp.replicas')} error={errFor('replicas')}>
+              {(p) => <input {...p} name="replicas" type="number" min={0} max={100} value={draft.replicas} readOnly={!writable} onChange={(e) => setDraft({ ...draft, replicas: e.target.value })} />}
+            </Field>
+          )}
           <Field label={t('scale.memory')} hint={t('scale.zeroUnlimited')} error={errFor('resources.memory_mb')}>
             {(p) => <input {...p} name="memory_mb" type="number" min={0} value={draft.memory} readOnly={!writable} onChange={(e) => setDraft({ ...draft, memory: e.target.value })} />}
           </Field>
@@ -122,7 +127,7 @@ export function ScaleEditor({ c, base, writable, onSaved }: EditorProps) {
             {c.desired_state === 'running'
               ? <button type="button" className="danger" onClick={() => setStopping(true)}>{t('scale.stop')}</button>
               : <button type="button" className="primary" onClick={() => setState('running')}>{t('scale.start')}</button>}
-            <RestartButton base={base} />
+            {!job && <RestartButton base={base} />}
           </div>
         )}
       </div>
@@ -404,6 +409,73 @@ export function HealthEditor({ c, base, writable, onSaved }: EditorProps) {
       <div className="card">
         <Actions busy={s.busy} saved={s.saved} dirty={dirty} writable={writable} error={s.text} shown={shown && (s.field ? !!errFor(s.field) : false)} />
       </div>
+    </form>
+  );
+}
+
+// ---- job settings (job and cronjob) ----------------------------------------------------------
+
+// Schedule (cronjob), retries, timeout, history limit, concurrency policy and suspend
+// (cronjob), saved with one PATCH; the API's errors show next to `schedule` or `job.<field>`.
+// The number inputs carry no min/max: the browser's own validation would block the form with a
+// bubble instead of the API's message (the hints state the ranges).
+export function JobEditor({ c, base, writable, onSaved }: EditorProps) {
+  const { t } = useT();
+  const s = useSave(base, c, onSaved);
+  const cron = c.kind === 'cronjob';
+  const j = { ...JOB_DEFAULTS, ...(c.job ?? {}) };
+  const [d, setD, dirty, clean] = useDraft<JobDraft>(
+    () => ({ schedule: c.schedule ?? '', retries: String(j.retries), timeout_s: String(j.timeout_s), history_limit: String(j.history_limit), concurrency_policy: j.concurrency_policy, suspend: j.suspend }),
+    JSON.stringify([c.schedule, c.job]),
+  );
+  const [local, setLocal] = useState<string | null>(null);
+  const submit = async (e: FormEvent) => {
+    e.preventDefault();
+    setLocal(null);
+    const p = jobPatch(d, c.kind);
+    if ('field' in p) return setLocal(p.field);
+    if (await s.save(p.body)) clean();
+  };
+  const errFor = (f: string) => (local === f ? t('scale.notNumber') : s.errFor(f));
+  const shown = !!s.field && (s.field === 'schedule' || /^job\.(retries|timeout_s|history_limit|concurrency_policy|suspend)$/.test(s.field));
+  const set = (f: keyof JobDraft) => (e: { target: { value: string } }) => setD({ ...d, [f]: e.target.value });
+  return (
+    <form className="card" onSubmit={submit} aria-label={t('job.settings')} data-testid="job-settings">
+      <h2>{t('job.settings')}</h2>
+      <div className="grid3">
+        {cron && (
+          <Field label={t('job.schedule')} hint={t('job.scheduleHint')} error={errFor('schedule')}>
+            {(p) => <input {...p} name="schedule" className="mono" value={d.schedule} readOnly={!writable} onChange={set('schedule')} placeholder="*/5 * * * *" />}
+          </Field>
+        )}
+        <Field label={t('job.retries')} hint={t('job.retriesHint')} error={errFor('job.retries')}>
+          {(p) => <input {...p} name="retries" type="number" value={d.retries} readOnly={!writable} onChange={set('retries')} />}
+        </Field>
+        <Field label={t('job.timeout')} hint={t('job.timeoutHint')} error={errFor('job.timeout_s')}>
+          {(p) => <input {...p} name="timeout_s" type="number" value={d.timeout_s} readOnly={!writable} onChange={set('timeout_s')} />}
+        </Field>
+        <Field label={t('job.history')} hint={t('job.historyHint')} error={errFor('job.history_limit')}>
+          {(p) => <input {...p} name="history_limit" type="number" value={d.history_limit} readOnly={!writable} onChange={set('history_limit')} />}
+        </Field>
+        <Field label={t('job.concurrency')} hint={t('job.concurrencyHint')} error={errFor('job.concurrency_policy')}>
+          {(p) => (
+            <select {...p} name="concurrency_policy" value={d.concurrency_policy} disabled={!writable} onChange={set('concurrency_policy')}>
+              {CONCURRENCY_POLICIES.map((x) => <option key={x} value={x}>{t(`job.policy.${x}` as MessageKey)}</option>)}
+            </select>
+          )}
+        </Field>
+        {cron && (
+          <Field label={t('job.suspend')} error={errFor('job.suspend')}>
+            {(p) => (
+              <span className="inline">
+                <input {...p} type="checkbox" name="suspend" checked={d.suspend} disabled={!writable} onChange={(e) => setD({ ...d, suspend: e.target.checked })} />
+                <span>{t('job.suspendLabel')}</span>
+              </span>
+            )}
+          </Field>
+        )}
+      </div>
+      <Actions busy={s.busy} saved={s.saved} dirty={dirty} writable={writable} error={s.text} shown={shown} />
     </form>
   );
 }

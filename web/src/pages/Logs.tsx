@@ -8,7 +8,9 @@ import { formatTime } from '../ui';
 
 export function Logs({ base, instances }: { base: string; instances: Instance[] }) {
   const { t, lang } = useT();
-  const [instance, setInstance] = useState('');
+  // ?instance= opens one instance's logs (a job run's, linked from the Runs tab; a finished
+  // run's instance is gone from the list but its log stays).
+  const [instance, setInstance] = useState(() => new URLSearchParams(location.search).get('instance') ?? '');
   const [search, setSearch] = useState('');
   const [grep, setGrep] = useState('');
   const [lines, setLines] = useState<LogLine[]>([]);
@@ -63,6 +65,7 @@ export function Logs({ base, instances }: { base: string; instances: Instance[] 
           <select value={instance} onChange={(e) => setInstance(e.target.value)}>
             <option value="">{t('logs.allInstances')}</option>
             {instances.map((i) => <option key={i.name} value={i.name}>{i.name}</option>)}
+            {instance && !instances.some((i) => i.name === instance) && <option value={instance}>{instance}</option>}
           </select>
         </label>
         <label className="inline grow">

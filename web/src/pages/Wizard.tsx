@@ -13,7 +13,8 @@ import {
   type SourceKind, type Uploaded, type WizardInput,
 } from '../wizard';
 
-const FIELDS = ['name', 'source', 'build', 'ports', 'env', 'replicas'] as const;
+const FIELDS = ['name', 'source', 'build', 'ports', 'env', 'replicas', 'kind', 'schedule'] as const;
+const COMPONENT_KINDS = ['service', 'job', 'cronjob'] as const;
 const KINDS: SourceKind[] = ['dir', 'git', 'upload', 'archive'];
 const ARCHIVE_TYPES = '.tar.gz,.tgz,.tar,.tar.bz2,.tar.xz,.zip';
 
@@ -222,9 +223,23 @@ export function WizardPage({ team, app }: { team: string; app: string }) {
             <Field label={t('comp.ports')} hint={todo.port ? t('wizard.portUndecided') : t('wizard.portDetected', { port: d.port })} error={errFor('ports')}>
               {(p) => <input {...p} name="ports" value={i.ports} onChange={set('ports')} placeholder="8080" />}
             </Field>
-            <Field label={t('comp.replicas')} error={errFor('replicas')}>
-              {(p) => <input {...p} name="replicas" type="number" min={0} max={100} value={i.replicas} onChange={set('replicas')} />}
+            <Field label={t('comp.kind')} hint={t(`wizard.kindHint.${i.kind}` as MessageKey)} error={errFor('kind')}>
+              {(p) => (
+                <select {...p} name="kind" value={i.kind} onChange={set('kind')}>
+                  {COMPONENT_KINDS.map((k) => <option key={k} value={k}>{t(`kind.${k}` as MessageKey)}</option>)}
+                </select>
+              )}
             </Field>
+            {i.kind === 'cronjob' && (
+              <Field label={t('job.schedule')} hint={t('job.scheduleHint')} error={errFor('schedule')}>
+                {(p) => <input {...p} name="schedule" className="mono" value={i.schedule} onChange={set('schedule')} placeholder="*/5 * * * *" />}
+              </Field>
+            )}
+            {i.kind !== 'job' && i.kind !== 'cronjob' && (
+              <Field label={t('comp.replicas')} error={errFor('replicas')}>
+                {(p) => <input {...p} name="replicas" type="number" min={0} max={100} value={i.replicas} onChange={set('replicas')} />}
+              </Field>
+            )}
             <Field label={t('comp.env')} hint={t('comp.envHint')} error={errFor('env')}>
               {(p) => <textarea {...p} name="env" rows={3} value={i.env} onChange={set('env')} placeholder="KEY=value" />}
             </Field>
