@@ -2,13 +2,12 @@
 // of the gateway that includes Beast (one Beast TU is expensive to build).
 //
 // Threads
-//   `io_threads` workers, each with its own io_context run by one thread, its own upstream
-//   connection pool and its own metrics slot. Every listener (HTTP, HTTPS, admin, TCP routes)
-//   has one acceptor on worker 0, which hands each client connection to the worker with the
-//   fewest connections (one post per connection); the connection then lives on that worker, so
-//   nothing on the request path takes a lock or shares a cache line with the other workers,
-//   except the round-robin counters and endpoint health atomics of the pools. Admin
-//   connections stay on worker 0.
+//   `io_threads` workers, each with its own io_context run by one thread, its own HTTP and HTTPS
+//   acceptors (SO_REUSEPORT: the kernel spreads connections), its own upstream connection pool
+//   and its own metrics slot. A connection lives on the worker that accepted it, so nothing on
+//   the request path takes a lock or shares a cache line with the other workers, except the
+//   round-robin counters and endpoint health atomics of the pools. The admin listener and TCP
+//   route listeners run on worker 0 (TCP routes) / worker 0 (admin).
 //
 // Snapshots
 //   Apply compiles a Snapshot into an immutable State (route table, pools with balancers, TLS
@@ -158,11 +157,17 @@ std::string FormatEndpoint(const tcp::endpoint& ep) {
 }
 
 Result<std::shared_ptr<Acceptor>> Listen(asio::io_context& io, const tcp::endpoint& ep,
-                                              const std::string& what) {
+                                              bool reuse_port, const std::string& what) {
   auto acc = std::make_shared<Acceptor>(io);
   error_code ec;
   acc->open(ep.protocol(), ec);
   if (!ec) acc->set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec && reuse_port) {
+    int one = 1;
+    if (::setsockopt(acc->native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) {
+      ec = error_code(errno, boost::system::system_category());
+    }
+  }
   if (!ec) acc->bind(ep, ec);
   if (!ec) acc->listen(asio::socket_base::max_listen_connections, ec);
   if (ec) {
@@ -388,10 +393,7 @@ struct Worker {
   int index;
   asio::io_context io;
   std::thread thread;
-  // Client connections (HTTP, HTTPS, TCP) on this worker, counting those handed to it and not
-  // started yet: written by the accepting thread and this worker, read to pick the worker of
-  // the next connection.
-  std::atomic<int> conns{0};
+  std::shared_ptr<Acceptor> http_acc, https_acc;
   UpstreamPool upstreams;
   std::mt19937_64 rng;
   // The access log's "time" up to the second, formatted once per second (gmtime and printf
@@ -482,7 +484,7 @@ class Impl final : public DataPlane {
   std::mutex health_mu_;
   std::map<std::string, std::weak_ptr<EndpointHealth>> health_;  // guarded by health_mu_
   std::map<int, std::shared_ptr<Acceptor>> tcp_listeners_;  // guarded by apply_mu_
-  std::shared_ptr<Acceptor> http_acc_, https_acc_, admin_acc_;  // on worker 0
+  std::shared_ptr<Acceptor> admin_acc_;
 
   // Last: destroyed first, so sessions dying with their io_context still see the rest.
   std::vector<std::unique_ptr<Worker>> workers_;
@@ -501,7 +503,6 @@ class ConnBase : public std::enable_shared_from_this<ConnBase> {
     a.store(a.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   }
   virtual ~ConnBase() {
-    w_.conns.fetch_sub(1, std::memory_order_relaxed);  // taken by PickWorker
     dp_.connections().fetch_sub(1, std::memory_order_relaxed);
     auto& a = dp_.metrics().active(w_.index);
     a.store(a.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
@@ -746,7 +747,7 @@ void AppendMillis(std::string* out, uint64_t v) {
   out->append(b, 4);
 }
 
-enum Listener { kHttp = 0, kHttps = 1, kAdmin = 2, kTcp = 3 };
+enum Listener { kHttp = 0, kHttps = 1, kAdmin = 2 };
 
 template <class Stream>
 class HttpSession final : public ConnBase {
@@ -1545,67 +1546,13 @@ awaitable<void> AdminSession(Impl& dp, Socket s) {
   s.shutdown(Socket::shutdown_send, ec);
 }
 
-// Starts the session of an accepted client connection on its worker (runs on that worker).
-void StartSession(Worker& w, Socket s, int kind, int tcp_port) {
+awaitable<void> AcceptLoop(Worker& w, std::shared_ptr<Acceptor> acc, int kind) {
   Impl& dp = w.dp;
-  error_code ec;
-  if (kind == kTcp) {
-    auto session = std::make_shared<TcpSession>(w, std::move(s), tcp_port);
-    asio::co_spawn(w.io, TcpSession::Run(std::move(session)), asio::detached);
-    return;
-  }
-  if (kind == kAdmin) {
-    asio::co_spawn(w.io, AdminSession(dp, std::move(s)), asio::detached);
-    return;
-  }
-  s.set_option(tcp::no_delay(true), ec);
-  if (kind == kHttp) {
-    auto session = std::make_shared<HttpSession<Socket>>(w, std::move(s), false);
-    asio::co_spawn(w.io, HttpSession<Socket>::Run(std::move(session)), asio::detached);
-  } else {
-    using TlsStream = ssl::stream<Socket>;
-    auto session =
-        std::make_shared<HttpSession<TlsStream>>(w, TlsStream(std::move(s), dp.base_tls()), true);
-    asio::co_spawn(w.io, HttpSession<TlsStream>::Run(std::move(session)), asio::detached);
-  }
-}
-
-// The worker with the fewest client connections, ties taken in turn. The connection is counted
-// on it here, on the accepting thread, so a burst of accepts spreads evenly before any session
-// has started (ConnBase's destructor gives the count back).
-Worker& PickWorker(const std::vector<Worker*>& workers, size_t* next) {
-  size_t n = workers.size();
-  size_t best = *next % n;
-  int best_load = workers[best]->conns.load(std::memory_order_relaxed);
-  for (size_t i = 1; i < n && best_load > 0; ++i) {
-    size_t k = (*next + i) % n;
-    int load = workers[k]->conns.load(std::memory_order_relaxed);
-    if (load < best_load) best = k, best_load = load;
-  }
-  *next = best + 1;
-  workers[best]->conns.fetch_add(1, std::memory_order_relaxed);
-  return *workers[best];
-}
-
-// One acceptor per listener, on worker 0; each connection is handed to the least-loaded worker
-// (one post per connection, none per request). SO_REUSEPORT acceptors per worker were measured
-// against this (docs/gateway.md "Performance"): the kernel's hash of the 4-tuple splits a few
-// dozen connections unevenly, and the busier worker's queue sets the p99. The worker is picked
-// before the accept, so the socket is opened on its io_context (Asio registers it with that
-// worker's reactor, which is safe from another thread) and only moved there, not re-registered.
-awaitable<void> AcceptLoop(std::vector<Worker*> workers, std::shared_ptr<Acceptor> acc,
-                           int kind, int tcp_port = 0) {
-  Impl& dp = workers[0]->dp;
-  size_t next = 0;
-  Timer backoff(workers[0]->io);
+  Timer backoff(w.io);
   for (;;) {
     error_code ec;
-    Worker& w = kind == kAdmin ? *workers[0] : PickWorker(workers, &next);
     Socket s(w.io);
     co_await acc->async_accept(s, BERTH_EC(ec));
-    bool refuse = !ec && kind != kAdmin &&
-                  dp.connections().load(std::memory_order_relaxed) >= dp.opts().max_connections;
-    if ((ec || refuse) && kind != kAdmin) w.conns.fetch_sub(1, std::memory_order_relaxed);
     if (ec) {
       if (ec == asio::error::operation_aborted || !acc->is_open()) break;
       // EMFILE and friends: back off instead of spinning.
@@ -1613,17 +1560,50 @@ awaitable<void> AcceptLoop(std::vector<Worker*> workers, std::shared_ptr<Accepto
       co_await backoff.async_wait(BERTH_EC(ec));
       continue;
     }
-    if (refuse) {
+    if (kind == kAdmin) {
+      asio::co_spawn(w.io, AdminSession(dp, std::move(s)), asio::detached);
+      continue;
+    }
+    if (dp.connections().load(std::memory_order_relaxed) >= dp.opts().max_connections) {
       s.close(ec);
       continue;
     }
-    if (&w == workers[0]) {
-      StartSession(w, std::move(s), kind, tcp_port);
+    s.set_option(tcp::no_delay(true), ec);
+    if (kind == kHttp) {
+      auto session = std::make_shared<HttpSession<Socket>>(w, std::move(s), false);
+      asio::co_spawn(w.io, HttpSession<Socket>::Run(std::move(session)), asio::detached);
     } else {
-      asio::post(w.io, [&w, s = std::move(s), kind, tcp_port]() mutable {
-        StartSession(w, std::move(s), kind, tcp_port);
-      });
+      using TlsStream = ssl::stream<Socket>;
+      auto session =
+          std::make_shared<HttpSession<TlsStream>>(w, TlsStream(std::move(s), dp.base_tls()), true);
+      asio::co_spawn(w.io, HttpSession<TlsStream>::Run(std::move(session)), asio::detached);
     }
+  }
+}
+
+awaitable<void> TcpAcceptLoop(std::vector<Worker*> workers, std::shared_ptr<Acceptor> acc,
+                              int port) {
+  Impl& dp = workers[0]->dp;
+  size_t next = 0;
+  Timer backoff(workers[0]->io);
+  for (;;) {
+    // Connections are spread over the workers; each runs on the worker it was given to.
+    Worker& w = *workers[next++ % workers.size()];
+    error_code ec;
+    Socket s(w.io);
+    co_await acc->async_accept(s, BERTH_EC(ec));
+    if (ec) {
+      if (ec == asio::error::operation_aborted || !acc->is_open()) break;
+      backoff.expires_after(std::chrono::milliseconds(50));
+      co_await backoff.async_wait(BERTH_EC(ec));
+      continue;
+    }
+    if (dp.connections().load(std::memory_order_relaxed) >= dp.opts().max_connections) {
+      s.close(ec);
+      continue;
+    }
+    auto session = std::make_shared<TcpSession>(w, std::move(s), port);
+    asio::co_spawn(w.io, TcpSession::Run(std::move(session)), asio::detached);
   }
 }
 
@@ -1653,21 +1633,34 @@ Status Impl::Init() {
   SSL_CTX_set_tlsext_servername_callback(base_tls_.native_handle(), &Impl::ServerName);
   SSL_CTX_set_tlsext_servername_arg(base_tls_.native_handle(), this);
 
-  auto listen = [&](const std::string& addr, const char* what, std::shared_ptr<Acceptor>* acc,
-                    std::string* bound) -> Status {
+  auto listen_all = [&](const std::string& addr, const char* what, int kind,
+                        std::string* bound) -> Status {
     if (addr.empty()) return Status::Ok();
     BERTH_ASSIGN_OR_RETURN(tcp::endpoint ep, ParseAddress(addr, what));
-    BERTH_ASSIGN_OR_RETURN(*acc, Listen(workers_[0]->io, ep, what));
-    error_code ec;
-    *bound = FormatEndpoint((*acc)->local_endpoint(ec));
+    if (ep.port() != 0) {
+      // SO_REUSEPORT would let this gateway silently share a port with another process that
+      // also set it; a plain bind first proves the port is free.
+      BERTH_ASSIGN_OR_RETURN(auto probe, Listen(workers_[0]->io, ep, /*reuse_port=*/false, what));
+      error_code ec;
+      probe->close(ec);
+    }
+    for (auto& w : workers_) {
+      BERTH_ASSIGN_OR_RETURN(auto acc, Listen(w->io, ep, /*reuse_port=*/true, what));
+      if (ep.port() == 0) {
+        error_code ec;
+        ep = acc->local_endpoint(ec);  // the other workers share the port the kernel chose
+      }
+      (kind == kHttp ? w->http_acc : w->https_acc) = acc;
+    }
+    *bound = FormatEndpoint(ep);
     return Status::Ok();
   };
-  BERTH_RETURN_IF_ERROR(listen(opts_.http, "http", &http_acc_, &http_addr_));
-  BERTH_RETURN_IF_ERROR(listen(opts_.https, "https", &https_acc_, &https_addr_));
+  BERTH_RETURN_IF_ERROR(listen_all(opts_.http, "http", kHttp, &http_addr_));
+  BERTH_RETURN_IF_ERROR(listen_all(opts_.https, "https", kHttps, &https_addr_));
   if (!https_addr_.empty()) https_port_ = std::stoi(https_addr_.substr(https_addr_.rfind(':') + 1));
   if (!opts_.admin.empty()) {
     BERTH_ASSIGN_OR_RETURN(tcp::endpoint ep, ParseAddress(opts_.admin, "admin"));
-    BERTH_ASSIGN_OR_RETURN(admin_acc_, Listen(workers_[0]->io, ep, "admin"));
+    BERTH_ASSIGN_OR_RETURN(admin_acc_, Listen(workers_[0]->io, ep, false, "admin"));
     error_code ec;
     admin_addr_ = FormatEndpoint(admin_acc_->local_endpoint(ec));
   }
@@ -1675,12 +1668,13 @@ Status Impl::Init() {
   state_ = std::move(empty);
   generation_.store(1);
 
-  std::vector<Worker*> ws;
-  for (auto& w : workers_) ws.push_back(w.get());
-  asio::io_context& io0 = workers_[0]->io;
-  if (http_acc_) asio::co_spawn(io0, AcceptLoop(ws, http_acc_, kHttp), asio::detached);
-  if (https_acc_) asio::co_spawn(io0, AcceptLoop(ws, https_acc_, kHttps), asio::detached);
-  if (admin_acc_) asio::co_spawn(io0, AcceptLoop(ws, admin_acc_, kAdmin), asio::detached);
+  for (auto& w : workers_) {
+    if (w->http_acc) asio::co_spawn(w->io, AcceptLoop(*w, w->http_acc, kHttp), asio::detached);
+    if (w->https_acc) asio::co_spawn(w->io, AcceptLoop(*w, w->https_acc, kHttps), asio::detached);
+  }
+  if (admin_acc_) {
+    asio::co_spawn(workers_[0]->io, AcceptLoop(*workers_[0], admin_acc_, kAdmin), asio::detached);
+  }
   for (auto& w : workers_) {
     Worker* wp = w.get();
     wp->thread = std::thread([wp] {
@@ -1803,7 +1797,7 @@ Status Impl::Apply(const Snapshot& snap) {
     tcp::endpoint ep(ip, static_cast<unsigned short>(t.listen_port));
     if (it != tcp_listeners_.end() && it->second->local_endpoint(ec) == ep) continue;
     std::string field = "tcp_routes[" + std::to_string(i) + "].listen_port";
-    auto acc = Listen(workers_[0]->io, ep, field);
+    auto acc = Listen(workers_[0]->io, ep, false, field);
     if (!acc.ok()) {
       for (auto& [_, a] : opened) a->close(ec);
       return acc.status();
@@ -1833,7 +1827,7 @@ Status Impl::Apply(const Snapshot& snap) {
   for (auto& w : workers_) ws.push_back(w.get());
   for (auto& [port, acc] : opened) {
     tcp_listeners_[port] = acc;
-    asio::co_spawn(workers_[0]->io, AcceptLoop(ws, acc, kTcp, port), asio::detached);
+    asio::co_spawn(workers_[0]->io, TcpAcceptLoop(ws, acc, port), asio::detached);
   }
   return Status::Ok();
 }
@@ -1849,8 +1843,10 @@ void Impl::Stop(int drain_ms) {
       acc->close(ec);
     });
   };
-  close(http_acc_);
-  close(https_acc_);
+  for (auto& w : workers_) {
+    close(w->http_acc);
+    close(w->https_acc);
+  }
   close(admin_acc_);
   for (auto& [_, acc] : tcp_listeners_) close(acc);
   auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(drain_ms);
@@ -1862,8 +1858,6 @@ void Impl::Stop(int drain_ms) {
     if (w->thread.joinable()) w->thread.join();
   }
   tcp_listeners_.clear();
-  http_acc_.reset();
-  https_acc_.reset();
   admin_acc_.reset();
   workers_.clear();  // destroys every pending exchange with its io_context
   access_log_.reset();
