@@ -1602,8 +1602,12 @@ awaitable<void> TcpAcceptLoop(std::vector<Worker*> workers, std::shared_ptr<Acce
       s.close(ec);
       continue;
     }
-    auto session = std::make_shared<TcpSession>(w, std::move(s), port);
-    asio::co_spawn(w.io, TcpSession::Run(std::move(session)), asio::detached);
+    // The session is made on its worker: ConnBase updates the worker's metrics slot with plain
+    // stores, which only that worker's thread may do.
+    asio::post(w.io, [&w, s = std::move(s), port]() mutable {
+      auto session = std::make_shared<TcpSession>(w, std::move(s), port);
+      asio::co_spawn(w.io, TcpSession::Run(std::move(session)), asio::detached);
+    });
   }
 }
 
