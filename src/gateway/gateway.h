@@ -20,6 +20,11 @@ struct Options {
   std::string https = "127.0.0.1:8443";  // "" = no HTTPS listener
   std::string admin = "127.0.0.1:9090";  // /metrics, /healthz; "" = none
   int io_threads = 2;
+  // Pin io thread i to the i-th CPU the process may run on (when there are at least as many
+  // CPUs as io threads). Keeps the scheduler from stacking two workers on one core, which sets
+  // the p99 under load (docs/gateway.md "Performance"); off by default because a pinned worker
+  // cannot move away from a core that something else (an app instance) keeps busy.
+  bool pin_io_threads = false;
   std::string access_log;  // file path; "" = none, "-" = stdout
   size_t max_header_bytes = 16 * 1024;
   int64_t default_max_body_bytes = 0;  // 0 = unlimited (streamed)

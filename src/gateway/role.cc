@@ -263,6 +263,9 @@ void RegisterGatewayCommand(CLI::App& app, int* exit_code) {
   cmd->add_option("--io-threads", o->data_plane.io_threads, "threads serving connections")
       ->envname("BERTH_GATEWAY_IO_THREADS")
       ->capture_default_str();
+  cmd->add_flag("--pin-io-threads", o->data_plane.pin_io_threads,
+               "pin each io thread to its own CPU")
+      ->envname("BERTH_GATEWAY_PIN_IO_THREADS");
   cmd->add_option("--log-level", o->log_level, "trace, debug, info, warn, error or off")
       ->envname("BERTH_GATEWAY_LOG_LEVEL")
       ->capture_default_str();

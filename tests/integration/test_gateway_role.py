@@ -202,6 +202,7 @@ class GatewayRoleTest(BerthTestCase):
         os.kill(second_pid, signal.SIGTERM)
         wait_for(lambda: not alive(second_pid), "the gateway stopped", timeout=20)
         env = {k: v for k, v in os.environ.items() if not k.startswith("BERTH_")}
+        env["BERTH_GATEWAY_PIN_IO_THREADS"] = "1"  # its 2 io threads on 2 CPUs, when there are
         log = open(os.path.join(srv.tmp, "gateway-by-test.log"), "ab")
         self.addCleanup(log.close)
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env,
@@ -212,6 +213,14 @@ class GatewayRoleTest(BerthTestCase):
         addr = gw["http"]
         self.answers(addr, host, v2,
                      "the persisted snapshot served with the control plane down")
+        if len(os.sched_getaffinity(0)) >= 2:
+            pinned = []
+            for tid in os.listdir(f"/proc/{proc.pid}/task"):
+                with open(f"/proc/{proc.pid}/task/{tid}/status") as f:
+                    cpus = [ln.split()[1] for ln in f if ln.startswith("Cpus_allowed_list:")][0]
+                if cpus.isdigit():
+                    pinned.append(cpus)
+            self.assertEqual(len(set(pinned)), 2, f"io threads pinned to two CPUs: {pinned}")
 
         # The next server adopts that gateway (same PID) rather than starting a second one,
         # and the gateway follows the new server (its API port changed) for the next change.

@@ -31,6 +31,8 @@
 //   wait (client_idle_timeout_ms), upstream connect (route connect_ms), upstream response header
 //   (header_ms), each body chunk (idle_ms), capped by total_ms.
 #include <openssl/ssl.h>
+#include <pthread.h>
+#include <sched.h>
 #include <sys/socket.h>
 #include <time.h>
 
@@ -1602,8 +1604,12 @@ awaitable<void> TcpAcceptLoop(std::vector<Worker*> workers, std::shared_ptr<Acce
       s.close(ec);
       continue;
     }
-    auto session = std::make_shared<TcpSession>(w, std::move(s), port);
-    asio::co_spawn(w.io, TcpSession::Run(std::move(session)), asio::detached);
+    // The session is made on its worker: ConnBase updates the worker's metrics slot with plain
+    // stores, which only that worker's thread may do.
+    asio::post(w.io, [&w, s = std::move(s), port]() mutable {
+      auto session = std::make_shared<TcpSession>(w, std::move(s), port);
+      asio::co_spawn(w.io, TcpSession::Run(std::move(session)), asio::detached);
+    });
   }
 }
 
@@ -1675,12 +1681,31 @@ Status Impl::Init() {
   if (admin_acc_) {
     asio::co_spawn(workers_[0]->io, AcceptLoop(*workers_[0], admin_acc_, kAdmin), asio::detached);
   }
+  // CPUs for pinned io threads: the ones this process may use, in order.
+  std::vector<int> cpus;
+  if (opts_.pin_io_threads) {
+    cpu_set_t allowed;
+    CPU_ZERO(&allowed);
+    if (sched_getaffinity(0, sizeof allowed, &allowed) == 0) {
+      for (int c = 0; c < CPU_SETSIZE; ++c) {
+        if (CPU_ISSET(c, &allowed)) cpus.push_back(c);
+      }
+    }
+    if (cpus.size() < workers_.size()) cpus.clear();  // fewer CPUs than threads: leave them free
+  }
   for (auto& w : workers_) {
     Worker* wp = w.get();
     wp->thread = std::thread([wp] {
       auto guard = asio::make_work_guard(wp->io);
       wp->io.run();
     });
+    if (!cpus.empty()) {
+      cpu_set_t one;
+      CPU_ZERO(&one);
+      CPU_SET(cpus[static_cast<size_t>(wp->index)], &one);
+      // Best effort: a refused pin leaves the thread where the scheduler puts it.
+      pthread_setaffinity_np(wp->thread.native_handle(), sizeof one, &one);
+    }
   }
   return Status::Ok();
 }
