@@ -18,146 +18,17 @@
 #include "cli/detail/flags.h"
 #include "cli/detail/api_errors.h"
 #include "cli/detail/http_client.h"
+#include "cli/detail/verb.h"
 #include "cli/output.h"
 
 namespace berth::cli {
 namespace {
 
 Status Usage(std::string m) { return Status(Code::kInvalidArgument, "usage", std::move(m)); }
-Status Local(std::string m) { return Status(Code::kInternal, "cli", std::move(m)); }
 
-struct Globals {
-  std::string output = "table";
-  std::string server;
-  std::string team;
-};
-
-struct Shared {
-  ClientWorld world;
-  int* exit_code = nullptr;
-  Globals globals;
-};
-
-// One invocation: resolved config, API calls, printing.
-class Call {
- public:
-  explicit Call(Shared& sh) : sh_(sh) {}
-
-  Status Init() {
-    BERTH_ASSIGN_OR_RETURN(std::string path, ClientConfigPath(sh_.world.env));
-    auto stored = LoadClientConfig(path);
-    if (!stored.ok()) return Local(stored.status().message());
-    cfg_ = ResolveClientConfig(*stored, sh_.world.env, sh_.globals.server, sh_.globals.team);
-    return Status::Ok();
-  }
-  bool json() const { return sh_.globals.output == "json"; }
-  std::ostream& out() { return *sh_.world.out; }
-  std::ostream& err() { return *sh_.world.err; }
-  const std::string& cwd() const { return sh_.world.cwd; }
-
-  std::string Team() const { return "/api/v1/teams/" + EncodeComponent(cfg_.team); }
-  std::string App(const std::string& app) const { return Team() + "/apps/" + EncodeComponent(app); }
-
-  Result<Json> Do(const std::string& method, const std::string& path, const Json* body = nullptr) {
-    std::string text = body ? body->dump(-1, ' ', false, Json::error_handler_t::replace) : "";
-    auto r = sh_.world.send(method, cfg_.server, path, text, cfg_.token);
-    if (!r.ok()) return Local(r.status().message());
-    Json j = r->body.empty() ? Json::object() : Json::parse(r->body, nullptr, false);
-    if (r->status >= 200 && r->status < 300) {
-      if (j.is_discarded()) return Local("the server's answer is not JSON");
-      return j;
-    }
-    return StatusFromResponse(*r, method + " " + path);
-  }
-
-  // Every item of a collection (all pages).
-  Result<Json> All(const std::string& path) {
-    Json items = Json::array();
-    std::string after;
-    while (true) {
-      std::string q = path + "?limit=500" + (after.empty() ? "" : "&after=" + EncodeComponent(after));
-      BERTH_ASSIGN_OR_RETURN(Json page, Do("GET", q));
-      for (auto& i : page.value("items", Json::array())) items.push_back(std::move(i));
-      std::string next = Str(page, "next");
-      if (next.empty() || next == after) break;
-      after = next;
-    }
-    return Json{{"items", items}};
-  }
-
-  void Table(const Json& list, const char* noun, const std::vector<std::string>& headers,
-             const std::function<std::vector<std::string>(const Json&)>& row) {
-    if (json()) {
-      out() << RenderJson(list);
-      return;
-    }
-    std::vector<std::vector<std::string>> rows;
-    for (const auto& i : list.value("items", Json::array())) rows.push_back(row(i));
-    if (rows.empty()) {
-      err() << "No " << noun << " found.\n";
-      return;
-    }
-    out() << RenderTable(headers, rows);
-  }
-
-  void Show(const Json& obj) {
-    if (json()) {
-      out() << RenderJson(obj);
-    } else {
-      out() << RenderKeyValues(obj);
-    }
-  }
-
-  void Done(const Json& obj, const std::string& text) {
-    if (json()) {
-      out() << RenderJson(obj);
-    } else {
-      out() << text << "\n";
-    }
-  }
-
- private:
-  Shared& sh_;
-  ClientConfig cfg_;
-};
-
-using Runner = std::function<Status(Call&)>;
-
-void Report(const Status& s, std::ostream& err) {
-  if (s.reason() == "cli") {
-    err << "error: " << s.message() << "\n";
-    return;
-  }
-  err << "error: " << s.message() << " (" << s.reason() << ")\n";
-  if (!s.field().empty()) err << "field: " << s.field() << "\n";
-  if (s.code() == Code::kUnauthenticated) {
-    err << "hint: log in with `berth login --server URL --user NAME`\n";
-  }
-}
-
-CLI::App* Leaf(CLI::App* parent, const std::shared_ptr<Shared>& sh, const std::string& name,
-               const std::string& description, Runner run) {
-  CLI::App* cmd = parent->add_subcommand(name, description);
-  cmd->add_option("-o,--output", sh->globals.output, "Output format: table or json")
-      ->check(CLI::IsMember({"table", "json"}))
-      ->group("Global flags");
-  cmd->add_option("--server", sh->globals.server, "berth server URL")->group("Global flags");
-  cmd->add_option("--team", sh->globals.team, "Team (default: the current one)")
-      ->group("Global flags");
-  cmd->callback([sh, run = std::move(run)] {
-    Call call(*sh);
-    Status s = call.Init();
-    if (s.ok()) s = run(call);
-    if (s.ok()) {
-      *sh->exit_code = 0;
-      return;
-    }
-    if (s.reason() == "usage") throw CLI::ValidationError(s.message(), 2);
-    Report(s, *sh->world.err);
-    *sh->exit_code = 1;
-  });
-  return cmd;
-}
+using detail::Call;
+using detail::Leaf;
+using detail::Shared;
 
 CLI::App* Noun(CLI::App& app, const std::string& name, const std::string& description) {
   CLI::App* cmd = app.add_subcommand(name, description);
@@ -258,7 +129,7 @@ void AddDomainCommands(CLI::App& app, const std::shared_ptr<Shared>& sh) {
   };
   auto o = std::make_shared<Opts>();
 
-  CLI::App* add = Leaf(noun, sh, "add", "Route DOMAIN[/PATH] to a component (canary with --canary)",
+  CLI::App* add = Leaf(*noun, sh, "add", "Route DOMAIN[/PATH] to a component (canary with --canary)",
                        [o](Call& c) -> Status {
     Json backends = Json::array();
     int canary_total = 0;
@@ -331,7 +202,7 @@ void AddDomainCommands(CLI::App& app, const std::shared_ptr<Shared>& sh) {
   add->add_option("--name", o->name, "Rule name (default: derived from the domain and path)");
 
   auto lo = std::make_shared<std::string>();
-  CLI::App* list = Leaf(noun, sh, "list", "List HTTP rules (of one app, or of the whole team)",
+  CLI::App* list = Leaf(*noun, sh, "list", "List HTTP rules (of one app, or of the whole team)",
                         [lo](Call& c) -> Status {
     std::string path = lo->empty() ? c.Team() + "/http-rules" : c.App(*lo) + "/http-rules";
     BERTH_ASSIGN_OR_RETURN(Json l, c.All(path));
@@ -351,7 +222,7 @@ void AddDomainCommands(CLI::App& app, const std::shared_ptr<Shared>& sh) {
   list->add_option("--app", *lo, "Only this app's rules");
 
   auto so = std::make_shared<std::pair<std::string, std::string>>();
-  CLI::App* show = Leaf(noun, sh, "show", "Show an HTTP rule", [so](Call& c) -> Status {
+  CLI::App* show = Leaf(*noun, sh, "show", "Show an HTTP rule", [so](Call& c) -> Status {
     BERTH_ASSIGN_OR_RETURN(Json r, c.Do("GET", c.App(so->second) + "/http-rules/" + EncodeComponent(so->first)));
     c.Show(r);
     return Status::Ok();
@@ -363,7 +234,7 @@ void AddDomainCommands(CLI::App& app, const std::shared_ptr<Shared>& sh) {
     std::string target, app, path;
   };
   auto ro = std::make_shared<RemoveOpts>();
-  CLI::App* remove = Leaf(noun, sh, "remove", "Remove an HTTP rule, by name or by domain",
+  CLI::App* remove = Leaf(*noun, sh, "remove", "Remove an HTTP rule, by name or by domain",
                           [ro](Call& c) -> Status {
     std::string name = ro->target;
     if (name.find('.') != std::string::npos || name.find('*') != std::string::npos) {
@@ -406,7 +277,7 @@ void AddTcpCommands(CLI::App& app, const std::shared_ptr<Shared>& sh) {
     std::string app, component, balance, name, idle_timeout, connect_timeout;
   };
   auto o = std::make_shared<Opts>();
-  CLI::App* add = Leaf(noun, sh, "add", "Forward LISTEN_PORT on the gateway to a component port",
+  CLI::App* add = Leaf(*noun, sh, "add", "Forward LISTEN_PORT on the gateway to a component port",
                        [o](Call& c) -> Status {
     Json body = {{"listen_port", o->listen_port}, {"component", o->component}};
     if (o->port) body["port"] = o->port;
@@ -439,7 +310,7 @@ void AddTcpCommands(CLI::App& app, const std::shared_ptr<Shared>& sh) {
                   "Give up connecting to an instance after this long, e.g. 2s (default 5s)");
 
   auto lo = std::make_shared<std::string>();
-  CLI::App* list = Leaf(noun, sh, "list", "List TCP rules (of one app, or of the whole team)",
+  CLI::App* list = Leaf(*noun, sh, "list", "List TCP rules (of one app, or of the whole team)",
                         [lo](Call& c) -> Status {
     std::string path = lo->empty() ? c.Team() + "/tcp-rules" : c.App(*lo) + "/tcp-rules";
     BERTH_ASSIGN_OR_RETURN(Json l, c.All(path));
@@ -460,7 +331,7 @@ void AddTcpCommands(CLI::App& app, const std::shared_ptr<Shared>& sh) {
   list->add_option("--app", *lo, "Only this app's rules");
 
   auto ro = std::make_shared<std::pair<std::string, std::string>>();
-  CLI::App* remove = Leaf(noun, sh, "remove", "Remove a TCP rule, by name or by listen port",
+  CLI::App* remove = Leaf(*noun, sh, "remove", "Remove a TCP rule, by name or by listen port",
                           [ro](Call& c) -> Status {
     std::string name = ro->first;
     if (AllDigits(name)) {
@@ -491,7 +362,7 @@ void AddCertCommands(CLI::App& app, const std::shared_ptr<Shared>& sh) {
   };
   auto o = std::make_shared<Opts>();
   for (bool update : {false, true}) {
-    CLI::App* cmd = Leaf(noun, sh, update ? "update" : "add",
+    CLI::App* cmd = Leaf(*noun, sh, update ? "update" : "add",
                          update ? "Replace a certificate and its key (renewal)"
                                 : "Upload a PEM certificate (+ chain) and its private key",
                          [o, update](Call& c) -> Status {
@@ -520,7 +391,7 @@ void AddCertCommands(CLI::App& app, const std::shared_ptr<Shared>& sh) {
     cmd->add_option("--chain", o->chain, "PEM file: the chain, when not in --cert");
   }
 
-  Leaf(noun, sh, "list", "List certificates with their domains and expiry", [](Call& c) -> Status {
+  Leaf(*noun, sh, "list", "List certificates with their domains and expiry", [](Call& c) -> Status {
     BERTH_ASSIGN_OR_RETURN(Json l, c.All(c.Team() + "/certificates"));
     c.Table(l, "certificates", {"NAME", "DOMAINS", "NOT AFTER", "EXPIRED", "ISSUER"}, [](const Json& r) {
       return std::vector<std::string>{Str(r, "name"), Field(r, "domains"), Str(r, "not_after"),
@@ -530,7 +401,7 @@ void AddCertCommands(CLI::App& app, const std::shared_ptr<Shared>& sh) {
   });
 
   auto so = std::make_shared<std::string>();
-  CLI::App* show = Leaf(noun, sh, "show", "Show a certificate (never its key)", [so](Call& c) -> Status {
+  CLI::App* show = Leaf(*noun, sh, "show", "Show a certificate (never its key)", [so](Call& c) -> Status {
     BERTH_ASSIGN_OR_RETURN(Json r, c.Do("GET", c.Team() + "/certificates/" + EncodeComponent(*so)));
     if (!c.json()) r.erase("cert_pem");
     c.Show(r);
@@ -539,7 +410,7 @@ void AddCertCommands(CLI::App& app, const std::shared_ptr<Shared>& sh) {
   show->add_option("name", *so, "Certificate name")->required();
 
   auto rm = std::make_shared<std::string>();
-  CLI::App* remove = Leaf(noun, sh, "remove", "Delete a certificate no rule uses", [rm](Call& c) -> Status {
+  CLI::App* remove = Leaf(*noun, sh, "remove", "Delete a certificate no rule uses", [rm](Call& c) -> Status {
     BERTH_ASSIGN_OR_RETURN(Json r, c.Do("DELETE", c.Team() + "/certificates/" + EncodeComponent(*rm)));
     c.Done(r, "removed certificate " + *rm);
     return Status::Ok();

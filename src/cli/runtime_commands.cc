@@ -22,114 +22,15 @@
 #include "cli/detail/flags.h"
 #include "cli/detail/api_errors.h"
 #include "cli/detail/http_client.h"
+#include "cli/detail/verb.h"
 #include "cli/output.h"
 
 namespace berth::cli {
 namespace {
 
-struct Globals {
-  std::string output = "table";
-  std::string server;
-  std::string team;
-};
-
-struct Shared {
-  ClientWorld world;
-  int* exit_code = nullptr;
-  Globals globals;
-};
-
-// One invocation: resolved config, API calls, printing.
-class Call {
- public:
-  explicit Call(Shared& sh) : sh_(sh) {}
-
-  Status Init() {
-    BERTH_ASSIGN_OR_RETURN(std::string path, ClientConfigPath(sh_.world.env));
-    auto stored = LoadClientConfig(path);
-    if (!stored.ok()) return Status(Code::kInternal, "cli", stored.status().message());
-    cfg_ = ResolveClientConfig(*stored, sh_.world.env, sh_.globals.server, sh_.globals.team);
-    return Status::Ok();
-  }
-  bool json() const { return sh_.globals.output == "json"; }
-  std::ostream& out() { return *sh_.world.out; }
-  std::ostream& err() { return *sh_.world.err; }
-  const ClientConfig& cfg() const { return cfg_; }
-
-  std::string ComponentPath(const std::string& app, const std::string& component) const {
-    return "/api/v1/teams/" + EncodeComponent(cfg_.team) + "/apps/" + EncodeComponent(app) +
-           "/components/" + EncodeComponent(component);
-  }
-
-  Result<Json> Do(const std::string& method, const std::string& path, const Json* body = nullptr) {
-    std::string text = body ? body->dump() : "";
-    auto r = sh_.world.send(method, cfg_.server, path, text, cfg_.token);
-    if (!r.ok()) return Status(r.status().code(), "cli", r.status().message());
-    if (r->status < 200 || r->status >= 300) return StatusFromResponse(*r, method + " " + path);
-    Json j = r->body.empty() ? Json::object() : Json::parse(r->body, nullptr, false);
-    if (j.is_discarded()) return Status(Code::kInternal, "cli", "the server's answer is not JSON");
-    return j;
-  }
-
-  // Streams NDJSON lines to `on_line` (return false to stop).
-  Status Stream(const std::string& path, const std::function<bool(const Json&)>& on_line) {
-    HttpClientOptions opts;
-    opts.read_timeout = std::chrono::seconds(60);  // heartbeats come every 15 s
-    auto r = RequestStream("GET", cfg_.server, path, "", cfg_.token,
-                           [&](std::string_view line) {
-                             Json j = Json::parse(line, nullptr, false);
-                             if (j.is_discarded()) return true;
-                             return on_line(j);
-                           },
-                           opts);
-    if (!r.ok()) return Status(r.status().code(), "cli", r.status().message());
-    if (r->status < 200 || r->status >= 300) return StatusFromResponse(*r, "GET " + path);
-    return Status::Ok();
-  }
-
- private:
-  Shared& sh_;
-  ClientConfig cfg_;
-};
-
-using Runner = std::function<Status(Call&)>;
-
-void Report(const Status& s, std::ostream& err) {
-  if (s.reason() == "cli") {
-    err << "error: " << s.message() << "\n";
-    return;
-  }
-  err << "error: " << s.message() << " (" << s.reason() << ")\n";
-  if (!s.field().empty()) err << "field: " << s.field() << "\n";
-  if (s.code() == Code::kUnauthenticated) {
-    err << "hint: log in with `berth login --server URL --user NAME`\n";
-  }
-}
-
-CLI::App* Leaf(CLI::App& app, const std::shared_ptr<Shared>& sh, const std::string& name,
-               const std::string& description, Runner run) {
-  CLI::App* cmd = app.add_subcommand(name, description);
-  cmd->add_option("-o,--output", sh->globals.output, "Output format: table or json")
-      ->check(CLI::IsMember({"table", "json"}))
-      ->group("Global flags");
-  cmd->add_option("--server", sh->globals.server, "berth server URL")->group("Global flags");
-  cmd->add_option("--team", sh->globals.team, "Team (default: the current one)")
-      ->group("Global flags");
-  cmd->callback([sh, run = std::move(run)] {
-    Call call(*sh);
-    Status s = call.Init();
-    if (s.ok()) s = run(call);
-    if (s.ok()) {
-      if (*sh->exit_code < 0) *sh->exit_code = 1;  // a runner that reported failure itself
-      else *sh->exit_code = 0;
-      return;
-    }
-    if (s.reason() == "usage") throw CLI::ValidationError(s.message(), 2);
-    Report(s, *sh->world.err);
-    *sh->exit_code = 1;
-  });
-  return cmd;
-}
+using detail::Call;
+using detail::Leaf;
+using detail::Shared;
 
 struct Target {
   std::string component;
