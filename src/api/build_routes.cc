@@ -24,18 +24,6 @@ using model::Role;
 constexpr size_t kLogReplyLimit = 4 << 20;   // bytes of a log returned without follow
 constexpr size_t kStreamChunk = 256 << 10;   // bytes read per poll of a followed log
 
-std::string Quoted(const std::string& s) { return "\"" + s + "\""; }
-
-Json Stored(const Object& o) {
-  Json j = Json::parse(o.body, nullptr, false);
-  return j.is_object() ? j : Json::object();
-}
-
-Status Need(Service& s, const Ctx& ctx, Role min, const std::string& action) {
-  auto r = s.access.Require(ctx.who, ctx.P("team"), min, action);
-  return r.ok() ? Status::Ok() : r.status();
-}
-
 Result<Json> Body(const Ctx& ctx) {
   const std::string& ct = ctx.req.Header("content-type");
   if (!ct.empty() && ct.rfind("application/json", 0) != 0) {
@@ -77,7 +65,7 @@ Result<Object> LoadVersion(Service& s, const Ctx& ctx) {
 // ---- detect -------------------------------------------------------------------------------
 
 Result<Reply> DetectRoute(Service& s, Ctx& ctx) {
-  BERTH_RETURN_IF_ERROR(Need(s, ctx, Role::kDeveloper, "run detection"));
+  BERTH_RETURN_IF_ERROR(NeedRole(s, ctx, Role::kDeveloper, "run detection"));
   BERTH_ASSIGN_OR_RETURN(Json body, Body(ctx));
   // The component parser validates source and build exactly as a component's would be.
   Json comp = {{"name", "detect"}};
@@ -150,7 +138,7 @@ bool ValidGitRef(const std::string& ref) {
 }
 
 Result<Reply> QueueBuild(Service& s, Ctx& ctx) {
-  BERTH_RETURN_IF_ERROR(Need(s, ctx, Role::kDeveloper, "build components"));
+  BERTH_RETURN_IF_ERROR(NeedRole(s, ctx, Role::kDeveloper, "build components"));
   BERTH_ASSIGN_OR_RETURN(Json body, Body(ctx));
   std::string ref;
   JsonReader r(body, "");
@@ -212,7 +200,7 @@ std::string ArchiveSuffix(const std::string& name) {
 // to DATA/tmp by the transport). It is checked like a build would (safe entries, limits), kept
 // under DATA/uploads and becomes the component's source.
 Result<Reply> UploadArchive(Service& s, Ctx& ctx) {
-  BERTH_RETURN_IF_ERROR(Need(s, ctx, Role::kDeveloper, "upload sources"));
+  BERTH_RETURN_IF_ERROR(NeedRole(s, ctx, Role::kDeveloper, "upload sources"));
   if (s.options.data_dir.empty()) return Unavailable("the server has no data directory for uploads");
   BERTH_ASSIGN_OR_RETURN(Object comp_obj, LoadComponent(s, ctx));
   const std::string& file = ctx.req.body_file;
@@ -277,7 +265,7 @@ Result<Reply> UploadArchive(Service& s, Ctx& ctx) {
 // ---- cancel -------------------------------------------------------------------------------
 
 Result<Reply> CancelBuild(Service& s, Ctx& ctx) {
-  BERTH_RETURN_IF_ERROR(Need(s, ctx, Role::kDeveloper, "cancel builds"));
+  BERTH_RETURN_IF_ERROR(NeedRole(s, ctx, Role::kDeveloper, "cancel builds"));
   for (int attempt = 0; attempt < 5; ++attempt) {
     BERTH_ASSIGN_OR_RETURN(Object v, LoadVersion(s, ctx));
     Json before = Stored(v);
@@ -383,7 +371,7 @@ class LogStream final : public StreamSource {
 };
 
 Result<Reply> BuildLog(Service& s, Ctx& ctx) {
-  BERTH_RETURN_IF_ERROR(Need(s, ctx, Role::kViewer, "read build logs"));
+  BERTH_RETURN_IF_ERROR(NeedRole(s, ctx, Role::kViewer, "read build logs"));
   std::string follow = ctx.req.Query("follow", "0");
   if (follow != "0" && follow != "1" && follow != "true" && follow != "false") {
     return InvalidArgument("follow must be 0, 1, true or false", "follow");

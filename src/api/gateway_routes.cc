@@ -21,18 +21,6 @@ using model::Role;
 
 constexpr size_t kAuditSideLimit = 8 << 10;
 
-std::string Q(const std::string& s) { return "\"" + s + "\""; }
-
-Json Stored(const Object& o) {
-  Json j = Json::parse(o.body, nullptr, false);
-  return j.is_object() ? j : Json::object();
-}
-
-Status NeedRole(Service& s, const Ctx& ctx, Role min, const std::string& action) {
-  auto r = s.access.Require(ctx.who, ctx.P("team"), min, action);
-  return r.ok() ? Status::Ok() : r.status();
-}
-
 // What the audit log keeps of an object: never key material, and certificates without their
 // (long, public) PEM.
 Json AuditSide(const Json* side) {
@@ -80,7 +68,7 @@ Status AppExists(Service& s, const std::string& team, const std::string& app) {
   auto o = s.store.Get(model::kApp, team, app);
   if (o.ok()) return Status::Ok();
   if (o.status().code() == Code::kNotFound) {
-    return NotFound("app " + Q(app) + " not found in team " + Q(team));
+    return NotFound("app " + Quoted(app) + " not found in team " + Quoted(team));
   }
   return o.status();
 }
@@ -148,8 +136,8 @@ Result<Object> CommitRule(Service& s, const Ctx& ctx, const RuleKind& k, const O
             std::string holder_scope = c.value("scope", "");
             std::string team = holder_scope.substr(0, holder_scope.find('/'));
             std::string who = team == ctx.P("team")
-                                  ? "rule " + Q(c.value("name", "")) + " of app " +
-                                        Q(holder_scope.substr(holder_scope.find('/') + 1))
+                                  ? "rule " + Quoted(c.value("name", "")) + " of app " +
+                                        Quoted(holder_scope.substr(holder_scope.find('/') + 1))
                                   : "a rule of another team";
             return Status(Code::kConflict, k.conflict,
                           KeyText(new_key) + " is already routed by " + who,
@@ -188,10 +176,10 @@ Result<Object> CommitRule(Service& s, const Ctx& ctx, const RuleKind& k, const O
     // moved under us (then look again).
     auto now = s.store.Get(rule.kind, rule.scope, rule.name);
     if (rule_op.type == OpType::kCreate && now.ok()) {
-      return AlreadyExists(std::string(k.noun) + " " + Q(rule.name) + " already exists");
+      return AlreadyExists(std::string(k.noun) + " " + Quoted(rule.name) + " already exists");
     }
     if (rule_op.type == OpType::kUpdate) {
-      if (!now.ok()) return NotFound(std::string(k.noun) + " " + Q(rule.name) + " not found");
+      if (!now.ok()) return NotFound(std::string(k.noun) + " " + Quoted(rule.name) + " not found");
       if (now->revision != rule_op.expected_revision) return r.status();  // caller re-reads
     }
     if (r.status().code() != Code::kAlreadyExists && r.status().code() != Code::kConflict &&
@@ -209,11 +197,11 @@ Result<Reply> DeleteRule(Service& s, Ctx& ctx, const RuleKind& k) {
   const std::string name = ctx.P("rule");
   auto cur = s.store.Get(k.kind, AppScope(ctx), name);
   if (!cur.ok()) {
-    if (cur.status().code() == Code::kNotFound) return NotFound(std::string(k.noun) + " " + Q(name) + " not found");
+    if (cur.status().code() == Code::kNotFound) return NotFound(std::string(k.noun) + " " + Quoted(name) + " not found");
     return cur.status();
   }
   if (expected != 0 && cur->revision != expected) {
-    return RevisionConflict(std::string(k.noun) + " " + Q(name) + " is at revision " +
+    return RevisionConflict(std::string(k.noun) + " " + Quoted(name) + " is at revision " +
                             std::to_string(cur->revision) + ", not " + std::to_string(expected));
   }
   Json before = Stored(*cur);
@@ -245,7 +233,7 @@ Result<Reply> DeleteRule(Service& s, Ctx& ctx, const RuleKind& k) {
   b.audit.push_back(Audit(ctx, "delete", RuleResource(ctx, k, name), &before, nullptr));
   auto r = s.store.Commit(b);
   if (!r.ok()) {
-    if (r.status().code() == Code::kNotFound) return NotFound(std::string(k.noun) + " " + Q(name) + " not found");
+    if (r.status().code() == Code::kNotFound) return NotFound(std::string(k.noun) + " " + Quoted(name) + " not found");
     return r.status();
   }
   return Reply{200, {{"deleted", k.kind}, {"name", name}, {"revision", r->revision}}, {}, nullptr};
@@ -257,7 +245,7 @@ Result<Reply> GetRule(Service& s, Ctx& ctx, const RuleKind& k) {
   auto o = s.store.Get(k.kind, AppScope(ctx), ctx.P("rule"));
   if (!o.ok()) {
     if (o.status().code() == Code::kNotFound) {
-      return NotFound(std::string(k.noun) + " " + Q(ctx.P("rule")) + " not found");
+      return NotFound(std::string(k.noun) + " " + Quoted(ctx.P("rule")) + " not found");
     }
     return o.status();
   }
@@ -270,7 +258,7 @@ Result<model::Component> BackendComponent(Service& s, const Ctx& ctx, const std:
   auto o = s.store.Get(model::kComponent, AppScope(ctx), name);
   if (!o.ok()) {
     if (o.status().code() == Code::kNotFound) {
-      return InvalidArgument("component " + Q(name) + " not found in app " + Q(ctx.P("app")), field);
+      return InvalidArgument("component " + Quoted(name) + " not found in app " + Quoted(ctx.P("app")), field);
     }
     return o.status();
   }
@@ -302,7 +290,7 @@ Status CheckHttpRule(Service& s, const Ctx& ctx, model::HttpRule* r) {
     if (b.port == 0) {
       b.port = routing::FirstHttpPort(c.ports);
       if (b.port == 0) {
-        return InvalidArgument("component " + Q(b.component) +
+        return InvalidArgument("component " + Quoted(b.component) +
                                    " declares no HTTP port: add one, e.g. `berth component set " +
                                    b.component + " --app " + ctx.P("app") + " --port 8080/http`",
                                field + ".component");
@@ -311,12 +299,12 @@ Status CheckHttpRule(Service& s, const Ctx& ctx, model::HttpRule* r) {
       auto p = std::find_if(c.ports.begin(), c.ports.end(),
                             [&](const model::Port& x) { return x.port == b.port; });
       if (p == c.ports.end()) {
-        return InvalidArgument("component " + Q(b.component) + " does not declare port " +
+        return InvalidArgument("component " + Quoted(b.component) + " does not declare port " +
                                    std::to_string(b.port),
                                field + ".port");
       }
       if (p->protocol != "http") {
-        return InvalidArgument("port " + std::to_string(b.port) + " of " + Q(b.component) + " is " +
+        return InvalidArgument("port " + std::to_string(b.port) + " of " + Quoted(b.component) + " is " +
                                    p->protocol + ", not http: route it with a TCP rule",
                                field + ".port");
       }
@@ -325,7 +313,7 @@ Status CheckHttpRule(Service& s, const Ctx& ctx, model::HttpRule* r) {
       auto v = s.store.Get(model::kVersion, AppScope(ctx) + "/" + b.component, b.version);
       if (!v.ok()) {
         if (v.status().code() == Code::kNotFound) {
-          return InvalidArgument("component " + Q(b.component) + " has no version " + Q(b.version),
+          return InvalidArgument("component " + Quoted(b.component) + " has no version " + Quoted(b.version),
                                  field + ".version");
         }
         return v.status();
@@ -341,8 +329,8 @@ Status CheckHttpRule(Service& s, const Ctx& ctx, model::HttpRule* r) {
     auto o = s.store.Get(model::kCertificate, ctx.P("team"), r->certificate);
     if (!o.ok()) {
       if (o.status().code() == Code::kNotFound) {
-        return InvalidArgument("certificate " + Q(r->certificate) + " not found in team " +
-                                   Q(ctx.P("team")) + ": upload it first (berth cert add)",
+        return InvalidArgument("certificate " + Quoted(r->certificate) + " not found in team " +
+                                   Quoted(ctx.P("team")) + ": upload it first (berth cert add)",
                                "certificate");
       }
       return o.status();
@@ -355,7 +343,7 @@ Status CheckHttpRule(Service& s, const Ctx& ctx, model::HttpRule* r) {
     if (!covers) {
       std::string list;
       for (const std::string& d : c->domains) list += (list.empty() ? "" : ", ") + d;
-      return InvalidArgument("certificate " + Q(r->certificate) + " is for " + list +
+      return InvalidArgument("certificate " + Quoted(r->certificate) + " is for " + list +
                                  ", not for " + r->domain,
                              "certificate");
     }
@@ -395,17 +383,17 @@ Result<Reply> UpdateRule(Service& s, Ctx& ctx, const RuleKind& k, const RulePars
   const std::string name = ctx.P("rule");
   if (body.contains("name") && !(body["name"].is_string() && body["name"] == name)) {
     return InvalidArgument("name cannot be changed (the body says " + body["name"].dump() +
-                               ", the path " + Q(name) + ")",
+                               ", the path " + Quoted(name) + ")",
                            "name");
   }
   for (int attempt = 0; attempt < 5; ++attempt) {
     auto cur = s.store.Get(k.kind, AppScope(ctx), name);
     if (!cur.ok()) {
-      if (cur.status().code() == Code::kNotFound) return NotFound(std::string(k.noun) + " " + Q(name) + " not found");
+      if (cur.status().code() == Code::kNotFound) return NotFound(std::string(k.noun) + " " + Quoted(name) + " not found");
       return cur.status();
     }
     if (expected != 0 && cur->revision != expected) {
-      return RevisionConflict(std::string(k.noun) + " " + Q(name) + " is at revision " +
+      return RevisionConflict(std::string(k.noun) + " " + Quoted(name) + " is at revision " +
                               std::to_string(cur->revision) + ", not " + std::to_string(expected) +
                               ": read it again and retry");
     }
@@ -426,7 +414,7 @@ Result<Reply> UpdateRule(Service& s, Ctx& ctx, const RuleKind& k, const RulePars
     if (o.ok()) return Reply{200, Render(s, *o), {}, nullptr};
     if (o.status().reason() != "revision_conflict" || expected != 0) return o.status();
   }
-  return RevisionConflict(std::string(k.noun) + " " + Q(name) + " is changing too often: retry");
+  return RevisionConflict(std::string(k.noun) + " " + Quoted(name) + " is changing too often: retry");
 }
 
 Result<Reply> UpdateHttpRule(Service& s, Ctx& ctx) {
@@ -456,7 +444,7 @@ Status CheckTcpRule(Service& s, const Ctx& ctx, model::TcpRule* t) {
   }
   BERTH_ASSIGN_OR_RETURN(model::Component c, BackendComponent(s, ctx, t->component, "component"));
   if (c.ports.empty()) {
-    return InvalidArgument("component " + Q(t->component) + " declares no port: add one, e.g. " +
+    return InvalidArgument("component " + Quoted(t->component) + " declares no port: add one, e.g. " +
                                "`berth component set " + t->component + " --app " + ctx.P("app") +
                                " --port 5432/tcp`",
                            "component");
@@ -465,7 +453,7 @@ Status CheckTcpRule(Service& s, const Ctx& ctx, model::TcpRule* t) {
     t->port = c.ports.front().port;
   } else if (std::none_of(c.ports.begin(), c.ports.end(),
                           [&](const model::Port& p) { return p.port == t->port; })) {
-    return InvalidArgument("component " + Q(t->component) + " does not declare port " +
+    return InvalidArgument("component " + Quoted(t->component) + " does not declare port " +
                                std::to_string(t->port),
                            "port");
   }
@@ -536,7 +524,7 @@ Result<Reply> CreateCertificate(Service& s, Ctx& ctx) {
   auto r = s.store.Commit(b);
   if (!r.ok()) {
     if (r.status().code() == Code::kAlreadyExists) {
-      return AlreadyExists("certificate " + Q(c.name) + " already exists: replace it with PUT");
+      return AlreadyExists("certificate " + Quoted(c.name) + " already exists: replace it with PUT");
     }
     return r.status();
   }
@@ -553,16 +541,16 @@ Result<Reply> ReplaceCertificate(Service& s, Ctx& ctx) {
   if (!body.contains("name")) body["name"] = name;
   if (!(body["name"].is_string() && body["name"] == name)) {
     return InvalidArgument("name cannot be changed (the body says " + body["name"].dump() +
-                               ", the path " + Q(name) + ")",
+                               ", the path " + Quoted(name) + ")",
                            "name");
   }
   auto cur = s.store.Get(model::kCertificate, ctx.P("team"), name);
   if (!cur.ok()) {
-    if (cur.status().code() == Code::kNotFound) return NotFound("certificate " + Q(name) + " not found");
+    if (cur.status().code() == Code::kNotFound) return NotFound("certificate " + Quoted(name) + " not found");
     return cur.status();
   }
   if (expected != 0 && cur->revision != expected) {
-    return RevisionConflict("certificate " + Q(name) + " is at revision " +
+    return RevisionConflict("certificate " + Quoted(name) + " is at revision " +
                             std::to_string(cur->revision) + ", not " + std::to_string(expected));
   }
   BERTH_ASSIGN_OR_RETURN(model::Certificate c, SealedCertificate(s, body));
@@ -579,7 +567,7 @@ Result<Reply> ReplaceCertificate(Service& s, Ctx& ctx) {
     });
     if (!covers) {
       return InvalidArgument("the new certificate does not cover " + r->domain + ", which rule " +
-                                 Q(o.name) + " serves with it",
+                                 Quoted(o.name) + " serves with it",
                              "cert_pem");
     }
   }
@@ -602,11 +590,11 @@ Result<Reply> DeleteCertificate(Service& s, Ctx& ctx) {
   const std::string name = ctx.P("certificate");
   auto cur = s.store.Get(model::kCertificate, ctx.P("team"), name);
   if (!cur.ok()) {
-    if (cur.status().code() == Code::kNotFound) return NotFound("certificate " + Q(name) + " not found");
+    if (cur.status().code() == Code::kNotFound) return NotFound("certificate " + Quoted(name) + " not found");
     return cur.status();
   }
   if (expected != 0 && cur->revision != expected) {
-    return RevisionConflict("certificate " + Q(name) + " is at revision " +
+    return RevisionConflict("certificate " + Quoted(name) + " is at revision " +
                             std::to_string(cur->revision) + ", not " + std::to_string(expected));
   }
   ListOptions lo;
@@ -621,7 +609,7 @@ Result<Reply> DeleteCertificate(Service& s, Ctx& ctx) {
   if (!users.empty()) {
     std::string list;
     for (const std::string& u : users) list += (list.empty() ? "" : ", ") + u;
-    return FailedPrecondition("certificate " + Q(name) + " is used by " + list +
+    return FailedPrecondition("certificate " + Quoted(name) + " is used by " + list +
                               ": remove it from those rules first");
   }
   Json before = Stored(*cur);
@@ -634,7 +622,7 @@ Result<Reply> DeleteCertificate(Service& s, Ctx& ctx) {
   b.audit.push_back(Audit(ctx, "delete", CertResource(name), &before, nullptr));
   auto r = s.store.Commit(b);
   if (!r.ok()) {
-    if (r.status().code() == Code::kNotFound) return NotFound("certificate " + Q(name) + " not found");
+    if (r.status().code() == Code::kNotFound) return NotFound("certificate " + Quoted(name) + " not found");
     return r.status();
   }
   return Reply{200, {{"deleted", "certificate"}, {"name", name}, {"revision", r->revision}}, {}, nullptr};
@@ -789,7 +777,7 @@ void RegisterGatewayRoutes(Service& svc) {
          BERTH_RETURN_IF_ERROR(NeedRole(s, c, Role::kViewer, "read certificates"));
          auto o = s.store.Get(model::kCertificate, c.P("team"), c.P("certificate"));
          if (!o.ok() && o.status().code() == Code::kNotFound) {
-           return NotFound("certificate " + Q(c.P("certificate")) + " not found");
+           return NotFound("certificate " + Quoted(c.P("certificate")) + " not found");
          }
          if (!o.ok()) return o.status();
          return Reply{200, Render(s, *o), {}, nullptr};

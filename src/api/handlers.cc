@@ -34,19 +34,12 @@ std::vector<std::string> SplitScope(const std::string& scope) {
   return out;
 }
 
-Json ParseStored(const Object& o) {
-  Json j = Json::parse(o.body, nullptr, false);
-  return j.is_object() ? j : Json::object();
-}
-
 // The writable view of a stored object (what PUT/PATCH start from).
 Json Writable(const Object& o) {
-  Json j = ParseStored(o);
+  Json j = Stored(o);
   j.erase("password_hash");
   return j;
 }
-
-std::string Quoted(const std::string& s) { return "\"" + s + "\""; }
 
 Status NotFoundNoun(const std::string& noun, const std::string& name) {
   return NotFound(noun + " " + Quoted(name) + " not found");
@@ -90,6 +83,18 @@ Result<int64_t> QueryRevision(const Ctx& ctx) {
     return InvalidArgument("revision must be a non-negative integer", "revision");
   }
   return std::stoll(r);
+}
+
+std::string Quoted(const std::string& s) { return "\"" + s + "\""; }
+
+Json Stored(const Object& o) {
+  Json j = Json::parse(o.body, nullptr, false);
+  return j.is_object() ? j : Json::object();
+}
+
+Status NeedRole(Service& s, const Ctx& ctx, model::Role min, const std::string& action) {
+  auto r = s.access.Require(ctx.who, ctx.P("team"), min, action);
+  return r.ok() ? Status::Ok() : r.status();
 }
 
 Result<ListOptions> ListOpts(const Ctx& ctx, const std::string& scope) {
@@ -224,7 +229,7 @@ Result<Reply> UpdateOf(Service& s, const Ctx& ctx, const Target& t, const ParseF
                               std::to_string(cur.revision) + ", not " + std::to_string(expected) +
                               ": read it again and retry");
     }
-    Json current = ParseStored(cur);
+    Json current = Stored(cur);
     Json merged;
     if (ctx.req.method == "PATCH") {
       merged = Writable(cur);
@@ -281,7 +286,7 @@ Result<Reply> DeleteOf(Service& s, const Ctx& ctx, const Target& t,
     extra.push_back(std::move(tree));
   }
   for (Op& m : more) extra.push_back(std::move(m));
-  Json before = ParseStored(cur);
+  Json before = Stored(cur);
   auto r = CommitOne(s, std::move(op), std::move(extra),
                      Audit(ctx, t.team, "delete", t.resource, &before, nullptr));
   if (!r.ok()) {
@@ -299,11 +304,6 @@ Result<Reply> DeleteOf(Service& s, const Ctx& ctx, const Target& t,
 }
 
 // ---- parents ------------------------------------------------------------------------------
-
-Status Need(Service& s, const Ctx& ctx, Role min, const std::string& action) {
-  auto r = s.access.Require(ctx.who, ctx.P("team"), min, action);
-  return r.ok() ? Status::Ok() : r.status();
-}
 
 Status AppExists(Service& s, const std::string& team, const std::string& app) {
   auto o = s.store.Get(model::kApp, team, app);
@@ -352,7 +352,7 @@ Result<Reply> Login(Service& s, Ctx& ctx) {
   }
   auto obj = s.store.Get(model::kUser, "", user);
   if (!obj.ok() && obj.status().code() != Code::kNotFound) return obj.status();
-  Json u = obj.ok() ? ParseStored(*obj) : Json::object();
+  Json u = obj.ok() ? Stored(*obj) : Json::object();
   if (u.value("service", false)) {
     // Its name is public (docs), so saying what it is reveals nothing.
     s.limiter.RecordFailure(addr, user);
@@ -401,7 +401,7 @@ Result<Reply> Whoami(Service& s, Ctx& ctx) {
   BERTH_ASSIGN_OR_RETURN(Object u, s.store.Get(model::kUser, "", ctx.who.user));
   BERTH_ASSIGN_OR_RETURN(std::vector<Object> ms, s.store.FindByName(model::kMember, ctx.who.user));
   Json teams = Json::array();
-  for (const Object& m : ms) teams.push_back({{"team", m.scope}, {"role", ParseStored(m).value("role", "")}});
+  for (const Object& m : ms) teams.push_back({{"team", m.scope}, {"role", Stored(m).value("role", "")}});
   return Reply{200, {{"user", RenderObject(u)}, {"teams", teams}}, {}, nullptr};
 }
 
@@ -430,7 +430,7 @@ Result<bool> IsServiceAccount(Service& s, const std::string& name) {
     if (o.status().code() == Code::kNotFound) return false;
     return o.status();
   }
-  return ParseStored(*o).value("service", false);
+  return Stored(*o).value("service", false);
 }
 
 Result<Reply> ListUsers(Service& s, Ctx& ctx) {
@@ -510,10 +510,10 @@ Result<Reply> DeleteUser(Service& s, Ctx& ctx) {
   BERTH_ASSIGN_OR_RETURN(std::vector<Object> ms, s.store.FindByName(model::kMember, name));
   std::vector<Op> extra;
   for (const Object& m : ms) {
-    if (ParseStored(m).value("role", "") == "owner") {
+    if (Stored(m).value("role", "") == "owner") {
       BERTH_ASSIGN_OR_RETURN(ListResult all, s.store.List(model::kMember, ListOptions{m.scope, "", 1000}));
       int owners = 0;
-      for (const Object& o : all.items) owners += ParseStored(o).value("role", "") == "owner";
+      for (const Object& o : all.items) owners += Stored(o).value("role", "") == "owner";
       if (owners <= 1) {
         return FailedPrecondition(Quoted(name) + " is the last owner of team " + Quoted(m.scope) +
                                   ": make someone else owner first");
@@ -541,7 +541,7 @@ Result<Reply> DeleteUser(Service& s, Ctx& ctx) {
   op.type = OpType::kDelete;
   op.object = Object{model::kUser, "", name};
   op.expected_revision = cur.revision;
-  Json before = ParseStored(cur);
+  Json before = Stored(cur);
   BERTH_ASSIGN_OR_RETURN(CommitResult r, CommitOne(s, std::move(op), std::move(extra),
                                                    Audit(ctx, "", "delete", t.resource, &before, nullptr)));
   return Reply{200, {{"deleted", "user"}, {"name", name}, {"revision", r.revision}}, {}, nullptr};
@@ -598,7 +598,7 @@ Result<Reply> CreateTeam(Service& s, Ctx& ctx) {
 }
 
 Result<Reply> UpdateTeam(Service& s, Ctx& ctx) {
-  BERTH_RETURN_IF_ERROR(Need(s, ctx, Role::kAdmin, "change the team"));
+  BERTH_RETURN_IF_ERROR(NeedRole(s, ctx, Role::kAdmin, "change the team"));
   Target t{model::kTeam, "", ctx.P("team"), "team", ctx.P("team"), "team"};
   return UpdateOf(s, ctx, t, [&](const Json& merged, const Json& current) -> Result<Json> {
     BERTH_ASSIGN_OR_RETURN(model::Team team, model::ParseTeam(merged));
@@ -611,7 +611,7 @@ Result<Reply> UpdateTeam(Service& s, Ctx& ctx) {
 }
 
 Result<Reply> DeleteTeam(Service& s, Ctx& ctx) {
-  BERTH_RETURN_IF_ERROR(Need(s, ctx, Role::kOwner, "delete the team"));
+  BERTH_RETURN_IF_ERROR(NeedRole(s, ctx, Role::kOwner, "delete the team"));
   Target t{model::kTeam, "", ctx.P("team"), "team", ctx.P("team"), "team"};
   // The team's gateway rules go with it; their claims on domains and ports are released in
   // the same commit.
@@ -624,7 +624,7 @@ Result<Reply> DeleteTeam(Service& s, Ctx& ctx) {
 Result<int> CountOwners(Service& s, const std::string& team) {
   BERTH_ASSIGN_OR_RETURN(ListResult all, s.store.List(model::kMember, ListOptions{team, "", 1000}));
   int owners = 0;
-  for (const Object& o : all.items) owners += ParseStored(o).value("role", "") == "owner";
+  for (const Object& o : all.items) owners += Stored(o).value("role", "") == "owner";
   return owners;
 }
 
@@ -646,7 +646,7 @@ Result<Reply> AddMember(Service& s, Ctx& ctx) {
     }
     return u.status();
   }
-  if (ParseStored(*u).value("service", false)) return ServiceAccount(m.user, "a team member");
+  if (Stored(*u).value("service", false)) return ServiceAccount(m.user, "a team member");
   return CreateOf(s, ctx, MemberTarget(ctx, m.user), model::ToJson(m));
 }
 
@@ -681,7 +681,7 @@ Result<Reply> RemoveMember(Service& s, Ctx& ctx) {
   }
   Target t = MemberTarget(ctx, user);
   BERTH_ASSIGN_OR_RETURN(Object cur, Load(s, t));
-  if (ParseStored(cur).value("role", "") == "owner") {
+  if (Stored(cur).value("role", "") == "owner") {
     if (!self && mine < Role::kOwner) return PermissionDenied("only owners can remove owners");
     BERTH_ASSIGN_OR_RETURN(int owners, CountOwners(s, ctx.P("team")));
     if (owners <= 1) return FailedPrecondition("team " + Quoted(ctx.P("team")) + " must keep at least one owner");
@@ -696,7 +696,7 @@ Target AppTarget(const Ctx& ctx, const std::string& name) {
 }
 
 Result<Reply> CreateApp(Service& s, Ctx& ctx) {
-  BERTH_RETURN_IF_ERROR(Need(s, ctx, Role::kDeveloper, "create apps"));
+  BERTH_RETURN_IF_ERROR(NeedRole(s, ctx, Role::kDeveloper, "create apps"));
   BERTH_ASSIGN_OR_RETURN(Json body, JsonBody(ctx));
   BERTH_ASSIGN_OR_RETURN(int64_t ignored, TakeRevision(body));
   (void)ignored;
@@ -705,7 +705,7 @@ Result<Reply> CreateApp(Service& s, Ctx& ctx) {
 }
 
 Result<Reply> UpdateApp(Service& s, Ctx& ctx) {
-  BERTH_RETURN_IF_ERROR(Need(s, ctx, Role::kDeveloper, "change apps"));
+  BERTH_RETURN_IF_ERROR(NeedRole(s, ctx, Role::kDeveloper, "change apps"));
   return UpdateOf(s, ctx, AppTarget(ctx, ctx.P("app")), [](const Json& merged, const Json&) -> Result<Json> {
     BERTH_ASSIGN_OR_RETURN(model::App app, model::ParseApp(merged));
     return model::ToJson(app);
@@ -744,7 +744,7 @@ std::string JoinList(const std::vector<std::string>& v) {
 }
 
 Result<Reply> DeleteApp(Service& s, Ctx& ctx) {
-  BERTH_RETURN_IF_ERROR(Need(s, ctx, Role::kDeveloper, "delete apps"));
+  BERTH_RETURN_IF_ERROR(NeedRole(s, ctx, Role::kDeveloper, "delete apps"));
   BERTH_ASSIGN_OR_RETURN(Object app, Load(s, AppTarget(ctx, ctx.P("app"))));
   BERTH_ASSIGN_OR_RETURN(auto deps, Dependents(s, ctx.P("team"), ctx.P("app"), ""));
   if (!deps.empty()) {
@@ -763,7 +763,7 @@ Target ComponentTarget(const Ctx& ctx, const std::string& name) {
 }
 
 Result<Reply> ListComponents(Service& s, Ctx& ctx) {
-  BERTH_RETURN_IF_ERROR(Need(s, ctx, Role::kViewer, "read components"));
+  BERTH_RETURN_IF_ERROR(NeedRole(s, ctx, Role::kViewer, "read components"));
   BERTH_RETURN_IF_ERROR(AppExists(s, ctx.P("team"), ctx.P("app")));
   BERTH_ASSIGN_OR_RETURN(Reply r, ListOf(s, ctx, model::kComponent, AppScope(ctx)));
   AddComponentListAddresses(s, ctx.P("team"), ctx.P("app"), &r.body["items"]);
@@ -771,7 +771,7 @@ Result<Reply> ListComponents(Service& s, Ctx& ctx) {
 }
 
 Result<Reply> CreateComponent(Service& s, Ctx& ctx) {
-  BERTH_RETURN_IF_ERROR(Need(s, ctx, Role::kDeveloper, "create components"));
+  BERTH_RETURN_IF_ERROR(NeedRole(s, ctx, Role::kDeveloper, "create components"));
   BERTH_RETURN_IF_ERROR(AppExists(s, ctx.P("team"), ctx.P("app")));
   BERTH_ASSIGN_OR_RETURN(Json body, JsonBody(ctx));
   BERTH_ASSIGN_OR_RETURN(int64_t ignored, TakeRevision(body));
@@ -786,7 +786,7 @@ Result<Reply> CreateComponent(Service& s, Ctx& ctx) {
 }
 
 Result<Reply> UpdateComponent(Service& s, Ctx& ctx) {
-  BERTH_RETURN_IF_ERROR(Need(s, ctx, Role::kDeveloper, "change components"));
+  BERTH_RETURN_IF_ERROR(NeedRole(s, ctx, Role::kDeveloper, "change components"));
   BERTH_RETURN_IF_ERROR(AppExists(s, ctx.P("team"), ctx.P("app")));
   BERTH_ASSIGN_OR_RETURN(Reply r, UpdateOf(s, ctx, ComponentTarget(ctx, ctx.P("component")),
                   [](const Json& merged, const Json&) -> Result<Json> {
@@ -801,7 +801,7 @@ Result<Reply> UpdateComponent(Service& s, Ctx& ctx) {
 }
 
 Result<Reply> DeleteComponent(Service& s, Ctx& ctx) {
-  BERTH_RETURN_IF_ERROR(Need(s, ctx, Role::kDeveloper, "delete components"));
+  BERTH_RETURN_IF_ERROR(NeedRole(s, ctx, Role::kDeveloper, "delete components"));
   BERTH_RETURN_IF_ERROR(ComponentExists(s, ctx.P("team"), ctx.P("app"), ctx.P("component")));
   BERTH_ASSIGN_OR_RETURN(auto deps, Dependents(s, ctx.P("team"), ctx.P("app"), ctx.P("component")));
   if (!deps.empty()) {
@@ -837,14 +837,14 @@ Result<Reply> DeleteComponent(Service& s, Ctx& ctx) {
 // ---- dependencies, versions, instances, events ---------------------------------------------
 
 Result<Reply> ReadUnderComponent(Service& s, Ctx& ctx, const std::string& kind, bool descending) {
-  BERTH_RETURN_IF_ERROR(Need(s, ctx, Role::kViewer, "read components"));
+  BERTH_RETURN_IF_ERROR(NeedRole(s, ctx, Role::kViewer, "read components"));
   BERTH_RETURN_IF_ERROR(ComponentExists(s, ctx.P("team"), ctx.P("app"), ctx.P("component")));
   return ListOf(s, ctx, kind, CompScope(ctx), descending);
 }
 
 Result<Reply> GetUnderComponent(Service& s, Ctx& ctx, const std::string& kind,
                                 const std::string& noun, const std::string& param) {
-  BERTH_RETURN_IF_ERROR(Need(s, ctx, Role::kViewer, "read components"));
+  BERTH_RETURN_IF_ERROR(NeedRole(s, ctx, Role::kViewer, "read components"));
   BERTH_RETURN_IF_ERROR(ComponentExists(s, ctx.P("team"), ctx.P("app"), ctx.P("component")));
   return GetOf(s, Target{kind, CompScope(ctx), ctx.P(param), noun, "", ""});
 }
@@ -918,7 +918,7 @@ Result<Reply> GetInstance(Service& s, Ctx& ctx) {
 }
 
 Result<Reply> AddDependency(Service& s, Ctx& ctx) {
-  BERTH_RETURN_IF_ERROR(Need(s, ctx, Role::kDeveloper, "change dependencies"));
+  BERTH_RETURN_IF_ERROR(NeedRole(s, ctx, Role::kDeveloper, "change dependencies"));
   BERTH_RETURN_IF_ERROR(ComponentExists(s, ctx.P("team"), ctx.P("app"), ctx.P("component")));
   BERTH_ASSIGN_OR_RETURN(Json body, JsonBody(ctx));
   BERTH_ASSIGN_OR_RETURN(model::Dependency d, model::ParseDependencyInput(body, ctx.P("app")));
@@ -937,14 +937,14 @@ Result<Reply> AddDependency(Service& s, Ctx& ctx) {
 }
 
 Result<Reply> RemoveDependency(Service& s, Ctx& ctx) {
-  BERTH_RETURN_IF_ERROR(Need(s, ctx, Role::kDeveloper, "change dependencies"));
+  BERTH_RETURN_IF_ERROR(NeedRole(s, ctx, Role::kDeveloper, "change dependencies"));
   Target t{model::kDependency, CompScope(ctx), ctx.P("dependency"), "dependency", ctx.P("team"),
            CompRes(ctx) + "/dependencies/" + ctx.P("dependency")};
   return DeleteOf(s, ctx, t);
 }
 
 Result<Reply> CreateVersion(Service& s, Ctx& ctx) {
-  BERTH_RETURN_IF_ERROR(Need(s, ctx, Role::kDeveloper, "create versions"));
+  BERTH_RETURN_IF_ERROR(NeedRole(s, ctx, Role::kDeveloper, "create versions"));
   BERTH_RETURN_IF_ERROR(ComponentExists(s, ctx.P("team"), ctx.P("app"), ctx.P("component")));
   BERTH_ASSIGN_OR_RETURN(Json body, JsonBody(ctx));
   BERTH_ASSIGN_OR_RETURN(int64_t ignored, TakeRevision(body));
@@ -959,7 +959,7 @@ Result<Reply> CreateVersion(Service& s, Ctx& ctx) {
   for (int attempt = 0; attempt < 5; ++attempt) {
     BERTH_ASSIGN_OR_RETURN(ListResult all, s.store.List(model::kVersion, ListOptions{CompScope(ctx), "", 1000}));
     int64_t max = 0;
-    for (const Object& o : all.items) max = std::max<int64_t>(max, ParseStored(o).value("number", int64_t{0}));
+    for (const Object& o : all.items) max = std::max<int64_t>(max, Stored(o).value("number", int64_t{0}));
     v.number = max + 1;
     v.name = "v" + std::to_string(v.number);
     if (v.built_at.empty()) v.built_at = FormatTime(s.clock.Now());
@@ -972,14 +972,14 @@ Result<Reply> CreateVersion(Service& s, Ctx& ctx) {
 }
 
 Result<Reply> DeleteVersion(Service& s, Ctx& ctx) {
-  BERTH_RETURN_IF_ERROR(Need(s, ctx, Role::kDeveloper, "delete versions"));
+  BERTH_RETURN_IF_ERROR(NeedRole(s, ctx, Role::kDeveloper, "delete versions"));
   Target t{model::kVersion, CompScope(ctx), ctx.P("version"), "version", ctx.P("team"),
            CompRes(ctx) + "/versions/" + ctx.P("version")};
   return DeleteOf(s, ctx, t);
 }
 
 Result<Reply> TeamEvents(Service& s, Ctx& ctx) {
-  BERTH_RETURN_IF_ERROR(Need(s, ctx, Role::kViewer, "read events"));
+  BERTH_RETURN_IF_ERROR(NeedRole(s, ctx, Role::kViewer, "read events"));
   BERTH_ASSIGN_OR_RETURN(ListOptions o, ListOpts(ctx, ctx.P("team")));
   o.descending = true;
   o.recursive = true;
@@ -1038,7 +1038,7 @@ struct Def {
 }  // namespace
 
 Json RenderObject(const Object& o) {
-  Json j = ParseStored(o);
+  Json j = Stored(o);
   j.erase("password_hash");
   if (o.kind == model::kWebhook) j.erase("secret");  // shown only by GET/PUT .../webhook
   j.erase("key_sealed");  // certificates (gateway_routes.cc): sealed keys never leave
@@ -1055,7 +1055,7 @@ Json RenderObject(const Object& o) {
   } else if (k == model::kToken) {
     j.erase("expires_at_ms");
     j.erase("last_used_at_ms");
-    Json stored = ParseStored(o);
+    Json stored = Stored(o);
     int64_t exp = stored.value("expires_at_ms", int64_t{0});
     int64_t used = stored.value("last_used_at_ms", int64_t{0});
     j["expires_at"] = exp ? Json(FormatTime(FromUnixMillis(exp))) : Json();
@@ -1072,7 +1072,7 @@ void RegisterResourceRoutes(Service& svc) {
   const std::string A = T + "/apps/{app}";
   const std::string C = A + "/components/{component}";
   auto viewer = [](const char* action) {
-    return [action](Service& s, Ctx& c) -> Status { return Need(s, c, Role::kViewer, action); };
+    return [action](Service& s, Ctx& c) -> Status { return NeedRole(s, c, Role::kViewer, action); };
   };
   (void)viewer;
   std::vector<Def> defs = {
@@ -1136,7 +1136,7 @@ void RegisterResourceRoutes(Service& svc) {
        "Team", false, 201, CreateTeam},
       {"GET", T, "Show a team", "teams", "", "Team", false, 200,
        [](Service& s, Ctx& c) -> Result<Reply> {
-         BERTH_RETURN_IF_ERROR(Need(s, c, Role::kViewer, "read the team"));
+         BERTH_RETURN_IF_ERROR(NeedRole(s, c, Role::kViewer, "read the team"));
          return GetOf(s, Target{model::kTeam, "", c.P("team"), "team", "", ""});
        }},
       {"PUT", T, "Replace a team's settings", "teams", "Team", "Team", false, 200, UpdateTeam},
@@ -1147,7 +1147,7 @@ void RegisterResourceRoutes(Service& svc) {
       {"GET", T + "/audit", "The team's audit log, newest first (admins)", "audit", "",
        "AuditEntry", true, 200,
        [](Service& s, Ctx& c) -> Result<Reply> {
-         BERTH_RETURN_IF_ERROR(Need(s, c, Role::kAdmin, "read the audit log"));
+         BERTH_RETURN_IF_ERROR(NeedRole(s, c, Role::kAdmin, "read the audit log"));
          return AuditList(s, c, c.P("team"));
        }},
       {"GET", T + "/events", "Events of every component in the team, newest first", "events", "",
@@ -1155,14 +1155,14 @@ void RegisterResourceRoutes(Service& svc) {
 
       {"GET", T + "/members", "List members and their roles", "members", "", "Member", true, 200,
        [](Service& s, Ctx& c) -> Result<Reply> {
-         BERTH_RETURN_IF_ERROR(Need(s, c, Role::kViewer, "read members"));
+         BERTH_RETURN_IF_ERROR(NeedRole(s, c, Role::kViewer, "read members"));
          return ListOf(s, c, model::kMember, c.P("team"));
        }},
       {"POST", T + "/members", "Add a member with a role (admins; owners for owner)", "members",
        "Member", "Member", false, 201, AddMember},
       {"GET", T + "/members/{user}", "Show a member", "members", "", "Member", false, 200,
        [](Service& s, Ctx& c) -> Result<Reply> {
-         BERTH_RETURN_IF_ERROR(Need(s, c, Role::kViewer, "read members"));
+         BERTH_RETURN_IF_ERROR(NeedRole(s, c, Role::kViewer, "read members"));
          return GetOf(s, MemberTarget(c, c.P("user")));
        }},
       {"PUT", T + "/members/{user}", "Change a member's role", "members", "Member", "Member", false,
@@ -1174,13 +1174,13 @@ void RegisterResourceRoutes(Service& svc) {
 
       {"GET", T + "/apps", "List apps", "apps", "", "App", true, 200,
        [](Service& s, Ctx& c) -> Result<Reply> {
-         BERTH_RETURN_IF_ERROR(Need(s, c, Role::kViewer, "read apps"));
+         BERTH_RETURN_IF_ERROR(NeedRole(s, c, Role::kViewer, "read apps"));
          return ListOf(s, c, model::kApp, c.P("team"));
        }},
       {"POST", T + "/apps", "Create an app", "apps", "App", "App", false, 201, CreateApp},
       {"GET", A, "Show an app", "apps", "", "App", false, 200,
        [](Service& s, Ctx& c) -> Result<Reply> {
-         BERTH_RETURN_IF_ERROR(Need(s, c, Role::kViewer, "read apps"));
+         BERTH_RETURN_IF_ERROR(NeedRole(s, c, Role::kViewer, "read apps"));
          return GetOf(s, AppTarget(c, c.P("app")));
        }},
       {"PUT", A, "Replace an app's settings", "apps", "App", "App", false, 200, UpdateApp},
@@ -1194,7 +1194,7 @@ void RegisterResourceRoutes(Service& svc) {
        false, 201, CreateComponent},
       {"GET", C, "Show a component", "components", "", "Component", false, 200,
        [](Service& s, Ctx& c) -> Result<Reply> {
-         BERTH_RETURN_IF_ERROR(Need(s, c, Role::kViewer, "read components"));
+         BERTH_RETURN_IF_ERROR(NeedRole(s, c, Role::kViewer, "read components"));
          BERTH_RETURN_IF_ERROR(AppExists(s, c.P("team"), c.P("app")));
          BERTH_ASSIGN_OR_RETURN(Reply r, GetOf(s, ComponentTarget(c, c.P("component"))));
          AddComponentAddresses(s, c.P("team"), c.P("app"), &r.body);

@@ -30,11 +30,6 @@ std::string CompScope(const Ctx& c) {
   return c.P("team") + "/" + c.P("app") + "/" + c.P("component");
 }
 
-Status NeedRole(Service& s, const Ctx& ctx, Role min, const std::string& action) {
-  auto r = s.access.Require(ctx.who, ctx.P("team"), min, action);
-  return r.ok() ? Status::Ok() : r.status();
-}
-
 Result<Object> LoadComponent(Service& s, const Ctx& ctx) {
   auto o = s.store.Get(model::kComponent, ctx.P("team") + "/" + ctx.P("app"), ctx.P("component"));
   if (!o.ok() && o.status().code() == Code::kNotFound) {
@@ -47,8 +42,6 @@ Result<Object> LoadComponent(Service& s, const Ctx& ctx) {
 // ---- operations ---------------------------------------------------------------------------
 
 constexpr char kCurrent[] = "current";
-
-std::string Q(const std::string& s) { return "\"" + s + "\""; }
 
 // The runtime-relevant part of a stored component: what decides which instances run and how.
 // Source and build settings only matter to builds (except the start command); the rollout
@@ -146,7 +139,7 @@ std::string Classify(const Json& before, const Json& after, const VersionInfo& v
 std::string BusyMessage(const Ctx& ctx, const model::Operation& op) {
   const std::string& comp = ctx.P("component");
   const std::string where = comp + " --app " + ctx.P("app");
-  return "component " + Q(comp) + " is busy: its " + op.type + " (" + op.detail + ", by " + op.by +
+  return "component " + Quoted(comp) + " is busy: its " + op.type + " (" + op.detail + ", by " + op.by +
          ", started " + op.started_at + ") is still in progress. Wait for it to finish " +
          "(`berth wait " + where + " --operation`, or GET .../operation until its status is no " +
          "longer in_progress) or cancel it (`berth cancel " + where + "`), then try again";
@@ -205,15 +198,15 @@ Status CheckQuota(Service& s, const Ctx& ctx, const Json* before, const Json& af
   const std::string comp = after.value("name", std::string());
   if (q.memory_mb > 0 && will.unlimited_memory && will.instances > 0) {
     return Status(Code::kConflict, "quota_exceeded",
-                  "team " + Q(ctx.P("team")) + " has a memory quota of " +
-                      std::to_string(q.memory_mb) + " MiB: component " + Q(comp) +
+                  "team " + Quoted(ctx.P("team")) + " has a memory quota of " +
+                      std::to_string(q.memory_mb) + " MiB: component " + Quoted(comp) +
                       " must set resources.memory_mb to run",
                   "resources.memory_mb");
   }
   if (q.cpu_millis > 0 && will.unlimited_cpu && will.instances > 0) {
     return Status(Code::kConflict, "quota_exceeded",
-                  "team " + Q(ctx.P("team")) + " has a CPU quota of " +
-                      std::to_string(q.cpu_millis) + " millicores: component " + Q(comp) +
+                  "team " + Quoted(ctx.P("team")) + " has a CPU quota of " +
+                      std::to_string(q.cpu_millis) + " millicores: component " + Quoted(comp) +
                       " must set resources.cpu_millis to run",
                   "resources.cpu_millis");
   }
@@ -246,10 +239,10 @@ Status CheckQuota(Service& s, const Ctx& ctx, const Json* before, const Json& af
     if (d.limit == 0 || d.grew <= 0 || d.total <= d.limit) continue;
     std::string n = std::string(d.name);
     return Status(Code::kConflict, "quota_exceeded",
-                  "team " + Q(ctx.P("team")) + " " + n + " quota exceeded by " +
+                  "team " + Quoted(ctx.P("team")) + " " + n + " quota exceeded by " +
                       std::to_string(d.total - d.limit) + d.unit + ": the team would use " +
                       std::to_string(d.total) + d.unit + " of " + std::to_string(d.limit) + d.unit +
-                      " (component " + Q(comp) + ": " +
+                      " (component " + Quoted(comp) + ": " +
                       std::to_string(std::string(d.name) == "instances" ? will.instances
                                      : std::string(d.name) == "memory" ? will.memory_mb
                                                                         : will.cpu_millis) +
@@ -310,7 +303,7 @@ Result<Reply> GetOperation(Service& s, Ctx& ctx) {
   (void)comp;
   BERTH_ASSIGN_OR_RETURN(std::optional<Object> cur, CurrentOperation(s, CompScope(ctx)));
   if (!cur) {
-    return NotFound("component " + Q(ctx.P("component")) + " has had no operation yet");
+    return NotFound("component " + Quoted(ctx.P("component")) + " has had no operation yet");
   }
   return Reply{200, RenderObject(*cur), {}, nullptr};
 }
@@ -331,7 +324,7 @@ Result<Reply> CancelOperation(Service& s, Ctx& ctx) {
       if (parsed.ok()) op = *parsed;
     }
     if (!op || op->status != "in_progress") {
-      return FailedPrecondition("component " + Q(ctx.P("component")) +
+      return FailedPrecondition("component " + Quoted(ctx.P("component")) +
                                 " has no operation in progress to cancel");
     }
     Json before = model::ToJson(*op);
@@ -631,7 +624,7 @@ Result<Reply> GetRun(Service& s, Ctx& ctx) {
   (void)comp;
   auto o = s.store.Get(model::kRun, CompScope(ctx), ctx.P("run"));
   if (!o.ok() && o.status().code() == Code::kNotFound) {
-    return NotFound("run " + Q(ctx.P("run")) + " of component " + Q(ctx.P("component")) +
+    return NotFound("run " + Quoted(ctx.P("run")) + " of component " + Quoted(ctx.P("component")) +
                     " not found (finished runs beyond job.history_limit are deleted)");
   }
   if (!o.ok()) return o.status();
@@ -652,13 +645,13 @@ Result<Reply> StartRun(Service& s, Ctx& ctx) {
     if (!comp.ok()) return Internal("stored component is unreadable: " + comp.status().message());
     if (comp->kind != "job" && comp->kind != "cronjob") {
       return Status(Code::kConflict, "not_a_job",
-                    "component " + Q(comp_name) + " is a " + comp->kind +
+                    "component " + Quoted(comp_name) + " is a " + comp->kind +
                         ": only job and cronjob components have runs (set kind to job)",
                     "kind");
     }
     if (comp->desired_state != "running") {
       return Status(Code::kConflict, "component_stopped",
-                    "component " + Q(comp_name) + " is stopped: start it first (`berth start " +
+                    "component " + Quoted(comp_name) + " is stopped: start it first (`berth start " +
                         comp_name + " --app " + ctx.P("app") + "`)",
                     "desired_state");
     }
@@ -675,7 +668,7 @@ Result<Reply> StartRun(Service& s, Ctx& ctx) {
       std::string list;
       for (const auto& [o, r] : running) list += (list.empty() ? "" : ", ") + o.name;
       return Status(Code::kConflict, "run_in_progress",
-                    "run " + list + " of component " + Q(comp_name) +
+                    "run " + list + " of component " + Quoted(comp_name) +
                         " is still running and its concurrency policy is forbid: wait for it " +
                         "(`berth runs " + comp_name + " --app " + ctx.P("app") +
                         "`) or set job.concurrency_policy to allow or replace");

@@ -26,18 +26,6 @@ using model::Role;
 constexpr char kWebhookName[] = "webhook";
 constexpr char kZeroCommit[] = "0000000000000000000000000000000000000000";
 
-std::string Quoted(const std::string& s) { return "\"" + s + "\""; }
-
-Json Stored(const Object& o) {
-  Json j = Json::parse(o.body, nullptr, false);
-  return j.is_object() ? j : Json::object();
-}
-
-Status Need(Service& s, const Ctx& ctx, Role min, const std::string& action) {
-  auto r = s.access.Require(ctx.who, ctx.P("team"), min, action);
-  return r.ok() ? Status::Ok() : r.status();
-}
-
 std::string CompScope(const Ctx& c) { return c.P("team") + "/" + c.P("app") + "/" + c.P("component"); }
 std::string Resource(const Ctx& c) {
   return "apps/" + c.P("app") + "/components/" + c.P("component") + "/webhook";
@@ -75,7 +63,7 @@ Json View(const Object& o, const Ctx& ctx, bool with_secret) {
 
 Result<Reply> GetWebhook(Service& s, Ctx& ctx) {
   // The secret is shown, so viewers may not read it.
-  BERTH_RETURN_IF_ERROR(Need(s, ctx, Role::kDeveloper, "read webhooks"));
+  BERTH_RETURN_IF_ERROR(NeedRole(s, ctx, Role::kDeveloper, "read webhooks"));
   BERTH_ASSIGN_OR_RETURN(Object comp, LoadComponent(s, ctx.P("team"), ctx.P("app"), ctx.P("component")));
   (void)comp;
   auto w = s.store.Get(model::kWebhook, CompScope(ctx), kWebhookName);
@@ -89,7 +77,7 @@ Result<Reply> GetWebhook(Service& s, Ctx& ctx) {
 // PUT {"provider": "github"|"gitea"|"gitlab"|"generic", "branch"?: "main", "rotate_secret"?: bool}
 // enables the webhook or changes it; the id and secret stay unless rotate_secret is true.
 Result<Reply> PutWebhook(Service& s, Ctx& ctx) {
-  BERTH_RETURN_IF_ERROR(Need(s, ctx, Role::kDeveloper, "manage webhooks"));
+  BERTH_RETURN_IF_ERROR(NeedRole(s, ctx, Role::kDeveloper, "manage webhooks"));
   const std::string& ct = ctx.req.Header("content-type");
   if (!ct.empty() && ct.rfind("application/json", 0) != 0) {
     return Status(Code::kUnsupportedMedia, "unsupported_media_type",
@@ -146,7 +134,7 @@ Result<Reply> PutWebhook(Service& s, Ctx& ctx) {
 }
 
 Result<Reply> DeleteWebhook(Service& s, Ctx& ctx) {
-  BERTH_RETURN_IF_ERROR(Need(s, ctx, Role::kDeveloper, "manage webhooks"));
+  BERTH_RETURN_IF_ERROR(NeedRole(s, ctx, Role::kDeveloper, "manage webhooks"));
   BERTH_ASSIGN_OR_RETURN(Object comp, LoadComponent(s, ctx.P("team"), ctx.P("app"), ctx.P("component")));
   (void)comp;
   auto w = s.store.Get(model::kWebhook, CompScope(ctx), kWebhookName);

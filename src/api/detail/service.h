@@ -75,6 +75,13 @@ Result<Json> JsonBody(const Ctx& ctx);
 // handlers.cc: removes "revision" from a write body; 0 when absent (400 when not a
 // non-negative integer).
 Result<int64_t> TakeRevision(Json& body);
+// handlers.cc: "\"" + s + "\"" for messages that name a value.
+std::string Quoted(const std::string& s);
+// handlers.cc: a stored object's JSON body ({} when it is not an object).
+Json Stored(const Object& o);
+// handlers.cc: OK when the caller has at least `min` in the path's {team}; else the 404/403
+// the access rules give, naming `action`.
+Status NeedRole(Service& s, const Ctx& ctx, model::Role min, const std::string& action);
 // handlers.cc: a list's paging from ?after= and ?limit= (1..500; 400 invalid_argument, field
 // "limit", otherwise).
 Result<ListOptions> ListOpts(const Ctx& ctx, const std::string& scope);
