@@ -7,7 +7,8 @@
 # berth/haproxy. Every process it starts is killed by PID on exit.
 #
 # Usage: bench/gateway_bench.sh path/to/berth
-# Env:   BENCH_DURATION (wrk seconds, default 10), BENCH_CONNECTIONS (64), BENCH_THREADS (2),
+# Env:   BENCH_DURATION (wrk seconds, default 8), BENCH_ROUNDS (3), BENCH_CONNECTIONS (64),
+#        BENCH_THREADS (2),
 #        BENCH_PROXY_THREADS (worker processes/threads of each proxy, default 2 = the cores),
 #        BENCH_BERTH_ARGS (more flags for berth gateway, e.g. "--access-log /tmp/a.log")
 set -euo pipefail
@@ -21,7 +22,8 @@ for tool in curl wrk python3 nginx haproxy; do
 done
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 HAPROXY=$(command -v haproxy || echo /usr/sbin/haproxy)
-DURATION=${BENCH_DURATION:-10}
+DURATION=${BENCH_DURATION:-8}
+ROUNDS=${BENCH_ROUNDS:-3}
 CONNS=${BENCH_CONNECTIONS:-64}
 THREADS=${BENCH_THREADS:-2}
 PROXY_THREADS=${BENCH_PROXY_THREADS:-2}
@@ -60,7 +62,8 @@ wait_http() {  # wait_http PORT: until something answers HTTP on 127.0.0.1:PORT
   return 1
 }
 
-UP=$(free_port); GW=$(free_port); NG=$(free_port); HA=$(free_port)
+UP=$(free_port); GW=$(free_port); GWU=$(free_port); NG=$(free_port); NGP=$(free_port)
+HA=$(free_port); HAP=$(free_port)
 BODY=$(printf 'x%.0s' $(seq 99))  # 99 bytes + "\n" = a 100-byte body
 mkdir -p "$TMP/nginx-up" "$TMP/nginx-proxy"
 
@@ -83,7 +86,8 @@ http {
 }
 EOF
 "$NGINX" -p "$TMP/nginx-up" -c "$TMP/nginx-up/nginx.conf" -g 'daemon off;' >"$TMP/upstream.log" 2>&1 &
-UP_PID=$!; PIDS+=($!)
+declare -A PROCS PORTS
+PIDS+=($!); PROCS[upstream]=$!; PORTS[upstream]=$UP
 
 # 2. berth's gateway, static mode ------------------------------------------------------------
 cat >"$TMP/snapshot.json" <<EOF
@@ -102,25 +106,36 @@ cat >"$TMP/snapshot.json" <<EOF
   }
 }
 EOF
-"$BIN" gateway --snapshot "$TMP/snapshot.json" --http "127.0.0.1:$GW" --https off --admin off \
-  --io-threads "$PROXY_THREADS" --log-level warn ${BENCH_BERTH_ARGS:-} >"$TMP/berth.log" 2>&1 &
-BERTH_PID=$!; PIDS+=($!)
+# berth_gateway NAME PORT FLAGS...: a gateway on the snapshot above.
+berth_gateway() {
+  local name=$1 port=$2
+  shift 2
+  "$BIN" gateway --snapshot "$TMP/snapshot.json" --http "127.0.0.1:$port" --https off --admin off \
+    --io-threads "$PROXY_THREADS" --log-level info "$@" ${BENCH_BERTH_ARGS:-} >"$TMP/$name.log" 2>&1 &
+  PIDS+=($!); PROCS[$name]=$!; PORTS[$name]=$port
+}
+berth_gateway berth "$GW"
+berth_gateway berth-unpinned "$GWU" --pin-io-threads off
 
-# 3. nginx as a keep-alive reverse proxy -------------------------------------------------------
-cat >"$TMP/nginx-proxy/nginx.conf" <<EOF
+# 3. nginx as a keep-alive reverse proxy (NAME PORT AFFINITY-LINE) -----------------------------
+nginx_proxy() {
+  local name=$1 port=$2 affinity=$3 dir="$TMP/$1"
+  mkdir -p "$dir"
+  cat >"$dir/nginx.conf" <<EOF
 worker_processes $PROXY_THREADS;
-pid $TMP/nginx-proxy/nginx.pid;
-error_log $TMP/nginx.log warn;
+$affinity
+pid $dir/nginx.pid;
+error_log $TMP/$name.log warn;
 events { worker_connections 4096; }
 http {
   access_log off;
-  client_body_temp_path $TMP/nginx-proxy; proxy_temp_path $TMP/nginx-proxy;
-  fastcgi_temp_path $TMP/nginx-proxy; uwsgi_temp_path $TMP/nginx-proxy; scgi_temp_path $TMP/nginx-proxy;
+  client_body_temp_path $dir; proxy_temp_path $dir;
+  fastcgi_temp_path $dir; uwsgi_temp_path $dir; scgi_temp_path $dir;
   keepalive_requests 1000000;
   keepalive_timeout 300s;
   upstream up { server 127.0.0.1:$UP; keepalive 128; keepalive_requests 1000000; }
   server {
-    listen 127.0.0.1:$NG;
+    listen 127.0.0.1:$port;
     location / {
       proxy_pass http://up;
       proxy_http_version 1.1;
@@ -132,13 +147,19 @@ http {
   }
 }
 EOF
-"$NGINX" -p "$TMP/nginx-proxy" -c "$TMP/nginx-proxy/nginx.conf" -g 'daemon off;' >"$TMP/nginx.log" 2>&1 &
-NGINX_PID=$!; PIDS+=($!)
+  "$NGINX" -p "$dir" -c "$dir/nginx.conf" -g 'daemon off;' >"$TMP/$name.log" 2>&1 &
+  PIDS+=($!); PROCS[$name]=$!; PORTS[$name]=$port
+}
+nginx_proxy nginx "$NG" ""
+nginx_proxy nginx-pinned "$NGP" "worker_cpu_affinity auto;"
 
-# 4. haproxy ------------------------------------------------------------------------------------
-cat >"$TMP/haproxy.cfg" <<EOF
+# 4. haproxy (NAME PORT CPU-MAP-LINE) -------------------------------------------------------------
+haproxy_proxy() {
+  local name=$1 port=$2 cpumap=$3
+  cat >"$TMP/$name.cfg" <<EOF
 global
   nbthread $PROXY_THREADS
+  $cpumap
   maxconn 4000
 defaults
   mode http
@@ -149,27 +170,32 @@ defaults
   option forwardfor
   http-reuse always
 frontend fe
-  bind 127.0.0.1:$HA
+  bind 127.0.0.1:$port
   default_backend be
 backend be
   server up 127.0.0.1:$UP maxconn 1000
 EOF
-"$HAPROXY" -db -f "$TMP/haproxy.cfg" >"$TMP/haproxy.log" 2>&1 &
-HAPROXY_PID=$!; PIDS+=($!)
+  "$HAPROXY" -db -f "$TMP/$name.cfg" >"$TMP/$name.log" 2>&1 &
+  PIDS+=($!); PROCS[$name]=$!; PORTS[$name]=$port
+}
+haproxy_proxy haproxy "$HA" ""
+haproxy_proxy haproxy-pinned "$HAP" "cpu-map auto:1/1-$PROXY_THREADS 0-$((PROXY_THREADS - 1))"
 
-for p in $UP $GW $NG $HA; do wait_http "$p"; done
-for p in $GW $NG $HA; do
-  got=$(curl -s -H "Host: $HOST" "http://127.0.0.1:$p/")
-  [ "$got" = "$BODY" ] || { echo "gateway_bench: 127.0.0.1:$p answered \"$got\", not the upstream's body" >&2; exit 1; }
+TARGETS=(upstream berth berth-unpinned nginx nginx-pinned haproxy haproxy-pinned)
+PROXIES=(berth berth-unpinned nginx nginx-pinned haproxy haproxy-pinned)
+for n in "${TARGETS[@]}"; do wait_http "${PORTS[$n]}"; done
+for n in "${PROXIES[@]}"; do
+  got=$(curl -s -H "Host: $HOST" "http://127.0.0.1:${PORTS[$n]}/")
+  [ "$got" = "$BODY" ] || { echo "gateway_bench: $n answered \"$got\", not the upstream's body" >&2; exit 1; }
 done
 
 echo "berth gateway benchmark: $BIN"
-echo "machine: $(nproc) cores, $(uname -r); wrk -t$THREADS -c$CONNS -d${DURATION}s, proxies with $PROXY_THREADS workers/threads"
+echo "machine: $(nproc) cores, $(uname -r); wrk -t$THREADS -c$CONNS -d${DURATION}s, $ROUNDS rounds in turns, proxies with $PROXY_THREADS workers/threads"
 echo "nginx $("$NGINX" -v 2>&1 | sed 's|.*/||'), haproxy $("$HAPROXY" -v | awk 'NR==1 {print $3}'), wrk $(wrk -v 2>&1 | awk 'NR==1 {print $2}')"
+echo "berth: $(grep -o 'io_threads=[0-9]* io_cpus="[^"]*"' "$TMP/berth.log" | head -1); berth-unpinned: $(grep -o 'io_cpus="[^"]*"' "$TMP/berth-unpinned.log" | head -1)"
 echo
 
-declare -A RPS P99 ERRS CPU CTX SYS PROCS
-PROCS[upstream]=$UP_PID; PROCS[berth]=$BERTH_PID; PROCS[nginx]=$NGINX_PID; PROCS[haproxy]=$HAPROXY_PID
+declare -A RPS P99 ERRS CPU CTX SYS
 CLK_TCK=$(getconf CLK_TCK)
 # to_ms VALUE: wrk's "1.23ms" / "812.00us" / "1.02s" in milliseconds
 to_ms() { awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) n /= 1000; else if (v ~ /ms$/) n += 0; else if (v ~ /s$/) n *= 1000; printf "%.2f", n }'; }
@@ -187,61 +213,73 @@ ctx_switches() {
   for p in "$@"; do cat /proc/"$p"/task/*/status; done |
     awk '/^(non)?voluntary_ctxt_switches:/ {n += $2} END {print n + 0}'
 }
+# median VALUES...: the middle value (the mean of the two middle ones for an even count).
+median() { printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END { if (NR == 0) print "n/a"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 # Syscalls are counted with perf's raw_syscalls tracepoint when perf may use it (root or
 # perf_event_paranoid <= 1); otherwise the column says n/a.
 HAVE_PERF=0
 if command -v perf >/dev/null && perf stat -e raw_syscalls:sys_enter -x, true >/dev/null 2>&1; then HAVE_PERF=1; fi
 per_req() { awk -v a="$1" -v b="$2" -v k="${3:-1}" 'BEGIN { if (b > 0) printf "%.1f", a * k / b; else print "n/a" }'; }
 wrk_requests() { awk '/requests in/ {print $1}' <<<"$1"; }
-run() {  # run NAME PORT
-  local out pids c0 c1 x0 x1 n
-  wrk -t"$THREADS" -c"$CONNS" -d2s -H "Host: $HOST" "http://127.0.0.1:$2/" >/dev/null  # warm-up
+run() {  # run NAME ROUND: one measured wrk run, appended to the NAME's lists
+  local out pids c0 c1 x0 x1 n port=${PORTS[$1]}
+  wrk -t"$THREADS" -c"$CONNS" -d2s -H "Host: $HOST" "http://127.0.0.1:$port/" >/dev/null  # warm-up
   read -ra pids <<<"$(pids_of "${PROCS[$1]}")"
   c0=$(cpu_ticks "${pids[@]}"); x0=$(ctx_switches "${pids[@]}")
-  out=$(wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --latency -H "Host: $HOST" "http://127.0.0.1:$2/")
+  out=$(wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --latency -H "Host: $HOST" "http://127.0.0.1:$port/")
   c1=$(cpu_ticks "${pids[@]}"); x1=$(ctx_switches "${pids[@]}")
   n=$(wrk_requests "$out")
-  RPS[$1]=$(awk '/^Requests\/sec:/ {printf "%.0f", $2}' <<<"$out")
-  P99[$1]=$(to_ms "$(awk '$1 == "99%" {print $2}' <<<"$out")")
-  ERRS[$1]=$(awk '/Non-2xx/ {n += $NF} /Socket errors/ {gsub(",", ""); n += $4 + $6 + $8 + $10} END {print n + 0}' <<<"$out")
-  CPU[$1]=$(per_req $((c1 - c0)) "$n" $((1000000 / CLK_TCK)))
-  CTX[$1]=$(per_req $((x1 - x0)) "$n")
-  SYS[$1]=n/a
-  if [ "$HAVE_PERF" = 1 ]; then
-    # A separate short run under perf (the tracepoint slows the process a little).
-    local perf_out
+  local rps p99 errs cpu ctx
+  rps=$(awk '/^Requests\/sec:/ {printf "%.0f", $2}' <<<"$out")
+  p99=$(to_ms "$(awk '$1 == "99%" {print $2}' <<<"$out")")
+  errs=$(awk '/Non-2xx/ {n += $NF} /Socket errors/ {gsub(",", ""); n += $4 + $6 + $8 + $10} END {print n + 0}' <<<"$out")
+  cpu=$(per_req $((c1 - c0)) "$n" $((1000000 / CLK_TCK)))
+  ctx=$(per_req $((x1 - x0)) "$n")
+  RPS[$1]+="$rps "; P99[$1]+="$p99 "; CPU[$1]+="$cpu "; CTX[$1]+="$ctx "
+  ERRS[$1]=$(( ${ERRS[$1]:-0} + errs ))
+  if [ "$2" = 1 ] && [ "$HAVE_PERF" = 1 ]; then
+    # Syscalls: a separate short run under perf in the first round (the tracepoint slows the
+    # process a little).
+    local perf_out perf_pid
     perf stat -x, -e raw_syscalls:sys_enter -p "$(IFS=,; echo "${pids[*]}")" -o "$TMP/perf.$1" &
-    local perf_pid=$!
+    perf_pid=$!
     sleep 0.3
-    out=$(wrk -t"$THREADS" -c"$CONNS" -d3s -H "Host: $HOST" "http://127.0.0.1:$2/")
+    out=$(wrk -t"$THREADS" -c"$CONNS" -d3s -H "Host: $HOST" "http://127.0.0.1:$port/")
     kill -INT "$perf_pid"; wait "$perf_pid" || true
     perf_out=$(awk -F, '/raw_syscalls:sys_enter/ {print $1}' "$TMP/perf.$1")
     SYS[$1]=$(per_req "${perf_out:-0}" "$(wrk_requests "$out")")
   fi
-  printf '%-10s %10s req/s   p99 %8s ms   CPU %6s us/req   syscalls %5s/req   ctx switches %5s/req   errors %s\n' \
-    "$1" "${RPS[$1]}" "${P99[$1]}" "${CPU[$1]}" "${SYS[$1]}" "${CTX[$1]}" "${ERRS[$1]}"
+  printf 'round %s %-15s %8s req/s   p99 %6s ms   CPU %5s us/req   ctx switches %4s/req   errors %s\n' \
+    "$2" "$1" "$rps" "$p99" "$cpu" "$ctx" "$errs"
 }
-run upstream "$UP"
-run berth "$GW"
-run nginx "$NG"
-run haproxy "$HA"
+for r in $(seq "$ROUNDS"); do
+  for n in "${TARGETS[@]}"; do run "$n" "$r"; done
+done
+for n in "${TARGETS[@]}"; do
+  # shellcheck disable=SC2086
+  RPS[$n]=$(median ${RPS[$n]}); P99[$n]=$(median ${P99[$n]}); CPU[$n]=$(median ${CPU[$n]})
+  # shellcheck disable=SC2086
+  CTX[$n]=$(median ${CTX[$n]}); SYS[$n]=${SYS[$n]:-n/a}
+done
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0 && a != "n/a" && b != "n/a") printf "%.2f", a / b; else print "n/a" }'; }
 echo
-echo "CPU, syscalls and context switches are the proxy's own (nginx: master + workers), per request;"
-echo "they do not depend on what else runs on the machine, unlike req/s and p99."
+echo "Medians of $ROUNDS rounds. CPU, syscalls and context switches are the proxy's own (nginx:"
+echo "master + workers), per request; they do not depend on what else runs on the machine, unlike"
+echo "req/s and p99. berth runs with its defaults; -pinned/-unpinned rows change only CPU placement."
 echo
 echo "| target | req/s | p99 (ms) | CPU (us/req) | syscalls/req | ctx switches/req | errors |"
 echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"
-for n in upstream berth nginx haproxy; do
+for n in "${TARGETS[@]}"; do
   echo "| $n | ${RPS[$n]} | ${P99[$n]} | ${CPU[$n]} | ${SYS[$n]} | ${CTX[$n]} | ${ERRS[$n]} |"
 done
 echo
-for o in nginx haproxy; do
-  printf 'berth/%-8s req/s x%s, p99 x%s, CPU/req x%s, syscalls/req x%s\n' "$o:" \
-    "$(ratio "${RPS[berth]}" "${RPS[$o]}")" "$(ratio "${P99[berth]}" "${P99[$o]}")" \
-    "$(ratio "${CPU[berth]}" "${CPU[$o]}")" "$(ratio "${SYS[berth]}" "${SYS[$o]}")"
+for pair in berth:nginx berth:haproxy berth:nginx-pinned berth:haproxy-pinned berth-unpinned:nginx; do
+  a=${pair%%:*} o=${pair#*:}
+  printf '%s/%-16s req/s x%s, p99 x%s, CPU/req x%s, syscalls/req x%s\n' "$a" "$o:" \
+    "$(ratio "${RPS[$a]}" "${RPS[$o]}")" "$(ratio "${P99[$a]}" "${P99[$o]}")" \
+    "$(ratio "${CPU[$a]}" "${CPU[$o]}")" "$(ratio "${SYS[$a]}" "${SYS[$o]}")"
 done
-for n in berth nginx haproxy; do
+for n in "${PROXIES[@]}"; do
   [ "${ERRS[$n]}" = 0 ] || { echo "gateway_bench: $n had ${ERRS[$n]} errors" >&2; exit 1; }
 done

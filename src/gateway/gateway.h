@@ -9,22 +9,24 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "core/status.h"
 #include "gateway/snapshot.h"
 
 namespace berth::gateway {
 
+// How the io threads are placed on CPUs (detail/cpu_pin.h PinPlan).
+enum class PinMode { kAuto, kOn, kOff };
+
 struct Options {
   std::string http = "127.0.0.1:8080";   // "" = no HTTP listener; port 0 = any free port
   std::string https = "127.0.0.1:8443";  // "" = no HTTPS listener
   std::string admin = "127.0.0.1:9090";  // /metrics, /healthz; "" = none
   int io_threads = 2;
-  // Pin io thread i to the i-th CPU the process may run on (when there are at least as many
-  // CPUs as io threads). Keeps the scheduler from stacking two workers on one core, which sets
-  // the p99 under load (docs/gateway.md "Performance"); off by default because a pinned worker
-  // cannot move away from a core that something else (an app instance) keeps busy.
-  bool pin_io_threads = false;
+  // Pinning io thread i to a CPU of its own (detail/cpu_pin.h): by default only when there is
+  // one io thread per CPU the process may use.
+  PinMode pin_io_threads = PinMode::kAuto;
   std::string access_log;  // file path; "" = none, "-" = stdout
   size_t max_header_bytes = 16 * 1024;
   int64_t default_max_body_bytes = 0;  // 0 = unlimited (streamed)
@@ -52,6 +54,8 @@ class DataPlane {
   virtual std::string http_address() const = 0;
   virtual std::string https_address() const = 0;
   virtual std::string admin_address() const = 0;
+  // The CPUs the io threads were pinned to, in thread order; empty when they were not.
+  virtual std::vector<int> io_cpus() const = 0;
 
   // Stops accepting, closes idle keep-alive connections (within a second), lets in-flight
   // exchanges finish for up to `drain_ms`, then closes everything and joins the io threads:

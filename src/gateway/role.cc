@@ -12,6 +12,7 @@
 #include "core/clock.h"
 #include "core/log.h"
 #include "gateway/detail/control_link.h"
+#include "gateway/detail/cpu_pin.h"
 #include "gateway/detail/state_dir.h"
 
 namespace berth::gateway {
@@ -115,6 +116,12 @@ Status ValidateRoleOptions(const RoleOptions& o) {
   if (o.data_plane.io_threads < 1 || o.data_plane.io_threads > 256) {
     return InvalidArgument("--io-threads must be from 1 to 256", "io_threads");
   }
+  PinMode pin;
+  if (!detail::ParsePinMode(o.pin_io_threads, &pin)) {
+    return InvalidArgument("--pin-io-threads must be auto, on or off, not \"" +
+                               o.pin_io_threads + "\"",
+                           "pin_io_threads");
+  }
   if (o.data_plane.http.empty() && o.data_plane.https.empty()) {
     return InvalidArgument("--http and --https are both off: nothing to serve", "http");
   }
@@ -139,7 +146,9 @@ int RunGateway(const RoleOptions& o) {
     if (!opened.ok()) return Fail(opened.status().message());
     state.emplace(std::move(opened).value());
   }
-  auto started = DataPlane::Start(o.data_plane);
+  Options dpo = o.data_plane;
+  detail::ParsePinMode(o.pin_io_threads, &dpo.pin_io_threads);  // validated above
+  auto started = DataPlane::Start(dpo);
   if (!started.ok()) return Fail("cannot start: " + started.status().message());
   std::unique_ptr<DataPlane> dp = std::move(started).value();
   Current current;
@@ -200,14 +209,19 @@ int RunGateway(const RoleOptions& o) {
                  {"https", dp->https_address()},
                  {"admin", dp->admin_address()},
                  {"mode", control ? "control" : "static"},
+                 {"io_threads", o.data_plane.io_threads},
+                 {"io_cpus", dp->io_cpus()},
                  {"started_at", FormatTime(SystemClock::Get().Now())}};
   if (state) {
     if (Status s = state->WriteStatus(status.dump() + "\n"); !s.ok()) {
       log->error("msg=\"cannot write the status file\" reason=\"{}\"", s.message());
     }
   }
-  log->info("msg=ready http={} https={} admin={} source=\"{}\"", dp->http_address(),
-            dp->https_address(), dp->admin_address(),
+  std::string cpus;
+  for (int c : dp->io_cpus()) cpus += (cpus.empty() ? "" : ",") + std::to_string(c);
+  log->info("msg=ready http={} https={} admin={} io_threads={} io_cpus=\"{}\" source=\"{}\"",
+            dp->http_address(), dp->https_address(), dp->admin_address(),
+            o.data_plane.io_threads, cpus.empty() ? "unpinned" : cpus,
             control ? (o.control.empty() ? o.control_file : o.control) : o.snapshot_file);
   std::printf("berth gateway ready: http %s, https %s, admin %s\n", dp->http_address().c_str(),
               dp->https_address().c_str(), dp->admin_address().c_str());
@@ -263,9 +277,11 @@ void RegisterGatewayCommand(CLI::App& app, int* exit_code) {
   cmd->add_option("--io-threads", o->data_plane.io_threads, "threads serving connections")
       ->envname("BERTH_GATEWAY_IO_THREADS")
       ->capture_default_str();
-  cmd->add_flag("--pin-io-threads", o->data_plane.pin_io_threads,
-               "pin each io thread to its own CPU")
-      ->envname("BERTH_GATEWAY_PIN_IO_THREADS");
+  cmd->add_option("--pin-io-threads", o->pin_io_threads,
+                  "auto, on or off: pin each io thread to a CPU of its own (auto: only when "
+                  "there is one io thread per CPU the process may use)")
+      ->envname("BERTH_GATEWAY_PIN_IO_THREADS")
+      ->capture_default_str();
   cmd->add_option("--log-level", o->log_level, "trace, debug, info, warn, error or off")
       ->envname("BERTH_GATEWAY_LOG_LEVEL")
       ->capture_default_str();

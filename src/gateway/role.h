@@ -27,6 +27,7 @@ struct RoleOptions {
   std::string state_dir;      // required in control mode
   std::string snapshot_file;  // static mode
   Options data_plane;
+  std::string pin_io_threads = "auto";  // auto|on|off → data_plane.pin_io_threads
   std::string log_level = "info";
   int drain_ms = 5000;
 };

@@ -75,6 +75,7 @@
 #include "core/clock.h"
 #include "core/log.h"
 #include "gateway/detail/balancer.h"
+#include "gateway/detail/cpu_pin.h"
 #include "gateway/detail/observe.h"
 #include "gateway/gateway.h"
 #include "gateway/match.h"
@@ -448,6 +449,7 @@ class Impl final : public DataPlane {
   std::string http_address() const override { return http_addr_; }
   std::string https_address() const override { return https_addr_; }
   std::string admin_address() const override { return admin_addr_; }
+  std::vector<int> io_cpus() const override { return io_cpus_; }
   void Stop(int drain_ms) override;
 
   // Hot path: the current state (callers cache it with its generation).
@@ -475,6 +477,7 @@ class Impl final : public DataPlane {
   ssl::context base_tls_;
   std::string http_addr_, https_addr_, admin_addr_;
   int https_port_ = 0;
+  std::vector<int> io_cpus_;  // set by Init
   std::atomic<bool> stopping_{false};
   std::atomic<bool> stopped_{false};
   std::atomic<int> connections_{0};
@@ -1681,18 +1684,8 @@ Status Impl::Init() {
   if (admin_acc_) {
     asio::co_spawn(workers_[0]->io, AcceptLoop(*workers_[0], admin_acc_, kAdmin), asio::detached);
   }
-  // CPUs for pinned io threads: the ones this process may use, in order.
-  std::vector<int> cpus;
-  if (opts_.pin_io_threads) {
-    cpu_set_t allowed;
-    CPU_ZERO(&allowed);
-    if (sched_getaffinity(0, sizeof allowed, &allowed) == 0) {
-      for (int c = 0; c < CPU_SETSIZE; ++c) {
-        if (CPU_ISSET(c, &allowed)) cpus.push_back(c);
-      }
-    }
-    if (cpus.size() < workers_.size()) cpus.clear();  // fewer CPUs than threads: leave them free
-  }
+  std::vector<int> cpus = detail::PinPlan(opts_.pin_io_threads, detail::AllowedCpus(),
+                                          static_cast<int>(workers_.size()));
   for (auto& w : workers_) {
     Worker* wp = w.get();
     wp->thread = std::thread([wp] {
@@ -1704,7 +1697,9 @@ Status Impl::Init() {
       CPU_ZERO(&one);
       CPU_SET(cpus[static_cast<size_t>(wp->index)], &one);
       // Best effort: a refused pin leaves the thread where the scheduler puts it.
-      pthread_setaffinity_np(wp->thread.native_handle(), sizeof one, &one);
+      if (pthread_setaffinity_np(wp->thread.native_handle(), sizeof one, &one) == 0) {
+        io_cpus_.push_back(cpus[static_cast<size_t>(wp->index)]);
+      }
     }
   }
   return Status::Ok();
