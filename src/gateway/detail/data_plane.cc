@@ -42,7 +42,6 @@
 
 #include <algorithm>
 #include <array>
-#include <charconv>
 #include <atomic>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -55,6 +54,7 @@
 #include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <charconv>
 #include <chrono>
 #include <csignal>
 #include <deque>
@@ -119,6 +119,34 @@ constexpr const char* kCipherList =
     "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"
     "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
 
+// Before Beast's http::async_read_header / http::async_read_some: when the bytes are already
+// buffered (a request read by the keep-alive wait, a response body that came with its header),
+// Beast's operations parse them and still complete through a post and a trip round the
+// scheduler (an epoll_wait may come first); parsing them here saves that:
+//
+//   if (!ParseBuffered(b, p, header, ec)) co_await http::async_read_header(s, b, p, ...);
+//
+// Parses what `b` holds. True when that decided the read, with `ec` its outcome as Beast's
+// operation would have given it: `header` true, the header is parsed (or an error); false,
+// one put made progress (need_buffer when a buffer_body is full) or failed. False when the
+// parser needs bytes from the stream: the caller reads with Beast, which parses what is left.
+// (A loop of our own reading in a nested coroutine would cost a coroutine frame per read,
+// which for a streamed body is one per 512-byte read.)
+template <class Parser>
+bool ParseBuffered(beast::flat_buffer& b, Parser& p, bool header, error_code& ec) {
+  ec = {};
+  if (header && p.is_header_done()) return true;
+  while (b.size() != 0) {
+    size_t used = p.put(b.data(), ec);
+    b.consume(used);
+    if (ec == http::error::need_more) break;
+    if (ec || !header || p.is_header_done()) return true;
+    if (used == 0) break;  // no progress without an error: let Beast read more
+  }
+  ec = {};
+  return false;
+}
+
 // Deadlines, ejections, rate limits and pool idle times need milliseconds, not nanoseconds:
 // CLOCK_MONOTONIC_COARSE is a plain read of the vDSO page (no TSC read), and an exchange asks
 // for the time about ten times. Durations for metrics and the access log use steady_clock.
@@ -160,7 +188,7 @@ std::string FormatEndpoint(const tcp::endpoint& ep) {
 }
 
 Result<std::shared_ptr<Acceptor>> Listen(asio::io_context& io, const tcp::endpoint& ep,
-                                              bool reuse_port, const std::string& what) {
+                                         bool reuse_port, const std::string& what) {
   auto acc = std::make_shared<Acceptor>(io);
   error_code ec;
   acc->open(ep.protocol(), ec);
@@ -488,7 +516,7 @@ class Impl final : public DataPlane {
   std::atomic<uint64_t> generation_{0};
   std::mutex health_mu_;
   std::map<std::string, std::weak_ptr<EndpointHealth>> health_;  // guarded by health_mu_
-  std::map<int, std::shared_ptr<Acceptor>> tcp_listeners_;  // guarded by apply_mu_
+  std::map<int, std::shared_ptr<Acceptor>> tcp_listeners_;       // guarded by apply_mu_
   std::shared_ptr<Acceptor> admin_acc_;
 
   // Last: destroyed first, so sessions dying with their io_context still see the rest.
@@ -830,7 +858,9 @@ class HttpSession final : public ConnBase {
                    std::make_tuple(FieldAllocator(&arena_)));
       req_->header_limit(static_cast<uint32_t>(dp_.opts().max_header_bytes));
       req_->body_limit(std::numeric_limits<uint64_t>::max());
-      co_await http::async_read_header(stream_, buf_, *req_, BERTH_EC(ec));
+      if (!ParseBuffered(buf_, *req_, true, ec)) {
+        co_await http::async_read_header(stream_, buf_, *req_, BERTH_EC(ec));
+      }
       if (ec) {
         if (ec == http::error::header_limit) {
           co_await Local(431, "Request Header Fields Too Large", "request header too large", false);
@@ -1093,7 +1123,9 @@ class HttpSession final : public ConnBase {
       req.body().data = body + got;
       req.body().size = kBodyChunk - got;
       SetDeadline(r.timeouts.idle_ms);
-      co_await http::async_read_some(stream_, buf_, *req_, BERTH_EC(ec));
+      if (!ParseBuffered(buf_, *req_, false, ec)) {
+        co_await http::async_read_some(stream_, buf_, *req_, BERTH_EC(ec));
+      }
       if (ec == http::error::need_buffer) ec = {};
       if (ec == http::error::body_limit) {
         co_await Local(413, "Payload Too Large", "body larger than the route's limit", false);
@@ -1178,7 +1210,9 @@ class HttpSession final : public ConnBase {
         req.body().data = body;
         req.body().size = kBodyChunk;
         SetDeadline(r.timeouts.idle_ms);
-        co_await http::async_read_some(stream_, buf_, *req_, BERTH_EC(ec));
+        if (!ParseBuffered(buf_, *req_, false, ec)) {
+          co_await http::async_read_some(stream_, buf_, *req_, BERTH_EC(ec));
+        }
         if (ec == http::error::need_buffer) ec = {};
         if (ec == http::error::body_limit) {
           up_.reset();
@@ -1218,7 +1252,29 @@ class HttpSession final : public ConnBase {
     SetDeadline(r.timeouts.header_ms);
     upstream_wait_ = true;
     upstream_timed_out_ = false;
-    co_await http::async_read_header(up_->sock, up_->buf, *res_, BERTH_EC(ec));
+    // The response header, read here rather than by http::async_read_header: its composed
+    // operations cost more than the read itself for a header that comes in one piece.
+    while (!ParseBuffered(up_->buf, *res_, true, ec)) {
+      size_t size = beast::read_size(up_->buf, kUpstreamHeaderLimit);
+      if (size == 0) {
+        ec = http::error::buffer_overflow;
+        break;
+      }
+      size_t n = co_await up_->sock.async_read_some(up_->buf.prepare(size), BERTH_EC(ec));
+      up_->buf.commit(n);
+      if (ec == asio::error::eof) {
+        // As Beast: EOF after part of a header is a partial message, before any byte the end
+        // of the stream.
+        if (res_->got_some()) {
+          ec = {};
+          res_->put_eof(ec);
+        } else {
+          ec = http::error::end_of_stream;
+        }
+        break;
+      }
+      if (ec) break;
+    }
     upstream_wait_ = false;
     if (ec) {
       if (closed_) co_return Outcome::kClosed;
@@ -1249,8 +1305,8 @@ class HttpSession final : public ConnBase {
     if (!set_cookie_.empty()) res.insert(http::field::set_cookie, set_cookie_);
     status_ = res.result_int();
     // No body follows the header of these, whatever the header says (RFC 9112 §6.3).
-    bool bodyless = req.method() == http::verb::head || status_ / 100 == 1 || status_ == 204 ||
-                    status_ == 304;
+    bool bodyless =
+        req.method() == http::verb::head || status_ / 100 == 1 || status_ == 204 || status_ == 304;
     bool res_chunked = res.chunked() && !bodyless;
 
     // Response body: streamed; the header goes out with the first piece.
@@ -1262,7 +1318,9 @@ class HttpSession final : public ConnBase {
         res.body().data = body;
         res.body().size = kBodyChunk;
         SetDeadline(r.timeouts.idle_ms);
-        co_await http::async_read_some(up_->sock, up_->buf, *res_, BERTH_EC(ec));
+        if (!ParseBuffered(up_->buf, *res_, false, ec)) {
+          co_await http::async_read_some(up_->sock, up_->buf, *res_, BERTH_EC(ec));
+        }
         if (ec == http::error::need_buffer) ec = {};
         if (ec) {
           // The upstream broke mid-body: the client cannot be told by a status any more.
@@ -1422,8 +1480,7 @@ class HttpSession final : public ConnBase {
 // A TCP route connection: balanced like HTTP, then bytes both ways with half-close.
 class TcpSession final : public ConnBase {
  public:
-  TcpSession(Worker& w, Socket s, int port)
-      : ConnBase(w), client_(std::move(s)), port_(port) {}
+  TcpSession(Worker& w, Socket s, int port) : ConnBase(w), client_(std::move(s)), port_(port) {}
   static awaitable<void> Run(std::shared_ptr<TcpSession> self) { co_await self->Serve(); }
 
  private:
