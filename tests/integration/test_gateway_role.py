@@ -10,11 +10,13 @@ Polling is bounded; there are no fixed sleeps.
 """
 
 import http.client
+import json
 import os
 import signal
 import stat
 import subprocess
 import textwrap
+import time
 import unittest
 
 from harness import BerthTestCase, _die_with_parent, _live, _tail
@@ -247,6 +249,62 @@ class GatewayRoleTest(BerthTestCase):
         self.assertNotIn("hello", body)
         snap = self.ok(self.api("GET", "/api/v1/gateway/snapshot"))
         self.assertNotIn(host, [d for r in snap["http_routes"] for d in r["domains"]])
+
+    def test_io_threads_are_pinned_one_per_cpu_by_default(self):
+        # `berth gateway` pins its io threads, one per CPU, when there is one io thread per CPU
+        # it may use (--pin-io-threads auto); with more threads than CPUs it leaves them alone;
+        # a bad mode is refused before anything starts.
+        cpus = sorted(os.sched_getaffinity(0))
+        snap = os.path.join(self.srv.tmp, "pin-snapshot.json")
+        with open(snap, "w") as f:
+            json.dump({"revision": 1, "http_routes": [], "pools": {}}, f)
+
+        def start(name: str, *extra: str) -> tuple[dict, list[str]]:
+            state = os.path.join(self.srv.tmp, "pin-" + name)
+            proc = subprocess.Popen(
+                [self.srv.bin, "gateway", "--snapshot", snap, "--state", state,
+                 "--http", "127.0.0.1:0", "--https", "off", "--admin", "off", *extra],
+                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                preexec_fn=_die_with_parent)
+            self.addCleanup(lambda: (proc.kill(), proc.wait(), proc.stderr.close()))
+            status_file = os.path.join(state, "gateway.json")
+            deadline = time.monotonic() + 20
+            while not os.path.exists(status_file):
+                self.assertIsNone(proc.poll(), proc.stderr.read() if proc.poll() is not None else "")
+                self.assertLess(time.monotonic(), deadline, "the gateway did not get ready")
+                time.sleep(0.05)
+            with open(status_file) as f:
+                status = json.load(f)
+            # Each thread's allowed CPUs, as the kernel has them.
+            allowed = []
+            for tid in os.listdir(f"/proc/{proc.pid}/task"):
+                with open(f"/proc/{proc.pid}/task/{tid}/status") as f:
+                    for line in f:
+                        if line.startswith("Cpus_allowed_list:"):
+                            allowed.append(line.split()[1])
+            return status, allowed
+
+        status, allowed = start("auto", "--io-threads", str(len(cpus)))
+        self.assertEqual(status["io_threads"], len(cpus))
+        self.assertEqual(status["io_cpus"], cpus)
+        single = [a for a in allowed if "," not in a and "-" not in a]  # pinned threads
+        if len(cpus) > 1:
+            # Exactly one thread on each CPU; the main thread and the helpers stay free.
+            self.assertEqual(sorted(single), sorted(map(str, cpus)))
+
+        status, allowed = start("more", "--io-threads", str(len(cpus) + 1))
+        self.assertEqual(status["io_cpus"], [])
+        if len(cpus) > 1:
+            self.assertEqual([a for a in allowed if "," not in a and "-" not in a], [])
+
+        status, _ = start("off", "--io-threads", str(len(cpus)), "--pin-io-threads", "off")
+        self.assertEqual(status["io_cpus"], [])
+
+        bad = subprocess.run([self.srv.bin, "gateway", "--snapshot", snap, "--http", "127.0.0.1:0",
+                              "--https", "off", "--admin", "off", "--pin-io-threads", "sometimes"],
+                             capture_output=True, text=True, timeout=30)
+        self.assertEqual(bad.returncode, 1)
+        self.assertIn("--pin-io-threads must be auto, on or off", bad.stderr)
 
     def test_the_gateway_user_is_a_hidden_service_account(self):
         users = "/api/v1/users"
