@@ -364,9 +364,13 @@ class SqliteStore final : public Store {
   }
 
   // Reads through a small cache of objects (the API's hottest path is a Get per request).
-  // Coherence: every commit bumps cache_gen_ and drops the keys it wrote (a tree delete drops
-  // everything) before Commit returns; a reader only inserts what it read if no commit
-  // happened since it looked, so a value read from an older snapshot never lands in the cache.
+  // Coherence: a commit drops the keys it writes (a tree delete drops everything) and bumps
+  // cache_gen_ twice — before its transaction, with commit_open_ set, and again once the
+  // transaction ended, before Commit returns. A reader inserts what it read only when no
+  // commit is open and none began since it looked, so a value read from a snapshot older than
+  // a commit never lands in the cache: not even in the moment between the commit becoming
+  // visible in SQLite and its invalidation (a reader that had already seen the new value
+  // could otherwise be served the old one from the cache).
   Result<Object> Get(const std::string& kind, const std::string& scope,
                      const std::string& name) override {
     std::string key = CacheKey(kind, scope, name);
@@ -387,7 +391,7 @@ class SqliteStore final : public Store {
     Object o = ReadObject(s);
     {
       std::lock_guard<std::mutex> l(cache_mu_);
-      if (gen == cache_gen_) {
+      if (gen == cache_gen_ && !commit_open_) {
         if (cache_.size() >= kCacheEntries) cache_.clear();  // crude but bounded
         cache_.emplace(std::move(key), o);
       }
@@ -509,10 +513,12 @@ class SqliteStore final : public Store {
     k.append(name);
     return k;
   }
-  void InvalidateCache(const WriteBatch& batch) {
+  // Called before a commit's transaction (`open` true) and after it, whatever its outcome.
+  void InvalidateCache(const WriteBatch& batch, bool open) {
     if (batch.ops.empty()) return;
     std::lock_guard<std::mutex> l(cache_mu_);
     ++cache_gen_;
+    commit_open_ = open;
     for (const Op& op : batch.ops) {
       if (op.type == OpType::kDeleteTree) {
         cache_.clear();
@@ -614,6 +620,7 @@ class SqliteStore final : public Store {
   std::mutex cache_mu_;
   std::unordered_map<std::string, Object> cache_;  // guarded by cache_mu_
   uint64_t cache_gen_ = 0;                         // guarded by cache_mu_
+  bool commit_open_ = false;                       // guarded by cache_mu_
 };
 
 thread_local const SqliteStore* SqliteStore::t_notifying = nullptr;
@@ -762,11 +769,13 @@ Result<CommitResult> SqliteStore::Commit(const WriteBatch& batch) {
       return result;
     }
     const int64_t now = NowMillis();
-    // Whatever the outcome, the cache forgets what this batch may have written.
+    // Whatever the outcome, the cache forgets what this batch may have written, and takes
+    // nothing in while the transaction is open (see Get).
+    InvalidateCache(batch, /*open=*/true);
     struct Invalidate {
       SqliteStore* self;
       const WriteBatch& batch;
-      ~Invalidate() { self->InvalidateCache(batch); }
+      ~Invalidate() { self->InvalidateCache(batch, /*open=*/false); }
     } invalidate{this, batch};
     Transaction txn(*writer_);
     BERTH_RETURN_IF_ERROR(txn.Begin(kBeginImmediateSql));
