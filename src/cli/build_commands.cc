@@ -15,6 +15,7 @@
 #include "cli/detail/flags.h"
 #include "cli/detail/api_errors.h"
 #include "cli/detail/http_client.h"
+#include "cli/detail/verb.h"
 #include "cli/output.h"
 
 namespace berth::cli {
@@ -101,15 +102,7 @@ class Call {
   ClientConfig cfg_;
 };
 
-void Report(const Status& s, std::ostream& err) {
-  if (s.reason() == "cli") {
-    err << "error: " << s.message() << "\n";
-    return;
-  }
-  err << "error: " << s.message() << " (" << s.reason() << ")\n";
-  if (!s.field().empty()) err << "field: " << s.field() << "\n";
-  if (s.code() == Code::kUnauthenticated) err << "hint: log in with `berth login --server URL --user NAME`\n";
-}
+using detail::Report;
 
 struct Shared {
   ClientWorld world;

@@ -11,6 +11,7 @@
 
 #include "cli/client_config.h"
 #include "cli/detail/commands.h"
+#include "cli/detail/verb.h"
 #include "cli/detail/flags.h"
 #include "cli/detail/api_errors.h"
 #include "cli/detail/http_client.h"
@@ -27,18 +28,9 @@ constexpr const char* kUsage = "usage";
 Status Local(std::string message) { return {Code::kInternal, kLocal, std::move(message)}; }
 Status Usage(std::string message) { return {Code::kInvalidArgument, kUsage, std::move(message)}; }
 
-struct Globals {
-  std::string output = "table";
-  std::string server;
-  std::string team;
-};
-
-// State shared by all commands of one App; only one leaf command runs per process.
-struct Shared {
-  ClientWorld world;
-  int* exit_code = nullptr;
-  Globals globals;
-};
+using detail::Globals;
+using detail::Report;
+using detail::Shared;
 
 // One command invocation: the resolved config plus helpers to call the API and print.
 class Session {
@@ -181,18 +173,6 @@ class Session {
   ClientConfig stored_;
   ClientConfig cfg_;
 };
-
-void Report(const Status& s, std::ostream& err) {
-  if (s.reason() == kLocal) {
-    err << "error: " << s.message() << "\n";
-    return;
-  }
-  err << "error: " << s.message() << " (" << s.reason() << ")\n";
-  if (!s.field().empty()) err << "field: " << s.field() << "\n";
-  if (s.code() == Code::kUnauthenticated) {
-    err << "hint: log in with `berth login --server URL --user NAME`\n";
-  }
-}
 
 using Runner = std::function<Status(Session&)>;
 
