@@ -76,6 +76,7 @@
 #include "core/log.h"
 #include "gateway/detail/balancer.h"
 #include "gateway/detail/cpu_pin.h"
+#include "gateway/detail/fast_socket.h"
 #include "gateway/detail/observe.h"
 #include "gateway/gateway.h"
 #include "gateway/match.h"
@@ -92,7 +93,9 @@ using tcp = asio::ip::tcp;
 // type-erased any_io_executor Asio defaults to, takes polymorphic copies, calls and destroys
 // off every async operation and coroutine resumption.
 using Executor = asio::io_context::executor_type;
-using Socket = asio::basic_stream_socket<tcp, Executor>;
+// Its hot reads and writes take shortcuts (detail/fast_socket.h): no recv that finds nothing,
+// no operation for a write the kernel takes at once.
+using Socket = detail::FastSocket<Executor>;
 using Acceptor = asio::basic_socket_acceptor<tcp, Executor>;
 using Timer = asio::basic_waitable_timer<std::chrono::steady_clock,
                                          asio::wait_traits<std::chrono::steady_clock>, Executor>;
@@ -144,6 +147,22 @@ bool ParseBuffered(beast::flat_buffer& b, Parser& p, bool header, error_code& ec
     if (used == 0) break;  // no progress without an error: let Beast read more
   }
   ec = {};
+  return false;
+}
+
+// Before an async_write of `rest` on the hot path: sends what the kernel takes at once
+// (FastSocket::send_now), so a write that fits in the send buffer costs one sendmsg and no
+// operation or trip round the scheduler. True when that finished the write (`ec` its outcome);
+// false when async_write must send `rest`, which then holds what is left (all of it on TLS).
+template <class Stream, class Buffers>
+bool SendNow(Stream& s, beast::buffers_suffix<Buffers>& rest, error_code& ec) {
+  ec = {};
+  if constexpr (std::is_same_v<Stream, Socket>) {
+    size_t n = s.send_now(rest, ec);
+    if (ec) return true;
+    rest.consume(n);
+    return asio::buffer_size(rest) == 0;
+  }
   return false;
 }
 
@@ -842,7 +861,12 @@ class HttpSession final : public ConnBase {
         idle_ = !first;
         SetDeadline(first ? dp_.opts().client_header_timeout_ms
                           : dp_.opts().client_idle_timeout_ms);
-        size_t n = co_await stream_.async_read_some(buf_.prepare(4096), BERTH_EC(ec));
+        size_t n;
+        if constexpr (std::is_same_v<Stream, Socket>) {
+          n = co_await stream_.async_read_drain(buf_.prepare(4096), BERTH_EC(ec));
+        } else {
+          n = co_await stream_.async_read_some(buf_.prepare(4096), BERTH_EC(ec));
+        }
         idle_ = false;
         if (ec) break;
         buf_.commit(n);
@@ -1198,7 +1222,8 @@ class HttpSession final : public ConnBase {
       // No body, or one read whole: one write. Nothing of the client's is lost if it fails.
       Pieces p = PreparePiece(body, buffered == kNotBuffered ? 0 : buffered, req_chunked, true);
       SetDeadline(r.timeouts.idle_ms);
-      co_await asio::async_write(up_->sock, p, BERTH_EC(ec));
+      beast::buffers_suffix<Pieces> rest(p);
+      if (!SendNow(up_->sock, rest, ec)) co_await asio::async_write(up_->sock, rest, BERTH_EC(ec));
       head_.clear();
       if (ec) {
         if (closed_) co_return Outcome::kClosed;
@@ -1230,7 +1255,10 @@ class HttpSession final : public ConnBase {
         Pieces p = PreparePiece(body, n, req_chunked, done);
         if (!Empty(p)) {
           SetDeadline(r.timeouts.idle_ms);
-          co_await asio::async_write(up_->sock, p, BERTH_EC(ec));
+          beast::buffers_suffix<Pieces> rest(p);
+          if (!SendNow(up_->sock, rest, ec)) {
+            co_await asio::async_write(up_->sock, rest, BERTH_EC(ec));
+          }
           head_.clear();
           if (ec) {
             // Part of the body is consumed from the client: this request cannot be sent again.
@@ -1260,7 +1288,7 @@ class HttpSession final : public ConnBase {
         ec = http::error::buffer_overflow;
         break;
       }
-      size_t n = co_await up_->sock.async_read_some(up_->buf.prepare(size), BERTH_EC(ec));
+      size_t n = co_await up_->sock.async_read_drain(up_->buf.prepare(size), BERTH_EC(ec));
       up_->buf.commit(n);
       if (ec == asio::error::eof) {
         // As Beast: EOF after part of a header is a partial message, before any byte the end
@@ -1334,7 +1362,8 @@ class HttpSession final : public ConnBase {
       Pieces p = PreparePiece(body, n, res_chunked, done);
       if (!Empty(p)) {
         SetDeadline(r.timeouts.idle_ms);
-        co_await asio::async_write(stream_, p, BERTH_EC(ec));
+        beast::buffers_suffix<Pieces> rest(p);
+        if (!SendNow(stream_, rest, ec)) co_await asio::async_write(stream_, rest, BERTH_EC(ec));
         head_.clear();
         if (ec) {
           up_.reset();
