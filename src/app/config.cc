@@ -54,6 +54,8 @@ const std::vector<SettingInfo>& Settings() {
       {"web_root", "BERTH_WEB_ROOT", "directory of the built console served at / (default: web/dist of the repository)"},
       {"gateway", "BERTH_GATEWAY", "on: run the gateway as its own process on --http/--https; off: no gateway"},
       {"gateway_admin", "BERTH_GATEWAY_ADMIN", "the gateway's admin address (/metrics, /healthz)"},
+      {"gateway_io_threads", "BERTH_GATEWAY_IO_THREADS", "threads of the gateway serving connections (1-256)"},
+      {"gateway_pin_io_threads", "BERTH_GATEWAY_PIN_IO_THREADS", "auto: pin the gateway's io threads one per CPU when there is one per CPU; on; off"},
       {"domain_suffix", "BERTH_DOMAIN_SUFFIX", "default domains are <component>.<app>.<suffix> (default localhost)"},
   };
   return kSettings;
@@ -133,6 +135,13 @@ Status ApplySetting(const std::string& key, const std::string& value, const std:
     c->gateway = value == "on";
   } else if (key == "gateway_admin") {
     c->gateway_admin = value;
+  } else if (key == "gateway_io_threads") {
+    return ParseInt(value, source, 1, 256, &c->gateway_io_threads);
+  } else if (key == "gateway_pin_io_threads") {
+    if (value != "auto" && value != "on" && value != "off") {
+      return InvalidArgument(source + " must be auto, on or off, got \"" + value + "\"", source);
+    }
+    c->gateway_pin_io_threads = value;
   } else if (key == "domain_suffix") {
     std::string suffix = value;
     Status s = model::ValidateDomain(&suffix, source);

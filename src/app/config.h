@@ -40,6 +40,8 @@ struct ServerConfig {
   std::string web_root;  // the built console; "" = DefaultWebRoot()
   bool gateway = true;   // run `berth gateway` next to the server (on | off)
   std::string gateway_admin = "127.0.0.1:9090";  // the gateway's /metrics and /healthz
+  int64_t gateway_io_threads = 2;                // `berth gateway --io-threads`
+  std::string gateway_pin_io_threads = "auto";   // `berth gateway --pin-io-threads`
   std::string domain_suffix = "localhost";  // default domains: <component>.<app>.<suffix>
 
   // Derived by Validate().

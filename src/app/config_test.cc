@@ -2,6 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
+#include "app/gateway_process.h"
+
 namespace berth {
 namespace {
 
@@ -80,6 +84,36 @@ TEST(ConfigTest, GatewaySettings) {
   EXPECT_EQ(c.gateway_admin_addr.port, 0);
   c.gateway_admin = "nowhere";
   EXPECT_EQ(Validate(&c).field(), "gateway_admin");
+
+  // The gateway's threads: passed on to `berth gateway` (GatewayCommand).
+  ServerConfig t;
+  EXPECT_EQ(t.gateway_io_threads, 2);
+  EXPECT_EQ(t.gateway_pin_io_threads, "auto");
+  ASSERT_TRUE(ApplyConfigText("gateway_io_threads = 4\ngateway_pin_io_threads = off\n",
+                              "berth.conf", &t).ok());
+  EXPECT_EQ(t.gateway_io_threads, 4);
+  EXPECT_EQ(t.gateway_pin_io_threads, "off");
+  for (const char* bad : {"0", "257", "two"}) {
+    Status e = ApplySetting("gateway_io_threads", bad, "--gateway-io-threads", &t);
+    EXPECT_EQ(e.field(), "--gateway-io-threads") << bad;
+  }
+  Status e = ApplySetting("gateway_pin_io_threads", "sometimes", "BERTH_GATEWAY_PIN_IO_THREADS", &t);
+  EXPECT_NE(e.message().find("BERTH_GATEWAY_PIN_IO_THREADS must be auto, on or off"),
+            std::string::npos)
+      << e.message();
+  EXPECT_EQ(t.gateway_io_threads, 4);  // unchanged by refused values
+  EXPECT_EQ(t.gateway_pin_io_threads, "off");
+  GatewayProcessOptions go;
+  go.data_dir = "/var/lib/berth";
+  go.io_threads = t.gateway_io_threads;
+  go.pin_io_threads = t.gateway_pin_io_threads;
+  std::vector<std::string> cmd = GatewayCommand(go);
+  auto after = [&](const std::string& flag) {
+    auto it = std::find(cmd.begin(), cmd.end(), flag);
+    return it == cmd.end() || it + 1 == cmd.end() ? std::string("<missing>") : *(it + 1);
+  };
+  EXPECT_EQ(after("--io-threads"), "4");
+  EXPECT_EQ(after("--pin-io-threads"), "off");
 }
 
 TEST(ConfigTest, DomainSuffix) {

@@ -262,6 +262,10 @@ std::vector<std::string> GatewayCommand(const GatewayProcessOptions& o) {
           o.https.empty() ? "off" : o.https,
           "--admin",
           o.admin.empty() ? "off" : o.admin,
+          "--io-threads",
+          std::to_string(o.io_threads),
+          "--pin-io-threads",
+          o.pin_io_threads,
           "--log-level",
           o.log_level};
 }

@@ -41,6 +41,8 @@ struct GatewayProcessOptions {
   std::string exe;                 // the berth binary; "" = /proc/self/exe
   std::string http, https, admin;  // the gateway's listeners
   std::string log_level = "info";
+  int64_t io_threads = 2;                // --io-threads
+  std::string pin_io_threads = "auto";   // --pin-io-threads
   std::chrono::milliseconds check_interval{1000};
 };
 

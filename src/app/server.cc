@@ -228,6 +228,8 @@ int RunServer(const ServerConfig& cfg) {
     go.https = cfg.https;
     go.admin = cfg.gateway_admin;
     go.log_level = cfg.log_level;
+    go.io_threads = cfg.gateway_io_threads;
+    go.pin_io_threads = cfg.gateway_pin_io_threads;
     gateway = std::make_unique<GatewayProcess>(go);
     if (auto pid = gateway->Start(); !pid.ok()) Fatal("cannot start the gateway: " + pid.status().message());
   }

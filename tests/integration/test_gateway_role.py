@@ -19,7 +19,7 @@ import textwrap
 import time
 import unittest
 
-from harness import BerthTestCase, _die_with_parent, _live, _tail
+from harness import BerthServer, BerthTestCase, ServerError, _die_with_parent, _live, _tail
 from test_runtime import Reaper, wait_for
 
 V = "/api/v1/teams/default"
@@ -305,6 +305,22 @@ class GatewayRoleTest(BerthTestCase):
                              capture_output=True, text=True, timeout=30)
         self.assertEqual(bad.returncode, 1)
         self.assertIn("--pin-io-threads must be auto, on or off", bad.stderr)
+
+    def test_the_server_passes_its_gateway_settings_on(self):
+        # `berth server --gateway-io-threads N --gateway-pin-io-threads MODE` reach the gateway
+        # it runs; a bad value stops the server before anything starts, naming the flag.
+        first_cpu = sorted(os.sched_getaffinity(0))[0]
+        with BerthServer(gateway=True, extra_args=["--gateway-io-threads", "1",
+                                                   "--gateway-pin-io-threads", "on"]) as srv:
+            info = srv.gateway_info()
+            self.assertEqual((info["io_threads"], info["io_cpus"]), (1, [first_cpu]))
+        bad = BerthServer(gateway=True, extra_args=["--gateway-pin-io-threads", "sometimes"],
+                          start=False)
+        self.addCleanup(bad.close)
+        with self.assertRaises(ServerError) as e:
+            bad.start()
+        self.assertIn("--gateway-pin-io-threads must be auto, on or off", str(e.exception))
+        self.assertFalse(os.path.exists(os.path.join(bad.data_dir, "gateway", "gateway.json")))
 
     def test_the_gateway_user_is_a_hidden_service_account(self):
         users = "/api/v1/users"
