@@ -257,6 +257,49 @@ class ClosingUpstream:
         self.server.server_close()
 
 
+class CloseDelimitedUpstream:
+    """An HTTP/1.1 upstream that answers without Content-Length or chunking and closes at once:
+    its header, its body and its FIN leave together, so the gateway reads the last bytes and
+    the end of the body in one go. Every fourth answer is cut inside its header instead."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.served = 0
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            with c:
+                try:
+                    buf = b""
+                    while b"\r\n\r\n" not in buf:
+                        got = c.recv(65536)
+                        if not got:
+                            break
+                        buf += got
+                    self.served += 1
+                    if self.served % 4 == 0:
+                        c.sendall(b"HTTP/1.1 200 OK\r\nContent-Ty")
+                    else:
+                        c.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n"
+                                  + b"until-close-%d" % self.served)
+                except OSError:
+                    pass
+
+    def endpoint(self) -> dict:
+        return {"instance": "eof", "host": "127.0.0.1", "port": self.port}
+
+    def close(self):
+        self.sock.close()
+
+
 class EchoTcp:
     """A TCP upstream that answers every chunk with its name and the chunk."""
 
@@ -1003,6 +1046,46 @@ class GatewayLimitsTest(unittest.TestCase):
             c.close()
             # Every request had its own upstream connection: the stale ones were really used.
             self.assertGreaterEqual(up.connections, 48)
+        finally:
+            gw.close()
+            up.close()
+
+    def test_ends_that_come_with_the_last_bytes(self):
+        """A peer's close that arrives together with its last bytes is seen at once: the gateway
+        reads only when epoll says a socket is readable (FastSocket), and such a close raises no
+        further event. A close-delimited body ends when the upstream closes; an upstream that
+        closes inside its header is a 502 (not a wait for the header timeout); a client that
+        sends its request and shuts its side gets the answer and then the close, not the idle
+        timeout."""
+        up = CloseDelimitedUpstream()
+        snap = {"revision": 1, "pools": {"P": {"endpoints": [up.endpoint()]}},
+                "http_routes": [route("r", ["eof.test"], "P")]}
+        gw = Gateway(snap, "--threads", "1", "--idle-timeout-ms", "60000")  # upstream header: 30 s
+        try:
+            for i in range(1, 21):
+                # socket timeouts well under the gateway's: a missed close fails here
+                c = conn(gw.http, timeout=5)
+                c.request("GET", "/", headers={"Host": "eof.test"})
+                r = c.getresponse()
+                body = r.read()
+                if i % 4 == 0:
+                    self.assertEqual(r.status, 502, (i, body))
+                else:
+                    self.assertEqual((r.status, body), (200, b"until-close-%d" % i), i)
+                    self.assertEqual(r.getheader("Transfer-Encoding"), "chunked")
+                c.close()
+            host, port = gw.http.rsplit(":", 1)
+            for i in range(10):
+                with socket.create_connection((host, int(port)), timeout=5) as s:
+                    s.sendall(b"GET /h HTTP/1.1\r\nHost: a.test\r\n\r\n")
+                    s.shutdown(socket.SHUT_WR)
+                    got = b""
+                    while True:
+                        part = s.recv(65536)  # socket.timeout here: the close never came
+                        if not part:
+                            break
+                        got += part
+                    self.assertTrue(got.startswith(b"HTTP/1.1 404"), got[:100])
         finally:
             gw.close()
             up.close()

@@ -562,6 +562,8 @@ class ConnBase : public std::enable_shared_from_this<ConnBase> {
 
  protected:
   virtual void CloseClient() = 0;
+  // The client closed its side after its last request (see the watchdog).
+  virtual bool ClientClosed() = 0;
 
   void CloseAll() {
     closed_ = true;
@@ -599,6 +601,19 @@ class ConnBase : public std::enable_shared_from_this<ConnBase> {
         self->CloseAll();
         break;
       }
+      // A drain read waiting on a socket whose peer closed right after its last bytes is not
+      // woken (FastSocket::peer_closed): look once a second. A client gone between requests
+      // is closed; an upstream that closed before answering reads as EOF.
+      if (self->idle_ && self->ClientClosed()) {
+        self->CloseAll();
+        break;
+      }
+      if (self->upstream_wait_ && self->up_ && self->up_->sock.peer_closed()) {
+        error_code ec;
+        self->upstream_eof_ = true;
+        self->up_->sock.close(ec);
+        continue;
+      }
       int64_t wait = std::min<int64_t>(self->deadline_ms_ - now, 1000);
       self->timer_.expires_after(std::chrono::milliseconds(wait));
       error_code ec;
@@ -616,6 +631,7 @@ class ConnBase : public std::enable_shared_from_this<ConnBase> {
   bool idle_ = false;                // waiting for the next request: closed at once when stopping
   bool upstream_wait_ = false;       // the deadline is the upstream's (connect, header)
   bool upstream_timed_out_ = false;  // ... and it passed
+  bool upstream_eof_ = false;        // ... or the upstream closed without a word (watchdog)
   std::unique_ptr<UpConn> up_;
 };
 
@@ -844,6 +860,7 @@ class HttpSession final : public ConnBase {
     error_code ec;
     beast::get_lowest_layer(stream_).close(ec);
   }
+  bool ClientClosed() override { return beast::get_lowest_layer(stream_).peer_closed(); }
 
   awaitable<void> Serve() {
     error_code ec;
@@ -1280,15 +1297,21 @@ class HttpSession final : public ConnBase {
     SetDeadline(r.timeouts.header_ms);
     upstream_wait_ = true;
     upstream_timed_out_ = false;
+    upstream_eof_ = false;
     // The response header, read here rather than by http::async_read_header: its composed
-    // operations cost more than the read itself for a header that comes in one piece.
-    while (!ParseBuffered(up_->buf, *res_, true, ec)) {
+    // operations cost more than the read itself for a header that comes in one piece. The
+    // first read waits for the answer to the request just sent (a drain read: no recv before
+    // the socket is readable); the rest of a header in pieces is read as any read.
+    for (bool first = true; !ParseBuffered(up_->buf, *res_, true, ec); first = false) {
       size_t size = beast::read_size(up_->buf, kUpstreamHeaderLimit);
       if (size == 0) {
         ec = http::error::buffer_overflow;
         break;
       }
-      size_t n = co_await up_->sock.async_read_drain(up_->buf.prepare(size), BERTH_EC(ec));
+      auto into = up_->buf.prepare(size);
+      size_t n = first ? co_await up_->sock.async_read_drain(into, BERTH_EC(ec))
+                       : co_await up_->sock.async_read_some(into, BERTH_EC(ec));
+      if (ec == asio::error::operation_aborted && upstream_eof_) ec = asio::error::eof;
       up_->buf.commit(n);
       if (ec == asio::error::eof) {
         // As Beast: EOF after part of a header is a partial message, before any byte the end
@@ -1517,6 +1540,7 @@ class TcpSession final : public ConnBase {
     error_code ec;
     client_.close(ec);
   }
+  bool ClientClosed() override { return false; }  // a tunnel ends with its EOF
 
   awaitable<void> Serve() {
     auto start = std::chrono::steady_clock::now();

@@ -18,9 +18,12 @@
 // the reactor's per-descriptor lock, in the same critical section as the recv that drained the
 // socket, so data arriving after the recv always raises an event that finds the read (no lost
 // wake-up). A read that filled its buffer leaves speculation on: more may be waiting.
-// Reads of other code on the same socket (Beast's body reads, TLS) are unaffected except that
-// the first one after a draining read waits for readiness too, which is correct: the socket was
-// empty when last looked at, and every later arrival raises an event.
+// One thing arrives without raising a new edge: the peer's FIN when it came with the last bytes
+// (the recv that drains the socket takes it in too, and nothing says so). So every other read
+// (async_read_some: Beast's, TLS's, a tunnel's) re-arms the descriptor when it is the first
+// after the mark (epoll_ctl MOD reports a socket readable now, EOF included), and a drain read
+// left waiting is checked by the caller with peer_closed() (the gateway's watchdog, once a
+// second): nginx learns the same from EPOLLRDHUP, which Asio does not register.
 // This builds a reactor operation from Asio's detail layer (reactor_op, epoll_reactor::start_op),
 // which differs between Boost versions. It is compiled for the epoll reactor of Boost 1.74 to
 // 1.79 (Debian 12 ships 1.74); anywhere else async_read_drain is async_read_some.
@@ -65,42 +68,55 @@ namespace berth::gateway::detail {
 inline thread_local size_t drain_read_would_block = 0;
 
 #if BERTH_DRAIN_READ
+// One recv when the socket is readable. `drained` is the socket's mark: a drain read (non-null)
+// sets it from its result and reports a short read as exhausted; a plain read (null) behaves as
+// Asio's own (exhausted only at EOF).
 template <class Handler>
-class DrainRecvOp final : public boost::asio::detail::reactor_op {
+class RecvOp final : public boost::asio::detail::reactor_op {
  public:
-  DrainRecvOp(int fd, boost::asio::mutable_buffer buf, Handler&& handler)
+  RecvOp(int fd, boost::asio::mutable_buffer buf, bool* drained, Handler&& handler)
       : reactor_op(boost::system::error_code(), &Perform, &Complete),
         fd_(fd),
         buf_(buf),
+        drained_(drained),
         handler_(std::move(handler)) {}
 
  private:
+  // Runs under the reactor's descriptor lock, only while the socket is open (closing it takes
+  // the pending operations out first), so `drained_` is alive.
   static status Perform(reactor_op* base) {
-    auto* op = static_cast<DrainRecvOp*>(base);
+    auto* op = static_cast<RecvOp*>(base);
+    status result;
     for (;;) {
       ssize_t n = ::recv(op->fd_, op->buf_.data(), op->buf_.size(), MSG_DONTWAIT);
       if (n > 0) {
         op->bytes_transferred_ = static_cast<size_t>(n);
-        return static_cast<size_t>(n) < op->buf_.size() ? done_and_exhausted : done;
+        result = op->drained_ && static_cast<size_t>(n) < op->buf_.size() ? done_and_exhausted
+                                                                            : done;
+        break;
       }
       if (n == 0) {
         op->ec_ = boost::asio::error::eof;
-        return done_and_exhausted;
+        result = done_and_exhausted;
+        break;
       }
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) {
-        ++drain_read_would_block;
+        if (op->drained_) ++drain_read_would_block;
         return not_done;
       }
       op->ec_ = boost::system::error_code(errno, boost::asio::error::get_system_category());
-      return done;
+      result = done;
+      break;
     }
+    if (op->drained_) *op->drained_ = result == done_and_exhausted;
+    return result;
   }
 
   // owner is null when the io_context is destroyed with the read pending: free, do not call.
   static void Complete(void* owner, boost::asio::detail::operation* base,
                        const boost::system::error_code&, size_t) {
-    auto* op = static_cast<DrainRecvOp*>(base);
+    auto* op = static_cast<RecvOp*>(base);
     Handler handler(std::move(op->handler_));
     boost::system::error_code ec = op->ec_;
     size_t n = op->bytes_transferred_;
@@ -113,10 +129,12 @@ class DrainRecvOp final : public boost::asio::detail::reactor_op {
 
   int fd_;
   boost::asio::mutable_buffer buf_;
+  bool* drained_;
   Handler handler_;
 };
 #endif
 
+// Moving a FastSocket with a read pending is not allowed (the read holds its mark).
 template <class Executor>
 class FastSocket : public boost::asio::basic_stream_socket<boost::asio::ip::tcp, Executor> {
   using Base = boost::asio::basic_stream_socket<boost::asio::ip::tcp, Executor>;
@@ -159,27 +177,69 @@ class FastSocket : public boost::asio::basic_stream_socket<boost::asio::ip::tcp,
   template <class CompletionToken>
   auto async_read_drain(boost::asio::mutable_buffer buf, CompletionToken&& token) {
 #if BERTH_DRAIN_READ
-    if (buf.size() != 0) {
-      return boost::asio::async_initiate<CompletionToken,
-                                         void(boost::system::error_code, size_t)>(
-          [this](auto handler, boost::asio::mutable_buffer b) {
-            using H = decltype(handler);
-            static_assert(
-                std::is_same_v<boost::asio::associated_executor_t<H, Executor>, Executor>,
-                "async_read_drain completes on the socket's own executor");
-            bool cont = boost_asio_handler_cont_helpers::is_continuation(handler);
-            auto& impl = this->impl_.get_implementation();
-            auto& reactor = boost::asio::use_service<boost::asio::detail::reactor>(
-                this->get_executor().context());
-            auto* op = new DrainRecvOp<H>(impl.socket_, b, std::move(handler));
-            reactor.start_op(boost::asio::detail::reactor::read_op, impl.socket_,
-                             impl.reactor_data_, op, cont, true);
-          },
-          token, buf);
+    if (buf.size() != 0) return StartRecv(buf, &drained_, true, token);
+#endif
+    return Base::async_read_some(buf, std::forward<CompletionToken>(token));
+  }
+
+  // Every other read (Beast's, TLS's, a tunnel's) comes here. After a drain read left the
+  // socket marked drained, the reactor would queue this read without trying it, and the one
+  // thing that arrives without raising a new edge — the peer's FIN, taken in by the recv that
+  // drained the socket — would never be seen (a close-delimited body would never end). So the
+  // first read after the mark re-arms the descriptor (epoll_ctl MOD, which reports a socket
+  // that is readable now) instead; later reads are Asio's own.
+  template <class MutableBufferSequence, class CompletionToken>
+  auto async_read_some(const MutableBufferSequence& buffers, CompletionToken&& token) {
+#if BERTH_DRAIN_READ
+    if (drained_) {
+      for (auto it = boost::asio::buffer_sequence_begin(buffers);
+           it != boost::asio::buffer_sequence_end(buffers); ++it) {
+        boost::asio::mutable_buffer b(*it);
+        if (b.size() == 0) continue;
+        drained_ = false;
+        return StartRecv(b, nullptr, false, token);
+      }
     }
 #endif
-    return this->async_read_some(buf, std::forward<CompletionToken>(token));
+    return Base::async_read_some(buffers, std::forward<CompletionToken>(token));
   }
+
+  // True when the last read marked the socket drained and the peer has since closed its side
+  // (one recv with MSG_PEEK). A FIN that came in with the last bytes raises no new edge, so a
+  // drain read waiting on such a socket is not woken: the gateway's watchdog asks this once a
+  // second of such a waiting read.
+  bool peer_closed() const {
+    if (!drained_) return false;
+    char c;
+    return ::recv(const_cast<FastSocket*>(this)->native_handle(), &c, 1,
+                  MSG_PEEK | MSG_DONTWAIT) == 0;
+  }
+
+  bool drained() const { return drained_; }
+
+ private:
+#if BERTH_DRAIN_READ
+  template <class CompletionToken>
+  auto StartRecv(boost::asio::mutable_buffer buf, bool* mark, bool speculative,
+                 CompletionToken& token) {
+    return boost::asio::async_initiate<CompletionToken, void(boost::system::error_code, size_t)>(
+        [this, mark, speculative](auto handler, boost::asio::mutable_buffer b) {
+          using H = decltype(handler);
+          static_assert(std::is_same_v<boost::asio::associated_executor_t<H, Executor>, Executor>,
+                        "FastSocket reads complete on the socket's own executor");
+          bool cont = boost_asio_handler_cont_helpers::is_continuation(handler);
+          auto& impl = this->impl_.get_implementation();
+          auto& reactor =
+              boost::asio::use_service<boost::asio::detail::reactor>(this->get_executor().context());
+          auto* op = new RecvOp<H>(impl.socket_, b, mark, std::move(handler));
+          reactor.start_op(boost::asio::detail::reactor::read_op, impl.socket_, impl.reactor_data_,
+                           op, cont, speculative);
+        },
+        token, buf);
+  }
+#endif
+
+  bool drained_ = false;  // the last read took everything the socket had (see RecvOp)
 };
 
 }  // namespace berth::gateway::detail

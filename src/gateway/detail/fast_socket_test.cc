@@ -121,6 +121,61 @@ TEST(DrainRead, AReadThatFillsItsBufferKeepsTryingFirst) {
   EXPECT_EQ(got, "abcdefghij");
   EXPECT_EQ(tried_empty, 1u);
 }
+// The peer's last bytes and its FIN arrive together (one epoll edge). The drain read takes the
+// bytes (and the FIN with them, in the same recv) and marks the socket drained: no new edge
+// will come. The next plain read must still see EOF — it re-arms the descriptor — and
+// peer_closed() tells the watchdog, for a drain read that would wait.
+TEST(DrainRead, AFinThatCameWithTheLastBytesIsStillSeen) {
+  Pair p;
+  std::string got;
+  error_code after;
+  bool closed_seen = false;
+  bool done = false;
+  asio::co_spawn(
+      p.io,
+      [&]() -> asio::awaitable<void, Executor> {
+        char buf[64];
+        error_code ec;
+        size_t n = co_await p.reader.async_read_drain(asio::buffer(buf), EC(ec));
+        got.assign(buf, n);
+        closed_seen = p.reader.peer_closed();
+        co_await p.reader.async_read_some(asio::buffer(buf), EC(after));
+        done = true;
+      },
+      asio::detached);
+  p.io.poll();  // the drain read is waiting (nothing to read yet)
+  ASSERT_FALSE(done);
+  EXPECT_FALSE(p.reader.peer_closed());  // not drained yet: nothing to say
+  p.Write("last");
+  p.writer.shutdown(tcp::socket::shutdown_send);
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));  // both in before the next epoll_wait
+  ASSERT_TRUE(p.RunUntil(done)) << "the read after the drained FIN never completed";
+  EXPECT_EQ(got, "last");
+  EXPECT_TRUE(closed_seen);
+  EXPECT_EQ(after, asio::error::eof);
+}
+
+TEST(DrainRead, PeerClosedIsFalseWhileThePeerIsThere) {
+  Pair p;
+  p.Write("x");
+  bool done = false;
+  asio::co_spawn(
+      p.io,
+      [&]() -> asio::awaitable<void, Executor> {
+        char buf[8];
+        error_code ec;
+        co_await p.reader.async_read_drain(asio::buffer(buf), EC(ec));
+        done = true;
+      },
+      asio::detached);
+  ASSERT_TRUE(p.RunUntil(done));
+  EXPECT_TRUE(p.reader.drained());
+  EXPECT_FALSE(p.reader.peer_closed());
+  p.Write("more");  // data waiting is not a close either
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  EXPECT_FALSE(p.reader.peer_closed());
+}
+
 #endif
 
 // Another thread writes pieces of random sizes with random pauses while the reader drains: every
