@@ -7,7 +7,7 @@
 # berth/haproxy. Every process it starts is killed by PID on exit.
 #
 # Usage: bench/gateway_bench.sh path/to/berth
-# Env:   BENCH_DURATION (wrk seconds, default 8), BENCH_ROUNDS (3), BENCH_CONNECTIONS (64),
+# Env:   BENCH_DURATION (wrk seconds, default 5), BENCH_ROUNDS (5), BENCH_CONNECTIONS (64),
 #        BENCH_THREADS (2),
 #        BENCH_PROXY_THREADS (worker processes/threads of each proxy, default 2 = the cores),
 #        BENCH_BERTH_ARGS (more flags for berth gateway, e.g. "--access-log /tmp/a.log")
@@ -22,8 +22,8 @@ for tool in curl wrk python3 nginx haproxy; do
 done
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 HAPROXY=$(command -v haproxy || echo /usr/sbin/haproxy)
-DURATION=${BENCH_DURATION:-8}
-ROUNDS=${BENCH_ROUNDS:-3}
+DURATION=${BENCH_DURATION:-5}
+ROUNDS=${BENCH_ROUNDS:-5}
 CONNS=${BENCH_CONNECTIONS:-64}
 THREADS=${BENCH_THREADS:-2}
 PROXY_THREADS=${BENCH_PROXY_THREADS:-2}
