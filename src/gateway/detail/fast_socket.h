@@ -42,17 +42,18 @@
 
 #include <cerrno>
 #include <cstddef>
+#include <type_traits>
 #include <utility>
 
 #include <boost/asio/associated_executor.hpp>
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/basic_stream_socket.hpp>
 #include <boost/asio/buffer.hpp>
-#include <boost/asio/error.hpp>
-#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/detail/handler_cont_helpers.hpp>
 #include <boost/asio/detail/reactor.hpp>
 #include <boost/asio/detail/reactor_op.hpp>
-#include <boost/asio/detail/handler_cont_helpers.hpp>
+#include <boost/asio/error.hpp>
+#include <boost/asio/ip/tcp.hpp>
 #include <boost/version.hpp>
 
 #if defined(BOOST_ASIO_HAS_EPOLL) && BOOST_VERSION >= 107400 && BOOST_VERSION < 108000
