@@ -218,6 +218,7 @@ class ClosingUpstream:
 
     def __init__(self):
         self.connections = 0
+        self.closed = 0  # connections it has closed
         up = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -244,6 +245,10 @@ class ClosingUpstream:
         class Server(socketserver.ThreadingMixIn, HTTPServer):
             daemon_threads = True
             allow_reuse_address = True
+
+            def shutdown_request(self, request):
+                super().shutdown_request(request)
+                up.closed += 1
 
         self.server = Server(("127.0.0.1", 0), Handler)
         self.port = self.server.server_address[1]
@@ -1046,6 +1051,35 @@ class GatewayLimitsTest(unittest.TestCase):
             c.close()
             # Every request had its own upstream connection: the stale ones were really used.
             self.assertGreaterEqual(up.connections, 48)
+        finally:
+            gw.close()
+            up.close()
+
+    def test_streamed_body_not_sent_on_a_pooled_connection_already_closed(self):
+        """A request whose body streams (over 64 KiB) cannot be sent again, so the gateway looks
+        at a pooled connection before using it however briefly it was idle: one the upstream
+        has closed (here just after each response, without saying Connection: close) is left
+        for a new one, and the request succeeds."""
+        up = ClosingUpstream()
+        snap = {"revision": 1, "pools": {"P": {"endpoints": [up.endpoint()]}},
+                "http_routes": [route("r", ["s.test"], "P")]}
+        gw = Gateway(snap, "--threads", "1")
+        try:
+            c = conn(gw.http)
+            for i in range(12):
+                body = os.urandom(100_000 + i)
+                c.request("POST", "/p", body=body, headers={"Host": "s.test"})
+                r = c.getresponse()
+                data = r.read()
+                self.assertEqual(r.status, 200, (i, data))
+                self.assertEqual(json.loads(data)["sha256"], hashlib.sha256(body).hexdigest())
+                # The upstream has closed that connection before the next request comes
+                # (well within the 20 ms after which every pooled connection is looked at).
+                deadline = time.monotonic() + 5
+                while up.closed < i + 1 and time.monotonic() < deadline:
+                    time.sleep(0.001)
+            c.close()
+            self.assertGreaterEqual(up.connections, 12)
         finally:
             gw.close()
             up.close()

@@ -405,7 +405,9 @@ struct UpConn {
 // Idle keep-alive connections to upstream endpoints, owned by one worker (no lock).
 class UpstreamPool {
  public:
-  std::unique_ptr<UpConn> Take(const std::string& key, int64_t now_ms) {
+  // `peek_always`: for a request that cannot be sent again (its body streams), look at every
+  // connection before reuse, not only at those idle for a while.
+  std::unique_ptr<UpConn> Take(const std::string& key, int64_t now_ms, bool peek_always) {
     auto it = idle_.find(key);
     if (it == idle_.end()) return nullptr;
     auto& v = it->second;
@@ -414,7 +416,7 @@ class UpstreamPool {
       v.pop_back();
       // A connection idle for a while may have been closed by the upstream: peek without
       // blocking (0 = EOF, data = protocol garbage) rather than failing the request later.
-      if (now_ms - c->idle_since_ms > kPeekIdleMs) {
+      if (peek_always || now_ms - c->idle_since_ms > kPeekIdleMs) {
         char b;
         ssize_t n = ::recv(c->sock.native_handle(), &b, 1, MSG_PEEK | MSG_DONTWAIT);
         if (n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) continue;
@@ -1096,7 +1098,7 @@ class HttpSession final : public ConnBase {
       EndpointHealth& health = pool.balancer->health(ei);
       bool reused = false;
       if (!fresh_only) {
-        up_ = w_.upstreams.Take(ep.key, SteadyMs());
+        up_ = w_.upstreams.Take(ep.key, SteadyMs(), !retriable);
         reused = up_ != nullptr;
       }
       if (!up_) {
