@@ -68,23 +68,29 @@ namespace berth::gateway::detail {
 // after a draining read must not try).
 inline thread_local size_t drain_read_would_block = 0;
 
+// What a FastSocket knows of its drain reads (see RecvOp).
+struct DrainState {
+  bool drained = false;  // the last read took everything the socket had
+  bool pending = false;  // a drain read waits (cleared when its recv is done, before its handler)
+};
+
 #if BERTH_DRAIN_READ
-// One recv when the socket is readable. `drained` is the socket's mark: a drain read (non-null)
-// sets it from its result and reports a short read as exhausted; a plain read (null) behaves as
-// Asio's own (exhausted only at EOF).
+// One recv when the socket is readable. `state` is the socket's: a drain read (non-null) sets
+// the mark from its result and reports a short read as exhausted; a plain read (null) behaves
+// as Asio's own (exhausted only at EOF).
 template <class Handler>
 class RecvOp final : public boost::asio::detail::reactor_op {
  public:
-  RecvOp(int fd, boost::asio::mutable_buffer buf, bool* drained, Handler&& handler)
+  RecvOp(int fd, boost::asio::mutable_buffer buf, DrainState* state, Handler&& handler)
       : reactor_op(boost::system::error_code(), &Perform, &Complete),
         fd_(fd),
         buf_(buf),
-        drained_(drained),
+        state_(state),
         handler_(std::move(handler)) {}
 
  private:
   // Runs under the reactor's descriptor lock, only while the socket is open (closing it takes
-  // the pending operations out first), so `drained_` is alive.
+  // the pending operations out first), so `state_` is alive.
   static status Perform(reactor_op* base) {
     auto* op = static_cast<RecvOp*>(base);
     status result;
@@ -92,8 +98,8 @@ class RecvOp final : public boost::asio::detail::reactor_op {
       ssize_t n = ::recv(op->fd_, op->buf_.data(), op->buf_.size(), MSG_DONTWAIT);
       if (n > 0) {
         op->bytes_transferred_ = static_cast<size_t>(n);
-        result = op->drained_ && static_cast<size_t>(n) < op->buf_.size() ? done_and_exhausted
-                                                                            : done;
+        result = op->state_ && static_cast<size_t>(n) < op->buf_.size() ? done_and_exhausted
+                                                                          : done;
         break;
       }
       if (n == 0) {
@@ -103,14 +109,17 @@ class RecvOp final : public boost::asio::detail::reactor_op {
       }
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) {
-        if (op->drained_) ++drain_read_would_block;
+        if (op->state_) ++drain_read_would_block;
         return not_done;
       }
       op->ec_ = boost::system::error_code(errno, boost::asio::error::get_system_category());
       result = done;
       break;
     }
-    if (op->drained_) *op->drained_ = result == done_and_exhausted;
+    if (op->state_) {
+      op->state_->drained = result == done_and_exhausted;
+      op->state_->pending = false;
+    }
     return result;
   }
 
@@ -130,7 +139,7 @@ class RecvOp final : public boost::asio::detail::reactor_op {
 
   int fd_;
   boost::asio::mutable_buffer buf_;
-  bool* drained_;
+  DrainState* state_;
   Handler handler_;
 };
 #endif
@@ -178,7 +187,10 @@ class FastSocket : public boost::asio::basic_stream_socket<boost::asio::ip::tcp,
   template <class CompletionToken>
   auto async_read_drain(boost::asio::mutable_buffer buf, CompletionToken&& token) {
 #if BERTH_DRAIN_READ
-    if (buf.size() != 0) return StartRecv(buf, &drained_, true, token);
+    if (buf.size() != 0) {
+      drain_.pending = true;
+      return StartRecv(buf, &drain_, true, token);
+    }
 #endif
     return Base::async_read_some(buf, std::forward<CompletionToken>(token));
   }
@@ -192,12 +204,12 @@ class FastSocket : public boost::asio::basic_stream_socket<boost::asio::ip::tcp,
   template <class MutableBufferSequence, class CompletionToken>
   auto async_read_some(const MutableBufferSequence& buffers, CompletionToken&& token) {
 #if BERTH_DRAIN_READ
-    if (drained_) {
+    if (drain_.drained) {
       for (auto it = boost::asio::buffer_sequence_begin(buffers);
            it != boost::asio::buffer_sequence_end(buffers); ++it) {
         boost::asio::mutable_buffer b(*it);
         if (b.size() == 0) continue;
-        drained_ = false;
+        drain_.drained = false;
         return StartRecv(b, nullptr, false, token);
       }
     }
@@ -205,23 +217,24 @@ class FastSocket : public boost::asio::basic_stream_socket<boost::asio::ip::tcp,
     return Base::async_read_some(buffers, std::forward<CompletionToken>(token));
   }
 
-  // True when the last read marked the socket drained and the peer has since closed its side
-  // (one recv with MSG_PEEK). A FIN that came in with the last bytes raises no new edge, so a
-  // drain read waiting on such a socket is not woken: the gateway's watchdog asks this once a
-  // second of such a waiting read.
+  // True when a drain read waits that was queued without a recv (the socket marked drained)
+  // and the peer has closed its side (one recv with MSG_PEEK). A FIN that came in with the last
+  // bytes raises no new edge, so that read is not woken: the gateway's watchdog asks this once a
+  // second. False once the read has done its recv, even before its handler runs: what that recv
+  // took in (a request and the client's FIN) is the reader's to act on.
   bool peer_closed() const {
-    if (!drained_) return false;
+    if (!drain_.pending || !drain_.drained) return false;
     char c;
     return ::recv(const_cast<FastSocket*>(this)->native_handle(), &c, 1,
                   MSG_PEEK | MSG_DONTWAIT) == 0;
   }
 
-  bool drained() const { return drained_; }
+  bool drained() const { return drain_.drained; }
 
  private:
 #if BERTH_DRAIN_READ
   template <class CompletionToken>
-  auto StartRecv(boost::asio::mutable_buffer buf, bool* mark, bool speculative,
+  auto StartRecv(boost::asio::mutable_buffer buf, DrainState* mark, bool speculative,
                  CompletionToken& token) {
     return boost::asio::async_initiate<CompletionToken, void(boost::system::error_code, size_t)>(
         [this, mark, speculative](auto handler, boost::asio::mutable_buffer b) {
@@ -240,7 +253,7 @@ class FastSocket : public boost::asio::basic_stream_socket<boost::asio::ip::tcp,
   }
 #endif
 
-  bool drained_ = false;  // the last read took everything the socket had (see RecvOp)
+  DrainState drain_;
 };
 
 }  // namespace berth::gateway::detail
