@@ -1085,12 +1085,12 @@ class GatewayLimitsTest(unittest.TestCase):
             up.close()
 
     def test_ends_that_come_with_the_last_bytes(self):
-        """A peer's close that arrives together with its last bytes is seen at once: the gateway
+        """A peer's close that arrives together with its last bytes is still seen: the gateway
         reads only when epoll says a socket is readable (FastSocket), and such a close raises no
-        further event. A close-delimited body ends when the upstream closes; an upstream that
-        closes inside its header is a 502 (not a wait for the header timeout); a client that
-        sends its request and shuts its side gets the answer and then the close, not the idle
-        timeout."""
+        further event. A close-delimited body ends when the upstream closes and an upstream that
+        closes inside its header is a 502, at once (not at the header timeout); a client that
+        sends its request and shuts its side gets the answer and then the close within about a
+        second (the watchdog's look), not at the 60 s idle timeout."""
         up = CloseDelimitedUpstream()
         snap = {"revision": 1, "pools": {"P": {"endpoints": [up.endpoint()]}},
                 "http_routes": [route("r", ["eof.test"], "P")]}

@@ -218,15 +218,19 @@ class FastSocket : public boost::asio::basic_stream_socket<boost::asio::ip::tcp,
   }
 
   // True when a drain read waits that was queued without a recv (the socket marked drained)
-  // and the peer has closed its side (one recv with MSG_PEEK). A FIN that came in with the last
-  // bytes raises no new edge, so that read is not woken: the gateway's watchdog asks this once a
-  // second. False once the read has done its recv, even before its handler runs: what that recv
-  // took in (a request and the client's FIN) is the reader's to act on.
+  // and the peer has closed its side or reset it (one recv with MSG_PEEK). A FIN that came in
+  // with the last bytes raises no new edge, so that read is not woken: the gateway's watchdog
+  // asks this once a second. False once the read has done its recv, even before its handler
+  // runs: what that recv took in (a request and the client's FIN) is the reader's to act on.
+  // Not covered: bytes behind TCP urgent data (a recv stops short at the urgent mark, so the
+  // socket is marked drained with bytes still in it); such a read waits for its deadline.
   bool peer_closed() const {
     if (!drain_.pending || !drain_.drained) return false;
     char c;
-    return ::recv(const_cast<FastSocket*>(this)->native_handle(), &c, 1,
-                  MSG_PEEK | MSG_DONTWAIT) == 0;
+    ssize_t n = ::recv(const_cast<FastSocket*>(this)->native_handle(), &c, 1,
+                       MSG_PEEK | MSG_DONTWAIT);
+    return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
+                      errno != EBADF);
   }
 
   bool drained() const { return drain_.drained; }

@@ -151,10 +151,12 @@ TEST(DrainRead, AFinThatCameWithTheLastBytesIsStillSeen) {
 }
 
 // The same, with a second drain read: it waits for an edge that will not come, and
-// peer_closed() tells whoever watches it (the gateway's watchdog). While the peer is there, or
-// once no drain read waits, peer_closed() is false.
+// peer_closed() tells whoever watches it (the gateway's watchdog) — after a FIN or a reset
+// that came with the last bytes. While the peer is there, or once no drain read waits,
+// peer_closed() is false.
 TEST(DrainRead, AWaitingDrainReadIsToldThePeerClosed) {
-  for (bool close : {true, false}) {
+  enum Peer { kThere, kFin, kReset };
+  for (Peer peer : {kThere, kFin, kReset}) {
     Pair p;
     int reads = 0;
     error_code second;
@@ -173,7 +175,11 @@ TEST(DrainRead, AWaitingDrainReadIsToldThePeerClosed) {
     p.io.poll();
     EXPECT_FALSE(p.reader.peer_closed());  // nothing read yet: nothing known
     p.Write("last");
-    if (close) p.writer.shutdown(tcp::socket::shutdown_send);
+    if (peer == kFin) p.writer.shutdown(tcp::socket::shutdown_send);
+    if (peer == kReset) {
+      p.writer.set_option(asio::socket_base::linger(true, 0));
+      p.writer.close();
+    }
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
     auto end = std::chrono::steady_clock::now() + std::chrono::seconds(10);
     while (reads == 0 && std::chrono::steady_clock::now() < end) {
@@ -184,7 +190,7 @@ TEST(DrainRead, AWaitingDrainReadIsToldThePeerClosed) {
     p.io.run_for(std::chrono::milliseconds(50));  // the second read stays waiting
     p.io.restart();
     EXPECT_FALSE(done);
-    EXPECT_EQ(p.reader.peer_closed(), close) << close;
+    EXPECT_EQ(p.reader.peer_closed(), peer != kThere) << peer;
     p.reader.close();
     ASSERT_TRUE(p.RunUntil(done));
     EXPECT_EQ(second, asio::error::operation_aborted);
