@@ -26,7 +26,8 @@
 // second): nginx learns the same from EPOLLRDHUP, which Asio does not register.
 // This builds a reactor operation from Asio's detail layer (reactor_op, epoll_reactor::start_op),
 // which differs between Boost versions. It is compiled for the epoll reactor of Boost 1.74 to
-// 1.79 (Debian 12 ships 1.74); anywhere else async_read_drain is async_read_some.
+// 1.76 (Debian 12 ships 1.74; 1.77 added per-operation cancellation, which these operations
+// would ignore); anywhere else async_read_drain is async_read_some.
 //
 // send_now — one non-blocking sendmsg from the caller, no operation, no trip round the scheduler.
 // An async_write that the kernel takes at once (nearly every write of a proxied exchange: the
@@ -56,7 +57,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/version.hpp>
 
-#if defined(BOOST_ASIO_HAS_EPOLL) && BOOST_VERSION >= 107400 && BOOST_VERSION < 108000
+#if defined(BOOST_ASIO_HAS_EPOLL) && BOOST_VERSION >= 107400 && BOOST_VERSION < 107700
 #define BERTH_DRAIN_READ 1
 #else
 #define BERTH_DRAIN_READ 0
