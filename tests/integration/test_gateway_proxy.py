@@ -1030,59 +1030,54 @@ class GatewayLimitsTest(unittest.TestCase):
         read whole first) are sent again on a new connection, so the client sees no failure,
         whether the gateway finds the connection closed before sending (idle > 20 ms: peeked)
         or only when the upstream resets it."""
+        up, gw = self.closing_upstream_gateway()
+        c = conn(gw.http)
+        sizes = [1, 100, 4096, 65536, 0, 30000]
+        for i in range(48):
+            self.post_to_closing(c, os.urandom(sizes[i % len(sizes)]), i)
+            if i % 4 == 3:
+                time.sleep(0.03)  # past the peek threshold: found closed before sending
+        c.close()
+        # Every request had its own upstream connection: the stale ones were really used.
+        self.assertGreaterEqual(up.connections, 48)
+
+    def closing_upstream_gateway(self) -> tuple["ClosingUpstream", "Gateway"]:
+        """A ClosingUpstream behind a one-thread gateway on s.test (both closed at cleanup)."""
         up = ClosingUpstream()
+        self.addCleanup(up.close)
         snap = {"revision": 1, "pools": {"P": {"endpoints": [up.endpoint()]}},
                 "http_routes": [route("r", ["s.test"], "P")]}
         gw = Gateway(snap, "--threads", "1")
-        try:
-            c = conn(gw.http)
-            sizes = [1, 100, 4096, 65536, 0, 30000]
-            for i in range(48):
-                body = os.urandom(sizes[i % len(sizes)])
-                c.request("POST", "/p", body=body, headers={"Host": "s.test"})
-                r = c.getresponse()
-                data = r.read()
-                self.assertEqual(r.status, 200, (i, data))
-                got = json.loads(data)
-                self.assertEqual(got["size"], len(body))
-                self.assertEqual(got["sha256"], hashlib.sha256(body).hexdigest())
-                if i % 4 == 3:
-                    time.sleep(0.03)  # past the peek threshold: found closed before sending
-            c.close()
-            # Every request had its own upstream connection: the stale ones were really used.
-            self.assertGreaterEqual(up.connections, 48)
-        finally:
-            gw.close()
-            up.close()
+        self.addCleanup(gw.close)
+        return up, gw
+
+    def post_to_closing(self, c, body: bytes, i: int) -> dict:
+        """POSTs `body` to s.test: a 200 whose size and sha256 are the body's."""
+        c.request("POST", "/p", body=body, headers={"Host": "s.test"})
+        r = c.getresponse()
+        data = r.read()
+        self.assertEqual(r.status, 200, (i, data))
+        got = json.loads(data)
+        self.assertEqual(got["size"], len(body))
+        self.assertEqual(got["sha256"], hashlib.sha256(body).hexdigest())
+        return got
 
     def test_streamed_body_not_sent_on_a_pooled_connection_already_closed(self):
         """A request whose body streams (over 64 KiB) cannot be sent again, so the gateway looks
         at a pooled connection before using it however briefly it was idle: one the upstream
         has closed (here just after each response, without saying Connection: close) is left
         for a new one, and the request succeeds."""
-        up = ClosingUpstream()
-        snap = {"revision": 1, "pools": {"P": {"endpoints": [up.endpoint()]}},
-                "http_routes": [route("r", ["s.test"], "P")]}
-        gw = Gateway(snap, "--threads", "1")
-        try:
-            c = conn(gw.http)
-            for i in range(12):
-                body = os.urandom(100_000 + i)
-                c.request("POST", "/p", body=body, headers={"Host": "s.test"})
-                r = c.getresponse()
-                data = r.read()
-                self.assertEqual(r.status, 200, (i, data))
-                self.assertEqual(json.loads(data)["sha256"], hashlib.sha256(body).hexdigest())
-                # The upstream has closed that connection before the next request comes
-                # (well within the 20 ms after which every pooled connection is looked at).
-                deadline = time.monotonic() + 5
-                while up.closed < i + 1 and time.monotonic() < deadline:
-                    time.sleep(0.001)
-            c.close()
-            self.assertGreaterEqual(up.connections, 12)
-        finally:
-            gw.close()
-            up.close()
+        up, gw = self.closing_upstream_gateway()
+        c = conn(gw.http)
+        for i in range(12):
+            self.post_to_closing(c, os.urandom(100_000 + i), i)
+            # The upstream has closed that connection before the next request comes
+            # (well within the 20 ms after which every pooled connection is looked at).
+            deadline = time.monotonic() + 5
+            while up.closed < i + 1 and time.monotonic() < deadline:
+                time.sleep(0.001)
+        c.close()
+        self.assertGreaterEqual(up.connections, 12)
 
     def test_ends_that_come_with_the_last_bytes(self):
         """A peer's close that arrives together with its last bytes is still seen: the gateway

@@ -415,11 +415,11 @@ class UpstreamPool {
       std::unique_ptr<UpConn> c = std::move(v.back());
       v.pop_back();
       // A connection idle for a while may have been closed by the upstream: peek without
-      // blocking (0 = EOF, data = protocol garbage) rather than failing the request later.
-      if (peek_always || now_ms - c->idle_since_ms > kPeekIdleMs) {
-        char b;
-        ssize_t n = ::recv(c->sock.native_handle(), &b, 1, MSG_PEEK | MSG_DONTWAIT);
-        if (n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) continue;
+      // blocking (EOF or an error; data = protocol garbage) rather than failing the request
+      // later.
+      if ((peek_always || now_ms - c->idle_since_ms > kPeekIdleMs) &&
+          c->sock.peek() != Socket::Peek::kNothing) {
+        continue;
       }
       return c;
     }

@@ -218,20 +218,26 @@ class FastSocket : public boost::asio::basic_stream_socket<boost::asio::ip::tcp,
     return Base::async_read_some(buffers, std::forward<CompletionToken>(token));
   }
 
+  // What one recv would find now, without taking it (recv with MSG_PEEK, never blocking).
+  enum class Peek { kNothing, kData, kClosed, kNotOpen };  // kClosed: EOF or an error
+  Peek peek() {
+    char c;
+    ssize_t n = ::recv(this->native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n > 0) return Peek::kData;
+    if (n == 0) return Peek::kClosed;
+    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return Peek::kNothing;
+    return errno == EBADF ? Peek::kNotOpen : Peek::kClosed;
+  }
+
   // True when a drain read waits that was queued without a recv (the socket marked drained)
-  // and the peer has closed its side or reset it (one recv with MSG_PEEK). A FIN that came in
-  // with the last bytes raises no new edge, so that read is not woken: the gateway's watchdog
-  // asks this once a second. False once the read has done its recv, even before its handler
-  // runs: what that recv took in (a request and the client's FIN) is the reader's to act on.
+  // and the peer has closed its side or reset it. A FIN that came in with the last bytes
+  // raises no new edge, so that read is not woken: the gateway's watchdog asks this once a
+  // second. False once the read has done its recv, even before its handler runs: what that
+  // recv took in (a request and the client's FIN) is the reader's to act on.
   // Not covered: bytes behind TCP urgent data (a recv stops short at the urgent mark, so the
   // socket is marked drained with bytes still in it); such a read waits for its deadline.
-  bool peer_closed() const {
-    if (!drain_.pending || !drain_.drained) return false;
-    char c;
-    ssize_t n = ::recv(const_cast<FastSocket*>(this)->native_handle(), &c, 1,
-                       MSG_PEEK | MSG_DONTWAIT);
-    return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
-                      errno != EBADF);
+  bool peer_closed() {
+    return drain_.pending && drain_.drained && peek() == Peek::kClosed;
   }
 
   bool drained() const { return drain_.drained; }

@@ -3,20 +3,19 @@
 #include <gtest/gtest.h>
 
 #include <array>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
 #include <chrono>
 #include <random>
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/redirect_error.hpp>
-#include <boost/asio/use_awaitable.hpp>
-#include <boost/asio/read.hpp>
-#include <boost/asio/write.hpp>
 
 namespace berth::gateway::detail {
 namespace {
@@ -26,6 +25,7 @@ using tcp = asio::ip::tcp;
 using Executor = asio::io_context::executor_type;
 using Socket = FastSocket<Executor>;
 using boost::system::error_code;
+using Task = asio::awaitable<void, Executor>;
 #define EC(ec) asio::redirect_error(asio::use_awaitable_t<Executor>(), ec)
 
 // A connected loopback pair: `reader` is a FastSocket on `io`, `writer` a blocking socket
@@ -41,6 +41,18 @@ struct Pair {
     acc.accept(reader);
   }
   void Write(const std::string& s) { asio::write(writer, asio::buffer(s)); }
+  // Writes `s` after `ms` from another thread (join the thread).
+  std::thread WriteLater(int ms, std::string s) {
+    return std::thread([this, ms, s = std::move(s)] {
+      std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+      Write(s);
+    });
+  }
+  // Runs `task` on `io`, from its next run or poll.
+  template <class F>
+  void Spawn(F&& task) {
+    asio::co_spawn(io, std::forward<F>(task), asio::detached);
+  }
   // Runs `io` until `done` or 10 s: a lost wake-up shows as a read that never completes.
   bool RunUntil(const bool& done) {
     auto end = std::chrono::steady_clock::now() + std::chrono::seconds(10);
@@ -67,20 +79,17 @@ TEST(DrainRead, AReadThatDrainsTheSocketWaitsForTheNextEventInsteadOfTryingRecv)
       p.Write(s);
     }
   });
-  asio::co_spawn(
-      p.io,
-      [&]() -> asio::awaitable<void, Executor> {
-        char buf[64];
-        error_code ec;
-        size_t before = drain_read_would_block;
-        for (int i = 0; i < 2; ++i) {
-          size_t n = co_await p.reader.async_read_drain(asio::buffer(buf), EC(ec));
-          got.emplace_back(buf, n);
-        }
-        tried_empty = drain_read_would_block - before;
-        done = true;
-      },
-      asio::detached);
+  p.Spawn([&]() -> Task {
+    char buf[64];
+    error_code ec;
+    size_t before = drain_read_would_block;
+    for (int i = 0; i < 2; ++i) {
+      size_t n = co_await p.reader.async_read_drain(asio::buffer(buf), EC(ec));
+      got.emplace_back(buf, n);
+    }
+    tried_empty = drain_read_would_block - before;
+    done = true;
+  });
   bool finished = p.RunUntil(done);
   peer.join();
   ASSERT_TRUE(finished);
@@ -94,29 +103,23 @@ TEST(DrainRead, AReadThatFillsItsBufferKeepsTryingFirst) {
   size_t tried_empty = 0;
   std::string got;
   bool done = false;
-  asio::co_spawn(
-      p.io,
-      [&]() -> asio::awaitable<void, Executor> {
-        char buf[4];
-        error_code ec;
-        size_t before = drain_read_would_block;
-        for (int i = 0; i < 2; ++i) {
-          size_t n = co_await p.reader.async_read_drain(asio::buffer(buf), EC(ec));
-          got.append(buf, n);
-        }
-        // 4 of 4 bytes twice: the socket may hold more, so the third read tries a recv, finds
-        // nothing, and then waits.
-        std::thread later([&] {
-          std::this_thread::sleep_for(std::chrono::milliseconds(50));
-          p.Write("ij");
-        });
-        size_t n = co_await p.reader.async_read_drain(asio::buffer(buf), EC(ec));
-        later.join();
-        got.append(buf, n);
-        tried_empty = drain_read_would_block - before;
-        done = true;
-      },
-      asio::detached);
+  p.Spawn([&]() -> Task {
+    char buf[4];
+    error_code ec;
+    size_t before = drain_read_would_block;
+    for (int i = 0; i < 2; ++i) {
+      size_t n = co_await p.reader.async_read_drain(asio::buffer(buf), EC(ec));
+      got.append(buf, n);
+    }
+    // 4 of 4 bytes twice: the socket may hold more, so the third read tries a recv, finds
+    // nothing, and then waits.
+    std::thread later = p.WriteLater(50, "ij");
+    size_t n = co_await p.reader.async_read_drain(asio::buffer(buf), EC(ec));
+    later.join();
+    got.append(buf, n);
+    tried_empty = drain_read_would_block - before;
+    done = true;
+  });
   ASSERT_TRUE(p.RunUntil(done));
   EXPECT_EQ(got, "abcdefghij");
   EXPECT_EQ(tried_empty, 1u);
@@ -129,17 +132,14 @@ TEST(DrainRead, AFinThatCameWithTheLastBytesIsStillSeen) {
   std::string got;
   error_code after;
   bool done = false;
-  asio::co_spawn(
-      p.io,
-      [&]() -> asio::awaitable<void, Executor> {
-        char buf[64];
-        error_code ec;
-        size_t n = co_await p.reader.async_read_drain(asio::buffer(buf), EC(ec));
-        got.assign(buf, n);
-        co_await p.reader.async_read_some(asio::buffer(buf), EC(after));
-        done = true;
-      },
-      asio::detached);
+  p.Spawn([&]() -> Task {
+    char buf[64];
+    error_code ec;
+    size_t n = co_await p.reader.async_read_drain(asio::buffer(buf), EC(ec));
+    got.assign(buf, n);
+    co_await p.reader.async_read_some(asio::buffer(buf), EC(after));
+    done = true;
+  });
   p.io.poll();  // the drain read is waiting (nothing to read yet)
   ASSERT_FALSE(done);
   p.Write("last");
@@ -161,17 +161,14 @@ TEST(DrainRead, AWaitingDrainReadIsToldThePeerClosed) {
     int reads = 0;
     error_code second;
     bool done = false;
-    asio::co_spawn(
-        p.io,
-        [&]() -> asio::awaitable<void, Executor> {
-          char buf[64];
-          error_code ec;
-          co_await p.reader.async_read_drain(asio::buffer(buf), EC(ec));
-          ++reads;
-          co_await p.reader.async_read_drain(asio::buffer(buf), EC(second));
-          done = true;
-        },
-        asio::detached);
+    p.Spawn([&]() -> Task {
+      char buf[64];
+      error_code ec;
+      co_await p.reader.async_read_drain(asio::buffer(buf), EC(ec));
+      ++reads;
+      co_await p.reader.async_read_drain(asio::buffer(buf), EC(second));
+      done = true;
+    });
     p.io.poll();
     EXPECT_FALSE(p.reader.peer_closed());  // nothing read yet: nothing known
     p.Write("last");
@@ -211,18 +208,15 @@ TEST(DrainRead, NoByteIsLostWhileAWriterRacesTheReader) {
   std::string got;
   bool done = false;
   error_code read_ec;
-  asio::co_spawn(
-      p.io,
-      [&]() -> asio::awaitable<void, Executor> {
-        std::vector<char> buf(3000);
-        while (got.size() < kTotal) {
-          size_t n = co_await p.reader.async_read_drain(asio::buffer(buf), EC(read_ec));
-          if (read_ec) break;
-          got.append(buf.data(), n);
-        }
-        done = true;
-      },
-      asio::detached);
+  p.Spawn([&]() -> Task {
+    std::vector<char> buf(3000);
+    while (got.size() < kTotal) {
+      size_t n = co_await p.reader.async_read_drain(asio::buffer(buf), EC(read_ec));
+      if (read_ec) break;
+      got.append(buf.data(), n);
+    }
+    done = true;
+  });
   std::thread writer([&] {
     std::mt19937 r(7);
     size_t at = 0;
@@ -245,20 +239,17 @@ TEST(DrainRead, EndOfStreamAndCloseCompleteAsAsyncReadSome) {
   p.Write("x");
   std::vector<error_code> ecs;
   bool done = false;
-  asio::co_spawn(
-      p.io,
-      [&]() -> asio::awaitable<void, Executor> {
-        char buf[16];
-        error_code ec;
-        co_await p.reader.async_read_drain(asio::buffer(buf), EC(ec));
-        ecs.push_back(ec);
-        p.writer.shutdown(tcp::socket::shutdown_send);
-        size_t n = co_await p.reader.async_read_drain(asio::buffer(buf), EC(ec));
-        ecs.push_back(ec);
-        EXPECT_EQ(n, 0u);
-        done = true;
-      },
-      asio::detached);
+  p.Spawn([&]() -> Task {
+    char buf[16];
+    error_code ec;
+    co_await p.reader.async_read_drain(asio::buffer(buf), EC(ec));
+    ecs.push_back(ec);
+    p.writer.shutdown(tcp::socket::shutdown_send);
+    size_t n = co_await p.reader.async_read_drain(asio::buffer(buf), EC(ec));
+    ecs.push_back(ec);
+    EXPECT_EQ(n, 0u);
+    done = true;
+  });
   ASSERT_TRUE(p.RunUntil(done));
   ASSERT_EQ(ecs.size(), 2u);
   EXPECT_FALSE(ecs[0]);
@@ -268,14 +259,11 @@ TEST(DrainRead, EndOfStreamAndCloseCompleteAsAsyncReadSome) {
   Pair q;
   error_code ec;
   bool aborted = false;
-  asio::co_spawn(
-      q.io,
-      [&]() -> asio::awaitable<void, Executor> {
-        char buf[16];
-        co_await q.reader.async_read_drain(asio::buffer(buf), EC(ec));
-        aborted = true;
-      },
-      asio::detached);
+  q.Spawn([&]() -> Task {
+    char buf[16];
+    co_await q.reader.async_read_drain(asio::buffer(buf), EC(ec));
+    aborted = true;
+  });
   q.io.poll();
   EXPECT_FALSE(aborted);
   q.reader.close();
@@ -289,15 +277,12 @@ TEST(DrainRead, APendingReadDiesWithItsIoContext) {
   bool called = false;
   {
     Pair p;
-    asio::co_spawn(
-        p.io,
-        [&]() -> asio::awaitable<void, Executor> {
-          char buf[16];
-          error_code ec;
-          co_await p.reader.async_read_drain(asio::buffer(buf), EC(ec));
-          called = true;
-        },
-        asio::detached);
+    p.Spawn([&]() -> Task {
+      char buf[16];
+      error_code ec;
+      co_await p.reader.async_read_drain(asio::buffer(buf), EC(ec));
+      called = true;
+    });
     p.io.poll();
   }
   EXPECT_FALSE(called);
