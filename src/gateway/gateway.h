@@ -38,6 +38,14 @@ struct Options {
   int client_idle_timeout_ms = 60000;
 };
 
+// The listener of one TCP route (DataPlane::TcpListeners).
+struct TcpListenerStatus {
+  std::string route_id;  // TcpRoute::id
+  std::string address;   // "127.0.0.1:5432"
+  bool listening = false;
+  std::string error;     // why it does not listen ("" while it does)
+};
+
 class DataPlane {
  public:
   virtual ~DataPlane() = default;
@@ -45,9 +53,14 @@ class DataPlane {
   // every host answers 404 until the first Apply.
   static Result<std::unique_ptr<DataPlane>> Start(const Options& options);
 
-  // Validates references the parser could not (certificates that do not load, TCP ports that
-  // cannot be bound) and swaps the snapshot in. On error the previous snapshot stays.
+  // Validates references the parser could not (certificates that do not load) and swaps the
+  // snapshot in. On error the previous snapshot stays. A TCP route whose port cannot be bound
+  // (taken by another process) does not fail the Apply — one bad rule must not freeze every
+  // other one: the rest is served, the route's listener is reported by TcpListeners() with the
+  // bind error and retried every second until it binds or the route goes.
   virtual Status Apply(const Snapshot& snapshot) = 0;
+  // Every TCP route of the current snapshot and whether its port listens, in port order.
+  virtual std::vector<TcpListenerStatus> TcpListeners() const = 0;
   virtual int64_t revision() const = 0;
 
   // Bound addresses ("127.0.0.1:41234"), useful when Options asked for port 0.

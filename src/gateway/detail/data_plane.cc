@@ -494,6 +494,12 @@ class Impl final : public DataPlane {
 
   Status Init();
   Status Apply(const Snapshot& snapshot) override;
+  std::vector<TcpListenerStatus> TcpListeners() const override {
+    std::lock_guard<std::mutex> l(tcp_status_mu_);
+    return tcp_status_;
+  }
+  // Binds the TCP route ports that could not be bound so far (every second, on worker 0).
+  void RetryTcpListeners();
   int64_t revision() const override { return metrics_.revision.load(); }
   std::string http_address() const override { return http_addr_; }
   std::string https_address() const override { return https_addr_; }
@@ -538,6 +544,19 @@ class Impl final : public DataPlane {
   std::mutex health_mu_;
   std::map<std::string, std::weak_ptr<EndpointHealth>> health_;  // guarded by health_mu_
   std::map<int, std::shared_ptr<Acceptor>> tcp_listeners_;       // guarded by apply_mu_
+  // The TCP routes of the current snapshot by listen port, with their bind error ("" = bound).
+  struct TcpWant {
+    std::string route_id;
+    tcp::endpoint ep;
+    std::string error;
+  };
+  std::map<int, TcpWant> tcp_wanted_;  // guarded by apply_mu_
+  // Starts accepting on a newly bound TCP route listener; apply_mu_ held.
+  void StartTcpListener(int port, std::shared_ptr<Acceptor> acc);
+  // Copies tcp_wanted_ to tcp_status_; apply_mu_ held.
+  void PublishTcpStatus();
+  mutable std::mutex tcp_status_mu_;
+  std::vector<TcpListenerStatus> tcp_status_;  // guarded by tcp_status_mu_
   std::shared_ptr<Acceptor> admin_acc_;
 
   // Last: destroyed first, so sessions dying with their io_context still see the rest.
@@ -1648,7 +1667,19 @@ awaitable<void> AdminSession(Impl& dp, Socket s) {
       res.body() = dp.metrics().Render();
     } else if (target == "/healthz") {
       res.set(http::field::content_type, "application/json");
-      res.body() = "{\"status\":\"ok\",\"revision\":" + std::to_string(dp.revision()) + "}\n";
+      // The TCP routes whose port does not listen (DataPlane::TcpListeners), for whoever
+      // watches the gateway from outside.
+      std::string failed;
+      for (const TcpListenerStatus& t : dp.TcpListeners()) {
+        if (t.listening) continue;
+        failed += failed.empty() ? "{\"route\":\"" : ",{\"route\":\"";
+        detail::AppendJsonEscaped(&failed, t.route_id);
+        failed += "\",\"address\":\"" + t.address + "\",\"error\":\"";
+        detail::AppendJsonEscaped(&failed, t.error);
+        failed += "\"}";
+      }
+      res.body() = "{\"status\":\"ok\",\"revision\":" + std::to_string(dp.revision()) +
+                   ",\"tcp_failed\":[" + failed + "]}\n";
     } else {
       res.result(http::status::not_found);
       res.set(http::field::content_type, "text/plain");
@@ -1728,6 +1759,18 @@ awaitable<void> TcpAcceptLoop(std::vector<Worker*> workers, std::shared_ptr<Acce
   }
 }
 
+// Retries the TCP route ports that could not be bound, once a second, until the plane stops.
+awaitable<void> RetryListenersLoop(Impl& dp, Worker& w) {
+  Timer t(w.io);
+  while (!dp.stopping()) {
+    t.expires_after(std::chrono::seconds(1));
+    error_code ec;
+    co_await t.async_wait(BERTH_EC(ec));
+    if (ec || dp.stopping()) break;
+    dp.RetryTcpListeners();
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Impl.
 
@@ -1796,6 +1839,7 @@ Status Impl::Init() {
   if (admin_acc_) {
     asio::co_spawn(workers_[0]->io, AcceptLoop(*workers_[0], admin_acc_, kAdmin), asio::detached);
   }
+  asio::co_spawn(workers_[0]->io, RetryListenersLoop(*this, *workers_[0]), asio::detached);
   std::vector<int> cpus = detail::PinPlan(opts_.pin_io_threads, detail::AllowedCpus(),
                                           static_cast<int>(workers_.size()));
   for (auto& w : workers_) {
@@ -1911,28 +1955,37 @@ Result<std::shared_ptr<State>> Impl::Compile(const Snapshot& snap) {
   return st;
 }
 
+// The bind error of a TCP route's listener, without the address twice.
+std::string BindError(const tcp::endpoint& ep, const Status& s) {
+  std::string m = s.message();
+  std::string head = "cannot listen on " + FormatEndpoint(ep) + " (tcp): ";
+  if (m.rfind(head, 0) == 0) m = m.substr(head.size());
+  return "cannot listen on " + FormatEndpoint(ep) + ": " + m;
+}
+
 Status Impl::Apply(const Snapshot& snap) {
   std::lock_guard<std::mutex> l(apply_mu_);
   if (stopped_.load()) return Unavailable("the gateway data plane is stopped");
   BERTH_ASSIGN_OR_RETURN(auto st, Compile(snap));
 
-  // TCP listeners: bind the new ones first, so a port that cannot be bound fails the Apply
-  // with nothing changed.
+  // TCP listeners: bind the new ones before the swap, so a route comes with its listener. A
+  // port that cannot be bound (another process holds it) is not a reason to refuse the whole
+  // snapshot: that one route is reported failed and retried, every other route is served.
   std::map<int, std::shared_ptr<Acceptor>> opened;
-  std::set<int> wanted;
-  for (size_t i = 0; i < snap.tcp_routes.size(); ++i) {
-    const TcpRoute& t = snap.tcp_routes[i];
-    wanted.insert(t.listen_port);
-    auto it = tcp_listeners_.find(t.listen_port);
+  std::map<int, TcpWant> wanted;
+  for (const TcpRoute& t : snap.tcp_routes) {
     error_code ec;
     auto ip = asio::ip::make_address(t.listen_host, ec);
     tcp::endpoint ep(ip, static_cast<unsigned short>(t.listen_port));
+    TcpWant& w = wanted[t.listen_port];
+    w.route_id = t.id;
+    w.ep = ep;
+    auto it = tcp_listeners_.find(t.listen_port);
     if (it != tcp_listeners_.end() && it->second->local_endpoint(ec) == ep) continue;
-    std::string field = "tcp_routes[" + std::to_string(i) + "].listen_port";
-    auto acc = Listen(workers_[0]->io, ep, false, field);
+    auto acc = Listen(workers_[0]->io, ep, false, "tcp");
     if (!acc.ok()) {
-      for (auto& [_, a] : opened) a->close(ec);
-      return acc.status();
+      w.error = BindError(ep, acc.status());
+      continue;
     }
     opened[t.listen_port] = *acc;
   }
@@ -1944,7 +1997,8 @@ Status Impl::Apply(const Snapshot& snap) {
   generation_.fetch_add(1, std::memory_order_acq_rel);
 
   for (auto it = tcp_listeners_.begin(); it != tcp_listeners_.end();) {
-    if (wanted.count(it->first) && !opened.count(it->first)) {
+    auto w = wanted.find(it->first);
+    if (w != wanted.end() && w->second.error.empty() && !opened.count(it->first)) {
       ++it;
       continue;
     }
@@ -1955,14 +2009,49 @@ Status Impl::Apply(const Snapshot& snap) {
     });
     it = tcp_listeners_.erase(it);
   }
-  std::vector<Worker*> ws;
-  for (auto& w : workers_) ws.push_back(w.get());
-  for (auto& [port, acc] : opened) {
-    tcp_listeners_[port] = acc;
-    asio::co_spawn(workers_[0]->io, TcpAcceptLoop(ws, acc, port), asio::detached);
-  }
+  for (auto& [port, acc] : opened) StartTcpListener(port, acc);
+  tcp_wanted_ = std::move(wanted);
+  PublishTcpStatus();
   return Status::Ok();
 }
+
+void Impl::StartTcpListener(int port, std::shared_ptr<Acceptor> acc) {
+  std::vector<Worker*> ws;
+  for (auto& w : workers_) ws.push_back(w.get());
+  tcp_listeners_[port] = acc;
+  asio::co_spawn(workers_[0]->io, TcpAcceptLoop(ws, std::move(acc), port), asio::detached);
+}
+
+void Impl::PublishTcpStatus() {
+  std::vector<TcpListenerStatus> out;
+  for (const auto& [port, w] : tcp_wanted_) {
+    out.push_back(TcpListenerStatus{w.route_id, FormatEndpoint(w.ep), w.error.empty(), w.error});
+  }
+  std::lock_guard<std::mutex> l(tcp_status_mu_);
+  tcp_status_ = std::move(out);
+}
+
+void Impl::RetryTcpListeners() {
+  // try_lock: Stop holds apply_mu_ while it joins this thread; a busy Apply is retried later.
+  std::unique_lock<std::mutex> l(apply_mu_, std::try_to_lock);
+  if (!l.owns_lock() || stopped_.load()) return;
+  bool changed = false;
+  for (auto& [port, w] : tcp_wanted_) {
+    if (w.error.empty()) continue;
+    auto acc = Listen(workers_[0]->io, w.ep, false, "tcp");
+    if (!acc.ok()) {
+      std::string e = BindError(w.ep, acc.status());
+      changed |= e != w.error;
+      w.error = std::move(e);
+      continue;
+    }
+    w.error.clear();
+    changed = true;
+    StartTcpListener(port, *acc);
+  }
+  if (changed) PublishTcpStatus();
+}
+
 
 void Impl::Stop(int drain_ms) {
   std::lock_guard<std::mutex> l(apply_mu_);
