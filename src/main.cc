@@ -20,6 +20,8 @@ int main(int argc, char** argv) {
   berth::RegisterStaticCommand(app, &exit_code);
   // `berth gateway`: the gateway role (berth server starts one in the all-in-one setup).
   berth::gateway::RegisterGatewayCommand(app, &exit_code);
+  // `berth gateway rotate-credential`: a client verb under the role's command.
+  berth::cli::RegisterGatewayAdminCommands(*app.get_subcommand("gateway"), &exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

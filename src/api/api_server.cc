@@ -8,6 +8,70 @@
 
 namespace berth::api {
 
+namespace {
+
+// A stream that keeps checking its caller (docs/security.md): the token is authenticated
+// again, and the route's access (membership of the stream's team, or the platform/service
+// right of a team-less stream) asked again, whenever the store changed since the last check
+// (revocations, removed members, disabled users) and at least every `recheck` otherwise
+// (expiry). When access is gone the stream ends with an error line.
+class GuardedStream final : public StreamSource {
+ public:
+  using Allowed = std::function<Status(const auth::Principal&)>;
+  GuardedStream(Service& s, std::shared_ptr<StreamSource> inner, std::string authorization,
+                Allowed allowed)
+      : s_(s), inner_(std::move(inner)), authorization_(std::move(authorization)),
+        allowed_(std::move(allowed)), checked_head_(s.store.Head()),
+        checked_at_(std::chrono::steady_clock::now()) {}
+
+  bool Poll(std::string* out) override {
+    if (ended_) return false;
+    if (Status st = Check(); !st.ok()) {
+      ended_ = true;
+      Json err = {{"type", "error"},
+                  {"code", st.reason()},
+                  {"message", "access ended: " + st.message()}};
+      *out += err.dump(-1, ' ', false, Json::error_handler_t::replace) + "\n";
+      return false;
+    }
+    return inner_->Poll(out);
+  }
+  std::string Heartbeat() override { return ended_ ? std::string() : inner_->Heartbeat(); }
+
+ private:
+  Status Check() {
+    int64_t head = s_.store.Head();
+    auto now = std::chrono::steady_clock::now();
+    if (head == checked_head_ && now - checked_at_ < s_.options.stream_recheck) {
+      return Status::Ok();
+    }
+    checked_head_ = head;
+    checked_at_ = now;
+    auto who = s_.access.Authenticate(authorization_);
+    if (!who.ok()) return who.status();
+    return allowed_(*who);
+  }
+
+  Service& s_;
+  const std::shared_ptr<StreamSource> inner_;
+  const std::string authorization_;
+  const Allowed allowed_;
+  // Touched by the one polling thread at a time.
+  int64_t checked_head_;
+  std::chrono::steady_clock::time_point checked_at_;
+  bool ended_ = false;
+};
+
+// 403 for a service account (the gateway) on a route not made for it.
+Status ServiceScope(const auth::Principal& who, const HttpRequest& req, const Route& route) {
+  return Status(Code::kPermissionDenied, "service_account_scope",
+                Quoted(who.user) + " is a service account of berth: its credential is good for "
+                                   "the routes its service needs, not for " +
+                    req.method + " " + route.pattern);
+}
+
+}  // namespace
+
 struct ApiService::Impl {
   Impl(Store& s, const Clock& c, ApiOptions o) : service(s, c, std::move(o)) {}
   Service service;
@@ -31,6 +95,8 @@ ApiService::~ApiService() = default;
 
 void ApiService::SetReady(bool ready) { impl_->service.ready = ready; }
 
+void ApiService::SetApiPort(int port) { impl_->service.api_port = port; }
+
 std::string ApiService::OpenApiJson() const { return impl_->service.openapi; }
 
 bool ApiService::IsBlocking(const HttpRequest& request) const {
@@ -50,6 +116,10 @@ std::optional<BodyFile> ApiService::BodyToFile(const HttpRequest& head) const {
   auto who = s.access.Authenticate(head.Header("authorization"));
   if (!who.ok()) {
     out.reject = ErrorResponse(who.status());
+    return out;
+  }
+  if (who->service) {
+    out.reject = ErrorResponse(ServiceScope(*who, head, **route));
     return out;
   }
   auto team = params.find("team");
@@ -81,6 +151,9 @@ HttpResponse ApiService::Handle(const HttpRequest& request) {
     auto who = s.access.Authenticate(request.Header("authorization"));
     if (!who.ok()) return ErrorResponse(who.status());
     ctx.who = *who;
+    if (ctx.who.service && !(*route)->service_account) {
+      return ErrorResponse(ServiceScope(ctx.who, request, **route));
+    }
   }
   Result<Reply> reply = Internal("handler gave no reply");
   try {
@@ -104,6 +177,21 @@ HttpResponse ApiService::Handle(const HttpRequest& request) {
   if (reply->stream) {
     out.content_type = "application/x-ndjson";
     out.stream = std::move(reply->stream);
+    if (!(*route)->public_route) {
+      // Who may go on reading it: a member of the stream's team (any role reads), else a
+      // platform administrator, or a service account on a route made for it.
+      auto team = ctx.params.find("team");
+      std::string team_name = team == ctx.params.end() ? "" : team->second;
+      bool service_route = (*route)->service_account;
+      Service* sp = &s;
+      out.stream = std::make_shared<GuardedStream>(
+          s, std::move(out.stream), request.Header("authorization"),
+          [sp, team_name, service_route](const auth::Principal& who) -> Status {
+            if (!team_name.empty()) return sp->access.TeamRole(who, team_name).status();
+            if (who.admin || (who.service && service_route)) return Status::Ok();
+            return PermissionDenied("this stream is for platform administrators");
+          });
+    }
   } else if (!reply->body.is_null()) {
     out.body = reply->body.dump(-1, ' ', false, Json::error_handler_t::replace);
   }

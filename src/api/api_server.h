@@ -4,6 +4,8 @@
 // Thread-safety: Handle may be called concurrently from any number of threads.
 #pragma once
 
+#include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -18,6 +20,9 @@ namespace berth::api {
 struct ApiOptions {
   int64_t token_ttl_hours = 720;   // lifetime of tokens made by login
   int login_attempts = 5;          // failed logins per user and address per minute
+  // Streams (watch, log follow) check their caller's token and access again at least this
+  // often, and at every store change; they end when access is gone.
+  std::chrono::milliseconds stream_recheck{5000};
   std::string server_version = "0.1.0";
   std::string data_dir;            // the server's data directory (instance logs are read from it)
   std::string web_root;            // the built console served at "/" ("" = none)
@@ -28,11 +33,15 @@ struct ApiOptions {
   std::string gateway_host = "127.0.0.1";
   int gateway_http_port = 8080;
   int gateway_https_port = 8443;
+  int gateway_admin_port = 9090;  // the gateway's /metrics and /healthz (0 = not known)
   // Seals certificate keys at rest (DATA/secret.key); null = certificate uploads answer 503.
   std::shared_ptr<const auth::SecretBox> secrets;
   // Recent CPU samples of running instances (fed by the runtime): instance usage gets
   // cpu_percent, the cgroup's memory and the limits from it; null = /proc totals only.
   std::shared_ptr<UsageSampler> usage;
+  // Issues the gateway a new token (DATA/gateway/token) and revokes its old ones; returns the
+  // new token's id (app/gateway_process.h RotateGatewayCredential). Unset: 409 (no gateway).
+  std::function<Result<std::string>(const std::string& actor)> rotate_gateway_credential;
 };
 
 class ApiService final : public Handler {
@@ -48,6 +57,8 @@ class ApiService final : public Handler {
 
   // /readyz answers 503 until SetReady(true), and again after SetReady(false) (shutdown).
   void SetReady(bool ready);
+  // The port the API was bound to: TCP rules may not take it (nor the gateway's ports).
+  void SetApiPort(int port);
   // The OpenAPI 3 document describing every route.
   std::string OpenApiJson() const;
 

@@ -8,13 +8,19 @@
 // (left by older versions) is stale, swept at server start and taken over by the next rule.
 #include <algorithm>
 #include <fstream>
+#include <limits>
+#include <map>
 
 #include "api/detail/service.h"
 #include "core/names.h"
 #include "routing/certificates.h"
+#include "routing/domains.h"
 #include "routing/routing.h"
 
 namespace berth::api {
+
+int BoundGatewayPort(const std::string& data_dir, const char* field);
+
 namespace {
 
 using model::Role;
@@ -64,6 +70,58 @@ Json Render(Service& s, const Object& o) {
   return j;
 }
 
+// ---- what the gateway reports ----------------------------------------------------------------
+
+constexpr char kStatusName[] = "gateway";
+
+bool IsGateway(const auth::Principal& who) {
+  return who.service && who.user == model::kGatewayUser;
+}
+
+// The gateway's last report (Stored body of the gateway_status object; {} when none).
+Json GatewayReport(Service& s) {
+  auto o = s.store.Get(model::kGatewayStatus, "", kStatusName);
+  return o.ok() ? Stored(*o) : Json::object();
+}
+
+// The route id the snapshot gives a TCP rule (routing.cc): "team/app/component/rule".
+std::string TcpRouteId(const std::string& scope, const Json& rule) {
+  return scope + "/" + rule.value("component", "") + "/" + rule.value("name", "");
+}
+
+// A TCP rule's listener as the gateway last reported it: "listening", "failed" (with the bind
+// error), "pending" (the gateway has not reported a listener for this rule on its port yet) or
+// "unknown" (no gateway has reported).
+Json TcpRuleStatus(const Json& report, const Object& rule) {
+  if (!report.contains("tcp") || !report["tcp"].is_array()) {
+    return {{"state", "unknown"}, {"message", "no gateway has reported its listeners"}};
+  }
+  Json body = Stored(rule);
+  std::string id = TcpRouteId(rule.scope, body);
+  std::string port = ":" + std::to_string(body.value("listen_port", 0));
+  for (const Json& t : report["tcp"]) {
+    std::string address = t.value("address", "");
+    bool same_port = address.size() >= port.size() &&
+                     address.compare(address.size() - port.size(), port.size(), port) == 0;
+    if (t.value("route", "") != id || !same_port) continue;
+    if (t.value("listening", false)) {
+      return {{"state", "listening"}, {"address", t.value("address", "")}};
+    }
+    return {{"state", "failed"},
+            {"address", t.value("address", "")},
+            {"error", t.value("error", "")},
+            {"since", t.value("since", "")}};
+  }
+  return {{"state", "pending"}, {"message", "the gateway has not applied this rule yet"}};
+}
+
+// Render plus, for TCP rules, the listener status from `report`.
+Json RenderRule(Service& s, const Object& o, const Json& report) {
+  Json j = Render(s, o);
+  if (o.kind == model::kTcpRule) j["status"] = TcpRuleStatus(report, o);
+  return j;
+}
+
 Status AppExists(Service& s, const std::string& team, const std::string& app) {
   auto o = s.store.Get(model::kApp, team, app);
   if (o.ok()) return Status::Ok();
@@ -78,8 +136,9 @@ Result<Reply> ListReply(Service& s, const Ctx& ctx, const std::string& kind,
   BERTH_ASSIGN_OR_RETURN(ListOptions o, ListOpts(ctx, scope));
   o.recursive = recursive;
   BERTH_ASSIGN_OR_RETURN(ListResult r, s.store.List(kind, o));
+  Json report = kind == model::kTcpRule ? GatewayReport(s) : Json::object();
   Json items = Json::array();
-  for (const Object& obj : r.items) items.push_back(Render(s, obj));
+  for (const Object& obj : r.items) items.push_back(RenderRule(s, obj, report));
   return Reply{200, {{"items", items}, {"next", r.next}, {"revision", r.revision}}, {}, nullptr};
 }
 
@@ -112,11 +171,14 @@ std::string KeyText(const std::string& key) {
   return domain + (path == "/" ? "" : path) + matches;
 }
 
+// More ops for a rule's commit, read again at every attempt (they compare-and-set).
+using ExtraOps = std::function<Result<std::vector<Op>>()>;
+
 // Commits `rule_op` together with the claim ops that move the rule from `old_key` to
-// `new_key` ("" = none). Returns the committed rule object.
+// `new_key` ("" = none) and `extra` (an HTTP rule's domain). Returns the committed rule.
 Result<Object> CommitRule(Service& s, const Ctx& ctx, const RuleKind& k, const Op& rule_op,
                           const std::string& old_key, const std::string& new_key,
-                          const AuditRecord& audit) {
+                          const AuditRecord& audit, const ExtraOps& extra = nullptr) {
   const Object& rule = rule_op.object;
   Json owner = {{"kind", rule.kind}, {"scope", rule.scope}, {"name", rule.name}};
   auto owned_by_rule = [&](const Json& claim) {
@@ -168,6 +230,10 @@ Result<Object> CommitRule(Service& s, const Ctx& ctx, const RuleKind& k, const O
           b.ops.push_back(drop);
         }
       }
+    }
+    if (extra) {
+      BERTH_ASSIGN_OR_RETURN(std::vector<Op> more, extra());
+      for (Op& m : more) b.ops.push_back(std::move(m));
     }
     b.audit.push_back(audit);
     auto r = s.store.Commit(b);
@@ -230,6 +296,13 @@ Result<Reply> DeleteRule(Service& s, Ctx& ctx, const RuleKind& k) {
       b.ops.push_back(drop);
     }
   }
+  if (k.kind == model::kHttpRule) {
+    // The team's claim on the domain goes with its last rule on it.
+    BERTH_ASSIGN_OR_RETURN(std::vector<Op> domains,
+                           routing::ReleaseDomainOps(s.store, ctx.P("team"),
+                                                     {cur->scope + "/" + name}));
+    for (Op& d : domains) b.ops.push_back(std::move(d));
+  }
   b.audit.push_back(Audit(ctx, "delete", RuleResource(ctx, k, name), &before, nullptr));
   auto r = s.store.Commit(b);
   if (!r.ok()) {
@@ -249,7 +322,7 @@ Result<Reply> GetRule(Service& s, Ctx& ctx, const RuleKind& k) {
     }
     return o.status();
   }
-  return Reply{200, Render(s, *o), {}, nullptr};
+  return Reply{200, RenderRule(s, *o, GatewayReport(s)), {}, nullptr};
 }
 
 // Loads the component a backend names; 400 naming `field` when it is not in the app.
@@ -274,12 +347,21 @@ Result<model::Component> BackendComponent(Service& s, const Ctx& ctx, const std:
 Status CheckHttpRule(Service& s, const Ctx& ctx, model::HttpRule* r) {
   const std::string& suffix = s.options.domain_suffix;
   std::string bare = r->domain.rfind("*.", 0) == 0 ? r->domain.substr(2) : r->domain;
-  if (bare == suffix || (bare.size() > suffix.size() &&
-                         bare.compare(bare.size() - suffix.size() - 1, std::string::npos,
-                                      "." + suffix) == 0)) {
+  auto ends_with = [](const std::string& a, const std::string& b) {
+    return a.size() > b.size() && a.compare(a.size() - b.size(), std::string::npos, b) == 0;
+  };
+  if (bare == suffix || ends_with(bare, "." + suffix)) {
     return InvalidArgument("domains under ." + suffix +
                                " are the default domains berth gives every component "
                                "(<component>.<app>." + suffix + "): choose another domain",
+                           "domain");
+  }
+  if (r->domain.rfind("*.", 0) == 0 && ends_with(suffix, "." + bare)) {
+    // *.example.com with the suffix apps.example.com would catch every default domain no
+    // route serves yet (the gateway's wildcards match at any depth).
+    return InvalidArgument(r->domain + " would cover the default domains berth gives every "
+                               "component (<component>.<app>." + suffix + "): choose a narrower "
+                               "wildcard",
                            "domain");
   }
   std::set<std::string> seen;
@@ -364,8 +446,13 @@ Result<Reply> CreateHttpRule(Service& s, Ctx& ctx) {
   Op op;
   op.type = OpType::kCreate;
   op.object = Object{model::kHttpRule, AppScope(ctx), r.name, after.dump()};
-  BERTH_ASSIGN_OR_RETURN(Object o, CommitRule(s, ctx, kHttp, op, "", model::HttpRuleKey(r),
-                                              Audit(ctx, "create", RuleResource(ctx, kHttp, r.name), nullptr, &after)));
+  const std::string team = ctx.P("team"), domain = r.domain, actor = ctx.who.user;
+  BERTH_ASSIGN_OR_RETURN(
+      Object o, CommitRule(s, ctx, kHttp, op, "", model::HttpRuleKey(r),
+                           Audit(ctx, "create", RuleResource(ctx, kHttp, r.name), nullptr, &after),
+                           [&s, team, domain, actor] {
+                             return routing::ClaimDomainOps(s.store, team, domain, actor);
+                           }));
   return Reply{201, Render(s, o), {}, nullptr};
 }
 
@@ -374,8 +461,11 @@ Result<Reply> CreateHttpRule(Service& s, Ctx& ctx) {
 using RuleParse = std::function<Result<std::pair<Json, std::string>>(const Json& merged)>;
 using RuleKey = std::function<std::string(const Json& stored)>;
 
+// An HTTP rule's domain ops for its commit, from the current and the new stored body.
+using RuleExtra = std::function<ExtraOps(const Json& current, const Json& next)>;
+
 Result<Reply> UpdateRule(Service& s, Ctx& ctx, const RuleKind& k, const RuleParse& parse_check,
-                         const RuleKey& key_of) {
+                         const RuleKey& key_of, const RuleExtra& extra = nullptr) {
   BERTH_RETURN_IF_ERROR(NeedRole(s, ctx, Role::kDeveloper, "change gateway rules"));
   BERTH_RETURN_IF_ERROR(AppExists(s, ctx.P("team"), ctx.P("app")));
   BERTH_ASSIGN_OR_RETURN(Json body, JsonBody(ctx));
@@ -410,8 +500,9 @@ Result<Reply> UpdateRule(Service& s, Ctx& ctx, const RuleKind& k, const RulePars
     op.object = Object{k.kind, cur->scope, name, next.first.dump()};
     op.expected_revision = cur->revision;
     auto o = CommitRule(s, ctx, k, op, key_of(current), next.second,
-                        Audit(ctx, "update", RuleResource(ctx, k, name), &current, &next.first));
-    if (o.ok()) return Reply{200, Render(s, *o), {}, nullptr};
+                        Audit(ctx, "update", RuleResource(ctx, k, name), &current, &next.first),
+                        extra ? extra(current, next.first) : ExtraOps());
+    if (o.ok()) return Reply{200, RenderRule(s, *o, GatewayReport(s)), {}, nullptr};
     if (o.status().reason() != "revision_conflict" || expected != 0) return o.status();
   }
   return RevisionConflict(std::string(k.noun) + " " + Quoted(name) + " is changing too often: retry");
@@ -428,17 +519,54 @@ Result<Reply> UpdateHttpRule(Service& s, Ctx& ctx) {
       [](const Json& stored) {
         auto r = model::ParseHttpRule(stored);
         return r.ok() ? model::HttpRuleKey(*r) : std::string();
+      },
+      [&](const Json& current, const Json& next) -> ExtraOps {
+        // Claim the (new) domain; a domain the rule leaves goes if no other rule of the team
+        // routes it.
+        std::string team = ctx.P("team"), actor = ctx.who.user;
+        std::string rule = AppScope(ctx) + "/" + ctx.P("rule");
+        std::string to = next.value("domain", ""), from = current.value("domain", "");
+        return [&s, team, actor, rule, to, from]() -> Result<std::vector<Op>> {
+          BERTH_ASSIGN_OR_RETURN(std::vector<Op> ops,
+                                 routing::ClaimDomainOps(s.store, team, to, actor));
+          if (from != to) {
+            BERTH_ASSIGN_OR_RETURN(std::vector<Op> rel,
+                                   routing::ReleaseDomainOps(s.store, team, {rule}));
+            for (Op& r : rel) {
+              if (r.object.name != to) ops.push_back(std::move(r));
+            }
+          }
+          return ops;
+        };
       });
 }
 
 // ---- TCP rules -------------------------------------------------------------------------------
 
+// The ports berth itself listens on (docs/security.md): the API's, the gateway's HTTP, HTTPS
+// and admin (metrics) listeners — as configured and, where port 0 picked one, as bound.
+std::vector<std::pair<int, std::string>> PlatformPorts(Service& s) {
+  std::vector<std::pair<int, std::string>> out = {
+      {s.api_port.load(), "the API's"},
+      {s.options.gateway_http_port, "the gateway's HTTP"},
+      {s.options.gateway_https_port, "the gateway's HTTPS"},
+      {s.options.gateway_admin_port, "the gateway's admin (metrics)"}};
+  if (!s.options.data_dir.empty()) {
+    for (auto [field, what] : {std::pair<const char*, const char*>{"http", "the gateway's HTTP"},
+                               {"https", "the gateway's HTTPS"},
+                               {"admin", "the gateway's admin (metrics)"}}) {
+      out.emplace_back(BoundGatewayPort(s.options.data_dir, field), what);
+    }
+  }
+  return out;
+}
+
 Status CheckTcpRule(Service& s, const Ctx& ctx, model::TcpRule* t) {
-  for (auto [port, what] : {std::pair<int, const char*>{s.options.gateway_http_port, "HTTP"},
-                            {s.options.gateway_https_port, "HTTPS"}}) {
+  for (const auto& [port, what] : PlatformPorts(s)) {
     if (port != 0 && t->listen_port == port) {
-      return Status(Code::kConflict, "port_taken",
-                    "TCP port " + std::to_string(port) + " is the gateway's " + what + " port",
+      return Status(Code::kConflict, "port_reserved",
+                    "TCP port " + std::to_string(port) + " is " + what +
+                        " port: berth listens there itself; choose another listen_port",
                     "listen_port");
     }
   }
@@ -475,7 +603,7 @@ Result<Reply> CreateTcpRule(Service& s, Ctx& ctx) {
   op.object = Object{model::kTcpRule, AppScope(ctx), t.name, after.dump()};
   BERTH_ASSIGN_OR_RETURN(Object o, CommitRule(s, ctx, kTcp, op, "", model::TcpRuleKey(t),
                                               Audit(ctx, "create", RuleResource(ctx, kTcp, t.name), nullptr, &after)));
-  return Reply{201, Render(s, o), {}, nullptr};
+  return Reply{201, RenderRule(s, o, GatewayReport(s)), {}, nullptr};
 }
 
 Result<Reply> UpdateTcpRule(Service& s, Ctx& ctx) {
@@ -631,12 +759,276 @@ Result<Reply> DeleteCertificate(Service& s, Ctx& ctx) {
 // ---- snapshot --------------------------------------------------------------------------------
 
 Result<Reply> Snapshot(Service& s, Ctx& ctx) {
-  if (!ctx.who.admin) {
-    return PermissionDenied("only platform administrators can read the gateway snapshot (it "
-                            "holds every team's certificate keys)");
+  if (!ctx.who.admin && !IsGateway(ctx.who)) {
+    return PermissionDenied("only platform administrators and the gateway can read the gateway "
+                            "snapshot (it holds every team's certificate keys)");
   }
   BERTH_ASSIGN_OR_RETURN(gateway::Snapshot snap, routing::BuildSnapshot(s.store, RoutingOptions(s)));
   return Reply{200, routing::SnapshotToJson(snap), {{"Cache-Control", "no-store"}}, nullptr};
+}
+
+// PUT /api/v1/gateway/status: the gateway reports the snapshot revision it serves and its TCP
+// route listeners. Stored as the gateway_status object; a listener that starts failing (or
+// recovers) is an event on the rule's component.
+Result<Reply> ReportStatus(Service& s, Ctx& ctx) {
+  if (!ctx.who.admin && !IsGateway(ctx.who)) {
+    return PermissionDenied("only the gateway reports the gateway's status");
+  }
+  BERTH_ASSIGN_OR_RETURN(Json body, JsonBody(ctx));
+  int64_t revision = 0;
+  struct Listener {
+    std::string route, address, error;
+    bool listening = false;
+  };
+  std::vector<Listener> tcp;
+  JsonReader r(body, "");
+  r.Int("revision", &revision, 0, std::numeric_limits<int64_t>::max());
+  r.Arr(
+      "tcp",
+      [&](JsonReader& e, size_t) {
+        Listener l;
+        e.Str("route", &l.route, 1024);
+        e.Str("address", &l.address, 300);
+        e.Bool("listening", &l.listening);
+        e.Str("error", &l.error, 1024);
+        e.Finish();
+        tcp.push_back(std::move(l));
+      },
+      65536);
+  r.Finish();
+  if (!r.ok()) return r.status();
+
+  const std::string now = FormatTime(s.clock.Now());
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    auto cur = s.store.Get(model::kGatewayStatus, "", kStatusName);
+    if (!cur.ok() && cur.status().code() != Code::kNotFound) return cur.status();
+    Json before = cur.ok() ? Stored(*cur) : Json::object();
+    std::map<std::string, Json> was;
+    if (before.contains("tcp") && before["tcp"].is_array()) {
+      for (const Json& t : before["tcp"]) was[t.value("route", "")] = t;
+    }
+    Json list = Json::array();
+    std::vector<std::pair<Listener, bool>> changed;  // (listener, recovered)
+    for (const Listener& l : tcp) {
+      Json t = {{"route", l.route}, {"address", l.address}, {"listening", l.listening}};
+      auto old = was.find(l.route);
+      bool old_failed = old != was.end() && !old->second.value("listening", true);
+      if (!l.listening) {
+        t["error"] = l.error;
+        // Since when it fails: kept across reports while the error stays the same.
+        t["since"] = old_failed && old->second.value("error", "") == l.error
+                         ? old->second.value("since", now)
+                         : now;
+        if (!old_failed || old->second.value("error", "") != l.error) changed.push_back({l, false});
+      } else if (old_failed) {
+        changed.push_back({l, true});
+      }
+      list.push_back(std::move(t));
+    }
+    Json after = {{"revision", revision}, {"reported_at", now}, {"tcp", list}};
+    WriteBatch b;
+    Op op;
+    op.type = OpType::kUpsert;
+    op.object = Object{model::kGatewayStatus, "", kStatusName, after.dump()};
+    op.expected_revision = cur.ok() ? cur->revision : 0;
+    if (!cur.ok()) op.type = OpType::kCreate;
+    b.ops.push_back(std::move(op));
+    auto c = s.store.Commit(b);
+    if (!c.ok()) {
+      if (c.status().reason() == "revision_conflict" ||
+          c.status().code() == Code::kAlreadyExists) {
+        continue;
+      }
+      return c.status();
+    }
+    // Events on the rule's component; the route id names it ("team/app/component/rule"), and
+    // only a rule that exists with that component gets one.
+    for (const auto& [l, recovered] : changed) {
+      std::vector<std::string> parts;
+      for (size_t i = 0, j; i <= l.route.size(); i = j + 1) {
+        j = l.route.find('/', i);
+        if (j == std::string::npos) j = l.route.size();
+        parts.push_back(l.route.substr(i, j - i));
+      }
+      if (parts.size() != 4) continue;
+      auto rule = s.store.Get(model::kTcpRule, parts[0] + "/" + parts[1], parts[3]);
+      if (!rule.ok() || Stored(*rule).value("component", "") != parts[2]) continue;
+      events::ComponentRef where{parts[0], parts[1], parts[2]};
+      if (recovered) {
+        (void)s.events.Record(where, events::Type::kNormal, "TcpListening",
+                              "TCP rule " + Quoted(parts[3]) + " listens on " + l.address);
+      } else {
+        (void)s.events.Record(where, events::Type::kWarning, "TcpListenFailed",
+                              "TCP rule " + Quoted(parts[3]) + ": the gateway " + l.error +
+                                  "; it retries every second (another process holds the port?)");
+      }
+    }
+    return Reply{200, {{"revision", c->revision}}, {}, nullptr};
+  }
+  return RevisionConflict("the gateway status is changing too often: retry");
+}
+
+// ---- domains (platform administrators) -----------------------------------------------------
+
+Json RenderOwner(const routing::DomainOwner& d) {
+  return {{"domain", d.domain},
+          {"team", d.team},
+          {"assigned", d.assigned},
+          {"by", d.by},
+          {"revision", d.revision}};
+}
+
+Status NeedAdmin(const Ctx& ctx, const std::string& action) {
+  if (ctx.who.admin) return Status::Ok();
+  return PermissionDenied("only platform administrators can " + action);
+}
+
+Result<Reply> ListDomains(Service& s, Ctx& ctx) {
+  BERTH_RETURN_IF_ERROR(NeedAdmin(ctx, "list which team each domain belongs to"));
+  BERTH_ASSIGN_OR_RETURN(std::vector<routing::DomainOwner> all, routing::ListDomainOwners(s.store));
+  Json items = Json::array();
+  for (const auto& d : all) items.push_back(RenderOwner(d));
+  return Reply{200, {{"items", items}, {"next", ""}, {"revision", s.store.Head()}}, {}, nullptr};
+}
+
+// The HTTP rules of `team` that route exactly `domain` ("app/rule").
+Result<std::vector<std::string>> RulesOn(Service& s, const std::string& team,
+                                         const std::string& domain) {
+  std::vector<std::string> out;
+  BERTH_ASSIGN_OR_RETURN(std::vector<Object> apps, ListAll(s.store, model::kApp, team));
+  for (const Object& a : apps) {
+    BERTH_ASSIGN_OR_RETURN(std::vector<Object> rules,
+                           ListAll(s.store, model::kHttpRule, team + "/" + a.name));
+    for (const Object& r : rules) {
+      if (Stored(r).value("domain", "") == domain) out.push_back(a.name + "/" + r.name);
+    }
+  }
+  return out;
+}
+
+Result<std::string> DomainParam(const Ctx& ctx) {
+  std::string d = ctx.P("domain");
+  BERTH_RETURN_IF_ERROR(model::ValidateDomain(&d, "domain"));
+  return d;
+}
+
+// PUT /api/v1/gateway/domains/{domain} {"team": T}: the domain (and, for a wildcard, every
+// name below it) belongs to T, with or without rules, until released.
+Result<Reply> AssignDomain(Service& s, Ctx& ctx) {
+  BERTH_RETURN_IF_ERROR(NeedAdmin(ctx, "assign domains to teams"));
+  BERTH_ASSIGN_OR_RETURN(std::string domain, DomainParam(ctx));
+  BERTH_ASSIGN_OR_RETURN(Json body, JsonBody(ctx));
+  std::string team;
+  JsonReader r(body, "", {"domain", "assigned", "by", "revision"});
+  r.Str("team", &team, 63);
+  r.Finish();
+  if (!r.ok()) return r.status();
+  if (team.empty()) return InvalidArgument("team is required", "team");
+  const std::string& suffix = s.options.domain_suffix;
+  std::string bare = domain.rfind("*.", 0) == 0 ? domain.substr(2) : domain;
+  if (bare == suffix || (bare.size() > suffix.size() &&
+                         bare.compare(bare.size() - suffix.size() - 1, std::string::npos,
+                                      "." + suffix) == 0)) {
+    return InvalidArgument("domains under ." + suffix + " are berth's default domains", "domain");
+  }
+  auto t = s.store.Get(model::kTeam, "", team);
+  if (!t.ok()) {
+    if (t.status().code() == Code::kNotFound) {
+      return InvalidArgument("team " + Quoted(team) + " does not exist", "team");
+    }
+    return t.status();
+  }
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    BERTH_ASSIGN_OR_RETURN(routing::DomainOwner other, routing::OtherHolder(s.store, domain, team));
+    if (!other.team.empty()) {
+      return Status(Code::kConflict, "domain_taken",
+                    domain + " is held by team " + Quoted(other.team) +
+                        (other.domain == domain ? "" : " (through " + other.domain + ")") +
+                        ": release it first (berth domain release " + other.domain + ")",
+                    "domain");
+    }
+    auto cur = s.store.Get(model::kDomain, "", domain);
+    if (!cur.ok() && cur.status().code() != Code::kNotFound) return cur.status();
+    Json after = {{"team", team}, {"assigned", true}, {"by", ctx.who.user}};
+    Json before = cur.ok() ? Stored(*cur) : Json();
+    WriteBatch b;
+    Op op;
+    op.type = cur.ok() ? OpType::kUpdate : OpType::kCreate;
+    op.object = Object{model::kDomain, "", domain, after.dump()};
+    op.expected_revision = cur.ok() ? cur->revision : 0;
+    b.ops.push_back(std::move(op));
+    b.audit.push_back(AuditRecord{ctx.who.user, "", cur.ok() ? "update" : "create",
+                                  "domains/" + domain,
+                                  Json({{"before", before}, {"after", after}}).dump()});
+    b.audit.push_back(AuditRecord{ctx.who.user, team, "assign", "domains/" + domain,
+                                  Json({{"before", nullptr}, {"after", after}}).dump()});
+    auto c = s.store.Commit(b);
+    if (c.ok()) {
+      BERTH_ASSIGN_OR_RETURN(routing::DomainOwner d, routing::GetDomainOwner(s.store, domain));
+      return Reply{200, RenderOwner(d), {}, nullptr};
+    }
+    if (c.status().reason() != "revision_conflict" && c.status().code() != Code::kAlreadyExists) {
+      return c.status();
+    }
+  }
+  return RevisionConflict("the domain is changing too often: retry");
+}
+
+// DELETE /api/v1/gateway/domains/{domain}: the domain belongs to nobody again (only while no
+// rule of its team routes it: 409 domain_in_use otherwise).
+Result<Reply> ReleaseDomain(Service& s, Ctx& ctx) {
+  BERTH_RETURN_IF_ERROR(NeedAdmin(ctx, "release domains"));
+  BERTH_ASSIGN_OR_RETURN(std::string domain, DomainParam(ctx));
+  auto cur = s.store.Get(model::kDomain, "", domain);
+  if (!cur.ok()) {
+    if (cur.status().code() == Code::kNotFound) {
+      return NotFound("no team holds " + domain + " by that name");
+    }
+    return cur.status();
+  }
+  Json before = Stored(*cur);
+  std::string team = before.value("team", "");
+  BERTH_ASSIGN_OR_RETURN(std::vector<std::string> rules, RulesOn(s, team, domain));
+  if (!rules.empty()) {
+    std::string list;
+    for (const std::string& r : rules) list += (list.empty() ? "" : ", ") + r;
+    return Status(Code::kConflict, "domain_in_use",
+                  "rules of team " + Quoted(team) + " route " + domain + " (" + list +
+                      "): remove them first",
+                  "domain");
+  }
+  WriteBatch b;
+  Op op;
+  op.type = OpType::kDelete;
+  op.object = Object{model::kDomain, "", domain};
+  op.expected_revision = cur->revision;
+  b.ops.push_back(std::move(op));
+  b.audit.push_back(AuditRecord{ctx.who.user, "", "delete", "domains/" + domain,
+                                Json({{"before", before}, {"after", nullptr}}).dump()});
+  b.audit.push_back(AuditRecord{ctx.who.user, team, "release", "domains/" + domain,
+                                Json({{"before", before}, {"after", nullptr}}).dump()});
+  auto c = s.store.Commit(b);
+  if (!c.ok()) {
+    if (c.status().code() == Code::kNotFound) return NotFound("no team holds " + domain);
+    return c.status();
+  }
+  return Reply{200, {{"deleted", "domain"}, {"name", domain}, {"revision", c->revision}}, {},
+               nullptr};
+}
+
+// POST /api/v1/gateway/credential/rotate (platform administrators): a new token for the
+// gateway's service account, written where the gateway reads it; the old ones are revoked.
+Result<Reply> RotateCredential(Service& s, Ctx& ctx) {
+  if (!ctx.who.admin) {
+    return PermissionDenied("only platform administrators can rotate the gateway's credential");
+  }
+  if (!s.options.rotate_gateway_credential) {
+    return FailedPrecondition("this server runs no gateway (--gateway off): there is no gateway "
+                              "credential to rotate");
+  }
+  BERTH_ASSIGN_OR_RETURN(std::string id, s.options.rotate_gateway_credential(ctx.who.user));
+  return Reply{200, {{"rotated", true}, {"token_id", id}, {"user", model::kGatewayUser}}, {},
+               nullptr};
 }
 
 // The claims on domains/paths and TCP ports across every team, with the rule holding each
@@ -794,12 +1186,29 @@ void RegisterGatewayRoutes(Service& svc) {
        "Which rule holds each domain/path and TCP port, across teams (platform administrators)",
        "", "GatewayClaim", true, 200, Claims},
   };
+  defs.push_back({"GET", "/api/v1/gateway/domains",
+                  "Which team each domain belongs to (platform administrators)", "",
+                  "DomainOwner", true, 200, ListDomains});
+  defs.push_back({"PUT", "/api/v1/gateway/domains/{domain}",
+                  "Assign a domain (or wildcard) to a team (platform administrators)",
+                  "DomainAssignment", "DomainOwner", false, 200, AssignDomain});
+  defs.push_back({"DELETE", "/api/v1/gateway/domains/{domain}",
+                  "Release a domain no rule routes (platform administrators)", "", "Deleted",
+                  false, 200, ReleaseDomain});
+  defs.push_back({"POST", "/api/v1/gateway/credential/rotate",
+                  "Give the gateway a new token and revoke its old ones (platform administrators)",
+                  "", "CredentialRotated", false, 200, RotateCredential});
+  defs.push_back({"PUT", "/api/v1/gateway/status",
+                  "The gateway reports the revision it serves and its TCP listeners (the gateway's "
+                  "service account)",
+                  "GatewayStatus", "", false, 200, ReportStatus});
   for (Def& d : defs) {
     Route r;
     r.method = d.method;
     r.pattern = d.pattern;
     r.summary = d.summary;
     r.tag = "gateway";
+    r.service_account = r.pattern == "/api/v1/gateway/snapshot" || r.pattern == "/api/v1/gateway/status";
     r.request_schema = d.request_schema;
     r.response_schema = d.response_schema;
     r.is_list = d.is_list;

@@ -8,6 +8,7 @@
 
 #include "api/detail/service.h"
 #include "auth/crypto.h"
+#include "auth/tokens.h"
 #include "core/names.h"
 #include "core/cgroup.h"
 #include "core/proc_usage.h"
@@ -379,7 +380,8 @@ Result<Reply> Login(Service& s, Ctx& ctx) {
   Json tj = model::ToJson(t);
   Op op;
   op.type = OpType::kCreate;
-  op.object = Object{model::kToken, user, t.id, tj.dump(), auth::HashToken(secret)};
+  op.object = Object{model::kToken, model::TokenScope(user), t.id, tj.dump(),
+                     auth::HashToken(secret)};
   ctx.who.user = user;
   BERTH_ASSIGN_OR_RETURN(CommitResult c,
                          CommitOne(s, std::move(op), {},
@@ -392,17 +394,23 @@ Result<Reply> Login(Service& s, Ctx& ctx) {
 }
 
 Result<Reply> Logout(Service& s, Ctx& ctx) {
-  Target t{model::kToken, ctx.who.user, ctx.who.token_id, "token", "", "tokens/" + ctx.who.token_id};
+  Target t{model::kToken, model::TokenScope(ctx.who.user), ctx.who.token_id, "token", "",
+           "tokens/" + ctx.who.token_id};
   BERTH_ASSIGN_OR_RETURN(Reply r, DeleteOf(s, ctx, t));
   return Reply{200, {{"logged_out", true}}, {}, nullptr};
 }
+
+Result<model::PlatformSettings> LoadSettings(Service& s);
 
 Result<Reply> Whoami(Service& s, Ctx& ctx) {
   BERTH_ASSIGN_OR_RETURN(Object u, s.store.Get(model::kUser, "", ctx.who.user));
   BERTH_ASSIGN_OR_RETURN(std::vector<Object> ms, s.store.FindByName(model::kMember, ctx.who.user));
   Json teams = Json::array();
   for (const Object& m : ms) teams.push_back({{"team", m.scope}, {"role", Stored(m).value("role", "")}});
-  return Reply{200, {{"user", RenderObject(u)}, {"teams", teams}}, {}, nullptr};
+  BERTH_ASSIGN_OR_RETURN(model::PlatformSettings settings, LoadSettings(s));
+  bool can_create = ctx.who.admin || settings.team_creation == "everyone";
+  return Reply{200, {{"user", RenderObject(u)}, {"teams", teams}, {"can_create_teams", can_create}},
+               {}, nullptr};
 }
 
 // ---- users --------------------------------------------------------------------------------
@@ -410,6 +418,16 @@ Result<Reply> Whoami(Service& s, Ctx& ctx) {
 Status NeedPlatformAdmin(const Ctx& ctx, const std::string& action) {
   if (ctx.who.admin) return Status::Ok();
   return PermissionDenied("only platform administrators can " + action);
+}
+
+// 409 name_reserved for the names of berth's service accounts (and "berth" itself), which
+// neither users nor teams may take (docs/security.md).
+Status NotReserved(const std::string& name, const std::string& what) {
+  if (!model::ReservedName(name)) return Status::Ok();
+  return Status(Code::kConflict, "name_reserved",
+                Quoted(name) + " is reserved for berth's own service accounts: choose another " +
+                    what + " name",
+                "name");
 }
 
 Status NeedSelfOrAdmin(const Ctx& ctx, const std::string& user) {
@@ -464,6 +482,7 @@ Result<Reply> CreateUser(Service& s, Ctx& ctx) {
     return InvalidArgument("service accounts are made by berth itself, not through the API",
                            "service");
   }
+  BERTH_RETURN_IF_ERROR(NotReserved(in.user.name, "user"));
   BERTH_ASSIGN_OR_RETURN(in.user.password_hash, auth::HashPassword(*in.password));
   Target t{model::kUser, "", in.user.name, "user", "", "users/" + in.user.name};
   return CreateOf(s, ctx, t, model::ToJson(in.user, true));
@@ -497,6 +516,14 @@ Result<Reply> UpdateUser(Service& s, Ctx& ctx) {
       BERTH_ASSIGN_OR_RETURN(in.user.password_hash, auth::HashPassword(*in.password));
     }
     return model::ToJson(in.user, true);
+  }, [&](const Json& current, const Json& next) -> Result<std::vector<Op>> {
+    // A new password ends every session of the user: all their tokens go in the same commit
+    // (the caller's too, if it is theirs: they log in again with the new password).
+    std::vector<Op> ops;
+    if (next.value("password_hash", "") != current.value("password_hash", "")) {
+      ops.push_back(auth::RevokeAllTokensOp(name));
+    }
+    return ops;
   });
 }
 
@@ -524,17 +551,9 @@ Result<Reply> DeleteUser(Service& s, Ctx& ctx) {
     op.object = Object{model::kMember, m.scope, m.name};
     extra.push_back(op);
   }
-  // The user's tokens go with them.
-  Op tokens;
-  tokens.type = OpType::kDeleteTree;
-  tokens.object.scope = name;
-  BERTH_ASSIGN_OR_RETURN(ListResult toks, s.store.List(model::kToken, ListOptions{name, "", 1000}));
-  for (const Object& tk : toks.items) {
-    Op op;
-    op.type = OpType::kDelete;
-    op.object = Object{model::kToken, tk.scope, tk.name};
-    extra.push_back(op);
-  }
+  // Every token of the user goes with them (one tree delete of their token scope, however
+  // many there are).
+  extra.push_back(auth::RevokeAllTokensOp(name));
   Target t{model::kUser, "", name, "user", "", "users/" + name};
   BERTH_ASSIGN_OR_RETURN(Object cur, Load(s, t));
   Op op;
@@ -556,13 +575,76 @@ Result<Reply> CreateToken(Service& s, Ctx& ctx) {
   t.id = auth::RandomHex(6);
   t.name = in.name;
   t.user = ctx.who.user;
-  int64_t ttl = in.ttl_hours ? in.ttl_hours : s.options.token_ttl_hours;
-  t.expires_at_ms = UnixMillis(s.clock.Now()) + ttl * 3600 * 1000;
+  int64_t ttl_ms = in.ttl_seconds ? in.ttl_seconds * 1000
+                                  : (in.ttl_hours ? in.ttl_hours : s.options.token_ttl_hours) *
+                                        3600 * 1000;
+  t.expires_at_ms = UnixMillis(s.clock.Now()) + ttl_ms;
   std::string secret = auth::NewTokenSecret();
-  Target target{model::kToken, ctx.who.user, t.id, "token", "", "tokens/" + t.id};
+  Target target{model::kToken, model::TokenScope(ctx.who.user), t.id, "token", "",
+                "tokens/" + t.id};
   BERTH_ASSIGN_OR_RETURN(Reply r, CreateOf(s, ctx, target, model::ToJson(t), {}, auth::HashToken(secret)));
   r.body["token"] = secret;
   return r;
+}
+
+// ---- platform settings --------------------------------------------------------------------
+
+Result<model::PlatformSettings> LoadSettings(Service& s) {
+  auto o = s.store.Get(model::kSetting, "", model::kPlatformSettings);
+  if (!o.ok()) {
+    if (o.status().code() == Code::kNotFound) return model::PlatformSettings{};
+    return o.status();
+  }
+  auto p = model::ParsePlatformSettings(Stored(*o));
+  if (!p.ok()) return Internal("stored platform settings do not parse: " + p.status().message());
+  return *p;
+}
+
+Result<Reply> GetSettings(Service& s, Ctx& ctx) {
+  (void)ctx;  // every user reads them (the console shows "new team" by them)
+  BERTH_ASSIGN_OR_RETURN(model::PlatformSettings p, LoadSettings(s));
+  auto o = s.store.Get(model::kSetting, "", model::kPlatformSettings);
+  Json j = model::ToJson(p);
+  j["revision"] = o.ok() ? o->revision : 0;
+  return Reply{200, j, {}, nullptr};
+}
+
+Result<Reply> UpdateSettings(Service& s, Ctx& ctx) {
+  BERTH_RETURN_IF_ERROR(NeedPlatformAdmin(ctx, "change the platform settings"));
+  BERTH_ASSIGN_OR_RETURN(Json body, JsonBody(ctx));
+  BERTH_ASSIGN_OR_RETURN(int64_t expected, TakeRevision(body));
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    auto cur = s.store.Get(model::kSetting, "", model::kPlatformSettings);
+    if (!cur.ok() && cur.status().code() != Code::kNotFound) return cur.status();
+    int64_t rev = cur.ok() ? cur->revision : 0;
+    if (expected != 0 && rev != expected) {
+      return RevisionConflict("the platform settings are at revision " + std::to_string(rev) +
+                              ", not " + std::to_string(expected));
+    }
+    BERTH_ASSIGN_OR_RETURN(model::PlatformSettings now, LoadSettings(s));
+    Json merged = body;
+    if (ctx.req.method == "PATCH") {
+      merged = model::ToJson(now);
+      merged.merge_patch(body);
+    }
+    BERTH_ASSIGN_OR_RETURN(model::PlatformSettings next, model::ParsePlatformSettings(merged));
+    Json before = model::ToJson(now), after = model::ToJson(next);
+    Op op;
+    op.type = cur.ok() ? OpType::kUpdate : OpType::kCreate;
+    op.object = Object{model::kSetting, "", model::kPlatformSettings, after.dump()};
+    op.expected_revision = rev;
+    auto r = CommitOne(s, std::move(op), {},
+                       Audit(ctx, "", "update", "settings", &before, &after));
+    if (r.ok()) {
+      after["revision"] = r->revision;
+      return Reply{200, after, {}, nullptr};
+    }
+    if ((r.status().reason() != "revision_conflict" && r.status().code() != Code::kAlreadyExists) ||
+        expected != 0) {
+      return r.status();
+    }
+  }
+  return RevisionConflict("the platform settings are changing too often: retry");
 }
 
 // ---- teams --------------------------------------------------------------------------------
@@ -581,12 +663,36 @@ Result<Reply> ListTeams(Service& s, Ctx& ctx) {
 }
 
 Result<Reply> CreateTeam(Service& s, Ctx& ctx) {
+  BERTH_ASSIGN_OR_RETURN(model::PlatformSettings settings, LoadSettings(s));
+  if (!ctx.who.admin && settings.team_creation != "everyone") {
+    return Status(Code::kPermissionDenied, "team_creation_restricted",
+                  "only platform administrators can create teams on this platform (the "
+                  "team_creation setting is \"" + settings.team_creation +
+                      "\"): ask an administrator for a team");
+  }
   BERTH_ASSIGN_OR_RETURN(Json body, JsonBody(ctx));
   BERTH_ASSIGN_OR_RETURN(int64_t ignored, TakeRevision(body));
   (void)ignored;
   BERTH_ASSIGN_OR_RETURN(model::Team team, model::ParseTeam(body));
+  BERTH_RETURN_IF_ERROR(NotReserved(team.name, "team"));
   if (!ctx.who.admin && (team.quota.instances || team.quota.memory_mb || team.quota.cpu_millis)) {
     return PermissionDenied("only platform administrators can set team quotas");
+  }
+  team.created_by = ctx.who.user;
+  if (!ctx.who.admin) {
+    // More teams must not mean more resources: a user may have created at most
+    // max_teams_per_user teams that still exist, and each gets the default quota.
+    BERTH_ASSIGN_OR_RETURN(std::vector<Object> teams, ListAll(s.store, model::kTeam, ""));
+    int64_t mine = 0;
+    for (const Object& t : teams) mine += Stored(t).value("created_by", "") == ctx.who.user;
+    if (mine >= settings.max_teams_per_user) {
+      return Status(Code::kConflict, "team_limit_reached",
+                    "you have created " + std::to_string(mine) + " teams, the most this platform "
+                    "allows a user (max_teams_per_user " +
+                        std::to_string(settings.max_teams_per_user) +
+                        "): delete one, or ask an administrator");
+    }
+    team.quota = settings.default_team_quota;
   }
   // The creator owns the new team.
   Op owner;
@@ -602,6 +708,7 @@ Result<Reply> UpdateTeam(Service& s, Ctx& ctx) {
   Target t{model::kTeam, "", ctx.P("team"), "team", ctx.P("team"), "team"};
   return UpdateOf(s, ctx, t, [&](const Json& merged, const Json& current) -> Result<Json> {
     BERTH_ASSIGN_OR_RETURN(model::Team team, model::ParseTeam(merged));
+    team.created_by = current.value("created_by", "");  // the server's, never the caller's
     Json next = model::ToJson(team);
     if (!ctx.who.admin && next["quota"] != current.value("quota", Json::object())) {
       return PermissionDenied("only platform administrators can change team quotas");
@@ -1114,14 +1221,14 @@ void RegisterResourceRoutes(Service& svc) {
        "Deleted", false, 200, DeleteUser},
 
       {"GET", "/api/v1/tokens", "List the caller's API tokens", "tokens", "", "Token", true, 200,
-       [](Service& s, Ctx& c) { return ListOf(s, c, model::kToken, c.who.user); }},
+       [](Service& s, Ctx& c) { return ListOf(s, c, model::kToken, model::TokenScope(c.who.user)); }},
       {"POST", "/api/v1/tokens", "Create an API token (the secret is shown once)", "tokens",
        "TokenInput", "Token", false, 201, CreateToken},
       {"DELETE", "/api/v1/tokens/{token}", "Revoke one of the caller's tokens", "tokens", "",
        "Deleted", false, 200,
        [](Service& s, Ctx& c) {
-         return DeleteOf(s, c, Target{model::kToken, c.who.user, c.P("token"), "token", "",
-                                      "tokens/" + c.P("token")});
+         return DeleteOf(s, c, Target{model::kToken, model::TokenScope(c.who.user), c.P("token"),
+                                      "token", "", "tokens/" + c.P("token")});
        }},
       {"GET", "/api/v1/audit", "Platform-level audit log (users, tokens, logins)", "audit", "",
        "AuditEntry", true, 200,
@@ -1129,6 +1236,13 @@ void RegisterResourceRoutes(Service& svc) {
          BERTH_RETURN_IF_ERROR(NeedPlatformAdmin(c, "read the platform audit log"));
          return AuditList(s, c, "");
        }},
+
+      {"GET", "/api/v1/settings", "The platform settings (who may create teams, their quota)",
+       "settings", "", "PlatformSettings", false, 200, GetSettings},
+      {"PUT", "/api/v1/settings", "Replace the platform settings (platform administrators)",
+       "settings", "PlatformSettings", "PlatformSettings", false, 200, UpdateSettings},
+      {"PATCH", "/api/v1/settings", "Change some platform settings (platform administrators)",
+       "settings", "PlatformSettings", "PlatformSettings", false, 200, UpdateSettings},
 
       {"GET", "/api/v1/teams", "List the caller's teams (administrators: all)", "teams", "", "Team",
        true, 200, ListTeams},

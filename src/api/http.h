@@ -96,6 +96,9 @@ struct HttpServerOptions {
   std::chrono::seconds request_timeout{30};   // to receive a whole request
   std::chrono::seconds idle_timeout{75};      // keep-alive idle
   std::chrono::seconds heartbeat{15};         // stream heartbeat interval
+  // A waiting stream is polled at least this often even when nothing woke it, so a source can
+  // end by itself (e.g. when the caller's access is gone: its token expired).
+  std::chrono::milliseconds stream_poll{1000};
   int max_connections = 10000;
 };
 

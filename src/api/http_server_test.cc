@@ -513,6 +513,7 @@ TEST_F(HttpServerTest, BlockingHandlerDoesNotStallIoThread) {
 TEST_F(HttpServerTest, StreamDeliversChunksWakesAndEnds) {
   HttpServerOptions o;
   o.heartbeat = std::chrono::seconds(60);  // a missed wake-up would stall past the 10 s timeout
+  o.stream_poll = std::chrono::seconds(60);  // ... and not be hidden by the periodic poll
   StartServer(o);
   handler_.feed->Push("first\n");
   Conn c(port_);
@@ -548,6 +549,25 @@ TEST_F(HttpServerTest, StreamDeliversChunksWakesAndEnds) {
   ASSERT_TRUE(chunk);
   EXPECT_EQ(*chunk, "");  // last chunk
   EXPECT_TRUE(c.WaitClosed());
+}
+
+TEST_F(HttpServerTest, AWaitingStreamIsPolledWithoutAWake) {
+  // A source may end by itself (its caller's token expired): it is polled every stream_poll
+  // even when nothing wakes it and no heartbeat is due.
+  HttpServerOptions o;
+  o.heartbeat = std::chrono::seconds(60);
+  o.stream_poll = std::chrono::milliseconds(200);
+  StartServer(o);
+  Conn c(port_);
+  ASSERT_TRUE(c.Send(Get("/stream")));
+  ASSERT_TRUE(c.Read(/*head_request=*/true));
+  std::this_thread::sleep_for(50ms);  // the stream reaches its wait
+  auto start = std::chrono::steady_clock::now();
+  handler_.feed->Push("unwoken\n");  // no WakeStreams
+  auto chunk = c.ReadChunk();
+  ASSERT_TRUE(chunk);
+  EXPECT_EQ(*chunk, "unwoken\n");
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 5s);  // far below the 60 s heartbeat
 }
 
 TEST_F(HttpServerTest, StreamHeartbeatWhenIdle) {

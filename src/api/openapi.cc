@@ -49,7 +49,8 @@ Json Schemas() {
                  {"properties",
                   {{"user", Ref("User")},
                    {"teams", {{"type", "array"},
-                              {"items", Obj({{"team", Str()}, {"role", Str()}})}}}}}};
+                              {"items", Obj({{"team", Str()}, {"role", Str()}})}}},
+                   {"can_create_teams", Bool()}}}};
   s["User"] = Obj(Meta({{"name", Str()},
                         {"display_name", Str()},
                         {"email", Str()},
@@ -70,7 +71,13 @@ Json Schemas() {
                          {"last_used_at", Str()},
                          {"token", {{"type", "string"}, {"description", "the secret, only in the create response"}}}}));
   s["TokenInput"] = Obj({{"name", Str()}, {"ttl_hours", Int()}}, {"name"});
+  Json quota = Obj({{"instances", Int()}, {"memory_mb", Int()}, {"cpu_millis", Int()}});
+  s["PlatformSettings"] = Obj({{"team_creation", Enum({"admins", "everyone"})},
+                               {"max_teams_per_user", Int()},
+                               {"default_team_quota", quota},
+                               {"revision", Int()}});
   s["Team"] = Obj(Meta({{"name", Str()},
+                        {"created_by", {{"type", "string"}, {"readOnly", true}}},
                         {"display_name", Str()},
                         {"quota", Obj({{"instances", Int()}, {"memory_mb", Int()}, {"cpu_millis", Int()}})}}),
                   {"name"});
@@ -216,8 +223,33 @@ Json Schemas() {
                            {"port", Int()},
                            {"balance", Enum({"round_robin", "least_conn", "hash_ip"})},
                            {"connect_timeout_ms", Int()},
-                           {"idle_timeout_ms", Int()}}),
+                           {"idle_timeout_ms", Int()},
+                           {"status",
+                            {{"type", "object"},
+                             {"readOnly", true},
+                             {"description", "the gateway's listener for this rule, as it last "
+                                             "reported it"},
+                             {"properties",
+                              {{"state", Enum({"listening", "failed", "pending", "unknown"})},
+                               {"address", Str()},
+                               {"error", Str()},
+                               {"since", Str()},
+                               {"message", Str()}}}}}}),
                      {"listen_port", "component"});
+  s["DomainOwner"] = Obj({{"domain", Str()},
+                          {"team", Str()},
+                          {"assigned", Bool()},
+                          {"by", Str()},
+                          {"revision", Int()}});
+  s["DomainAssignment"] = Obj({{"team", Str()}}, {"team"});
+  s["CredentialRotated"] = Obj({{"rotated", Bool()}, {"token_id", Str()}, {"user", Str()}});
+  s["GatewayStatus"] = Obj(
+      {{"revision", Int()},
+       {"tcp", {{"type", "array"},
+                {"items", Obj({{"route", Str()},
+                               {"address", Str()},
+                               {"listening", Bool()},
+                               {"error", Str()}})}}}});
   s["CertificateInput"] = Obj({{"name", Str()},
                                {"cert_pem", Str()},
                                {"chain_pem", Str()},

@@ -45,6 +45,9 @@ struct Route {
   int success_status = 200;
   bool public_route = false;    // no token needed
   bool blocking = false;        // runs on the blocking pool (password hashing)
+  // Service accounts (the gateway) may call it; every other route answers them 403
+  // service_account_scope, so a service credential reaches only what its service needs.
+  bool service_account = false;
   // The body is streamed to a file (HttpRequest::body_file) of at most ApiOptions::upload_limit
   // bytes; `upload_min_role` is checked in the route's {team} before the body is read.
   bool body_to_file = false;

@@ -1,6 +1,7 @@
 // The change feed as a stream: newline-delimited JSON, one line per change, resumable by
 // revision (docs/api.md "Watch").
 #include "api/detail/service.h"
+#include "routing/routing.h"
 
 namespace berth::api {
 namespace {
@@ -13,7 +14,8 @@ bool StartsWith(const std::string& s, const std::string& prefix) {
 
 class WatchStream final : public StreamSource {
  public:
-  // `team` empty = every change (platform administrators).
+  // `team` empty = every change (platform administrators). A service account (the gateway)
+  // sees only which routing kinds changed — never the objects: it re-fetches the snapshot.
   WatchStream(Service& s, auth::Principal who, std::string team, int64_t from)
       : s_(s), who_(std::move(who)), team_(std::move(team)), cursor_(from) {}
 
@@ -41,6 +43,11 @@ class WatchStream final : public StreamSource {
                    {"kind", c.object.kind},
                    {"name", c.object.name}};
       Json rendered = RenderObject(c.object);
+      if (who_.service) {
+        line.erase("name");
+        *out += line.dump() + "\n";
+        continue;
+      }
       for (const char* parent : {"team", "app", "component"}) {
         if (rendered.contains(parent)) line[parent] = rendered[parent];
       }
@@ -57,6 +64,7 @@ class WatchStream final : public StreamSource {
 
  private:
   bool Visible(const Object& o) const {
+    if (who_.service) return routing::AffectsSnapshot(o.kind);
     if (team_.empty()) return true;
     if (o.kind == model::kUser || o.kind == model::kToken) return false;
     if (o.kind == model::kTeam) return o.name == team_;
@@ -114,8 +122,12 @@ void RegisterWatchRoutes(Service& svc) {
   all.summary = "Stream every change as NDJSON from a revision (platform administrators)";
   all.tag = "watch";
   all.response_schema = "Change";
+  all.service_account = true;  // the gateway follows the feed to know when to re-fetch
   all.fn = [sp](Ctx& c) -> Result<Reply> {
-    if (!c.who.admin) return PermissionDenied("only platform administrators can watch everything");
+    bool gateway = c.who.service && c.who.user == model::kGatewayUser;
+    if (!c.who.admin && !gateway) {
+      return PermissionDenied("only platform administrators can watch everything");
+    }
     return Watch(*sp, c, "");
   };
   svc.router.Add(std::move(all));

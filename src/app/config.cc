@@ -57,6 +57,8 @@ const std::vector<SettingInfo>& Settings() {
       {"gateway_io_threads", "BERTH_GATEWAY_IO_THREADS", "threads of the gateway serving connections (1-256)"},
       {"gateway_pin_io_threads", "BERTH_GATEWAY_PIN_IO_THREADS", "auto: pin the gateway's io threads one per CPU when there is one per CPU; on; off"},
       {"domain_suffix", "BERTH_DOMAIN_SUFFIX", "default domains are <component>.<app>.<suffix> (default localhost)"},
+      {"stream_recheck_s", "BERTH_STREAM_RECHECK_S", "streams (watch, log follow) re-check the caller's token and role this often, in seconds (1-3600)"},
+      {"token_gc_interval_s", "BERTH_TOKEN_GC_INTERVAL_S", "expired API tokens are deleted this often, in seconds (1-86400)"},
   };
   return kSettings;
 }
@@ -151,6 +153,10 @@ Status ApplySetting(const std::string& key, const std::string& value, const std:
                              source);
     }
     c->domain_suffix = suffix;
+  } else if (key == "stream_recheck_s") {
+    return ParseInt(value, source, 1, 3600, &c->stream_recheck_s);
+  } else if (key == "token_gc_interval_s") {
+    return ParseInt(value, source, 1, 86400, &c->token_gc_interval_s);
   } else if (key == "sync") {
     if (value != "full" && value != "normal") {
       return InvalidArgument(source + " must be full or normal, got \"" + value + "\"", source);
@@ -232,6 +238,11 @@ Status Validate(ServerConfig* c) {
     return InvalidArgument("store \"" + c->store + "\" is not sqlite:PATH", "store");
   }
   if (c->admin_user.empty()) return InvalidArgument("admin_user must not be empty", "admin_user");
+  if (model::ReservedName(c->admin_user)) {
+    return InvalidArgument("admin_user \"" + c->admin_user +
+                               "\" is reserved for berth's own service accounts",
+                           "admin_user");
+  }
   return Status::Ok();
 }
 

@@ -43,6 +43,8 @@ struct ServerConfig {
   int64_t gateway_io_threads = 2;                // `berth gateway --io-threads`
   std::string gateway_pin_io_threads = "auto";   // `berth gateway --pin-io-threads`
   std::string domain_suffix = "localhost";  // default domains: <component>.<app>.<suffix>
+  int64_t stream_recheck_s = 5;      // streams re-check their caller's access this often
+  int64_t token_gc_interval_s = 300; // expired tokens are deleted this often
 
   // Derived by Validate().
   HostPort api_addr;

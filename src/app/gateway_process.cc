@@ -157,13 +157,42 @@ Result<int> LaunchDetached(const std::vector<std::string>& cmd, const std::strin
 
 }  // namespace
 
-Status EnsureGatewayCredential(Store& store, const std::string& data_dir, spdlog::logger& log) {
+namespace {
+
+// A new non-expiring token of the gateway's account: the create op (with its audit record)
+// into `b`; returns the secret.
+std::string AddGatewayToken(WriteBatch& b, const std::string& actor, std::string* id) {
+  model::Token t;
+  t.id = auth::RandomHex(6);
+  t.name = "gateway";
+  t.user = kGatewayUser;
+  t.expires_at_ms = 0;  // rotated instead (RotateGatewayCredential)
+  std::string secret = auth::NewTokenSecret();
+  Json tj = model::ToJson(t);
+  Op op;
+  op.type = OpType::kCreate;
+  op.object = Object{model::kToken, model::TokenScope(kGatewayUser), t.id, tj.dump(),
+                     auth::HashToken(secret)};
+  b.ops.push_back(std::move(op));
+  b.audit.push_back({actor, "", "create", std::string("tokens/") + t.id,
+                     Json({{"before", nullptr}, {"after", tj}}).dump()});
+  if (id) *id = t.id;
+  return secret;
+}
+
+Result<std::string> PrepareGatewayDir(const std::string& data_dir) {
   std::string dir = data_dir + "/gateway";
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec) return Internal("cannot create " + dir + ": " + ec.message());
   ::chmod(dir.c_str(), 0700);
-  std::string token_path = dir + "/token";
+  return dir + "/token";
+}
+
+}  // namespace
+
+Status EnsureGatewayCredential(Store& store, const std::string& data_dir, spdlog::logger& log) {
+  BERTH_ASSIGN_OR_RETURN(std::string token_path, PrepareGatewayDir(data_dir));
 
   auto user = store.Get(model::kUser, "", kGatewayUser);
   if (!user.ok() && user.status().code() != Code::kNotFound) return user.status();
@@ -171,31 +200,35 @@ Status EnsureGatewayCredential(Store& store, const std::string& data_dir, spdlog
   if (user.ok()) {
     Json u = Json::parse(user->body, nullptr, false);
     // A user of that name with a password was made by a person, not by berth.
-    if (!u.is_object() || !u.value("admin", false) || u.value("disabled", false) ||
-        !u.value("password_hash", "").empty()) {
+    bool berths = u.is_object() && (u.value("admin", false) || u.value("service", false)) &&
+                  !u.value("disabled", false) && u.value("password_hash", "").empty();
+    if (!berths) {
       return FailedPrecondition(std::string("the user \"") + kGatewayUser +
-                                "\" exists but is not berth's enabled, password-less platform "
-                                "administrator; the gateway authenticates as it (rename that "
-                                "user, or run with --gateway off)");
+                                "\" exists but is not berth's enabled, password-less service "
+                                "account; the gateway authenticates as it (rename that user, or "
+                                "run with --gateway off)");
     }
-    if (!u.value("service", false)) {
-      // Made by a version without service accounts: mark it one, so user lists hide it and
-      // the API refuses to change or delete it.
+    if (!u.value("service", false) || u.value("admin", false)) {
+      // Made by an older version: as a platform administrator (which a stolen gateway token
+      // must not be) and perhaps before service accounts existed. Now a service account whose
+      // token reaches only the gateway's routes.
+      Json before = {{"service", u.value("service", false)}, {"admin", u.value("admin", false)}};
       u["service"] = true;
+      u["admin"] = false;
       Op mark;
       mark.type = OpType::kUpdate;
       mark.object = Object{model::kUser, "", kGatewayUser, u.dump()};
       mark.expected_revision = user->revision;
       b.ops.push_back(std::move(mark));
       b.audit.push_back({"berth", "", "update", std::string("users/") + kGatewayUser,
-                         Json({{"before", {{"service", false}}}, {"after", {{"service", true}}}}).dump()});
+                         Json({{"before", before}, {"after", {{"service", true}, {"admin", false}}}}).dump()});
     }
     std::string secret = ReadText(token_path);
     while (!secret.empty() && (secret.back() == '\n' || secret.back() == ' ')) secret.pop_back();
     if (!secret.empty()) {
       BERTH_ASSIGN_OR_RETURN(std::vector<Object> found,
                              store.FindByIndex(model::kToken, auth::HashToken(secret)));
-      if (!found.empty() && found.front().scope == kGatewayUser) {
+      if (!found.empty() && found.front().scope == model::TokenScope(kGatewayUser)) {
         if (b.ops.empty()) return Status::Ok();
         auto r = store.Commit(b);
         return r.ok() ? Status::Ok() : r.status();
@@ -206,7 +239,6 @@ Status EnsureGatewayCredential(Store& store, const std::string& data_dir, spdlog
   if (!user.ok()) {
     model::UserInput in;
     Json uj = {{"name", kGatewayUser},
-               {"admin", true},
                {"service", true},
                {"display_name", "Gateway (service user of berth server)"}};
     BERTH_ASSIGN_OR_RETURN(in, model::ParseUser(uj));
@@ -220,26 +252,59 @@ Status EnsureGatewayCredential(Store& store, const std::string& data_dir, spdlog
         {"berth", "", "create", std::string("users/") + kGatewayUser,
          Json({{"before", nullptr}, {"after", model::ToJson(in.user, false)}}).dump()});
   }
-  model::Token t;
-  t.id = auth::RandomHex(6);
-  t.name = "gateway";
-  t.user = kGatewayUser;
-  t.expires_at_ms = 0;  // rotated by deleting it: the server then issues a new one
-  std::string secret = auth::NewTokenSecret();
-  Json tj = model::ToJson(t);
-  Op op;
-  op.type = OpType::kCreate;
-  op.object = Object{model::kToken, kGatewayUser, t.id, tj.dump(), auth::HashToken(secret)};
-  b.ops.push_back(std::move(op));
-  b.audit.push_back({"berth", "", "create", std::string("tokens/") + t.id,
-                     Json({{"before", nullptr}, {"after", tj}}).dump()});
+  std::string id;
+  std::string secret = AddGatewayToken(b, "berth", &id);
   // The file first: a token in the store that nobody holds is harmless, the reverse is not.
   BERTH_RETURN_IF_ERROR(WritePrivate(token_path, secret + "\n"));
   auto r = store.Commit(b);
   if (!r.ok()) return r.status();
-  log.info("msg=\"issued the gateway's token\" user={} token={} file={}", kGatewayUser, t.id,
+  log.info("msg=\"issued the gateway's token\" user={} token={} file={}", kGatewayUser, id,
            token_path);
   return Status::Ok();
+}
+
+Result<std::string> RotateGatewayCredential(Store& store, const std::string& data_dir,
+                                            const std::string& actor) {
+  auto user = store.Get(model::kUser, "", kGatewayUser);
+  if (!user.ok()) {
+    if (user.status().code() == Code::kNotFound) {
+      return FailedPrecondition("this server runs no gateway (--gateway off): there is no "
+                                "gateway credential to rotate");
+    }
+    return user.status();
+  }
+  BERTH_ASSIGN_OR_RETURN(std::string token_path, PrepareGatewayDir(data_dir));
+  BERTH_ASSIGN_OR_RETURN(std::vector<Object> old,
+                         ListAll(store, model::kToken, model::TokenScope(kGatewayUser)));
+  // In three steps, so that the file always holds a token the store accepts: the new token is
+  // committed, then written to the file the gateway reads before every connection, and only
+  // then are the old ones revoked (which ends the watch the gateway holds with one of them).
+  WriteBatch add;
+  std::string id;
+  std::string secret = AddGatewayToken(add, actor, &id);
+  BERTH_RETURN_IF_ERROR(store.Commit(add).status());
+  if (Status w = WritePrivate(token_path, secret + "\n"); !w.ok()) {
+    WriteBatch undo;
+    undo.ops.push_back(Op{OpType::kDelete, Object{model::kToken, model::TokenScope(kGatewayUser), id}, 0});
+    (void)store.Commit(undo);
+    return w;
+  }
+  for (const Object& t : old) {
+    WriteBatch revoke;
+    Op del;
+    del.type = OpType::kDelete;
+    del.object = Object{model::kToken, t.scope, t.name};
+    revoke.ops.push_back(std::move(del));
+    revoke.audit.push_back({actor, "", "delete", "tokens/" + t.name,
+                            Json({{"before", {{"user", kGatewayUser}, {"reason", "rotated"}}},
+                                  {"after", nullptr}}).dump()});
+    auto r = store.Commit(revoke);
+    // Already gone (revoked meanwhile) is what we wanted.
+    if (!r.ok() && r.status().code() != Code::kNotFound) return r.status();
+  }
+  Logger("server")->info("msg=\"rotated the gateway's credential\" token={} revoked={} by={}", id,
+                         old.size(), actor);
+  return id;
 }
 
 std::vector<std::string> GatewayCommand(const GatewayProcessOptions& o) {

@@ -23,18 +23,29 @@
 #include <vector>
 
 #include "core/status.h"
+#include "model/model.h"
 #include "store/store.h"
 
 namespace berth {
 
-inline constexpr char kGatewayUser[] = "berth-gateway";
+using model::kGatewayUser;
 
-// Makes sure the service account `berth-gateway` (platform administrator, `service: true`, no
-// password) exists and DATA/gateway/token holds a valid, non-expiring token of it; creates what
-// is missing (with audit entries) and marks a `berth-gateway` made before service accounts
-// existed as one. Fails if a user of that name exists but is not berth's (it has a password,
-// or is not an enabled platform administrator).
+// Makes sure the service account `berth-gateway` (`service: true`, no password, not a platform
+// administrator: as a service account it may only read the routing snapshot and watch and
+// report the gateway's status) exists and DATA/gateway/token holds a valid, non-expiring token
+// of it; creates what is missing (with audit entries), marks a `berth-gateway` made before
+// service accounts existed as one and takes away the administrator rights older versions gave
+// it. Fails if a user of that name exists but is not berth's (it has a password, or is
+// disabled).
 Status EnsureGatewayCredential(Store& store, const std::string& data_dir, spdlog::logger& log);
+
+// Issues a new token for `berth-gateway`, writes it to DATA/gateway/token (0600, atomically)
+// and revokes every other token of the account in the same commit (`berth gateway
+// rotate-credential`). The running gateway reads the file before each connection, so it
+// switches at its next request; the watch it holds open ends when its old token is revoked.
+// Returns the new token's id.
+Result<std::string> RotateGatewayCredential(Store& store, const std::string& data_dir,
+                                            const std::string& actor);
 
 struct GatewayProcessOptions {
   std::string data_dir;

@@ -7,6 +7,7 @@
 
 #include <gtest/gtest.h>
 
+#include "auth/crypto.h"
 #include "core/log.h"
 #include "model/model.h"
 
@@ -57,7 +58,7 @@ TEST_F(GatewayCredentialTest, CreatesAServiceAccountWithAToken) {
   ASSERT_TRUE(Ensure().ok());
   Json u = User();
   EXPECT_TRUE(u.value("service", false));
-  EXPECT_TRUE(u.value("admin", false));
+  EXPECT_FALSE(u.value("admin", true)) << "a service account, not a platform administrator";
   EXPECT_EQ(u.value("password_hash", "x"), "");
   EXPECT_TRUE(fs::exists(dir_ / "gateway" / "token"));
   int64_t head = store_->Head();
@@ -68,7 +69,8 @@ TEST_F(GatewayCredentialTest, CreatesAServiceAccountWithAToken) {
 TEST_F(GatewayCredentialTest, MarksTheUserOfAnOlderVersionAsAServiceAccount) {
   ASSERT_TRUE(Ensure().ok());
   Json u = User();
-  u.erase("service");  // as an older version stored it
+  u.erase("service");  // as an older version stored it: a platform administrator
+  u["admin"] = true;
   WriteBatch b;
   Op op;
   op.type = OpType::kUpdate;
@@ -80,6 +82,7 @@ TEST_F(GatewayCredentialTest, MarksTheUserOfAnOlderVersionAsAServiceAccount) {
   in >> token;
   ASSERT_TRUE(Ensure().ok());
   EXPECT_TRUE(User().value("service", false));
+  EXPECT_FALSE(User().value("admin", true)) << "no longer a platform administrator";
   std::ifstream again(dir_ / "gateway" / "token");
   std::string kept;
   again >> kept;
@@ -93,6 +96,45 @@ TEST_F(GatewayCredentialTest, RefusesAPersonsUserOfThatName) {
   EXPECT_FALSE(s.ok());
   EXPECT_NE(s.message().find("--gateway off"), std::string::npos) << s.message();
   EXPECT_FALSE(User().value("service", false));
+}
+
+std::string ReadToken(const fs::path& p) {
+  std::ifstream in(p);
+  std::string t;
+  in >> t;
+  return t;
+}
+
+TEST_F(GatewayCredentialTest, RotationWritesANewTokenAndRevokesTheOldOnes) {
+  ASSERT_TRUE(Ensure().ok());
+  std::string before = ReadToken(dir_ / "gateway" / "token");
+  auto old = store_->FindByIndex(model::kToken, auth::HashToken(before));
+  ASSERT_TRUE(old.ok());
+  ASSERT_EQ(old->size(), 1u);
+  auto id = RotateGatewayCredential(*store_, dir_.string(), "admin");
+  ASSERT_TRUE(id.ok()) << id.status().ToString();
+  std::string after = ReadToken(dir_ / "gateway" / "token");
+  EXPECT_NE(after, before);
+  EXPECT_EQ(fs::status(dir_ / "gateway" / "token").permissions() & fs::perms::all,
+            fs::perms::owner_read | fs::perms::owner_write);
+  auto gone = store_->FindByIndex(model::kToken, auth::HashToken(before));
+  ASSERT_TRUE(gone.ok());
+  EXPECT_TRUE(gone->empty()) << "the old token is revoked";
+  auto now = store_->FindByIndex(model::kToken, auth::HashToken(after));
+  ASSERT_TRUE(now.ok());
+  ASSERT_EQ(now->size(), 1u);
+  EXPECT_EQ(now->front().name, *id);
+  EXPECT_EQ(now->front().scope, model::TokenScope(kGatewayUser));
+  // A start after the rotation keeps the rotated token.
+  int64_t head = store_->Head();
+  ASSERT_TRUE(Ensure().ok());
+  EXPECT_EQ(store_->Head(), head);
+}
+
+TEST_F(GatewayCredentialTest, RotationWithoutAGatewayIsRefused) {
+  auto id = RotateGatewayCredential(*store_, dir_.string(), "admin");
+  EXPECT_FALSE(id.ok());
+  EXPECT_EQ(id.status().reason(), "failed_precondition");
 }
 
 }  // namespace

@@ -7,7 +7,10 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
+#include <mutex>
+#include <thread>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -19,10 +22,12 @@
 #include "app/gateway_process.h"
 #include "auth/crypto.h"
 #include "auth/secret_box.h"
+#include "auth/tokens.h"
 #include "build/controller.h"
 #include "core/log.h"
 #include "model/model.h"
 #include "routing/claims.h"
+#include "routing/domains.h"
 #include "runtime/runtime.h"
 #include "store/store.h"
 
@@ -152,10 +157,19 @@ int RunServer(const ServerConfig& cfg) {
   if (!opened.ok()) Fatal("cannot open the store: " + opened.status().message());
   std::unique_ptr<Store> store = std::move(opened).value();
   if (Status s = Bootstrap(*store, cfg, *log); !s.ok()) Fatal("first start failed: " + s.message());
+  // Tokens stored by older versions under the bare user name (a scope a team of that name
+  // shared) move to their user's own scope before anything reads them.
+  if (auto moved = auth::MigrateTokenScopes(*store); !moved.ok()) {
+    Fatal("cannot move tokens to their users' scopes: " + moved.status().message());
+  }
   // Gateway claims whose rule is gone (left by deletes of older versions, which kept them).
   // Not fatal: the API takes a stale claim over when a rule needs its key.
   if (auto swept = routing::SweepStaleClaims(*store); !swept.ok()) {
     log->warn("msg=\"sweeping stale gateway claims failed\" error=\"{}\"", swept.status().message());
+  }
+  // Domains routed before they had owners get the team of their rules (docs/gateway.md).
+  if (auto owned = routing::BackfillDomainOwners(*store); !owned.ok()) {
+    log->warn("msg=\"recording domain owners failed\" error=\"{}\"", owned.status().message());
   }
   if (cfg.gateway) {
     if (Status s = EnsureGatewayCredential(*store, cfg.data_dir, *log); !s.ok()) {
@@ -165,6 +179,7 @@ int RunServer(const ServerConfig& cfg) {
 
   api::ApiOptions ao;
   ao.token_ttl_hours = cfg.token_ttl_hours;
+  ao.stream_recheck = std::chrono::seconds(cfg.stream_recheck_s);
   ao.login_attempts = static_cast<int>(cfg.login_attempts);
   ao.data_dir = cfg.data_dir;
   ao.upload_limit = cfg.upload_limit;
@@ -173,21 +188,58 @@ int RunServer(const ServerConfig& cfg) {
   ao.gateway_host = cfg.http_addr.host;
   ao.gateway_http_port = cfg.http_addr.port;
   ao.gateway_https_port = cfg.https_addr.port;
+  ao.gateway_admin_port = cfg.gateway ? cfg.gateway_admin_addr.port : 0;
   ao.secrets = std::make_shared<const auth::SecretBox>(std::move(secrets).value());
   // CPU% of instances: the runtime samples, the API reads (core/usage_sampler.h).
   auto usage = std::make_shared<UsageSampler>(UsageSamplerOptions{.cgroups = CgroupLayout::Detect()});
   ao.usage = usage;
+  if (cfg.gateway) {
+    Store* st = store.get();
+    std::string data = cfg.data_dir;
+    ao.rotate_gateway_credential = [st, data](const std::string& actor) {
+      return RotateGatewayCredential(*st, data, actor);
+    };
+  }
   api::ApiService api(*store, SystemClock::Get(), ao);
 
   HttpServerOptions ho;
   ho.address = cfg.api_addr.host;
   ho.port = cfg.api_addr.port;
   ho.body_limit = static_cast<size_t>(cfg.body_limit);
+  // Waiting streams are polled unwoken too, so one whose caller lost access (an expired
+  // token) ends within stream_recheck_s.
+  ho.stream_poll = std::min<std::chrono::milliseconds>(std::chrono::seconds(1), ao.stream_recheck);
   std::unique_ptr<HttpServer> http = NewHttpServer(ho, &api);
   int listener = store->AddListener([&http](int64_t) { http->WakeStreams(); });
   auto port = http->Start();
   if (!port.ok()) Fatal(port.status().message());
+  api.SetApiPort(*port);
   api.SetReady(true);
+
+  // ---- expired tokens: deleted every token_gc_interval_s (docs/security.md) ----
+  std::mutex gc_mu;
+  std::condition_variable gc_cv;
+  bool gc_stop = false;  // guarded by gc_mu
+  std::thread token_gc([&] {
+    std::unique_lock<std::mutex> l(gc_mu);
+    while (!gc_cv.wait_for(l, std::chrono::seconds(cfg.token_gc_interval_s),
+                           [&] { return gc_stop; })) {
+      l.unlock();
+      auto swept = auth::SweepExpiredTokens(*store, UnixMillis(SystemClock::Get().Now()));
+      if (!swept.ok()) {
+        log->warn("msg=\"deleting expired tokens failed\" error=\"{}\"", swept.status().message());
+      }
+      l.lock();
+    }
+  });
+  auto stop_token_gc = [&] {
+    {
+      std::lock_guard<std::mutex> g(gc_mu);
+      gc_stop = true;
+    }
+    gc_cv.notify_all();
+    if (token_gc.joinable()) token_gc.join();
+  };
 
   // ---- builder (issue #3): builds queued versions; restarts resume them ----
   build::BuilderOptions bo;
@@ -268,6 +320,7 @@ int RunServer(const ServerConfig& cfg) {
   runtime->Stop();  // instances keep running under their shims; the next server adopts them
   runtime.reset();
   http->Stop();
+  stop_token_gc();
   store->RemoveListener(listener);
   ::unlink(info_path.c_str());
   http.reset();

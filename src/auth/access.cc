@@ -49,7 +49,8 @@ Result<Principal> Access::AuthenticateUncached(const std::string& hash, CachedTo
   }
   Json u = Json::parse(user->body, nullptr, false);
   if (u.value("disabled", false)) return Unauthenticated("user \"" + token->user + "\" is disabled");
-  out->principal = Principal{token->user, u.value("admin", false), token->id};
+  out->principal = Principal{token->user, u.value("admin", false), token->id,
+                             u.value("service", false)};
   out->expires_at_ms = token->expires_at_ms;
   out->last_used_at_ms = token->last_used_at_ms;
   out->scope = found->front().scope;

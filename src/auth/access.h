@@ -28,6 +28,9 @@ struct Principal {
   std::string user;
   bool admin = false;       // platform administrator
   std::string token_id;
+  // A service account of berth (the gateway): only the routes marked for service accounts
+  // answer it (api/router.h Route::service_account), whatever else it is.
+  bool service = false;
 };
 
 class Access {

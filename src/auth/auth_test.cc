@@ -5,6 +5,8 @@
 #include "auth/access.h"
 #include "auth/crypto.h"
 #include "auth/rate_limiter.h"
+#include "auth/tokens.h"
+#include "model/model.h"
 
 namespace berth::auth {
 namespace {
@@ -84,6 +86,22 @@ TEST(RateLimiterTest, SuccessClearsTheUsersFailures) {
   rl.RecordSuccess("a", "bob");
   rl.RecordFailure("a", "bob");
   EXPECT_EQ(rl.RetryAfterSeconds("a", "bob"), 0);
+}
+
+TEST(RateLimiterTest, OneAccountFromManyAddressesIsLimited) {
+  FakeClockForTest clock(FromUnixMillis(1000000));
+  LoginRateLimiter rl(clock, 2);
+  // One failure from each of 8 addresses: no address nor address+user is over its limit, but
+  // the account is (4 x 2).
+  for (int i = 0; i < 8; ++i) {
+    std::string addr = "127.0.0." + std::to_string(i + 2);
+    EXPECT_EQ(rl.RetryAfterSeconds(addr, "bob"), 0) << addr;
+    rl.RecordFailure(addr, "bob");
+  }
+  EXPECT_GT(rl.RetryAfterSeconds("127.0.0.100", "bob"), 0);
+  EXPECT_EQ(rl.RetryAfterSeconds("127.0.0.100", "alice"), 0) << "other accounts are not held";
+  clock.Advance(std::chrono::seconds(61));
+  EXPECT_EQ(rl.RetryAfterSeconds("127.0.0.100", "bob"), 0);
 }
 
 class AccessTest : public ::testing::Test {
@@ -198,6 +216,69 @@ TEST_F(AccessTest, DisabledUsersAreRejected) {
   Status s = access.Authenticate("Bearer " + secret).status();
   EXPECT_EQ(s.code(), Code::kUnauthenticated);
   EXPECT_NE(s.message().find("disabled"), std::string::npos);
+}
+
+TEST_F(AccessTest, ServiceAccountsAreMarked) {
+  FakeClockForTest clock(FromUnixMillis(1000000));
+  Access access(*store_, clock);
+  std::string secret = NewTokenSecret();
+  Put("user", "", "berth-gateway", R"({"name":"berth-gateway","service":true})");
+  Put("token", model::TokenScope("berth-gateway"), "t1",
+      R"({"id":"t1","name":"gateway","user":"berth-gateway"})", HashToken(secret));
+  auto who = access.Authenticate("Bearer " + secret);
+  ASSERT_TRUE(who.ok()) << who.status().ToString();
+  EXPECT_TRUE(who->service);
+  EXPECT_FALSE(who->admin);
+}
+
+TEST_F(AccessTest, ExpiredTokensAreSweptAndOldScopesMoved) {
+  Put("user", "", "bob", R"({"name":"bob"})");
+  Put("user", "", "eve", R"({"name":"eve"})");
+  // bob's tokens as an older version stored them: under the bare user name.
+  std::string kept = NewTokenSecret();
+  Put("token", "bob", "t1", R"({"id":"t1","name":"x","user":"bob","expires_at_ms":0})",
+      HashToken(kept));
+  Put("token", "bob", "t2", R"({"id":"t2","name":"x","user":"bob","expires_at_ms":5000})", "h2");
+  // A team named like the user, with an app: deleting it must leave bob's tokens alone.
+  Put("team", "", "bob", R"({"name":"bob"})");
+  Put("app", "bob", "shop", R"({"name":"shop"})");
+  auto moved = MigrateTokenScopes(*store_);
+  ASSERT_TRUE(moved.ok()) << moved.status().ToString();
+  EXPECT_EQ(*moved, 2);
+  EXPECT_EQ(*MigrateTokenScopes(*store_), 0) << "nothing left to move";
+  auto found = store_->FindByIndex("token", HashToken(kept));
+  ASSERT_TRUE(found.ok());
+  ASSERT_EQ(found->size(), 1u);
+  EXPECT_EQ(found->front().scope, "user:bob");
+  WriteBatch del;
+  del.ops.push_back(Op{OpType::kDeleteTree, Object{"", "bob", ""}});
+  ASSERT_TRUE(store_->Commit(del).ok());
+  EXPECT_EQ(*store_->Count("token", "user:bob"), 2) << "the team's delete kept the user's tokens";
+  EXPECT_EQ(*store_->Count("app", "bob"), 0);
+
+  auto swept = SweepExpiredTokens(*store_, 4999);
+  ASSERT_TRUE(swept.ok());
+  EXPECT_EQ(*swept, 0);
+  swept = SweepExpiredTokens(*store_, 5000);
+  ASSERT_TRUE(swept.ok());
+  EXPECT_EQ(*swept, 1);
+  EXPECT_FALSE(store_->Get("token", "user:bob", "t2").ok());
+  EXPECT_TRUE(store_->Get("token", "user:bob", "t1").ok()) << "tokens that never expire stay";
+
+  // Revoking all of a user's tokens is one op, however many there are.
+  for (int i = 0; i < 1200; i += 400) {
+    WriteBatch many;
+    for (int j = i; j < i + 400; ++j) {
+      many.ops.push_back(Op{OpType::kCreate, Object{"token", "user:eve", "m" + std::to_string(j),
+                                                    R"({"user":"eve"})"}});
+    }
+    ASSERT_TRUE(store_->Commit(many).ok());
+  }
+  WriteBatch revoke;
+  revoke.ops.push_back(RevokeAllTokensOp("eve"));
+  ASSERT_TRUE(store_->Commit(revoke).ok());
+  EXPECT_EQ(*store_->Count("token", "user:eve"), 0);
+  EXPECT_EQ(*store_->Count("token", "user:bob"), 1);
 }
 
 }  // namespace

@@ -1,5 +1,7 @@
 #include "auth/rate_limiter.h"
 
+#include <algorithm>
+
 namespace berth::auth {
 
 LoginRateLimiter::LoginRateLimiter(const Clock& clock, int max_failures,
@@ -18,7 +20,8 @@ int LoginRateLimiter::RetryAfterSeconds(const std::string& address, const std::s
   TimePoint now = clock_.Now();
   int a = CheckLocked(by_user_[address + "|" + user], max_failures_, now);
   int b = CheckLocked(by_address_[address], max_failures_ * 4, now);
-  return std::max(a, b);
+  int c = CheckLocked(by_account_[user], max_failures_ * 4, now);
+  return std::max({a, b, c});
 }
 
 void LoginRateLimiter::RecordFailure(const std::string& address, const std::string& user) {
@@ -26,8 +29,9 @@ void LoginRateLimiter::RecordFailure(const std::string& address, const std::stri
   TimePoint now = clock_.Now();
   by_user_[address + "|" + user].push_back(now);
   by_address_[address].push_back(now);
+  by_account_[user].push_back(now);
   // Bound memory: forget keys whose failures have all expired.
-  for (auto* m : {&by_user_, &by_address_}) {
+  for (auto* m : {&by_user_, &by_address_, &by_account_}) {
     if (m->size() <= 10000) continue;
     for (auto it = m->begin(); it != m->end();) {
       CheckLocked(it->second, max_failures_ * 4, now);
@@ -39,6 +43,7 @@ void LoginRateLimiter::RecordFailure(const std::string& address, const std::stri
 void LoginRateLimiter::RecordSuccess(const std::string& address, const std::string& user) {
   std::lock_guard<std::mutex> l(mu_);
   by_user_.erase(address + "|" + user);
+  by_account_.erase(user);
 }
 
 }  // namespace berth::auth

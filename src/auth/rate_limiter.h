@@ -1,6 +1,8 @@
 // Limits failed login attempts: at most `max_failures` per key (client address + user name)
-// within `window`, and 4x that per client address alone, so neither guessing one user's
-// password nor spraying many users works quickly.
+// within `window`, 4x that per client address alone (spraying many users from one address)
+// and 4x that per user name from any address (guessing one user's password from many
+// addresses — every 127.x.y.z is a client address of its own). The last one lets anybody hold
+// a user's logins back for up to `window`: the price of not letting a botnet guess freely.
 // Thread-safety: thread-safe (one mutex).
 #pragma once
 
@@ -33,6 +35,7 @@ class LoginRateLimiter {
   std::mutex mu_;
   std::map<std::string, std::deque<TimePoint>> by_user_;     // guarded by mu_
   std::map<std::string, std::deque<TimePoint>> by_address_;  // guarded by mu_
+  std::map<std::string, std::deque<TimePoint>> by_account_;  // guarded by mu_
 };
 
 }  // namespace berth::auth

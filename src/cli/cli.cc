@@ -475,6 +475,53 @@ void AddTeamCommands(CLI::App& app, const std::shared_ptr<Shared>& sh) {
 // ---------------------------------------------------------------------------------------------
 // Apps
 
+// `berth settings show|set`: the platform settings (who may create teams, the per-user team
+// limit and the quota of teams users create).
+void AddSettingsCommands(CLI::App& app, const std::shared_ptr<Shared>& sh) {
+  CLI::App* noun = Noun(&app, "settings", "Show or change the platform settings (administrators)");
+  struct Opts {
+    std::string team_creation;
+    int max_teams = 0, qi = 0, qm = 0, qc = 0;
+    CLI::Option *max_opt = nullptr, *qi_opt = nullptr, *qm_opt = nullptr, *qc_opt = nullptr;
+  };
+  auto o = std::make_shared<Opts>();
+  Leaf(noun, sh, "show", "Show the platform settings", [](Session& s) -> Status {
+    BERTH_ASSIGN_OR_RETURN(Json resp, s.Call("GET", "/api/v1/settings"));
+    s.PrintObject(resp);
+    return Status::Ok();
+  });
+  CLI::App* set = Leaf(noun, sh, "set", "Change platform settings (platform administrators)",
+                       [o](Session& s) -> Status {
+    Json body = Json::object();
+    if (!o->team_creation.empty()) body["team_creation"] = o->team_creation;
+    if (Given(o->max_opt)) body["max_teams_per_user"] = o->max_teams;
+    Json quota = Json::object();
+    if (Given(o->qi_opt)) quota["instances"] = o->qi;
+    if (Given(o->qm_opt)) quota["memory_mb"] = o->qm;
+    if (Given(o->qc_opt)) quota["cpu_millis"] = o->qc;
+    if (!quota.empty()) body["default_team_quota"] = quota;
+    if (body.empty()) return Usage("nothing to change: give at least one flag (see --help)");
+    BERTH_ASSIGN_OR_RETURN(Json resp, s.Call("PATCH", "/api/v1/settings", &body));
+    s.PrintObject(resp);
+    return Status::Ok();
+  });
+  set->add_option("--team-creation", o->team_creation,
+                  "Who may create teams: admins (platform administrators only) or everyone")
+      ->check(CLI::IsMember({"admins", "everyone"}));
+  o->max_opt = set->add_option("--max-teams-per-user", o->max_teams,
+                               "Teams a user (not an administrator) may have created")
+                   ->check(CLI::Range(1, 1000));
+  o->qi_opt = set->add_option("--default-quota-instances", o->qi,
+                              "Instances quota of a team a user creates (0 = unlimited)")
+                  ->check(CLI::NonNegativeNumber);
+  o->qm_opt = set->add_option("--default-quota-memory-mb", o->qm,
+                              "Memory quota in MB of a team a user creates (0 = unlimited)")
+                  ->check(CLI::NonNegativeNumber);
+  o->qc_opt = set->add_option("--default-quota-cpu-millis", o->qc,
+                              "CPU quota in millicores of a team a user creates (0 = unlimited)")
+                  ->check(CLI::NonNegativeNumber);
+}
+
 void AddAppCommands(CLI::App& app, const std::shared_ptr<Shared>& sh) {
   CLI::App* noun = Noun(&app, "app", "Manage apps in a team");
   struct Opts {
@@ -1061,6 +1108,8 @@ void AddBuildCommands(CLI::App& app, const ClientWorld& world, int* exit_code);
 
 // gateway_commands.cc: domain, tcp, cert.
 void AddGatewayCommands(CLI::App& app, const ClientWorld& world, int* exit_code);
+// gateway_commands.cc: `berth gateway rotate-credential`, under the gateway role's command.
+void AddGatewayAdminCommands(CLI::App& gateway, const ClientWorld& world, int* exit_code);
 
 void RegisterClientCommandsWithWorld(CLI::App& app, int* exit_code, ClientWorld world) {
   auto shared = std::make_shared<Shared>();
@@ -1068,6 +1117,7 @@ void RegisterClientCommandsWithWorld(CLI::App& app, int* exit_code, ClientWorld 
   shared->exit_code = exit_code;
   AddSessionCommands(app, shared);
   AddTeamCommands(app, shared);
+  AddSettingsCommands(app, shared);
   AddAppCommands(app, shared);
   AddComponentCommands(app, shared);
   AddUserCommands(app, shared);
@@ -1078,6 +1128,10 @@ void RegisterClientCommandsWithWorld(CLI::App& app, int* exit_code, ClientWorld 
 
 void RegisterClientCommands(CLI::App& app, int* exit_code) {
   RegisterClientCommandsWithWorld(app, exit_code, RealClientWorld());
+}
+
+void RegisterGatewayAdminCommands(CLI::App& gateway, int* exit_code) {
+  AddGatewayAdminCommands(gateway, RealClientWorld(), exit_code);
 }
 
 }  // namespace berth::cli

@@ -23,5 +23,7 @@
 namespace berth::cli {
 
 void RegisterClientCommands(CLI::App& app, int* exit_code);
+// The client verbs under `berth gateway` (the gateway role's command): rotate-credential.
+void RegisterGatewayAdminCommands(CLI::App& gateway, int* exit_code);
 
 }  // namespace berth::cli

@@ -4,6 +4,7 @@
 //                [--cookie K=V]... [--canary TARGET=PERCENT]... [--cert NAME] [--https-redirect]
 //                [--rate-limit RPS[:BURST]] [--balance B] [--max-body BYTES] [--name N]
 //   berth domain list [--app A] | show NAME --app A | remove NAME|DOMAIN --app A [--path /x]
+//   berth domain owners | assign DOMAIN TEAM | release DOMAIN   (platform administrators)
 //   berth tcp add LISTEN_PORT --app A --component C [--port P] [--balance B] [--name N]
 //                [--idle-timeout DURATION] [--connect-timeout DURATION]
 //   berth tcp list [--app A] | remove NAME|LISTEN_PORT --app A
@@ -268,6 +269,45 @@ void AddDomainCommands(CLI::App& app, const std::shared_ptr<Shared>& sh) {
   remove->add_option("--path", ro->path, "With a domain: the rule for this path prefix");
 }
 
+// ---- domain owners (platform administrators) ------------------------------------------------
+
+void AddDomainOwnerCommands(CLI::App& domain, const std::shared_ptr<Shared>& sh) {
+  Leaf(domain, sh, "owners", "Which team each domain belongs to (platform administrators)",
+       [](Call& c) -> Status {
+    BERTH_ASSIGN_OR_RETURN(Json l, c.Do("GET", "/api/v1/gateway/domains"));
+    c.Table(l, "domain owners", {"DOMAIN", "TEAM", "ASSIGNED", "BY"}, [](const Json& d) {
+      return std::vector<std::string>{Str(d, "domain"), Str(d, "team"),
+                                      d.value("assigned", false) ? "yes" : "no (claimed by a rule)",
+                                      Str(d, "by")};
+    });
+    return Status::Ok();
+  });
+  auto a = std::make_shared<std::pair<std::string, std::string>>();
+  CLI::App* assign = Leaf(domain, sh, "assign",
+                          "Give DOMAIN (or *.DOMAIN) to TEAM: only its rules may route it "
+                          "(platform administrators)",
+                          [a](Call& c) -> Status {
+    Json body = {{"team", a->second}};
+    BERTH_ASSIGN_OR_RETURN(
+        Json r, c.Do("PUT", "/api/v1/gateway/domains/" + EncodeComponent(a->first), &body));
+    c.Done(r, a->first + " now belongs to team " + Str(r, "team"));
+    return Status::Ok();
+  });
+  assign->add_option("domain", a->first, "Domain or wildcard (*.example.com)")->required();
+  assign->add_option("team", a->second, "The team it belongs to")->required();
+  auto rel = std::make_shared<std::string>();
+  CLI::App* release = Leaf(domain, sh, "release",
+                           "Let DOMAIN belong to no team again (no rule may route it; platform "
+                           "administrators)",
+                           [rel](Call& c) -> Status {
+    BERTH_ASSIGN_OR_RETURN(Json r,
+                           c.Do("DELETE", "/api/v1/gateway/domains/" + EncodeComponent(*rel)));
+    c.Done(r, "released " + *rel);
+    return Status::Ok();
+  });
+  release->add_option("domain", *rel, "Domain or wildcard")->required();
+}
+
 // ---- tcp -----------------------------------------------------------------------------------
 
 void AddTcpCommands(CLI::App& app, const std::shared_ptr<Shared>& sh) {
@@ -314,7 +354,7 @@ void AddTcpCommands(CLI::App& app, const std::shared_ptr<Shared>& sh) {
                         [lo](Call& c) -> Status {
     std::string path = lo->empty() ? c.Team() + "/tcp-rules" : c.App(*lo) + "/tcp-rules";
     BERTH_ASSIGN_OR_RETURN(Json l, c.All(path));
-    c.Table(l, "TCP rules", {"NAME", "APP", "LISTEN", "COMPONENT", "PORT", "BALANCE", "IDLE"}, [](const Json& r) {
+    c.Table(l, "TCP rules", {"NAME", "APP", "LISTEN", "COMPONENT", "PORT", "BALANCE", "IDLE", "STATUS"}, [](const Json& r) {
       std::string idle;
       if (r.contains("idle_timeout_ms") && r["idle_timeout_ms"].is_number_integer()) {
         int64_t ms = r["idle_timeout_ms"].get<int64_t>();
@@ -323,8 +363,15 @@ void AddTcpCommands(CLI::App& app, const std::shared_ptr<Shared>& sh) {
                : ms % 1000 == 0  ? std::to_string(ms / 1000) + "s"
                                  : std::to_string(ms) + "ms";
       }
+      // The gateway's listener: "failed: cannot listen on ...: Address already in use".
+      std::string status;
+      if (r.contains("status") && r["status"].is_object()) {
+        status = r["status"].value("state", "");
+        if (status == "failed") status += ": " + r["status"].value("error", "");
+      }
       return std::vector<std::string>{Str(r, "name"), Str(r, "app"), Field(r, "listen_port"),
-                                      Str(r, "component"), Field(r, "port"), Str(r, "balance"), idle};
+                                      Str(r, "component"), Field(r, "port"), Str(r, "balance"), idle,
+                                      status};
     });
     return Status::Ok();
   });
@@ -420,11 +467,27 @@ void AddCertCommands(CLI::App& app, const std::shared_ptr<Shared>& sh) {
 
 }  // namespace
 
+void AddGatewayAdminCommands(CLI::App& gateway, const ClientWorld& world, int* exit_code) {
+  auto sh = std::make_shared<Shared>();
+  sh->world = world;
+  sh->exit_code = exit_code;
+  Leaf(gateway, sh, "rotate-credential",
+       "Give the gateway a new API token and revoke its old ones (platform administrators); the "
+       "running gateway switches without dropping traffic",
+       [](Call& c) -> Status {
+         BERTH_ASSIGN_OR_RETURN(Json r, c.Do("POST", "/api/v1/gateway/credential/rotate"));
+         c.Done(r, "rotated the gateway's credential: new token " + Str(r, "token_id") +
+                       "; the old ones are revoked");
+         return Status::Ok();
+       });
+}
+
 void AddGatewayCommands(CLI::App& app, const ClientWorld& world, int* exit_code) {
   auto sh = std::make_shared<Shared>();
   sh->world = world;
   sh->exit_code = exit_code;
   AddDomainCommands(app, sh);
+  AddDomainOwnerCommands(*app.get_subcommand("domain"), sh);
   AddTcpCommands(app, sh);
   AddCertCommands(app, sh);
 }

@@ -3,6 +3,8 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cstdio>
 #include <fstream>
 #include <mutex>
@@ -31,6 +33,10 @@ class Current {
     std::lock_guard<std::mutex> l(mu_);
     routes_ = RoutesOf(s);
   }
+  // The revision of the last snapshot taken — applied, or identical in its routes to what is
+  // served (what the gateway reports: every rule at or below it is applied).
+  void Took(int64_t revision) { took_.store(revision); }
+  int64_t took() const { return took_.load(); }
 
  private:
   static std::string RoutesOf(const Snapshot& s) {
@@ -40,6 +46,7 @@ class Current {
   }
   std::mutex mu_;
   std::optional<std::string> routes_;  // guarded by mu_
+  std::atomic<int64_t> took_{-1};
 };
 
 Result<Snapshot> ParseText(const std::string& text, const std::string& where) {
@@ -64,11 +71,15 @@ std::string Summary(const Snapshot& s) {
 Result<int64_t> Take(DataPlane& dp, Current& current, const detail::StateDir* state,
                      const std::string& text, const std::string& where, spdlog::logger& log) {
   BERTH_ASSIGN_OR_RETURN(Snapshot s, ParseText(text, where));
-  if (!current.Differs(s)) return s.revision;
+  if (!current.Differs(s)) {
+    current.Took(s.revision);
+    return s.revision;
+  }
   if (Status st = dp.Apply(s); !st.ok()) {
     return Status(st.code(), st.reason(), where + ": " + st.message(), st.field());
   }
   current.Set(s);
+  current.Took(s.revision);
   log.info("msg=\"serving a new snapshot\" source=\"{}\" {}", where, Summary(s));
   if (state != nullptr) {
     // What was applied is what a restart serves: only snapshots that passed Apply are kept.
@@ -197,6 +208,23 @@ int RunGateway(const RoleOptions& o) {
     lo.control_file = o.control_file;
     lo.token_file = o.token_file;
     DataPlane* plane = dp.get();
+    // What the control plane shows on the TCP rules: which listeners could not bind, and why.
+    // Sent only when the listeners change (not at every snapshot revision: instances change
+    // the revision often); `revision` is the snapshot taken when they last changed.
+    lo.status = [plane, &current, last = std::string(), rev = int64_t{0}]() mutable {
+      Json tcp = Json::array();
+      for (const TcpListenerStatus& t : plane->TcpListeners()) {
+        Json e = {{"route", t.route_id}, {"address", t.address}, {"listening", t.listening}};
+        if (!t.listening) e["error"] = t.error;
+        tcp.push_back(std::move(e));
+      }
+      std::string now = tcp.dump();
+      if (now != last) {
+        last = now;
+        rev = std::max<int64_t>(current.took(), 0);
+      }
+      return Json({{"revision", rev}, {"tcp", tcp}}).dump();
+    };
     link = std::make_unique<detail::ControlLink>(
         lo, [plane, &current, persist, log](const std::string& text) {
           return Take(*plane, current, persist, text, "the control plane's snapshot", *log);
@@ -285,7 +313,9 @@ void RegisterGatewayCommand(CLI::App& app, int* exit_code) {
   cmd->add_option("--log-level", o->log_level, "trace, debug, info, warn, error or off")
       ->envname("BERTH_GATEWAY_LOG_LEVEL")
       ->capture_default_str();
-  cmd->callback([o, exit_code] {
+  cmd->callback([o, exit_code, cmd] {
+    // A client verb under this command (`berth gateway rotate-credential`) ran instead.
+    if (!cmd->get_subcommands().empty()) return;
     for (std::string* addr : {&o->data_plane.http, &o->data_plane.https, &o->data_plane.admin}) {
       if (*addr == "off") addr->clear();
     }

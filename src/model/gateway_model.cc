@@ -302,7 +302,9 @@ std::string DefaultHttpRuleName(const HttpRule& h) {
 
 Result<TcpRule> ParseTcpRule(const Json& in) {
   TcpRule t;
-  JsonReader r(in, "", ReadOnlyExcept({"component"}));
+  std::set<std::string> ignored = ReadOnlyExcept({"component"});
+  ignored.insert("status");  // the listener's state the API adds (docs/api.md)
+  JsonReader r(in, "", ignored);
   r.Str("name", &t.name, 255);
   if (r.ok() && !t.name.empty()) r.Fail(ValidateDnsLabel(t.name, "rule name"));
   r.Int("listen_port", &t.listen_port, 1, 65535);

@@ -204,6 +204,8 @@ std::optional<int64_t> CronSchedule::NextAfter(int64_t after_s) const {
 
 const std::set<std::string>& ReadOnlyFields() { return kReadOnly; }
 
+bool ReservedName(const std::string& name) { return name == kGatewayUser || name == "berth"; }
+
 const char* RoleName(Role r) {
   switch (r) {
     case Role::kViewer: return "viewer";
@@ -269,7 +271,11 @@ Result<TokenInput> ParseTokenInput(const Json& in) {
   JsonReader r(in, "", kReadOnly);
   r.Str("name", &t.name, 100);
   r.Int("ttl_hours", &t.ttl_hours, 0, 24 * 365 * 10);
+  r.Int("ttl_seconds", &t.ttl_seconds, 0, int64_t{3600} * 24 * 365 * 10);
   if (r.ok() && t.name.empty()) r.Fail(InvalidArgument("name is required", "name"));
+  if (r.ok() && t.ttl_hours != 0 && t.ttl_seconds != 0) {
+    r.Fail(InvalidArgument("give ttl_hours or ttl_seconds, not both", "ttl_seconds"));
+  }
   return Done(r, std::move(t));
 }
 
@@ -304,17 +310,42 @@ Result<Team> ParseTeam(const Json& in) {
     q.Int("memory_mb", &t.quota.memory_mb, 0, 64 << 20);
     q.Int("cpu_millis", &t.quota.cpu_millis, 0, 1 << 30);
   });
+  r.Str("created_by", &t.created_by, 255);  // the server sets it; the API ignores input
   if (r.ok()) r.Fail(ValidateDnsLabel(t.name, "team name"));
   return Done(r, std::move(t));
 }
 
 Json ToJson(const Team& t) {
-  return {{"name", t.name},
-          {"display_name", t.display_name},
-          {"quota",
-           {{"instances", t.quota.instances},
-            {"memory_mb", t.quota.memory_mb},
-            {"cpu_millis", t.quota.cpu_millis}}}};
+  Json j = {{"name", t.name},
+            {"display_name", t.display_name},
+            {"quota",
+             {{"instances", t.quota.instances},
+              {"memory_mb", t.quota.memory_mb},
+              {"cpu_millis", t.quota.cpu_millis}}}};
+  if (!t.created_by.empty()) j["created_by"] = t.created_by;
+  return j;
+}
+
+Result<PlatformSettings> ParsePlatformSettings(const Json& in) {
+  PlatformSettings p;
+  JsonReader r(in, "", ReadOnlyExcept({}));
+  r.Enum("team_creation", &p.team_creation, {"admins", "everyone"});
+  r.Int("max_teams_per_user", &p.max_teams_per_user, 1, 1000);
+  r.Obj("default_team_quota", [&](JsonReader& q) {
+    q.Int("instances", &p.default_team_quota.instances, 0, 100000);
+    q.Int("memory_mb", &p.default_team_quota.memory_mb, 0, 64 << 20);
+    q.Int("cpu_millis", &p.default_team_quota.cpu_millis, 0, 1 << 30);
+  });
+  return Done(r, std::move(p));
+}
+
+Json ToJson(const PlatformSettings& p) {
+  return {{"team_creation", p.team_creation},
+          {"max_teams_per_user", p.max_teams_per_user},
+          {"default_team_quota",
+           {{"instances", p.default_team_quota.instances},
+            {"memory_mb", p.default_team_quota.memory_mb},
+            {"cpu_millis", p.default_team_quota.cpu_millis}}}};
 }
 
 Result<Member> ParseMember(const Json& in) {

@@ -68,6 +68,15 @@ struct UserInput {
 Result<UserInput> ParseUser(const Json& in);
 Json ToJson(const User& u, bool include_secrets);
 
+// Tokens live under their user's own scope "user:<name>" — a path no team can have (team names
+// are DNS labels, without ':'), so deleting a team (a tree delete of its scope) can never take
+// a user's tokens with it, and a user's tokens go with one tree delete of this scope.
+inline std::string TokenScope(const std::string& user) { return "user:" + user; }
+
+// Names no user or team may take: the service accounts berth makes for itself and "berth", the
+// actor of the platform's own audit entries (409 name_reserved).
+bool ReservedName(const std::string& name);
+
 struct Token {
   std::string id;
   std::string name;
@@ -78,6 +87,7 @@ struct Token {
 struct TokenInput {
   std::string name;
   int64_t ttl_hours = 0;  // 0 = the server's default
+  int64_t ttl_seconds = 0;  // instead of ttl_hours, for short-lived tokens (at most one)
 };
 Result<TokenInput> ParseTokenInput(const Json& in);
 Result<Token> TokenFromJson(const Json& stored);
@@ -92,9 +102,31 @@ struct Team {
   std::string name;
   std::string display_name;
   Quota quota;
+  // Who created it (set by the server; read-only): counts against that user's
+  // max_teams_per_user while the team exists.
+  std::string created_by;
 };
 Result<Team> ParseTeam(const Json& in);
 Json ToJson(const Team& t);
+
+// ---- platform settings (docs/security.md "Who may create teams") ----------------------------
+
+// One object (kind "setting", scope "", name "platform"), changed by platform administrators.
+inline constexpr char kSetting[] = "setting";
+inline constexpr char kPlatformSettings[] = "platform";
+struct PlatformSettings {
+  // Who may create teams: "admins" (platform administrators only, the default) or "everyone"
+  // (any user; the creator owns the team).
+  std::string team_creation = "admins";
+  // Teams a user who is not a platform administrator may have created and not yet deleted.
+  int64_t max_teams_per_user = 3;
+  // The quota a team created by such a user gets (they cannot set or change quotas), so
+  // creating more teams never escapes quotas: a user's share is at most max_teams_per_user
+  // times this.
+  Quota default_team_quota{10, 0, 0};
+};
+Result<PlatformSettings> ParsePlatformSettings(const Json& in);
+Json ToJson(const PlatformSettings& s);
 
 struct Member {
   std::string user;
@@ -327,6 +359,15 @@ inline constexpr char kHttpRule[] = "http_rule";
 inline constexpr char kTcpRule[] = "tcp_rule";
 inline constexpr char kCertificate[] = "certificate";
 inline constexpr char kGatewayClaim[] = "gateway_claim";
+// Which team a domain belongs to (scope "", named by the domain, "*.example.com" for a
+// wildcard): {"team", "assigned", "by"} (routing/domains.h).
+inline constexpr char kDomain[] = "domain";
+// What the gateway reported about its listeners (scope "", name "gateway"): the snapshot
+// revision it serves and every TCP route's listener with its bind error (PUT
+// /api/v1/gateway/status). The API shows it on the TCP rules (`status`).
+inline constexpr char kGatewayStatus[] = "gateway_status";
+// The service account the gateway authenticates as (docs/security.md).
+inline constexpr char kGatewayUser[] = "berth-gateway";
 
 struct GatewayMatch {
   std::string name;

@@ -4,6 +4,7 @@
 
 #include "core/log.h"
 #include "model/model.h"
+#include "routing/domains.h"
 
 namespace berth::routing {
 namespace {
@@ -72,12 +73,24 @@ Result<std::vector<Op>> ClaimReleaseOps(Store& store, const std::string& scope) 
   }
   std::vector<Op> ops;
   std::set<std::string> seen;
+  std::set<std::string> going;  // "team/app/rule" of the HTTP rules that go
   for (const std::string& s : app_scopes) {
     for (const char* kind : {model::kHttpRule, model::kTcpRule}) {
       BERTH_ASSIGN_OR_RETURN(std::vector<Object> rules, ListAll(store, kind, s));
-      for (const Object& r : rules) BERTH_RETURN_IF_ERROR(AddClaimRelease(store, r, &seen, &ops));
+      for (const Object& r : rules) {
+        BERTH_RETURN_IF_ERROR(AddClaimRelease(store, r, &seen, &ops));
+        if (r.kind == model::kHttpRule) going.insert(r.scope + "/" + r.name);
+      }
     }
   }
+  // The team's domains: all of them with the team; with an app, those its rules alone routed
+  // (and the team did not have assigned).
+  const std::string team = scope.substr(0, scope.find('/'));
+  BERTH_ASSIGN_OR_RETURN(std::vector<Op> domains,
+                         scope.find('/') == std::string::npos
+                             ? TeamDomainOps(store, team)
+                             : ReleaseDomainOps(store, team, going));
+  for (Op& d : domains) ops.push_back(std::move(d));
   return ops;
 }
 
@@ -87,9 +100,11 @@ Result<std::vector<Op>> ComponentRuleOps(Store& store, const std::string& team,
   const std::string scope = team + "/" + app;
   std::vector<Op> ops;
   std::set<std::string> seen;
+  std::set<std::string> going;  // "team/app/rule" of the HTTP rules deleted
   auto drop = [&](const Object& rule) -> Status {
     ops.push_back(Delete(rule.kind, rule.scope, rule.name, rule.revision));
     if (changed) changed->push_back(rule.kind + "/" + rule.name);
+    if (rule.kind == model::kHttpRule) going.insert(rule.scope + "/" + rule.name);
     return AddClaimRelease(store, rule, &seen, &ops);
   };
   BERTH_ASSIGN_OR_RETURN(std::vector<Object> tcps, ListAll(store, model::kTcpRule, scope));
@@ -121,6 +136,10 @@ Result<std::vector<Op>> ComponentRuleOps(Store& store, const std::string& team,
     op.expected_revision = o.revision;
     ops.push_back(std::move(op));
     if (changed) changed->push_back(o.kind + "/" + o.name);
+  }
+  if (!going.empty()) {
+    BERTH_ASSIGN_OR_RETURN(std::vector<Op> domains, ReleaseDomainOps(store, team, going));
+    for (Op& d : domains) ops.push_back(std::move(d));
   }
   return ops;
 }

@@ -25,13 +25,16 @@ struct ClaimOwner {
 };
 
 // Deletes of the claims held by the HTTP and TCP rules at or below `scope` ("team" or
-// "team/app"), for the commit that deletes those rules with their app or team.
+// "team/app"), for the commit that deletes those rules with their app or team; with them the
+// team's domains (routing/domains.h): every one for a team, the ones only the app's rules
+// routed for an app.
 Result<std::vector<Op>> ClaimReleaseOps(Store& store, const std::string& scope);
 
 // Ops for the commit that deletes component `component` of `team/app`: its TCP rules and the
 // HTTP rules that route only to it are deleted with their claims; an HTTP rule that also
 // routes to other components loses its backends on this one (and is deleted with its claim
-// when no backend with a weight above 0 remains). `changed` (optional) gets "kind/name" of
+// when no backend with a weight above 0 remains). Domains no rule of the team routes any more
+// are released (unless assigned). `changed` (optional) gets "kind/name" of
 // every rule touched, for the answer.
 Result<std::vector<Op>> ComponentRuleOps(Store& store, const std::string& team,
                                          const std::string& app, const std::string& component,

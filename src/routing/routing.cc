@@ -1,5 +1,7 @@
 #include "routing/routing.h"
 
+#include "routing/domains.h"
+
 #include <map>
 #include <set>
 
@@ -188,7 +190,13 @@ class Builder {
     }
     gateway::Certificate out;
     out.name = full;
-    out.domains = c->domains;
+    // A certificate is served (by SNI) only for names its team may route: a name another
+    // team holds (routing/domains.h) is left out, so a team cannot present its certificate
+    // for another team's domain.
+    for (const std::string& d : c->domains) {
+      BERTH_ASSIGN_OR_RETURN(DomainOwner other, OtherHolder(store_, d, team));
+      if (other.team.empty()) out.domains.push_back(d);
+    }
     out.cert_pem = c->cert_pem;
     out.key_pem = *key;
     out.not_after = c->not_after;
@@ -461,6 +469,14 @@ Result<std::vector<std::string>> ComponentAddresses(Store& store, const std::str
                                                     const Options& options) {
   BERTH_ASSIGN_OR_RETURN(AddressBook book, AddressBook::Load(store, team, app, options));
   return book.Addresses(component, ports);
+}
+
+bool AffectsSnapshot(const std::string& kind) {
+  for (const char* k : {model::kComponent, model::kInstance, model::kVersion, model::kApp,
+                        model::kTeam, model::kHttpRule, model::kTcpRule, model::kCertificate}) {
+    if (kind == k) return true;
+  }
+  return false;
 }
 
 }  // namespace berth::routing

@@ -53,6 +53,10 @@ std::string PoolKey(const std::string& team, const std::string& app, const std::
 // from its revision misses nothing.
 Result<gateway::Snapshot> BuildSnapshot(Store& store, const Options& options);
 
+// Whether a change of this store kind can change what BuildSnapshot returns (the kinds the
+// gateway's watch needs to see; gateway/detail/control_link.cc keeps the same list).
+bool AffectsSnapshot(const std::string& kind);
+
 // The JSON of docs/gateway.md "Snapshot" (every field written, defaults included).
 Json SnapshotToJson(const gateway::Snapshot& snapshot);
 const char* BalanceText(gateway::Balance b);

@@ -23,6 +23,9 @@ class AuthTest(BerthTestCase):
                        token=a), 201)
         ok(cls.srv.api("POST", f"{V}/teams/rbac/apps/base/components", {"name": "web"},
                        token=a), 201)
+        # Users create their own teams here (olga, carol); by default only administrators may
+        # (test_identity.TeamCreationTest).
+        ok(cls.srv.api("PATCH", f"{V}/settings", {"team_creation": "everyone"}, token=a), 200)
 
     def assertDenied(self, resp, msg=""):
         self.assertStatus(resp, 403, "permission_denied", msg=msg)

@@ -189,10 +189,14 @@ class GatewayApiTest(BerthTestCase):
         self.ok(self.api("POST", self.rules("other"), {
             "domain": "dup.example.com", "headers": [{"name": "X-Beta", "value": "1"}],
             "backends": [{"component": "site"}]}), 201)
-        # Deleting the app frees its domains (its claims go in the same commit).
+        # Deleting the app frees its claims (in the same commit); the domain stays team
+        # default's while another of its rules routes it, so acme gets no path under it.
         self.ok(self.api("DELETE", f"{V}/teams/default/apps/other"))
-        self.ok(self.api("POST", f"{V}/teams/acme/apps/crm/http-rules", {
-            "domain": "dup.example.com", "path_prefix": "/blog", "backends": [{"component": "api"}]}), 201)
+        self.assertStatus(self.api("POST", f"{V}/teams/acme/apps/crm/http-rules", {
+            "domain": "dup.example.com", "path_prefix": "/blog", "backends": [{"component": "api"}]}),
+            409, "domain_taken")
+        self.ok(self.api("POST", self.rules(), {"domain": "dup.example.com", "path_prefix": "/blog",
+                                                "backends": [{"component": "web"}]}), 201)
         # Changing other fields keeps the rule's own claim.
         self.ok(self.api("PATCH", self.rules() + "/dup-example-com", {"balance": "hash_ip"}))
 
@@ -327,7 +331,7 @@ class GatewayApiTest(BerthTestCase):
                                                        "name": "again"}), 409, "port_taken")
         self.assertEqual(err["field"], "listen_port")
         self.assertStatus(self.api("POST", tcp, {"listen_port": HTTP_PORT, "component": "db"}),
-                          409, "port_taken")
+                          409, "port_reserved")  # the gateway's own port
         self.assertStatus(self.api("POST", tcp, {"listen_port": 15433, "component": "db", "port": 1}),
                           400, "invalid_argument")
         self.assertStatus(self.api("POST", tcp, {"listen_port": 0, "component": "db"}), 400,

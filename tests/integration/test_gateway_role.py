@@ -328,7 +328,7 @@ class GatewayRoleTest(BerthTestCase):
         listed = {u["name"]: u for u in self.list_all(users + "?all=true")}
         self.assertIn("berth-gateway", listed)
         self.assertEqual((listed["berth-gateway"]["service"], listed["berth-gateway"]["admin"]),
-                         (True, True))
+                         (True, False))
         self.assertFalse(listed["admin"]["service"])
         self.assertNotIn("password_hash", listed["berth-gateway"])
         self.assertStatus(self.api("GET", users + "?all=yes"), 400, "invalid_argument")
@@ -353,7 +353,7 @@ class GatewayRoleTest(BerthTestCase):
         self.assertStatus(self.api("PATCH", users + "/plain", {"service": True}), 400,
                           "invalid_argument")
         self.ok(self.api("DELETE", users + "/plain"))
-        # Still there, still an enabled administrator: the gateway's token keeps working.
+        # Still there, still enabled: the gateway's token keeps working.
         self.assertEqual(self.ok(self.api("GET", one))["disabled"], False)
         # The CLI hides it too, unless asked.
         self.assertNotIn("berth-gateway", self.must("user", "list"))

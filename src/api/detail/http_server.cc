@@ -622,7 +622,9 @@ class Session : public std::enable_shared_from_this<Session> {
     // always finds the wait armed.
     // The heartbeat is due `heartbeat` after the last write, however often wakes come: a
     // stream woken often by changes it does not show must still beat.
-    timer_.expires_at(last_write_ + core_->options.heartbeat);
+    // It also wakes after `stream_poll` to poll again unwoken (a source may end by itself).
+    timer_.expires_at(std::min(last_write_ + core_->options.heartbeat,
+                               std::chrono::steady_clock::now() + core_->options.stream_poll));
     timer_.async_wait([self = shared_from_this()](error_code ec) { self->OnTimer(ec); });
   }
 
@@ -634,6 +636,9 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     if (closed_) return;
     if (ec == asio::error::operation_aborted) return PollStream();  // woken
+    if (std::chrono::steady_clock::now() < last_write_ + core_->options.heartbeat) {
+      return PollStream();  // the periodic poll, before a heartbeat is due
+    }
     std::string beat;
     try {
       beat = source_->Heartbeat();

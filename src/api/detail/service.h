@@ -12,6 +12,7 @@
 #include "api/router.h"
 #include "auth/access.h"
 #include "auth/rate_limiter.h"
+#include "events/events.h"
 #include "model/model.h"
 #include "store/store.h"
 
@@ -20,13 +21,16 @@ namespace berth::api {
 struct Service {
   Service(Store& s, const Clock& c, ApiOptions o)
       : store(s), clock(c), options(std::move(o)), access(s, c),
-        limiter(c, options.login_attempts) {}
+        limiter(c, options.login_attempts), events(s, c) {}
 
   Store& store;
   const Clock& clock;
   ApiOptions options;
   auth::Access access;
   auth::LoginRateLimiter limiter;
+  events::Recorder events;
+  // The port the API listens on (set once it is bound): no TCP rule may take it.
+  std::atomic<int> api_port{0};
   Router router;
   std::atomic<bool> ready{false};
   std::string openapi;  // built once after the routes are registered

@@ -141,7 +141,9 @@ struct ControlLink::Impl {
   bool joined = false;
 
   // Link thread only.
+  std::string reported;  // the status text the control plane last took
   bool outage = false;
+  bool report_refused = false;
   Clock::time_point outage_since;
   int64_t revision = -1;
 
@@ -175,6 +177,7 @@ struct ControlLink::Impl {
   void NoteReachable() {
     if (!outage) return;
     outage = false;
+    reported.clear();  // the control plane may have lost it (or be another one): send again
     auto s = std::chrono::duration_cast<std::chrono::seconds>(Clock::now() - outage_since);
     log->info("msg=\"control plane reachable again\" outage_s={}", s.count());
   }
@@ -242,6 +245,54 @@ struct ControlLink::Impl {
     }
     f.revision = revision = *rev;
     co_return f;
+  }
+
+  // Sends the status when it changed since the control plane last took it.
+  awaitable<void> ReportOnce() {
+    std::string text = opt.status();
+    if (text == reported) co_return;
+    auto target = Target();
+    auto token = Token();
+    if (!target.ok() || !token.ok()) co_return;  // the fetch loop reports why
+    beast::tcp_stream s(co_await asio::this_coro::executor);
+    Status st = co_await Connect(s, *target);
+    if (!st.ok()) co_return;
+    http::request<http::string_body> req{http::verb::put, target->base + "/api/v1/gateway/status",
+                                         11};
+    Prepare(req, *target, *token);
+    req.set(http::field::content_type, "application/json");
+    req.body() = text;
+    req.prepare_payload();
+    beast::error_code ec;
+    s.expires_after(opt.request_timeout);
+    co_await http::async_write(s, req, Checked(ec));
+    beast::flat_buffer buf;
+    http::response_parser<http::string_body> p;
+    p.body_limit(1 << 20);
+    if (!ec) co_await http::async_read(s, buf, p, Checked(ec));
+    s.socket().shutdown(tcp::socket::shutdown_both, ec);
+    if (!p.is_done()) co_return;
+    Reply r{static_cast<int>(p.get().result_int()), std::move(p.get().body())};
+    if (r.status == 200) {
+      if (report_refused) log->info("msg=\"the control plane takes the gateway's status again\"");
+      report_refused = false;
+      reported = std::move(text);
+    } else if (!report_refused) {
+      report_refused = true;
+      log->warn("msg=\"the control plane refused the gateway's status; retrying\" reason=\"{} {}\"",
+                r.status, ErrorText(r));
+    }
+  }
+
+  awaitable<void> Reporter() {
+    asio::steady_timer tick(co_await asio::this_coro::executor);
+    beast::error_code ec;
+    while (true) {
+      tick.expires_after(opt.report_interval);
+      co_await tick.async_wait(Checked(ec));
+      if (ec) co_return;
+      co_await ReportOnce();
+    }
   }
 
   // Fetches again, debounced, whenever the watch marks the session dirty, until it is over.
@@ -389,6 +440,7 @@ void ControlLink::Start() {
   if (impl_->started) return;
   impl_->started = true;
   asio::co_spawn(impl_->ioc, impl_->Run(), asio::detached);
+  if (impl_->opt.status) asio::co_spawn(impl_->ioc, impl_->Reporter(), asio::detached);
   impl_->thread = std::thread([this] { impl_->ioc.run(); });
 }
 

@@ -1,7 +1,8 @@
 // The gateway role's link to the control plane (docs/gateway.md "Role"): fetches
 // GET /api/v1/gateway/snapshot, follows GET /api/v1/watch?from=REV and re-fetches (debounced)
 // when a kind the routing depends on changes; on 410 revision_compacted it fetches again and
-// watches from the new revision. While the control plane is unreachable (or refuses the
+// watches from the new revision. It also reports the gateway's state (its TCP listeners) with
+// PUT /api/v1/gateway/status whenever it changes. While the control plane is unreachable (or refuses the
 // credential) it retries with capped exponential back-off and logs once per outage; whatever
 // was applied last keeps serving meanwhile.
 //
@@ -31,6 +32,11 @@ struct ControlLinkOptions {
   std::chrono::seconds request_timeout{30};
   std::chrono::seconds watch_idle_timeout{45};  // the server sends heartbeats every 15 s
   size_t snapshot_limit = 256u << 20;
+  // The gateway's state for PUT /api/v1/gateway/status (JSON text), asked every
+  // `report_interval` on the link's thread and sent when it differs from what the control plane
+  // last took (and again after an outage). Unset = no reports.
+  std::function<std::string()> status;
+  std::chrono::milliseconds report_interval{1000};
 };
 
 // Takes a fetched snapshot's JSON text; returns its revision once it serves it (or already
