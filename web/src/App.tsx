@@ -10,6 +10,8 @@ import { ComponentPage } from './pages/ComponentPage';
 import { GatewayPage } from './pages/Gateway';
 import { Login } from './pages/Login';
 import { MembersPage } from './pages/Members';
+import { NewTeamPage } from './pages/NewTeam';
+import { PlatformPage } from './pages/Platform';
 import { WizardPage } from './pages/Wizard';
 import { Link, navigate, parseRoute, to, usePath, type Route } from './router';
 import { ErrorBanner, Loading } from './ui';
@@ -52,11 +54,12 @@ function Shell({ route, onLogout }: { route: Route; onLogout: () => void }) {
   const [who, setWho] = useState<Whoami | null>(null);
   const [error, setError] = useState<unknown>(null);
   const [allTeams, setAllTeams] = useState<string[]>([]);
+  const [loads, setLoads] = useState(0);
   useEffect(() => {
     api.whoami().then(setWho, setError);
     // The switcher lists the caller's teams (platform admins: every team).
     api.list<Team>('/teams').then((l) => setAllTeams(l.items.map((x) => x.name)), () => {});
-  }, []);
+  }, [loads]);
 
   const teams = useMemo(() => {
     const mine = who?.teams ?? [];
@@ -112,13 +115,17 @@ function Shell({ route, onLogout }: { route: Route; onLogout: () => void }) {
           </nav>
         )}
         <div className="spacer" />
+        {who.can_create_teams && <Link href={to.newTeam()} aria-current={route.page === 'newTeam' ? 'page' : undefined}>{t('nav.newTeam')}</Link>}
+        {who.user.admin && <Link href={to.platform()} aria-current={route.page === 'platform' ? 'page' : undefined} data-testid="nav-platform">{t('nav.platform')}</Link>}
         {team && <LiveDot />}
         <LanguageSwitch />
         <span className="muted user">{t('nav.signedInAs', { user: who.user.name })}</span>
         <button type="button" onClick={logout}>{t('nav.logout')}</button>
       </header>
       <main className="page" id="main" tabIndex={-1}>
-        {!team ? <p className="muted">{t('teams.none')}</p> : (
+        {route.page === 'platform' ? (who.user.admin ? <PlatformPage /> : <p className="muted">{t('common.notFound')}</p>)
+          : route.page === 'newTeam' ? <NewTeamPage onCreated={() => setLoads((n) => n + 1)} />
+          : !team ? <p className="muted">{t('teams.none')}</p> : (
           <Page route={route} team={team} role={role} me={who.user.name} />
         )}
       </main>

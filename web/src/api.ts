@@ -27,13 +27,38 @@ export interface Meta {
   updated_at: string;
 }
 export type Role = 'owner' | 'admin' | 'developer' | 'viewer';
+export interface Quota {
+  instances: number;
+  memory_mb: number;
+  cpu_millis: number;
+}
 export interface Team extends Meta {
   name: string;
   display_name: string;
+  quota?: Quota;
+  created_by?: string;
 }
 export interface Whoami {
   user: { name: string; display_name: string; admin: boolean };
   teams: { team: string; role: Role }[];
+  // Whether the caller may create teams (platform admins, or everyone when the platform's
+  // team_creation setting says so).
+  can_create_teams?: boolean;
+}
+// GET/PATCH /settings (docs/api.md "Health and session").
+export interface PlatformSettings {
+  team_creation: 'admins' | 'everyone';
+  max_teams_per_user: number;
+  default_team_quota: Quota;
+  revision: number;
+}
+// GET /gateway/domains: which team each domain belongs to.
+export interface DomainOwner {
+  domain: string;
+  team: string;
+  assigned: boolean;
+  by: string;
+  revision: number;
 }
 export interface App extends Meta {
   name: string;

@@ -42,6 +42,24 @@ export interface TcpRule extends Meta {
   balance: 'round_robin' | 'least_conn' | 'hash_ip';
   connect_timeout_ms: number;
   idle_timeout_ms: number;
+  // The gateway's listener for the rule, as it last reported it (docs/api.md "Gateway").
+  status?: TcpRuleStatus;
+}
+export interface TcpRuleStatus {
+  state: 'listening' | 'failed' | 'pending' | 'unknown';
+  address?: string;
+  error?: string;
+  since?: string;
+  message?: string;
+}
+// What the rules table shows for a TCP rule's listener: a short state and, for a failure, the
+// bind error (the gateway retries it every second while every other rule keeps serving).
+export function tcpStatusOf(r: TcpRule): { state: TcpRuleStatus['state']; detail: string } {
+  const s = r.status;
+  if (!s) return { state: 'unknown', detail: '' };
+  if (s.state === 'failed') return { state: 'failed', detail: s.error ?? '' };
+  if (s.state === 'listening') return { state: 'listening', detail: s.address ?? '' };
+  return { state: s.state, detail: '' };
 }
 export interface Certificate extends Meta {
   name: string;

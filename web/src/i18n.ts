@@ -3,11 +3,13 @@
 // checks that both sides use the same {placeholders}.
 import { createContext, useContext } from 'react';
 import { gwEn, gwZh } from './i18n_gateway';
+import { platformEn, platformZh } from './i18n_platform';
 import { runsEn, runsZh } from './i18n_runs';
 
 export const en = {
   ...gwEn,
   ...runsEn,
+  ...platformEn,
   'app.name': 'berth',
   'app.tagline': 'Deploy and run your apps',
   'nav.apps': 'Apps',
@@ -332,6 +334,7 @@ export type Dictionary = Record<MessageKey, string>;
 export const zh: Dictionary = {
   ...gwZh,
   ...runsZh,
+  ...platformZh,
   'app.name': 'berth',
   'app.tagline': '部署并运行你的应用',
   'nav.apps': '应用',

@@ -34,6 +34,8 @@ export type Route =
   | { page: 'members'; team: string }
   | { page: 'audit'; team: string }
   | { page: 'gateway'; team: string; view: GatewayView; app?: string; rule?: string }
+  | { page: 'platform' }
+  | { page: 'newTeam' }
   | { page: 'notfound' };
 
 // The gateway screens: the team's rules, its certificates, and one rule's form (new or edit).
@@ -52,6 +54,8 @@ export function parseRoute(path: string): Route {
   const s = path.split('/').filter(Boolean).map(decodeURIComponent);
   if (s.length === 0) return { page: 'home' };
   if (s[0] === 'login' && s.length === 1) return { page: 'login' };
+  if (s[0] === 'platform' && s.length === 1) return { page: 'platform' };
+  if (s[0] === 'new-team' && s.length === 1) return { page: 'newTeam' };
   if (s[0] !== 'teams' || s.length < 3) return { page: 'notfound' };
   const team = s[1];
   if (s[2] === 'members' && s.length === 3) return { page: 'members', team };
@@ -80,6 +84,8 @@ export function parseRoute(path: string): Route {
 
 const e = encodeURIComponent;
 export const to = {
+  platform: () => '/platform',
+  newTeam: () => '/new-team',
   apps: (t: string) => `/teams/${e(t)}/apps`,
   app: (t: string, a: string) => `/teams/${e(t)}/apps/${e(a)}`,
   newComponent: (t: string, a: string) => `/teams/${e(t)}/apps/${e(a)}/new-component`,

@@ -1,11 +1,11 @@
 // The gateway screens (docs/console.md "Gateway"): the team's HTTP and TCP rules (they live
 // under apps; the team-wide lists show them all), one rule's form (new or edit, with canary
 // weights), and the component page's "domains" card. Certificates are in Certificates.tsx.
-import { useEffect, useMemo, useState, type FormEvent } from 'react';
+import { useEffect, useMemo, useRef, useState, type FormEvent } from 'react';
 import { api, can, errorField, paths, type App, type Component, type Role, type Version } from '../api';
 import {
   HTTP_BALANCE, MAX_BACKENDS, MAX_MATCHES, TCP_BALANCE, covers, formFieldOf, gwPaths, httpDraftOf, httpRuleBody, httpRulesFor,
-  newHttpDraft, newTcpDraft, ruleLabel, setShare, shares, splitEvenly, tcpDraftOf, tcpRuleBody,
+  newHttpDraft, newTcpDraft, ruleLabel, setShare, shares, splitEvenly, tcpDraftOf, tcpRuleBody, tcpStatusOf,
   type Certificate, type GatewayMatch, type HttpRule, type HttpRuleDraft, type TcpRule, type TcpRuleDraft,
 } from '../gateway';
 import { useT, type MessageKey } from '../i18n';
@@ -64,6 +64,16 @@ function balanceLabel(t: ReturnType<typeof useT>['t'], b: string) {
 function RulesList({ team, writable }: { team: string; writable: boolean }) {
   const { t } = useT();
   const rules = useTeamRules(team);
+  // The gateway's reports are not team changes (the team's watch does not carry them): while a
+  // TCP listener is pending or failing, look again every few seconds.
+  const unsettled = (rules.data?.tcp ?? []).some((r) => ['pending', 'failed'].includes(tcpStatusOf(r).state));
+  const reload = useRef(rules.reload);
+  reload.current = rules.reload;
+  useEffect(() => {
+    if (!unsettled) return;
+    const id = setInterval(() => reload.current(), 3000);
+    return () => clearInterval(id);
+  }, [unsettled]);
   const [removing, setRemoving] = useState<{ kind: 'http' | 'tcp'; app: string; name: string; label: string; revision: number } | null>(null);
   const [removeError, setRemoveError] = useState<unknown>(null);
   const remove = async () => {
@@ -146,21 +156,28 @@ function RulesList({ team, writable }: { team: string; writable: boolean }) {
         {d && d.tcp.length === 0 && <p className="muted">{t('gw.noTcp')}</p>}
         {d && d.tcp.length > 0 && (
           <table className="list" data-testid="tcp-rules">
-            <thead><tr><th>{t('gw.listenPort')}</th><th>{t('gw.app')}</th><th>{t('gw.target')}</th><th>{t('gw.balance')}</th>{writable && <th><span className="sr-only">{t('common.actions')}</span></th>}</tr></thead>
+            <thead><tr><th>{t('gw.listenPort')}</th><th>{t('gw.app')}</th><th>{t('gw.target')}</th><th>{t('gw.balance')}</th><th>{t('gw.listener')}</th>{writable && <th><span className="sr-only">{t('common.actions')}</span></th>}</tr></thead>
             <tbody>
-              {d.tcp.map((r) => (
+              {d.tcp.map((r) => {
+                const st = tcpStatusOf(r);
+                return (
                 <tr key={r.app + '/' + r.name}>
                   <td><Link className="mono" href={to.rule(team, 'tcp', r.app, r.name)}>{r.listen_port}</Link><div className="muted small mono">{r.name}</div></td>
                   <td><Link href={to.app(team, r.app)}>{r.app}</Link></td>
                   <td><Link className="mono" href={to.component(team, r.app, r.component, 'ports')}>{r.component}:{r.port}</Link></td>
                   <td>{balanceLabel(t, r.balance)}</td>
+                  <td data-testid={'tcp-status-' + r.name}>
+                    <span className={'badge listener-' + st.state}>{t(('gw.listener.' + st.state) as MessageKey)}</span>
+                    {st.state === 'failed' && <div className="small error-text" role="note">{st.detail}<br /><span className="muted">{t('gw.listener.retrying')}</span></div>}
+                  </td>
                   {writable && (
                     <td className="actions">
                       <button type="button" className="small danger" aria-label={t('gw.deleteLabel', { name: String(r.listen_port) })} onClick={() => setRemoving({ kind: 'tcp', app: r.app, name: r.name, label: t('gw.tcpPort', { port: r.listen_port }), revision: r.revision })}>{t('common.delete')}</button>
                     </td>
                   )}
                 </tr>
-              ))}
+                );
+              })}
             </tbody>
           </table>
         )}
