@@ -61,7 +61,7 @@ test('platform settings, domain owners, a TCP rule that cannot listen, a new tea
     await domains.getByLabel('Domain').fill('shop.example.com');
     await domains.getByLabel('Team').selectOption('default');
     await domains.getByRole('button', { name: 'Assign' }).click();
-    await domains.getByRole('cell', { name: 'shop.example.com' }).waitFor();
+    await domains.getByRole('cell', { name: 'shop.example.com', exact: true }).waitFor();
     await domains.getByText('assigned by admin').waitFor();
     assert.equal((await api('GET', '/gateway/domains')).body.items[0].team, 'default');
     await page.screenshot({ path: join(SHOTS, 'platform.png'), fullPage: true });

@@ -91,7 +91,8 @@ function Shell({ route, onLogout }: { route: Route; onLogout: () => void }) {
   if (error) return <main className="page"><ErrorBanner error={error} /></main>;
   if (!who || leaving) return <main className="page"><Loading /></main>;
 
-  const section = route.page === 'members' ? 'members' : route.page === 'audit' ? 'audit' : route.page === 'gateway' ? 'gateway' : 'apps';
+  const section = route.page === 'members' ? 'members' : route.page === 'audit' ? 'audit' : route.page === 'gateway' ? 'gateway'
+    : route.page === 'platform' || route.page === 'newTeam' ? 'platform' : 'apps';
   const content = (
     <>
       <a className="skip" href="#main">{t('nav.skip')}</a>
@@ -115,7 +116,8 @@ function Shell({ route, onLogout }: { route: Route; onLogout: () => void }) {
           </nav>
         )}
         <div className="spacer" />
-        {who.can_create_teams && <Link href={to.newTeam()} aria-current={route.page === 'newTeam' ? 'page' : undefined}>{t('nav.newTeam')}</Link>}
+        {/* Administrators find "New team" on the Platform page (the bar has little room). */}
+        {who.can_create_teams && !who.user.admin && <Link href={to.newTeam()} aria-current={route.page === 'newTeam' ? 'page' : undefined}>{t('nav.newTeam')}</Link>}
         {who.user.admin && <Link href={to.platform()} aria-current={route.page === 'platform' ? 'page' : undefined} data-testid="nav-platform">{t('nav.platform')}</Link>}
         {team && <LiveDot />}
         <LanguageSwitch />

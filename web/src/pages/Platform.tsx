@@ -4,13 +4,17 @@ import { useEffect, useState, type FormEvent } from 'react';
 import { api, fieldOf, type DomainOwner, type List, type PlatformSettings, type Team } from '../api';
 import { useT } from '../i18n';
 import { settingsBody, settingsDraftOf, type SettingsDraft } from '../platform';
+import { Link, to } from '../router';
 import { Confirm, ErrorBanner, Field, Loading, errorText } from '../ui';
 
 export function PlatformPage() {
   const { t } = useT();
   return (
     <section aria-labelledby="platform-title">
-      <h1 id="platform-title">{t('platform.title')}</h1>
+      <div className="row between">
+        <h1 id="platform-title">{t('platform.title')}</h1>
+        <Link className="button" href={to.newTeam()}>{t('nav.newTeam')}</Link>
+      </div>
       <p className="muted">{t('platform.intro')}</p>
       <SettingsForm />
       <Domains />
