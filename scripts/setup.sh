@@ -9,13 +9,17 @@ pkgs=(g++ cmake ninja-build ccache pkg-config make git curl ca-certificates
       libspdlog-dev libfmt-dev libssl-dev
       libarchive-dev)  # libarchive: the builder unpacks source archives
 case "$what" in
+  build|test)
+        # Node.js builds the console (scripts/console.sh; Debian 12's 18 is enough). Keep a
+        # node/npm that is already installed (e.g. a newer one than Debian's): installing
+        # Debian's npm next to it would pull Debian's nodejs over it.
+        command -v npm >/dev/null 2>&1 || pkgs+=(nodejs npm) ;;
+esac
+case "$what" in
   test) pkgs+=(libgtest-dev libgmock-dev python3
         golang-go python3-venv    # toolchains the builder's integration tests use
         openssl                   # the gateway tests make certificates with the openssl CLI
-        chromium fonts-wqy-microhei)  # the console's end-to-end tests (playwright-core) + a CJK font
-        # Node.js: keep a node/npm that is already installed (e.g. a newer one than Debian's);
-        # installing Debian's npm next to it would pull Debian's nodejs over it.
-        command -v npm >/dev/null 2>&1 || pkgs+=(nodejs npm) ;;
+        chromium fonts-wqy-microhei) ;;  # the console's end-to-end tests (playwright-core) + a CJK font
   bench) pkgs+=(wrk python3 nginx haproxy linux-perf) ;;  # nginx, haproxy: bench/gateway_bench.sh compares; perf counts syscalls
   fuzz) pkgs+=(clang libclang-rt-14-dev) ;;
 esac
