@@ -166,8 +166,12 @@ class Exchange {
     while (!parser.is_done()) {
       parser.get().body().data = buf;
       parser.get().body().size = sizeof buf;
+      // read_some, not read: read() returns only when the whole message arrived or `buf` is
+      // full, so a followed log would print nothing until 8 KiB came (and its deadline would
+      // cover the whole stream instead of the gap between chunks).
       stream_.expires_after(options_.read_timeout);
-      http::async_read(stream_, buffer_, parser, [&](beast::error_code e, size_t) { ec = e; });
+      http::async_read_some(stream_, buffer_, parser,
+                            [&](beast::error_code e, size_t) { ec = e; });
       RunIo(ioc_);
       if (ec == http::error::need_buffer) ec = {};
       if (ec) return Broken(base_, "the stream broke", ec, options_.read_timeout);
