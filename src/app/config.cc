@@ -53,7 +53,8 @@ const std::vector<SettingInfo>& Settings() {
       {"upload_limit", "BERTH_UPLOAD_LIMIT", "largest source archive upload in bytes (streamed to DATA/tmp)"},
       {"web_root", "BERTH_WEB_ROOT", "directory of the built console served at / (default: web/dist of the repository)"},
       {"gateway", "BERTH_GATEWAY", "on: run the gateway as its own process on --http/--https; off: no gateway"},
-      {"gateway_admin", "BERTH_GATEWAY_ADMIN", "the gateway's admin address (/metrics, /healthz)"},
+      {"gateway_admin", "BERTH_GATEWAY_ADMIN",
+       "the gateway's admin address (/metrics, /healthz); auto: a free loopback port recorded in DATA/gateway/admin-address"},
       {"gateway_io_threads", "BERTH_GATEWAY_IO_THREADS", "threads of the gateway serving connections (1-256)"},
       {"gateway_pin_io_threads", "BERTH_GATEWAY_PIN_IO_THREADS", "auto: pin the gateway's io threads one per CPU when there is one per CPU; on; off"},
       {"domain_suffix", "BERTH_DOMAIN_SUFFIX", "default domains are <component>.<app>.<suffix> (default localhost)"},
@@ -216,7 +217,12 @@ Status Validate(ServerConfig* c) {
   BERTH_ASSIGN_OR_RETURN(c->api_addr, ParseHostPort(c->api, "api"));
   BERTH_ASSIGN_OR_RETURN(c->http_addr, ParseHostPort(c->http, "http"));
   BERTH_ASSIGN_OR_RETURN(c->https_addr, ParseHostPort(c->https, "https"));
-  BERTH_ASSIGN_OR_RETURN(c->gateway_admin_addr, ParseHostPort(c->gateway_admin, "gateway_admin"));
+  if (c->gateway_admin == "auto") {
+    c->gateway_admin_addr = HostPort{"127.0.0.1", 0};  // resolved at start
+  } else {
+    BERTH_ASSIGN_OR_RETURN(c->gateway_admin_addr,
+                           ParseHostPort(c->gateway_admin, "gateway_admin"));
+  }
   std::string level = c->log_level;
   static const char* kLevels[] = {"trace", "debug", "info", "warn", "error", "off"};
   bool level_ok = false;

@@ -39,7 +39,10 @@ struct ServerConfig {
   int64_t upload_limit = int64_t{1} << 30;  // largest archive upload in bytes
   std::string web_root;  // the built console; "" = DefaultWebRoot()
   bool gateway = true;   // run `berth gateway` next to the server (on | off)
-  std::string gateway_admin = "127.0.0.1:9090";  // the gateway's /metrics and /healthz
+  // The gateway's /metrics and /healthz. "auto": a free loopback port, recorded in
+  // DATA/gateway/admin-address and kept across restarts (ResolveAutoGatewayAdmin), so several
+  // servers (data directories) share a machine without agreeing on ports.
+  std::string gateway_admin = "auto";
   int64_t gateway_io_threads = 2;                // `berth gateway --io-threads`
   std::string gateway_pin_io_threads = "auto";   // `berth gateway --pin-io-threads`
   std::string domain_suffix = "localhost";  // default domains: <component>.<app>.<suffix>
@@ -50,7 +53,7 @@ struct ServerConfig {
   HostPort api_addr;
   HostPort http_addr;
   HostPort https_addr;
-  HostPort gateway_admin_addr;
+  HostPort gateway_admin_addr;  // port 0 with "auto" until the server resolves it
   std::string sqlite_path;
 };
 

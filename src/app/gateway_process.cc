@@ -1,6 +1,9 @@
 #include "app/gateway_process.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -155,7 +158,176 @@ Result<int> LaunchDetached(const std::vector<std::string>& cmd, const std::strin
   return static_cast<int>(pid);
 }
 
+// The value of `flag` on a command line ("" when absent).
+std::string FlagValue(const std::vector<std::string>& args, const std::string& flag) {
+  for (size_t i = 0; i + 1 < args.size(); ++i) {
+    if (args[i] == flag) return args[i + 1];
+  }
+  return "";
+}
+
+// The pid of the gateway serving DATA/gateway, 0 when none runs.
+int RunningGateway(const std::string& state_dir) {
+  int pid = ReadPid(state_dir + "/gateway.pid");
+  return IsGatewayFor(pid, state_dir) ? pid : 0;
+}
+
+std::string StateDirOf(const std::string& data_dir) {
+  std::error_code ec;
+  std::string data = fs::absolute(data_dir, ec).lexically_normal().string();
+  while (data.size() > 1 && data.back() == '/') data.pop_back();
+  return data + "/gateway";
+}
+
+// "127.0.0.1:9090" → (host, port); false when it is not HOST:PORT.
+bool SplitAddress(const std::string& address, std::string* host, int* port) {
+  size_t colon = address.rfind(':');
+  if (colon == std::string::npos || colon == 0) return false;
+  *host = address.substr(0, colon);
+  if (host->size() > 2 && host->front() == '[' && host->back() == ']') {
+    *host = host->substr(1, host->size() - 2);
+  }
+  std::string p = address.substr(colon + 1);
+  if (p.empty() || p.size() > 5 || p.find_first_not_of("0123456789") != std::string::npos) {
+    return false;
+  }
+  *port = std::atoi(p.c_str());
+  return *port <= 65535;
+}
+
+// Binds `address` as a listener would (SO_REUSEADDR, as the gateway's acceptors do) and lets
+// go. Returns 0 when it could, else the errno (EADDRINUSE: someone listens there). With port
+// 0, *bound gets the port the kernel chose.
+int ProbeListen(const std::string& address, int* bound = nullptr) {
+  std::string host;
+  int port = 0;
+  if (!SplitAddress(address, &host, &port)) return EINVAL;
+  bool v6 = host.find(':') != std::string::npos;
+  int fd = ::socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return errno;
+  int one = 1;
+  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  sockaddr_storage ss{};
+  socklen_t len = 0;
+  if (v6) {
+    auto* a = reinterpret_cast<sockaddr_in6*>(&ss);
+    a->sin6_family = AF_INET6;
+    a->sin6_port = htons(static_cast<uint16_t>(port));
+    if (::inet_pton(AF_INET6, host.c_str(), &a->sin6_addr) != 1) {
+      ::close(fd);
+      return EINVAL;
+    }
+    len = sizeof *a;
+  } else {
+    auto* a = reinterpret_cast<sockaddr_in*>(&ss);
+    a->sin_family = AF_INET;
+    a->sin_port = htons(static_cast<uint16_t>(port));
+    if (host == "localhost") host = "127.0.0.1";
+    if (::inet_pton(AF_INET, host.c_str(), &a->sin_addr) != 1) {
+      ::close(fd);
+      return EINVAL;  // a host name: the gateway resolves it; nothing to probe here
+    }
+    len = sizeof *a;
+  }
+  int err = 0;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0 || ::listen(fd, 1) != 0) {
+    err = errno;
+  } else if (bound != nullptr) {
+    sockaddr_storage got{};
+    socklen_t got_len = sizeof got;
+    ::getsockname(fd, reinterpret_cast<sockaddr*>(&got), &got_len);
+    *bound = ntohs(v6 ? reinterpret_cast<sockaddr_in6*>(&got)->sin6_port
+                      : reinterpret_cast<sockaddr_in*>(&got)->sin_port);
+  }
+  ::close(fd);
+  return err;
+}
+
+// The server setting behind one of the gateway's listeners, as the gateway names them in
+// "cannot listen on ADDR (KIND): ...".
+const char* FlagForListener(const std::string& kind) {
+  if (kind == "http") return "--http ADDR:PORT (BERTH_HTTP)";
+  if (kind == "https") return "--https ADDR:PORT (BERTH_HTTPS)";
+  if (kind == "admin") return "--gateway-admin ADDR:PORT (BERTH_GATEWAY_ADMIN)";
+  return nullptr;
+}
+
+std::string TakenMessage(const std::string& what, const std::string& kind) {
+  std::string m = what + ": another process (another berth server?) listens there";
+  if (const char* flag = FlagForListener(kind)) {
+    m += "; choose another address with " + std::string(flag);
+    if (kind == "admin") m += ", or leave that setting out for a free port";
+  }
+  return m;
+}
+
 }  // namespace
+
+Result<std::string> ResolveAutoGatewayAdmin(const std::string& data_dir, spdlog::logger& log) {
+  std::string state_dir = StateDirOf(data_dir);
+  std::error_code ec;
+  fs::create_directories(state_dir, ec);
+  if (ec) return Internal("cannot create " + state_dir + ": " + ec.message());
+  ::chmod(state_dir.c_str(), 0700);
+  std::string file = state_dir + "/admin-address";
+  std::string recorded = ReadText(file);
+  while (!recorded.empty() && (recorded.back() == '\n' || recorded.back() == ' ')) {
+    recorded.pop_back();
+  }
+  std::string host;
+  int port = 0;
+  int running = RunningGateway(state_dir);
+  std::string running_admin = running > 0 ? FlagValue(Cmdline(running), "--admin") : "";
+  if (recorded.empty() && SplitAddress(running_admin, &host, &port) && port > 0) {
+    // A gateway started before this setting had "auto" (by an older version, on the old
+    // default 127.0.0.1:9090): keep its address, so it is adopted rather than replaced.
+    BERTH_RETURN_IF_ERROR(WritePrivate(file, running_admin + "\n"));
+    return running_admin;
+  }
+  if (SplitAddress(recorded, &host, &port) && port > 0) {
+    if (running > 0 && running_admin == recorded) return recorded;
+    int err = ProbeListen(recorded);
+    if (err == 0) return recorded;
+    log.warn("msg=\"the gateway's recorded admin address is taken; choosing another\" "
+             "address={} error=\"{}\"",
+             recorded, std::strerror(err));
+  }
+  int bound = 0;
+  if (int err = ProbeListen("127.0.0.1:0", &bound); err != 0 || bound == 0) {
+    return Internal(std::string("cannot find a free port for the gateway's admin listener: ") +
+                    std::strerror(err));
+  }
+  std::string chosen = "127.0.0.1:" + std::to_string(bound);
+  BERTH_RETURN_IF_ERROR(WritePrivate(file, chosen + "\n"));
+  log.info("msg=\"chose the gateway's admin address\" address={} file={}", chosen, file);
+  return chosen;
+}
+
+Status CheckGatewayListeners(const std::string& data_dir,
+                             const std::vector<GatewayListener>& listeners) {
+  std::string state_dir = StateDirOf(data_dir);
+  int running = RunningGateway(state_dir);
+  std::vector<std::string> running_args = running > 0 ? Cmdline(running) : std::vector<std::string>{};
+  for (const GatewayListener& l : listeners) {
+    std::string host;
+    int port = 0;
+    if (l.address.empty() || l.address == "off" || !SplitAddress(l.address, &host, &port) ||
+        port == 0) {
+      continue;
+    }
+    if (running > 0 && FlagValue(running_args, "--" + l.kind) == l.address) continue;  // ours
+    int err = ProbeListen(l.address);
+    if (err == EADDRINUSE) {
+      return FailedPrecondition(
+          TakenMessage("the gateway cannot listen on " + l.address + " (" + l.kind + ")", l.kind));
+    }
+    if (err != 0 && err != EINVAL) {
+      return FailedPrecondition("the gateway cannot listen on " + l.address + " (" + l.kind +
+                                "): " + std::strerror(err) + "; change " + l.flag);
+    }
+  }
+  return Status::Ok();
+}
 
 namespace {
 
@@ -373,6 +545,47 @@ struct GatewayProcess::Impl {
     return LaunchDetached(cmd, log_path);
   }
 
+  // Waits until the gateway it just started listens (gateway.json names its pid). One that
+  // exits first failed to start: its last "cannot start" line from the log, with the server
+  // setting to change, is the error. Still starting after the wait is not an error (the
+  // server says "not listening yet" and the watcher keeps it).
+  Status AwaitFirstListen(int started) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (std::chrono::steady_clock::now() < deadline) {
+      Json j = Json::parse(ReadText(status_path), nullptr, false);
+      if (j.is_object() && j.value("pid", 0) == started) return Status::Ok();
+      if (!IsGatewayFor(started, state_dir)) {
+        // Gone before listening. Its reason is the last line it wrote.
+        std::string log_text = ReadText(log_path);
+        std::string reason;
+        size_t end = log_text.size();
+        while (end > 0 && reason.empty()) {
+          size_t start = log_text.rfind('\n', end - 1);
+          start = start == std::string::npos ? 0 : start + 1;
+          std::string line = log_text.substr(start, end - start);
+          while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.pop_back();
+          if (!line.empty()) reason = line;
+          end = start == 0 ? 0 : start - 1;
+        }
+        const std::string prefix = "berth gateway: cannot start: ";
+        if (reason.rfind(prefix, 0) == 0) reason = reason.substr(prefix.size());
+        // "cannot listen on 127.0.0.1:9090 (admin): Address already in use"
+        size_t open = reason.find(" ("), close = reason.find("): ");
+        if (reason.rfind("cannot listen on ", 0) == 0 && open != std::string::npos &&
+            close != std::string::npos && close > open &&
+            reason.find("Address already in use") != std::string::npos) {
+          std::string kind = reason.substr(open + 2, close - open - 2);
+          return FailedPrecondition(TakenMessage("the gateway " + reason.substr(0, close + 1), kind));
+        }
+        return FailedPrecondition("the gateway exited at start: " +
+                                  (reason.empty() ? std::string("(no reason in the log)") : reason) +
+                                  " (see " + log_path + ")");
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return Status::Ok();
+  }
+
   void Watch() {
     auto delay = std::chrono::milliseconds(1000);
     auto last_start = std::chrono::steady_clock::now();
@@ -425,6 +638,7 @@ Result<int> GatewayProcess::Start() {
   } else {
     BERTH_ASSIGN_OR_RETURN(pid, m.Launch());
     m.log->info("msg=\"gateway started\" pid={} log={}", pid, m.log_path);
+    BERTH_RETURN_IF_ERROR(m.AwaitFirstListen(pid));
   }
   m.pid = pid;
   m.watcher = std::thread([&m] { m.Watch(); });

@@ -47,6 +47,25 @@ Status EnsureGatewayCredential(Store& store, const std::string& data_dir, spdlog
 Result<std::string> RotateGatewayCredential(Store& store, const std::string& data_dir,
                                             const std::string& actor);
 
+// The gateway's admin address when its setting is "auto" (the default): the address recorded
+// in DATA/gateway/admin-address while it is still this data directory's to use (its gateway
+// listens there, or the port is free), else a free loopback port, recorded there for the next
+// start — so the address stays the same across restarts and the running gateway is adopted.
+Result<std::string> ResolveAutoGatewayAdmin(const std::string& data_dir, spdlog::logger& log);
+
+// One listener of the gateway and the setting that chose it, for messages.
+struct GatewayListener {
+  std::string kind;     // "http", "https", "admin" (as `berth gateway` names them)
+  std::string address;  // "127.0.0.1:8080"; port 0 or "" = nothing to check
+  std::string flag;     // "--http", "--gateway-admin", ...
+};
+
+// Fails, with one message naming the flag, when another process already listens on one of
+// the addresses (the gateway could not start and would be restarted forever). Addresses this
+// data directory's running gateway holds with the same setting are fine: it is adopted.
+Status CheckGatewayListeners(const std::string& data_dir,
+                             const std::vector<GatewayListener>& listeners);
+
 struct GatewayProcessOptions {
   std::string data_dir;
   std::string exe;                 // the berth binary; "" = /proc/self/exe
@@ -67,7 +86,9 @@ class GatewayProcess {
   GatewayProcess(const GatewayProcess&) = delete;
   GatewayProcess& operator=(const GatewayProcess&) = delete;
 
-  // Adopts or starts the gateway and starts watching it. Returns its pid.
+  // Adopts or starts the gateway and starts watching it. Returns its pid. A gateway it starts
+  // that exits before it listens (an address taken meanwhile, say) is an error carrying the
+  // gateway's own reason and the server flag to change — not a restart loop.
   Result<int> Start();
   // Stops watching. The gateway process is left running.
   void Stop();

@@ -171,7 +171,23 @@ int RunServer(const ServerConfig& cfg) {
   if (auto owned = routing::BackfillDomainOwners(*store); !owned.ok()) {
     log->warn("msg=\"recording domain owners failed\" error=\"{}\"", owned.status().message());
   }
+  // The gateway's admin address ("auto": the one recorded in the data dir, or a free port),
+  // and a check, before anything starts, that its listeners are not taken by another process:
+  // a gateway that cannot listen would otherwise be restarted forever.
+  std::string gateway_admin = cfg.gateway_admin;
+  int gateway_admin_port = cfg.gateway_admin_addr.port;
   if (cfg.gateway) {
+    if (gateway_admin == "auto") {
+      auto resolved = ResolveAutoGatewayAdmin(cfg.data_dir, *log);
+      if (!resolved.ok()) Fatal(resolved.status().message());
+      gateway_admin = *resolved;
+      gateway_admin_port = std::atoi(gateway_admin.substr(gateway_admin.rfind(':') + 1).c_str());
+    }
+    Status free = CheckGatewayListeners(
+        cfg.data_dir, {{"http", cfg.http, "--http"},
+                       {"https", cfg.https, "--https"},
+                       {"admin", gateway_admin, "--gateway-admin"}});
+    if (!free.ok()) Fatal(free.message());
     if (Status s = EnsureGatewayCredential(*store, cfg.data_dir, *log); !s.ok()) {
       Fatal("cannot set up the gateway's credential: " + s.message());
     }
@@ -188,7 +204,7 @@ int RunServer(const ServerConfig& cfg) {
   ao.gateway_host = cfg.http_addr.host;
   ao.gateway_http_port = cfg.http_addr.port;
   ao.gateway_https_port = cfg.https_addr.port;
-  ao.gateway_admin_port = cfg.gateway ? cfg.gateway_admin_addr.port : 0;
+  ao.gateway_admin_port = cfg.gateway ? gateway_admin_port : 0;
   ao.secrets = std::make_shared<const auth::SecretBox>(std::move(secrets).value());
   // CPU% of instances: the runtime samples, the API reads (core/usage_sampler.h).
   auto usage = std::make_shared<UsageSampler>(UsageSamplerOptions{.cgroups = CgroupLayout::Detect()});
@@ -278,7 +294,7 @@ int RunServer(const ServerConfig& cfg) {
     go.data_dir = cfg.data_dir;
     go.http = cfg.http;
     go.https = cfg.https;
-    go.admin = cfg.gateway_admin;
+    go.admin = gateway_admin;
     go.log_level = cfg.log_level;
     go.io_threads = cfg.gateway_io_threads;
     go.pin_io_threads = cfg.gateway_pin_io_threads;

@@ -212,7 +212,8 @@ class BerthServer:
 
     def __init__(self, admin_password: str | None = ADMIN_PASSWORD, data_dir: str | None = None,
                  extra_args: tuple | list = (), env: dict | None = None, log_level: str = "warn",
-                 start: bool = True, gateway: bool = False):
+                 start: bool = True, gateway: bool = False,
+                 gateway_admin: str | None = "127.0.0.1:0"):
         self.bin = berth_bin()
         self.tmp = tempfile.mkdtemp(prefix="berth-it-")
         self.data_dir = data_dir or os.path.join(self.tmp, "data")
@@ -225,6 +226,8 @@ class BerthServer:
         # The gateway process (`berth gateway`, started by the server) is off unless a test
         # asks for it; when on, every listener is on a free port (parallel tests).
         self.gateway = gateway
+        # None: the server's default (a free port recorded in DATA/gateway/admin-address).
+        self.gateway_admin = gateway_admin
         self.proc: subprocess.Popen | None = None
         self.url: str | None = None
         self.host = "127.0.0.1"
@@ -261,7 +264,8 @@ class BerthServer:
         return env
 
     def command(self) -> list[str]:
-        gateway = ["--gateway-admin", "127.0.0.1:0"] if self.gateway else ["--gateway", "off"]
+        admin = ["--gateway-admin", self.gateway_admin] if self.gateway_admin is not None else []
+        gateway = admin if self.gateway else ["--gateway", "off"]
         return [self.bin, "server", "--data", self.data_dir, "--api", "127.0.0.1:0",
                 "--http", "127.0.0.1:0", "--https", "127.0.0.1:0", *gateway,
                 "--log-level", self.log_level, *self.extra_args]
