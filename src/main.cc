@@ -22,11 +22,6 @@ int main(int argc, char** argv) {
   berth::gateway::RegisterGatewayCommand(app, &exit_code);
   // `berth gateway rotate-credential`: a client verb under the role's command.
   berth::cli::RegisterGatewayAdminCommands(*app.get_subcommand("gateway"), &exit_code);
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    // CLI11 uses exit codes 100+ for parse errors; berth's contract is 2 for usage errors.
-    return app.exit(e) == 0 ? 0 : 2;
-  }
-  return exit_code;
+  // Exit codes: 0 ok, 1 an error from the server (or a failed build/deploy), 2 usage.
+  return berth::cli::ParseAndRun(app, argc, argv, exit_code);
 }

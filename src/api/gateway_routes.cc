@@ -412,7 +412,8 @@ Status CheckHttpRule(Service& s, const Ctx& ctx, model::HttpRule* r) {
     if (!o.ok()) {
       if (o.status().code() == Code::kNotFound) {
         return InvalidArgument("certificate " + Quoted(r->certificate) + " not found in team " +
-                                   Quoted(ctx.P("team")) + ": upload it first (berth cert add)",
+                                   Quoted(ctx.P("team")) + ": upload it first (`berth cert add " +
+                                   r->certificate + " --cert FILE --key FILE`)",
                                "certificate");
       }
       return o.status();

@@ -60,7 +60,7 @@ Result<Principal> Access::AuthenticateUncached(const std::string& hash, CachedTo
 Result<Principal> Access::Authenticate(const std::string& authorization) {
   static const std::string kBearer = "Bearer ";
   if (authorization.empty()) {
-    return Unauthenticated("this request needs a token: log in with `berth login` or send "
+    return Unauthenticated("this request needs a token: log in with `berth login --server URL --user NAME` or send "
                            "\"Authorization: Bearer <token>\"");
   }
   if (authorization.size() <= kBearer.size() ||

@@ -63,6 +63,25 @@ std::string Find(const std::string& name) {
   return "";
 }
 
+// `line` without terminal escape sequences: Maven prints its version in bold ("\e[1mApache
+// Maven 3.8.7\e[m") even in batch mode, and the report is text for people and for JSON.
+std::string WithoutEscapes(const std::string& line) {
+  std::string out;
+  for (size_t i = 0; i < line.size(); ++i) {
+    if (line[i] == '\x1b') {
+      if (i + 1 < line.size() && line[i + 1] == '[') {
+        i += 2;
+        while (i < line.size() && !(line[i] >= 0x40 && line[i] <= 0x7e)) ++i;
+      } else {
+        ++i;
+      }
+      continue;
+    }
+    if (static_cast<unsigned char>(line[i]) >= 0x20) out += line[i];
+  }
+  return out;
+}
+
 ToolchainCheck Run(const Probe& p) {
   ToolchainCheck c{p.language, p.shown, p.package, false, "", ""};
   c.path = Find(p.program);
@@ -71,14 +90,15 @@ ToolchainCheck Run(const Probe& p) {
   std::atomic<bool> cancel{false};
   const char* home = std::getenv("HOME");
   detail::RunSpec spec{p.version_command, "/",
-                       {std::string("PATH=") + kBuildPath, std::string("HOME=") + (home ? home : "/tmp")},
+                       {std::string("PATH=") + kBuildPath, std::string("HOME=") + (home ? home : "/tmp"),
+                        "TERM=dumb", "NO_COLOR=1"},
                        std::chrono::steady_clock::now() + kVersionTimeout};
   auto r = detail::RunShell(spec, [&](const std::string& line) {
     if (first_with_digit.empty() && std::any_of(line.begin(), line.end(), [](unsigned char ch) { return ch >= '0' && ch <= '9'; })) first_with_digit = line;
   }, cancel);
   // A module check (pip, venv) fails when the module is missing although python3 exists.
   c.found = r.ok() && r->ok();
-  if (c.found) c.version = first_with_digit.substr(0, 200);
+  if (c.found) c.version = WithoutEscapes(first_with_digit).substr(0, 200);
   return c;
 }
 

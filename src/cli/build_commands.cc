@@ -130,7 +130,8 @@ CLI::App* Leaf(CLI::App& app, const std::shared_ptr<Shared>& sh, const std::stri
       if (*sh->exit_code != 1) *sh->exit_code = 0;
       return;
     }
-    Report(s, *sh->world.err);
+    if (s.reason() == "usage") throw CLI::ValidationError(s.message(), 2);
+    Report(s, *sh->world.err, sh->g.output == "json");
     *sh->exit_code = 1;
   });
   return cmd;
@@ -194,8 +195,10 @@ Result<std::map<std::string, int64_t>> FailureEvents(Call& c, const std::string&
   return seen;
 }
 
-Status Deploy(Call& c, const std::string& path, const std::string& component, const std::string& ref,
-              int timeout_s, int* exit_code) {
+Status Deploy(Call& c, const std::string& path, const std::string& app, const std::string& component,
+              const std::string& ref, int timeout_s, int* exit_code) {
+  // Commands suggested in messages are complete: they name the app.
+  const std::string where = component + " --app " + app;
   const auto started = std::chrono::steady_clock::now();
   const auto deadline = started + std::chrono::seconds(timeout_s);
   std::ostream& progress = c.json() ? c.err() : c.out();
@@ -228,7 +231,7 @@ Status Deploy(Call& c, const std::string& path, const std::string& component, co
   if ((kind == "job" || kind == "cronjob") && Str(comp, "desired_state") == "running") {
     // A job has no replicas to become ready: it runs the new version once (a cronjob at its
     // next firing). Say which run, and where to follow it.
-    std::string how = " (`berth runs " + component + "`, `berth logs " + component + "`)";
+    std::string how = " (`berth runs " + where + "`, `berth logs " + where + "`)";
     if (kind == "cronjob") {
       progress << "-----> " << component << " is a cronjob: " << version
                << " runs at its next firing (" << Str(comp, "schedule") << ", UTC)" << how << "\n";
@@ -245,7 +248,7 @@ Status Deploy(Call& c, const std::string& path, const std::string& component, co
         *exit_code = 1;
         return Status(Code::kUnavailable, "timeout",
                       "no run of " + version + " started within " + std::to_string(timeout_s) +
-                          " s (see `berth events " + component + "`)");
+                          " s (see `berth events " + where + "`)");
       }
       progress << "-----> " << component << " is a job: " << run << " runs " << version << how
                << "\n";
@@ -300,14 +303,14 @@ Status Deploy(Call& c, const std::string& path, const std::string& component, co
         *exit_code = 1;
         return Status(Code::kUnavailable, "deploy_failed",
                       "deploy of " + version + " failed: " + Str(e, "reason") + ": " + Str(e, "message") +
-                          " (see `berth logs " + component + "` and `berth events " + component + "`)");
+                          " (see `berth logs " + where + "` and `berth events " + where + "`)");
       }
     }
     if (std::chrono::steady_clock::now() >= deadline) {
       *exit_code = 1;
       return Status(Code::kUnavailable, "timeout",
                     "deploy of " + version + " not ready within " + std::to_string(timeout_s) + " s: " + state +
-                        " (see `berth instances " + component + "` and `berth events " + component + "`)");
+                        " (see `berth instances " + where + "` and `berth events " + where + "`)");
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(300));
   }
@@ -339,7 +342,7 @@ Status BuildAndDeploy(const ClientWorld& world, const ClientConfig& config, cons
   g.output = o.json ? "json" : "table";
   Call c(world, g, config);
   std::string path = c.Team() + "/apps/" + EncodeComponent(o.app) + "/components/" + EncodeComponent(o.component);
-  return Deploy(c, path, o.component, o.ref, o.timeout_s, exit_code);
+  return Deploy(c, path, o.app, o.component, o.ref, o.timeout_s, exit_code);
 }
 
 void AddBuildCommands(CLI::App& app, const ClientWorld& world, int* exit_code) {
@@ -559,7 +562,7 @@ void AddBuildCommands(CLI::App& app, const ClientWorld& world, int* exit_code) {
       BERTH_ASSIGN_OR_RETURN(Json updated, c.Do("PATCH", path, &*patch));
       (void)updated;
     }
-    return Deploy(c, path, d->component, build_ref, d->timeout_s, sh->exit_code);
+    return Deploy(c, path, d->app, d->component, build_ref, d->timeout_s, sh->exit_code);
   });
   deploy->add_option("component", d->component, "Component name")->required();
   deploy->add_option("--app", d->app, "App the component belongs to")->required();

@@ -1,9 +1,13 @@
 #include "cli/cli.h"
 
+#include <fcntl.h>
+#include <sys/wait.h>
 #include <termios.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <iostream>
 #include <memory>
@@ -207,7 +211,7 @@ CLI::App* Leaf(CLI::App* parent, const std::shared_ptr<Shared>& sh, const std::s
       return;
     }
     if (s.reason() == kUsage) throw CLI::ValidationError(s.message(), 2);
-    Report(s, *shared->world.err);
+    Report(s, *shared->world.err, shared->globals.output == "json");
     *shared->exit_code = 1;
   });
   return cmd;
@@ -416,14 +420,19 @@ void AddTeamCommands(CLI::App& app, const std::shared_ptr<Shared>& sh) {
   create->preparse_callback([o, dn](size_t) { o->display_name_opt = dn; });
   update->preparse_callback([o, udn](size_t) { o->display_name_opt = udn; });
 
+  auto team_yes = std::make_shared<bool>(false);
   CLI::App* del = Leaf(team, sh, "delete", "Delete a team and everything in it",
-                       [o](Session& s) -> Status {
+                       [o, team_yes](Session& s) -> Status {
+    BERTH_RETURN_IF_ERROR(detail::ConfirmDestructive(
+        s.world(), *team_yes, "team delete",
+        "team \"" + o->name + "\" with all its apps, components and members", o->name));
     BERTH_ASSIGN_OR_RETURN(Json resp,
                            s.Call("DELETE", "/api/v1/teams/" + EncodeComponent(o->name)));
     s.PrintDone(resp, "deleted team " + o->name);
     return Status::Ok();
   });
   del->add_option("name", o->name, "Team name")->required();
+  del->add_flag("-y,--yes", *team_yes, "Do not ask for confirmation (needed without a terminal)");
 
   // Members of the current team (--team or `berth team use`).
   CLI::App* member = Noun(team, "member", "Manage the members of a team");
@@ -582,13 +591,18 @@ void AddAppCommands(CLI::App& app, const std::shared_ptr<Shared>& sh) {
   });
   show->add_option("name", o->name, "App name")->required();
 
+  auto app_yes = std::make_shared<bool>(false);
   CLI::App* del = Leaf(noun, sh, "delete", "Delete an app and its components",
-                       [o, one](Session& s) {
+                       [o, one, app_yes](Session& s) -> Status {
+    BERTH_RETURN_IF_ERROR(detail::ConfirmDestructive(
+        s.world(), *app_yes, "app delete",
+        "app \"" + o->name + "\" with all its components, versions and routes", o->name));
     auto resp = s.Call("DELETE", one(s));
     if (resp.ok()) s.PrintDone(*resp, "deleted app " + o->name);
     return resp.status();
   });
   del->add_option("name", o->name, "App name")->required();
+  del->add_flag("-y,--yes", *app_yes, "Do not ask for confirmation (needed without a terminal)");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -813,7 +827,14 @@ void AddComponentCommands(CLI::App& app, const std::shared_ptr<Shared>& sh) {
   add_app(show);
 
   auto delete_volumes = std::make_shared<bool>(false);
-  CLI::App* del = Leaf(noun, sh, "delete", "Delete a component", [o, one, delete_volumes](Session& s) {
+  auto comp_yes = std::make_shared<bool>(false);
+  CLI::App* del = Leaf(noun, sh, "delete", "Delete a component",
+                       [o, one, delete_volumes, comp_yes](Session& s) -> Status {
+    BERTH_RETURN_IF_ERROR(detail::ConfirmDestructive(
+        s.world(), *comp_yes, "component delete",
+        "component \"" + o->name + "\" of app \"" + o->app + "\" with its versions" +
+            (*delete_volumes ? " and volumes" : ""),
+        o->name));
     auto resp = s.Call("DELETE", one(s) + (*delete_volumes ? "?volumes=delete" : ""));
     if (resp.ok()) s.PrintDone(*resp, "deleted component " + o->name);
     return resp.status();
@@ -822,6 +843,7 @@ void AddComponentCommands(CLI::App& app, const std::shared_ptr<Shared>& sh) {
   add_app(del);
   del->add_flag("--delete-volumes", *delete_volumes,
                 "Also delete its volumes (DATA/volumes/...; kept by default)");
+  del->add_flag("-y,--yes", *comp_yes, "Do not ask for confirmation (needed without a terminal)");
 
   // Dependencies of one component.
   CLI::App* dep = Noun(&app, "dependency", "Manage what a component depends on");
@@ -1076,6 +1098,46 @@ Result<std::string> ReadSecretFromTerminal(const std::string& prompt) {
   return line;
 }
 
+// xdg-open URL, detached (its own session, reaped by init), when there is a display to open
+// a browser on; without one there is nothing to do: the URL was printed.
+Status OpenInBrowser(const std::string& url) {
+  const char* x = std::getenv("DISPLAY");
+  const char* wl = std::getenv("WAYLAND_DISPLAY");
+  if ((x == nullptr || *x == '\0') && (wl == nullptr || *wl == '\0')) return Status::Ok();
+  std::string opener;
+  if (const char* path = std::getenv("PATH")) {
+    std::string p = path;
+    for (size_t start = 0; start <= p.size();) {
+      size_t end = p.find(':', start);
+      if (end == std::string::npos) end = p.size();
+      std::string cand = p.substr(start, end - start) + "/xdg-open";
+      if (end > start && ::access(cand.c_str(), X_OK) == 0) {
+        opener = cand;
+        break;
+      }
+      start = end + 1;
+    }
+  }
+  if (opener.empty()) return Local("xdg-open is not installed");
+  pid_t child = ::fork();
+  if (child < 0) return Local(std::string("fork: ") + std::strerror(errno));
+  if (child == 0) {
+    ::setsid();
+    if (::fork() != 0) ::_exit(0);
+    int devnull = ::open("/dev/null", O_RDWR);
+    if (devnull >= 0) {
+      ::dup2(devnull, 0);
+      ::dup2(devnull, 1);
+      ::dup2(devnull, 2);
+    }
+    ::execl(opener.c_str(), "xdg-open", url.c_str(), static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  int status = 0;
+  ::waitpid(child, &status, 0);
+  return Status::Ok();
+}
+
 }  // namespace
 
 ClientWorld RealClientWorld() {
@@ -1092,6 +1154,7 @@ ClientWorld RealClientWorld() {
               const std::string& body, const std::string& token) {
     return Request(method, server, path, body, token);
   };
+  w.open_url = OpenInBrowser;
   w.upload = [](const std::string& method, const std::string& server, const std::string& path,
                 const std::string& file, const std::string& token) {
     return UploadFile(method, server, path, file, token);
@@ -1106,12 +1169,16 @@ void AddRuntimeCommands(CLI::App& app, const ClientWorld& world, int* exit_code)
 // build_commands.cc: detect, build, versions, build logs.
 void AddBuildCommands(CLI::App& app, const ClientWorld& world, int* exit_code);
 
+// heroku_commands.cc: config, releases, ps, open.
+void AddHerokuCommands(CLI::App& app, const ClientWorld& world, int* exit_code);
+
 // gateway_commands.cc: domain, tcp, cert.
 void AddGatewayCommands(CLI::App& app, const ClientWorld& world, int* exit_code);
 // gateway_commands.cc: `berth gateway rotate-credential`, under the gateway role's command.
 void AddGatewayAdminCommands(CLI::App& gateway, const ClientWorld& world, int* exit_code);
 
 void RegisterClientCommandsWithWorld(CLI::App& app, int* exit_code, ClientWorld world) {
+  app.set_version_flag("--version", std::string("berth ") + BERTH_VERSION);
   auto shared = std::make_shared<Shared>();
   shared->world = std::move(world);
   shared->exit_code = exit_code;
@@ -1124,10 +1191,131 @@ void RegisterClientCommandsWithWorld(CLI::App& app, int* exit_code, ClientWorld 
   AddRuntimeCommands(app, shared->world, exit_code);  // before build: it owns `logs`
   AddBuildCommands(app, shared->world, exit_code);
   AddGatewayCommands(app, shared->world, exit_code);
+  AddHerokuCommands(app, shared->world, exit_code);
 }
 
 void RegisterClientCommands(CLI::App& app, int* exit_code) {
   RegisterClientCommandsWithWorld(app, exit_code, RealClientWorld());
+}
+
+namespace {
+
+size_t EditDistance(const std::string& a, const std::string& b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diag = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      size_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diag = up;
+    }
+  }
+  return row[b.size()];
+}
+
+// The visible commands under `parent` closest to `typed`: within two edits, or sharing a
+// prefix of at least two letters; nearest first, at most three.
+std::vector<std::string> Closest(CLI::App& parent, const std::string& typed) {
+  std::vector<std::pair<size_t, std::string>> near;
+  for (CLI::App* sub : parent.get_subcommands([](CLI::App*) { return true; })) {
+    if (sub->get_group().empty()) continue;  // hidden (shim, static)
+    const std::string& name = sub->get_name();
+    size_t d = EditDistance(typed, name);
+    bool prefix = typed.size() >= 2 && (name.rfind(typed, 0) == 0 || typed.rfind(name, 0) == 0);
+    if (d <= 2 || prefix) near.emplace_back(prefix ? std::min<size_t>(d, 1) : d, name);
+  }
+  std::sort(near.begin(), near.end());
+  std::vector<std::string> out;
+  for (const auto& [d, name] : near) {
+    if (out.size() < 3) out.push_back(name);
+  }
+  return out;
+}
+
+// Whether argv asks for JSON output (-o json, -ojson, --output json, --output=json).
+bool WantsJson(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "-ojson" || a == "--output=json" || a == "-o=json") return true;
+    if ((a == "-o" || a == "--output") && i + 1 < argc && std::string(argv[i + 1]) == "json") {
+      return true;
+    }
+  }
+  return false;
+}
+
+// Walks the command words of argv down the command tree; the first word that names no
+// command where only commands may stand is an unknown command. Returns its message, or "".
+std::string UnknownCommand(CLI::App& app, int argc, char** argv) {
+  CLI::App* cur = &app;
+  std::string path;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a.empty() || a[0] == '-') return "";
+    auto subs = cur->get_subcommands([](CLI::App*) { return true; });
+    if (subs.empty()) return "";
+    CLI::App* next = nullptr;
+    for (CLI::App* sub : subs) {
+      if (sub->check_name(a)) next = sub;
+    }
+    if (next != nullptr) {
+      cur = next;
+      path += (path.empty() ? "" : " ") + a;
+      continue;
+    }
+    if (!cur->get_options([](const CLI::Option* o) { return o->get_positional(); }).empty()) {
+      return "";
+    }
+    std::string msg = "unknown command \"" + (path.empty() ? a : path + " " + a) + "\"";
+    std::vector<std::string> close = Closest(*cur, a);
+    std::string prefix = path.empty() ? "" : path + " ";
+    if (!close.empty()) {
+      msg += "; did you mean ";
+      for (size_t k = 0; k < close.size(); ++k) {
+        msg += std::string(k == 0 ? "" : k + 1 == close.size() ? " or " : ", ") + "`berth " +
+               prefix + close[k] + "`";
+      }
+      msg += "?";
+    }
+    msg += " (`berth " + prefix + "--help` lists the commands)";
+    return msg;
+  }
+  return "";
+}
+
+}  // namespace
+
+int ParseAndRun(CLI::App& app, int argc, char** argv, const int& exit_code) {
+  return ParseAndRun(app, argc, argv, exit_code, std::cout, std::cerr);
+}
+
+int ParseAndRun(CLI::App& app, int argc, char** argv, const int& exit_code, std::ostream& out,
+                std::ostream& err) {
+  const bool json = WantsJson(argc, argv);
+  if (std::string unknown = UnknownCommand(app, argc, argv); !unknown.empty()) {
+    if (json) {
+      err << detail::UsageErrorJson(unknown);
+    } else {
+      err << "error: " << unknown << "\n";
+    }
+    return 2;
+  }
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    // --help and --version are "errors" that exit 0; CLI11 uses exit codes 100+ for usage
+    // errors, berth's contract is 2.
+    if (e.get_exit_code() == 0) return app.exit(e, out, err);
+    if (json) {
+      err << detail::UsageErrorJson(e.what());
+      return 2;
+    }
+    app.exit(e, out, err);
+    return 2;
+  }
+  return exit_code;
 }
 
 void RegisterGatewayAdminCommands(CLI::App& gateway, int* exit_code) {

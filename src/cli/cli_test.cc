@@ -380,6 +380,10 @@ class CommandTest : public ::testing::Test {
       prompts_.push_back(prompt);
       return std::string("prompted-pw");
     };
+    w.open_url = [this](const std::string& url) -> Status {
+      opened_.push_back(url);
+      return Status::Ok();
+    };
     w.send = [this](const std::string& m, const std::string& s, const std::string& p,
                     const std::string& b, const std::string& t) -> Result<Response> {
       sent_.push_back({m, s, p, b, t});
@@ -396,15 +400,11 @@ class CommandTest : public ::testing::Test {
     argv_s.insert(argv_s.end(), args.begin(), args.end());
     std::vector<char*> argv;
     for (auto& a : argv_s) argv.push_back(a.data());
-    try {
-      app.parse(static_cast<int>(argv.size()), argv.data());
-    } catch (const CLI::ParseError& e) {
-      std::ostringstream o, e2;
-      int rc = app.exit(e, o, e2);
-      err_ << e2.str();
-      return rc == 0 ? 0 : 2;
-    }
-    return code;
+    // As main does.
+    std::ostringstream help_out;
+    int rc = ParseAndRun(app, static_cast<int>(argv.size()), argv.data(), code, help_out, err_);
+    out_ << help_out.str();
+    return rc;
   }
 
   Json SentBody(size_t i = 0) { return Json::parse(sent_.at(i).body); }
@@ -417,6 +417,7 @@ class CommandTest : public ::testing::Test {
   std::vector<Response> answers_;
   std::vector<Sent> sent_;
   std::vector<std::string> prompts_;
+  std::vector<std::string> opened_;
 };
 
 TEST_F(CommandTest, LoginWithPasswordStdinStoresTheToken) {
@@ -607,6 +608,126 @@ TEST_F(CommandTest, UsageErrorsExit2AndSendNothing) {
   EXPECT_EQ(Run({"team", "list", "--server", "https://x"}), 2);
   EXPECT_EQ(Run({"team", "member", "add", "bob", "--role", "king"}), 2);
   EXPECT_TRUE(sent_.empty());
+}
+
+TEST_F(CommandTest, VersionAndUnknownCommands) {
+  EXPECT_EQ(Run({"--version"}), 0);
+  EXPECT_EQ(out_.str(), std::string("berth ") + BERTH_VERSION_FOR_TEST + "\n");
+  EXPECT_EQ(Run({"aps"}), 2);
+  EXPECT_THAT(err_.str(), HasSubstr("error: unknown command \"aps\"; did you mean `berth app`"));
+  EXPECT_THAT(err_.str(), HasSubstr("`berth ps`"));
+  EXPECT_EQ(Run({"app", "lst"}), 2);
+  EXPECT_THAT(err_.str(), HasSubstr("unknown command \"app lst\"; did you mean `berth app list`"));
+  EXPECT_EQ(Run({"zzzzzz"}), 2);
+  EXPECT_THAT(err_.str(), HasSubstr("unknown command \"zzzzzz\" (`berth --help` lists"));
+  // Words after a verb are its arguments, not commands.
+  Answer(200, R"({"name":"lst"})");
+  EXPECT_EQ(Run({"app", "show", "lst"}), 0);
+  EXPECT_EQ(sent_.size(), 1u);
+}
+
+TEST_F(CommandTest, JsonOutputMakesErrorsJson) {
+  ASSERT_TRUE(SaveClientConfig(env_["BERTH_CONFIG"], {"http://h:1", "al", "tok", "shop"}).ok());
+  Answer(404, R"({"code":"not_found","message":"app \"nope\" not found","field":"app"})");
+  EXPECT_EQ(Run({"app", "show", "nope", "-o", "json"}), 1);
+  EXPECT_EQ(out_.str(), "");
+  EXPECT_EQ(Json::parse(err_.str()),
+            Json::parse(R"({"error":{"code":"not_found","message":"app \"nope\" not found","field":"app"}})"));
+  // The same from the other two verb styles (runtime verbs; build verbs).
+  Answer(409, R"({"code":"operation_in_progress","message":"busy"})");
+  EXPECT_EQ(Run({"scale", "web", "2", "--app", "shop", "-o", "json"}), 1);
+  EXPECT_EQ(Json::parse(err_.str())["error"]["code"], "operation_in_progress");
+  Answer(404, R"({"code":"not_found","message":"no such component"})");
+  EXPECT_EQ(Run({"versions", "web", "--app", "shop", "--output=json"}), 1);
+  EXPECT_EQ(Json::parse(err_.str())["error"]["code"], "not_found");
+  // The client's own failures and usage errors too.
+  EXPECT_EQ(Run({"team", "list", "-o", "json"}), 1);
+  EXPECT_EQ(Json::parse(err_.str())["error"]["code"], "unavailable");
+  EXPECT_EQ(Run({"component", "create", "web", "-o", "json"}), 2);  // --app missing
+  Json usage = Json::parse(err_.str());
+  EXPECT_EQ(usage["error"]["code"], "usage");
+  EXPECT_THAT(usage["error"]["message"].get<std::string>(), HasSubstr("--app"));
+  EXPECT_EQ(Run({"aps", "-o", "json"}), 2);
+  EXPECT_EQ(Json::parse(err_.str())["error"]["code"], "usage");
+  // 401: the hint comes along.
+  Answer(401, R"({"code":"unauthenticated","message":"token expired"})");
+  EXPECT_EQ(Run({"app", "list", "-o", "json"}), 1);
+  EXPECT_THAT(Json::parse(err_.str())["error"]["hint"].get<std::string>(), HasSubstr("berth login"));
+}
+
+TEST_F(CommandTest, DestructiveVerbsConfirm) {
+  // No terminal, no --yes: a usage error naming --yes, nothing sent.
+  EXPECT_EQ(Run({"app", "delete", "shop"}), 2);
+  EXPECT_THAT(err_.str(), HasSubstr("--yes"));
+  EXPECT_EQ(Run({"component", "delete", "web", "--app", "shop"}), 2);
+  EXPECT_THAT(err_.str(), HasSubstr("--yes"));
+  EXPECT_EQ(Run({"team", "delete", "t1"}), 2);
+  EXPECT_THAT(err_.str(), HasSubstr("--yes"));
+  EXPECT_EQ(Run({"team", "delete", "t1", "-o", "json"}), 2);
+  EXPECT_THAT(Json::parse(err_.str())["error"]["message"].get<std::string>(), HasSubstr("--yes"));
+  EXPECT_TRUE(sent_.empty());
+  // On a terminal: the name typed back deletes; anything else does not.
+  EXPECT_EQ(Run({"app", "delete", "shop"}, "shp\n", /*tty=*/true), 1);
+  EXPECT_THAT(err_.str(), HasSubstr("Type \"shop\" to confirm"));
+  EXPECT_THAT(err_.str(), HasSubstr("nothing was deleted"));
+  EXPECT_TRUE(sent_.empty());
+  Answer(200, R"({"deleted":"app","name":"shop"})");
+  EXPECT_EQ(Run({"app", "delete", "shop"}, "shop\n", /*tty=*/true), 0) << err_.str();
+  ASSERT_EQ(sent_.size(), 1u);
+  EXPECT_EQ(sent_[0].method, "DELETE");
+  EXPECT_EQ(out_.str(), "deleted app shop\n");
+  // --yes (or -y): no question.
+  Answer(200, R"({"deleted":"component","name":"web"})");
+  EXPECT_EQ(Run({"component", "delete", "web", "--app", "shop", "-y"}), 0) << err_.str();
+  Answer(200, R"({"deleted":"team","name":"t1"})");
+  EXPECT_EQ(Run({"team", "delete", "t1", "--yes"}), 0) << err_.str();
+  EXPECT_EQ(sent_.size(), 3u);
+}
+
+TEST_F(CommandTest, ConfigSetIsOnePatchOfTheEnv) {
+  Answer(200, R"({"name":"web","kind":"service","replicas":1,"desired_state":"running","env":{"A":"1","B":"x=y"}})");
+  EXPECT_EQ(Run({"config", "set", "A=1", "B=x=y", "--component", "web", "--app", "shop"}), 0)
+      << err_.str();
+  ASSERT_EQ(sent_.size(), 1u);
+  EXPECT_EQ(sent_[0].method, "PATCH");
+  EXPECT_EQ(sent_[0].path, "/api/v1/teams/default/apps/shop/components/web");
+  EXPECT_EQ(SentBody(), Json::parse(R"({"env":{"A":"1","B":"x=y"}})"));
+  EXPECT_THAT(out_.str(), HasSubstr("set A, B on web; its instances are replaced once"));
+  EXPECT_THAT(out_.str(), HasSubstr("`berth wait web --app shop --operation`"));
+  // unset: only the keys that are set, as nulls.
+  Answer(200, R"({"name":"web","env":{"A":"1","B":"2"}})");
+  Answer(200, R"({"name":"web","kind":"service","replicas":1,"desired_state":"running","env":{"B":"2"}})");
+  EXPECT_EQ(Run({"config", "unset", "A", "C", "--component", "web", "--app", "shop"}), 0);
+  EXPECT_EQ(Json::parse(sent_.back().body), Json::parse(R"({"env":{"A":null}})"));
+  EXPECT_THAT(err_.str(), HasSubstr("C was not set"));
+  Answer(200, R"({"name":"web","env":{"B":"2"}})");
+  EXPECT_EQ(Run({"config", "unset", "Z", "--component", "web", "--app", "shop"}), 1);
+  EXPECT_THAT(err_.str(), HasSubstr("Z is not set on web: nothing changed"));
+  // get: one value, or every one.
+  Answer(200, R"({"name":"web","env":{"B":"2","A":"1"}})");
+  EXPECT_EQ(Run({"config", "get", "B", "--component", "web", "--app", "shop"}), 0);
+  EXPECT_EQ(out_.str(), "2\n");
+  Answer(200, R"({"name":"web","env":{"A":"1","B":"2"}})");
+  EXPECT_EQ(Run({"config", "get", "--component", "web", "--app", "shop"}), 0);
+  EXPECT_EQ(out_.str(), "KEY   VALUE\nA     1\nB     2\n");
+  EXPECT_EQ(Run({"config", "set", "NOEQUALS", "--component", "web", "--app", "shop"}), 2);
+}
+
+TEST_F(CommandTest, OpenPrintsTheAddressAndOpensIt) {
+  Answer(200, R"({"name":"web","addresses":["http://web.shop.localhost:8080"]})");
+  EXPECT_EQ(Run({"open", "web", "--app", "shop"}), 0) << err_.str();
+  EXPECT_EQ(out_.str(), "http://web.shop.localhost:8080\n");
+  EXPECT_EQ(opened_, std::vector<std::string>{"http://web.shop.localhost:8080"});
+  Answer(200, R"({"name":"worker","addresses":[]})");
+  EXPECT_EQ(Run({"open", "worker", "--app", "shop"}), 1);
+  EXPECT_THAT(err_.str(), HasSubstr("`berth component set worker --app shop --port 8080/http`"));
+}
+
+TEST(Output, TablesDropTerminalEscapes) {
+  std::string t = RenderTable({"A", "B"}, {{"\x1b[1mApache Maven 3.8.7\x1b[m", "x\x1b]0;title\ay"}});
+  EXPECT_EQ(t, "A                    B\nApache Maven 3.8.7   xy\n");
+  EXPECT_EQ(StripTerminalControls("a\x1b[0;31mred\x1b[0m\a" "b"), "aredb");
+  EXPECT_EQ(RenderKeyValues(Json{{"v", "\x1b[1mbold\x1b[m"}}), "v: bold\n");
 }
 
 TEST_F(CommandTest, TeamUseChecksThenStores) {

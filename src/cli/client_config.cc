@@ -63,7 +63,7 @@ Result<ClientConfig> LoadClientConfig(const std::string& path) {
   text << in.rdbuf();
   auto j = nlohmann::json::parse(text.str(), nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded() || !j.is_object()) {
-    return InvalidArgument(path + " is not a JSON object; fix it or run `berth login` again");
+    return InvalidArgument(path + " is not a JSON object; fix it or run `berth login --server URL --user NAME` again");
   }
   ClientConfig c;
   auto str = [&](const char* key, std::string* out) -> Status {

@@ -52,33 +52,70 @@ Result<OutputFormat> ParseOutputFormat(std::string_view text) {
                          "output");
 }
 
+std::string StripTerminalControls(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (size_t i = 0; i < text.size(); ++i) {
+    unsigned char c = static_cast<unsigned char>(text[i]);
+    if (c == 0x1b) {  // ESC: skip the whole sequence
+      if (i + 1 >= text.size()) break;
+      char kind = text[i + 1];
+      if (kind == '[') {  // CSI: parameters, then one final byte 0x40-0x7e
+        size_t j = i + 2;
+        while (j < text.size() && !(text[j] >= 0x40 && text[j] <= 0x7e)) ++j;
+        i = j;
+      } else if (kind == ']') {  // OSC: up to BEL or ESC '\\'
+        size_t j = i + 2;
+        while (j < text.size() && text[j] != '\a' &&
+               !(text[j] == 0x1b && j + 1 < text.size() && text[j + 1] == '\\')) {
+          ++j;
+        }
+        i = (j < text.size() && text[j] == 0x1b) ? j + 1 : j;
+      } else {
+        i += 1;  // a two-byte escape
+      }
+      continue;
+    }
+    if ((c < 0x20 && c != '\n' && c != '\t') || c == 0x7f) continue;
+    out += static_cast<char>(c);
+  }
+  return out;
+}
+
 std::string RenderTable(const std::vector<std::string>& headers,
                         const std::vector<std::vector<std::string>>& rows) {
   size_t cols = headers.size();
   for (const auto& r : rows) cols = std::max(cols, r.size());
-  std::vector<size_t> width(cols, 0);
-  auto measure = [&](const std::vector<std::string>& r) {
-    for (size_t i = 0; i < r.size(); ++i) width[i] = std::max(width[i], Width(r[i]));
+  // Newlines or tabs inside a cell would break the columns for people and for awk; escape
+  // sequences (a tool's colours, or text an app chose) would print raw or repaint the terminal.
+  auto clean_row = [cols](const std::vector<std::string>& r) {
+    std::vector<std::string> c(cols);
+    for (size_t i = 0; i < r.size(); ++i) {
+      c[i] = StripTerminalControls(r[i]);
+      std::replace(c[i].begin(), c[i].end(), '\n', ' ');
+      std::replace(c[i].begin(), c[i].end(), '\t', ' ');
+    }
+    return c;
   };
-  measure(headers);
-  for (const auto& r : rows) measure(r);
+  std::vector<std::vector<std::string>> cells;
+  cells.push_back(clean_row(headers));
+  for (const auto& r : rows) cells.push_back(clean_row(r));
+  std::vector<size_t> width(cols, 0);
+  for (const auto& r : cells) {
+    for (size_t i = 0; i < cols; ++i) width[i] = std::max(width[i], Width(r[i]));
+  }
   std::string out;
   auto line = [&](const std::vector<std::string>& r) {
     std::string l;
     for (size_t i = 0; i < cols; ++i) {
-      std::string_view cell = i < r.size() ? std::string_view(r[i]) : std::string_view();
-      // Newlines or tabs inside a cell would break the columns for people and for awk.
-      std::string clean(cell);
-      std::replace(clean.begin(), clean.end(), '\n', ' ');
-      std::replace(clean.begin(), clean.end(), '\t', ' ');
+      const std::string& clean = r[i];
       l += clean;
       if (i + 1 < cols) l.append(width[i] - Width(clean) + 3, ' ');
     }
     while (!l.empty() && l.back() == ' ') l.pop_back();
     out += l + "\n";
   };
-  line(headers);
-  for (const auto& r : rows) line(r);
+  for (const auto& r : cells) line(r);
   return out;
 }
 
@@ -107,7 +144,8 @@ std::string RenderKeyValues(const Json& object) {
   size_t w = 0;
   for (const auto& [k, v] : lines) w = std::max(w, Width(k));
   std::string out;
-  for (const auto& [k, v] : lines) {
+  for (auto& [k, v] : lines) {
+    v = StripTerminalControls(v);
     std::string l = k + ":";
     if (!v.empty()) {
       l.append(w - Width(k) + 1, ' ');

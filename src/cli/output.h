@@ -27,6 +27,11 @@ Result<OutputFormat> ParseOutputFormat(std::string_view text);
 std::string RenderTable(const std::vector<std::string>& headers,
                         const std::vector<std::vector<std::string>>& rows);
 
+// `text` without terminal escape sequences (CSI such as colours, OSC, two-byte escapes) and
+// other control characters except '\n' and '\t': what a table cell or a "key: value" line
+// may show. Tables and key/value lines apply it to every value.
+std::string StripTerminalControls(std::string_view text);
+
 // Pretty JSON (2-space indent) plus '\n'; invalid UTF-8 is replaced, never thrown.
 std::string RenderJson(const Json& value);
 

@@ -373,7 +373,8 @@ void AddWait(CLI::App& app, const std::shared_ptr<Shared>& sh) {
         return Status(Code::kConflict, "not_a_service",
                       o->t.component + " is a " + Str(comp, "kind") +
                           ": its runs end instead of becoming ready; use `berth run " +
-                          o->t.component + " --app " + o->t.app + " --wait` or `berth runs`");
+                          o->t.component + " --app " + o->t.app + " --wait` or `berth runs " +
+                          o->t.component + " --app " + o->t.app + "`");
       }
       BERTH_ASSIGN_OR_RETURN(Json l, c.Do("GET", path + "/instances?limit=500"));
       int want = Str(comp, "desired_state") == "running" ? comp.value("replicas", 0) : 0;
@@ -393,7 +394,9 @@ void AddWait(CLI::App& app, const std::shared_ptr<Shared>& sh) {
       if (std::chrono::steady_clock::now() >= deadline) {
         return Status(Code::kUnavailable, "timeout",
                       o->t.component + " not ready within " + std::to_string(o->timeout_s) +
-                          " s: " + last + " (see `berth instances` and `berth events`)");
+                          " s: " + last + " (see `berth instances " + o->t.component + " --app " +
+                          o->t.app + "` and `berth events " + o->t.component + " --app " +
+                          o->t.app + "`)");
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(500));
     }

@@ -125,7 +125,7 @@ class CliTest(BerthTestCase):
         self.ok(self.api("GET", f"{V}/teams/default/apps/in-default"))
         self.berth("team", "use", "default")
 
-        r = self.berth("team", "delete", "cli-team")
+        r = self.berth("team", "delete", "cli-team", "--yes")
         self.assertIn("deleted team cli-team", r.stdout)
         self.assertStatus(self.api("GET", f"{V}/teams/cli-team"), 404, "not_found")
 
@@ -167,7 +167,7 @@ class CliTest(BerthTestCase):
         api2 = self.ok(self.api("GET", f"{V}/teams/default/apps/cli-shop"))
         self.assertEqual((api2["display_name"], api2["description"]), ("Shop 2", "sells"),
                          "update changes only the given flags")
-        r = self.berth("app", "delete", "cli-shop")
+        r = self.berth("app", "delete", "cli-shop", "--yes")
         self.assertIn("deleted app cli-shop", r.stdout)
         self.assertStatus(self.api("GET", f"{V}/teams/default/apps/cli-shop"), 404)
 
@@ -236,7 +236,7 @@ class CliTest(BerthTestCase):
         self.berth("dependency", "remove", "db", "--app", "cshop", "--component", "web")
         self.assertEqual(self.names(deps), ["ccache-redis"])
 
-        r = self.berth("component", "delete", "db", "--app", "cshop")
+        r = self.berth("component", "delete", "db", "--app", "cshop", "-y")
         self.assertIn("deleted component db", r.stdout)
         self.assertStatus(self.api("GET", f"{comp}/db"), 404)
 
@@ -286,7 +286,7 @@ class CliTest(BerthTestCase):
     def test_audit(self):
         self.login()
         self.berth("app", "create", "audited-cli")
-        self.berth("app", "delete", "audited-cli")
+        self.berth("app", "delete", "audited-cli", "--yes")
         entries = self.items(self.json_out("audit", "list", "--limit", "50"))
         ours = [e["action"] for e in entries if e.get("resource") == "apps/audited-cli"]
         self.assertEqual(ours, ["delete", "create"], entries)

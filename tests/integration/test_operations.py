@@ -370,7 +370,7 @@ class VolumeTest(RuntimeCase):
                             desired_state="stopped")
         st, body, _ = self.api("DELETE", self.comp_path(app) + "?volumes=maybe")
         self.assertEqual((st, body["field"]), (400, "volumes"), body)
-        r = self.srv.cli("component", "delete", "web", "--app", app, "--delete-volumes")
+        r = self.srv.cli("component", "delete", "web", "--app", app, "--delete-volumes", "--yes")
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         self.assertFalse(os.path.exists(os.path.join(data, "volumes", "default", app, "web")))
 

@@ -28,6 +28,10 @@ struct ClientWorld {
                                  const std::string& path_and_query, const std::string& body,
                                  const std::string& token)>
       send;
+  // `berth open`: shows `url` in a browser when this machine has a display (DISPLAY or
+  // WAYLAND_DISPLAY, and xdg-open); Ok without doing anything when it has none; an error only
+  // when a display is there but the browser could not be started. May be empty (never opens).
+  std::function<Status(const std::string& url)> open_url;
   // Sends a local file as the body of one request (UploadFile in http_client.h).
   std::function<Result<Response>(const std::string& method, const std::string& server,
                                  const std::string& path_and_query, const std::string& file,

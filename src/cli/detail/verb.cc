@@ -1,6 +1,7 @@
 #include "cli/detail/verb.h"
 
 #include <chrono>
+#include <istream>
 #include <ostream>
 
 #include "cli/detail/api_errors.h"
@@ -95,16 +96,64 @@ void Call::Done(const Json& obj, const std::string& text) {
   }
 }
 
-void Report(const Status& s, std::ostream& err) {
+std::string ErrorCode(const Status& s) {
+  if (s.reason() != "cli") return s.reason();
+  switch (s.code()) {
+    case Code::kUnavailable: return "unavailable";
+    case Code::kInvalidArgument: return "invalid_argument";
+    case Code::kNotFound: return "not_found";
+    case Code::kUnauthenticated: return "unauthenticated";
+    case Code::kConflict: return "conflict";
+    default: return "client_error";
+  }
+}
+
+std::string UsageErrorJson(const std::string& message) {
+  Json e = {{"error", {{"code", "usage"}, {"message", message}}}};
+  return e.dump(-1, ' ', false, Json::error_handler_t::replace) + "\n";
+}
+
+void Report(const Status& s, std::ostream& err, bool json) {
+  const char* hint = s.code() == Code::kUnauthenticated
+                         ? "log in with `berth login --server URL --user NAME`"
+                         : nullptr;
+  if (json) {
+    Json e = {{"code", ErrorCode(s)}, {"message", s.message()}};
+    if (!s.field().empty()) e["field"] = s.field();
+    if (hint) e["hint"] = hint;
+    err << Json{{"error", e}}.dump(-1, ' ', false, Json::error_handler_t::replace) << "\n";
+    return;
+  }
   if (s.reason() == "cli") {
     err << "error: " << s.message() << "\n";
     return;
   }
   err << "error: " << s.message() << " (" << s.reason() << ")\n";
   if (!s.field().empty()) err << "field: " << s.field() << "\n";
-  if (s.code() == Code::kUnauthenticated) {
-    err << "hint: log in with `berth login --server URL --user NAME`\n";
+  if (hint) err << "hint: " << hint << "\n";
+}
+
+Status ConfirmDestructive(const ClientWorld& world, bool yes, const std::string& verb,
+                          const std::string& what, const std::string& name) {
+  if (yes) return Status::Ok();
+  bool tty = world.stdin_is_tty && world.stdin_is_tty();
+  if (!tty || world.in == nullptr) {
+    return Status(Code::kInvalidArgument, "usage",
+                  "`berth " + verb + "` deletes " + what +
+                      " and cannot be undone; stdin is not a terminal to confirm on, so pass "
+                      "--yes to confirm");
   }
+  *world.err << "This deletes " << what << " and cannot be undone.\n"
+             << "Type \"" << name << "\" to confirm: " << std::flush;
+  std::string line;
+  std::getline(*world.in, line);
+  if (!line.empty() && line.back() == '\r') line.pop_back();
+  if (line != name) {
+    return Status(Code::kInvalidArgument, "cli",
+                  "confirmation \"" + line + "\" does not match \"" + name +
+                      "\": nothing was deleted");
+  }
+  return Status::Ok();
 }
 
 CLI::App* Leaf(CLI::App& parent, const std::shared_ptr<Shared>& sh, const std::string& name,
@@ -125,7 +174,7 @@ CLI::App* Leaf(CLI::App& parent, const std::shared_ptr<Shared>& sh, const std::s
       return;
     }
     if (s.reason() == "usage") throw CLI::ValidationError(s.message(), 2);
-    Report(s, *sh->world.err);
+    Report(s, *sh->world.err, sh->globals.output == "json");
     *sh->exit_code = 1;
   });
   return cmd;

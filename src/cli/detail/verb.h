@@ -43,6 +43,7 @@ class Call {
   std::ostream& out() { return *sh_.world.out; }
   std::ostream& err() { return *sh_.world.err; }
   const std::string& cwd() const { return sh_.world.cwd; }
+  const ClientWorld& world() const { return sh_.world; }
   const ClientConfig& cfg() const { return cfg_; }
 
   std::string Team() const;
@@ -69,8 +70,23 @@ class Call {
 
 using Runner = std::function<Status(Call&)>;
 
-// Prints a failed verb's error (and the field it names, and a login hint for 401s).
-void Report(const Status& s, std::ostream& err);
+// Prints a failed verb's error (and the field it names, and a login hint for 401s): as
+// "error: <message> (<code>)" lines, or with `json` as one line
+// {"error":{"code","message"[,"field"][,"hint"]}} (docs/cli.md "Errors").
+void Report(const Status& s, std::ostream& err, bool json);
+// The stable code of an error for -o json: the server's code, "usage" for usage errors, and
+// for failures the CLI found itself (reason "cli") one named after the Code ("unavailable"
+// when the server cannot be reached, ...).
+std::string ErrorCode(const Status& s);
+// A usage error's JSON line ({"error":{"code":"usage","message":...}}).
+std::string UsageErrorJson(const std::string& message);
+
+// Destructive verbs (`app delete`, `component delete`, `team delete`): with `yes` nothing is
+// asked; on a terminal the user types the object's name to confirm (anything else: error,
+// nothing deleted); without a terminal and without --yes, a usage error naming --yes.
+// `what` is what goes, e.g. "app \"shop\" with its components".
+Status ConfirmDestructive(const ClientWorld& world, bool yes, const std::string& verb,
+                          const std::string& what, const std::string& name);
 
 // Adds the verb `name` under `parent` with the global flags (-o, --server, --team). Exit
 // codes: 0, 1 for an error or a runner that set *exit_code = -1 (it reported the failure
