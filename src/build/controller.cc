@@ -147,6 +147,9 @@ struct BuildController::Impl {
   std::mutex artifact_mu;  // orders artifact publish + version commit against GC
   std::multiset<std::string> inflight;  // published, version not yet committed; guarded by artifact_mu
   std::atomic<int64_t> last_wake_ms{0};
+  // Components deleted (with their app or team) whose build leftovers still need removing:
+  // "team/app/component". Only the dispatcher touches it.
+  std::set<std::string> forgotten;
 
   int listener = -1;
   std::thread dispatcher;
@@ -181,10 +184,71 @@ struct BuildController::Impl {
     if (!s.ok()) log->error("msg=\"scan failed\" error=\"{}\"", s.message());
   }
 
+  // Removes what builds kept for components that were deleted: their dependency caches
+  // (DATA/cache/<scope>), their build logs (DATA/logs/builds/<scope>) and the artifacts no
+  // version uses any more. It waits for a cancelled build of the component to end (it may
+  // still write there) and leaves alone a component created again under the same name.
+  void ForgetDeletedComponents() {
+    if (forgotten.empty()) return;
+    bool removed = false;
+    for (auto it = forgotten.begin(); it != forgotten.end();) {
+      const std::string& scope = *it;
+      bool busy = false;
+      {
+        std::lock_guard<std::mutex> l(mu);
+        for (const auto& [id, cancel] : running) busy |= id.rfind(scope + "/", 0) == 0;
+      }
+      if (busy) {
+        ++it;
+        continue;
+      }
+      size_t slash = scope.rfind('/');
+      auto again = store.Get(model::kComponent, scope.substr(0, slash), scope.substr(slash + 1));
+      if (!again.ok() && again.status().code() == Code::kNotFound) {
+        for (const char* root : {"/cache/", "/logs/builds/"}) {
+          fs::path dir = fs::path(data + root + scope);
+          std::error_code ec;
+          fs::remove_all(dir, ec);
+          // The app's and the team's directories go with their last component.
+          for (int up = 0; up < 2; ++up) {
+            dir = dir.parent_path();
+            if (!fs::remove(dir, ec)) break;  // not empty (or gone): stop
+          }
+        }
+        removed = true;
+        log->info("msg=\"build caches and logs removed\" component={}", scope);
+      }
+      it = forgotten.erase(it);
+    }
+    if (removed) CollectArtifacts();
+  }
+
+  // At start: components deleted while the server was down left their directories behind.
+  void FindLeftovers() {
+    for (const char* root : {"/cache", "/logs/builds"}) {
+      std::error_code ec;
+      for (auto it = fs::recursive_directory_iterator(data + root, ec);
+           !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+        if (it.depth() < 2) continue;
+        it.disable_recursion_pending();
+        if (!it->is_directory(ec)) continue;
+        fs::path rel = it->path().lexically_relative(data + root);
+        Object o;
+        o.scope = rel.parent_path().string();
+        o.name = rel.filename().string();
+        if (!store.Get(model::kComponent, o.scope, o.name).ok()) {
+          forgotten.insert(o.scope + "/" + o.name);
+        }
+      }
+    }
+  }
+
   void Dispatch() {
     int64_t cursor = store.Head();
     Scan();
+    FindLeftovers();
     while (true) {
+      ForgetDeletedComponents();
       {
         std::unique_lock<std::mutex> l(mu);
         cv.wait_for(l, std::chrono::seconds(1), [&] { return stopping || head > cursor; });
@@ -203,6 +267,10 @@ struct BuildController::Impl {
       }
       for (const Change& c : *changes) {
         cursor = std::max(cursor, c.revision);
+        if (c.object.kind == model::kComponent && c.deleted) {
+          forgotten.insert(c.object.scope + "/" + c.object.name);
+          continue;
+        }
         if (c.object.kind != model::kVersion) continue;
         if (c.deleted) {
           Key k;

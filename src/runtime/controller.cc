@@ -115,6 +115,7 @@ void Controller::RunOnceForTest() {
   driver_.Tick();
   SyncRuns();
   SyncInstances();
+  RemoveLeftovers();
   auto now = std::chrono::steady_clock::now();
   if (opt_.on_tick && now - last_hook_ >= std::chrono::seconds(1)) {
     last_hook_ = now;
@@ -149,6 +150,7 @@ Status Controller::FullScan() {
       Logger("runtime")->info("msg=\"removing instances of a deleted component\" component={}",
                               ref.Scope());
       driver_.Remove(ref);
+      deleted_[ref.Scope()] = ref;
     }
   }
   return Status::Ok();
@@ -216,10 +218,12 @@ void Controller::Reconcile(const ComponentRef& ref) {
       runs_.erase(ref.Scope());
       cron_last_.erase(ref.Scope());
       driver_.Remove(ref);
+      deleted_[ref.Scope()] = ref;
     }
     return;
   }
   known_[ref.Scope()] = ref;
+  deleted_.erase(ref.Scope());  // created again under the same name: its files are its own
   LoadOperation(ref);
   Json body = ParseBody(*obj);
   auto comp = model::ParseComponent(body);
@@ -886,6 +890,32 @@ void Controller::PruneRuns(const ComponentRef& ref, int limit) {
     if (!ValidateDnsLabel(inst, "instance").ok()) continue;
     std::string base = opt_.data_dir + "/logs/instances/" + ref.Scope() + "/" + inst + ".log";
     for (const char* suffix : {"", ".1", ".2"}) std::filesystem::remove(base + suffix, ec);
+  }
+}
+
+void Controller::RemoveLeftovers() {
+  if (deleted_.empty() || opt_.data_dir.empty()) return;
+  std::set<std::string> still;
+  for (const ComponentRef& r : driver_.Components()) still.insert(r.Scope());
+  for (auto it = deleted_.begin(); it != deleted_.end();) {
+    if (still.count(it->first)) {  // instances still stopping
+      ++it;
+      continue;
+    }
+    const ComponentRef& ref = it->second;
+    for (const char* root : {"/logs/instances/", "/run/", "/instances/"}) {
+      std::filesystem::path dir = opt_.data_dir + root + ref.Scope();
+      std::error_code ec;
+      std::filesystem::remove_all(dir, ec);
+      // The app's and the team's directories go with their last component.
+      for (int up = 0; up < 2; ++up) {
+        dir = dir.parent_path();
+        if (!std::filesystem::remove(dir, ec)) break;  // not empty (or gone)
+      }
+    }
+    Logger("runtime")->info("msg=\"instance logs and directories removed\" component={}",
+                            ref.Scope());
+    it = deleted_.erase(it);
   }
 }
 

@@ -119,11 +119,16 @@ class Controller {
   void Schedule();
   // Deletes the oldest finished runs beyond the history limit, and their logs.
   void PruneRuns(const ComponentRef& ref, int limit);
+  // Once the driver has removed every instance of a deleted component: its instance logs and
+  // what is left of its run and work directories (DATA/logs/instances, DATA/run,
+  // DATA/instances under <team>/<app>/<component>; volumes stay unless the API removed them).
+  void RemoveLeftovers();
   int64_t NowMs() const;
 
   std::map<std::string, JobInfo> jobs_;  // scope → job or cronjob component
   std::map<std::string, std::map<std::string, StoredRun>> runs_;  // scope → running runs
   std::map<std::string, int64_t> cron_last_;  // scope → last firing handled (Unix s)
+  std::map<std::string, ComponentRef> deleted_;  // scope → deleted, directories not yet removed
 
   Store& store_;
   Driver& driver_;

@@ -28,7 +28,7 @@ import time
 import unittest
 
 from harness import _die_with_parent, _live
-from test_jobs import JobCase
+from test_jobs import MARK, JobCase
 from test_runtime import V, wait_for
 
 APP = "habits"
@@ -117,6 +117,48 @@ class CliHabitsTest(JobCase):
         self.berth("app", "delete", "doomed", "--yes")
         self.berth("team", "delete", "doomed-team", "-y")
         self.assertStatus(self.api("GET", "/api/v1/teams/doomed-team"), 404)
+
+    def test_app_delete_removes_caches_artifacts_logs_and_run_dirs(self):
+        app = "leftovers"
+        data = self.srv.data_dir
+        src = tempfile.mkdtemp(prefix="leftovers-site-", dir=self.srv.tmp)
+        with open(os.path.join(src, "index.html"), "w") as f:
+            f.write(f"<h1>{src}</h1>\n")  # content no other component has: its own artifact
+        self.make_app("default", app)
+        self.addCleanup(self.api, "DELETE", f"{V}/apps/{app}")
+        self.make_component("default", app, "site", source={"type": "dir", "path": src},
+                            build={"command": f"echo built; : {MARK}"})
+        v = self.ok(self.api("POST", self.path(app, "site") + "/builds", {}), 201)
+
+        def built():
+            got = self.ok(self.api("GET", self.path(app, "site") + "/versions/" + v["name"]))
+            return got if got["status"] in ("ready", "failed") else None
+        version = wait_for(built, "the build", timeout=120)
+        self.assertEqual(version["status"], "ready", version)
+        artifact = os.path.join(data, "artifacts", version["artifact"].removeprefix("sha256:"))
+        self.job(app, "svc", "echo leftover-line; sleep 600", kind="service")
+        wait_for(lambda: [i for i in self.instances(app, "svc") if i["state"] == "running"],
+                 "the service's instance")
+        scope = os.path.join("default", app)
+        dirs = {d: os.path.join(data, d, scope)
+                for d in ("cache", "logs/builds", "logs/instances", "run", "instances")}
+        for d, path in dirs.items():
+            self.assertTrue(os.path.isdir(path), f"{d}: {path} before the delete")
+        self.assertTrue(os.path.isdir(artifact), artifact)
+
+        self.berth("app", "delete", app, "--yes")
+        self.assertStatus(self.api("GET", f"{V}/apps/{app}"), 404)
+
+        def gone():
+            left = [d for d, path in dirs.items() if os.path.exists(path)]
+            left += [artifact] if os.path.exists(artifact) else []
+            return None if left else True
+        try:
+            wait_for(gone, "the app's files to go", timeout=30)
+        except AssertionError:
+            left = [d for d, path in dirs.items() if os.path.exists(path)]
+            self.fail(f"left after `berth app delete`: {left}"
+                      f"{' and the artifact' if os.path.exists(artifact) else ''}")
 
     def on_terminal(self, args: list[str], typed: str) -> tuple[int, str, str]:
         """Runs berth with a pseudo-terminal as stdin, types `typed` once it asks."""
