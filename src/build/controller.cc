@@ -20,6 +20,7 @@
 #include "build/detail/limits.h"
 #include "build/detail/process.h"
 #include "build/detect.h"
+#include "build/doctor.h"
 #include "build/source.h"
 #include "core/log.h"
 #include "events/events.h"
@@ -84,8 +85,7 @@ Status ForEachVersion(Store& store, const std::function<void(const Object&)>& fn
 }
 
 std::string FindProgram(const std::string& name) {
-  const char* path = std::getenv("PATH");
-  std::string p = path ? path : "/usr/local/bin:/usr/bin:/bin";
+  const std::string p = BuildPath();
   size_t i = 0;
   while (i <= p.size()) {
     size_t j = p.find(':', i);
@@ -512,7 +512,7 @@ struct BuildController::Impl {
         std::string ver;
         std::string cmd = detail::ShellQuote(path);
         for (const std::string& a : t.version_args) cmd += " " + detail::ShellQuote(a);
-        detail::RunSpec spec{cmd, bdir, {"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=" + bdir + "/home"},
+        detail::RunSpec spec{cmd, bdir, {"PATH=" + BuildPath(), "HOME=" + bdir + "/home"},
                              std::chrono::steady_clock::now() + std::chrono::seconds(30)};
         auto r = detail::RunShell(spec, [&](const std::string& l) { if (ver.empty()) ver = l; }, cancel);
         line("-----> using " + t.program + (ver.empty() ? "" : ": " + ver));
@@ -528,9 +528,8 @@ struct BuildController::Impl {
     // 4. Caches and environment.
     std::string cache = data + "/cache/" + k.team + "/" + k.app + "/" + k.component;
     fs::create_directories(cache, ec);
-    const char* sys_path = std::getenv("PATH");
     std::vector<std::string> env = {
-        std::string("PATH=") + (sys_path ? sys_path : "/usr/local/bin:/usr/bin:/bin"),
+        "PATH=" + BuildPath(),  // the doctor reports the tools found on this one
         "HOME=" + bdir + "/home",
         "LANG=C.UTF-8",
         "CI=true",

@@ -16,8 +16,6 @@ namespace {
 
 constexpr std::chrono::seconds kVersionTimeout{20};  // gradle starts a JVM: seconds, not ms
 constexpr std::chrono::seconds kCacheFor{30};
-// The PATH builds run with (controller.cc gives steps the same directories first).
-constexpr char kBuildPath[] = "/usr/local/bin:/usr/bin:/bin";
 
 struct Probe {
   const char* language;
@@ -50,8 +48,7 @@ constexpr Probe kProbes[] = {
 };
 
 std::string Find(const std::string& name) {
-  const char* env = std::getenv("PATH");
-  std::string p = std::string(kBuildPath) + ":" + (env ? env : "");
+  const std::string p = BuildPath();
   size_t i = 0;
   while (i <= p.size()) {
     size_t j = p.find(':', i);
@@ -90,7 +87,7 @@ ToolchainCheck Run(const Probe& p) {
   std::atomic<bool> cancel{false};
   const char* home = std::getenv("HOME");
   detail::RunSpec spec{p.version_command, "/",
-                       {std::string("PATH=") + kBuildPath, std::string("HOME=") + (home ? home : "/tmp"),
+                       {"PATH=" + BuildPath(), std::string("HOME=") + (home ? home : "/tmp"),
                         "TERM=dumb", "NO_COLOR=1"},
                        std::chrono::steady_clock::now() + kVersionTimeout};
   auto r = detail::RunShell(spec, [&](const std::string& line) {
@@ -103,6 +100,11 @@ ToolchainCheck Run(const Probe& p) {
 }
 
 }  // namespace
+
+std::string BuildPath() {
+  const char* path = std::getenv("PATH");
+  return path != nullptr && *path != '\0' ? path : "/usr/local/bin:/usr/bin:/bin";
+}
 
 std::vector<ToolchainCheck> CheckToolchains() {
   static std::mutex mu;

@@ -21,6 +21,11 @@ struct ToolchainCheck {
   std::string version;   // the first line of its version output that has a digit
 };
 
+// The PATH build steps run with: the server's own (else /usr/local/bin:/usr/bin:/bin). The
+// doctor looks programs up and asks their versions on the same one, so it reports the node
+// or mvn a build will really run, not another one earlier in some fixed list.
+std::string BuildPath();
+
 std::vector<ToolchainCheck> CheckToolchains();
 // {"toolchains":[{language, program, found, path, version, package}], "missing":[packages],
 //  "install": "apt-get install ..." or ""}.

@@ -27,7 +27,7 @@ import tempfile
 import time
 import unittest
 
-from harness import _die_with_parent, _live
+from harness import BerthTestCase, _die_with_parent, _live
 from test_jobs import MARK, JobCase
 from test_runtime import V, wait_for
 
@@ -333,6 +333,30 @@ class CliHabitsTest(JobCase):
         wait_for(opened_url, "xdg-open to get the URL", timeout=10)
         r = self.berth("open", "idle", "--app", APP, expect=1)
         self.assertIn(f"`berth component set idle --app {APP} --port 8080/http`", r.stderr)
+
+
+class DoctorPathTest(BerthTestCase):
+    """`berth doctor` reports the tools builds really run: those on the server's PATH, in its
+    order (before: /usr/local/bin:/usr/bin:/bin first, and versions asked on that PATH, so a
+    node earlier on the server's PATH was never the one reported)."""
+
+    @classmethod
+    def setUpClass(cls) -> None:
+        cls.bin_dir = tempfile.mkdtemp(prefix="doctor-bin-")
+        cls.addClassCleanup(shutil.rmtree, cls.bin_dir, True)
+        fake = os.path.join(cls.bin_dir, "node")
+        with open(fake, "w") as f:
+            f.write("#!/bin/sh\necho v99.1.2\n")
+        os.chmod(fake, 0o755)
+        cls.server_kwargs = {"env": {"PATH": cls.bin_dir + ":" + os.environ.get("PATH", "/usr/bin:/bin")}}
+        super().setUpClass()
+
+    def test_doctor_reports_the_node_on_the_servers_path(self):
+        report = self.ok(self.api("GET", "/api/v1/doctor"))
+        node = [t for t in report["toolchains"] if t["program"] == "node"]
+        self.assertEqual(len(node), 1, report)
+        self.assertEqual((node[0]["path"], node[0]["version"], node[0]["found"]),
+                         (os.path.join(self.bin_dir, "node"), "v99.1.2", True), node)
 
 
 if __name__ == "__main__":
