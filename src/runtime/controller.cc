@@ -428,8 +428,12 @@ Result<DesiredComponent> Controller::Resolve(const ComponentRef& ref, const Json
   if (version) {
     InstanceTemplate t;
     t.version = version->name;
-    t.start_command = !version->start_command.empty() ? version->start_command
-                                                      : c.build.start_command;
+    // The component's build.start_command is the user's explicit choice and wins over the
+    // one the version's build recorded (detection's, or the setting as it was then): a change
+    // of it is an update operation that must replace the instances with it, not one that
+    // "succeeds" while nothing changes until the next build.
+    t.start_command = !c.build.start_command.empty() ? c.build.start_command
+                                                     : version->start_command;
     const std::string& art = version->artifact;
     if (art.rfind("sha256:", 0) == 0) {
       t.artifact_dir = opt_.data_dir + "/artifacts/" + art.substr(7);

@@ -12,6 +12,11 @@ import unittest
 from test_runtime import RuntimeCase, V, http_get, wait_for
 
 
+def json_text(value) -> str:
+    import json
+    return json.dumps(value)
+
+
 class OperationTest(RuntimeCase):
 
     def operation(self, app: str) -> dict:
@@ -171,6 +176,34 @@ class OperationTest(RuntimeCase):
         self.assertFalse(pids & {i["pid"] for i in items}, "every instance was replaced")
         spec = self.read_spec("ro", items[0]["name"])
         self.assertEqual(spec.get("grace_s"), 3, spec)
+
+    def test_set_start_command_replaces_the_instances_with_it(self):
+        # The version records the start command its build chose (here: the fixture's); the
+        # component's build.start_command, set afterwards, is the user's choice and wins.
+        # Before, the update "succeeded" at once, replaced nothing, and the new command was
+        # silently ignored until the next build.
+        self.setup_app("startcmd", replicas=1)
+        [old] = self.wait_ready("startcmd", 1, "v1")
+        self.wait_operation("startcmd", "succeeded")
+        self.cli_login()
+        command = "STARTED_BY=set exec python3 app.py"
+        r = self.srv.cli("component", "set", "web", "--app", "startcmd", "--start-command", command)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        r = self.srv.cli("wait", "web", "--app", "startcmd", "--operation", "--timeout", "60",
+                         timeout=90)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("build.start_command", r.stdout)
+        [new] = self.wait_ready("startcmd", 1, "v1")
+        self.assertNotEqual(new["pid"], old["pid"], "the instance was replaced")
+        spec = self.read_spec("startcmd", new["name"])
+        self.assertIn(command, json_text(spec), spec)
+        # Unset: the version's own start command again, with one more replacement.
+        r = self.srv.cli("component", "set", "web", "--app", "startcmd", "--start-command", "")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.wait_operation("startcmd", "succeeded")
+        [back] = self.wait_ready("startcmd", 1, "v1")
+        self.assertNotEqual(back["pid"], new["pid"])
+        self.assertNotIn("STARTED_BY", json_text(self.read_spec("startcmd", back["name"])))
 
     def read_spec(self, app: str, instance: str) -> dict:
         import json
