@@ -102,7 +102,13 @@ std::string ApiService::OpenApiJson() const { return impl_->service.openapi; }
 bool ApiService::IsBlocking(const HttpRequest& request) const {
   std::map<std::string, std::string> params;
   auto route = impl_->service.router.Match(request.method, request.path, &params);
-  return route.ok() && (*route)->blocking;
+  return route.ok() && ((*route)->blocking || (*route)->slow);
+}
+
+bool ApiService::IsSlow(const HttpRequest& request) const {
+  std::map<std::string, std::string> params;
+  auto route = impl_->service.router.Match(request.method, request.path, &params);
+  return route.ok() && (*route)->slow;
 }
 
 std::optional<BodyFile> ApiService::BodyToFile(const HttpRequest& head) const {
@@ -140,6 +146,9 @@ std::optional<BodyFile> ApiService::BodyToFile(const HttpRequest& head) const {
 
 HttpResponse ApiService::Handle(const HttpRequest& request) {
   Service& s = impl_->service;
+  // Names, paths and query values are text: bytes that do not decode to UTF-8 without control
+  // characters are refused before anything looks at them (or quotes them in a message or log).
+  if (Status target = CheckRequestTarget(request); !target.ok()) return ErrorResponse(target);
   std::map<std::string, std::string> params;
   auto route = s.router.Match(request.method, request.path, &params);
   if (!route.ok()) {

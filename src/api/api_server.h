@@ -8,6 +8,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "api/http.h"
 #include "auth/secret_box.h"
@@ -42,6 +43,13 @@ struct ApiOptions {
   // Issues the gateway a new token (DATA/gateway/token) and revokes its old ones; returns the
   // new token's id (app/gateway_process.h RotateGatewayCredential). Unset: 409 (no gateway).
   std::function<Result<std::string>(const std::string& actor)> rotate_gateway_credential;
+  // Sources (docs/security.md "Sources"): directories sources on the server's disk must be
+  // under (empty = platform admins only).
+  std::vector<std::string> source_roots;
+  // Detections (POST .../detect): the time limit of one git fetch, and how many one user may
+  // run at once (more: 429 too_many_detections).
+  int detect_timeout_s = 60;
+  int detect_per_user = 2;
 };
 
 class ApiService final : public Handler {
@@ -51,6 +59,7 @@ class ApiService final : public Handler {
 
   HttpResponse Handle(const HttpRequest& request) override;
   bool IsBlocking(const HttpRequest& request) const override;
+  bool IsSlow(const HttpRequest& request) const override;
   // Upload routes stream their body to DATA/tmp; the caller is authenticated and authorised
   // first, so nothing unauthorised is written.
   std::optional<BodyFile> BodyToFile(const HttpRequest& head) const override;

@@ -5,7 +5,6 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <fstream>
 #include <set>
 
 #include "api/detail/service.h"
@@ -14,6 +13,8 @@
 #include "build/detect.h"
 #include "build/doctor.h"
 #include "build/source.h"
+#include "build/source_policy.h"
+#include "core/safe_fs.h"
 
 namespace berth::api {
 namespace {
@@ -64,6 +65,34 @@ Result<Object> LoadVersion(Service& s, const Ctx& ctx) {
 
 // ---- detect -------------------------------------------------------------------------------
 
+// One of the caller's detection slots (options.detect_per_user), held while it runs.
+class DetectSlot {
+ public:
+  DetectSlot(Service& s, std::string user) : s_(s), user_(std::move(user)) {}
+  ~DetectSlot() {
+    if (!held_) return;
+    std::lock_guard<std::mutex> l(s_.detect_mu);
+    if (--s_.detecting[user_] <= 0) s_.detecting.erase(user_);
+  }
+  Status Take() {
+    std::lock_guard<std::mutex> l(s_.detect_mu);
+    int& n = s_.detecting[user_];
+    if (n >= std::max(1, s_.options.detect_per_user)) {
+      return Status(Code::kRateLimited, "too_many_detections",
+                    "you have " + std::to_string(n) + " detections running, the most one user may "
+                    "run at once: retry when one has ended");
+    }
+    ++n;
+    held_ = true;
+    return Status::Ok();
+  }
+
+ private:
+  Service& s_;
+  const std::string user_;
+  bool held_ = false;
+};
+
 Result<Reply> DetectRoute(Service& s, Ctx& ctx) {
   BERTH_RETURN_IF_ERROR(NeedRole(s, ctx, Role::kDeveloper, "run detection"));
   BERTH_ASSIGN_OR_RETURN(Json body, Body(ctx));
@@ -81,6 +110,11 @@ Result<Reply> DetectRoute(Service& s, Ctx& ctx) {
   BERTH_ASSIGN_OR_RETURN(model::Component c, model::ParseComponent(comp));
   if (c.source.type == "none") return InvalidArgument("source.type must be dir, git, archive or package", "source.type");
   if (s.options.data_dir.empty()) return Unavailable("the server has no data directory for detection");
+  // No component here: an archive must be under a source root (or the caller an admin).
+  BERTH_RETURN_IF_ERROR(build::CheckSourceAccess(
+      c.source, build::SourcePolicy{s.options.source_roots, s.options.data_dir}, ctx.who.admin, ""));
+  DetectSlot slot(s, ctx.who.user);
+  BERTH_RETURN_IF_ERROR(slot.Take());
 
   std::string root;
   std::string tmp;
@@ -95,7 +129,9 @@ Result<Reply> DetectRoute(Service& s, Ctx& ctx) {
     tmp = fs::absolute(s.options.data_dir).string() + "/tmp/detect-" + auth::RandomHex(8);
     std::atomic<bool> cancel{false};
     std::string log_text;
-    auto fetched = build::FetchSource(c.source, tmp + "/src", build::SourceLimits{},
+    build::SourceLimits limits;
+    limits.git_timeout = std::chrono::seconds(std::max(1, s.options.detect_timeout_s));
+    auto fetched = build::FetchSource(c.source, tmp + "/src", limits,
                                       [&](const std::string& l) {
                                         if (log_text.size() < 4096) log_text += l + "\n";
                                       },
@@ -130,12 +166,6 @@ Result<Reply> DetectRoute(Service& s, Ctx& ctx) {
 }
 
 // ---- queue a build ------------------------------------------------------------------------
-
-bool ValidGitRef(const std::string& ref) {
-  return !ref.empty() && ref.front() != '-' &&
-         ref.find_first_of(" \t\n\r\\~^:?*[") == std::string::npos &&
-         ref.find("..") == std::string::npos;
-}
 
 Result<Reply> QueueBuild(Service& s, Ctx& ctx) {
   BERTH_RETURN_IF_ERROR(NeedRole(s, ctx, Role::kDeveloper, "build components"));
@@ -294,20 +324,19 @@ Result<Reply> CancelBuild(Service& s, Ctx& ctx) {
 
 // ---- logs ---------------------------------------------------------------------------------
 
-std::string LogFile(Service& s, const Object& v, const Ctx& ctx) {
-  std::string rel = Stored(v).value("build_log", "");
-  if (rel.empty() || rel.find("..") != std::string::npos || rel.front() == '/') {
-    rel = build::BuildLogPath(ctx.P("team"), ctx.P("app"), ctx.P("component"), v.name);
-  }
-  return s.options.data_dir + "/" + rel;
+// Where a version's log is, relative to the data directory: always derived from the names
+// (the stored build_log is never used as a path: it was once a request's to write). Read with
+// core/safe_fs.h, so a symlink in its place is not followed either.
+std::string LogFile(const Object& v, const Ctx& ctx) {
+  return build::BuildLogPath(ctx.P("team"), ctx.P("app"), ctx.P("component"), v.name);
 }
 
 // Follows a build log: one NDJSON line per log line, then {"type":"end","status",...} once the
 // version is ready, failed or cancelled and everything written has been sent.
 class LogStream final : public StreamSource {
  public:
-  LogStream(Service& s, std::string scope, std::string version, std::string path)
-      : s_(s), scope_(std::move(scope)), version_(std::move(version)), path_(std::move(path)) {}
+  LogStream(Service& s, std::string scope, std::string version, std::string rel)
+      : s_(s), scope_(std::move(scope)), version_(std::move(version)), rel_(std::move(rel)) {}
 
   bool Poll(std::string* out) override {
     // Read the status before the file: a build that ends after this check still has its last
@@ -342,15 +371,12 @@ class LogStream final : public StreamSource {
 
   // Appends complete new lines; true when the file may have more right now.
   bool ReadMore(std::string* out, bool terminal) {
-    std::ifstream f(path_, std::ios::binary);
-    if (!f) return false;
-    f.seekg(static_cast<std::streamoff>(offset_));
-    std::string buf(kStreamChunk, '\0');
-    f.read(buf.data(), static_cast<std::streamsize>(buf.size()));
-    size_t n = static_cast<size_t>(f.gcount());
+    auto buf = ReadBeneath(s_.options.data_dir, rel_, static_cast<int64_t>(offset_), kStreamChunk);
+    if (!buf.ok()) return false;
+    size_t n = buf->size();
     if (n == 0) return false;
     offset_ += n;
-    partial_.append(buf.data(), n);
+    partial_.append(*buf);
     size_t start = 0;
     for (size_t nl; (nl = partial_.find('\n', start)) != std::string::npos; start = nl + 1) {
       Emit(out, partial_.substr(start, nl - start));
@@ -364,7 +390,7 @@ class LogStream final : public StreamSource {
   Service& s_;
   const std::string scope_;
   const std::string version_;
-  const std::string path_;
+  const std::string rel_;  // beneath the data directory
   const size_t build_line_limit_ = 64 << 10;
   size_t offset_ = 0;        // only touched by the polling thread
   std::string partial_;      // an unfinished last line
@@ -378,29 +404,27 @@ Result<Reply> BuildLog(Service& s, Ctx& ctx) {
   }
   if (s.options.data_dir.empty()) return Unavailable("the server has no data directory for logs");
   BERTH_ASSIGN_OR_RETURN(Object v, LoadVersion(s, ctx));
-  std::string path = LogFile(s, v, ctx);
+  std::string rel = LogFile(v, ctx);
   Json j = Stored(v);
   std::string status = j.value("status", "");
   if (follow == "1" || follow == "true") {
     Reply r;
-    r.stream = std::make_shared<LogStream>(s, v.scope, v.name, path);
+    r.stream = std::make_shared<LogStream>(s, v.scope, v.name, rel);
     r.headers.push_back({"Cache-Control", "no-cache"});
     return r;
   }
-  std::ifstream f(path, std::ios::binary);
-  if (!f && status != "queued") {
+  int64_t size = 0;
+  auto head = ReadBeneath(s.options.data_dir, rel, 0, 0, &size);
+  if (!head.ok() && status != "queued") {
     return NotFound("version " + Quoted(v.name) + " has no build log (it was not built by this server)");
   }
   std::string text;
   bool truncated = false;
-  if (f) {
-    f.seekg(0, std::ios::end);
-    std::streamoff size = f.tellg();
-    std::streamoff from = std::max<std::streamoff>(0, size - static_cast<std::streamoff>(kLogReplyLimit));
+  if (head.ok()) {
+    int64_t from = std::max<int64_t>(0, size - static_cast<int64_t>(kLogReplyLimit));
     truncated = from > 0;
-    f.seekg(from);
-    text.resize(static_cast<size_t>(size - from));
-    f.read(text.data(), static_cast<std::streamsize>(text.size()));
+    auto tail = ReadBeneath(s.options.data_dir, rel, from, kLogReplyLimit);
+    if (tail.ok()) text = std::move(*tail);
   }
   return Reply{200,
                {{"version", v.name},
@@ -414,6 +438,31 @@ Result<Reply> BuildLog(Service& s, Ctx& ctx) {
 
 }  // namespace
 
+Status CheckSourceWrite(Service& s, const Ctx& ctx, const std::string& team, const std::string& app,
+                        const std::string& component, const model::Source& source,
+                        const Json* current) {
+  if (current && current->is_object()) {
+    // A write that keeps the stored source is not judged again: a developer may edit a
+    // component whose source an admin set.
+    Json now = model::ToJson(model::Component{})["source"];
+    now["type"] = source.type;
+    now["path"] = source.path;
+    now["url"] = source.url;
+    now["ref"] = source.ref;
+    now["archive"] = source.archive;
+    Json before = now;
+    for (const char* k : {"type", "path", "url", "ref", "archive"}) {
+      auto it = current->find(k);
+      before[k] = it != current->end() && it->is_string() ? it->get<std::string>() : std::string();
+    }
+    if (before == now) return Status::Ok();
+  }
+  const std::string data = s.options.data_dir.empty() ? "" : fs::absolute(s.options.data_dir).string();
+  return build::CheckSourceAccess(source, build::SourcePolicy{s.options.source_roots, data},
+                                  ctx.who.admin,
+                                  data.empty() ? "" : build::UploadsDir(data, team, app, component));
+}
+
 Result<Object> QueueVersion(Service& s, const std::string& team, const std::string& app,
                             const model::Component& component, const std::string& ref,
                             const std::string& actor, const Json& trigger) {
@@ -426,9 +475,7 @@ Result<Object> QueueVersion(Service& s, const std::string& team, const std::stri
     if (comp.source.type != "git") {
       return InvalidArgument("ref only applies to git sources; this component's source is " + comp.source.type, "ref");
     }
-    if (!ValidGitRef(ref)) {
-      return InvalidArgument("ref " + Quoted(ref) + " is not a valid git branch, tag or commit", "ref");
-    }
+    BERTH_RETURN_IF_ERROR(model::CheckGitRef(ref, "ref"));
     comp.source.ref = ref;
   }
   const std::string scope = team + "/" + app + "/" + comp.name;
@@ -482,11 +529,12 @@ void RegisterBuildRoutes(Service& svc) {
     std::function<Result<Reply>(Service&, Ctx&)> fn;
     bool blocking;
     bool body_to_file = false;
+    bool slow = false;
   };
   std::vector<Def> defs = {
       {"POST", T + "/detect",
        "Detect how a source would be built and started, with the reasons (developers)",
-       "", "", 200, DetectRoute, true},
+       "", "", 200, DetectRoute, true, false, /*slow=*/true},
       {"POST", C + "/builds", "Queue a build of the component's source (optional {\"ref\"})",
        "", "Version", 201, QueueBuild, false},
       {"GET", "/api/v1/doctor",
@@ -511,6 +559,7 @@ void RegisterBuildRoutes(Service& svc) {
     r.response_schema = d.response_schema;
     r.success_status = d.success;
     r.blocking = d.blocking;
+    r.slow = d.slow;
     r.body_to_file = d.body_to_file;
     Service* sp = &svc;
     auto fn = d.fn;

@@ -20,6 +20,7 @@ int HttpStatusFor(Code code) {
     case Code::kRateLimited: return 429;
     case Code::kInternal: return 500;
     case Code::kUnavailable: return 503;
+    case Code::kTimeout: return 504;
   }
   return 500;
 }
@@ -30,7 +31,9 @@ HttpResponse ErrorResponse(const Status& status) {
   if (!status.field().empty()) body["field"] = status.field();
   HttpResponse r;
   r.status = HttpStatusFor(status.code());
-  r.body = body.dump();
+  // Messages may quote what a request sent: never let a byte that is not UTF-8 turn an error
+  // into an exception (and a 500).
+  r.body = body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   return r;
 }
 

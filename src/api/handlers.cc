@@ -9,6 +9,8 @@
 #include "api/detail/service.h"
 #include "auth/crypto.h"
 #include "auth/tokens.h"
+#include "build/controller.h"
+#include "core/safe_fs.h"
 #include "core/names.h"
 #include "core/cgroup.h"
 #include "core/proc_usage.h"
@@ -884,6 +886,7 @@ Result<Reply> CreateComponent(Service& s, Ctx& ctx) {
   BERTH_ASSIGN_OR_RETURN(int64_t ignored, TakeRevision(body));
   (void)ignored;
   BERTH_ASSIGN_OR_RETURN(model::Component c, model::ParseComponent(body));
+  BERTH_RETURN_IF_ERROR(CheckSourceWrite(s, ctx, ctx.P("team"), ctx.P("app"), c.name, c.source, nullptr));
   Json created = model::ToJson(c);
   BERTH_ASSIGN_OR_RETURN(std::vector<Op> extra, LifecycleOps(s, ctx, nullptr, created));
   BERTH_ASSIGN_OR_RETURN(Reply r, CreateOf(s, ctx, ComponentTarget(ctx, c.name), created,
@@ -896,8 +899,11 @@ Result<Reply> UpdateComponent(Service& s, Ctx& ctx) {
   BERTH_RETURN_IF_ERROR(NeedRole(s, ctx, Role::kDeveloper, "change components"));
   BERTH_RETURN_IF_ERROR(AppExists(s, ctx.P("team"), ctx.P("app")));
   BERTH_ASSIGN_OR_RETURN(Reply r, UpdateOf(s, ctx, ComponentTarget(ctx, ctx.P("component")),
-                  [](const Json& merged, const Json&) -> Result<Json> {
+                  [&](const Json& merged, const Json& current) -> Result<Json> {
                     BERTH_ASSIGN_OR_RETURN(model::Component c, model::ParseComponent(merged));
+                    const Json* before = current.contains("source") ? &current["source"] : nullptr;
+                    BERTH_RETURN_IF_ERROR(CheckSourceWrite(s, ctx, ctx.P("team"), ctx.P("app"),
+                                                           ctx.P("component"), c.source, before));
                     return model::ToJson(c);
                   },
                   [&](const Json& current, const Json& next) {
@@ -930,9 +936,9 @@ Result<Reply> DeleteComponent(Service& s, Ctx& ctx) {
   if (volumes == "delete" && !s.options.data_dir.empty()) {
     // The instances still stopping may hold files open there; unlinked files stay readable
     // to them until they exit.
-    std::error_code ec;
-    std::filesystem::remove_all(s.options.data_dir + "/volumes/" + CompScope(ctx), ec);
-    if (ec) return Internal("component deleted, but its volumes were not: " + ec.message());
+    // Apps write into their volumes: never follow a link they left there.
+    Status removed = RemoveBeneath(s.options.data_dir, "volumes/" + CompScope(ctx));
+    if (!removed.ok()) return Internal("component deleted, but its volumes were not: " + removed.message());
     r.body["volumes"] = "deleted";
   } else {
     r.body["volumes"] = "kept";
@@ -1060,7 +1066,23 @@ Result<Reply> CreateVersion(Service& s, Ctx& ctx) {
     return InvalidArgument("version names and numbers are assigned by the server",
                            body.contains("name") ? "name" : "number");
   }
+  // Where a version's log lives and what a build was asked to build are the server's to say:
+  // a build_log named any file the log route would read and retention delete, a build_request
+  // any source the builder would build (docs/security.md "Input and paths").
+  for (const char* field : {"build_log", "build_request"}) {
+    auto it = body.find(field);
+    if (it == body.end() || it->is_null() || (it->is_string() && it->get_ref<const std::string&>().empty()) ||
+        (it->is_object() && it->empty())) {
+      continue;
+    }
+    return Status(Code::kInvalidArgument, "server_assigned",
+                  std::string(field) + " is set by the server (the build log's place is derived "
+                  "from the names; a build request from the component): leave it out",
+                  field);
+  }
   BERTH_ASSIGN_OR_RETURN(model::Version v, model::ParseVersion(body));
+  v.build_log.clear();
+  v.build_request = Json::object();
   // Numbers count up per component; a concurrent create of the same number loses the
   // kCreate race and takes the next one.
   for (int attempt = 0; attempt < 5; ++attempt) {
@@ -1070,6 +1092,7 @@ Result<Reply> CreateVersion(Service& s, Ctx& ctx) {
     v.number = max + 1;
     v.name = "v" + std::to_string(v.number);
     if (v.built_at.empty()) v.built_at = FormatTime(s.clock.Now());
+    v.build_log = build::BuildLogPath(ctx.P("team"), ctx.P("app"), ctx.P("component"), v.name);
     Target t{model::kVersion, CompScope(ctx), v.name, "version", ctx.P("team"),
              CompRes(ctx) + "/versions/" + v.name};
     auto r = CreateOf(s, ctx, t, model::ToJson(v));

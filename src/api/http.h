@@ -84,6 +84,13 @@ class Handler {
   // True when handling may block for long (password hashing): the transport then runs it on
   // a separate pool so the network threads stay responsive.
   virtual bool IsBlocking(const HttpRequest& request) const = 0;
+  // True (implies blocking) when handling may wait on something outside for long — a git
+  // server during detection: the transport runs it on a pool of its own
+  // (HttpServerOptions::slow_threads), so slow work never holds up the blocking pool.
+  virtual bool IsSlow(const HttpRequest& request) const {
+    (void)request;
+    return false;
+  }
 };
 
 struct HttpServerOptions {
@@ -91,6 +98,7 @@ struct HttpServerOptions {
   uint16_t port = 7070;                 // 0 = pick a free port
   int io_threads = 2;
   int blocking_threads = 2;
+  int slow_threads = 8;                 // the pool of Handler::IsSlow requests
   size_t body_limit = 1 << 20;          // bytes; larger bodies get 413 payload_too_large
   size_t header_limit = 16 << 10;       // bytes
   std::chrono::seconds request_timeout{30};   // to receive a whole request
@@ -99,6 +107,8 @@ struct HttpServerOptions {
   // A waiting stream is polled at least this often even when nothing woke it, so a source can
   // end by itself (e.g. when the caller's access is gone: its token expired).
   std::chrono::milliseconds stream_poll{1000};
+  // Connections open at once; more are accepted, answered 503 and closed. Out of descriptors
+  // (EMFILE), new connections are accepted and closed at once (core/fd_limit.h).
   int max_connections = 10000;
 };
 
@@ -120,5 +130,10 @@ std::unique_ptr<HttpServer> NewHttpServer(HttpServerOptions options, Handler* ha
 std::string PercentDecode(const std::string& s, bool plus_is_space);
 // Splits "a=1&b=x%20y" into a map (decoded).
 std::map<std::string, std::string> ParseQuery(const std::string& query);
+// Sets req->target and what the transport derives from it: the decoded path and query.
+void SetTarget(HttpRequest* req, const std::string& target);
+// Whether the decoded path and every query key and value are valid UTF-8 without control
+// characters. Errors: 400 invalid_path (the message shows the offending bytes escaped).
+Status CheckRequestTarget(const HttpRequest& req);
 
 }  // namespace berth

@@ -4,6 +4,9 @@
 
 #include <string_view>
 
+#include "core/log.h"
+#include "core/names.h"
+
 namespace berth {
 namespace {
 
@@ -65,6 +68,30 @@ std::map<std::string, std::string> ParseQuery(const std::string& query) {
     pos = amp + 1;
   }
   return out;
+}
+
+void SetTarget(HttpRequest* req, const std::string& target) {
+  req->target = target;
+  size_t q = target.find('?');
+  req->path = PercentDecode(target.substr(0, q), false);
+  req->query.clear();
+  if (q != std::string::npos) req->query = ParseQuery(target.substr(q + 1));
+}
+
+Status CheckRequestTarget(const HttpRequest& req) {
+  auto bad = [](const std::string& what, const std::string& value) {
+    std::string shown = EscapeForLog(value.substr(0, 200));
+    return Status(Code::kInvalidArgument, "invalid_path",
+                  "the request's " + what + " \"" + shown +
+                      "\" is not valid UTF-8 text (percent-escapes must decode to UTF-8 without "
+                      "control characters)");
+  };
+  if (!IsPrintableUtf8(req.path)) return bad("path", req.path);
+  for (const auto& [k, v] : req.query) {
+    if (!IsPrintableUtf8(k)) return bad("query parameter name", k);
+    if (!IsPrintableUtf8(v)) return bad("query parameter " + EscapeForLog(k), v);
+  }
+  return Status::Ok();
 }
 
 }  // namespace berth

@@ -41,7 +41,21 @@ Json Schemas() {
                     {"expect_status", Int()}});
   probe["nullable"] = true;
   Json s;
-  s["Error"] = Obj({{"code", Str()}, {"message", Str()}, {"field", Str()}}, {"code", "message"});
+  // The stable codes of docs/api.md "Errors" that scripts switch on; the list documents, it
+  // does not restrict (a route may add its own, named in docs/api.md).
+  Json code = Str();
+  code["description"] = "stable error code (docs/api.md \"Errors\")";
+  code["example"] = "invalid_argument";
+  code["x-berth-codes"] = {"invalid_json",          "json_too_deep",      "invalid_path",
+                           "unknown_field",         "invalid_name",       "invalid_argument",
+                           "unsafe_path",           "server_assigned",    "invalid_source",
+                           "unauthenticated",       "permission_denied",  "source_not_allowed",
+                           "not_found",             "route_not_found",    "method_not_allowed",
+                           "already_exists",        "revision_conflict",  "failed_precondition",
+                           "revision_compacted",    "payload_too_large",  "unsupported_media_type",
+                           "rate_limited",          "too_many_detections", "internal",
+                           "unavailable",           "source_timeout"};
+  s["Error"] = Obj({{"code", code}, {"message", Str()}, {"field", Str()}}, {"code", "message"});
   s["Health"] = {{"type", "object"}, {"properties", {{"status", Str()}, {"revision", Int()}}}};
   s["LoginRequest"] = Obj({{"user", Str()}, {"password", Str()}}, {"user", "password"});
   s["LoginResponse"] = Obj({{"token", Str()}, {"user", Str()}, {"expires_at", Str()}});
@@ -136,10 +150,16 @@ Json Schemas() {
   s["Version"] = Obj(Meta({{"name", Str()},
                            {"number", Int()},
                            {"status", Enum({"queued", "building", "ready", "failed", "cancelled"})},
-                           {"artifact", Str()},
+                           {"artifact", {{"type", "string"},
+                                         {"pattern", "^(sha256:[0-9a-f]{64})?$"},
+                                         {"description", "the artifact's digest (never a path)"}}},
                            {"start_command", Str()},
                            {"commit", Str()},
-                           {"build_log", Str()},
+                           {"build_log", {{"type", "string"},
+                                          {"readOnly", true},
+                                          {"description", "where the server keeps the build log, "
+                                                          "under its data directory; set by the "
+                                                          "server only"}}},
                            {"message", Str()},
                            {"size_bytes", Int()},
                            {"built_at", Str()},
@@ -336,6 +356,18 @@ std::string BuildOpenApi(const Router& router, const std::string& version) {
                        {{"description", "success"}, {"content", {{media, {{"schema", ok_schema}}}}}}}};
     Json err = {{"description", "error"}, {"content", {{"application/json", {{"schema", Ref("Error")}}}}}};
     responses["default"] = err;
+    auto named = [&](int status, const char* why) {
+      Json e = err;
+      e["description"] = why;
+      responses[std::to_string(status)] = e;
+    };
+    // Errors every route may give before its handler runs (docs/api.md "Errors").
+    named(400, "invalid_path, invalid_json, json_too_deep or a field's own error");
+    named(413, "payload_too_large");
+    if (r->slow) {
+      named(429, "too_many_detections: the caller's detections at once (detect_per_user)");
+      named(504, "source_timeout: the git fetch took longer than detect_timeout_s");
+    }
     op["responses"] = responses;
     if (r->public_route) op["security"] = Json::array();
     paths[r->pattern][Lower(r->method)] = op;

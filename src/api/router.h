@@ -48,6 +48,7 @@ struct Route {
   // Service accounts (the gateway) may call it; every other route answers them 403
   // service_account_scope, so a service credential reaches only what its service needs.
   bool service_account = false;
+  bool slow = false;            // runs on the slow pool (waits on outside servers: git)
   // The body is streamed to a file (HttpRequest::body_file) of at most ApiOptions::upload_limit
   // bytes; `upload_min_role` is checked in the route's {team} before the body is read.
   bool body_to_file = false;

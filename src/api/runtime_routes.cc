@@ -11,9 +11,11 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 
 #include "api/detail/service.h"
 #include "core/names.h"
+#include "core/safe_fs.h"
 #include "events/events.h"
 
 namespace berth::api {
@@ -25,6 +27,7 @@ using model::Role;
 constexpr size_t kMaxTail = 10000;
 constexpr size_t kDefaultTail = 1000;
 constexpr size_t kMaxChunk = 256 << 10;  // bytes read per file per poll while following
+constexpr size_t kMaxBacklogFile = 64 << 20;  // bytes read of one (rotated) log file for a backlog
 
 std::string CompScope(const Ctx& c) {
   return c.P("team") + "/" + c.P("app") + "/" + c.P("component");
@@ -451,12 +454,15 @@ std::string Render(const LogLine& l) {
   return j.dump(-1, ' ', false, Json::error_handler_t::replace) + "\n";
 }
 
+// Instance logs live in DATA/logs/instances/<team>/<app>/<component>/ (`root` the data dir,
+// `rel` the rest); they are read with core/safe_fs.h, never through a symlink.
 class LogStream final : public StreamSource {
  public:
-  LogStream(std::string dir, std::string instance, std::string since, std::string grep,
-            bool follow, size_t tail)
-      : dir_(std::move(dir)), instance_(std::move(instance)), since_(std::move(since)),
-        grep_(std::move(grep)), follow_(follow), tail_(tail) {}
+  LogStream(std::string root, std::string rel, std::string instance, std::string since,
+            std::string grep, bool follow, size_t tail)
+      : root_(std::move(root)), rel_(std::move(rel)), dir_(root_ + "/" + rel_),
+        instance_(std::move(instance)), since_(std::move(since)), grep_(std::move(grep)),
+        follow_(follow), tail_(tail) {}
 
   bool Poll(std::string* out) override {
     if (!started_) {
@@ -503,24 +509,24 @@ class LogStream final : public StreamSource {
   void Backlog(std::string* out) {
     std::vector<LogLine> lines;
     for (const std::string& inst : Instances()) {
-      std::string base = dir_ + "/" + inst + ".log";
+      std::string base = rel_ + "/" + inst + ".log";
       for (int i = 9; i >= 0; --i) {
-        std::string path = i == 0 ? base : base + "." + std::to_string(i);
-        std::ifstream f(path, std::ios::binary);
-        if (!f) continue;
+        std::string rel = i == 0 ? base : base + "." + std::to_string(i);
+        auto st = StatBeneath(root_, rel);
+        if (!st.ok() || !S_ISREG(st->st_mode)) continue;
+        auto text = ReadBeneath(root_, rel, 0, kMaxBacklogFile);
+        if (!text.ok()) continue;
+        std::istringstream f(*text);
         std::string raw;
         while (std::getline(f, raw)) {
           LogLine l;
           if (ParseLine(raw, inst, &l) && Keep(l)) lines.push_back(std::move(l));
         }
         if (i == 0) {
-          struct stat st{};
-          if (::stat(path.c_str(), &st) == 0) {
-            // Follow from the end of what was read (a partial last line is re-read later).
-            Cursor& c = cursors_[inst];
-            c.inode = st.st_ino;
-            c.offset = st.st_size;
-          }
+          // Follow from the end of what was read (a partial last line is re-read later).
+          Cursor& c = cursors_[inst];
+          c.inode = st->st_ino;
+          c.offset = static_cast<off_t>(text->size());
         }
       }
     }
@@ -532,9 +538,10 @@ class LogStream final : public StreamSource {
   }
 
   void Follow(const std::string& inst, std::string* out) {
-    std::string path = dir_ + "/" + inst + ".log";
-    struct stat st{};
-    if (::stat(path.c_str(), &st) != 0) return;
+    std::string rel = rel_ + "/" + inst + ".log";
+    auto stat = StatBeneath(root_, rel);
+    if (!stat.ok() || !S_ISREG(stat->st_mode)) return;
+    const struct stat& st = *stat;
     Cursor& c = cursors_[inst];
     if (c.inode != st.st_ino || st.st_size < c.offset) {  // rotated or new: from the start
       c.inode = st.st_ino;
@@ -542,13 +549,10 @@ class LogStream final : public StreamSource {
       c.partial.clear();
     }
     if (st.st_size == c.offset) return;
-    std::ifstream f(path, std::ios::binary);
-    if (!f) return;
-    f.seekg(c.offset);
     size_t want = std::min<size_t>(kMaxChunk, static_cast<size_t>(st.st_size - c.offset));
-    std::string data(want, '\0');
-    f.read(data.data(), static_cast<std::streamsize>(want));
-    data.resize(static_cast<size_t>(f.gcount()));
+    auto read = ReadBeneath(root_, rel, c.offset, want);
+    if (!read.ok()) return;
+    std::string data = std::move(*read);
     c.offset += static_cast<off_t>(data.size());
     c.partial += data;
     size_t start = 0;
@@ -562,7 +566,9 @@ class LogStream final : public StreamSource {
     c.partial.erase(0, start);
   }
 
-  const std::string dir_;
+  const std::string root_;
+  const std::string rel_;
+  const std::string dir_;  // root_/rel_, listed for the instances
   const std::string instance_;
   const std::string since_;
   const std::string grep_;
@@ -595,9 +601,9 @@ Result<Reply> Logs(Service& s, Ctx& ctx) {
   }
   std::string grep = ctx.req.Query("grep");
   if (grep.size() > 1024) return InvalidArgument("grep is longer than 1024 characters", "grep");
-  std::string dir = s.options.data_dir + "/logs/instances/" + CompScope(ctx);
   Reply r;
-  r.stream = std::make_shared<LogStream>(dir, instance, since, grep,
+  r.stream = std::make_shared<LogStream>(s.options.data_dir, "logs/instances/" + CompScope(ctx),
+                                         instance, since, grep,
                                          follow == "1" || follow == "true", tail);
   r.headers.push_back({"Cache-Control", "no-cache"});
   return r;

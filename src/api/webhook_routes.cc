@@ -226,6 +226,7 @@ Result<Reply> ReceiveHook(Service& s, Ctx& ctx) {
     text = it->second;
   }
   if (!text.empty()) {
+    BERTH_RETURN_IF_ERROR(CheckJsonDepth(text));  // before the parser sees hostile nesting
     payload = Json::parse(text, nullptr, false);
     if (payload.is_discarded() || !payload.is_object()) return BadPayload("the payload is not a JSON object");
   } else if (provider != "generic") {

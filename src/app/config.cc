@@ -4,6 +4,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "build/source_policy.h"
 #include "core/log.h"
 #include "model/model.h"
 
@@ -60,6 +61,12 @@ const std::vector<SettingInfo>& Settings() {
       {"domain_suffix", "BERTH_DOMAIN_SUFFIX", "default domains are <component>.<app>.<suffix> (default localhost)"},
       {"stream_recheck_s", "BERTH_STREAM_RECHECK_S", "streams (watch, log follow) re-check the caller's token and role this often, in seconds (1-3600)"},
       {"token_gc_interval_s", "BERTH_TOKEN_GC_INTERVAL_S", "expired API tokens are deleted this often, in seconds (1-86400)"},
+      {"source_roots", "BERTH_SOURCE_ROOTS", "comma-separated directories sources on this machine (dir, package, local git or archive paths) must be under; none = platform admins only"},
+      {"detect_timeout_s", "BERTH_DETECT_TIMEOUT_S", "time limit of one detection's git fetch in seconds (1-3600)"},
+      {"detect_per_user", "BERTH_DETECT_PER_USER", "detections one user may run at once (1-100); more get 429"},
+      {"detect_threads", "BERTH_DETECT_THREADS", "threads running detections (1-256), apart from the password-hashing pool"},
+      {"max_connections", "BERTH_MAX_CONNECTIONS", "API connections open at once (16-1000000); more get 503"},
+      {"gateway_max_connections", "BERTH_GATEWAY_MAX_CONNECTIONS", "client connections the gateway holds at once (16-1000000)"},
   };
   return kSettings;
 }
@@ -158,6 +165,18 @@ Status ApplySetting(const std::string& key, const std::string& value, const std:
     return ParseInt(value, source, 1, 3600, &c->stream_recheck_s);
   } else if (key == "token_gc_interval_s") {
     return ParseInt(value, source, 1, 86400, &c->token_gc_interval_s);
+  } else if (key == "source_roots") {
+    c->source_roots = value;  // checked by Validate (the data directory may come later)
+  } else if (key == "detect_timeout_s") {
+    return ParseInt(value, source, 1, 3600, &c->detect_timeout_s);
+  } else if (key == "detect_per_user") {
+    return ParseInt(value, source, 1, 100, &c->detect_per_user);
+  } else if (key == "detect_threads") {
+    return ParseInt(value, source, 1, 256, &c->detect_threads);
+  } else if (key == "max_connections") {
+    return ParseInt(value, source, 16, 1000000, &c->max_connections);
+  } else if (key == "gateway_max_connections") {
+    return ParseInt(value, source, 16, 1000000, &c->gateway_max_connections);
   } else if (key == "sync") {
     if (value != "full" && value != "normal") {
       return InvalidArgument(source + " must be full or normal, got \"" + value + "\"", source);
@@ -249,6 +268,8 @@ Status Validate(ServerConfig* c) {
                                "\" is reserved for berth's own service accounts",
                            "admin_user");
   }
+  BERTH_ASSIGN_OR_RETURN(c->source_root_dirs,
+                         build::ParseSourceRoots(c->source_roots, c->data_dir, "source_roots"));
   return Status::Ok();
 }
 

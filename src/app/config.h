@@ -48,6 +48,14 @@ struct ServerConfig {
   std::string domain_suffix = "localhost";  // default domains: <component>.<app>.<suffix>
   int64_t stream_recheck_s = 5;      // streams re-check their caller's access this often
   int64_t token_gc_interval_s = 300; // expired tokens are deleted this often
+  // Directories sources on this machine may come from (comma-separated; docs/security.md
+  // "Sources"); "" = none: only platform admins may use such sources.
+  std::string source_roots;
+  int64_t detect_timeout_s = 60;  // one detection's git fetch
+  int64_t detect_per_user = 2;    // detections one user may run at once
+  int64_t detect_threads = 8;     // the pool running detections
+  int64_t max_connections = 10000;          // API connections at once
+  int64_t gateway_max_connections = 10000;  // `berth gateway --max-connections`
 
   // Derived by Validate().
   HostPort api_addr;
@@ -55,6 +63,7 @@ struct ServerConfig {
   HostPort https_addr;
   HostPort gateway_admin_addr;  // port 0 with "auto" until the server resolves it
   std::string sqlite_path;
+  std::vector<std::string> source_root_dirs;  // source_roots, resolved
 };
 
 struct SettingInfo {

@@ -503,6 +503,8 @@ std::vector<std::string> GatewayCommand(const GatewayProcessOptions& o) {
           std::to_string(o.io_threads),
           "--pin-io-threads",
           o.pin_io_threads,
+          "--max-connections",
+          std::to_string(o.max_connections),
           "--log-level",
           o.log_level};
 }

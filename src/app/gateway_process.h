@@ -73,6 +73,7 @@ struct GatewayProcessOptions {
   std::string log_level = "info";
   int64_t io_threads = 2;                // --io-threads
   std::string pin_io_threads = "auto";   // --pin-io-threads
+  int64_t max_connections = 10000;       // --max-connections
   std::chrono::milliseconds check_interval{1000};
 };
 

@@ -24,6 +24,7 @@
 #include "auth/secret_box.h"
 #include "auth/tokens.h"
 #include "build/controller.h"
+#include "core/fd_limit.h"
 #include "core/log.h"
 #include "model/model.h"
 #include "routing/claims.h"
@@ -140,6 +141,14 @@ int RunServer(const ServerConfig& cfg) {
   auto start = std::chrono::steady_clock::now();
   auto log = Logger("server");
   ::signal(SIGPIPE, SIG_IGN);
+  // Every connection is a descriptor: take what the hard limit allows (core/fd_limit.h).
+  OpenFileLimit files = RaiseOpenFileLimit();
+  log->info("msg=\"open-file limit\" soft={} hard={} raised={}", files.soft, files.hard, files.raised);
+  if (files.soft > 0 && static_cast<uint64_t>(cfg.max_connections) + 256 > files.soft) {
+    log->warn("msg=\"max_connections is above what the open-file limit leaves: beyond it new "
+              "connections are closed at once\" max_connections={} open_file_limit={}",
+              cfg.max_connections, files.soft);
+  }
 
   std::error_code ec;
   fs::create_directories(cfg.data_dir, ec);
@@ -216,6 +225,9 @@ int RunServer(const ServerConfig& cfg) {
       return RotateGatewayCredential(*st, data, actor);
     };
   }
+  ao.source_roots = cfg.source_root_dirs;
+  ao.detect_timeout_s = static_cast<int>(cfg.detect_timeout_s);
+  ao.detect_per_user = static_cast<int>(cfg.detect_per_user);
   api::ApiService api(*store, SystemClock::Get(), ao);
 
   HttpServerOptions ho;
@@ -225,6 +237,8 @@ int RunServer(const ServerConfig& cfg) {
   // Waiting streams are polled unwoken too, so one whose caller lost access (an expired
   // token) ends within stream_recheck_s.
   ho.stream_poll = std::min<std::chrono::milliseconds>(std::chrono::seconds(1), ao.stream_recheck);
+  ho.slow_threads = static_cast<int>(cfg.detect_threads);
+  ho.max_connections = static_cast<int>(cfg.max_connections);
   std::unique_ptr<HttpServer> http = NewHttpServer(ho, &api);
   int listener = store->AddListener([&http](int64_t) { http->WakeStreams(); });
   auto port = http->Start();
@@ -264,6 +278,7 @@ int RunServer(const ServerConfig& cfg) {
   bo.time_limit = std::chrono::seconds(cfg.build_timeout_s);
   bo.versions_kept = static_cast<int>(cfg.build_versions_kept);
   bo.memory_limit_mb = cfg.build_memory_mb;
+  bo.source_roots = cfg.source_root_dirs;
   bo.on_log = [&http] { http->WakeStreams(); };  // followed build logs
   build::BuildController builder(*store, SystemClock::Get(), bo);
   if (Status s = builder.Start(); !s.ok()) Fatal("cannot start the builder: " + s.message());
@@ -298,6 +313,7 @@ int RunServer(const ServerConfig& cfg) {
     go.log_level = cfg.log_level;
     go.io_threads = cfg.gateway_io_threads;
     go.pin_io_threads = cfg.gateway_pin_io_threads;
+    go.max_connections = cfg.gateway_max_connections;
     gateway = std::make_unique<GatewayProcess>(go);
     if (auto pid = gateway->Start(); !pid.ok()) Fatal("cannot start the gateway: " + pid.status().message());
   }

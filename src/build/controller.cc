@@ -1,5 +1,6 @@
 #include "build/controller.h"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -22,7 +23,9 @@
 #include "build/detect.h"
 #include "build/doctor.h"
 #include "build/source.h"
+#include "build/source_policy.h"
 #include "core/log.h"
+#include "core/safe_fs.h"
 #include "events/events.h"
 #include "model/model.h"
 
@@ -427,13 +430,27 @@ struct BuildController::Impl {
     std::error_code ec;
     fs::remove_all(bdir, ec);
     fs::create_directories(bdir + "/home", ec);
-    fs::path log_path = fs::path(data) / rel_log;
-    fs::create_directories(log_path.parent_path(), ec);
-    std::ofstream logf(log_path, std::ios::trunc);
+    // The log's place is derived from the names, and opened without following any symlink on
+    // the way: nothing a build could plant makes the server write elsewhere.
+    // Whatever is there (an old log, a planted link) is removed, not written through.
+    (void)RemoveBeneath(data, rel_log);
+    auto opened = OpenBeneath(data, rel_log, O_WRONLY | O_CREAT | O_EXCL | O_APPEND, 0644);
+    if (!opened.ok()) {
+      log->error("msg=\"cannot open the build log\" version={} error=\"{}\"", k.Id(),
+                 opened.status().message());
+    }
+    UniqueFd logf = opened.ok() ? std::move(*opened) : UniqueFd();
     std::deque<std::string> tail;
     auto line = [&](const std::string& l) {
-      logf << l << '\n';
-      logf.flush();
+      if (logf) {
+        std::string text = l + "\n";
+        for (size_t done = 0; done < text.size();) {
+          ssize_t n = ::write(logf.get(), text.data() + done, text.size() - done);
+          if (n < 0 && errno == EINTR) continue;
+          if (n <= 0) break;
+          done += static_cast<size_t>(n);
+        }
+      }
       tail.push_back(l);
       if (tail.size() > kTailLines) tail.pop_front();
       Wake(false);
@@ -479,8 +496,14 @@ struct BuildController::Impl {
       settings = c->build;
     }
 
-    // 1. Source.
-    SourceLimits limits{opts.max_source_bytes, opts.max_source_files};
+    // 1. Source. Checked again here (the API checked it when it was written): a source stored
+    // before the rules, or a root removed since, must not be built.
+    Status allowed = CheckSourceAccess(source, SourcePolicy{opts.source_roots, data},
+                                       /*platform_admin=*/true,
+                                       UploadsDir(data, k.team, k.app, k.component));
+    if (!allowed.ok()) return finish(fail("source", allowed.message()));
+    SourceLimits limits{opts.max_source_bytes, opts.max_source_files,
+                        std::min<std::chrono::seconds>(opts.time_limit, std::chrono::seconds(600))};
     auto fetched = FetchSource(source, src, limits, line, cancel);
     if (cancel.load()) return stopped_or_cancelled("source");
     if (!fetched.ok()) return finish(fail("source", "fetching the source failed: " + fetched.status().message()));
@@ -598,7 +621,8 @@ struct BuildController::Impl {
     if (d.build_steps.empty()) line("-----> no build steps");
 
     // 6. Save node_modules for the next build.
-    if (d.cache_kind == "node" && fs::is_directory(nm, ec)) {
+    // A real directory only: a node_modules the build replaced by a link is not followed.
+    if (d.cache_kind == "node" && fs::symlink_status(nm, ec).type() == fs::file_type::directory) {
       fs::remove_all(nm_cache + ".new", ec);
       fs::copy(nm, nm_cache + ".new", fs::copy_options::recursive | fs::copy_options::copy_symlinks, ec);
       if (!ec) {
@@ -657,7 +681,7 @@ struct BuildController::Impl {
     }
     std::sort(ready.begin(), ready.end(), [](auto& a, auto& b) { return a.first > b.first; });
     WriteBatch b;
-    std::vector<std::string> logs;
+    std::vector<std::string> logs;  // derived from the names, never the stored build_log
     for (size_t i = static_cast<size_t>(opts.versions_kept); i < ready.size(); ++i) {
       const Object& o = *ready[i].second;
       if (o.name == pinned) continue;
@@ -666,7 +690,7 @@ struct BuildController::Impl {
       op.object = Object{model::kVersion, o.scope, o.name};
       op.expected_revision = o.revision;
       b.ops.push_back(op);
-      logs.push_back(Parse(o).value("build_log", ""));
+      logs.push_back(BuildLogPath(k.team, k.app, k.component, o.name));
       Json before = Parse(o);
       b.audit.push_back({"berth-builder", k.team, "delete",
                          "apps/" + k.app + "/components/" + k.component + "/versions/" + o.name,
@@ -682,7 +706,8 @@ struct BuildController::Impl {
     }
     std::error_code ec;
     for (const std::string& l : logs) {
-      if (!l.empty() && l.find("..") == std::string::npos) fs::remove(fs::path(data) / l, ec);
+      Status removed = RemoveBeneath(data, l);
+      if (!removed.ok()) log->warn("msg=\"cannot remove a build log\" log={} error=\"{}\"", l, removed.message());
     }
     log->info("msg=\"old versions removed\" component={} count={}", k.Scope(), b.ops.size());
   }

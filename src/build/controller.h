@@ -26,6 +26,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "core/clock.h"
 #include "core/status.h"
@@ -41,6 +42,9 @@ struct BuilderOptions {
   int64_t memory_limit_mb = 0;                   // per build (cgroup, else RLIMIT_AS); 0 = none
   int64_t max_source_bytes = int64_t{2} << 30;
   int64_t max_source_files = 200000;
+  // Admin-configured directories sources on the server's disk must be under
+  // (build/source_policy.h); checked again before each fetch.
+  std::vector<std::string> source_roots;
   // Called (at most every 100 ms) when a build log grew: lets log streams poll at once.
   std::function<void()> on_log;
 };

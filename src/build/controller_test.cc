@@ -239,6 +239,68 @@ TEST_F(ControllerTest, KeepsTheNewestVersionsAndCollectsArtifacts) {
   EXPECT_FALSE(fs::exists(dir_ / "data/logs/builds/t/a/c/v1.log"));
 }
 
+// Issue 13: a version's stored build_log once named the file retention deleted (any file of
+// the server) and the log route read. The server derives the place from the names now.
+TEST_F(ControllerTest, RetentionDeletesTheDerivedLogNeverTheStoredPath) {
+  BuilderOptions o;
+  o.versions_kept = 1;
+  Start(o);
+  Queue(1);
+  ASSERT_EQ(WaitFor("v1", {"ready", "failed"})["status"], "ready");
+  ASSERT_TRUE(fs::exists(dir_ / "data/logs/builds/t/a/c/v1.log"));
+  std::ofstream(dir_ / "victim") << "precious";
+  std::ofstream(dir_ / "data/victim-in-data") << "precious";
+  Json v1 = Get("v1");
+  v1["build_log"] = (dir_ / "victim").string();
+  Put(model::kVersion, "t/a/c", "v1", v1);
+  Queue(2);
+  ASSERT_EQ(WaitFor("v2", {"ready", "failed"})["status"], "ready");
+  auto deadline = std::chrono::steady_clock::now() + 20s;
+  while (!Get("v1").is_null() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(20ms);
+  }
+  ASSERT_TRUE(Get("v1").is_null());
+  EXPECT_EQ(ReadFile(dir_ / "victim"), "precious");
+  EXPECT_FALSE(fs::exists(dir_ / "data/logs/builds/t/a/c/v1.log"));
+  // The same with a path relative to the data directory.
+  Json v2 = Get("v2");
+  v2["build_log"] = "victim-in-data";
+  Put(model::kVersion, "t/a/c", "v2", v2);
+  Queue(3);
+  ASSERT_EQ(WaitFor("v3", {"ready", "failed"})["status"], "ready");
+  while (!Get("v2").is_null() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(20ms);
+  }
+  ASSERT_TRUE(Get("v2").is_null());
+  EXPECT_EQ(ReadFile(dir_ / "data/victim-in-data"), "precious");
+  EXPECT_EQ(Get("v3")["build_log"], "logs/builds/t/a/c/v3.log");
+}
+
+TEST_F(ControllerTest, ABuildLogIsNeverWrittenThroughALink) {
+  fs::create_directories(dir_ / "data/logs/builds/t/a/c");
+  std::ofstream(dir_ / "victim") << "precious";
+  fs::create_symlink(dir_ / "victim", dir_ / "data/logs/builds/t/a/c/v1.log");
+  Start();
+  Queue(1);
+  ASSERT_EQ(WaitFor("v1", {"ready", "failed"})["status"], "ready");
+  EXPECT_EQ(ReadFile(dir_ / "victim"), "precious");
+  EXPECT_FALSE(fs::is_symlink(dir_ / "data/logs/builds/t/a/c/v1.log"));
+  EXPECT_NE(ReadFile(dir_ / "data/logs/builds/t/a/c/v1.log").find("building"), std::string::npos);
+}
+
+TEST_F(ControllerTest, ASourceInTheDataDirectoryIsNotBuilt) {
+  model::Component c;
+  c.name = "c";
+  c.source.type = "dir";
+  c.source.path = (dir_ / "data").string();
+  Put(model::kComponent, "t/a", "c", model::ToJson(c));
+  Start();
+  Queue(1);
+  Json v = WaitFor("v1", {"ready", "failed"});
+  ASSERT_EQ(v["status"], "failed");
+  EXPECT_NE(v["message"].get<std::string>().find("data directory"), std::string::npos) << v.dump();
+}
+
 TEST_F(ControllerTest, ResumesAfterRestart) {
   // A version left "building" by a server that died, and one queued while none ran.
   Queue(1);

@@ -10,6 +10,8 @@
 #include <sstream>
 
 #include "core/names.h"
+#include "core/safe_fs.h"
+#include "model/json_util.h"
 
 namespace berth::build {
 namespace {
@@ -18,27 +20,20 @@ namespace fs = std::filesystem;
 
 constexpr size_t kReadLimit = 256 << 10;  // bytes of any one file looked at
 
+// Detection reads the user's tree without ever following a symlink (core/safe_fs.h): a
+// Procfile or package.json that is a link is as good as absent, wherever it points.
 bool Exists(const std::string& dir, const std::string& name) {
-  std::error_code ec;
-  return fs::exists(fs::path(dir) / name, ec);
+  return StatBeneath(dir, name).ok();
 }
 
 bool IsFile(const std::string& dir, const std::string& name) {
-  std::error_code ec;
-  return fs::is_regular_file(fs::path(dir) / name, ec);
-}
-
-std::string ReadSmall(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) return "";
-  std::string out(kReadLimit, '\0');
-  f.read(out.data(), static_cast<std::streamsize>(out.size()));
-  out.resize(static_cast<size_t>(f.gcount()));
-  return out;
+  auto st = StatBeneath(dir, name);
+  return st.ok() && S_ISREG(st->st_mode);
 }
 
 std::string Read(const std::string& dir, const std::string& name) {
-  return ReadSmall((fs::path(dir) / name).string());
+  auto text = ReadBeneath(dir, name, 0, kReadLimit);
+  return text.ok() ? *text : std::string();
 }
 
 std::string Trim(const std::string& s) {
@@ -57,7 +52,7 @@ std::vector<std::string> FilesWithSuffix(const std::string& dir, const std::stri
   for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
     std::string n = it->path().filename().string();
     if (n.size() > suffix.size() && n.compare(n.size() - suffix.size(), suffix.size(), suffix) == 0 &&
-        it->is_regular_file(ec)) {
+        it->symlink_status(ec).type() == fs::file_type::regular) {
       out.push_back(n);
     }
   }
@@ -189,7 +184,9 @@ Status DetectJava(Ctx& c) {
 Status DetectNode(Ctx& c) {
   c.d.cache_kind = "node";
   c.d.tools.push_back({"node", "nodejs", {"--version"}});
-  Json pkg = Json::parse(Read(c.dir, "package.json"), nullptr, false);
+  std::string pkg_text = Read(c.dir, "package.json");
+  // Hostile nesting is refused before nlohmann's parser sees it (model/json_util.h).
+  Json pkg = CheckJsonDepth(pkg_text).ok() ? Json::parse(pkg_text, nullptr, false) : Json();
   if (pkg.is_discarded() || !pkg.is_object()) {
     return InvalidArgument("package.json is not a JSON object", "source");
   }

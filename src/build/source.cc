@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "build/detail/process.h"
+#include "core/safe_fs.h"
 
 namespace berth::build {
 namespace {
@@ -48,7 +49,12 @@ std::string Dirname(const std::string& rel) {
   return s == std::string::npos ? "" : rel.substr(0, s);
 }
 
-Status CopyTree(const fs::path& from, const fs::path& to, const SourceLimits& limits) {
+Status CopyTree(const fs::path& from_path, const fs::path& to, const SourceLimits& limits) {
+  // Without a trailing '/', so the entries' paths start with it element by element.
+  fs::path from = from_path;
+  while (!from.has_filename() && from.has_parent_path() && from != from.root_path()) {
+    from = from.parent_path();
+  }
   std::error_code ec;
   fs::create_directories(to, ec);
   if (ec) return Internal("cannot create " + to.string() + ": " + ec.message());
@@ -65,7 +71,9 @@ Status CopyTree(const fs::path& from, const fs::path& to, const SourceLimits& li
     if (++files > limits.max_files) {
       return Bad("the source has more than " + std::to_string(limits.max_files) + " files", "source.path");
     }
-    fs::path rel = fs::relative(p, from, ec);
+    // Lexically: fs::relative resolves symlinks, which made a link's copy land at its target's
+    // path relative to the source ("x -> /etc/passwd" was copied to dest/../../etc/passwd).
+    fs::path rel = p.lexically_relative(from);
     fs::path target = to / rel;
     auto st = it->symlink_status(ec);
     if (fs::is_symlink(st)) {
@@ -100,41 +108,70 @@ void Flatten(const fs::path& dest) {
 }
 
 Result<FetchResult> FetchGit(const model::Source& s, const std::string& dest,
+                             const SourceLimits& limits,
                              const std::function<void(const std::string&)>& log,
                              const std::atomic<bool>& cancel) {
-  std::vector<std::string> env = {"PATH=/usr/local/bin:/usr/bin:/bin", "GIT_TERMINAL_PROMPT=0",
-                                  "GIT_ASKPASS=/bin/true", "HOME=/nonexistent", "LANG=C.UTF-8"};
+  // The model refused every other kind of URL already; checked again here because a build
+  // request stored by an older server was never checked.
+  auto kind = model::CheckGitUrl(s.url, "source.url");
+  if (!kind.ok()) return kind.status();
+  BERTH_RETURN_IF_ERROR(model::CheckGitRef(s.ref, "source.ref"));
+  const bool local = *kind == model::GitUrlKind::kLocal;
+  const std::string protocols = local ? "http:https:ssh:file" : "http:https:ssh";
+  std::vector<std::string> env = {
+      "PATH=/usr/local/bin:/usr/bin:/bin", "GIT_TERMINAL_PROMPT=0", "GIT_ASKPASS=/bin/true",
+      "SSH_ASKPASS=/bin/true", "HOME=/nonexistent", "LANG=C.UTF-8", "GIT_CONFIG_NOSYSTEM=1",
+      // Only these transports, whatever a URL or a redirect asks for; never a remote helper.
+      "GIT_ALLOW_PROTOCOL=" + protocols, "GIT_PROTOCOL_FROM_USER=0",
+      // A server that stops sending (or never answers) is abandoned after 30 s below 1 KB/s.
+      "GIT_HTTP_LOW_SPEED_LIMIT=1000", "GIT_HTTP_LOW_SPEED_TIME=30",
+      "GIT_SSH_COMMAND=ssh -o BatchMode=yes -o ConnectTimeout=20 -o ServerAliveInterval=10 "
+      "-o ServerAliveCountMax=3"};
   if (const char* p = std::getenv("PATH")) env[0] = std::string("PATH=") + p;
+  std::string config = "-c protocol.allow=never";
+  for (const char* p : {"http", "https", "ssh"}) config += std::string(" -c protocol.") + p + ".allow=always";
+  config += std::string(" -c protocol.file.allow=") + (local ? "always" : "never");
+  config += " -c core.hooksPath=/dev/null -c core.fsmonitor=false";
+  const std::string git = "git " + config + " ";
   std::string url = s.url;
-  if (url.rfind("-", 0) == 0) return Bad("source.url must not start with '-'", "source.url");
   fs::path parent = fs::path(dest).parent_path();
   std::string out;
+  const auto deadline = std::chrono::steady_clock::now() + limits.git_timeout;
   auto run = [&](const std::string& cmd, const std::string& cwd) -> Result<detail::RunResult> {
     out.clear();
-    detail::RunSpec spec{cmd, cwd, env, std::chrono::steady_clock::now() + std::chrono::minutes(10)};
+    detail::RunSpec spec{cmd, cwd, env, deadline};
     return detail::RunShell(spec, [&](const std::string& l) { out += l + "\n"; log(l); }, cancel);
+  };
+  auto timed_out = [&](const std::string& what) {
+    return Status(Code::kTimeout, "source_timeout",
+                  what + " took longer than " + std::to_string(limits.git_timeout.count()) +
+                      " s and was stopped",
+                  "source.url");
   };
   log("-----> git clone " + url);
   BERTH_ASSIGN_OR_RETURN(detail::RunResult r,
-                         run("git clone --quiet --no-checkout -- " + detail::ShellQuote(url) + " " +
-                                 detail::ShellQuote(dest), parent.string()));
+                         run(git + "clone --quiet --no-checkout --template= -- " +
+                                 detail::ShellQuote(url) + " " + detail::ShellQuote(dest),
+                             parent.string()));
   if (r.cancelled) return Status(Code::kConflict, "cancelled", "cancelled");
+  if (r.timed_out) return timed_out("git clone of " + url);
   if (!r.ok()) {
     return FailedPrecondition("git clone of " + url + " failed (exit code " + std::to_string(r.exit_code) +
                               "): " + out.substr(0, 1000));
   }
   std::string ref = s.ref.empty() ? "HEAD" : s.ref;
-  if (ref.rfind("-", 0) == 0) return Bad("source.ref must not start with '-'", "source.ref");
-  std::string checkout = "git -c advice.detachedHead=false checkout --quiet --detach ";
+  std::string checkout = git + "-c advice.detachedHead=false checkout --quiet --detach ";
   BERTH_ASSIGN_OR_RETURN(r, run(checkout + detail::ShellQuote(ref) + " --", dest));
-  if (!r.ok() && !r.cancelled && !s.ref.empty()) {
+  if (!r.ok() && !r.cancelled && !r.timed_out && !s.ref.empty()) {
     BERTH_ASSIGN_OR_RETURN(r, run(checkout + detail::ShellQuote("origin/" + ref) + " --", dest));
   }
   if (r.cancelled) return Status(Code::kConflict, "cancelled", "cancelled");
+  if (r.timed_out) return timed_out("git checkout of " + url);
   if (!r.ok()) {
     return FailedPrecondition("git checkout of ref \"" + ref + "\" failed: no such branch, tag or commit in " + url);
   }
-  BERTH_ASSIGN_OR_RETURN(r, run("git rev-parse HEAD", dest));
+  BERTH_ASSIGN_OR_RETURN(r, run(git + "rev-parse HEAD", dest));
+  if (r.timed_out) return timed_out("git rev-parse in " + url);
   FetchResult fr;
   while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) out.pop_back();
   fr.commit = out.substr(out.rfind('\n') == std::string::npos ? 0 : out.rfind('\n') + 1);
@@ -286,10 +323,12 @@ Status ExtractArchive(const std::string& path, const std::string& dest, const So
   return Status::Ok();
 }
 
-Result<FetchResult> FetchSource(const model::Source& s, const std::string& dest,
-                                const SourceLimits& limits,
-                                const std::function<void(const std::string&)>& log,
-                                const std::atomic<bool>& cancel) {
+namespace {
+
+Result<FetchResult> FetchTree(const model::Source& s, const std::string& dest,
+                              const SourceLimits& limits,
+                              const std::function<void(const std::string&)>& log,
+                              const std::atomic<bool>& cancel) {
   std::error_code ec;
   if (fs::exists(dest, ec)) return Internal("build directory " + dest + " already exists");
   fs::create_directories(fs::path(dest).parent_path(), ec);
@@ -317,7 +356,7 @@ Result<FetchResult> FetchSource(const model::Source& s, const std::string& dest,
   }
   if (s.type == "git") {
     if (s.url.empty()) return Bad("source.url is required for a git source", "source.url");
-    return FetchGit(s, dest, log, cancel);
+    return FetchGit(s, dest, limits, log, cancel);
   }
   if (s.type == "archive") {
     if (s.archive.empty() || s.archive[0] != '/') {
@@ -330,6 +369,20 @@ Result<FetchResult> FetchSource(const model::Source& s, const std::string& dest,
     return FetchResult{};
   }
   return Bad("unknown source type \"" + s.type + "\"", "source.type");
+}
+
+}  // namespace
+
+Result<FetchResult> FetchSource(const model::Source& s, const std::string& dest,
+                                const SourceLimits& limits,
+                                const std::function<void(const std::string&)>& log,
+                                const std::atomic<bool>& cancel) {
+  BERTH_ASSIGN_OR_RETURN(FetchResult r, FetchTree(s, dest, limits, log, cancel));
+  // Whatever produced the tree (a copy, a checkout, an archive), a link in it must not lead out
+  // of it: detection, the build and the server only ever see what is inside.
+  std::error_code ec;
+  if (fs::exists(dest, ec)) BERTH_RETURN_IF_ERROR(CheckTreeSymlinks(dest, "source"));
+  return r;
 }
 
 }  // namespace berth::build

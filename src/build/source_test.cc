@@ -146,5 +146,50 @@ TEST_F(ArchiveTest, DirSourceSkipsGit) {
   EXPECT_EQ(bad.status().field(), "source.path");
 }
 
+// A tree with a link out of it is refused whatever brought it (issue 13: a checkout with a
+// symlink to /etc/shadow or to DATA must not let anything read through it).
+TEST_F(ArchiveTest, SourcesWithLinksOutOfTheTreeAreRefused) {
+  std::atomic<bool> cancel{false};
+  auto fetch = [&](const std::string& from, const std::string& to) {
+    model::Source s;
+    s.type = "dir";
+    s.path = (dir_ / from).string();
+    return FetchSource(s, (dir_ / to).string(), {}, [](const std::string&) {}, cancel);
+  };
+  fs::create_directories(dir_ / "abs");
+  std::ofstream(dir_ / "abs/index.html") << "x";
+  fs::create_symlink("/etc/shadow", dir_ / "abs/Procfile");
+  auto r = fetch("abs", "d1");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().reason(), "unsafe_path");
+  EXPECT_NE(r.status().message().find("/etc/shadow"), std::string::npos) << r.status().message();
+  // Chained: each link looks harmless alone.
+  fs::create_directories(dir_ / "chain/sub");
+  fs::create_symlink(".", dir_ / "chain/sub/here");
+  fs::create_symlink("here/../..", dir_ / "chain/sub/up");
+  EXPECT_EQ(fetch("chain", "d2").status().reason(), "unsafe_path");
+  // Links that stay inside are kept as links.
+  fs::create_directories(dir_ / "fine/a");
+  std::ofstream(dir_ / "fine/a/x") << "x";
+  fs::create_symlink("a/x", dir_ / "fine/y");
+  fs::create_symlink("../a", dir_ / "fine/a/self");
+  ASSERT_TRUE(fetch("fine", "d3").ok());
+  EXPECT_TRUE(fs::is_symlink(dir_ / "d3/y"));
+}
+
+TEST_F(ArchiveTest, AnArchiveWhoseLinksLeaveThroughOtherLinksIsRefused) {
+  // Pass 1 reads each link alone ("here/.." stays inside, written down); unpacked, "here" is
+  // the top and "up" its parent.
+  std::string a = Make("chain.tar.gz", {{"index.html", "x", ""}, {"here", "", "."},
+                                        {"up", "", "here/.."}});
+  std::atomic<bool> cancel{false};
+  model::Source s;
+  s.type = "archive";
+  s.archive = a;
+  auto r = FetchSource(s, (dir_ / "out").string(), {}, [](const std::string&) {}, cancel);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().reason(), "unsafe_path");
+}
+
 }  // namespace
 }  // namespace berth::build

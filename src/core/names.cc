@@ -72,25 +72,53 @@ Status ValidateEnvName(std::string_view name, std::string field) {
 }
 
 Status ValidateRelativePath(std::string_view path, std::string field) {
+  auto unsafe = [&](std::string m) {
+    return Status(Code::kInvalidArgument, "unsafe_path", std::move(m), field);
+  };
   if (path.empty()) return InvalidArgument("path is empty", std::move(field));
   if (path.size() > 1024) return InvalidArgument("path is longer than 1024 bytes", std::move(field));
   if (path.front() == '/') {
-    return InvalidArgument("path " + Quote(path) + " must be relative to the instance directory",
-                           std::move(field));
+    return unsafe("path " + Quote(path) + " must be relative to the instance directory");
   }
-  if (path.find('\0') != std::string_view::npos) {
-    return InvalidArgument("path contains a NUL byte", std::move(field));
-  }
+  if (path.find('\0') != std::string_view::npos) return unsafe("path contains a NUL byte");
   size_t start = 0;
   while (start <= path.size()) {
     size_t end = path.find('/', start);
     if (end == std::string_view::npos) end = path.size();
     if (path.substr(start, end - start) == "..") {
-      return InvalidArgument("path " + Quote(path) + " must not contain '..'", std::move(field));
+      return unsafe("path " + Quote(path) + " must not contain '..'");
     }
     start = end + 1;
   }
   return Status::Ok();
+}
+
+size_t Utf8SequenceLength(std::string_view s, size_t i) {
+  if (i >= s.size()) return 0;
+  auto b = [&](size_t k) { return static_cast<unsigned char>(s[i + k]); };
+  unsigned char c = b(0);
+  if (c < 0x80) return 1;
+  size_t n = c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
+  if (n == 0 || i + n > s.size()) return 0;
+  for (size_t k = 1; k < n; ++k) {
+    if ((b(k) & 0xc0) != 0x80) return 0;
+  }
+  if (c == 0xe0 && b(1) < 0xa0) return 0;  // overlong
+  if (c == 0xed && b(1) > 0x9f) return 0;  // UTF-16 surrogates
+  if (c == 0xf0 && b(1) < 0x90) return 0;  // overlong
+  if (c == 0xf4 && b(1) > 0x8f) return 0;  // above U+10FFFF
+  return n;
+}
+
+bool IsPrintableUtf8(std::string_view s) {
+  for (size_t i = 0; i < s.size();) {
+    unsigned char c = static_cast<unsigned char>(s[i]);
+    if (c < 0x20 || c == 0x7f) return false;
+    size_t n = Utf8SequenceLength(s, i);
+    if (n == 0) return false;
+    i += n;
+  }
+  return true;
 }
 
 }  // namespace berth

@@ -28,6 +28,7 @@ enum class Code {
   kRateLimited,         // 429
   kInternal,            // 500
   kUnavailable,         // 503
+  kTimeout,             // 504 (something the server waited on, e.g. a git server, took too long)
 };
 
 class Status {

@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "core/clock.h"
+#include "core/fd_limit.h"
 #include "core/log.h"
 #include "gateway/detail/control_link.h"
 #include "gateway/detail/cpu_pin.h"
@@ -150,6 +151,16 @@ int RunGateway(const RoleOptions& o) {
   for (int sig : {SIGTERM, SIGINT, SIGHUP}) sigaddset(&set, sig);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   ::signal(SIGPIPE, SIG_IGN);
+  // Every client and upstream connection is a descriptor: take what the hard limit allows.
+  OpenFileLimit files = RaiseOpenFileLimit();
+  log->info("msg=\"open-file limit\" soft={} hard={} raised={}", files.soft, files.hard, files.raised);
+  if (files.soft > 0 &&
+      static_cast<uint64_t>(o.data_plane.max_connections) * 2 + 256 > files.soft) {
+    // Each proxied connection also holds an upstream one.
+    log->warn("msg=\"max_connections is above what the open-file limit leaves: beyond it new "
+              "connections are closed at once\" max_connections={} open_file_limit={}",
+              o.data_plane.max_connections, files.soft);
+  }
 
   std::optional<detail::StateDir> state;
   if (!o.state_dir.empty()) {
@@ -309,6 +320,11 @@ void RegisterGatewayCommand(CLI::App& app, int* exit_code) {
                   "auto, on or off: pin each io thread to a CPU of its own (auto: only when "
                   "there is one io thread per CPU the process may use)")
       ->envname("BERTH_GATEWAY_PIN_IO_THREADS")
+      ->capture_default_str();
+  cmd->add_option("--max-connections", o->data_plane.max_connections,
+                  "client connections held at once; more are closed at once (16-1000000)")
+      ->envname("BERTH_GATEWAY_MAX_CONNECTIONS")
+      ->check(CLI::Range(16, 1000000))
       ->capture_default_str();
   cmd->add_option("--log-level", o->log_level, "trace, debug, info, warn, error or off")
       ->envname("BERTH_GATEWAY_LOG_LEVEL")

@@ -2,7 +2,38 @@
 
 namespace berth {
 
+Status CheckJsonDepth(std::string_view text, int max_depth) {
+  int depth = 0;
+  bool in_string = false;
+  bool escaped = false;
+  for (char c : text) {
+    if (in_string) {
+      if (escaped) {
+        escaped = false;
+      } else if (c == '\\') {
+        escaped = true;
+      } else if (c == '"') {
+        in_string = false;
+      }
+      continue;
+    }
+    if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > max_depth) {
+        return Status(Code::kInvalidArgument, "json_too_deep",
+                      "the JSON nests arrays and objects more than " + std::to_string(max_depth) +
+                          " levels deep");
+      }
+    } else if ((c == ']' || c == '}') && depth > 0) {
+      --depth;
+    }
+  }
+  return Status::Ok();
+}
+
 Result<Json> ParseJsonObject(const std::string& body) {
+  BERTH_RETURN_IF_ERROR(CheckJsonDepth(body));
   Json j = Json::parse(body, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded()) {
     return Status(Code::kInvalidArgument, "invalid_json", "request body is not valid JSON");

@@ -8,6 +8,7 @@
 #include <initializer_list>
 #include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -18,7 +19,17 @@ namespace berth {
 
 using Json = nlohmann::json;
 
-// Parses a request body: it must be a JSON object. Errors: invalid_json.
+// How deep arrays and objects may nest in JSON from outside (request bodies, webhook payloads,
+// a source's package.json). Nothing berth reads nests deeper than a handful of levels.
+inline constexpr int kMaxJsonDepth = 64;
+
+// A linear scan (no recursion, no allocation) that refuses text whose arrays and objects nest
+// deeper than `max_depth`, before any parser or recursive copy/dump of a deep value could
+// exhaust the stack. Brackets inside strings do not count. Errors: 400 json_too_deep.
+Status CheckJsonDepth(std::string_view text, int max_depth = kMaxJsonDepth);
+
+// Parses a request body: it must be a JSON object nested at most kMaxJsonDepth deep.
+// Errors: json_too_deep (checked first), invalid_json.
 Result<Json> ParseJsonObject(const std::string& body);
 
 // Reads the fields of one JSON object. The first error sticks; later calls do nothing.

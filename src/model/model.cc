@@ -3,6 +3,7 @@
 #include <time.h>
 
 #include <algorithm>
+#include <cctype>
 #include <set>
 
 #include "core/names.h"
@@ -412,7 +413,126 @@ void ParseAmount(JsonReader& r, const char* key, Amount* out) {
                          field));
 }
 
+Status InvalidSource(const std::string& message, const std::string& field) {
+  return Status(Code::kInvalidArgument, "invalid_source", message, field);
+}
+
+std::string Shown(const std::string& s) {
+  std::string out;
+  for (char c : s.substr(0, 200)) {
+    unsigned char u = static_cast<unsigned char>(c);
+    out += u < 0x20 || u == 0x7f ? '?' : c;
+  }
+  return "\"" + out + (s.size() > 200 ? "...\"" : "\"");
+}
+
+bool HasControlOrSpace(const std::string& s) {
+  for (char c : s) {
+    unsigned char u = static_cast<unsigned char>(c);
+    if (u <= 0x20 || u == 0x7f) return true;
+  }
+  return false;
+}
+
+std::string Lower(std::string s) {
+  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+// The host part of an authority "user@host:port" / "[v6]:port" is not read as an option.
+Status CheckAuthority(const std::string& authority, const std::string& url, const std::string& field) {
+  size_t at = authority.rfind('@');
+  std::string user = at == std::string::npos ? "" : authority.substr(0, at);
+  std::string host = at == std::string::npos ? authority : authority.substr(at + 1);
+  if (host.empty()) return InvalidSource("source.url " + Shown(url) + " names no host", field);
+  if (host.front() == '-' || (!user.empty() && user.front() == '-')) {
+    return InvalidSource("source.url " + Shown(url) + ": a host or user name must not start with '-'",
+                         field);
+  }
+  return Status::Ok();
+}
+
 }  // namespace
+
+Result<GitUrlKind> CheckGitUrl(const std::string& url, const std::string& field) {
+  const std::string kinds =
+      ": use https://, http://, ssh://, user@host:path or an absolute path under a source root";
+  if (url.empty()) return InvalidSource("source.url is required for a git source", field);
+  if (url.size() > 4096) return InvalidSource("source.url is longer than 4096 bytes", field);
+  if (url.front() == '-') {
+    return InvalidSource("source.url " + Shown(url) + " must not start with '-' (git would read it "
+                         "as an option)", field);
+  }
+  // "<transport>::<address>" runs a remote helper (ext:: runs any command, fd:: talks to a
+  // file descriptor): never a source.
+  size_t helper = url.find("::");
+  if (helper != std::string::npos &&
+      url.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+.-") >= helper) {
+    return InvalidSource("source.url " + Shown(url) + " uses the transport \"" + url.substr(0, helper) +
+                         "::\", which is not allowed" + kinds, field);
+  }
+  if (HasControlOrSpace(url)) {
+    return InvalidSource("source.url " + Shown(url) + " contains spaces or control characters", field);
+  }
+  size_t scheme_end = url.find("://");
+  if (scheme_end != std::string::npos) {
+    std::string scheme = Lower(url.substr(0, scheme_end));
+    std::string rest = url.substr(scheme_end + 3);
+    if (scheme == "file") {
+      if (rest.empty() || rest.front() != '/') {
+        return InvalidSource("source.url " + Shown(url) + " must name an absolute path (file:///...)",
+                             field);
+      }
+      return GitUrlKind::kLocal;
+    }
+    if (scheme != "https" && scheme != "http" && scheme != "ssh" && scheme != "git+ssh" &&
+        scheme != "ssh+git") {
+      return InvalidSource("source.url " + Shown(url) + " uses the scheme " + scheme + "://" + kinds,
+                           field);
+    }
+    BERTH_RETURN_IF_ERROR(CheckAuthority(rest.substr(0, rest.find('/')), url, field));
+    return GitUrlKind::kRemote;
+  }
+  if (url.front() == '/') return GitUrlKind::kLocal;
+  // scp-like "[user@]host:path": git reads it so when a ':' comes before any '/'.
+  size_t colon = url.find(':');
+  size_t slash = url.find('/');
+  if (colon != std::string::npos && (slash == std::string::npos || colon < slash)) {
+    BERTH_RETURN_IF_ERROR(CheckAuthority(url.substr(0, colon), url, field));
+    return GitUrlKind::kRemote;
+  }
+  return InvalidSource("source.url " + Shown(url) + " is not a repository URL" + kinds, field);
+}
+
+std::string GitLocalPath(const std::string& url) {
+  if (url.size() >= 7 && Lower(url.substr(0, 7)) == "file://") return url.substr(7);
+  return url;
+}
+
+Status CheckGitRef(const std::string& ref, const std::string& field) {
+  if (ref.empty()) return Status::Ok();
+  auto bad = [&](const std::string& why) {
+    return InvalidSource("source.ref " + Shown(ref) + " is not a git branch, tag or commit: " + why,
+                         field);
+  };
+  if (ref.front() == '-') return bad("it must not start with '-' (git would read it as an option)");
+  if (HasControlOrSpace(ref)) return bad("it contains spaces or control characters");
+  if (ref.find_first_of("\\~^:?*[") != std::string::npos) return bad("it contains one of \\ ~ ^ : ? * [");
+  if (ref.find("..") != std::string::npos || ref.find("@{") != std::string::npos ||
+      ref.find("//") != std::string::npos) {
+    return bad("it contains \"..\", \"//\" or \"@{\"");
+  }
+  if (ref.front() == '/' || ref.back() == '/' || ref.back() == '.' ||
+      (ref.size() >= 5 && ref.compare(ref.size() - 5, 5, ".lock") == 0)) {
+    return bad("it starts or ends with '/', or ends with '.' or \".lock\"");
+  }
+  return Status::Ok();
+}
+
+bool IsArtifactDigest(const std::string& a) {
+  return a.size() == 7 + 64 && a.compare(0, 7, "sha256:") == 0 &&
+         a.find_first_not_of("0123456789abcdef", 7) == std::string::npos;
+}
 
 Result<Component> ParseComponent(const Json& in) {
   Component c;
@@ -665,6 +785,12 @@ Result<Version> ParseVersion(const Json& in) {
   r.Int("number", &v.number, 0, INT64_MAX);
   r.Enum("status", &v.status, {"queued", "building", "ready", "failed", "cancelled"});
   r.Str("artifact", &v.artifact, 1024);
+  if (r.ok() && !v.artifact.empty() && !IsArtifactDigest(v.artifact)) {
+    r.Fail(Status(Code::kInvalidArgument, "unsafe_path",
+                  "artifact must name an artifact by its digest, sha256:<64 hex digits>; "
+                  "paths are not accepted",
+                  "artifact"));
+  }
   r.Str("start_command", &v.start_command, 4096);
   r.Str("commit", &v.commit, 128);
   r.Str("build_log", &v.build_log, 4096);

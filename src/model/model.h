@@ -249,6 +249,26 @@ struct Component {
 Result<Component> ParseComponent(const Json& in);
 Json ToJson(const Component& c);
 
+// Not checked by ParseComponent (a stored component written before these rules must still
+// load): the API checks a source when it is written (build/source_policy.h), the builder before
+// every fetch.
+//
+// What a git source's URL names: a remote repository — https://, http://, ssh:// (also
+// git+ssh://) or scp-like [user@]host:path — or one on the server's own disk (an absolute path
+// or file://<absolute path>), which the API admits only under the source roots
+// (build/source_policy.h). Everything else is refused with 400 `invalid_source` naming `field`:
+// other schemes (git://, ftp://, ...), `<transport>::` remote helpers (ext::, fd::), a URL, host
+// or user that starts with '-' (read by git or ssh as an option), control characters and
+// spaces, relative paths.
+enum class GitUrlKind { kRemote, kLocal };
+Result<GitUrlKind> CheckGitUrl(const std::string& url, const std::string& field);
+// The path on the server of a kLocal git URL ("file:///srv/x" -> "/srv/x").
+std::string GitLocalPath(const std::string& url);
+// A git branch, tag or commit as a source's ref: "" (the default branch), or a name git's
+// check-ref-format allows that cannot be read as an option (no leading '-'), with no "..",
+// "@{", control characters, spaces or any of \ ~ ^ : ? * [. Errors: 400 invalid_source.
+Status CheckGitRef(const std::string& ref, const std::string& field);
+
 struct Dependency {
   std::string name;
   std::string target_app;
@@ -275,7 +295,13 @@ struct Version {
   // set by the API when a build is queued.
   Json build_request = Json::object();
 };
+// `artifact` must be "" or "sha256:<64 lower-case hex digits>" (a digest names the artifact;
+// the server derives its directory DATA/artifacts/<hex>): anything else is 400 unsafe_path.
+// `build_log` is read as is: the server never uses it as a path (it derives the log's place
+// from the names, build::BuildLogPath), and the API refuses it on input.
 Result<Version> ParseVersion(const Json& in);
+// True for "sha256:" followed by 64 lower-case hex digits.
+bool IsArtifactDigest(const std::string& artifact);
 Json ToJson(const Version& v);
 
 struct Event {

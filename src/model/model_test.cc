@@ -64,9 +64,9 @@ TEST(ModelTest, ComponentRejectsBadInputNamingTheField) {
       {R"({"name":"web","env":{"1A":"x"}})", "invalid_argument", "env.1A"},
       {R"({"name":"web","env":{"A":1}})", "invalid_argument", "env.A"},
       {R"({"name":"web","config_files":[{"path":"../etc/passwd","content":""}]})",
-       "invalid_argument", "config_files[0].path"},
+       "unsafe_path", "config_files[0].path"},
       {R"({"name":"web","config_files":[{"path":"/etc/passwd","content":""}]})",
-       "invalid_argument", "config_files[0].path"},
+       "unsafe_path", "config_files[0].path"},
       {R"({"name":"web","kind":"cronjob"})", "invalid_argument", "schedule"},
       {R"({"name":"web","kind":"cronjob","schedule":"61 * * * *"})", "invalid_argument",
        "schedule"},
@@ -78,7 +78,7 @@ TEST(ModelTest, ComponentRejectsBadInputNamingTheField) {
        "health.liveness.command"},
       {R"({"name":"web","health":{"liveness":{"type":"http","path":"x"}}})", "invalid_argument",
        "health.liveness.path"},
-      {R"({"name":"web","volumes":[{"name":"d","path":"a/../../b"}]})", "invalid_argument",
+      {R"({"name":"web","volumes":[{"name":"d","path":"a/../../b"}]})", "unsafe_path",
        "volumes[0].path"},
       {R"({"name":"web","resources":{"memory_mb":-1}})", "invalid_argument",
        "resources.memory_mb"},
@@ -256,7 +256,8 @@ namespace {
 
 TEST(ModelTest, BuiltVersionsParseWithTheirBuildRequest) {
   // What the build controller stores: the runtime must be able to read it back.
-  auto v = ParseVersion(Json::parse(R"({"status":"ready","artifact":"sha256:ab",
+  auto v = ParseVersion(Json::parse(R"({"status":"ready",
+    "artifact":"sha256:abababababababababababababababababababababababababababababababab",
     "start_command":"python3 app.py","detect":{"language":"python"},
     "build_request":{"source":{"type":"dir","path":"/src"},"requested_by":"admin"}})"));
   ASSERT_TRUE(v.ok()) << v.status().ToString();
@@ -311,6 +312,58 @@ TEST(ComponentRollout, BadValuesNameTheField) {
   auto g = ParseComponent({{"name", "web"}, {"grace_period_s", 4000}});
   ASSERT_FALSE(g.ok());
   EXPECT_EQ(g.status().field(), "grace_period_s");
+}
+
+TEST(ModelTest, GitUrlsAreLimitedToRemoteTransportsAndLocalPaths) {
+  for (const char* url : {"https://example.com/x.git", "http://127.0.0.1:8080/x",
+                          "ssh://git@example.com:22/x.git", "git+ssh://example.com/x",
+                          "git@example.com:org/x.git", "example.com:x.git",
+                          "https://[::1]:8443/x.git"}) {
+    auto k = CheckGitUrl(url, "source.url");
+    ASSERT_TRUE(k.ok()) << url << ": " << k.status().ToString();
+    EXPECT_EQ(*k, GitUrlKind::kRemote) << url;
+  }
+  for (const char* url : {"/srv/x.git", "file:///srv/x", "FILE:///srv/x"}) {
+    auto k = CheckGitUrl(url, "source.url");
+    ASSERT_TRUE(k.ok()) << url;
+    EXPECT_EQ(*k, GitUrlKind::kLocal) << url;
+    EXPECT_EQ(GitLocalPath(url).front(), '/');
+  }
+  for (const char* url : {"ext::sh -c touch% /tmp/x", "fd::3", "fd::17/x", "foo+bar::https://x",
+                          "-uhelp", "--upload-pack=x", "git://example.com/x", "ftp://x/y",
+                          "ssh://-oProxyCommand=x/y", "ssh://-u@host/x", "-o:y", "user@-host:x",
+                          "https://exa mple.com/x", "https://x/\ny", "relative/dir", "x",
+                          "file://relative", "https:///x"}) {
+    auto k = CheckGitUrl(url, "source.url");
+    ASSERT_FALSE(k.ok()) << url;
+    EXPECT_EQ(k.status().reason(), "invalid_source") << url;
+    EXPECT_EQ(k.status().field(), "source.url") << url;
+  }
+}
+
+TEST(ModelTest, GitRefsCannotBeOptions) {
+  for (const char* ref : {"", "main", "v1.2.3", "feature/x", "0123abcd"}) {
+    EXPECT_TRUE(CheckGitRef(ref, "source.ref").ok()) << ref;
+  }
+  for (const char* ref : {"-x", "--upload-pack=x", "a..b", "a b", "x\ny", "HEAD@{1}", "a:b",
+                          "a~1", "a^", "x*", "/x", "x/", "x.lock", "x.", "a//b"}) {
+    Status s = CheckGitRef(ref, "source.ref");
+    EXPECT_EQ(s.reason(), "invalid_source") << ref;
+  }
+}
+
+TEST(ModelTest, VersionArtifactsAreDigestsNotPaths) {
+  std::string hex(64, 'a');
+  EXPECT_TRUE(ParseVersion(Json{{"artifact", "sha256:" + hex}}).ok());
+  EXPECT_TRUE(ParseVersion(Json{{"artifact", ""}}).ok());
+  for (const std::string& a : std::vector<std::string>{"../../etc", "/etc", "sha256:../x",
+                                                       "sha256:" + hex + "/..",
+                                                       "sha256:" + std::string(64, 'A'), hex}) {
+    auto v = ParseVersion(Json{{"artifact", a}});
+    ASSERT_FALSE(v.ok()) << a;
+    EXPECT_EQ(v.status().reason(), "unsafe_path") << a;
+    EXPECT_EQ(v.status().field(), "artifact");
+  }
 }
 
 }  // namespace

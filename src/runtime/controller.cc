@@ -8,6 +8,7 @@
 
 #include "core/log.h"
 #include "core/names.h"
+#include "core/safe_fs.h"
 #include "model/model.h"
 #include "runtime/detail/cron_plan.h"
 
@@ -434,22 +435,21 @@ Result<DesiredComponent> Controller::Resolve(const ComponentRef& ref, const Json
     // "succeeds" while nothing changes until the next build.
     t.start_command = !c.build.start_command.empty() ? c.build.start_command
                                                      : version->start_command;
+    // The artifact's directory is derived from its digest (model::ParseVersion refuses
+    // anything else), never taken as a path.
     const std::string& art = version->artifact;
-    if (art.rfind("sha256:", 0) == 0) {
-      t.artifact_dir = opt_.data_dir + "/artifacts/" + art.substr(7);
-    } else if (!art.empty()) {
-      t.artifact_dir = opt_.data_dir + "/artifacts/" + art;
-    }
+    if (model::IsArtifactDigest(art)) t.artifact_dir = opt_.data_dir + "/artifacts/" + art.substr(7);
     // The builder's layout (docs/architecture.md): DATA/artifacts/<hex>/{config.json, <workdir>/}
     // where config.json names the tree to run and the env the build set up (e.g. a venv's
     // PATH). Artifacts without config.json are the tree itself.
     std::map<std::string, std::string> artifact_env;
     if (!t.artifact_dir.empty()) {
-      std::ifstream cfg_in(t.artifact_dir + "/config.json");
-      if (cfg_in) {
-        Json cfg = Json::parse(cfg_in, nullptr, false);
+      auto cfg_text = ReadBeneath(t.artifact_dir, "config.json", 0, 1 << 20);
+      if (cfg_text.ok()) {
+        Json cfg = CheckJsonDepth(*cfg_text).ok() ? Json::parse(*cfg_text, nullptr, false) : Json();
         std::string workdir = cfg.is_object() ? cfg.value("workdir", "") : "";
-        if (!cfg.is_object() || !ValidateRelativePath(workdir.empty() ? "." : workdir, "workdir").ok()) {
+        if (!cfg.is_object() || !ValidateRelativePath(workdir.empty() ? "." : workdir, "workdir").ok() ||
+            (!workdir.empty() && !IsRealDirBeneath(t.artifact_dir, workdir))) {
           *problem = "the artifact of version " + t.version + " has an unreadable config.json";
         } else {
           if (!workdir.empty()) t.artifact_dir += "/" + workdir;

@@ -19,6 +19,7 @@
 
 #include "core/cgroup.h"
 #include "core/log.h"
+#include "core/safe_fs.h"
 #include "runtime/detail/shim_files.h"
 
 extern char** environ;
@@ -308,13 +309,14 @@ Result<int> SystemHost::Launch(const LaunchSpec& spec) {
   }
   fs::create_directories(s.workdir, ec);
   if (ec) return Internal("cannot create " + s.workdir + ": " + ec.message());
+  // Config files and volume mount points go beneath the working dir without following a
+  // symlink the artifact brought ("conf -> /etc"): core/safe_fs.h. A file there is replaced,
+  // never written through (it may be a hard link into the shared artifact).
   for (const auto& f : spec.config_files) {
-    fs::path target = fs::path(s.workdir) / f.path;
-    fs::create_directories(target.parent_path(), ec);
-    fs::remove(target, ec);  // never write through a hard link into the artifact
-    std::ofstream out(target, std::ios::binary | std::ios::trunc);
-    out << detail::RenderTemplate(f.content, spec.env);
-    if (!out) return Internal("cannot write config file " + target.string());
+    Status w = WriteBeneath(s.workdir, f.path, detail::RenderTemplate(f.content, spec.env));
+    if (!w.ok()) {
+      return Status(w.code(), w.reason(), "cannot write config file " + f.path + ": " + w.message());
+    }
   }
   for (const auto& v : spec.volumes) {
     // A symlink, not a bind mount: works unprivileged and survives the working dir being
@@ -322,19 +324,27 @@ Result<int> SystemHost::Launch(const LaunchSpec& spec) {
     std::string dir = L.VolumeDir(spec.ref, v.name, v.per_instance ? spec.instance : "");
     if (!fs::exists(dir, ec)) {
       std::string seed;
-      if (!spec.artifact_dir.empty()) {
-        // Only from inside the artifact: a symlinked parent in it must not lead elsewhere.
-        std::string root = fs::weakly_canonical(spec.artifact_dir, ec).string() + "/";
-        std::string at = fs::weakly_canonical(fs::path(spec.artifact_dir) / v.path, ec).string();
-        if (!ec && at.rfind(root, 0) == 0) seed = at;
+      // Only a real directory of the artifact, reached through real directories, seeds.
+      if (!spec.artifact_dir.empty() && IsRealDirBeneath(spec.artifact_dir, v.path)) {
+        seed = spec.artifact_dir + "/" + v.path;
       }
       BERTH_RETURN_IF_ERROR(CreateVolume(v.name, dir, seed));
     }
-    fs::path target = fs::path(s.workdir) / v.path;
-    fs::remove_all(target, ec);  // the artifact's own content there is hard links: unharmed
-    fs::create_directories(target.parent_path(), ec);
-    fs::create_directory_symlink(dir, target, ec);
-    if (ec) return Internal("cannot mount volume " + v.name + " at " + target.string() + ": " + ec.message());
+    // The artifact's own content there goes (hard links: the artifact is unharmed).
+    std::string at = v.path;
+    while (at.size() > 1 && at.back() == '/') at.pop_back();  // "data/" mounts at "data"
+    Status mounted = RemoveBeneath(s.workdir, at);
+    std::string parent = fs::path(at).parent_path().string();
+    std::string last = fs::path(at).filename().string();
+    auto pdir = OpenDirBeneath(s.workdir, parent, /*create=*/true);
+    if (mounted.ok() && !pdir.ok()) mounted = pdir.status();
+    if (mounted.ok() && ::symlinkat(dir.c_str(), pdir->get(), last.c_str()) != 0) {
+      mounted = Internal(Errno("symlink"));
+    }
+    if (!mounted.ok()) {
+      return Status(mounted.code(), mounted.reason(),
+                    "cannot mount volume " + v.name + " at " + v.path + ": " + mounted.message());
+    }
   }
   fs::create_directories(fs::path(s.log_path).parent_path(), ec);
   std::string run_dir = L.RunDir(spec.ref, spec.instance);

@@ -424,9 +424,11 @@ class ApiCrudTest(BerthTestCase):
         # Heroku numbers releases); the builder posts the rest.
         v = self.ok(self.api("POST", f"{comp}/versions",
                              {"status": "ready", "artifact": "sha256:" + "a" * 64,
-                              "start_command": "./run", "commit": "abc123", "build_log": "ok",
+                              "start_command": "./run", "commit": "abc123",
                               "size_bytes": 1234}), 201)
         self.assertEqual((v["name"], v["number"], v["status"]), ("v1", 1, "ready"), v)
+        # Where its log lives is the server's to say (docs/security.md "Input and paths").
+        self.assertEqual(v["build_log"], "logs/builds/default/vshop/web/v1.log")
         self.assertEqual(v["artifact"], "sha256:" + "a" * 64)
         v2 = self.ok(self.api("POST", f"{comp}/versions", {"status": "building"}), 201)
         self.assertEqual((v2["name"], v2["number"]), ("v2", 2), v2)

@@ -7,7 +7,9 @@
 //   over them round-robin. The acceptor and every connection (Session) have their own strand: all of a session's state is touched only by handlers running on its
 //   strand, so a session needs no locks. Handlers run inline on the io thread, except those
 //   whose IsBlocking() is true: they run on a separate asio::thread_pool (`blocking_threads`)
-//   and post the response back to the session's strand. A connection handles one request at a
+//   and post the response back to the session's strand; those whose IsSlow() is true (waiting
+//   on an outside server, e.g. git during detection) run on a third pool (`slow_threads`), so
+//   they never hold up password hashing. A connection handles one request at a
 //   time (the next one is read only after the response is written), so pipelined requests are
 //   answered in order.
 //
@@ -34,7 +36,10 @@
 //   for up to 2 s / 1 MiB) so the client reads the error instead of a connection reset.
 //   request_timeout bounds receiving one request (and writing one response or chunk);
 //   idle_timeout bounds the wait for the next request on a keep-alive connection.
-//   Connections beyond max_connections are accepted, answered 503 and closed.
+//   Connections beyond max_connections are accepted, answered 503 and closed. Out of
+//   descriptors (EMFILE/ENFILE), a spare descriptor (core/fd_limit.h) accepts and closes the
+//   waiting connections at once — logged once per episode — and the acceptor waits for the
+//   next one instead of spinning.
 //
 // Stop() stops accepting, stops the io_contexts, joins the io threads and the blocking pool,
 // and destroys the io_contexts, which destroys every pending handler and with it every
@@ -42,6 +47,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cctype>
+#include <cerrno>
 #include <cstdint>
 #include <limits>
 #include <mutex>
@@ -67,6 +73,7 @@
 #include <unistd.h>
 
 #include "api/http.h"
+#include "core/fd_limit.h"
 #include "core/log.h"
 
 namespace berth {
@@ -142,6 +149,7 @@ struct Core {
   // Created by Start before the first accept; joined and reset by Stop after the io threads
   // are joined, so io threads may use it without a lock.
   std::unique_ptr<asio::thread_pool> blocking_pool;
+  std::unique_ptr<asio::thread_pool> slow_pool;  // as blocking_pool, for IsSlow requests
 
   std::mutex mu;
   uint64_t wake_epoch = 0;                                       // guarded by mu
@@ -344,10 +352,7 @@ class Session : public std::enable_shared_from_this<Session> {
   HttpRequest ToRequest(const http::header<true, Fields>& msg) const {
     HttpRequest req;
     req.method = std::string(msg.method_string());
-    req.target = std::string(msg.target());
-    size_t q = req.target.find('?');
-    req.path = PercentDecode(req.target.substr(0, q), false);
-    if (q != std::string::npos) req.query = ParseQuery(req.target.substr(q + 1));
+    SetTarget(&req, std::string(msg.target()));
     for (const auto& f : msg) {
       auto [it, inserted] =
           req.headers.emplace(ToLower(f.name_string()), std::string(f.value()));
@@ -391,8 +396,10 @@ class Session : public std::enable_shared_from_this<Session> {
     }
 
     bool blocking = false;
+    bool slow = false;
     try {
-      blocking = core_->handler->IsBlocking(req);
+      slow = core_->handler->IsSlow(req);
+      blocking = slow || core_->handler->IsBlocking(req);
     } catch (...) {
     }
     if (!blocking) {
@@ -405,7 +412,8 @@ class Session : public std::enable_shared_from_this<Session> {
     // session that closes meanwhile cannot remove it under the handler.
     std::string upload = std::move(upload_path_);
     upload_path_.clear();
-    asio::post(*core_->blocking_pool, [self = shared_from_this(), req = std::move(req),
+    asio::post(slow ? *core_->slow_pool : *core_->blocking_pool,
+               [self = shared_from_this(), req = std::move(req),
                                        upload = std::move(upload)]() {
       HttpResponse res = self->core_->stopping.load()
                              ? ErrorResponse(503, "unavailable", "server is stopping")
@@ -741,6 +749,8 @@ class BeastHttpServer final : public HttpServer {
 
     core_->blocking_pool =
         std::make_unique<asio::thread_pool>(static_cast<size_t>(std::max(1, o.blocking_threads)));
+    core_->slow_pool =
+        std::make_unique<asio::thread_pool>(static_cast<size_t>(std::max(1, o.slow_threads)));
     for (auto& ioc : iocs_) work_.push_back(asio::make_work_guard(*ioc));
     {
       std::lock_guard<std::mutex> l(life_mu_);
@@ -780,6 +790,8 @@ class BeastHttpServer final : public HttpServer {
     threads_.clear();
     core_->blocking_pool->join();  // running blocking handlers finish; queued ones answer 503
     core_->blocking_pool.reset();
+    core_->slow_pool->join();
+    core_->slow_pool.reset();
     {
       std::lock_guard<std::mutex> l(life_mu_);
       io_alive_ = false;
@@ -833,14 +845,37 @@ class BeastHttpServer final : public HttpServer {
 
   void OnAccept(error_code ec, tcp::socket socket) {
     if (ec == asio::error::operation_aborted || core_->stopping) return;
+    if (ec == asio::error::no_descriptors || ec.value() == ENFILE) {
+      // Out of descriptors: the connections waiting in the backlog would make the listener
+      // ready again at once, forever. Take them with the spare descriptor and close them — the
+      // client sees a closed connection instead of a hang — and log it once.
+      if (!out_of_fds_) {
+        out_of_fds_ = true;
+        core_->log->warn("msg=\"out of file descriptors: new connections are closed at once until "
+                         "some are free\" error=\"{}\"", ec.message());
+      }
+      error_code nb;
+      acceptor_->native_non_blocking(true, nb);
+      if (spare_.AcceptAndClose(acceptor_->native_handle()) > 0) return Accept();
+      // Nothing taken (the spare went to another thread): wait a moment, never spin.
+      accept_timer_->expires_after(std::chrono::milliseconds(50));
+      accept_timer_->async_wait([this](error_code ec2) {
+        if (!ec2 && !core_->stopping) Accept();
+      });
+      return;
+    }
     if (ec) {
-      // E.g. out of file descriptors: back off instead of spinning.
+      // Any other failure: back off instead of spinning.
       core_->log->warn("msg=\"accept failed\" error=\"{}\"", ec.message());
       accept_timer_->expires_after(std::chrono::milliseconds(100));
       accept_timer_->async_wait([this](error_code ec2) {
         if (!ec2 && !core_->stopping) Accept();
       });
       return;
+    }
+    if (out_of_fds_) {
+      out_of_fds_ = false;
+      core_->log->info("msg=\"descriptors are available again: accepting connections\"");
     }
     bool counted = core_->connections.load() < std::max(1, core_->options.max_connections);
     if (counted) core_->connections.fetch_add(1);  // only this strand increments
@@ -861,6 +896,8 @@ class BeastHttpServer final : public HttpServer {
   size_t next_ioc_ = 0;  // acceptor strand: where the next connection goes
   std::unique_ptr<tcp::acceptor> acceptor_;         // used on its strand once started
   std::unique_ptr<asio::steady_timer> accept_timer_;  // accept back-off, acceptor strand
+  SpareFd spare_;             // acceptor strand: taken to close connections when out of fds
+  bool out_of_fds_ = false;   // acceptor strand: logged once per episode
   std::vector<std::thread> threads_;
   bool stopped_ = false;
 

@@ -5,6 +5,8 @@
 #include <atomic>
 #include <filesystem>
 #include <functional>
+#include <map>
+#include <mutex>
 #include <optional>
 #include <string>
 
@@ -37,6 +39,10 @@ struct Service {
   // Answers GET/HEAD requests no route matched (static_files.cc: the console); nullopt or
   // unset = the usual 404/405 JSON.
   std::function<std::optional<HttpResponse>(const HttpRequest&)> fallback;
+
+  // Detections running per user (build_routes.cc), against options.detect_per_user.
+  std::mutex detect_mu;
+  std::map<std::string, int> detecting;  // guarded by detect_mu
 };
 
 // handlers.cc: health, session, users, tokens, teams, members, apps, components,
@@ -91,6 +97,13 @@ Status NeedRole(Service& s, const Ctx& ctx, model::Role min, const std::string& 
 Result<ListOptions> ListOpts(const Ctx& ctx, const std::string& scope);
 // handlers.cc: the ?revision= of a delete; 0 when absent.
 Result<int64_t> QueryRevision(const Ctx& ctx);
+// build_routes.cc: whether the caller may set `source` on the component team/app/component
+// (docs/security.md "Sources"): 403 source_not_allowed for server paths outside the source
+// roots (or, with none, for non-admins), inside the data directory, or another component's
+// upload. `current` is the stored source (null on create): an unchanged source passes.
+Status CheckSourceWrite(Service& s, const Ctx& ctx, const std::string& team, const std::string& app,
+                        const std::string& component, const model::Source& source,
+                        const Json* current);
 // static_files.cc: the built console from options.web_root at "/" (outside /api).
 void RegisterStaticFiles(Service& s);
 // The response for a non-API GET/HEAD from web_root: a file, index.html for app routes, or 404

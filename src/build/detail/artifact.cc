@@ -1,9 +1,13 @@
 #include "build/detail/artifact.h"
 
+#include <fcntl.h>
 #include <openssl/evp.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -36,15 +40,29 @@ class Sha256 {
   std::unique_ptr<EVP_MD_CTX, void (*)(EVP_MD_CTX*)> ctx_;
 };
 
+// Hashes a regular file without following a link: the tree is the build's, and a file it
+// swapped for a symlink after the listing must not make the server read elsewhere.
 Result<std::string> FileDigest(const fs::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  if (!f) return Internal("cannot read " + p.string());
+  int fd = ::open(p.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) return Internal("cannot read " + p.string() + ": " + std::strerror(errno));
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    return Internal("cannot read " + p.string() + ": not a regular file");
+  }
   Sha256 h;
   std::vector<char> buf(1 << 16);
-  while (f) {
-    f.read(buf.data(), static_cast<std::streamsize>(buf.size()));
-    h.Update(buf.data(), static_cast<size_t>(f.gcount()));
+  while (true) {
+    ssize_t n = ::read(fd, buf.data(), buf.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      ::close(fd);
+      return Internal("cannot read " + p.string() + ": " + std::strerror(errno));
+    }
+    if (n == 0) break;
+    h.Update(buf.data(), static_cast<size_t>(n));
   }
+  ::close(fd);
   return h.Hex();
 }
 
@@ -60,7 +78,8 @@ Result<TreeDigest> DigestTree(const std::string& dir, const std::string& config_
   std::vector<std::pair<std::string, fs::path>> entries;
   std::error_code ec;
   for (fs::recursive_directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
-    entries.emplace_back(fs::relative(it->path(), dir).generic_string(), it->path());
+    // Lexically: fs::relative resolves symlinks, so a link would be named by its target.
+    entries.emplace_back(it->path().lexically_relative(fs::path(dir)).generic_string(), it->path());
   }
   if (ec) return Internal("cannot read " + dir + ": " + ec.message());
   std::sort(entries.begin(), entries.end());

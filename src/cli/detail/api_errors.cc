@@ -21,6 +21,7 @@ Code CodeForHttp(int status) {
     case 415: return Code::kUnsupportedMedia;
     case 429: return Code::kRateLimited;
     case 503: return Code::kUnavailable;
+    case 504: return Code::kTimeout;
     default: return Code::kInternal;
   }
 }

@@ -43,6 +43,7 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <cerrno>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
@@ -73,6 +74,7 @@
 #include <vector>
 
 #include "core/clock.h"
+#include "core/fd_limit.h"
 #include "core/log.h"
 #include "gateway/detail/balancer.h"
 #include "gateway/detail/cpu_pin.h"
@@ -1694,20 +1696,46 @@ awaitable<void> AdminSession(Impl& dp, Socket s) {
   s.shutdown(Socket::shutdown_send, ec);
 }
 
+// Out of descriptors (EMFILE/ENFILE) on an accept: the waiting connections are taken with the
+// loop's spare descriptor and closed at once (core/fd_limit.h) — clients see a close, not a
+// hang — and the process logs it once per episode. True when some were closed (accept again at
+// once); false when the loop should back off.
+std::atomic<bool> g_out_of_fds{false};
+
+bool OnAcceptError(const error_code& ec, Acceptor& acc, SpareFd& spare) {
+  if (ec != asio::error::no_descriptors && ec.value() != ENFILE) return false;
+  if (!g_out_of_fds.exchange(true)) {
+    Logger("gateway")->warn("msg=\"out of file descriptors: new connections are closed at once "
+                            "until some are free\" error=\"{}\"", ec.message());
+  }
+  error_code nb;
+  acc.native_non_blocking(true, nb);
+  return spare.AcceptAndClose(acc.native_handle()) > 0;
+}
+
+void OnAccepted() {
+  if (g_out_of_fds.load(std::memory_order_relaxed) && g_out_of_fds.exchange(false)) {
+    Logger("gateway")->info("msg=\"descriptors are available again: accepting connections\"");
+  }
+}
+
 awaitable<void> AcceptLoop(Worker& w, std::shared_ptr<Acceptor> acc, int kind) {
   Impl& dp = w.dp;
   Timer backoff(w.io);
+  SpareFd spare;
   for (;;) {
     error_code ec;
     Socket s(w.io);
     co_await acc->async_accept(s, BERTH_EC(ec));
     if (ec) {
       if (ec == asio::error::operation_aborted || !acc->is_open()) break;
-      // EMFILE and friends: back off instead of spinning.
+      if (OnAcceptError(ec, *acc, spare)) continue;
+      // Any other failure, or nothing to close: back off instead of spinning.
       backoff.expires_after(std::chrono::milliseconds(50));
       co_await backoff.async_wait(BERTH_EC(ec));
       continue;
     }
+    OnAccepted();
     if (kind == kAdmin) {
       asio::co_spawn(w.io, AdminSession(dp, std::move(s)), asio::detached);
       continue;
@@ -1734,6 +1762,7 @@ awaitable<void> TcpAcceptLoop(std::vector<Worker*> workers, std::shared_ptr<Acce
   Impl& dp = workers[0]->dp;
   size_t next = 0;
   Timer backoff(workers[0]->io);
+  SpareFd spare;
   for (;;) {
     // Connections are spread over the workers; each runs on the worker it was given to.
     Worker& w = *workers[next++ % workers.size()];
@@ -1742,10 +1771,12 @@ awaitable<void> TcpAcceptLoop(std::vector<Worker*> workers, std::shared_ptr<Acce
     co_await acc->async_accept(s, BERTH_EC(ec));
     if (ec) {
       if (ec == asio::error::operation_aborted || !acc->is_open()) break;
+      if (OnAcceptError(ec, *acc, spare)) continue;
       backoff.expires_after(std::chrono::milliseconds(50));
       co_await backoff.async_wait(BERTH_EC(ec));
       continue;
     }
+    OnAccepted();
     if (dp.connections().load(std::memory_order_relaxed) >= dp.opts().max_connections) {
       s.close(ec);
       continue;
