@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import resource
+import selectors
 import socket
 import time
 
@@ -45,15 +46,23 @@ def flood(port: int, n: int) -> list[socket.socket]:
     return socks
 
 
-def answered_or_closed(s: socket.socket, timeout: float) -> bool:
-    """True when the server wrote something or closed the connection within `timeout`."""
-    s.settimeout(timeout)
-    try:
-        return s.recv(4096) is not None  # b"" (closed) or a 503 answer
-    except socket.timeout:
-        return False
-    except OSError:
-        return True  # reset: closed at once
+def hanging_after(socks: list[socket.socket], timeout: float) -> list[int]:
+    """The indices of the connections the server neither answered nor closed within
+    `timeout` (a readable socket has data or EOF/reset waiting)."""
+    sel = selectors.DefaultSelector()
+    for i, s in enumerate(socks):
+        sel.register(s, selectors.EVENT_READ, i)
+    ready: set[int] = set()
+    deadline = time.monotonic() + timeout
+    while len(ready) < len(socks):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        for key, _ in sel.select(left):
+            ready.add(key.data)
+            sel.unregister(key.fileobj)
+    sel.close()
+    return [i for i in range(len(socks)) if i not in ready]
 
 
 def low_soft_limit(soft: int, hard: int):
@@ -76,17 +85,18 @@ class ConnectionCapTest(BerthTestCase):
             with self.subTest(listener=name):
                 socks = flood(port, FLOOD)
                 try:
-                    refused = 0
-                    for s in socks[CAP + 20:]:
-                        if answered_or_closed(s, 3.0):
-                            refused += 1
-                    self.assertEqual(refused, len(socks) - CAP - 20,
-                                     f"{name}: connections beyond the cap were left hanging")
+                    # Which connections get in is the kernel's and the io threads' business
+                    # (the gateway accepts on one listener per thread); how many is the cap's.
+                    held = hanging_after(socks, 3.0)
+                    self.assertLessEqual(len(held), CAP + 4,
+                                         f"{name}: {len(held)} connections held, cap {CAP}: "
+                                         "connections beyond the cap were left hanging")
+                    self.assertGreaterEqual(len(held), CAP - 4, f"{name}: below the cap refused")
                     # Those within the cap are served normally meanwhile.
-                    socks[0].sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-                    socks[0].settimeout(5)
-                    self.assertIn(b" 200 " if name == "api" else b"HTTP/1.1 ",
-                                  socks[0].recv(4096))
+                    inside = socks[held[0]]
+                    inside.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+                    inside.settimeout(5)
+                    self.assertIn(b" 200 " if name == "api" else b"HTTP/1.1 ", inside.recv(4096))
                 finally:
                     for s in socks:
                         s.close()
@@ -145,8 +155,11 @@ class OutOfDescriptorsTest(BerthTestCase):
         t0 = time.monotonic()
         socks = flood(self.srv.port, 400)
         try:
-            hanging = [s for s in socks[300:] if not answered_or_closed(s, 3.0)]
-            self.assertEqual(hanging, [], "connections past the descriptor limit were left hanging")
+            # At most the soft limit (256, less what the server holds anyway) stay open; every
+            # other connection is closed at once, none hangs in the backlog.
+            held = hanging_after(socks, 3.0)
+            self.assertLess(len(held), 256, "connections past the descriptor limit were left hanging")
+            self.assertGreater(len(held), 100, "the server held too few connections")
             time.sleep(2)  # the flood sits there: the server must not spin meanwhile
             used = cpu_seconds(pid) - cpu0
             elapsed = time.monotonic() - t0
