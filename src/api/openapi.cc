@@ -41,20 +41,23 @@ Json Schemas() {
                     {"expect_status", Int()}});
   probe["nullable"] = true;
   Json s;
-  // The stable codes of docs/api.md "Errors" that scripts switch on; the list documents, it
-  // does not restrict (a route may add its own, named in docs/api.md).
+  // The stable codes of docs/api.md "Errors" that scripts switch on (kept equal to that table
+  // by tests/integration/test_hostile_input.py).
   Json code = Str();
   code["description"] = "stable error code (docs/api.md \"Errors\")";
   code["example"] = "invalid_argument";
-  code["x-berth-codes"] = {"invalid_json",          "json_too_deep",      "invalid_path",
-                           "unknown_field",         "invalid_name",       "invalid_argument",
-                           "unsafe_path",           "server_assigned",    "invalid_source",
-                           "unauthenticated",       "permission_denied",  "source_not_allowed",
-                           "not_found",             "route_not_found",    "method_not_allowed",
-                           "already_exists",        "revision_conflict",  "failed_precondition",
-                           "revision_compacted",    "payload_too_large",  "unsupported_media_type",
-                           "rate_limited",          "too_many_detections", "internal",
-                           "unavailable",           "source_timeout"};
+  code["x-berth-codes"] = {"invalid_json", "unknown_field", "invalid_name", "invalid_argument",
+                           "json_too_deep", "invalid_path", "unsafe_path", "server_assigned",
+                           "invalid_source", "unauthenticated", "service_account",
+                           "invalid_signature", "invalid_payload", "permission_denied",
+                           "service_account_scope", "team_creation_restricted",
+                           "source_not_allowed", "not_found", "route_not_found",
+                           "method_not_allowed", "already_exists", "revision_conflict",
+                           "failed_precondition", "domain_taken", "domain_in_use", "port_taken",
+                           "port_reserved", "name_reserved", "team_limit_reached",
+                           "operation_in_progress", "quota_exceeded", "revision_compacted",
+                           "payload_too_large", "unsupported_media_type", "rate_limited",
+                           "too_many_detections", "internal", "unavailable", "source_timeout"};
   s["Error"] = Obj({{"code", code}, {"message", Str()}, {"field", Str()}}, {"code", "message"});
   s["Health"] = {{"type", "object"}, {"properties", {{"status", Str()}, {"revision", Int()}}}};
   s["LoginRequest"] = Obj({{"user", Str()}, {"password", Str()}}, {"user", "password"});

@@ -118,6 +118,19 @@ class HostileInputTest(BerthTestCase):
             conn.close()
         self.alive()
 
+    def test_the_openapi_document_lists_every_documented_error_code(self):
+        doc = self.ok(self.api("GET", f"{V}/openapi.json"))
+        listed = set(doc["components"]["schemas"]["Error"]["properties"]["code"]["x-berth-codes"])
+        with open(os.path.join(os.path.dirname(__file__), "..", "..", "docs", "api.md")) as f:
+            text = f.read()
+        table = text[text.index("## Errors"):text.index("A rejected request changes nothing")]
+        documented = set(re.findall(r"^\| \d{3} \| `([a-z_]+)`", table, flags=re.M))
+        self.assertIn("json_too_deep", documented)
+        self.assertEqual(listed, documented)
+        detect = doc["paths"]["/api/v1/teams/{team}/detect"]["post"]["responses"]
+        self.assertIn("429", detect)
+        self.assertIn("504", detect)
+
     # -- bad bytes in the target -------------------------------------------------------------------
 
     def raw_request(self, target: bytes, method: bytes = b"GET") -> tuple[int, dict]:
