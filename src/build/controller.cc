@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <atomic>
 #include <condition_variable>
 #include <cstdlib>
@@ -20,6 +21,7 @@
 #include "build/detail/artifact.h"
 #include "build/detail/limits.h"
 #include "build/detail/process.h"
+#include "build/detail/step_record.h"
 #include "build/detect.h"
 #include "build/doctor.h"
 #include "build/source.h"
@@ -595,8 +597,11 @@ struct BuildController::Impl {
       std::string step = "step " + std::to_string(i + 1) + "/" + std::to_string(d.build_steps.size()) + " `" + cmd + "`";
       line("-----> " + step);
       tail.clear();  // "last lines" are the step's own output
+      // Recorded while it runs, so a server started after a crash of this one ends it.
+      detail::StepRecord record(data + "/build-steps", k.team + "_" + k.app + "_" + k.component + "_" + k.version);
       detail::RunSpec spec{memory.Wrap(cmd), *where, env, deadline};
-      auto r = detail::RunShell(spec, line, cancel);
+      spec.env.push_back(record.EnvEntry());
+      auto r = detail::RunShell(spec, line, cancel, [&record](int pgid) { record.Started(pgid); });
       if (!r.ok()) return finish(fail(step, "cannot run " + step + ": " + r.status().message()));
       if (r->cancelled) return stopped_or_cancelled(step);
       if (r->timed_out) {
@@ -751,7 +756,9 @@ Status BuildController::Start() {
     fs::create_directories(m.data + d, ec);
     if (ec) return Internal("cannot create " + m.data + d + ": " + ec.message());
   }
-  // Leftovers of a build interrupted by a crash.
+  // Leftovers of a build interrupted by a crash: its steps may still run (and write into
+  // DATA/builds) — end them first.
+  detail::KillLeftoverSteps(m.data + "/build-steps", *m.log);
   for (fs::directory_iterator it(m.data + "/builds", ec), end; !ec && it != end; it.increment(ec)) {
     std::error_code rm;
     fs::remove_all(it->path(), rm);

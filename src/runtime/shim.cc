@@ -6,6 +6,7 @@
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -218,6 +219,8 @@ int RunShim(const std::string& run_dir) {
     if (devnull >= 0) ::dup2(devnull, 0);
     ::dup2(out[1], 1);
     ::dup2(err[1], 2);
+    // The app gets stdin/stdout/stderr only, whatever the shim holds open.
+    ::syscall(SYS_close_range, 3u, ~0u, 0u);
     ::execve(argv[0], argv, envp.data());
     ::_exit(127);
   }

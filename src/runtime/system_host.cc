@@ -157,6 +157,7 @@ ProbeResult CommandProbe(const model::Probe& p, const ProbeTarget& t, Clock::tim
   posix_spawn_file_actions_adddup2(&fa, pipefd[1], 1);
   posix_spawn_file_actions_adddup2(&fa, pipefd[1], 2);
   if (!t.workdir.empty()) posix_spawn_file_actions_addchdir_np(&fa, t.workdir.c_str());
+  posix_spawn_file_actions_addclosefrom_np(&fa, 3);  // stdin/stdout/stderr only
   posix_spawnattr_t attr;
   posix_spawnattr_init(&attr);
   sigset_t none;

@@ -44,10 +44,14 @@
 // Stop() stops accepting, stops the io_contexts, joins the io threads and the blocking pool,
 // and destroys the io_contexts, which destroys every pending handler and with it every
 // session: all sockets (streams included) are closed when Stop() returns.
+#include <fcntl.h>
+#include <sys/socket.h>
+
 #include <algorithm>
 #include <atomic>
 #include <cctype>
 #include <cerrno>
+#include <cstring>
 #include <cstdint>
 #include <limits>
 #include <mutex>
@@ -272,23 +276,27 @@ class Session : public std::enable_shared_from_this<Session> {
     if (!parser_->is_done()) parser_->body_limit(static_cast<std::uint64_t>(limit_));
     if (to_file) {
       std::string tmpl = to_file->dir + "/upload-XXXXXX";
-      int fd = ::mkstemp(tmpl.data());
+      // O_CLOEXEC: the file is open while builds start steps (Beast's own open would not
+      // set it).
+      int fd = ::mkostemp(tmpl.data(), O_CLOEXEC);
       if (fd < 0) {
         core_->log->error("msg=\"cannot create upload file\" dir=\"{}\" errno={}", to_file->dir, errno);
         return WriteErrorAndClose(500, "internal", "cannot store the upload on the server");
       }
-      ::close(fd);
       upload_path_ = tmpl;
       try {
         file_parser_.emplace(std::move(*parser_));
       } catch (const std::exception& e) {
+        ::close(fd);
         core_->log->error("msg=\"cannot switch to a file body\" error=\"{}\"", e.what());
         return WriteErrorAndClose(500, "internal", "internal error");
       }
       parser_.reset();
       stream_.expires_after(std::max<std::chrono::steady_clock::duration>(core_->options.request_timeout, kUploadTimeout));
       error_code ec;
-      file_parser_->get().body().open(upload_path_.c_str(), beast::file_mode::write, ec);
+      beast::file file;
+      file.native_handle(fd);
+      file_parser_->get().body().reset(std::move(file), ec);
       if (ec) {
         core_->log->error("msg=\"cannot open upload file\" path=\"{}\" error=\"{}\"", upload_path_, ec.message());
         return WriteErrorAndClose(500, "internal", "cannot store the upload on the server");
@@ -736,7 +744,19 @@ class BeastHttpServer final : public HttpServer {
     acceptor_ = std::make_unique<tcp::acceptor>(asio::make_strand(*iocs_[0]));
     accept_timer_ = std::make_unique<asio::steady_timer>(acceptor_->get_executor());
     tcp::endpoint endpoint(address, o.port);
-    acceptor_->open(endpoint.protocol(), ec);
+    // Asio opens and accepts sockets without close-on-exec: a build step started meanwhile
+    // inherited the listening socket, kept it after a kill -9 of the server and the next server
+    // could not bind ("Address already in use"). Opened here with SOCK_CLOEXEC, accepted with
+    // accept4 (Accept below).
+    int fd = ::socket(endpoint.protocol().family(), SOCK_STREAM | SOCK_CLOEXEC, IPPROTO_TCP);
+    if (fd < 0) return fail(std::strerror(errno));
+    acceptor_->assign(endpoint.protocol(), fd, ec);
+    if (ec) {
+      ::close(fd);
+      return fail(ec.message());
+    }
+    protocol_ = endpoint.protocol();
+    acceptor_->non_blocking(true, ec);
     if (ec) return fail(ec.message());
     acceptor_->set_option(asio::socket_base::reuse_address(true), ec);
     if (ec) return fail(ec.message());
@@ -835,16 +855,36 @@ class BeastHttpServer final : public HttpServer {
     }
   }
 
-  // Runs on the acceptor's strand.
+  // Runs on the acceptor's strand. Waits for connections and takes them with accept4 and
+  // SOCK_CLOEXEC (Asio's async_accept would not set it; see Start).
   void Accept() {
-    asio::io_context& target = *iocs_[next_ioc_++ % iocs_.size()];
-    acceptor_->async_accept(asio::make_strand(target), [this](error_code ec, tcp::socket socket) {
-      OnAccept(ec, std::move(socket));
-    });
+    acceptor_->async_wait(tcp::acceptor::wait_read, [this](error_code ec) { OnReadable(ec); });
   }
 
-  void OnAccept(error_code ec, tcp::socket socket) {
+  void OnReadable(error_code ec) {
     if (ec == asio::error::operation_aborted || core_->stopping) return;
+    while (!ec) {
+      int fd = ::accept4(acceptor_->native_handle(), nullptr, nullptr, SOCK_CLOEXEC);
+      if (fd < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+        if (errno == EINTR || errno == ECONNABORTED) continue;
+        ec = error_code(errno, boost::system::system_category());
+        break;
+      }
+      if (out_of_fds_) {
+        out_of_fds_ = false;
+        core_->log->info("msg=\"descriptors are available again: accepting connections\"");
+      }
+      asio::io_context& target = *iocs_[next_ioc_++ % iocs_.size()];
+      tcp::socket socket(asio::make_strand(target));
+      socket.assign(protocol_, fd, ec);
+      if (ec) {
+        ::close(fd);
+        break;
+      }
+      OnAccept(std::move(socket));
+      if (core_->stopping) return;
+    }
     if (ec == asio::error::no_descriptors || ec.value() == ENFILE) {
       // Out of descriptors: the connections waiting in the backlog would make the listener
       // ready again at once, forever. Take them with the spare descriptor and close them — the
@@ -854,8 +894,6 @@ class BeastHttpServer final : public HttpServer {
         core_->log->warn("msg=\"out of file descriptors: new connections are closed at once until "
                          "some are free\" error=\"{}\"", ec.message());
       }
-      error_code nb;
-      acceptor_->native_non_blocking(true, nb);
       if (spare_.AcceptAndClose(acceptor_->native_handle()) > 0) return Accept();
       // Nothing taken (the spare went to another thread): wait a moment, never spin.
       accept_timer_->expires_after(std::chrono::milliseconds(50));
@@ -873,10 +911,10 @@ class BeastHttpServer final : public HttpServer {
       });
       return;
     }
-    if (out_of_fds_) {
-      out_of_fds_ = false;
-      core_->log->info("msg=\"descriptors are available again: accepting connections\"");
-    }
+    Accept();
+  }
+
+  void OnAccept(tcp::socket socket) {
     bool counted = core_->connections.load() < std::max(1, core_->options.max_connections);
     if (counted) core_->connections.fetch_add(1);  // only this strand increments
     auto session = std::make_shared<Session>(std::move(socket), core_, counted);
@@ -886,7 +924,6 @@ class BeastHttpServer final : public HttpServer {
       core_->sessions[session.get()] = session;
     }
     asio::post(session->executor(), [session] { session->Run(); });
-    Accept();
   }
 
   const std::shared_ptr<Core> core_;
@@ -895,6 +932,7 @@ class BeastHttpServer final : public HttpServer {
   std::vector<asio::executor_work_guard<asio::io_context::executor_type>> work_;
   size_t next_ioc_ = 0;  // acceptor strand: where the next connection goes
   std::unique_ptr<tcp::acceptor> acceptor_;         // used on its strand once started
+  tcp protocol_ = tcp::v4();                         // of the acceptor and its connections
   std::unique_ptr<asio::steady_timer> accept_timer_;  // accept back-off, acceptor strand
   SpareFd spare_;             // acceptor strand: taken to close connections when out of fds
   bool out_of_fds_ = false;   // acceptor strand: logged once per episode

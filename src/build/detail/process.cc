@@ -25,7 +25,8 @@ std::string ShellQuote(const std::string& s) {
 }
 
 Result<RunResult> RunShell(const RunSpec& spec, const std::function<void(const std::string&)>& on_line,
-                           const std::atomic<bool>& cancel) {
+                           const std::atomic<bool>& cancel,
+                           const std::function<void(int pid)>& on_start) {
   int fds[2];
   if (::pipe2(fds, O_CLOEXEC) != 0) return Internal(std::string("pipe: ") + std::strerror(errno));
   posix_spawn_file_actions_t fa;
@@ -34,6 +35,9 @@ Result<RunResult> RunShell(const RunSpec& spec, const std::function<void(const s
   posix_spawn_file_actions_adddup2(&fa, fds[1], 1);
   posix_spawn_file_actions_adddup2(&fa, fds[1], 2);
   posix_spawn_file_actions_addchdir_np(&fa, spec.cwd.c_str());
+  // The step gets stdin/stdout/stderr only, even if a descriptor of the server (a socket, a
+  // file) was opened without O_CLOEXEC or is being opened by another thread right now.
+  posix_spawn_file_actions_addclosefrom_np(&fa, 3);
   posix_spawnattr_t attr;
   posix_spawnattr_init(&attr);
   // Own process group (to kill everything the step starts); the server's blocked signals and
@@ -62,6 +66,7 @@ Result<RunResult> RunShell(const RunSpec& spec, const std::function<void(const s
     ::close(fds[0]);
     return Internal("cannot start /bin/sh in " + spec.cwd + ": " + std::strerror(rc));
   }
+  if (on_start) on_start(pid);
   RunResult result;
   std::string partial;
   auto emit = [&](bool flush_partial) {

@@ -1,6 +1,7 @@
 // Running one build step: `/bin/sh -c COMMAND` in its own process group, output (stdout and
 // stderr together) delivered line by line, with a deadline and a cancel flag. On timeout or
 // cancel the whole process group is killed (SIGKILL), so nothing a step started outlives it.
+// The step inherits no descriptor but 0, 1 and 2.
 // Private to the build module. Thread-safety: RunShell may run on many threads at once.
 #pragma once
 
@@ -32,8 +33,10 @@ struct RunResult {
 // Lines longer than this are split.
 inline constexpr size_t kMaxLine = 16 << 10;
 
+// `on_start`, when set, is called once the shell runs, with its pid (= its process group id).
 Result<RunResult> RunShell(const RunSpec& spec, const std::function<void(const std::string&)>& on_line,
-                           const std::atomic<bool>& cancel);
+                           const std::atomic<bool>& cancel,
+                           const std::function<void(int pid)>& on_start = {});
 
 // 'single-quoted' for /bin/sh.
 std::string ShellQuote(const std::string& s);

@@ -1,5 +1,8 @@
 #include "gateway/detail/control_link.h"
 
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -196,7 +199,24 @@ struct ControlLink::Impl {
     auto found = co_await resolver.async_resolve(t.host, t.port, Checked(ec));
     if (ec) co_return Unavailable("cannot resolve " + t.host + ": " + ec.message());
     s.expires_after(opt.connect_timeout);
-    co_await s.async_connect(found, Checked(ec));
+    // Each address in turn on a socket opened close-on-exec (Asio's own open does not set it).
+    ec = asio::error::host_not_found;
+    for (const auto& entry : found) {
+      s.close();
+      tcp::endpoint ep = entry.endpoint();
+      int fd = ::socket(ep.protocol().family(), SOCK_STREAM | SOCK_CLOEXEC, IPPROTO_TCP);
+      if (fd < 0) {
+        ec = beast::error_code(errno, boost::system::system_category());
+        break;
+      }
+      s.socket().assign(ep.protocol(), fd, ec);
+      if (ec) {
+        ::close(fd);
+        break;
+      }
+      co_await s.async_connect(ep, Checked(ec));
+      if (!ec || ec == beast::error::timeout) break;  // connected, or out of time
+    }
     if (ec)
       co_return Unavailable("cannot connect to " + t.host + ":" + t.port + ": " + ec.message());
     co_return Status::Ok();

@@ -208,11 +208,47 @@ std::string FormatEndpoint(const tcp::endpoint& ep) {
   return ep.address().to_string() + ":" + std::to_string(ep.port());
 }
 
+// Sockets are opened and accepted close-on-exec (SOCK_CLOEXEC, accept4): Asio (Boost 1.74) sets
+// it on neither, and a process started meanwhile would inherit them.
+error_code OpenCloexec(int family, int* fd) {
+  *fd = ::socket(family, SOCK_STREAM | SOCK_CLOEXEC, IPPROTO_TCP);
+  return *fd < 0 ? error_code(errno, boost::system::system_category()) : error_code();
+}
+
+template <class AsioSocket>
+void OpenCloexec(AsioSocket& s, const tcp& protocol, error_code& ec) {
+  int fd = -1;
+  ec = OpenCloexec(protocol.family(), &fd);
+  if (!ec) s.assign(protocol, fd, ec);
+  if (ec && fd >= 0) ::close(fd);
+}
+
+// accept4 with SOCK_CLOEXEC on a non-blocking acceptor: a try first, then a wait for
+// readiness, as Asio's own accept does (same syscalls).
+awaitable<void> AcceptCloexec(Acceptor& acc, const tcp& protocol, Socket& s, error_code& ec) {
+  for (;;) {
+    int fd = ::accept4(acc.native_handle(), nullptr, nullptr, SOCK_CLOEXEC);
+    if (fd >= 0) {
+      s.assign(protocol, fd, ec);
+      if (ec) ::close(fd);
+      co_return;
+    }
+    if (errno == EINTR || errno == ECONNABORTED) continue;
+    if (errno != EAGAIN && errno != EWOULDBLOCK) {
+      ec = error_code(errno, boost::system::system_category());
+      co_return;
+    }
+    co_await acc.async_wait(Acceptor::wait_read, BERTH_EC(ec));
+    if (ec) co_return;
+  }
+}
+
 Result<std::shared_ptr<Acceptor>> Listen(asio::io_context& io, const tcp::endpoint& ep,
                                          bool reuse_port, const std::string& what) {
   auto acc = std::make_shared<Acceptor>(io);
   error_code ec;
-  acc->open(ep.protocol(), ec);
+  OpenCloexec(*acc, ep.protocol(), ec);
+  if (!ec) acc->non_blocking(true, ec);
   if (!ec) acc->set_option(asio::socket_base::reuse_address(true), ec);
   if (!ec && reuse_port) {
     int one = 1;
@@ -1128,7 +1164,8 @@ class HttpSession final : public ConnBase {
         error_code ec;
         upstream_wait_ = true;
         upstream_timed_out_ = false;
-        co_await up_->sock.async_connect(ep.addr, BERTH_EC(ec));
+        OpenCloexec(up_->sock, ep.addr.protocol(), ec);
+        if (!ec) co_await up_->sock.async_connect(ep.addr, BERTH_EC(ec));
         upstream_wait_ = false;
         if (ec || closed_) {
           up_.reset();
@@ -1587,7 +1624,8 @@ class TcpSession final : public ConnBase {
       // A connect timeout fails this endpoint only (the watchdog closes the upstream socket):
       // the client stays and the next endpoint is tried.
       upstream_wait_ = true;
-      co_await up_->sock.async_connect(pool.eps[ei].addr, BERTH_EC(ec));
+      OpenCloexec(up_->sock, pool.eps[ei].addr.protocol(), ec);
+      if (!ec) co_await up_->sock.async_connect(pool.eps[ei].addr, BERTH_EC(ec));
       upstream_wait_ = false;
       if (closed_) break;
       if (ec) {
@@ -1723,10 +1761,12 @@ awaitable<void> AcceptLoop(Worker& w, std::shared_ptr<Acceptor> acc, int kind) {
   Impl& dp = w.dp;
   Timer backoff(w.io);
   SpareFd spare;
+  error_code pec;
+  const tcp protocol = acc->local_endpoint(pec).protocol();
   for (;;) {
     error_code ec;
     Socket s(w.io);
-    co_await acc->async_accept(s, BERTH_EC(ec));
+    co_await AcceptCloexec(*acc, protocol, s, ec);
     if (ec) {
       if (ec == asio::error::operation_aborted || !acc->is_open()) break;
       if (OnAcceptError(ec, *acc, spare)) continue;
@@ -1763,12 +1803,14 @@ awaitable<void> TcpAcceptLoop(std::vector<Worker*> workers, std::shared_ptr<Acce
   size_t next = 0;
   Timer backoff(workers[0]->io);
   SpareFd spare;
+  error_code pec;
+  const tcp protocol = acc->local_endpoint(pec).protocol();
   for (;;) {
     // Connections are spread over the workers; each runs on the worker it was given to.
     Worker& w = *workers[next++ % workers.size()];
     error_code ec;
     Socket s(w.io);
-    co_await acc->async_accept(s, BERTH_EC(ec));
+    co_await AcceptCloexec(*acc, protocol, s, ec);
     if (ec) {
       if (ec == asio::error::operation_aborted || !acc->is_open()) break;
       if (OnAcceptError(ec, *acc, spare)) continue;
