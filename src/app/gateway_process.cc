@@ -4,14 +4,15 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <poll.h>
 #include <signal.h>
+#include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
-#include <condition_variable>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -519,8 +520,8 @@ struct GatewayProcess::Impl {
   bool adopted = false;
   std::thread watcher;
   std::mutex mu;
-  std::condition_variable cv;
   bool stopping = false;  // guarded by mu
+  int stop_fd = -1;       // eventfd: written by Stop to wake the watcher
 
   // Adopts a gateway for this state dir that runs with our command line; stops one that
   // runs with another. Returns the adopted pid or 0.
@@ -588,26 +589,52 @@ struct GatewayProcess::Impl {
     return Status::Ok();
   }
 
+  // Waits up to `timeout` for the gateway `pid_fd` refers to to exit (-1: no pidfd, only the
+  // timeout) or for Stop. Returns false when stopping.
+  bool Wait(int pid_fd, std::chrono::milliseconds timeout) {
+    pollfd fds[2] = {{stop_fd, POLLIN, 0}, {pid_fd, POLLIN, 0}};
+    int n = pid_fd >= 0 ? 2 : 1;
+    int r = ::poll(fds, static_cast<nfds_t>(n), static_cast<int>(timeout.count()));
+    if (r > 0 && (fds[0].revents & POLLIN)) return false;
+    std::lock_guard<std::mutex> l(mu);
+    return !stopping;
+  }
+
+  // A pidfd becomes readable when the process exits, also for a process that is not our child
+  // (the gateway is detached): the crash is seen at once instead of at the next check.
+  static int OpenPidfd(int pid) {
+    if (pid <= 0) return -1;
+    return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+  }
+
   void Watch() {
-    auto delay = std::chrono::milliseconds(1000);
-    auto last_start = std::chrono::steady_clock::now();
-    std::unique_lock<std::mutex> l(mu);
-    while (!cv.wait_for(l, opt.check_interval, [&] { return stopping; })) {
+    RestartBackoff backoff;
+    // An adopted gateway has run for longer than we know: its exit is no start-up failure.
+    auto started_at = std::chrono::steady_clock::now() -
+                      (adopted ? std::chrono::hours(1) : std::chrono::hours(0));
+    int pid_fd = OpenPidfd(pid.load());
+    auto reopen = [&](int p) {
+      if (pid_fd >= 0) ::close(pid_fd);
+      pid_fd = OpenPidfd(p);
+    };
+    while (Wait(pid_fd, opt.check_interval)) {
       int cur = pid.load();
       if (IsGatewayFor(cur, state_dir)) continue;
       // Another gateway may hold the state dir (it won the lock): adopt it.
       int other = ReadPid(pid_path);
       if (other != cur && IsGatewayFor(other, state_dir)) {
         pid = other;
+        reopen(other);
         continue;
       }
-      log->warn("msg=\"the gateway is gone; starting it again\" pid={} log={}", cur, log_path);
-      // A gateway that dies soon after each start (a port taken, say) is retried slower.
-      bool quick = std::chrono::steady_clock::now() - last_start < std::chrono::seconds(10);
-      delay = quick ? std::min(delay * 2, std::chrono::milliseconds(30000))
-                    : std::chrono::milliseconds(1000);
-      if (quick && cv.wait_for(l, delay, [&] { return stopping; })) break;
-      last_start = std::chrono::steady_clock::now();
+      auto uptime = std::chrono::duration_cast<std::chrono::milliseconds>(
+          std::chrono::steady_clock::now() - started_at);
+      auto delay = backoff.OnExit(uptime);
+      log->warn("msg=\"the gateway is gone; starting it again\" pid={} ran_ms={} delay_ms={} log={}",
+                cur, uptime.count(), delay.count(), log_path);
+      reopen(0);
+      if (delay.count() > 0 && !Wait(-1, delay)) break;
+      started_at = std::chrono::steady_clock::now();
       auto started = Launch();
       if (!started.ok()) {
         log->error("msg=\"cannot start the gateway\" reason=\"{}\"", started.status().message());
@@ -615,10 +642,23 @@ struct GatewayProcess::Impl {
         continue;
       }
       pid = *started;
+      reopen(*started);
       log->info("msg=\"gateway started\" pid={}", *started);
     }
+    if (pid_fd >= 0) ::close(pid_fd);
   }
 };
+
+std::chrono::milliseconds RestartBackoff::OnExit(std::chrono::milliseconds uptime) {
+  if (uptime >= kQuickExit) {
+    quick_exits_ = 0;
+    return std::chrono::milliseconds(0);
+  }
+  ++quick_exits_;
+  auto delay = kFirstDelay;
+  for (int i = 1; i < quick_exits_ && delay < kMaxDelay; ++i) delay *= 2;
+  return std::min(delay, kMaxDelay);
+}
 
 GatewayProcess::GatewayProcess(GatewayProcessOptions options) : impl_(std::make_unique<Impl>()) {
   impl_->opt = std::move(options);
@@ -643,6 +683,8 @@ Result<int> GatewayProcess::Start() {
     BERTH_RETURN_IF_ERROR(m.AwaitFirstListen(pid));
   }
   m.pid = pid;
+  m.stop_fd = ::eventfd(0, EFD_CLOEXEC);
+  if (m.stop_fd < 0) return Internal(std::string("eventfd: ") + std::strerror(errno));
   m.watcher = std::thread([&m] { m.Watch(); });
   return pid;
 }
@@ -653,8 +695,11 @@ void GatewayProcess::Stop() {
     std::lock_guard<std::mutex> l(impl_->mu);
     impl_->stopping = true;
   }
-  impl_->cv.notify_all();
+  uint64_t one = 1;
+  (void)!::write(impl_->stop_fd, &one, sizeof one);
   impl_->watcher.join();
+  ::close(impl_->stop_fd);
+  impl_->stop_fd = -1;
 }
 
 int GatewayProcess::pid() const { return impl_->pid.load(); }

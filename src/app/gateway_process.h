@@ -8,7 +8,8 @@
 // On start the server adopts the gateway already running for its data directory (found by
 // DATA/gateway/gateway.pid and checked through /proc/PID/cmdline), or starts one; a gateway
 // started with other settings is stopped and replaced. While the server runs it checks the
-// gateway every second and starts it again when it died (with back-off if it keeps dying).
+// gateway (it learns of its exit at once through a pidfd, else within check_interval) and starts
+// it again when it died (RestartBackoff).
 // When the server stops, the gateway keeps running: the next server adopts it.
 //
 // Thread-safety: Start/Stop from the owning thread; pid() from any thread.
@@ -75,6 +76,23 @@ struct GatewayProcessOptions {
   std::string pin_io_threads = "auto";   // --pin-io-threads
   int64_t max_connections = 10000;       // --max-connections
   std::chrono::milliseconds check_interval{1000};
+};
+
+// When to start a gateway that died: at once when it had run for at least a second (it served;
+// a crash then is no start-up failure, however many came before), else after 250 ms, 500 ms,
+// 1 s, ... up to 30 s while it keeps dying within its first second (a port taken, a bad
+// setting): a crash loop is slowed, a gateway that crashes now and then is back at once.
+// Thread-safety: one thread.
+class RestartBackoff {
+ public:
+  static constexpr std::chrono::milliseconds kQuickExit{1000};
+  static constexpr std::chrono::milliseconds kFirstDelay{250};
+  static constexpr std::chrono::milliseconds kMaxDelay{30000};
+  // The gateway exited after running `uptime`; returns how long to wait before starting it.
+  std::chrono::milliseconds OnExit(std::chrono::milliseconds uptime);
+
+ private:
+  int quick_exits_ = 0;  // in a row
 };
 
 // The command line the server runs the gateway with (argv[0] first).

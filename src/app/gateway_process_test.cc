@@ -4,6 +4,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -135,6 +136,31 @@ TEST_F(GatewayCredentialTest, RotationWithoutAGatewayIsRefused) {
   auto id = RotateGatewayCredential(*store_, dir_.string(), "admin");
   EXPECT_FALSE(id.ok());
   EXPECT_EQ(id.status().reason(), "failed_precondition");
+}
+
+using std::chrono::milliseconds;
+
+// Issue 24: five kills 3 s apart pushed the restart delay to 16.8 s although each gateway had
+// served for seconds.
+TEST(RestartBackoffTest, AGatewayThatServedIsStartedAgainAtOnce) {
+  RestartBackoff b;
+  for (int i = 0; i < 10; ++i) EXPECT_EQ(b.OnExit(milliseconds(3000)).count(), 0) << "exit " << i;
+  EXPECT_EQ(b.OnExit(milliseconds(1000)).count(), 0);
+}
+
+TEST(RestartBackoffTest, DyingInItsFirstSecondAgainAndAgainBacksOff) {
+  RestartBackoff b;
+  std::vector<int64_t> got;
+  for (int i = 0; i < 10; ++i) got.push_back(b.OnExit(milliseconds(100)).count());
+  EXPECT_EQ(got, (std::vector<int64_t>{250, 500, 1000, 2000, 4000, 8000, 16000, 30000, 30000,
+                                       30000}));
+}
+
+TEST(RestartBackoffTest, ARunOfASecondEndsTheBackOff) {
+  RestartBackoff b;
+  for (int i = 0; i < 6; ++i) b.OnExit(milliseconds(10));
+  EXPECT_EQ(b.OnExit(milliseconds(1500)).count(), 0);
+  EXPECT_EQ(b.OnExit(milliseconds(10)).count(), 250) << "a new crash loop starts from the bottom";
 }
 
 }  // namespace
