@@ -43,7 +43,7 @@ bench-gateway: build
 # libFuzzer runs of every parser of outside input; new interesting inputs land in the corpus,
 # which `make test` replays.
 FUZZ_SECONDS ?= 60
-FUZZERS := api_body server_config http_query gateway_snapshot gateway_match gateway_rule json_depth router
+FUZZERS := api_body server_config http_query gateway_snapshot gateway_match gateway_rule json_depth router gateway_request
 fuzz:
 	scripts/setup.sh fuzz
 	cmake -S . -B build/fuzz -G Ninja -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo \

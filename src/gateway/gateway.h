@@ -9,6 +9,7 @@
 
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/status.h"
@@ -75,5 +76,12 @@ class DataPlane {
   // never call it from a handler running on an io thread.
   virtual void Stop(int drain_ms) = 0;
 };
+
+// For the tests and the fuzzer (fuzz/gateway_request_fuzz.cc): parses `raw` — a request as a
+// client sends it, header first — as the data plane does and applies its request rules
+// (docs/gateway.md "Request framing"). Returns 0 with the request header the gateway would send
+// upstream (before its X-Forwarded-* and X-Request-Id fields) in `upstream_head`, the status
+// the gateway answers itself (400, 431, 501), or -1 when `raw` holds no complete header.
+int ProxiedRequestForTest(std::string_view raw, std::string* upstream_head);
 
 }  // namespace berth::gateway

@@ -1158,5 +1158,241 @@ class GatewayLimitsTest(unittest.TestCase):
             up.close()
 
 
+# ---------------------------------------------------------------------------------------------
+# Request framing (issue 24): raw bytes in, the exact bytes the app receives checked.
+
+class RawUpstream:
+    """An upstream that records the exact bytes of every request it reads and answers each with
+    those bytes as its body. It delimits requests strictly (RFC 9112: Content-Length or chunked,
+    refusing both), as an app would."""
+
+    def __init__(self):
+        self.requests: list[bytes] = []
+        self.lock = threading.Lock()
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
+
+    def _serve(self, c: socket.socket):
+        f = c.makefile("rb")
+        try:
+            while True:
+                raw = b""
+                while True:
+                    line = f.readline(65536)
+                    if not line:
+                        return
+                    raw += line
+                    if line in (b"\r\n", b"\n"):
+                        break
+                head = raw.decode("latin-1").split("\r\n")
+                fields = [h.split(":", 1) for h in head[1:] if ":" in h]
+                te = [v.strip().lower() for k, v in fields if k.strip().lower() == "transfer-encoding"]
+                cl = [v.strip() for k, v in fields if k.strip().lower() == "content-length"]
+                if te and cl:
+                    return  # an app refuses this; the gateway must never send it
+                if te:
+                    while True:
+                        size_line = f.readline()
+                        raw += size_line
+                        n = int(size_line.split(b";")[0], 16)
+                        if n == 0:
+                            while True:
+                                t = f.readline()
+                                raw += t
+                                if t in (b"\r\n", b"\n", b""):
+                                    break
+                            break
+                        raw += f.read(n + 2)
+                elif cl:
+                    raw += f.read(int(cl[0]))
+                with self.lock:
+                    self.requests.append(raw)
+                c.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
+                          b"Content-Length: " + str(len(raw)).encode() + b"\r\n\r\n" + raw)
+        except (OSError, ValueError):
+            pass
+        finally:
+            c.close()
+
+    def count(self) -> int:
+        with self.lock:
+            return len(self.requests)
+
+    def endpoint(self) -> dict:
+        return {"instance": "raw", "host": "127.0.0.1", "port": self.port}
+
+    def close(self):
+        self.sock.close()
+
+
+def read_responses(s: socket.socket, timeout: float = 10) -> list[tuple[int, dict, bytes]]:
+    """Reads responses (Content-Length framed) until the gateway closes the connection."""
+    s.settimeout(timeout)
+    data = b""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            b = s.recv(65536)
+        except ConnectionResetError:
+            break
+        if not b:
+            break
+        data += b
+    out = []
+    while data:
+        end = data.find(b"\r\n\r\n")
+        assert end >= 0, data
+        head = data[:end].decode("latin-1").split("\r\n")
+        fields = {}
+        for h in head[1:]:
+            k, v = h.split(":", 1)
+            fields[k.strip().lower()] = v.strip()
+        n = int(fields.get("content-length", "0"))
+        out.append((int(head[0].split()[1]), fields, data[end + 4:end + 4 + n]))
+        data = data[end + 4 + n:]
+    return out
+
+
+# Fields the gateway adds to every request, with values that change from run to run.
+ADDED = (b"x-forwarded-for:", b"x-forwarded-proto:", b"x-forwarded-host:", b"x-request-id:")
+
+
+def without_added(raw: bytes) -> bytes:
+    lines = raw.split(b"\r\n")
+    return b"\r\n".join(l for l in lines if not l.lower().startswith(ADDED))
+
+
+class GatewayFramingTest(unittest.TestCase):
+    """A request whose end or host the gateway and the app could read differently is refused
+    before it reaches the app (RFC 9112 §3.2, §6; nginx and haproxy do the same), and what
+    reaches the app is exactly what the gateway decided (docs/gateway.md "Request framing")."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.up = RawUpstream()
+        snap = {"revision": 1, "pools": {"RAW": pool(cls.up)},
+                "http_routes": [route("framing", ["fr.test"], "RAW"),
+                                route("other", ["other.test"], "RAW", path_prefix="/never")]}
+        cls.gw = Gateway(snap, "--header-timeout-ms", "2000")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.gw.close()
+        cls.up.close()
+
+    def exchange(self, raw: bytes) -> list[tuple[int, dict, bytes]]:
+        host, port = self.gw.http.rsplit(":", 1)
+        with socket.create_connection((host, int(port)), timeout=10) as s:
+            s.sendall(raw)
+            s.shutdown(socket.SHUT_WR)
+            return read_responses(s)
+
+    def assert_refused(self, raw: bytes, status: int = 400, why: str = ""):
+        before = self.up.count()
+        got = self.exchange(raw)
+        self.assertEqual(len(got), 1, f"one answer, then the connection closes: {got}")
+        self.assertEqual(got[0][0], status, got)
+        self.assertEqual(got[0][1].get("connection"), "close")
+        if why:
+            self.assertIn(why, got[0][1].get("x-berth-reason", ""))
+        self.assertEqual(self.up.count(), before, "nothing of it reached the app")
+
+    def assert_forwarded(self, raw: bytes, expect: bytes, chunked_body: bytes | None = None):
+        """The app received `expect` (minus the fields the gateway adds); with `chunked_body`,
+        `expect` is the header and the body is a chunked encoding of `chunked_body` with no
+        trailer (where the gateway cuts chunks is its own business)."""
+        got = self.exchange(raw)
+        self.assertEqual([g[0] for g in got], [200], got)
+        received = without_added(got[0][2])
+        if chunked_body is None:
+            self.assertEqual(received, expect)
+            return
+        head, _, body = received.partition(b"\r\n\r\n")
+        self.assertEqual(head + b"\r\n\r\n", expect)
+        decoded = b""
+        while True:
+            size_line, _, body = body.partition(b"\r\n")
+            n = int(size_line, 16)  # no chunk extensions either
+            if n == 0:
+                self.assertEqual(body, b"\r\n", "no trailer")
+                break
+            decoded += body[:n]
+            self.assertEqual(body[n:n + 2], b"\r\n")
+            body = body[n + 2:]
+        self.assertEqual(decoded, chunked_body)
+
+    SMUGGLED = b"GET /smuggled HTTP/1.1\r\nHost: fr.test\r\n\r\n"
+
+    def test_final_coding_not_chunked_is_refused(self):
+        # Before: accepted with an empty body, the header forwarded, the next bytes a request.
+        self.assert_refused(b"POST / HTTP/1.1\r\nHost: fr.test\r\nTransfer-Encoding: gzip\r\n\r\n"
+                            + self.SMUGGLED, why="final transfer coding is not chunked")
+        self.assert_refused(b"POST / HTTP/1.1\r\nHost: fr.test\r\nTransfer-Encoding: chunked, gzip"
+                            b"\r\n\r\n5\r\nhello\r\n0\r\n\r\n" + self.SMUGGLED)
+        self.assert_refused(b"POST / HTTP/1.1\r\nHost: fr.test\r\nTransfer-Encoding: chunked, chunked"
+                            b"\r\n\r\n0\r\n\r\n", why="more than once")
+        self.assert_refused(b"POST / HTTP/1.1\r\nHost: fr.test\r\nTransfer-Encoding: gzip, chunked"
+                            b"\r\n\r\n0\r\n\r\n", 501, why="gzip is not supported")
+        self.assert_refused(b"POST / HTTP/1.0\r\nHost: fr.test\r\nTransfer-Encoding: chunked"
+                            b"\r\n\r\n0\r\n\r\n", why="HTTP/1.0")
+
+    def test_transfer_encoding_with_content_length_is_refused(self):
+        self.assert_refused(b"POST / HTTP/1.1\r\nHost: fr.test\r\nTransfer-Encoding: gzip\r\n"
+                            b"Content-Length: 5\r\n\r\nhello" + self.SMUGGLED)
+        self.assert_refused(b"POST / HTTP/1.1\r\nHost: fr.test\r\nTransfer-Encoding: chunked\r\n"
+                            b"Content-Length: 5\r\n\r\n0\r\n\r\n" + self.SMUGGLED)
+        self.assert_refused(b"POST / HTTP/1.1\r\nHost: fr.test\r\nContent-Length: 5\r\n"
+                            b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n" + self.SMUGGLED)
+
+    def test_host_rules(self):
+        self.assert_refused(b"GET / HTTP/1.1\r\nHost: fr.test\r\nHost: other.test\r\n\r\n",
+                            why="more than one Host")
+        self.assert_refused(b"GET / HTTP/1.1\r\nX-A: 1\r\n\r\n", why="no Host")
+        self.assert_refused(b"GET / HTTP/1.1\r\nHost: evil@fr.test\r\n\r\n", why="invalid Host")
+        self.assert_refused(b"CONNECT fr.test:443 HTTP/1.1\r\nHost: fr.test:443\r\n\r\n",
+                            why="invalid request target")
+
+    def test_absolute_form_routes_by_its_authority(self):
+        # Before: routed by Host (other.test: no route for "/x" → 404) while the app would
+        # have seen another authority.
+        self.assert_forwarded(
+            b"GET http://fr.test:8080/x?y=1 HTTP/1.1\r\nHost: other.test\r\nX-A: 1\r\n\r\n",
+            b"GET /x?y=1 HTTP/1.1\r\nX-A: 1\r\nHost: fr.test:8080\r\n\r\n")
+
+    def test_exact_bytes_the_app_receives(self):
+        self.assert_forwarded(
+            b"POST /c HTTP/1.1\r\nHost: fr.test\r\nTransfer-Encoding: Chunked\r\n\r\n"
+            b"3\r\nabc\r\n2;ext=1\r\nde\r\n0\r\nX-Trailer: t\r\n\r\n",
+            b"POST /c HTTP/1.1\r\nHost: fr.test\r\nTransfer-Encoding: chunked\r\n\r\n",
+            chunked_body=b"abcde")
+        self.assert_forwarded(
+            b"POST /l HTTP/1.1\r\nHost: fr.test\r\nContent-Length: 5, 5\r\n\r\nhello",
+            b"POST /l HTTP/1.1\r\nHost: fr.test\r\nContent-Length: 5\r\n\r\nhello")
+        # Hop-by-hop fields and those Connection names go; Connection cannot remove the
+        # framing or Host the gateway forwards.
+        self.assert_forwarded(
+            b"POST /h HTTP/1.1\r\nHost: fr.test\r\nConnection: keep-alive, Content-Length, Host, "
+            b"X-Secret\r\nX-Secret: s\r\nKeep-Alive: timeout=5\r\nProxy-Connection: keep-alive\r\n"
+            b"TE: trailers\r\nTrailer: X-T\r\nUpgrade: h2c\r\nContent-Length: 2\r\n\r\nok",
+            b"POST /h HTTP/1.1\r\nHost: fr.test\r\nContent-Length: 2\r\n\r\nok")
+
+    def test_keep_alive_goes_on_after_a_good_request(self):
+        got = self.exchange(b"GET /1 HTTP/1.1\r\nHost: fr.test\r\n\r\n"
+                            b"GET /2 HTTP/1.1\r\nHost: fr.test\r\n\r\n")
+        self.assertEqual([g[0] for g in got], [200, 200])
+        self.assertTrue(got[1][2].startswith(b"GET /2 HTTP/1.1\r\n"))
+
+
 if __name__ == "__main__":
     unittest.main()

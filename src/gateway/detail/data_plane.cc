@@ -82,6 +82,7 @@
 #include "gateway/detail/observe.h"
 #include "gateway/gateway.h"
 #include "gateway/match.h"
+#include "gateway/request_rules.h"
 
 namespace berth::gateway {
 namespace {
@@ -764,6 +765,12 @@ void StripHopByHop(Fields& f, bool keep_upgrade) {
           EqualsIgnoreCase(t, "upgrade")) {
         continue;
       }
+      // The framing (and Host) the gateway forwards are its own decision: "Connection:
+      // Content-Length" must not make it send a body the app cannot delimit.
+      if (EqualsIgnoreCase(t, "content-length") || EqualsIgnoreCase(t, "transfer-encoding") ||
+          EqualsIgnoreCase(t, "host")) {
+        continue;
+      }
       named.emplace_back(t);
     }
     for (const auto& n : named) f.erase(n);
@@ -776,6 +783,117 @@ bool IsUpgrade(const Message& req) {
   if (req.find(http::field::upgrade) == req.end()) return false;
   auto conn = req.find(http::field::connection);
   return conn != req.end() && http::token_list(conn->value()).exists("upgrade");
+}
+
+// What the gateway answers itself to a request its rules refuse.
+struct Refusal {
+  int status = 0;  // 0: none
+  const char* title = "";
+  std::string reason;
+};
+
+// The request rules of docs/gateway.md "Request framing" (gateway/request_rules.h), in one pass
+// over the parsed header's fields: refuses a request whose framing or Host the app could read
+// otherwise than the gateway, and rewrites what the gateway decided — an absolute-form target to
+// origin form with Host set to its authority, a Content-Length list or repeat to one value, the
+// Transfer-Encoding to "chunked" (the gateway re-chunks the body). Sets `host` to the host the
+// request is routed by.
+template <class Parser>
+Refusal CheckRequest(Parser& parser, std::string* host) {
+  auto& req = parser.get();
+  host->clear();
+  int hosts = 0, te_lines = 0, cl_lines = 0;
+  std::string_view host_value, te_value, cl_value;
+  for (const auto& f : req) {
+    switch (f.name()) {
+      case http::field::host:
+        if (hosts++ == 0) host_value = f.value();
+        break;
+      case http::field::transfer_encoding:
+        if (te_lines++ == 0) te_value = f.value();
+        break;
+      case http::field::content_length:
+        if (cl_lines++ == 0) cl_value = f.value();
+        break;
+      default:
+        break;
+    }
+  }
+  auto bad = [](std::string reason) { return Refusal{400, "Bad Request", std::move(reason)}; };
+  if (hosts > 1) return bad("more than one Host header");
+  if (hosts == 0 && req.version() >= 11) return bad("no Host header (HTTP/1.1 requires one)");
+  if (!ValidHostValue(host_value)) return bad("invalid Host header");
+  std::string_view target = req.target();
+  std::string_view authority, origin;
+  bool absolute = false;
+  if (target.empty() || target.front() != '/') {
+    if (SplitAbsoluteTarget(target, &authority, &origin)) {
+      if (authority.empty() || !ValidHostValue(authority)) {
+        return bad("invalid authority in the request target");
+      }
+      absolute = true;
+    } else if (!(target == "*" && req.method() == http::verb::options)) {
+      return bad("invalid request target");
+    }
+  }
+  if (te_lines > 0) {
+    // RFC 9112 §6.1 and §6.3: the body's end would be guessed; nginx and haproxy refuse too.
+    if (req.version() < 11) return bad("Transfer-Encoding in an HTTP/1.0 request");
+    if (cl_lines > 0) return bad("Transfer-Encoding and Content-Length together");
+    TransferCodingList codings;
+    for (const auto& f : req) {
+      if (f.name() == http::field::transfer_encoding) codings.Add(f.value());
+    }
+    switch (codings.Verdict()) {
+      case TransferCodings::kChunked:
+        // The body is read by the parser: it must have taken the request as chunked too, or
+        // the gateway would send a chunked header and leave the chunks to be read as the next
+        // request.
+        if (!parser.chunked()) return bad("the final transfer coding is not chunked");
+        break;
+      case TransferCodings::kNotFinal:
+        return bad("the final transfer coding is not chunked");
+      case TransferCodings::kChunkedTwice:
+        return bad("chunked is applied more than once");
+      case TransferCodings::kUnsupported:
+        return Refusal{501, "Not Implemented",
+                       "transfer coding " + std::string(codings.unsupported()) +
+                           " is not supported"};
+    }
+    if (te_lines > 1 || te_value != "chunked") {
+      req.set(http::field::transfer_encoding, "chunked");
+    }
+  }
+  if (absolute) {
+    host->assign(authority);
+    std::string path = origin.empty() || origin.front() != '/' ? "/" + std::string(origin)
+                                                                : std::string(origin);
+    req.set(http::field::host, *host);  // RFC 9112 §3.2.2: the target's authority wins
+    req.target(path);
+  } else {
+    host->assign(host_value);
+  }
+  if (cl_lines > 1 || cl_value.find(',') != std::string_view::npos) {
+    // The parser took a list or repeat only when its values agree: the app gets one value.
+    auto len = parser.content_length();
+    req.set(http::field::content_length, std::to_string(len ? *len : 0));
+  }
+  return {};
+}
+
+// Fields the gateway consumes never reach the app: the hop-by-hop ones, those Connection names,
+// Expect: 100-continue (the gateway answers it). Returns whether the client expects a 100.
+template <class Message>
+bool ConsumeHopFields(Message& req, bool upgrade) {
+  bool expect_continue = false;
+  auto expect = req.find(http::field::expect);
+  if (expect != req.end() && EqualsIgnoreCase(expect->value(), "100-continue")) {
+    expect_continue = true;
+    req.erase(http::field::expect);
+  }
+  StripHopByHop(req, upgrade);
+  if (upgrade) req.set(http::field::connection, "Upgrade");
+  return expect_continue;
 }
 
 std::string HtmlEscape(std::string_view s) {
@@ -1060,8 +1178,16 @@ class HttpSession final : public ConnBase {
     }
     std::shared_ptr<const State> st = state_;  // this exchange's snapshot
     auto& req = req_->get();
-    host_.assign(req[http::field::host]);
-    bool keep = co_await Route(*st, req);
+    bool keep;
+    if (Refusal no = CheckRequest(*req_, &host_); no.status != 0) {
+      // Whatever the client sent after this header cannot be trusted to be a request: answer,
+      // then discard the rest and close.
+      linger_ = true;
+      co_await Local(no.status, no.title, std::move(no.reason), false);
+      keep = false;
+    } else {
+      keep = co_await Route(*st, req);
+    }
     Log();
     co_return keep;
   }
@@ -1246,18 +1372,8 @@ class HttpSession final : public ConnBase {
   void PrepareUpstreamRequest(ReqParser::value_type& req) {
     bool upgrade = IsUpgrade(req);
     keep_client_ = req.keep_alive();
-    if (req[http::field::expect].size() &&
-        EqualsIgnoreCase(req[http::field::expect], "100-continue")) {
-      expect_continue_ = true;
-      req.erase(http::field::expect);
-    } else {
-      expect_continue_ = false;
-    }
-    StripHopByHop(req, upgrade);
+    expect_continue_ = ConsumeHopFields(req, upgrade);
     client_version_ = req.version();
-    if (upgrade) {
-      req.set(http::field::connection, "Upgrade");
-    }
     auto xff = req.find("X-Forwarded-For");
     if (xff != req.end()) {
       std::string v(xff->value());
@@ -2158,6 +2274,28 @@ void Impl::Stop(int drain_ms) {
 }
 
 }  // namespace
+
+int ProxiedRequestForTest(std::string_view raw, std::string* upstream_head) {
+  upstream_head->clear();
+  FieldArena arena;  // no block attached: every field from the heap
+  http::request_parser<http::buffer_body, FieldAllocator> p(
+      std::piecewise_construct, std::make_tuple(), std::make_tuple(FieldAllocator(&arena)));
+  p.header_limit(static_cast<uint32_t>(Options().max_header_bytes));
+  p.body_limit(std::numeric_limits<uint64_t>::max());
+  error_code ec;
+  p.put(asio::buffer(raw.data(), raw.size()), ec);
+  if (ec == http::error::need_more) return -1;
+  if (ec == http::error::header_limit) return 431;
+  if (ec) return 400;
+  std::string host;
+  Refusal no = CheckRequest(p, &host);
+  if (no.status != 0) return no.status;
+  auto& req = p.get();
+  ConsumeHopFields(req, IsUpgrade(req));
+  req.version(11);
+  RequestHead(upstream_head, req);
+  return 0;
+}
 
 Result<std::unique_ptr<DataPlane>> DataPlane::Start(const Options& options) {
   if (options.io_threads < 1 || options.io_threads > 256) {
