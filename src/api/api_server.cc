@@ -4,6 +4,7 @@
 
 #include "api/detail/service.h"
 #include "api/errors.h"
+#include "core/disk.h"
 #include "core/log.h"
 
 namespace berth::api {
@@ -138,7 +139,9 @@ std::optional<BodyFile> ApiService::BodyToFile(const HttpRequest& head) const {
   }
   std::error_code ec;
   std::filesystem::create_directories(out.dir, ec);
-  if (ec) {
+  if (IsDiskFullError(ec)) {
+    out.reject = ErrorResponse(DiskFull("the upload cannot be stored", out.dir));
+  } else if (ec) {
     out.reject = ErrorResponse(Internal("cannot create " + out.dir + ": " + ec.message()));
   }
   return out;

@@ -28,6 +28,7 @@ struct ApiOptions {
   std::string data_dir;            // the server's data directory (instance logs are read from it)
   std::string web_root;            // the built console served at "/" ("" = none)
   int64_t upload_limit = int64_t{1} << 30;  // bytes of an archive upload (streamed to DATA/tmp)
+  int disk_warn_percent = 90;  // `doctor` warns when data_dir's disk is this full
   // The gateway (docs/gateway.md): default domains end in domain_suffix; addresses name the
   // gateway's ports; TCP routes listen on gateway_host.
   std::string domain_suffix = "localhost";
@@ -64,7 +65,9 @@ class ApiService final : public Handler {
   // first, so nothing unauthorised is written.
   std::optional<BodyFile> BodyToFile(const HttpRequest& head) const override;
 
-  // /readyz answers 503 until SetReady(true), and again after SetReady(false) (shutdown).
+  // /readyz answers 503 until SetReady(true), and again after SetReady(false) (shutdown), and
+  // while writes fail for lack of space (data_dir's disk full, or the store's last commit
+  // failed so: Store::WriteHealth).
   void SetReady(bool ready);
   // The port the API was bound to: TCP rules may not take it (nor the gateway's ports).
   void SetApiPort(int port);

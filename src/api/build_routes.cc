@@ -15,6 +15,7 @@
 #include "build/source.h"
 #include "build/source_policy.h"
 #include "core/safe_fs.h"
+#include "core/disk.h"
 
 namespace berth::api {
 namespace {
@@ -184,9 +185,38 @@ Result<Reply> QueueBuild(Service& s, Ctx& ctx) {
 
 // ---- doctor -------------------------------------------------------------------------------
 
-// Any signed-in user: it names programs and versions on the server, nothing of any team.
-Result<Reply> Doctor(Service&, Ctx&) {
-  return Reply{200, build::ToJson(build::CheckToolchains()), {}, nullptr};
+// The data directory's disk: builds, uploads, logs and the store all live there, and every
+// write fails once it is full; `warning` says so before it is.
+Json DiskReport(const Service& s) {
+  const std::string& dir = s.options.data_dir;
+  if (dir.empty()) return nullptr;
+  auto d = DiskSpaceOf(dir);
+  if (!d.ok()) return {{"path", dir}, {"warning", d.status().message()}};
+  int used = d->UsedPercent();
+  std::string warning;
+  if (d->free_bytes < kDiskFullBelowBytes) {
+    warning = "the disk holding " + dir + " is full (" + FormatBytes(d->free_bytes) +
+              " free): writes, uploads and builds fail with \"no space left on device\"";
+  } else if (used >= s.options.disk_warn_percent) {
+    warning = "the disk holding " + dir + " is " + std::to_string(used) + "% full (" +
+              FormatBytes(d->free_bytes) + " free; the warning starts at " +
+              std::to_string(s.options.disk_warn_percent) +
+              "%): free space before writes, uploads and builds fail";
+  }
+  return {{"path", dir},
+          {"total_bytes", d->total_bytes},
+          {"free_bytes", d->free_bytes},
+          {"used_percent", used},
+          {"warn_percent", s.options.disk_warn_percent},
+          {"warning", warning}};
+}
+
+// Any signed-in user: it names programs and versions on the server and how full its data disk
+// is, nothing of any team.
+Result<Reply> Doctor(Service& s, Ctx&) {
+  Json out = build::ToJson(build::CheckToolchains());
+  out["disk"] = DiskReport(s);
+  return Reply{200, out, {}, nullptr};
 }
 
 // ---- archive upload -----------------------------------------------------------------------
@@ -248,6 +278,7 @@ Result<Reply> UploadArchive(Service& s, Ctx& ctx) {
   }
   const std::string dir = fs::absolute(s.options.data_dir).string() + "/uploads/" + CompScope(ctx);
   fs::create_directories(dir, ec);
+  if (IsDiskFullError(ec)) return DiskFull("the upload was not kept", dir);
   if (ec) return Internal("cannot create " + dir + ": " + ec.message());
   std::string name = ctx.req.Query("name", "upload");
   const std::string kept = dir + "/" + FormatTime(s.clock.Now()).substr(0, 19) + "-" + auth::RandomHex(4) + ArchiveSuffix(name);

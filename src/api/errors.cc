@@ -21,6 +21,7 @@ int HttpStatusFor(Code code) {
     case Code::kInternal: return 500;
     case Code::kUnavailable: return 503;
     case Code::kTimeout: return 504;
+    case Code::kInsufficientStorage: return 507;
   }
   return 500;
 }

@@ -11,6 +11,7 @@
 #include "auth/tokens.h"
 #include "build/controller.h"
 #include "core/safe_fs.h"
+#include "core/disk.h"
 #include "core/names.h"
 #include "core/cgroup.h"
 #include "core/proc_usage.h"
@@ -116,6 +117,22 @@ Result<ListOptions> ListOpts(const Ctx& ctx, const std::string& scope) {
 }
 
 namespace {
+
+// Readiness while the disk is full: writes would fail, so the server does not accept work.
+Status WritesPossible(Service& s) {
+  if (Status w = s.store.WriteHealth(); !w.ok()) {
+    return Status(Code::kUnavailable, "insufficient_storage", w.message());
+  }
+  if (s.options.data_dir.empty()) return Status::Ok();
+  auto d = DiskSpaceOf(s.options.data_dir);
+  if (d.ok() && d->free_bytes < kDiskFullBelowBytes) {
+    return Status(Code::kUnavailable, "insufficient_storage",
+                  "no space left on device: the disk holding the data directory " +
+                      s.options.data_dir + " is full (" + FormatBytes(d->free_bytes) +
+                      " free); writes fail until space is freed");
+  }
+  return Status::Ok();
+}
 
 Json SideForAudit(const Json* side) {
   if (!side) return nullptr;
@@ -1213,6 +1230,7 @@ void RegisterResourceRoutes(Service& svc) {
        "Health", false, 200,
        [](Service& s, Ctx&) -> Result<Reply> {
          if (!s.ready) return Unavailable("berth server is starting or stopping");
+         if (Status disk = WritesPossible(s); !disk.ok()) return disk;
          return Reply{200, {{"status", "ready"}, {"revision", s.store.Head()}}, {}, nullptr};
        },
        true},

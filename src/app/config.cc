@@ -52,6 +52,7 @@ const std::vector<SettingInfo>& Settings() {
       {"build_versions_kept", "BERTH_BUILD_VERSIONS_KEPT", "ready versions kept per component"},
       {"build_memory_mb", "BERTH_BUILD_MEMORY_MB", "memory limit of one build in MiB (a cgroup, else RLIMIT_AS); 0 = none"},
       {"upload_limit", "BERTH_UPLOAD_LIMIT", "largest source archive upload in bytes (streamed to DATA/tmp)"},
+      {"disk_warn_percent", "BERTH_DISK_WARN_PERCENT", "warn (berth doctor, a DiskNearlyFull event at each build) when the data directory's disk is this many percent full (1-100)"},
       {"web_root", "BERTH_WEB_ROOT", "directory of the built console served at / (default: web/dist of the repository)"},
       {"gateway", "BERTH_GATEWAY", "on: run the gateway as its own process on --http/--https; off: no gateway"},
       {"gateway_admin", "BERTH_GATEWAY_ADMIN",
@@ -136,6 +137,8 @@ Status ApplySetting(const std::string& key, const std::string& value, const std:
     return ParseInt(value, source, 0, int64_t{1} << 20, &c->build_memory_mb);
   } else if (key == "upload_limit") {
     return ParseInt(value, source, 1024, int64_t{1} << 36, &c->upload_limit);
+  } else if (key == "disk_warn_percent") {
+    return ParseInt(value, source, 1, 100, &c->disk_warn_percent);
   } else if (key == "web_root") {
     c->web_root = value;
   } else if (key == "gateway") {

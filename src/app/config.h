@@ -37,6 +37,7 @@ struct ServerConfig {
   int64_t build_versions_kept = 10;    // ready versions kept per component
   int64_t build_memory_mb = 4096;      // memory limit of one build (0 = none)
   int64_t upload_limit = int64_t{1} << 30;  // largest archive upload in bytes
+  int64_t disk_warn_percent = 90;  // warn (doctor, events) when the data dir's disk is this full
   std::string web_root;  // the built console; "" = DefaultWebRoot()
   bool gateway = true;   // run `berth gateway` next to the server (on | off)
   // The gateway's /metrics and /healthz. "auto": a free loopback port, recorded in

@@ -155,6 +155,14 @@ int RunServer(const ServerConfig& cfg) {
   if (ec) Fatal("cannot create data directory " + cfg.data_dir + ": " + ec.message());
   ::chmod(cfg.data_dir.c_str(), 0700);
   int lock_fd = LockDataDir(cfg.data_dir);
+  // DATA/tmp holds what requests in flight write (uploads being received, sources fetched
+  // for detection): whatever is there now was left by a crash.
+  for (fs::directory_iterator it(cfg.data_dir + "/tmp", ec), end; !ec && it != end;
+       it.increment(ec)) {
+    std::error_code rm;
+    fs::remove_all(it->path(), rm);
+  }
+  ec.clear();
 
   if (Status s = auth::InitCrypto(); !s.ok()) Fatal(s.message());
   // Seals certificate keys in the store (docs/gateway.md "Control plane"); made at first start.
@@ -208,6 +216,7 @@ int RunServer(const ServerConfig& cfg) {
   ao.login_attempts = static_cast<int>(cfg.login_attempts);
   ao.data_dir = cfg.data_dir;
   ao.upload_limit = cfg.upload_limit;
+  ao.disk_warn_percent = static_cast<int>(cfg.disk_warn_percent);
   ao.web_root = cfg.web_root.empty() ? DefaultWebRoot() : cfg.web_root;
   ao.domain_suffix = cfg.domain_suffix;
   ao.gateway_host = cfg.http_addr.host;
@@ -279,6 +288,7 @@ int RunServer(const ServerConfig& cfg) {
   bo.versions_kept = static_cast<int>(cfg.build_versions_kept);
   bo.memory_limit_mb = cfg.build_memory_mb;
   bo.source_roots = cfg.source_root_dirs;
+  bo.disk_warn_percent = static_cast<int>(cfg.disk_warn_percent);
   bo.on_log = [&http] { http->WakeStreams(); };  // followed build logs
   build::BuildController builder(*store, SystemClock::Get(), bo);
   if (Status s = builder.Start(); !s.ok()) Fatal("cannot start the builder: " + s.message());

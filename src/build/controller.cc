@@ -6,9 +6,10 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cstdio>
 #include <atomic>
+#include <cctype>
 #include <condition_variable>
+#include <cstdio>
 #include <cstdlib>
 #include <deque>
 #include <filesystem>
@@ -26,6 +27,7 @@
 #include "build/doctor.h"
 #include "build/source.h"
 #include "build/source_policy.h"
+#include "core/disk.h"
 #include "core/log.h"
 #include "core/safe_fs.h"
 #include "events/events.h"
@@ -143,6 +145,7 @@ struct BuildController::Impl {
   std::mutex mu;
   std::condition_variable cv;       // dispatcher: new head or stop
   std::condition_variable work_cv;  // workers: queue or stop
+  std::condition_variable stop_cv;  // retries waiting out the store: stop
   int64_t head = 0;                 // guarded by mu
   bool stopping = false;            // guarded by mu
   std::deque<std::pair<std::string, bool>> queue;  // (id, may resume "building"); guarded by mu
@@ -159,6 +162,33 @@ struct BuildController::Impl {
   int listener = -1;
   std::thread dispatcher;
   std::vector<std::thread> workers;
+
+  // Waits out a store that refuses a write for a while: busy (SQLITE_BUSY after its own
+  // wait) or a full disk. Again(status) is true after a pause (opts.store_retry, doubling up
+  // to 10 s) when `status` is such a failure and the builder is not stopping.
+  class Retry {
+   public:
+    Retry(Impl& m, const std::string& id, const char* what) : m_(m), id_(id), what_(what),
+                                                               delay_(m.opts.store_retry) {}
+    bool Again(const Status& s) {
+      if (s.code() != Code::kUnavailable && s.code() != Code::kInsufficientStorage) return false;
+      if (tries_++ == 0) {
+        m_.log->warn("msg=\"cannot record the build's {} yet; retrying\" version={} error=\"{}\"",
+                     what_, id_, s.message());
+      }
+      std::unique_lock<std::mutex> l(m_.mu);
+      if (m_.stop_cv.wait_for(l, delay_, [&] { return m_.stopping; })) return false;
+      delay_ = std::min<std::chrono::milliseconds>(delay_ * 2, std::chrono::seconds(10));
+      return true;
+    }
+
+   private:
+    Impl& m_;
+    std::string id_;
+    const char* what_;
+    std::chrono::milliseconds delay_;
+    int tries_ = 0;
+  };
 
   // ---- queueing --------------------------------------------------------------------------
 
@@ -331,17 +361,20 @@ struct BuildController::Impl {
       o.name = id.substr(s + 1);
       if (!ParseKey(o, &k)) return;
     }
-    auto cur = store.Get(model::kVersion, k.Scope(), k.version);
-    if (!cur.ok()) return;
-    Json body = Parse(*cur);
-    std::string status = body.value("status", "");
-    if (!(status == "queued" || (resume && status == "building"))) return;
     std::string rel_log = BuildLogPath(k.team, k.app, k.component, k.version);
-    body["status"] = "building";
-    body["message"] = resume ? "resumed after a server restart" : "";
-    body["build_log"] = rel_log;
-    int64_t rev = 0;
-    {
+    Json body;
+    for (Retry retry(*this, id, "start");;) {
+      auto cur = store.Get(model::kVersion, k.Scope(), k.version);
+      if (!cur.ok()) {
+        if (cur.status().code() != Code::kNotFound && retry.Again(cur.status())) continue;
+        return;
+      }
+      body = Parse(*cur);
+      std::string status = body.value("status", "");
+      if (!(status == "queued" || (resume && status == "building"))) return;
+      body["status"] = "building";
+      body["message"] = resume ? "resumed after a server restart" : "";
+      body["build_log"] = rel_log;
       WriteBatch b;
       Op op;
       op.type = OpType::kUpdate;
@@ -349,13 +382,24 @@ struct BuildController::Impl {
       op.expected_revision = cur->revision;
       b.ops.push_back(op);
       auto r = store.Commit(b);
-      if (!r.ok()) return;  // changed meanwhile (cancelled, deleted): the feed tells us
-      rev = r->revision;
+      if (r.ok()) break;
+      // A busy or full store is waited out: the version would otherwise stay queued until a
+      // restart. Anything else (changed meanwhile: cancelled, deleted) the feed tells us.
+      if (retry.Again(r.status())) continue;
+      return;
     }
-    (void)rev;
     log->info("msg=\"build started\" version={}", id);
     events::ComponentRef where{k.team, k.app, k.component};
     recorder.Record(where, events::Type::kNormal, "BuildStarted", "building " + k.version);
+    if (auto disk = DiskSpaceOf(data); disk.ok() && disk->UsedPercent() >= opts.disk_warn_percent) {
+      std::string m = "the disk holding the data directory " + data + " is " +
+                      std::to_string(disk->UsedPercent()) + "% full (" +
+                      FormatBytes(disk->free_bytes) + " free): builds, uploads and every write " +
+                      "fail once it is full; free space (berth doctor shows it)";
+      log->warn("msg=\"data disk nearly full\" used_percent={} free_bytes={}", disk->UsedPercent(),
+                disk->free_bytes);
+      recorder.Record(where, events::Type::kWarning, "DiskNearlyFull", m);
+    }
 
     Outcome out = Run(k, body, rel_log, cancel);
     if (out.kind == Outcome::kStopped) return;  // stays "building": resumed next start
@@ -370,10 +414,21 @@ struct BuildController::Impl {
       recorder.Record(where, events::Type::kNormal, "BuildCancelled", k.version + " was cancelled");
     }
 
-    std::unique_lock<std::mutex> art(artifact_mu);  // publish → commit, not interleaved with GC
+    // The artifact stays in `inflight` (safe from collection) until the result is recorded:
+    // a busy or full store is waited out rather than the artifact deleted and the version left
+    // "building" until a restart.
+    Retry retry(*this, id, "result");
     for (int attempt = 0; attempt < 10; ++attempt) {
+      std::unique_lock<std::mutex> art(artifact_mu);  // publish → commit, not with GC
       auto now = store.Get(model::kVersion, k.Scope(), k.version);
-      if (!now.ok()) break;  // deleted meanwhile
+      if (!now.ok()) {
+        art.unlock();
+        if (now.status().code() != Code::kNotFound && retry.Again(now.status())) {
+          --attempt;
+          continue;
+        }
+        break;  // deleted meanwhile (or the builder stops: "building" resumes next start)
+      }
       Json v = Parse(*now);
       std::string st = v.value("status", "");
       if (st == "cancelled" || out.kind == Outcome::kCancelled) {
@@ -408,13 +463,22 @@ struct BuildController::Impl {
       b.ops.push_back(op);
       auto r = store.Commit(b);
       if (r.ok()) break;
-      if (r.status().reason() != "revision_conflict") {
-        log->error("msg=\"cannot record build result\" version={} error=\"{}\"", id, r.status().message());
-        break;
+      if (r.status().reason() == "revision_conflict") continue;
+      art.unlock();
+      if (retry.Again(r.status())) {
+        --attempt;
+        continue;
       }
+      if (!stop_flag.load()) {
+        log->error("msg=\"cannot record build result\" version={} error=\"{}\"", id, r.status().message());
+      }
+      break;
     }
-    if (auto it = inflight.find(out.artifact); it != inflight.end()) inflight.erase(it);
-    art.unlock();
+    {
+      std::lock_guard<std::mutex> art(artifact_mu);
+      if (auto it = inflight.find(out.artifact); it != inflight.end()) inflight.erase(it);
+    }
+    if (stop_flag.load()) return;  // not recorded: "building" resumes at the next start
     Wake(true);
     if (out.kind == Outcome::kReady) {
       log->info("msg=\"build ready\" version={} artifact={}", id, out.artifact);
@@ -423,6 +487,22 @@ struct BuildController::Impl {
       log->warn("msg=\"build failed\" version={} step=\"{}\"", id, out.step);
     }
     CollectArtifacts();
+  }
+
+  // A step or a file operation that failed on a full disk rarely says so plainly (a tool's own
+  // error, an exit code, a killed process): the failure names the disk first.
+  std::string NameFullDisk(const std::string& msg) const {
+    auto d = DiskSpaceOf(data);
+    bool full = d.ok() && d->free_bytes < kDiskFullBelowBytes;
+    std::string lower = msg;
+    for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (!full && lower.find("no space left on device") == std::string::npos &&
+        lower.find("enospc") == std::string::npos) {
+      return msg;
+    }
+    std::string free = d.ok() ? FormatBytes(d->free_bytes) + " free" : "free space unknown";
+    return "no space left on device: the disk holding the data directory " + data +
+           " is full (" + free + "); free space on it and build again. " + msg;
   }
 
   Outcome Run(const Key& k, const Json& version, const std::string& rel_log, std::atomic<bool>& cancel) {
@@ -460,8 +540,8 @@ struct BuildController::Impl {
     auto fail = [&](const std::string& step, const std::string& msg) {
       out.kind = Outcome::kFailed;
       out.step = step;
-      out.message = msg;
-      line("-----> build failed: " + msg);
+      out.message = NameFullDisk(msg);
+      line("-----> build failed: " + out.message);
       return out;
     };
     auto finish = [&](Outcome o) {
@@ -654,7 +734,15 @@ struct BuildController::Impl {
         fs::create_directories(tmp, ec);
         fs::rename(*where, tmp + "/app", ec);
         if (ec) return finish(fail("artifact", "cannot move the build to " + tmp + ": " + ec.message()));
-        std::ofstream(tmp + "/config.json") << config_text;
+        {
+          std::ofstream cfg(tmp + "/config.json");
+          cfg << config_text;
+          cfg.close();
+          if (!cfg) {
+            fs::remove_all(tmp, ec);
+            return finish(fail("artifact", "cannot write the artifact's config.json in " + tmp));
+          }
+        }
         fs::rename(tmp, final_dir, ec);
         if (ec) return finish(fail("artifact", "cannot publish the artifact: " + ec.message()));
         line("-----> artifact sha256:" + digest->hex + " (" + std::to_string(digest->files) + " files, " +
@@ -792,6 +880,7 @@ void BuildController::Stop() {
     for (auto& [id, c] : m.running) c->store(true);
     m.cv.notify_all();
     m.work_cv.notify_all();
+    m.stop_cv.notify_all();
   }
   if (m.listener >= 0) {
     m.store.RemoveListener(m.listener);

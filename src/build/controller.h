@@ -45,6 +45,12 @@ struct BuilderOptions {
   // Admin-configured directories sources on the server's disk must be under
   // (build/source_policy.h); checked again before each fetch.
   std::vector<std::string> source_roots;
+  // A build starting while the data directory's disk is at least this full records a
+  // DiskNearlyFull warning event on its component.
+  int disk_warn_percent = 90;
+  // First wait before trying again to record a build's start or result the store refused for a
+  // while (busy, full disk); doubles up to 10 s. Tests make it short.
+  std::chrono::milliseconds store_retry{200};
   // Called (at most every 100 ms) when a build log grew: lets log streams poll at once.
   std::function<void()> on_log;
 };

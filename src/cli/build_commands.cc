@@ -464,7 +464,7 @@ void AddBuildCommands(CLI::App& app, const ClientWorld& world, int* exit_code) {
   build->add_flag("-f,--follow", o->follow, "Follow the build log until the build ends (exit 1 if it fails)");
 
   // berth doctor
-  Leaf(app, sh, "doctor", "List the toolchains the server can build with, their versions and what is missing",
+  Leaf(app, sh, "doctor", "List the toolchains the server can build with, their versions, what is missing, and how full its data disk is",
        [](Call& c) -> Status {
     BERTH_ASSIGN_OR_RETURN(Json d, c.Do("GET", "/api/v1/doctor"));
     if (c.json()) {
@@ -479,6 +479,16 @@ void AddBuildCommands(CLI::App& app, const ClientWorld& world, int* exit_code) {
     }
     c.out() << RenderTable({"LANGUAGE", "PROGRAM", "VERSION", "PATH / PACKAGE"}, rows);
     if (!Str(d, "install").empty()) c.out() << "\nto install what is missing: " << Str(d, "install") << "\n";
+    const Json disk = d.value("disk", Json());
+    if (disk.is_object()) {
+      if (!Str(disk, "warning").empty()) {
+        c.out() << "\nwarning: " << Str(disk, "warning") << "\n";
+      } else if (disk.contains("used_percent")) {
+        c.out() << "\ndata disk: " << disk.value("used_percent", 0) << "% used, "
+                << disk.value("free_bytes", int64_t{0}) / (1024 * 1024) << " MiB free ("
+                << Str(disk, "path") << ")\n";
+      }
+    }
     return Status::Ok();
   });
 

@@ -37,5 +37,10 @@ Status Unauthenticated(std::string m) {
 }
 Status Internal(std::string m) { return {Code::kInternal, "internal", std::move(m)}; }
 Status Unavailable(std::string m) { return {Code::kUnavailable, "unavailable", std::move(m)}; }
+Status DiskFull(const std::string& what, const std::string& path) {
+  return {Code::kInsufficientStorage, "insufficient_storage",
+          what + ": no space left on device (the disk holding " + path +
+              " is full); free space on it and try again"};
+}
 
 }  // namespace berth

@@ -29,6 +29,7 @@ enum class Code {
   kInternal,            // 500
   kUnavailable,         // 503
   kTimeout,             // 504 (something the server waited on, e.g. a git server, took too long)
+  kInsufficientStorage, // 507 (a full disk: nothing was saved)
 };
 
 class Status {
@@ -66,6 +67,9 @@ Status PermissionDenied(std::string message);
 Status Unauthenticated(std::string message);
 Status Internal(std::string message);
 Status Unavailable(std::string message);
+// "insufficient_storage" (507): the disk of `path` is full (ENOSPC, EDQUOT, SQLITE_FULL).
+// `what` says what could not be saved.
+Status DiskFull(const std::string& what, const std::string& path);
 
 // Result<T> holds a T or a non-OK Status (shaped like std::expected).
 template <class T>

@@ -132,7 +132,12 @@ class Store {
   // Number of objects of `kind` at or below `scope` (scope "" = all).
   virtual Result<int64_t> Count(const std::string& kind, const std::string& scope) = 0;
 
+  // A commit that fails because the disk is full returns kInsufficientStorage
+  // ("insufficient_storage") naming the disk; nothing of it was saved.
   virtual Result<CommitResult> Commit(const WriteBatch& batch) = 0;
+  // Not OK (insufficient_storage) while writes fail for lack of space: the last commit failed
+  // so, no commit succeeded since, and that was less than 10 s ago. Readiness reports it.
+  virtual Status WriteHealth() const { return Status::Ok(); }
 
   virtual int64_t Head() = 0;
   // Changes with revision > after, oldest first, at most `limit`. kGone/"revision_compacted"

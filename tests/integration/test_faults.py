@@ -1,12 +1,18 @@
-"""Faults (issue 24): a server killed in the middle of a build, a gateway that keeps being
-killed. Real `berth server` processes on loopback; every process started here is ended by its
-PID.
+"""Faults (issue 24): a server killed in the middle of a build, a busy or full store, a gateway
+that keeps being killed. Real `berth server` processes on loopback; every process started here
+is ended by its PID.
 """
 
 from __future__ import annotations
 
+import errno
 import os
+import shutil
 import signal
+import sqlite3
+import subprocess
+import tempfile
+import threading
 import time
 import unittest
 
@@ -148,7 +154,6 @@ class KilledDuringABuildTest(BerthTestCase):
         self.ok(self.api("POST", self.comp("slow") + f"/versions/{v['name']}/cancel"))
 
 
-
 class GatewayRestartTest(BerthTestCase):
     """A supervised gateway killed again and again is back at once each time it had served for
     a while (issue 24: five kills 3 s apart pushed the restart delay to 16.8 s)."""
@@ -190,6 +195,236 @@ class GatewayRestartTest(BerthTestCase):
         # about a second for the ASan build on a loaded machine.)
         self.assertLess(max(relaunched), 1.0, relaunched)
         self.assertIn("ran_ms=", self.srv.stderr_text())
+
+def upload(srv: BerthServer, token: str, path: str, body: bytes) -> tuple[int, object]:
+    """PUTs `body` as an archive upload on a fresh connection; (status, parsed body). A reset
+    before the answer raises (the server must answer, not reset)."""
+    import http.client
+    import json
+    c = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=60)
+    try:
+        try:
+            c.request("PUT", path, body=body, headers={
+                "Authorization": "Bearer " + token, "Content-Type": "application/octet-stream",
+                "Content-Length": str(len(body))})
+        except BrokenPipeError:
+            pass  # the answer came before the whole body was sent: read it
+        r = c.getresponse()
+        raw = r.read()
+        try:
+            return r.status, json.loads(raw)
+        except ValueError:
+            return r.status, raw.decode("utf-8", "replace")
+    finally:
+        c.close()
+
+
+def small_archive() -> bytes:
+    import io
+    import tarfile
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as t:
+        for name, data in (("app/Procfile", b"web: python3 -m http.server $PORT\n"),
+                           ("app/blob.bin", os.urandom(3 << 20))):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            t.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+class BusyStoreTest(BerthTestCase):
+    """A busy store never strands a build; what a crash left in DATA/tmp is removed."""
+
+    def comp(self, name: str) -> str:
+        return f"/api/v1/teams/{TEAM}/apps/busy/components/{name}"
+
+    def test_result_recorded_after_an_exclusive_lock(self):
+        self.make_app(TEAM, "busy")
+        self.make_component(TEAM, "busy", "web",
+                            source={"type": "dir", "path": os.path.join(FIXTURES, "procfile-app")},
+                            build={"command": "echo step; sleep 2"})
+        v = self.ok(self.api("POST", self.comp("web") + "/builds", {}), 201)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.ok(self.api("GET", self.comp("web") + f"/versions/{v['name']}"))["status"] == \
+                    "building":
+                break
+            time.sleep(0.05)
+        # A second connection holds SQLite's write lock while the step ends and longer than the
+        # store's 5 s busy wait twice over (the build's event, then its result).
+        held = threading.Event()
+        done = threading.Event()
+
+        def hold():
+            db = sqlite3.connect(os.path.join(self.srv.data_dir, "berth.db"), timeout=10,
+                                 isolation_level=None)
+            db.execute("BEGIN EXCLUSIVE")
+            held.set()
+            time.sleep(16)
+            db.execute("ROLLBACK")
+            db.close()
+            done.set()
+
+        t = threading.Thread(target=hold, daemon=True)
+        t.start()
+        self.assertTrue(held.wait(15), "the exclusive lock was not taken")
+        # Reads go on meanwhile (WAL readers never wait for the writer).
+        self.assertEqual(self.ok(self.api("GET", self.comp("web") + f"/versions/{v['name']}"))
+                         ["status"], "building")
+        self.assertTrue(done.wait(30))
+        deadline = time.monotonic() + 40
+        final = None
+        while time.monotonic() < deadline:
+            final = self.ok(self.api("GET", self.comp("web") + f"/versions/{v['name']}"))
+            if final["status"] != "building":
+                break
+            time.sleep(0.1)
+        # Before: "cannot record build result", the artifact deleted, "building" until a restart.
+        self.assertEqual(final["status"], "ready", final)
+        art = os.path.join(self.srv.data_dir, "artifacts", final["artifact"][7:])
+        self.assertTrue(os.path.isdir(os.path.join(art, "app")), "the artifact was kept")
+        err = self.srv.stderr_text()
+        self.assertIn("cannot record the build's result yet; retrying", err)
+        self.assertNotIn("cannot record build result", err)
+
+    def test_leftovers_in_data_tmp_are_removed_at_start(self):
+        tmp = os.path.join(self.srv.data_dir, "tmp")
+        self.srv.stop()
+        os.makedirs(os.path.join(tmp, "detect-0123abcd", "src"), exist_ok=True)
+        with open(os.path.join(tmp, "detect-0123abcd", "src", "app.py"), "w") as f:
+            f.write("print(1)\n")
+        with open(os.path.join(tmp, "upload-Ab12Cd"), "wb") as f:
+            f.write(b"\0" * 4096)  # a partial upload a crash left
+        self.srv.start()
+        type(self).admin = self.srv.login()
+        self.assertEqual(os.listdir(tmp), [])
+
+
+class FullDiskTest(BerthTestCase):
+    """A data directory on a small tmpfs, filled to the last byte: writes answer 507 naming the
+    full disk, uploads too (no reset), /readyz is not ready, a build says "no space left on
+    device", `berth doctor` and an event warn before it is full; all recovers once space is
+    freed."""
+
+    SIZE_MB = 48
+
+    @classmethod
+    def setUpClass(cls) -> None:
+        if os.geteuid() != 0:
+            raise unittest.SkipTest("mounting a tmpfs needs root")
+        cls.mnt = tempfile.mkdtemp(prefix="berth-full-")
+        r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={cls.SIZE_MB}m,mode=0700",
+                            "tmpfs", cls.mnt], capture_output=True, timeout=30)
+        if r.returncode != 0:
+            os.rmdir(cls.mnt)
+            raise unittest.SkipTest("this machine does not allow mounting a tmpfs: "
+                                    + r.stderr.decode(errors="replace"))
+        cls.addClassCleanup(cls.unmount)
+        cls.server_kwargs = {"data_dir": cls.mnt}
+        super().setUpClass()
+
+    @classmethod
+    def unmount(cls) -> None:
+        subprocess.run(["umount", "-l", cls.mnt], capture_output=True, timeout=30)
+        shutil.rmtree(cls.mnt, ignore_errors=True)
+
+    def setUp(self) -> None:
+        self.filler = os.path.join(self.srv.data_dir, "filler")
+        self.addCleanup(self.free)
+
+    def free(self) -> None:
+        try:
+            os.remove(self.filler)
+        except FileNotFoundError:
+            pass
+
+    def fill(self, leave: int = 0) -> None:
+        """Writes DATA/filler until the disk has `leave` bytes free (0: until ENOSPC)."""
+        st = os.statvfs(self.srv.data_dir)
+        want = st.f_bavail * st.f_frsize - leave
+        chunk = b"\0" * (1 << 20)
+        fd = os.open(self.filler, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            while want > 0:
+                want -= os.write(fd, chunk[:min(len(chunk), want)])
+            if leave == 0:
+                while True:
+                    os.write(fd, b"\0" * 4096)
+        except OSError as e:
+            if e.errno != errno.ENOSPC:
+                raise
+        finally:
+            os.close(fd)
+
+    def comp(self, app: str, name: str) -> str:
+        return f"/api/v1/teams/{TEAM}/apps/{app}/components/{name}"
+
+    def test_a_full_disk_is_named_everywhere_and_recovered_from(self):
+        self.make_app(TEAM, "full")
+        self.make_component(TEAM, "full", "web",
+                            source={"type": "dir", "path": os.path.join(FIXTURES, "procfile-app")},
+                            build={"command": "dd if=/dev/zero of=fill.bin bs=64k count=4000 "
+                                              "2>/dev/null || exit 3"})
+        r = self.srv.cli("login", "--server", self.srv.url, "--user", "admin", "--password-stdin",
+                         input=self.srv.admin_password + "\n")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        # Before it is full: berth doctor and a DiskNearlyFull event on the next build.
+        self.fill(leave=3 << 20)
+        d = self.ok(self.api("GET", "/api/v1/doctor"))["disk"]
+        self.assertGreaterEqual(d["used_percent"], 90, d)
+        self.assertIn("% full", d["warning"])
+        r = self.srv.cli("doctor", timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("warning: the disk holding", r.stdout)
+        # A build whose step fills the disk (the tool's own error hidden: exit 3) names it.
+        v = self.ok(self.api("POST", self.comp("full", "web") + "/builds", {}), 201)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            v = self.ok(self.api("GET", self.comp("full", "web") + f"/versions/{v['name']}"))
+            if v["status"] in ("ready", "failed"):
+                break
+            time.sleep(0.1)
+        self.assertEqual(v["status"], "failed", v)
+        self.assertIn("no space left on device", v["message"])
+        self.assertIn("is full", v["message"])
+        reasons = [e["reason"] for e in
+                   self.ok(self.api("GET", self.comp("full", "web") + "/events"))["items"]]
+        self.assertIn("DiskNearlyFull", reasons)
+
+        # Full to the last byte.
+        self.fill()
+        st, body, _ = self.anon("GET", "/readyz")
+        self.assertEqual((st, body.get("code")), (503, "insufficient_storage"), body)
+        self.assertIn("full", body["message"])
+        # An upload that cannot be written: 507 naming the disk, not a reset; nothing left.
+        st, body = upload(self.srv, self.admin, self.comp("full", "web") + "/archive",
+                          small_archive())
+        self.assertEqual((st, body.get("code")), (507, "insufficient_storage"), body)
+        self.assertIn("no space left on device", body["message"])
+        self.assertEqual(os.listdir(os.path.join(self.srv.data_dir, "tmp")), [])
+        # Store writes: whatever SQLite still had room for succeeds; then 507, never a 500.
+        statuses = []
+        answer = None
+        for i in range(400):
+            st, body, _ = self.api("POST", f"/api/v1/teams/{TEAM}/apps", {"name": f"f{i}"})
+            statuses.append(st)
+            if st != 201:
+                answer = body
+                break
+        print(f"\n[full disk] {len(statuses) - 1} writes still fitted, then {statuses[-1]}: "
+              f"{answer}\n[full disk] build: {v['message'][:160]}")
+        self.assertEqual(statuses[-1], 507, (statuses[-5:], answer))
+        self.assertEqual(answer["code"], "insufficient_storage")
+        self.assertIn("no space left on device", answer["message"])
+
+        # Space again: ready (within the 10 s the last failure counts) and writable.
+        self.free()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and self.anon("GET", "/readyz")[0] != 200:
+            time.sleep(0.2)
+        self.assertEqual(self.anon("GET", "/readyz")[0], 200)
+        self.ok(self.api("POST", f"/api/v1/teams/{TEAM}/apps", {"name": "after"}), 201)
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -280,9 +280,12 @@ class Session : public std::enable_shared_from_this<Session> {
       // set it).
       int fd = ::mkostemp(tmpl.data(), O_CLOEXEC);
       if (fd < 0) {
-        core_->log->error("msg=\"cannot create upload file\" dir=\"{}\" errno={}", to_file->dir, errno);
+        int err = errno;
+        core_->log->error("msg=\"cannot create upload file\" dir=\"{}\" errno={}", to_file->dir, err);
+        if (err == ENOSPC || err == EDQUOT) return WriteDiskFullAndClose(to_file->dir);
         return WriteErrorAndClose(500, "internal", "cannot store the upload on the server");
       }
+      upload_dir_ = to_file->dir;
       upload_path_ = tmpl;
       try {
         file_parser_.emplace(std::move(*parser_));
@@ -341,6 +344,11 @@ class Session : public std::enable_shared_from_this<Session> {
       WriteErrorAndClose(413, "payload_too_large",
                          "request body is larger than the limit of " +
                              std::to_string(limit_) + " bytes");
+    } else if ((ec == boost::system::errc::no_space_on_device ||
+                (ec.category() == boost::system::system_category() && ec.value() == EDQUOT)) &&
+               !upload_dir_.empty()) {
+      // Writing the upload filled the disk: say so (507), not a reset connection.
+      WriteDiskFullAndClose(upload_dir_);
     } else if (ec == http::error::header_limit || ec == http::error::buffer_overflow) {
       WriteErrorAndClose(431, "header_too_large",
                          "request header is larger than the limit of " +
@@ -501,6 +509,16 @@ class Session : public std::enable_shared_from_this<Session> {
     });
   }
 
+  // The disk under `dir` filled up while an upload was written there: 507 naming the disk, and
+  // the rest of the body is read and dropped (up to 64 MiB / 10 s) so the client, still
+  // sending, gets the answer rather than a reset connection.
+  void WriteDiskFullAndClose(const std::string& dir) {
+    linger_bytes_ = 64u << 20;
+    linger_time_ = std::chrono::seconds(10);
+    WriteErrorAndClose(507, "insufficient_storage",
+                       DiskFull("the upload was not stored", dir).message());
+  }
+
   void WriteErrorAndClose(int status, std::string_view code, const std::string& message) {
     if (closed_) return;
     res_ = {};
@@ -523,7 +541,7 @@ class Session : public std::enable_shared_from_this<Session> {
   void LingerClose() {
     error_code ec;
     stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
-    stream_.expires_after(kLingerTime);
+    stream_.expires_after(linger_time_);
     drained_ = 0;
     Drain();
   }
@@ -533,7 +551,7 @@ class Session : public std::enable_shared_from_this<Session> {
     stream_.async_read_some(asio::buffer(scratch_),
                             [self = shared_from_this()](error_code ec, size_t n) {
                               self->drained_ += n;
-                              if (ec || self->closed_ || self->drained_ > kLingerBytes) {
+                              if (ec || self->closed_ || self->drained_ > self->linger_bytes_) {
                                 return self->CloseNow();
                               }
                               self->Drain();
@@ -699,6 +717,9 @@ class Session : public std::enable_shared_from_this<Session> {
   // Instead of parser_ while a body streams to upload_path_ (Handler::BodyToFile).
   std::optional<http::request_parser<http::file_body>> file_parser_;
   std::string upload_path_;  // removed when the request ends, whatever the outcome
+  std::string upload_dir_;   // where it is written (named when the disk is full)
+  size_t linger_bytes_ = kLingerBytes;  // what LingerClose drops at most
+  std::chrono::steady_clock::duration linger_time_ = kLingerTime;
   uint64_t limit_ = 0;       // the body limit of the current request
   http::response<http::string_body> res_;
   std::vector<char> scratch_;  // discarded input (lingering close, stream peer watch)

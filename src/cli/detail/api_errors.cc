@@ -22,6 +22,7 @@ Code CodeForHttp(int status) {
     case 429: return Code::kRateLimited;
     case 503: return Code::kUnavailable;
     case 504: return Code::kTimeout;
+    case 507: return Code::kInsufficientStorage;
     default: return Code::kInternal;
   }
 }

@@ -2,6 +2,8 @@
 
 #include <sqlite3.h>
 
+#include "core/disk.h"
+
 #include <utility>
 
 namespace berth::store_detail {
@@ -87,6 +89,7 @@ Result<std::unique_ptr<Connection>> Connection::Open(const std::string& path, bo
     std::string message = "cannot open store database \"" + path +
                           "\": " + (db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
     sqlite3_close_v2(db);  // a handle is allocated even on failure (unless out of memory)
+    if ((rc & 0xff) == SQLITE_FULL) return DiskFull("the store cannot be opened", path);
     return StatusFor(rc, std::move(message));
   }
   sqlite3_busy_timeout(db, busy_timeout_ms);
@@ -104,6 +107,7 @@ Status Connection::Exec(const char* sql) {
   if (rc == SQLITE_OK) return Status::Ok();
   std::string message = err != nullptr ? err : sqlite3_errstr(rc);
   sqlite3_free(err);
+  if (IsDiskFull(rc)) return DiskFull("the store could not save the change", path_);
   return StatusFor(rc, "store database \"" + path_ + "\": " + message);
 }
 
@@ -150,9 +154,15 @@ Status Connection::Error(int rc, std::string_view what) const {
   // when the failure was not recorded on the handle (e.g. a bind range error).
   const char* message =
       sqlite3_extended_errcode(db_) == rc ? sqlite3_errmsg(db_) : sqlite3_errstr(rc);
+  if (IsDiskFull(rc)) return DiskFull("the store could not save the change", path_);
   std::string text = "store database \"" + path_ + "\": " + message;
   if (!what.empty()) text += " (while " + std::string(what) + ")";
   return StatusFor(rc, std::move(text));
+}
+
+bool Connection::IsDiskFull(int rc) const {
+  return (rc & 0xff) == SQLITE_FULL ||
+         ((rc & 0xff) == SQLITE_IOERR && IsDiskFullError(sqlite3_system_errno(db_)));
 }
 
 int64_t Connection::Changes() const { return sqlite3_changes64(db_); }

@@ -83,6 +83,9 @@ class Connection {
   const std::string& path() const { return path_; }
 
  private:
+  // A full disk shows as SQLITE_FULL, or as an I/O error whose errno is ENOSPC (growing the
+  // shared-memory file, say): either way the error names the disk, not SQL.
+  bool IsDiskFull(int rc) const;
   Connection(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {}
 
   sqlite3* db_;

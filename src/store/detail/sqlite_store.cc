@@ -459,6 +459,7 @@ class SqliteStore final : public Store {
   }
 
   Result<CommitResult> Commit(const WriteBatch& batch) override;
+  Status WriteHealth() const override;
 
   int64_t Head() override { return head_.load(std::memory_order_acquire); }
 
@@ -592,6 +593,11 @@ class SqliteStore final : public Store {
   // the open write transaction; returns the new (floor, change count) without applying them.
   Status Compact(int64_t* floor, int64_t* change_count);
   void Notify();
+  Result<CommitResult> CommitOnce(const WriteBatch& batch);
+
+  static constexpr int64_t kDiskFullMemoryMs = 10000;
+  // When the last commit failed for lack of space (steady ms), 0 after a success.
+  std::atomic<int64_t> disk_full_at_ms_{0};
 
   std::mutex write_mu_;
   std::unique_ptr<Connection> writer_;  // guarded by write_mu_
@@ -760,7 +766,33 @@ Status SqliteStore::Compact(int64_t* floor, int64_t* change_count) {
   return Status::Ok();
 }
 
+namespace {
+int64_t SteadyMillis() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+}  // namespace
+
 Result<CommitResult> SqliteStore::Commit(const WriteBatch& batch) {
+  Result<CommitResult> r = CommitOnce(batch);
+  if (r.ok()) {
+    disk_full_at_ms_.store(0, std::memory_order_relaxed);
+  } else if (r.status().code() == Code::kInsufficientStorage) {
+    disk_full_at_ms_.store(SteadyMillis(), std::memory_order_relaxed);
+  }
+  return r;
+}
+
+Status SqliteStore::WriteHealth() const {
+  // A failure for lack of space counts for a while, so readiness does not flap between two
+  // failing writes; the next commit that succeeds clears it.
+  int64_t at = disk_full_at_ms_.load(std::memory_order_relaxed);
+  if (at == 0 || SteadyMillis() - at > kDiskFullMemoryMs) return Status::Ok();
+  return DiskFull("the store's last write failed", path_);
+}
+
+Result<CommitResult> SqliteStore::CommitOnce(const WriteBatch& batch) {
   CommitResult result;
   {
     std::lock_guard<std::mutex> lock(write_mu_);
