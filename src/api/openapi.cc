@@ -57,7 +57,8 @@ Json Schemas() {
                            "port_reserved", "name_reserved", "team_limit_reached",
                            "operation_in_progress", "quota_exceeded", "revision_compacted",
                            "payload_too_large", "unsupported_media_type", "rate_limited",
-                           "too_many_detections", "internal", "unavailable", "source_timeout"};
+                           "too_many_detections", "internal", "unavailable", "insufficient_storage",
+                           "source_timeout"};
   s["Error"] = Obj({{"code", code}, {"message", Str()}, {"field", Str()}}, {"code", "message"});
   s["Health"] = {{"type", "object"}, {"properties", {{"status", Str()}, {"revision", Int()}}}};
   s["LoginRequest"] = Obj({{"user", Str()}, {"password", Str()}}, {"user", "password"});
