@@ -98,15 +98,17 @@ CgroupLayout CgroupLayout::Detect(const std::string& root) {
   }
   if (Exists(root + "/memory/cgroup.procs")) l.v1_memory = root + "/memory";
   if (Exists(root + "/cpu/cgroup.procs")) l.v1_cpu = root + "/cpu";
+  if (Exists(root + "/pids/cgroup.procs")) l.v1_pids = root + "/pids";
   if (l.v1_memory.empty() && Lists(root + "/unified/cgroup.controllers", "memory")) {
     l.v2 = root + "/unified";
     l.v1_cpu.clear();  // one hierarchy per group: the v2 one
+    l.v1_pids.clear();
   }
   return l;
 }
 
 bool CgroupLayout::Writable() const {
-  for (const std::string* d : {&v2, &v1_memory, &v1_cpu}) {
+  for (const std::string* d : {&v2, &v1_memory, &v1_cpu, &v1_pids}) {
     if (!d->empty() && ::access(d->c_str(), W_OK) == 0) return true;
   }
   return false;
@@ -114,26 +116,30 @@ bool CgroupLayout::Writable() const {
 
 std::string CgroupLayout::Describe() const {
   if (!v2.empty()) return "cgroup v2 at " + v2;
-  if (v1_memory.empty() && v1_cpu.empty()) return "no cgroups";
-  std::string s = "cgroup v1 (";
-  if (!v1_memory.empty()) s += "memory at " + v1_memory;
-  if (!v1_cpu.empty()) s += std::string(v1_memory.empty() ? "" : ", ") + "cpu at " + v1_cpu;
-  return s + ")";
+  if (v1_memory.empty() && v1_cpu.empty() && v1_pids.empty()) return "no cgroups";
+  std::string s;
+  for (auto [name, dir] : {std::pair{"memory", &v1_memory}, {"cpu", &v1_cpu}, {"pids", &v1_pids}}) {
+    if (dir->empty()) continue;
+    s += std::string(s.empty() ? "" : ", ") + name + " at " + *dir;
+  }
+  return "cgroup v1 (" + s + ")";
 }
 
 Cgroup Cgroup::Create(const CgroupLayout& layout, const std::string& name,
                       const CgroupLimits& limits, std::string* problem) {
   problem->clear();
   Cgroup g;
-  if (limits.memory_bytes <= 0 && limits.cpu_millis <= 0) return g;
+  if (limits.memory_bytes <= 0 && limits.cpu_millis <= 0 && limits.pids <= 0) return g;
   if (!layout.v2.empty()) {
     g.v2_ = true;
     std::string controllers;
-    for (const char* c : {"memory", "cpu"}) {
-      bool wanted = std::string(c) == "memory" ? limits.memory_bytes > 0 : limits.cpu_millis > 0;
+    for (const std::string c : {"memory", "cpu", "pids"}) {
+      bool wanted = c == "memory" ? limits.memory_bytes > 0
+                    : c == "cpu"  ? limits.cpu_millis > 0
+                                  : limits.pids > 0;
       if (!wanted) continue;
       if (!Lists(layout.v2 + "/cgroup.controllers", c)) {
-        Append(problem, std::string("no ") + c + " controller in " + layout.v2);
+        Append(problem, "no " + c + " controller in " + layout.v2);
         continue;
       }
       controllers += std::string(controllers.empty() ? "" : " ") + "+" + c;
@@ -153,6 +159,12 @@ Cgroup Cgroup::Create(const CgroupLayout& layout, const std::string& name,
       rest = rest.substr(slash + 1);
     }
     g.memory_dir_ = g.cpu_dir_ = dir;
+    if (limits.pids > 0 && controllers.find("+pids") != std::string::npos) {
+      g.pids_dir_ = dir;
+      if (!WriteText(dir + "/pids.max", std::to_string(limits.pids))) {
+        Append(problem, "cannot set " + dir + "/pids.max: " + std::strerror(errno));
+      }
+    }
     if (limits.memory_bytes > 0 && controllers.find("+memory") != std::string::npos) {
       if (!WriteText(dir + "/memory.max", std::to_string(limits.memory_bytes))) {
         Append(problem, "cannot set " + dir + "/memory.max: " + std::strerror(errno));
@@ -181,6 +193,20 @@ Cgroup Cgroup::Create(const CgroupLayout& layout, const std::string& name,
       WriteText(dir + "/memory.swappiness", "0");
     }
   }
+  if (limits.pids > 0) {
+    std::string dir = layout.v1_pids + "/" + name;
+    std::string why;
+    if (layout.v1_pids.empty()) {
+      Append(problem, "no pids cgroup controller");
+    } else if (!MakeDir(dir, &why)) {
+      Append(problem, why);
+    } else {
+      g.pids_dir_ = dir;
+      if (!WriteText(dir + "/pids.max", std::to_string(limits.pids))) {
+        Append(problem, "cannot set " + dir + "/pids.max: " + std::strerror(errno));
+      }
+    }
+  }
   if (limits.cpu_millis > 0) {
     std::string dir = layout.v1_cpu + "/" + name;
     std::string why;
@@ -206,9 +232,12 @@ Cgroup Cgroup::Open(const CgroupLayout& layout, const std::string& name) {
     std::string dir = layout.v2 + "/" + name;
     if (fs::is_directory(dir, ec)) {
       g.v2_ = true;
-      g.memory_dir_ = g.cpu_dir_ = dir;
+      g.memory_dir_ = g.cpu_dir_ = g.pids_dir_ = dir;
     }
     return g;
+  }
+  if (!layout.v1_pids.empty() && fs::is_directory(layout.v1_pids + "/" + name, ec)) {
+    g.pids_dir_ = layout.v1_pids + "/" + name;
   }
   if (!layout.v1_memory.empty() && fs::is_directory(layout.v1_memory + "/" + name, ec)) {
     g.memory_dir_ = layout.v1_memory + "/" + name;
@@ -223,6 +252,9 @@ std::vector<std::string> Cgroup::ProcsFiles() const {
   std::vector<std::string> out;
   if (!memory_dir_.empty()) out.push_back(memory_dir_ + "/cgroup.procs");
   if (!cpu_dir_.empty() && cpu_dir_ != memory_dir_) out.push_back(cpu_dir_ + "/cgroup.procs");
+  if (!pids_dir_.empty() && pids_dir_ != memory_dir_ && pids_dir_ != cpu_dir_) {
+    out.push_back(pids_dir_ + "/cgroup.procs");
+  }
   return out;
 }
 
@@ -279,15 +311,22 @@ std::optional<int64_t> Cgroup::CpuLimitMillis() const {
   return quota * 1000 / period;
 }
 
+std::optional<int64_t> Cgroup::PidsLimit() const {
+  if (pids_dir_.empty()) return std::nullopt;
+  return ReadNumber(pids_dir_ + "/pids.max");  // nullopt for "max"
+}
+
 void Cgroup::Remove() {
   std::set<std::string> dirs;
   if (!memory_dir_.empty()) dirs.insert(memory_dir_);
   if (!cpu_dir_.empty()) dirs.insert(cpu_dir_);
+  if (!pids_dir_.empty()) dirs.insert(pids_dir_);
   for (const std::string& d : dirs) {
     for (int i = 0; i < 20 && ::rmdir(d.c_str()) != 0 && errno == EBUSY; ++i) ::usleep(10000);
   }
   memory_dir_.clear();
   cpu_dir_.clear();
+  pids_dir_.clear();
 }
 
 }  // namespace berth

@@ -190,6 +190,40 @@ TEST_F(FakeHierarchy, V1WritesLimitFilesInBothHierarchiesAndCountsOomKills) {
   EXPECT_TRUE(fs::is_directory(root_ + "/memory/berth"));
 }
 
+TEST_F(FakeHierarchy, PidsLimitInV1AndV2) {
+  Write(root_ + "/memory/cgroup.procs", "");
+  Write(root_ + "/pids/cgroup.procs", "");
+  CgroupLayout l = CgroupLayout::Detect(root_);
+  EXPECT_EQ(l.v1_pids, root_ + "/pids");
+  EXPECT_NE(l.Describe().find("pids at " + root_ + "/pids"), std::string::npos);
+  std::string problem;
+  Cgroup g = Cgroup::Create(l, "berth/t.a.c.c-4", {8 << 20, 0, 300}, &problem);
+  EXPECT_EQ(problem, "");
+  std::string pids = root_ + "/pids/berth/t.a.c.c-4";
+  EXPECT_EQ(Read(pids + "/pids.max"), "300");
+  EXPECT_EQ(g.PidsLimit(), 300);
+  EXPECT_EQ(g.ProcsFiles(), (std::vector<std::string>{root_ + "/memory/berth/t.a.c.c-4/cgroup.procs",
+                                                      pids + "/cgroup.procs"}));
+  EXPECT_EQ(Cgroup::Open(l, "berth/t.a.c.c-4").pids_dir(), pids);
+  // Only a task limit: still a group.
+  Cgroup only = Cgroup::Create(l, "berth/t.a.c.c-5", {0, 0, 64}, &problem);
+  EXPECT_FALSE(only.empty());
+  EXPECT_EQ(only.ProcsFiles(), (std::vector<std::string>{root_ + "/pids/berth/t.a.c.c-5/cgroup.procs"}));
+
+  std::string v2 = root_ + "/v2";
+  Write(v2 + "/cgroup.controllers", "cpu memory pids\n");
+  CgroupLayout l2 = CgroupLayout::Detect(v2);
+  Cgroup g2 = Cgroup::Create(l2, "berth/x", {0, 0, 100}, &problem);
+  EXPECT_EQ(problem, "");
+  EXPECT_EQ(Read(v2 + "/cgroup.subtree_control"), "+pids");
+  EXPECT_EQ(Read(v2 + "/berth/x/pids.max"), "100");
+  EXPECT_EQ(g2.PidsLimit(), 100);
+  // No pids controller anywhere: said, and the rest still applies.
+  Cgroup none = Cgroup::Create(CgroupLayout{}, "berth/z", {0, 0, 10}, &problem);
+  EXPECT_TRUE(none.empty());
+  EXPECT_EQ(problem, "no pids cgroup controller");
+}
+
 TEST_F(FakeHierarchy, V1WithoutACpuHierarchyStillLimitsMemoryAndSaysSo) {
   Write(root_ + "/memory/cgroup.procs", "");
   CgroupLayout l = CgroupLayout::Detect(root_);
