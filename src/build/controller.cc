@@ -91,8 +91,12 @@ Status ForEachVersion(Store& store, const std::function<void(const Object&)>& fn
   return Status::Ok();
 }
 
-std::string FindProgram(const std::string& name) {
-  const std::string p = BuildPath();
+// The PATH of sandboxed build steps and instances: the system's own directories (what the
+// sandbox shows), not the server's PATH, which may name places a sandbox cannot see.
+constexpr char kSandboxPath[] = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+std::string FindProgram(const std::string& name, const char* path) {
+  std::string p = path ? path : BuildPath();
   size_t i = 0;
   while (i <= p.size()) {
     size_t j = p.find(':', i);
@@ -505,9 +509,30 @@ struct BuildController::Impl {
            " is full (" + free + "); free space on it and build again. " + msg;
   }
 
+  // The sandbox of a build's steps: the tree being built at /app, the component's caches at
+  // /cache (when `cache_dir` is set), a home of its own; all of it the team's user's.
+  Result<sandbox::Spec> Sandbox(const Key& k, const std::string& bdir, const std::string& tree,
+                                const std::string& cache_dir) {
+    BERTH_ASSIGN_OR_RETURN(sandbox::Spec sb, opts.sandbox.Base(k.team, "build"));
+    sandbox::GiveTree(bdir, sb.uid, /*if_top_differs=*/false);
+    sb.app_dir = tree;
+    sb.home = "/home/app";
+    sb.binds.push_back({bdir + "/home", "/home/app", true});
+    if (!cache_dir.empty()) {
+      sandbox::GiveTree(cache_dir, sb.uid, /*if_top_differs=*/true);
+      sb.binds.push_back({cache_dir, "/cache", true});
+    }
+    sb.tmp_mb = opts.sandbox_tmp_mb;
+    return sb;
+  }
+
   Outcome Run(const Key& k, const Json& version, const std::string& rel_log, std::atomic<bool>& cancel) {
     Outcome out;
-    std::string bdir = data + "/builds/" + k.team + "_" + k.app + "_" + k.component + "_" + k.version;
+    // Everything a build writes is on its team's disk (sandbox/team_disk.h): the tree, the
+    // caches and the artifact it publishes; a build that writes too much fills only that.
+    auto team_dir = opts.sandbox.TeamDir(k.team);
+    const std::string tdir = team_dir.ok() ? *team_dir : data + "/teams/" + k.team;
+    std::string bdir = tdir + "/builds/" + k.app + "_" + k.component + "_" + k.version;
     std::string src = bdir + "/src";
     std::error_code ec;
     fs::remove_all(bdir, ec);
@@ -557,6 +582,9 @@ struct BuildController::Impl {
     };
     auto deadline = std::chrono::steady_clock::now() + opts.time_limit;
     line("-----> building " + k.team + "/" + k.app + "/" + k.component + " " + k.version);
+    if (!opts.refuse_builds.empty()) return finish(fail("sandbox", opts.refuse_builds));
+    if (!team_dir.ok()) return finish(fail("disk", "the team's disk is not available: " + team_dir.status().message()));
+    const bool boxed = opts.sandbox.enabled;
 
     // What to build: the snapshot taken when the build was requested, else the component now.
     model::Source source;
@@ -607,7 +635,7 @@ struct BuildController::Impl {
     for (const Tool& t : d.tools) {
       if (std::find(seen.begin(), seen.end(), t.program) != seen.end()) continue;
       seen.push_back(t.program);
-      std::string path = FindProgram(t.program);
+      std::string path = FindProgram(t.program, boxed ? kSandboxPath : nullptr);
       if (path.empty()) {
         return finish(fail("toolchain", "the build needs `" + t.program + "`, which is not installed on the "
                                         "server: install the Debian package " + t.package +
@@ -619,6 +647,14 @@ struct BuildController::Impl {
         for (const std::string& a : t.version_args) cmd += " " + detail::ShellQuote(a);
         detail::RunSpec spec{cmd, bdir, {"PATH=" + BuildPath(), "HOME=" + bdir + "/home"},
                              std::chrono::steady_clock::now() + std::chrono::seconds(30)};
+        if (boxed) {
+          auto box = Sandbox(k, bdir, *where, "");
+          if (!box.ok()) return finish(fail("sandbox", box.status().message()));
+          spec.sandbox = std::move(box).value();
+          spec.sandbox_exe = opts.sandbox.exe;
+          spec.cwd = "/app";
+          spec.env = {std::string("PATH=") + kSandboxPath, "HOME=/home/app", "LANG=C.UTF-8"};
+        }
         auto r = detail::RunShell(spec, [&](const std::string& l) { if (ver.empty()) ver = l; }, cancel);
         line("-----> using " + t.program + (ver.empty() ? "" : ": " + ver));
         if (&t == &d.tools.front() && !d.language_version.empty() && !VersionMatches(ver, d.language_version)) {
@@ -631,11 +667,14 @@ struct BuildController::Impl {
     }
 
     // 4. Caches and environment.
-    std::string cache = data + "/cache/" + k.team + "/" + k.app + "/" + k.component;
-    fs::create_directories(cache, ec);
+    std::string cache_dir = tdir + "/cache/" + k.app + "/" + k.component;
+    fs::create_directories(cache_dir, ec);
+    // Inside a sandbox the caches are at /cache and the home at /home/app.
+    const std::string cache = boxed ? "/cache" : cache_dir;
     std::vector<std::string> env = {
-        "PATH=" + BuildPath(),  // the doctor reports the tools found on this one
-        "HOME=" + bdir + "/home",
+        // the doctor reports the tools found on this one
+        "PATH=" + (boxed ? std::string(kSandboxPath) : BuildPath()),
+        "HOME=" + (boxed ? std::string("/home/app") : bdir + "/home"),
         "LANG=C.UTF-8",
         "CI=true",
         "BERTH_BUILD=1",
@@ -655,7 +694,8 @@ struct BuildController::Impl {
         "COMPOSER_CACHE_DIR=" + cache + "/composer",
         "BUNDLE_USER_CACHE=" + cache + "/bundle",
     };
-    std::string nm_cache = cache + "/node_modules";
+    for (const std::string& e : opts.sandbox.env) env.push_back(e);
+    std::string nm_cache = cache_dir + "/node_modules";
     std::string nm = *where + "/node_modules";
     if (d.cache_kind == "node" && fs::is_directory(nm_cache, ec) && !fs::exists(nm, ec)) {
       line("-----> restoring node_modules from the component's cache");
@@ -670,8 +710,18 @@ struct BuildController::Impl {
     // The pid keeps two servers on one machine (tests) from sharing a cgroup.
     detail::BuildMemoryLimit memory(k.team + "_" + k.app + "_" + k.component + "_" + k.version + "_" +
                                         std::to_string(::getpid()),
-                                    opts.memory_limit_mb);
+                                    opts.memory_limit_mb, CgroupLayout::Detect(),
+                                    boxed ? opts.sandbox_pids : 0);
     if (!d.build_steps.empty() && !memory.Describe().empty()) line("-----> " + memory.Describe());
+    std::optional<sandbox::Spec> box;
+    if (boxed) {
+      auto b = Sandbox(k, bdir, *where, cache_dir);
+      if (!b.ok()) return finish(fail("sandbox", b.status().message()));
+      box = std::move(b).value();
+      box->cgroup_procs = memory.ProcsFiles();
+      line("-----> in a sandbox: user " + std::to_string(box->uid) + ", " +
+           (box->netns.empty() ? std::string("the host's network") : "the team's network"));
+    }
     for (size_t i = 0; i < d.build_steps.size(); ++i) {
       const std::string& cmd = d.build_steps[i];
       std::string step = "step " + std::to_string(i + 1) + "/" + std::to_string(d.build_steps.size()) + " `" + cmd + "`";
@@ -681,6 +731,12 @@ struct BuildController::Impl {
       detail::StepRecord record(data + "/build-steps", k.team + "_" + k.app + "_" + k.component + "_" + k.version);
       detail::RunSpec spec{memory.Wrap(cmd), *where, env, deadline};
       spec.env.push_back(record.EnvEntry());
+      if (box) {
+        spec.command = cmd;  // the sandbox joins the cgroup itself
+        spec.cwd = "/app";
+        spec.sandbox = box;
+        spec.sandbox_exe = opts.sandbox.exe;
+      }
       auto r = detail::RunShell(spec, line, cancel, [&record](int pgid) { record.Started(pgid); });
       if (!r.ok()) return finish(fail(step, "cannot run " + step + ": " + r.status().message()));
       if (r->cancelled) return stopped_or_cancelled(step);
@@ -719,17 +775,21 @@ struct BuildController::Impl {
     // 7. Publish the artifact.
     Json config = {{"processes", d.processes}, {"start_command", d.StartCommand()}, {"env", d.env},
                    {"port", d.port}, {"release", d.release}, {"workdir", "app"}};
+    // A sandboxed artifact belongs to its team's user (its instances write over it through an
+    // overlay as that user): the owner is part of what it is, so teams never share one.
+    if (box) config["uid"] = box->uid;
     std::string config_text = config.dump(2) + "\n";
     auto digest = detail::DigestTree(*where, config_text);
     if (!digest.ok()) return finish(fail("artifact", digest.status().message()));
     {
       std::lock_guard<std::mutex> art(artifact_mu);
-      std::string final_dir = data + "/artifacts/" + digest->hex;
+      std::string final_dir = tdir + "/artifacts/" + digest->hex;
+      fs::create_directories(tdir + "/artifacts", ec);
       inflight.insert(digest->hex);
       if (fs::exists(final_dir, ec)) {
         line("-----> the same artifact exists already: sha256:" + digest->hex);
       } else {
-        std::string tmp = data + "/artifacts/.tmp-" + k.team + "_" + k.app + "_" + k.component + "_" + k.version;
+        std::string tmp = tdir + "/artifacts/.tmp-" + k.app + "_" + k.component + "_" + k.version;
         fs::remove_all(tmp, ec);
         fs::create_directories(tmp, ec);
         fs::rename(*where, tmp + "/app", ec);
@@ -813,15 +873,27 @@ struct BuildController::Impl {
       if (a.rfind("sha256:", 0) == 0) used.insert(a.substr(7));
     });
     if (!s.ok()) return;  // never delete on a partial view
-    std::error_code ec;
-    for (fs::directory_iterator it(data + "/artifacts", ec), end; !ec && it != end; it.increment(ec)) {
-      std::string n = it->path().filename().string();
-      if (n.size() != 64 || n.find_first_not_of("0123456789abcdef") != std::string::npos) continue;
-      if (used.count(n) || inflight.count(n)) continue;
-      std::error_code rm;
-      fs::remove_all(it->path(), rm);
-      log->info("msg=\"artifact removed\" artifact={}", n);
+    for (const std::string& root : ArtifactRoots()) {
+      std::error_code ec;
+      for (fs::directory_iterator it(root, ec), end; !ec && it != end; it.increment(ec)) {
+        std::string n = it->path().filename().string();
+        if (n.size() != 64 || n.find_first_not_of("0123456789abcdef") != std::string::npos) continue;
+        if (used.count(n) || inflight.count(n)) continue;
+        std::error_code rm;
+        fs::remove_all(it->path(), rm);
+        log->info("msg=\"artifact removed\" artifact={}", n);
+      }
     }
+  }
+
+  // DATA/artifacts (artifacts of earlier servers) and every team's artifacts/.
+  std::vector<std::string> ArtifactRoots() const {
+    std::vector<std::string> roots = {data + "/artifacts"};
+    std::error_code ec;
+    for (fs::directory_iterator it(data + "/teams", ec), end; !ec && it != end; it.increment(ec)) {
+      roots.push_back(it->path().string() + "/artifacts");
+    }
+    return roots;
   }
 };
 
@@ -840,21 +912,30 @@ Status BuildController::Start() {
   std::error_code ec;
   m.data = fs::absolute(m.opts.data_dir, ec).lexically_normal().string();
   while (m.data.size() > 1 && m.data.back() == '/') m.data.pop_back();
-  for (const char* d : {"/builds", "/artifacts", "/cache", "/logs/builds"}) {
+  for (const char* d : {"/teams", "/logs/builds"}) {
     fs::create_directories(m.data + d, ec);
     if (ec) return Internal("cannot create " + m.data + d + ": " + ec.message());
   }
+  if (m.opts.sandbox.data_dir.empty()) m.opts.sandbox.data_dir = m.data;
   // Leftovers of a build interrupted by a crash: its steps may still run (and write into
-  // DATA/builds) — end them first.
+  // the builds directories) — end them first; older servers built in DATA/builds.
   detail::KillLeftoverSteps(m.data + "/build-steps", *m.log);
-  for (fs::directory_iterator it(m.data + "/builds", ec), end; !ec && it != end; it.increment(ec)) {
-    std::error_code rm;
-    fs::remove_all(it->path(), rm);
+  std::vector<std::string> build_roots = {m.data + "/builds"};
+  for (fs::directory_iterator it(m.data + "/teams", ec), end; !ec && it != end; it.increment(ec)) {
+    build_roots.push_back(it->path().string() + "/builds");
   }
-  for (fs::directory_iterator it(m.data + "/artifacts", ec), end; !ec && it != end; it.increment(ec)) {
-    if (it->path().filename().string().rfind(".tmp-", 0) == 0) {
+  for (const std::string& root : build_roots) {
+    for (fs::directory_iterator it(root, ec), end; !ec && it != end; it.increment(ec)) {
       std::error_code rm;
       fs::remove_all(it->path(), rm);
+    }
+  }
+  for (const std::string& root : m.ArtifactRoots()) {
+    for (fs::directory_iterator it(root, ec), end; !ec && it != end; it.increment(ec)) {
+      if (it->path().filename().string().rfind(".tmp-", 0) == 0) {
+        std::error_code rm;
+        fs::remove_all(it->path(), rm);
+      }
     }
   }
   m.head = m.store.Head();

@@ -30,6 +30,7 @@
 
 #include "core/clock.h"
 #include "core/status.h"
+#include "sandbox/sandbox.h"
 #include "store/store.h"
 
 namespace berth::build {
@@ -53,6 +54,15 @@ struct BuilderOptions {
   std::chrono::milliseconds store_retry{200};
   // Called (at most every 100 ms) when a build log grew: lets log streams poll at once.
   std::function<void()> on_log;
+  // Build steps run sandboxed (docs/security.md) when sandbox.enabled: as the team's user, in
+  // the team's network, seeing only the source tree (/app), the component's caches (/cache)
+  // and a home of their own.
+  sandbox::Config sandbox;
+  int64_t sandbox_pids = 4096;    // tasks per build
+  int64_t sandbox_tmp_mb = 1024;  // the build's private /tmp (memory)
+  // Non-empty: every build fails with this reason (a sandbox is required and this machine
+  // cannot make one; the admin may opt out with --sandbox off).
+  std::string refuse_builds;
 };
 
 class BuildController {

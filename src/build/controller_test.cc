@@ -108,7 +108,7 @@ TEST_F(ControllerTest, BuildsAQueuedVersion) {
   ASSERT_EQ(v["status"], "ready") << v.dump();
   std::string art = v["artifact"];
   ASSERT_EQ(art.rfind("sha256:", 0), 0u);
-  fs::path adir = dir_ / "data/artifacts" / art.substr(7);
+  fs::path adir = dir_ / "data/teams/t/artifacts" / art.substr(7);
   EXPECT_EQ(ReadFile(adir / "app/built.txt"), "made\n");
   EXPECT_TRUE(fs::exists(adir / "app/Procfile"));
   Json cfg = Json::parse(ReadFile(adir / "config.json"));
@@ -121,7 +121,7 @@ TEST_F(ControllerTest, BuildsAQueuedVersion) {
   std::string log = ReadFile(dir_ / "data" / v["build_log"].get<std::string>());
   EXPECT_NE(log.find("building\n"), std::string::npos) << log;
   EXPECT_NE(log.find("Procfile found"), std::string::npos) << log;
-  EXPECT_TRUE(fs::is_empty(dir_ / "data/builds"));
+  EXPECT_TRUE(fs::is_empty(dir_ / "data/teams/t/builds"));
 
   // The same source again gives the same artifact (deduplicated).
   Queue(2);
@@ -154,7 +154,7 @@ TEST_F(ControllerTest, FailureRecordsStepExitCodeAndEvent) {
   }
   EXPECT_TRUE(found);
   // No artifact was kept.
-  EXPECT_TRUE(fs::is_empty(dir_ / "data/artifacts"));
+  EXPECT_TRUE(!fs::exists(dir_ / "data/teams/t/artifacts") || fs::is_empty(dir_ / "data/teams/t/artifacts"));
 }
 
 TEST_F(ControllerTest, CancelKillsTheProcessGroup) {
@@ -227,15 +227,15 @@ TEST_F(ControllerTest, KeepsTheNewestVersionsAndCollectsArtifacts) {
   }
   EXPECT_TRUE(Get("v1").is_null());
   EXPECT_TRUE(Get("v2").is_null());
-  while (fs::exists(dir_ / "data/artifacts" / arts[1]) && std::chrono::steady_clock::now() < deadline) {
+  while (fs::exists(dir_ / "data/teams/t/artifacts" / arts[1]) && std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(20ms);
   }
   EXPECT_EQ(Get("v3")["status"], "ready");
   EXPECT_EQ(Get("v4")["status"], "ready");
-  EXPECT_FALSE(fs::exists(dir_ / "data/artifacts" / arts[0]));
-  EXPECT_FALSE(fs::exists(dir_ / "data/artifacts" / arts[1]));
-  EXPECT_TRUE(fs::exists(dir_ / "data/artifacts" / arts[2]));
-  EXPECT_TRUE(fs::exists(dir_ / "data/artifacts" / arts[3]));
+  EXPECT_FALSE(fs::exists(dir_ / "data/teams/t/artifacts" / arts[0]));
+  EXPECT_FALSE(fs::exists(dir_ / "data/teams/t/artifacts" / arts[1]));
+  EXPECT_TRUE(fs::exists(dir_ / "data/teams/t/artifacts" / arts[2]));
+  EXPECT_TRUE(fs::exists(dir_ / "data/teams/t/artifacts" / arts[3]));
   EXPECT_FALSE(fs::exists(dir_ / "data/logs/builds/t/a/c/v1.log"));
 }
 

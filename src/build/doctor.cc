@@ -47,8 +47,8 @@ constexpr Probe kProbes[] = {
     {"git", "git", "git", "git", "git --version"},
 };
 
-std::string Find(const std::string& name) {
-  const std::string p = BuildPath();
+std::string Find(const std::string& name, const std::string& build_path) {
+  const std::string p = build_path.empty() ? BuildPath() : build_path;
   size_t i = 0;
   while (i <= p.size()) {
     size_t j = p.find(':', i);
@@ -79,15 +79,15 @@ std::string WithoutEscapes(const std::string& line) {
   return out;
 }
 
-ToolchainCheck Run(const Probe& p) {
+ToolchainCheck Run(const Probe& p, const std::string& build_path) {
   ToolchainCheck c{p.language, p.shown, p.package, false, "", ""};
-  c.path = Find(p.program);
+  c.path = Find(p.program, build_path);
   if (c.path.empty()) return c;
   std::string first_with_digit;
   std::atomic<bool> cancel{false};
   const char* home = std::getenv("HOME");
   detail::RunSpec spec{p.version_command, "/",
-                       {"PATH=" + BuildPath(), std::string("HOME=") + (home ? home : "/tmp"),
+                       {"PATH=" + (build_path.empty() ? BuildPath() : build_path), std::string("HOME=") + (home ? home : "/tmp"),
                         "TERM=dumb", "NO_COLOR=1"},
                        std::chrono::steady_clock::now() + kVersionTimeout};
   auto r = detail::RunShell(spec, [&](const std::string& line) {
@@ -106,18 +106,20 @@ std::string BuildPath() {
   return path != nullptr && *path != '\0' ? path : "/usr/local/bin:/usr/bin:/bin";
 }
 
-std::vector<ToolchainCheck> CheckToolchains() {
+std::vector<ToolchainCheck> CheckToolchains(const std::string& build_path) {
   static std::mutex mu;
   static std::vector<ToolchainCheck> cached;
+  static std::string cached_path;
   static std::chrono::steady_clock::time_point at;
   std::lock_guard<std::mutex> l(mu);  // concurrent callers wait for one run
   auto now = std::chrono::steady_clock::now();
-  if (!cached.empty() && now - at < kCacheFor) return cached;
+  if (!cached.empty() && cached_path == build_path && now - at < kCacheFor) return cached;
   std::vector<std::future<ToolchainCheck>> runs;
-  for (const Probe& p : kProbes) runs.push_back(std::async(std::launch::async, Run, p));
+  for (const Probe& p : kProbes) runs.push_back(std::async(std::launch::async, Run, p, build_path));
   std::vector<ToolchainCheck> out;
   for (auto& f : runs) out.push_back(f.get());
   cached = out;
+  cached_path = build_path;
   at = std::chrono::steady_clock::now();
   return out;
 }

@@ -21,12 +21,14 @@ struct ToolchainCheck {
   std::string version;   // the first line of its version output that has a digit
 };
 
-// The PATH build steps run with: the server's own (else /usr/local/bin:/usr/bin:/bin). The
-// doctor looks programs up and asks their versions on the same one, so it reports the node
+// The PATH unsandboxed build steps run with: the server's own (else /usr/local/bin:/usr/bin:/bin).
+// The doctor looks programs up and asks their versions on the same one, so it reports the node
 // or mvn a build will really run, not another one earlier in some fixed list.
 std::string BuildPath();
 
-std::vector<ToolchainCheck> CheckToolchains();
+// `build_path`: the PATH build steps get ("" = BuildPath()). Sandboxed builds see only the
+// system's directories, so the server passes that PATH and the report names what they find.
+std::vector<ToolchainCheck> CheckToolchains(const std::string& build_path = "");
 // {"toolchains":[{language, program, found, path, version, package}], "missing":[packages],
 //  "install": "apt-get install ..." or ""}.
 Json ToJson(const std::vector<ToolchainCheck>& checks);

@@ -217,6 +217,7 @@ Result<Snapshot> ParseSnapshot(const Json& in) {
                 Endpoint e;
                 er.Str("instance", &e.instance, 256);
                 er.Str("host", &e.host, 64);
+                er.Str("netns", &e.netns, 1024);
                 if (!er.Has("port")) {
                   return er.Fail(
                       InvalidArgument(er.FieldPath("port") + " is required", er.FieldPath("port")));
@@ -228,6 +229,11 @@ Result<Snapshot> ParseSnapshot(const Json& in) {
                   return er.Fail(InvalidArgument(
                       er.FieldPath("host") + " must be an IP address, got \"" + e.host + "\"",
                       er.FieldPath("host")));
+                }
+                if (!e.netns.empty() && (e.netns[0] != '/' || !IsFieldValue(e.netns) ||
+                                         e.netns.find("/../") != std::string::npos)) {
+                  return er.Fail(InvalidArgument(
+                      er.FieldPath("netns") + " must be an absolute path", er.FieldPath("netns")));
                 }
                 if (!IsFieldValue(e.instance)) {
                   return er.Fail(
@@ -469,7 +475,9 @@ Json ToJson(const Snapshot& s) {
   for (const auto& [key, p] : s.pools) {
     Json eps = Json::array();
     for (const auto& e : p.endpoints) {
-      eps.push_back({{"instance", e.instance}, {"host", e.host}, {"port", e.port}});
+      Json ep = {{"instance", e.instance}, {"host", e.host}, {"port", e.port}};
+      if (!e.netns.empty()) ep["netns"] = e.netns;
+      eps.push_back(std::move(ep));
     }
     j["pools"][key] = {{"team", p.team},       {"app", p.app},   {"component", p.component},
                        {"version", p.version}, {"port", p.port}, {"endpoints", eps},

@@ -21,6 +21,9 @@ struct Endpoint {
   std::string instance;  // "web-2"
   std::string host = "127.0.0.1";
   int port = 0;
+  // The network namespace the instance listens in (a file, core/netns.h: its team's network);
+  // "" = this host's own network. The gateway makes its upstream sockets inside it.
+  std::string netns;
 };
 
 // The ready instances of one component port (optionally one version of it). An empty pool

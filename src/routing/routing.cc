@@ -115,7 +115,7 @@ class Builder {
           real = i.value("port", 0);
         }
         if (ready && real > 0) {
-          p.endpoints.push_back({i.value("name", ""), "127.0.0.1", real});
+          p.endpoints.push_back({i.value("name", ""), "127.0.0.1", real, i.value("netns", "")});
         } else {
           ++waiting[i.value("state", "unknown")];
         }
@@ -402,7 +402,9 @@ Json SnapshotToJson(const gateway::Snapshot& s) {
   for (const auto& [key, p] : s.pools) {
     Json eps = Json::array();
     for (const gateway::Endpoint& e : p.endpoints) {
-      eps.push_back({{"instance", e.instance}, {"host", e.host}, {"port", e.port}});
+      Json ep = {{"instance", e.instance}, {"host", e.host}, {"port", e.port}};
+      if (!e.netns.empty()) ep["netns"] = e.netns;
+      eps.push_back(std::move(ep));
     }
     pools[key] = {{"team", p.team},   {"app", p.app},       {"component", p.component},
                   {"version", p.version}, {"port", p.port}, {"endpoints", eps},

@@ -438,7 +438,19 @@ Result<DesiredComponent> Controller::Resolve(const ComponentRef& ref, const Json
     // The artifact's directory is derived from its digest (model::ParseVersion refuses
     // anything else), never taken as a path.
     const std::string& art = version->artifact;
-    if (model::IsArtifactDigest(art)) t.artifact_dir = opt_.data_dir + "/artifacts/" + art.substr(7);
+    if (model::IsArtifactDigest(art)) {
+      const std::string hex = art.substr(7);
+      // A build publishes on its team's disk; DATA/artifacts holds older servers' artifacts.
+      std::string team_dir = opt_.data_dir + "/teams/" + ref.team;
+      if (opt_.team_dir) {
+        if (auto d = opt_.team_dir(ref.team); d.ok()) team_dir = *d;
+      }
+      std::error_code exists_ec;
+      t.artifact_dir = team_dir + "/artifacts/" + hex;
+      if (!std::filesystem::exists(t.artifact_dir, exists_ec)) {
+        t.artifact_dir = opt_.data_dir + "/artifacts/" + hex;
+      }
+    }
     // The builder's layout (docs/architecture.md): DATA/artifacts/<hex>/{config.json, <workdir>/}
     // where config.json names the tree to run and the env the build set up (e.g. a venv's
     // PATH). Artifacts without config.json are the tree itself.

@@ -50,6 +50,9 @@ struct ControllerOptions {
   std::function<void()> on_tick;
   // The time runs are stamped with and cron schedules fire by; nullptr = the system clock.
   const Clock* clock = nullptr;
+  // A team's directory, its disk ready (sandbox/team_disk.h): artifacts are looked up in its
+  // artifacts/ before DATA/artifacts. Null: DATA/teams/<team> as it is.
+  std::function<Result<std::string>(const std::string& team)> team_dir;
 };
 
 class Controller {

@@ -73,7 +73,7 @@ Json InstanceToJson(const InstanceStatus& s) {
   Json ports = Json::object();
   for (const auto& [declared, real] : s.ports) ports[std::to_string(declared)] = real;
   Json last = s.last_exit ? LastExitToJson(*s.last_exit) : Json(nullptr);
-  return {{"name", s.name},
+  Json j = {{"name", s.name},
           {"version", s.version},
           {"state", s.state},
           {"ready", s.ready},
@@ -87,6 +87,8 @@ Json InstanceToJson(const InstanceStatus& s) {
                                          : Json(nullptr)},
           {"last_exit", last},
           {"message", s.message}};
+  if (!s.netns.empty()) j["netns"] = s.netns;
+  return j;
 }
 
 }  // namespace berth::runtime

@@ -123,6 +123,7 @@ struct InstanceStatus {
   int shim_pid = 0;
   int port = 0;            // PORT
   std::map<int, int> ports;  // declared port → the port this instance listens on
+  std::string netns;       // the network it listens in (a namespace file); "" = this host's
   int restarts = 0;
   int64_t started_at_ms = 0;
   std::optional<LastExit> last_exit;

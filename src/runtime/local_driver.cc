@@ -740,6 +740,8 @@ bool LocalDriver::StepCheck(const ComponentRef& ref, Check& check,
   }
   if (now >= check.next) {
     ProbeTarget target;
+    target.ref = ref;
+    target.instance = in.name;
     target.port = in.port;
     if (probe->port != 0) {
       auto m = in.ports.find(probe->port);
@@ -848,6 +850,7 @@ std::vector<InstanceStatus> LocalDriver::Observe(const ComponentRef& ref) {
     s.shim_pid = alive ? in.shim_pid : 0;
     s.port = in.port;
     s.ports = in.ports;
+    s.netns = host_.NetnsOf(c.ref);
     s.restarts = in.restarts;
     s.started_at_ms = alive ? UnixMillis(in.started_at) : 0;
     s.last_exit = in.last_exit;

@@ -78,8 +78,11 @@ struct ProbeResult {
   std::string output;  // what the check saw: "connection refused", "HTTP 500", command output
 };
 
-// Where a probe goes: a port on 127.0.0.1, and the instance's dir/env for command checks.
+// Where a probe goes: a port on 127.0.0.1 (in the instance's network), and the instance's
+// dir/env for command checks.
 struct ProbeTarget {
+  ComponentRef ref;
+  std::string instance;
   int port = 0;
   std::string workdir;
   std::map<std::string, std::string> env;
@@ -111,6 +114,8 @@ class Host {
   // The last `lines` lines of the instance's log (for crash events).
   virtual std::string LogTail(const ComponentRef& ref, const std::string& instance,
                               int lines) = 0;
+  // The network namespace (a file) the component's instances listen in; "" = this host's.
+  virtual std::string NetnsOf(const ComponentRef& ref) const { return ""; }
 };
 
 struct LocalDriverOptions {

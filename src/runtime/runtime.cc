@@ -30,6 +30,7 @@ Result<std::unique_ptr<LocalRuntime>> LocalRuntime::Start(Store& store, const Cl
   SystemHostOptions ho;
   ho.data_dir = options.data_dir;
   ho.log_max_bytes = options.log_max_bytes;
+  ho.sandbox = options.sandbox;
   impl->host = std::make_unique<SystemHost>(ho);
   impl->recorder = std::make_unique<events::Recorder>(store, clock);
   impl->driver = std::make_unique<LocalDriver>(
@@ -56,6 +57,7 @@ Result<std::unique_ptr<LocalRuntime>> LocalRuntime::Start(Store& store, const Cl
     usage->Update(groups, std::chrono::steady_clock::now());
   };
   co.clock = &clock;
+  co.team_dir = [config = options.sandbox.config](const std::string& team) { return config.TeamDir(team); };
   impl->controller = std::make_unique<Controller>(store, *impl->driver, *impl->recorder, co);
   impl->sink = impl->controller.get();
   BERTH_RETURN_IF_ERROR(impl->controller->Start());

@@ -15,6 +15,7 @@
 #include "core/clock.h"
 #include "core/usage_sampler.h"
 #include "runtime/local_driver.h"
+#include "runtime/system_host.h"
 #include "store/store.h"
 
 namespace berth::runtime {
@@ -28,6 +29,7 @@ struct RuntimeOptions {
   // Told about every running instance (app pgid → its cgroup) about once a second, so the
   // API can report CPU% over a recent window; null = nobody asks.
   std::shared_ptr<UsageSampler> usage;
+  InstanceSandbox sandbox;  // how instances are isolated (disabled: as the server's user)
 };
 
 class LocalRuntime {

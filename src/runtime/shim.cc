@@ -18,6 +18,7 @@
 
 #include "core/cgroup.h"
 #include "runtime/detail/shim_files.h"
+#include "sandbox/sandbox.h"
 
 namespace berth::runtime {
 namespace {
@@ -119,14 +120,14 @@ struct Limits {
 
   void Setup(const ShimSpec& spec) {
     const auto& r = spec.launch.resources;
-    if (r.memory_mb <= 0 && r.cpu_millis <= 0) return;
+    if (r.memory_mb <= 0 && r.cpu_millis <= 0 && spec.pids_max <= 0) return;
     CgroupLayout layout = CgroupLayout::Detect();
     if (layout.Empty()) {
       error = "no cgroup hierarchy at /sys/fs/cgroup";
       return;
     }
     group = Cgroup::Create(layout, detail::CgroupName(spec.launch.ref, spec.launch.instance),
-                           {r.memory_mb << 20, r.cpu_millis}, &error);
+                           {r.memory_mb << 20, r.cpu_millis, spec.pids_max}, &error);
     oom_before = group.OomKills();  // a group left behind keeps its counter
   }
   bool OomKilled() const { return group.OomKills() > oom_before; }
@@ -190,52 +191,77 @@ int RunShim(const std::string& run_dir) {
     return 1;
   }
   log.Line("shim", "starting " + spec.launch.instance + " (" + spec.launch.version + ") on port " +
-                       std::to_string(spec.launch.port) + ": " + cmd);
-  pid_t app = ::fork();
-  if (app == 0) {
-    // Child: only async-signal-safe calls until exec.
-    ::setpgid(0, 0);
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, nullptr);
-    ::signal(SIGPIPE, SIG_DFL);
-    char pid_text[24];
-    int len = 0;
-    {
-      char rev[24];
-      int n = 0;
-      for (pid_t p = ::getpid(); p > 0; p /= 10) rev[n++] = static_cast<char>('0' + p % 10);
-      while (n > 0) pid_text[len++] = rev[--n];
+                       std::to_string(spec.launch.port) + (spec.sandbox ? " in its sandbox" : "") +
+                       ": " + cmd);
+  pid_t app = -1;
+  pid_t init = -1;  // sandboxed: the sandbox's init, whose end is the app's end
+  std::optional<sandbox::Started> boxed;
+  if (spec.sandbox) {
+    sandbox::Spec sb = *spec.sandbox;
+    sb.cgroup_procs = cgroup_procs;
+    auto started = sandbox::Start(sb, out[1], err[1]);
+    ::close(out[1]);
+    ::close(err[1]);
+    if (!started.ok()) {
+      log.Line("shim", started.status().message());
+      st.state = "exited";
+      st.exit.code = 127;
+      st.exit.at_ms = NowMs();
+      WriteState(run_dir, st);
+      cg.group.Remove();
+      return 1;
     }
-    for (const std::string& procs : cgroup_procs) {
-      int fd = ::open(procs.c_str(), O_WRONLY | O_CLOEXEC);
-      if (fd >= 0) {
-        (void)!::write(fd, pid_text, static_cast<size_t>(len));
-        ::close(fd);
+    boxed = *started;
+    init = started->init;
+    app = started->app > 0 ? started->app : started->init;
+  } else {
+    app = ::fork();
+    if (app == 0) {
+      // Child: only async-signal-safe calls until exec.
+      ::setpgid(0, 0);
+      sigset_t none;
+      sigemptyset(&none);
+      sigprocmask(SIG_SETMASK, &none, nullptr);
+      ::signal(SIGPIPE, SIG_DFL);
+      char pid_text[24];
+      int len = 0;
+      {
+        char rev[24];
+        int n = 0;
+        for (pid_t p = ::getpid(); p > 0; p /= 10) rev[n++] = static_cast<char>('0' + p % 10);
+        while (n > 0) pid_text[len++] = rev[--n];
       }
+      for (const std::string& procs : cgroup_procs) {
+        int fd = ::open(procs.c_str(), O_WRONLY | O_CLOEXEC);
+        if (fd >= 0) {
+          (void)!::write(fd, pid_text, static_cast<size_t>(len));
+          ::close(fd);
+        }
+      }
+      if (::chdir(spec.workdir.c_str()) != 0) ::_exit(126);
+      int devnull = ::open("/dev/null", O_RDONLY);
+      if (devnull >= 0) ::dup2(devnull, 0);
+      ::dup2(out[1], 1);
+      ::dup2(err[1], 2);
+      // The app gets stdin/stdout/stderr only, whatever the shim holds open.
+      ::syscall(SYS_close_range, 3u, ~0u, 0u);
+      ::execve(argv[0], argv, envp.data());
+      ::_exit(127);
     }
-    if (::chdir(spec.workdir.c_str()) != 0) ::_exit(126);
-    int devnull = ::open("/dev/null", O_RDONLY);
-    if (devnull >= 0) ::dup2(devnull, 0);
-    ::dup2(out[1], 1);
-    ::dup2(err[1], 2);
-    // The app gets stdin/stdout/stderr only, whatever the shim holds open.
-    ::syscall(SYS_close_range, 3u, ~0u, 0u);
-    ::execve(argv[0], argv, envp.data());
-    ::_exit(127);
+    ::close(out[1]);
+    ::close(err[1]);
+    if (app < 0) {
+      log.Line("shim", std::string("cannot fork: ") + std::strerror(errno));
+      st.state = "exited";
+      st.exit.code = 127;
+      st.exit.at_ms = NowMs();
+      WriteState(run_dir, st);
+      cg.group.Remove();
+      return 1;
+    }
+    ::setpgid(app, app);  // also here, so the group exists before we might signal it
+    init = app;
   }
-  ::close(out[1]);
-  ::close(err[1]);
-  if (app < 0) {
-    log.Line("shim", std::string("cannot fork: ") + std::strerror(errno));
-    st.state = "exited";
-    st.exit.code = 127;
-    st.exit.at_ms = NowMs();
-    WriteState(run_dir, st);
-    cg.group.Remove();
-    return 1;
-  }
-  ::setpgid(app, app);  // also here, so the group exists before we might signal it
   st.state = "running";
   st.app_pid = app;
   st.app_start = detail::ProcessStartTicks(app);
@@ -294,9 +320,10 @@ int RunShim(const std::string& run_dir) {
     int status = 0;
     pid_t reaped;
     while ((reaped = ::waitpid(-1, &status, WNOHANG)) > 0) {
-      if (reaped == app) {
+      if (reaped == init) {
         app_done = true;
-        app_status = status;
+        app_status = boxed ? sandbox::CommandStatus(*boxed, status) : status;
+        if (boxed) ::close(boxed->report);
         // Leftovers of the app's group would keep the pipes open: give them a moment, then
         // they go with the group.
         drain_deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(500);

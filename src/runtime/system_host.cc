@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <spawn.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -19,8 +20,10 @@
 
 #include "core/cgroup.h"
 #include "core/log.h"
+#include "core/netns.h"
 #include "core/safe_fs.h"
 #include "runtime/detail/shim_files.h"
+#include "sandbox/sandbox.h"
 
 extern char** environ;
 
@@ -73,11 +76,63 @@ Status CreateVolume(const std::string& name, const std::string& dir, const std::
   return Status::Ok();
 }
 
-int Connect(int port, Clock::time_point deadline, std::string* error) {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) {
-    *error = Errno("socket");
-    return -1;
+// A connection to 127.0.0.1:port in the network `netns` ("" = the host's).
+// The volume's directory, created (and seeded from the artifact) the first time.
+Result<std::string> EnsureVolume(const detail::Layout& L, const LaunchSpec& spec,
+                                 const InstanceTemplate::VolumeMount& v) {
+  std::error_code ec;
+  const std::string instance = v.per_instance ? spec.instance : "";
+  std::string dir = L.VolumeDir(spec.ref, v.name, instance);
+  if (std::string legacy = L.LegacyVolumeDir(spec.ref, v.name, instance);
+      !fs::exists(dir, ec) && fs::is_directory(legacy, ec)) {
+    return legacy;
+  }
+  if (!fs::exists(dir, ec)) {
+    std::string seed;
+    // Only a real directory of the artifact, reached through real directories, seeds.
+    if (!spec.artifact_dir.empty() && IsRealDirBeneath(spec.artifact_dir, v.path)) {
+      seed = spec.artifact_dir + "/" + v.path;
+    }
+    BERTH_RETURN_IF_ERROR(CreateVolume(v.name, dir, seed));
+  }
+  return dir;
+}
+
+// mkdir -p under `base` (which exists), each directory made belonging to `uid`.
+Status MakeOwnedDirs(const fs::path& base, const fs::path& rel, uint32_t uid) {
+  fs::path cur = base;
+  for (const auto& part : rel) {
+    cur /= part;
+    if (::mkdir(cur.c_str(), 0755) == 0) {
+      (void)!::chown(cur.c_str(), uid, uid);
+    } else if (errno != EEXIST) {
+      return Internal(Errno("cannot create " + cur.string()));
+    }
+  }
+  return Status::Ok();
+}
+
+int Connect(int port, const std::string& netns, Clock::time_point deadline, std::string* error) {
+  int fd = -1;
+  if (netns.empty()) {
+    fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+      *error = Errno("socket");
+      return -1;
+    }
+  } else {
+    auto ns = OpenNetns(netns);
+    if (!ns.ok()) {
+      *error = ns.status().message();
+      return -1;
+    }
+    auto made = SocketIn(*ns, AF_INET, SOCK_STREAM | SOCK_NONBLOCK);
+    ::close(*ns);
+    if (!made.ok()) {
+      *error = made.status().message();
+      return -1;
+    }
+    fd = *made;
   }
   sockaddr_in a{};
   a.sin_family = AF_INET;
@@ -108,9 +163,10 @@ int Connect(int port, Clock::time_point deadline, std::string* error) {
   return fd;
 }
 
-ProbeResult HttpProbe(const model::Probe& p, int port, Clock::time_point deadline) {
+ProbeResult HttpProbe(const model::Probe& p, int port, const std::string& netns,
+                      Clock::time_point deadline) {
   std::string error;
-  int fd = Connect(port, deadline, &error);
+  int fd = Connect(port, netns, deadline, &error);
   if (fd < 0) return {false, error};
   std::string req = "GET " + (p.path.empty() ? std::string("/") : p.path) +
                     " HTTP/1.1\r\nHost: 127.0.0.1:" + std::to_string(port) +
@@ -148,16 +204,27 @@ ProbeResult HttpProbe(const model::Probe& p, int port, Clock::time_point deadlin
   return {ok, "HTTP " + std::to_string(status) + (body.empty() ? "" : ": " + body)};
 }
 
-ProbeResult CommandProbe(const model::Probe& p, const ProbeTarget& t, Clock::time_point deadline) {
+// Runs argv (envp as given; `payload` on descriptor 3 when set) until it ends or `deadline`.
+ProbeResult RunCheckCommand(const model::Probe& p, const std::vector<std::string>& argv_in,
+                            const std::map<std::string, std::string>& env, const std::string& cwd,
+                            const std::string& payload, Clock::time_point deadline) {
   int pipefd[2];
   if (::pipe2(pipefd, O_CLOEXEC) != 0) return {false, Errno("pipe")};
+  int spec[2] = {-1, -1};
+  if (!payload.empty() && ::pipe2(spec, O_CLOEXEC) != 0) {
+    ::close(pipefd[0]);
+    ::close(pipefd[1]);
+    return {false, Errno("pipe")};
+  }
   posix_spawn_file_actions_t fa;
   posix_spawn_file_actions_init(&fa);
   posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
   posix_spawn_file_actions_adddup2(&fa, pipefd[1], 1);
   posix_spawn_file_actions_adddup2(&fa, pipefd[1], 2);
-  if (!t.workdir.empty()) posix_spawn_file_actions_addchdir_np(&fa, t.workdir.c_str());
-  posix_spawn_file_actions_addclosefrom_np(&fa, 3);  // stdin/stdout/stderr only
+  if (spec[0] >= 0) posix_spawn_file_actions_adddup2(&fa, spec[0], 3);
+  if (!cwd.empty()) posix_spawn_file_actions_addchdir_np(&fa, cwd.c_str());
+  // stdin/stdout/stderr only (and the join spec on 3)
+  posix_spawn_file_actions_addclosefrom_np(&fa, spec[0] >= 0 ? 4 : 3);
   posix_spawnattr_t attr;
   posix_spawnattr_init(&attr);
   sigset_t none;
@@ -170,23 +237,29 @@ ProbeResult CommandProbe(const model::Probe& p, const ProbeTarget& t, Clock::tim
   posix_spawnattr_setpgroup(&attr, 0);
   posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF |
                                       POSIX_SPAWN_SETPGROUP);
-  std::map<std::string, std::string> env = t.env;
-  env.emplace("PATH", "/usr/local/bin:/usr/bin:/bin");
   std::vector<std::string> env_strings;
   for (const auto& [k, v] : env) env_strings.push_back(k + "=" + v);
   std::vector<char*> envp;
   for (auto& e : env_strings) envp.push_back(e.data());
   envp.push_back(nullptr);
-  std::string sh = "/bin/sh", c = "-c", cmd = p.command;
-  char* argv[] = {sh.data(), c.data(), cmd.data(), nullptr};
+  std::vector<std::string> argv_s = argv_in;
+  std::vector<char*> argv;
+  for (auto& a : argv_s) argv.push_back(a.data());
+  argv.push_back(nullptr);
   pid_t pid = 0;
-  int rc = ::posix_spawn(&pid, "/bin/sh", &fa, &attr, argv, envp.data());
+  int rc = ::posix_spawn(&pid, argv[0], &fa, &attr, argv.data(), envp.data());
   posix_spawn_file_actions_destroy(&fa);
   posix_spawnattr_destroy(&attr);
   ::close(pipefd[1]);
+  if (spec[0] >= 0) ::close(spec[0]);
   if (rc != 0) {
     ::close(pipefd[0]);
+    if (spec[1] >= 0) ::close(spec[1]);
     return {false, std::string("cannot run the command: ") + std::strerror(rc)};
+  }
+  if (spec[1] >= 0) {
+    (void)!::write(spec[1], payload.data(), payload.size());
+    ::close(spec[1]);
   }
   std::string output;
   bool timed_out = false;
@@ -213,6 +286,12 @@ ProbeResult CommandProbe(const model::Probe& p, const ProbeTarget& t, Clock::tim
   std::string what = WIFEXITED(status) ? "exit code " + std::to_string(WEXITSTATUS(status))
                                        : "killed by signal " + std::to_string(WTERMSIG(status));
   return {ok, what + (output.empty() ? "" : ": " + output)};
+}
+
+ProbeResult CommandProbe(const model::Probe& p, const ProbeTarget& t, Clock::time_point deadline) {
+  std::map<std::string, std::string> env = t.env;
+  env.emplace("PATH", "/usr/local/bin:/usr/bin:/bin");
+  return RunCheckCommand(p, {"/bin/sh", "-c", p.command}, env, t.workdir, "", deadline);
 }
 
 std::vector<std::string> TailLines(const std::string& path, int lines) {
@@ -293,6 +372,104 @@ std::string SystemHost::WorkDir(const ComponentRef& ref, const std::string& inst
   return impl_->layout.WorkDir(ref, instance);
 }
 
+Status SystemHost::PrepareWorkDir(const LaunchSpec& spec, const std::string& workdir) {
+  const detail::Layout& L = impl_->layout;
+  std::error_code ec;
+  // A fresh working dir per start: the artifact plus the rendered config files.
+  fs::remove_all(workdir, ec);
+  if (!spec.artifact_dir.empty()) {
+    fs::create_directories(fs::path(workdir).parent_path(), ec);
+    BERTH_RETURN_IF_ERROR(CopyTree(spec.artifact_dir, workdir));
+  }
+  fs::create_directories(workdir, ec);
+  if (ec) return Internal("cannot create " + workdir + ": " + ec.message());
+  // Config files and volume mount points go beneath the working dir without following a
+  // symlink the artifact brought ("conf -> /etc"): core/safe_fs.h. A file there is replaced,
+  // never written through (it may be a hard link into the shared artifact).
+  for (const auto& f : spec.config_files) {
+    Status w = WriteBeneath(workdir, f.path, detail::RenderTemplate(f.content, spec.env));
+    if (!w.ok()) {
+      return Status(w.code(), w.reason(), "cannot write config file " + f.path + ": " + w.message());
+    }
+  }
+  for (const auto& v : spec.volumes) {
+    // A symlink, not a bind mount: works unprivileged and survives the working dir being
+    // rebuilt at every start (the link is made again; the directory it names stays).
+    BERTH_ASSIGN_OR_RETURN(std::string dir, EnsureVolume(L, spec, v));
+    // The artifact's own content there goes (hard links: the artifact is unharmed).
+    std::string at = v.path;
+    while (at.size() > 1 && at.back() == '/') at.pop_back();  // "data/" mounts at "data"
+    Status mounted = RemoveBeneath(workdir, at);
+    std::string parent = fs::path(at).parent_path().string();
+    std::string last = fs::path(at).filename().string();
+    auto pdir = OpenDirBeneath(workdir, parent, /*create=*/true);
+    if (mounted.ok() && !pdir.ok()) mounted = pdir.status();
+    if (mounted.ok() && ::symlinkat(dir.c_str(), pdir->get(), last.c_str()) != 0) {
+      mounted = Internal(Errno("symlink"));
+    }
+    if (!mounted.ok()) {
+      return Status(mounted.code(), mounted.reason(),
+                    "cannot mount volume " + v.name + " at " + v.path + ": " + mounted.message());
+    }
+  }
+  return Status::Ok();
+}
+
+Status SystemHost::PrepareSandbox(const LaunchSpec& spec, detail::ShimSpec* s) {
+  const detail::Layout& L = impl_->layout;
+  const InstanceSandbox& o = impl_->opt.sandbox;
+  BERTH_ASSIGN_OR_RETURN(sandbox::Spec sb, o.config.Base(spec.ref.team, spec.instance));
+  // Volumes live on the team's disk: mounted (and grown to the quota) before they are used.
+  if (!spec.volumes.empty()) BERTH_RETURN_IF_ERROR(o.config.TeamDir(spec.ref.team).status());
+  const uint32_t uid = sb.uid;
+  sb.tmp_mb = o.tmp_mb;
+  // /app: the rendered config files over the artifact, read-only layers of an overlay whose
+  // writable layer is a tmpfs of the sandbox's own (no copy of the artifact at all).
+  std::error_code ec;
+  fs::remove_all(s->workdir, ec);
+  const std::string config = s->workdir + "/config";
+  fs::create_directories(config, ec);
+  if (ec) return Internal("cannot create " + config + ": " + ec.message());
+  ::chmod(s->workdir.c_str(), 0700);
+  ::chmod(config.c_str(), 0755);
+  ::chown(config.c_str(), uid, uid);
+  for (const auto& f : spec.config_files) {
+    fs::path rel = fs::path(f.path).lexically_normal();
+    BERTH_RETURN_IF_ERROR(MakeOwnedDirs(config, rel.parent_path(), uid));
+    std::string target = (fs::path(config) / rel).string();
+    int fd = ::open(target.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+    std::string text = detail::RenderTemplate(f.content, spec.env);
+    bool ok = fd >= 0 && ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+    if (fd >= 0) {
+      (void)!::fchown(fd, uid, uid);
+      ::close(fd);
+    }
+    if (!ok) return Internal("cannot write config file " + f.path);
+  }
+  sb.app_layers = {config};
+  if (!spec.artifact_dir.empty()) sb.app_layers.push_back(spec.artifact_dir);
+  sb.app_mb = o.app_mb;
+  for (const auto& v : spec.volumes) {
+    BERTH_ASSIGN_OR_RETURN(std::string dir, EnsureVolume(L, spec, v));
+    sandbox::GiveTree(dir, uid, /*if_top_differs=*/true);
+    sb.binds.push_back({dir, "/app/" + fs::path(v.path).lexically_normal().string(), true});
+  }
+  std::map<std::string, std::string> env;
+  for (const std::string& kv : sb.env) env[kv.substr(0, kv.find('='))] = kv.substr(kv.find('=') + 1);
+  for (const auto& [k, v] : spec.env) env[k] = v;
+  sb.env.clear();
+  // The PATH builds get too: what a build found, the instance finds (also /usr/sbin).
+  env.emplace("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+  env.emplace("LANG", "C.UTF-8");
+  env["HOME"] = "/app";
+  for (const auto& [k, v] : env) sb.env.push_back(k + "=" + v);
+  sb.argv = {"/bin/sh", "-c", spec.command};
+  s->sandbox = std::move(sb);
+  s->pids_max = o.pids;
+  if (s->launch.resources.memory_mb <= 0) s->launch.resources.memory_mb = o.memory_mb;
+  return Status::Ok();
+}
+
 Result<int> SystemHost::Launch(const LaunchSpec& spec) {
   const detail::Layout& L = impl_->layout;
   detail::ShimSpec s;
@@ -302,50 +479,10 @@ Result<int> SystemHost::Launch(const LaunchSpec& spec) {
   s.log_max_bytes = impl_->opt.log_max_bytes;
   s.log_keep = impl_->opt.log_keep;
   std::error_code ec;
-  // A fresh working dir per start: the artifact plus the rendered config files.
-  fs::remove_all(s.workdir, ec);
-  if (!spec.artifact_dir.empty()) {
-    fs::create_directories(fs::path(s.workdir).parent_path(), ec);
-    BERTH_RETURN_IF_ERROR(CopyTree(spec.artifact_dir, s.workdir));
-  }
-  fs::create_directories(s.workdir, ec);
-  if (ec) return Internal("cannot create " + s.workdir + ": " + ec.message());
-  // Config files and volume mount points go beneath the working dir without following a
-  // symlink the artifact brought ("conf -> /etc"): core/safe_fs.h. A file there is replaced,
-  // never written through (it may be a hard link into the shared artifact).
-  for (const auto& f : spec.config_files) {
-    Status w = WriteBeneath(s.workdir, f.path, detail::RenderTemplate(f.content, spec.env));
-    if (!w.ok()) {
-      return Status(w.code(), w.reason(), "cannot write config file " + f.path + ": " + w.message());
-    }
-  }
-  for (const auto& v : spec.volumes) {
-    // A symlink, not a bind mount: works unprivileged and survives the working dir being
-    // rebuilt at every start (the link is made again; the directory it names stays).
-    std::string dir = L.VolumeDir(spec.ref, v.name, v.per_instance ? spec.instance : "");
-    if (!fs::exists(dir, ec)) {
-      std::string seed;
-      // Only a real directory of the artifact, reached through real directories, seeds.
-      if (!spec.artifact_dir.empty() && IsRealDirBeneath(spec.artifact_dir, v.path)) {
-        seed = spec.artifact_dir + "/" + v.path;
-      }
-      BERTH_RETURN_IF_ERROR(CreateVolume(v.name, dir, seed));
-    }
-    // The artifact's own content there goes (hard links: the artifact is unharmed).
-    std::string at = v.path;
-    while (at.size() > 1 && at.back() == '/') at.pop_back();  // "data/" mounts at "data"
-    Status mounted = RemoveBeneath(s.workdir, at);
-    std::string parent = fs::path(at).parent_path().string();
-    std::string last = fs::path(at).filename().string();
-    auto pdir = OpenDirBeneath(s.workdir, parent, /*create=*/true);
-    if (mounted.ok() && !pdir.ok()) mounted = pdir.status();
-    if (mounted.ok() && ::symlinkat(dir.c_str(), pdir->get(), last.c_str()) != 0) {
-      mounted = Internal(Errno("symlink"));
-    }
-    if (!mounted.ok()) {
-      return Status(mounted.code(), mounted.reason(),
-                    "cannot mount volume " + v.name + " at " + v.path + ": " + mounted.message());
-    }
+  if (impl_->opt.sandbox.config.enabled) {
+    BERTH_RETURN_IF_ERROR(PrepareSandbox(spec, &s));
+  } else {
+    BERTH_RETURN_IF_ERROR(PrepareWorkDir(spec, s.workdir));
   }
   fs::create_directories(fs::path(s.log_path).parent_path(), ec);
   std::string run_dir = L.RunDir(spec.ref, spec.instance);
@@ -528,19 +665,52 @@ std::vector<DiscoveredShim> SystemHost::Discover() {
   return out;
 }
 
-ProbeResult SystemHost::RunProbe(const model::Probe& probe, const ProbeTarget& target) {
+ProbeResult SystemHost::RunProbe(const model::Probe& probe, const ProbeTarget& target,
+                                 const std::string& netns) {
   auto deadline = Clock::now() + std::chrono::seconds(std::max(1, probe.timeout_s));
   if (probe.type == "command") return CommandProbe(probe, target, deadline);
-  if (probe.type == "http") return HttpProbe(probe, target.port, deadline);
+  if (probe.type == "http") return HttpProbe(probe, target.port, netns, deadline);
   std::string error;
-  int fd = Connect(target.port, deadline, &error);
+  int fd = Connect(target.port, netns, deadline, &error);
   if (fd < 0) return {false, "tcp connect to port " + std::to_string(target.port) + ": " + error};
   ::close(fd);
   return {true, "connected"};
 }
 
+std::string SystemHost::NetnsOf(const ComponentRef& ref) const {
+  return impl_->opt.sandbox.config.TeamNetns(ref.team);
+}
+
 std::future<ProbeResult> SystemHost::Probe(const model::Probe& probe, const ProbeTarget& target) {
-  return std::async(std::launch::async, [probe, target] { return RunProbe(probe, target); });
+  std::string run_dir = impl_->layout.RunDir(target.ref, target.instance);
+  if (probe.type == "command" && impl_->opt.sandbox.config.enabled) {
+    // Inside the instance's own sandbox: its user, files, processes and network.
+    std::string exe = impl_->opt.sandbox.config.exe;
+    return std::async(std::launch::async, [probe, run_dir, exe] {
+      auto deadline = Clock::now() + std::chrono::seconds(std::max(1, probe.timeout_s));
+      auto text = detail::ReadFile(run_dir + "/spec.json");
+      auto spec = text.ok() ? detail::ShimSpecFromJson(Json::parse(*text, nullptr, false))
+                            : Result<detail::ShimSpec>(NotFound("no spec"));
+      detail::ShimState st = detail::ReadShimState(run_dir);
+      if (!spec.ok() || !spec->sandbox || st.app_pid <= 0) {
+        return ProbeResult{false, "the instance is not running"};
+      }
+      sandbox::JoinSpec j;
+      j.pid = st.app_pid;
+      j.start_ticks = st.app_start;
+      j.uid = spec->sandbox->uid;
+      j.gid = spec->sandbox->gid;
+      j.cwd = spec->sandbox->cwd;
+      j.argv = {"/bin/sh", "-c", probe.command};
+      j.env = spec->sandbox->env;
+      CgroupLayout layout = CgroupLayout::Detect();
+      j.cgroup_procs = Cgroup::Open(layout, detail::CgroupName(spec->launch.ref, spec->launch.instance))
+                           .ProcsFiles();
+      return RunCheckCommand(probe, {exe, "sandbox-join"}, {}, "", sandbox::ToJson(j).dump(), deadline);
+    });
+  }
+  std::string netns = NetnsOf(target.ref);
+  return std::async(std::launch::async, [probe, target, netns] { return RunProbe(probe, target, netns); });
 }
 
 std::string SystemHost::LogTail(const ComponentRef& ref, const std::string& instance, int lines) {

@@ -92,39 +92,67 @@ bool Under(const std::string& path, const std::string& dir) {
   ::_exit(127);
 }
 
-void MkdirAll(const std::string& path, unsigned mode) {
+// True when no existing component of `path` below `root` is a symlink (ELOOP otherwise).
+bool NoLinkBelow(const std::string& root, const std::string& path) {
+  if (root.empty() || !Under(path, root)) return true;
+  for (size_t i = root.size(); i < path.size();) {
+    size_t j = path.find('/', i + 1);
+    if (j == std::string::npos) j = path.size();
+    struct stat st {};
+    if (::lstat(path.substr(0, j).c_str(), &st) != 0) return true;  // the rest does not exist
+    if (S_ISLNK(st.st_mode)) {
+      errno = ELOOP;
+      return false;
+    }
+    i = j;
+  }
+  return true;
+}
+
+std::string Parent(const std::string& path) {
+  size_t slash = path.rfind('/');
+  return slash == 0 || slash == std::string::npos ? "/" : path.substr(0, slash);
+}
+
+// mkdir -p that never goes through a symlink below `inside`.
+bool MkdirAll(const std::string& path, unsigned mode, const std::string& inside) {
   std::string cur;
   size_t i = 1;
   while (i <= path.size()) {
     size_t j = path.find('/', i);
     if (j == std::string::npos) j = path.size();
     cur = path.substr(0, j);
-    if (::mkdir(cur.c_str(), mode) != 0 && errno != EEXIST) return;
+    if (!NoLinkBelow(inside, cur)) return false;
+    if (::mkdir(cur.c_str(), mode) != 0 && errno != EEXIST) return false;
     i = j + 1;
   }
+  return NoLinkBelow(inside, path);
 }
 
 void Execute(const std::vector<Step>& plan, int report) {
   for (const Step& s : plan) {
     switch (s.op) {
       case Step::Op::kMkdir:
-        MkdirAll(s.path, s.mode);
+        if (!MkdirAll(s.path, s.mode, s.inside)) Die(report, s.what);
         {
           struct stat st {};
           if (::stat(s.path.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) Die(report, s.what);
         }
         break;
       case Step::Op::kTouch: {
-        int fd = ::open(s.path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+        if (!NoLinkBelow(s.inside, s.path)) Die(report, s.what);
+        int fd = ::open(s.path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
         if (fd < 0) Die(report, s.what);
         ::close(fd);
         break;
       }
       case Step::Op::kSymlink:
+        if (!NoLinkBelow(s.inside, Parent(s.path))) Die(report, s.what);
         if (::symlink(s.data.c_str(), s.path.c_str()) != 0 && errno != EEXIST) Die(report, s.what);
         break;
       case Step::Op::kWrite: {
-        int fd = ::open(s.path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, s.mode);
+        if (!NoLinkBelow(s.inside, s.path)) Die(report, s.what);
+        int fd = ::open(s.path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, s.mode);
         if (fd < 0 || ::write(fd, s.data.data(), s.data.size()) != static_cast<ssize_t>(s.data.size())) {
           Die(report, s.what);
         }
@@ -132,6 +160,7 @@ void Execute(const std::vector<Step>& plan, int report) {
         break;
       }
       case Step::Op::kMount:
+        if (!NoLinkBelow(s.inside, s.path)) Die(report, s.what);
         if (::mount(s.source.empty() ? nullptr : s.source.c_str(), s.path.c_str(),
                     s.fstype.empty() ? nullptr : s.fstype.c_str(), s.flags,
                     s.data.empty() ? nullptr : s.data.c_str()) != 0) {
@@ -139,6 +168,7 @@ void Execute(const std::vector<Step>& plan, int report) {
         }
         break;
       case Step::Op::kRemount:
+        if (!NoLinkBelow(s.inside, s.path)) Die(report, s.what);
         if (::mount(nullptr, s.path.c_str(), nullptr, MS_REMOUNT | MS_BIND | s.flags, nullptr) != 0) {
           Die(report, s.what);
         }
@@ -147,7 +177,7 @@ void Execute(const std::vector<Step>& plan, int report) {
         size_t colon = s.data.find(':');
         uid_t u = static_cast<uid_t>(std::strtoul(s.data.c_str(), nullptr, 10));
         gid_t g = static_cast<gid_t>(std::strtoul(s.data.c_str() + colon + 1, nullptr, 10));
-        if (::chown(s.path.c_str(), u, g) != 0) Die(report, s.what);
+        if (!NoLinkBelow(s.inside, s.path) || ::lchown(s.path.c_str(), u, g) != 0) Die(report, s.what);
         break;
       }
       case Step::Op::kUnmount:
@@ -496,6 +526,7 @@ Result<std::vector<Step>> Plan(const Spec& spec) {
   plan.push_back(Mkdir(R + "/proc", 0755, "creating /proc"));
   plan.push_back(Mount("proc", R + "/proc", "proc", kSafe | MS_NOEXEC, "", "mounting /proc"));
   plan.push_back(Mkdir(R + "/.old", 0700, "creating the pivot point"));
+  for (Step& s : plan) s.inside = R;
   return plan;
 }
 

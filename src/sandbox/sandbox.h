@@ -94,6 +94,9 @@ struct Step {
   std::string data;
   unsigned mode = 0755;
   std::string what;  // for the error a person reads: "mounting /app (overlay)"
+  // The new root: below it no existing component of `path` may be a symlink (an artifact's or
+  // a volume's links must not lead the making of the root out to the host's files).
+  std::string inside;
 };
 
 // The steps that build `spec`'s root under spec.root (before pivot_root). Validates paths:

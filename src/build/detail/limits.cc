@@ -5,22 +5,25 @@
 namespace berth::build::detail {
 
 BuildMemoryLimit::BuildMemoryLimit(const std::string& id, int64_t limit_mb,
-                                   const CgroupLayout& layout)
+                                   const CgroupLayout& layout, int64_t pids)
     : limit_mb_(limit_mb) {
-  if (limit_mb <= 0) return;
+  if (limit_mb <= 0 && pids <= 0) return;
   std::string why;
   if (layout.Empty()) {
     why = "no memory cgroup controller on this machine";
   } else {
-    cgroup_ = Cgroup::Create(layout, "berth/builds/" + id, {limit_mb * 1024 * 1024, 0}, &why);
+    cgroup_ = Cgroup::Create(layout, "berth/builds/" + id, {limit_mb * 1024 * 1024, 0, pids}, &why);
     if (!why.empty()) {
       cgroup_.Remove();  // a group without its limit would only pretend
       cgroup_ = Cgroup();
     }
   }
-  if (!cgroup_.empty()) {
+  if (limit_mb <= 0) {
+    describe_ = cgroup_.empty() ? "" : "task limit " + std::to_string(pids);
+  } else if (!cgroup_.empty()) {
     describe_ = std::string("memory limit ") + std::to_string(limit_mb) + " MiB (cgroup " +
                 (cgroup_.v2() ? "v2" : "v1") + ")";
+    if (pids > 0) describe_ += ", at most " + std::to_string(pids) + " tasks";
     oom_seen_ = cgroup_.OomKills();
   } else {
     describe_ = "memory limit " + std::to_string(limit_mb) + " MiB as RLIMIT_AS (" + why +

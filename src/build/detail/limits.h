@@ -16,15 +16,18 @@ namespace berth::build::detail {
 
 class BuildMemoryLimit {
  public:
-  // `limit_mb` 0 = no limit. `id` names the cgroup (unique per running build).
+  // `limit_mb` 0 = no limit. `id` names the cgroup (unique per running build). `pids` > 0 also
+  // caps the build's tasks (sandboxed builds: a fork bomb in a step stops there).
   BuildMemoryLimit(const std::string& id, int64_t limit_mb,
-                   const CgroupLayout& layout = CgroupLayout::Detect());
+                   const CgroupLayout& layout = CgroupLayout::Detect(), int64_t pids = 0);
   ~BuildMemoryLimit();  // removes the cgroup (its processes have ended by then)
   BuildMemoryLimit(const BuildMemoryLimit&) = delete;
   BuildMemoryLimit& operator=(const BuildMemoryLimit&) = delete;
 
   // `command` wrapped so that the shell running it enters the limit before anything else runs.
   std::string Wrap(const std::string& command) const;
+  // The cgroup.procs files a sandboxed step joins instead of Wrap (empty without a cgroup).
+  std::vector<std::string> ProcsFiles() const { return cgroup_.ProcsFiles(); }
   // For the build log: "cgroup v1 memory limit 2048 MiB", "RLIMIT_AS 2048 MiB (...)", "".
   const std::string& Describe() const { return describe_; }
   // The cgroup's OOM-kill count went up since the last call (a step was killed for memory).

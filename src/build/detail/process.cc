@@ -10,6 +10,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include "build/detail/step_record.h"
+
 namespace berth::build::detail {
 
 std::string ShellQuote(const std::string& s) {
@@ -29,15 +31,36 @@ Result<RunResult> RunShell(const RunSpec& spec, const std::function<void(const s
                            const std::function<void(int pid)>& on_start) {
   int fds[2];
   if (::pipe2(fds, O_CLOEXEC) != 0) return Internal(std::string("pipe: ") + std::strerror(errno));
+  // A sandboxed step gets its spec on descriptor 3 (nothing of it lands in a file).
+  int spec_pipe[2] = {-1, -1};
+  std::string spec_text;
+  if (spec.sandbox) {
+    sandbox::Spec sb = *spec.sandbox;
+    sb.argv = {"/bin/sh", "-c", spec.command};
+    sb.env = spec.env;
+    sb.cwd = spec.cwd;
+    spec_text = sandbox::ToJson(sb).dump();
+    if (::pipe2(spec_pipe, O_CLOEXEC) != 0) {
+      ::close(fds[0]);
+      ::close(fds[1]);
+      return Internal(std::string("pipe: ") + std::strerror(errno));
+    }
+  }
   posix_spawn_file_actions_t fa;
   posix_spawn_file_actions_init(&fa);
   posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
   posix_spawn_file_actions_adddup2(&fa, fds[1], 1);
   posix_spawn_file_actions_adddup2(&fa, fds[1], 2);
-  posix_spawn_file_actions_addchdir_np(&fa, spec.cwd.c_str());
-  // The step gets stdin/stdout/stderr only, even if a descriptor of the server (a socket, a
-  // file) was opened without O_CLOEXEC or is being opened by another thread right now.
-  posix_spawn_file_actions_addclosefrom_np(&fa, 3);
+  // The step gets stdin/stdout/stderr only (and a sandboxed one its spec on 3), even if a
+  // descriptor of the server (a socket, a file) was opened without O_CLOEXEC or is being
+  // opened by another thread right now.
+  if (spec.sandbox) {
+    posix_spawn_file_actions_adddup2(&fa, spec_pipe[0], 3);
+    posix_spawn_file_actions_addclosefrom_np(&fa, 4);
+  } else {
+    posix_spawn_file_actions_addchdir_np(&fa, spec.cwd.c_str());
+    posix_spawn_file_actions_addclosefrom_np(&fa, 3);
+  }
   posix_spawnattr_t attr;
   posix_spawnattr_init(&attr);
   // Own process group (to kill everything the step starts); the server's blocked signals and
@@ -51,20 +74,36 @@ Result<RunResult> RunShell(const RunSpec& spec, const std::function<void(const s
   posix_spawnattr_setsigdefault(&attr, &defaults);
   posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
   std::vector<std::string> argv_s = {"/bin/sh", "-c", spec.command};
+  std::vector<std::string> env = spec.env;
+  if (spec.sandbox) {
+    argv_s = {spec.sandbox_exe, "sandbox-run"};
+    // sandbox-run needs nothing of the step's env (that is in its spec) but the step's token,
+    // by which a server started after a crash finds and ends it (step_record.h).
+    env.clear();
+    const std::string token = std::string(kStepTokenVar) + "=";
+    for (const std::string& e : spec.env) {
+      if (e.rfind(token, 0) == 0) env.push_back(e);
+    }
+  }
   std::vector<char*> argv, envp;
   for (auto& a : argv_s) argv.push_back(a.data());
   argv.push_back(nullptr);
-  std::vector<std::string> env = spec.env;
   for (auto& e : env) envp.push_back(e.data());
   envp.push_back(nullptr);
   pid_t pid = 0;
-  int rc = ::posix_spawn(&pid, "/bin/sh", &fa, &attr, argv.data(), envp.data());
+  int rc = ::posix_spawn(&pid, argv_s[0].c_str(), &fa, &attr, argv.data(), envp.data());
   posix_spawn_file_actions_destroy(&fa);
   posix_spawnattr_destroy(&attr);
   ::close(fds[1]);
+  if (spec_pipe[0] >= 0) ::close(spec_pipe[0]);
   if (rc != 0) {
     ::close(fds[0]);
-    return Internal("cannot start /bin/sh in " + spec.cwd + ": " + std::strerror(rc));
+    if (spec_pipe[1] >= 0) ::close(spec_pipe[1]);
+    return Internal("cannot start " + argv_s[0] + " in " + spec.cwd + ": " + std::strerror(rc));
+  }
+  if (spec_pipe[1] >= 0) {
+    (void)!::write(spec_pipe[1], spec_text.data(), spec_text.size());
+    ::close(spec_pipe[1]);
   }
   if (on_start) on_start(pid);
   RunResult result;

@@ -11,7 +11,10 @@
 #include <string>
 #include <vector>
 
+#include <optional>
+
 #include "core/status.h"
+#include "sandbox/sandbox.h"
 
 namespace berth::build::detail {
 
@@ -20,6 +23,10 @@ struct RunSpec {
   std::string cwd;
   std::vector<std::string> env;  // "KEY=VALUE"; the child gets exactly these
   std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
+  // Set: the step runs in this sandbox through `<sandbox_exe> sandbox-run` (its argv and env
+  // are filled in from command and env; cwd is inside the sandbox).
+  std::optional<sandbox::Spec> sandbox;
+  std::string sandbox_exe;
 };
 
 struct RunResult {

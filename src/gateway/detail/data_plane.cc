@@ -34,6 +34,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <sys/socket.h>
+#include <unistd.h>
 #include <time.h>
 
 // clang-format off
@@ -76,6 +77,7 @@
 #include "core/clock.h"
 #include "core/fd_limit.h"
 #include "core/log.h"
+#include "core/netns.h"
 #include "gateway/detail/balancer.h"
 #include "gateway/detail/cpu_pin.h"
 #include "gateway/detail/fast_socket.h"
@@ -270,11 +272,39 @@ Result<std::shared_ptr<Acceptor>> Listen(asio::io_context& io, const tcp::endpoi
 // ---------------------------------------------------------------------------------------------
 // The compiled snapshot.
 
+// An instance's network namespace, opened once per snapshot that names it (core/netns.h).
+struct NetnsFd {
+  explicit NetnsFd(int f) : fd(f) {}
+  ~NetnsFd() {
+    if (fd >= 0) ::close(fd);
+  }
+  NetnsFd(const NetnsFd&) = delete;
+  NetnsFd& operator=(const NetnsFd&) = delete;
+  int fd;
+};
+
 struct EpRt {
   tcp::endpoint addr;
-  std::string key;  // "ip:port": the upstream pool and health key
+  std::string key;  // "[netns|]ip:port": the upstream pool and health key
   const Endpoint* ep;
+  std::shared_ptr<NetnsFd> netns;  // null: this host's network
 };
+
+// Opens `sock` (close-on-exec) for async_connect: inside the endpoint's team network when it
+// has one (host_unreachable when that namespace is gone), else in this host's network.
+error_code OpenUpstreamSocket(Socket& sock, const EpRt& ep) {
+  error_code ec;
+  if (!ep.netns) {
+    OpenCloexec(sock, ep.addr.protocol(), ec);
+    return ec;
+  }
+  if (ep.netns->fd < 0) return asio::error::host_unreachable;
+  auto fd = SocketIn(ep.netns->fd, ep.addr.protocol().family(), SOCK_STREAM | SOCK_NONBLOCK);
+  if (!fd.ok()) return asio::error::host_unreachable;
+  sock.assign(ep.addr.protocol(), *fd, ec);
+  if (ec) ::close(*fd);
+  return ec;
+}
 
 struct PoolRt {
   const Pool* pool = nullptr;
@@ -582,6 +612,7 @@ class Impl final : public DataPlane {
   std::atomic<uint64_t> generation_{0};
   std::mutex health_mu_;
   std::map<std::string, std::weak_ptr<EndpointHealth>> health_;  // guarded by health_mu_
+  std::map<std::string, std::weak_ptr<NetnsFd>> netns_;           // guarded by health_mu_
   std::map<int, std::shared_ptr<Acceptor>> tcp_listeners_;       // guarded by apply_mu_
   // The TCP routes of the current snapshot by listen port, with their bind error ("" = bound).
   struct TcpWant {
@@ -1290,7 +1321,7 @@ class HttpSession final : public ConnBase {
         error_code ec;
         upstream_wait_ = true;
         upstream_timed_out_ = false;
-        OpenCloexec(up_->sock, ep.addr.protocol(), ec);
+        ec = OpenUpstreamSocket(up_->sock, ep);
         if (!ec) co_await up_->sock.async_connect(ep.addr, BERTH_EC(ec));
         upstream_wait_ = false;
         if (ec || closed_) {
@@ -1740,7 +1771,7 @@ class TcpSession final : public ConnBase {
       // A connect timeout fails this endpoint only (the watchdog closes the upstream socket):
       // the client stays and the next endpoint is tried.
       upstream_wait_ = true;
-      OpenCloexec(up_->sock, pool.eps[ei].addr.protocol(), ec);
+      ec = OpenUpstreamSocket(up_->sock, pool.eps[ei]);
       if (!ec) co_await up_->sock.async_connect(pool.eps[ei].addr, BERTH_EC(ec));
       upstream_wait_ = false;
       if (closed_) break;
@@ -2060,6 +2091,11 @@ Result<std::shared_ptr<State>> Impl::Compile(const Snapshot& snap) {
     for (auto it = health_.begin(); it != health_.end();) {
       it = it->second.expired() ? health_.erase(it) : std::next(it);
     }
+    for (auto it = netns_.begin(); it != netns_.end();) {
+      // A namespace that could not be opened is tried again at the next snapshot.
+      auto held = it->second.lock();
+      it = !held || held->fd < 0 ? netns_.erase(it) : std::next(it);
+    }
     for (const auto& [key, pool] : s.pools) {
       PoolRt& pr = st->pools[key];
       pr.pool = &pool;
@@ -2075,6 +2111,16 @@ Result<std::shared_ptr<State>> Impl::Compile(const Snapshot& snap) {
         }
         EpRt ep{tcp::endpoint(ip, static_cast<unsigned short>(e.port)), "", &e};
         ep.key = FormatEndpoint(ep.addr);
+        if (!e.netns.empty()) {
+          ep.key = e.netns + "|" + ep.key;
+          auto& weak = netns_[e.netns];
+          ep.netns = weak.lock();
+          if (!ep.netns) {
+            auto fd = OpenNetns(e.netns);
+            ep.netns = std::make_shared<NetnsFd>(fd.ok() ? *fd : -1);
+            weak = ep.netns;
+          }
+        }
         auto& weak = health_[ep.key];
         auto h = weak.lock();
         if (!h) {

@@ -16,7 +16,7 @@ Json ShimSpecToJson(const ShimSpec& s) {
   for (const auto& f : l.config_files) files.push_back({{"path", f.path}, {"content", f.content}});
   Json ports = Json::object();
   for (const auto& [d, p] : l.ports) ports[std::to_string(d)] = p;
-  return {{"team", l.ref.team},
+  Json j = {{"team", l.ref.team},
           {"app", l.ref.app},
           {"component", l.ref.component},
           {"instance", l.instance},
@@ -35,7 +35,10 @@ Json ShimSpecToJson(const ShimSpec& s) {
           {"workdir", s.workdir},
           {"log_path", s.log_path},
           {"log_max_bytes", s.log_max_bytes},
-          {"log_keep", s.log_keep}};
+          {"log_keep", s.log_keep},
+          {"pids_max", s.pids_max}};
+  if (s.sandbox) j["sandbox"] = sandbox::ToJson(*s.sandbox);
+  return j;
 }
 
 Result<ShimSpec> ShimSpecFromJson(const Json& j) {
@@ -67,6 +70,12 @@ Result<ShimSpec> ShimSpecFromJson(const Json& j) {
     s.log_path = j.at("log_path").get<std::string>();
     s.log_max_bytes = j.value("log_max_bytes", int64_t{10 << 20});
     s.log_keep = j.value("log_keep", 2);
+    s.pids_max = j.value("pids_max", int64_t{0});
+    if (j.contains("sandbox")) {
+      auto sb = sandbox::SpecFromJson(j["sandbox"]);
+      if (!sb.ok()) return sb.status();
+      s.sandbox = std::move(sb).value();
+    }
     return s;
   } catch (const std::exception& e) {
     return InvalidArgument(std::string("bad shim spec: ") + e.what());

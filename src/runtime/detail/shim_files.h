@@ -24,7 +24,10 @@
 
 #include <string>
 
+#include <optional>
+
 #include "runtime/local_driver.h"
+#include "sandbox/sandbox.h"
 
 namespace berth::runtime::detail {
 
@@ -37,10 +40,18 @@ struct Layout {
   std::string WorkDir(const ComponentRef& r, const std::string& instance) const {
     return data_dir + "/instances/" + r.Scope() + "/" + instance;
   }
-  // DATA/volumes/<team>/<app>/<component>/<volume>[/<instance>]: outlives instances, deploys
-  // and restarts; removed only with the component when asked (api: ?volumes=delete).
+  // DATA/teams/<team>/volumes/<app>/<component>/<volume>[/<instance>], on the team's disk
+  // (sandbox/team_disk.h): outlives instances, deploys and restarts; removed only with the
+  // component when asked (api: ?volumes=delete).
   std::string VolumeDir(const ComponentRef& r, const std::string& volume,
                         const std::string& instance) const {
+    std::string d = data_dir + "/teams/" + r.team + "/volumes/" + r.app + "/" + r.component + "/" + volume;
+    return instance.empty() ? d : d + "/" + instance;
+  }
+  // Where an older server kept the same volume (DATA/volumes/<team>/<app>/<component>/...):
+  // used as it is when it exists and the new place does not.
+  std::string LegacyVolumeDir(const ComponentRef& r, const std::string& volume,
+                              const std::string& instance) const {
     std::string d = data_dir + "/volumes/" + r.Scope() + "/" + volume;
     return instance.empty() ? d : d + "/" + instance;
   }
@@ -63,6 +74,10 @@ struct ShimSpec {
   std::string log_path;
   int64_t log_max_bytes = 10 << 20;
   int log_keep = 2;  // rotated files kept (.log.1 ... .log.N)
+  // Set: the app runs in this sandbox (sandbox/sandbox.h) instead of as the shim's own user in
+  // `workdir`; its cgroup_procs are filled in by the shim. Unset: no sandbox (--sandbox off).
+  std::optional<sandbox::Spec> sandbox;
+  int64_t pids_max = 0;  // the instance cgroup's task limit, 0 = none
 };
 
 Json ShimSpecToJson(const ShimSpec& s);
