@@ -6,6 +6,7 @@
 #include "cli/cli.h"
 #include "gateway/role.h"
 #include "runtime/shim.h"
+#include "sandbox/run_command.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"berth: a small platform as a service"};
@@ -16,6 +17,10 @@ int main(int argc, char** argv) {
   berth::RegisterServerCommand(app, &exit_code);
   // `berth shim` (hidden): the per-instance supervisor the local runtime starts.
   berth::runtime::RegisterShimCommand(app, &exit_code);
+  // `berth sandbox-run` (hidden): one build step in a sandbox, started by the builder.
+  berth::sandbox::RegisterSandboxRunCommand(app, &exit_code);
+  // `berth sandbox-join` (hidden): a command inside a running instance's sandbox.
+  berth::sandbox::RegisterSandboxJoinCommand(app, &exit_code);
   // `berth static` (hidden): serves a static site; detection's start command for static sites.
   berth::RegisterStaticCommand(app, &exit_code);
   // `berth gateway`: the gateway role (berth server starts one in the all-in-one setup).

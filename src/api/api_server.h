@@ -7,6 +7,7 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -14,6 +15,7 @@
 #include "auth/secret_box.h"
 #include "core/clock.h"
 #include "core/usage_sampler.h"
+#include "model/json_util.h"
 #include "store/store.h"
 
 namespace berth::api {
@@ -51,6 +53,13 @@ struct ApiOptions {
   // run at once (more: 429 too_many_detections).
   int detect_timeout_s = 60;
   int detect_per_user = 2;
+  // How builds and instances are isolated (docs/security.md), as `berth doctor` reports it:
+  // {"enabled", "mode", "problem", "team_networks", "limits"}; null = not reported.
+  Json sandbox;
+  std::string build_path;  // the PATH build steps get ("" = the server's; doctor looks there)
+  // {"used_bytes", "size_bytes"} of a team's disk (sandbox/team_disk.h); nullopt when it has
+  // none (no sandbox, or not made yet). Null: not reported.
+  std::function<std::optional<Json>(const std::string& team)> team_disk;
 };
 
 class ApiService final : public Handler {

@@ -211,11 +211,12 @@ Json DiskReport(const Service& s) {
           {"warning", warning}};
 }
 
-// Any signed-in user: it names programs and versions on the server and how full its data disk
-// is, nothing of any team.
+// Any signed-in user: it names programs and versions on the server, how full its data disk is
+// and whether it sandboxes, nothing of any team.
 Result<Reply> Doctor(Service& s, Ctx&) {
-  Json out = build::ToJson(build::CheckToolchains());
+  Json out = build::ToJson(build::CheckToolchains(s.options.build_path));
   out["disk"] = DiskReport(s);
+  if (!s.options.sandbox.is_null()) out["sandbox"] = s.options.sandbox;
   return Reply{200, out, {}, nullptr};
 }
 

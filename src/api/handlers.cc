@@ -694,7 +694,8 @@ Result<Reply> CreateTeam(Service& s, Ctx& ctx) {
   (void)ignored;
   BERTH_ASSIGN_OR_RETURN(model::Team team, model::ParseTeam(body));
   BERTH_RETURN_IF_ERROR(NotReserved(team.name, "team"));
-  if (!ctx.who.admin && (team.quota.instances || team.quota.memory_mb || team.quota.cpu_millis)) {
+  if (!ctx.who.admin &&
+      (team.quota.instances || team.quota.memory_mb || team.quota.cpu_millis || team.quota.disk_mb)) {
     return PermissionDenied("only platform administrators can set team quotas");
   }
   team.created_by = ctx.who.user;
@@ -953,8 +954,13 @@ Result<Reply> DeleteComponent(Service& s, Ctx& ctx) {
   if (volumes == "delete" && !s.options.data_dir.empty()) {
     // The instances still stopping may hold files open there; unlinked files stay readable
     // to them until they exit.
-    // Apps write into their volumes: never follow a link they left there.
+    // Apps write into their volumes: never follow a link they left there (older servers kept
+    // them in DATA/volumes, a sandboxing one on the team's disk).
     Status removed = RemoveBeneath(s.options.data_dir, "volumes/" + CompScope(ctx));
+    if (removed.ok()) {
+      removed = RemoveBeneath(s.options.data_dir, "teams/" + ctx.P("team") + "/volumes/" +
+                                                      ctx.P("app") + "/" + ctx.P("component"));
+    }
     if (!removed.ok()) return Internal("component deleted, but its volumes were not: " + removed.message());
     r.body["volumes"] = "deleted";
   } else {
@@ -1292,7 +1298,12 @@ void RegisterResourceRoutes(Service& svc) {
       {"GET", T, "Show a team", "teams", "", "Team", false, 200,
        [](Service& s, Ctx& c) -> Result<Reply> {
          BERTH_RETURN_IF_ERROR(NeedRole(s, c, Role::kViewer, "read the team"));
-         return GetOf(s, Target{model::kTeam, "", c.P("team"), "team", "", ""});
+         BERTH_ASSIGN_OR_RETURN(Reply r, GetOf(s, Target{model::kTeam, "", c.P("team"), "team", "", ""}));
+         // What the team's disk holds (its own filesystem under the sandbox), read now.
+         if (s.options.team_disk) {
+           if (auto d = s.options.team_disk(c.P("team")); d) r.body["disk"] = *d;
+         }
+         return r;
        }},
       {"PUT", T, "Replace a team's settings", "teams", "Team", "Team", false, 200, UpdateTeam},
       {"PATCH", T, "Change some of a team's settings", "teams", "Team", "Team", false, 200,

@@ -97,7 +97,8 @@ Json Schemas() {
   s["Team"] = Obj(Meta({{"name", Str()},
                         {"created_by", {{"type", "string"}, {"readOnly", true}}},
                         {"display_name", Str()},
-                        {"quota", Obj({{"instances", Int()}, {"memory_mb", Int()}, {"cpu_millis", Int()}})}}),
+                        {"quota", Obj({{"instances", Int()}, {"memory_mb", Int()}, {"cpu_millis", Int()},
+                                       {"disk_mb", Int()}})}}),
                   {"name"});
   s["Member"] = Obj(Meta({{"user", Str()}, {"team", Str()}, {"role", Enum({"owner", "admin", "developer", "viewer"})}}),
                     {"user", "role"});

@@ -68,6 +68,14 @@ const std::vector<SettingInfo>& Settings() {
       {"detect_threads", "BERTH_DETECT_THREADS", "threads running detections (1-256), apart from the password-hashing pool"},
       {"max_connections", "BERTH_MAX_CONNECTIONS", "API connections open at once (16-1000000); more get 503"},
       {"gateway_max_connections", "BERTH_GATEWAY_MAX_CONNECTIONS", "client connections the gateway holds at once (16-1000000)"},
+      {"sandbox", "BERTH_SANDBOX", "auto: builds and instances run sandboxed when the machine can (builds are refused when it cannot); on: refuse to start without a sandbox; off: no sandbox (only for trusted code)"},
+      {"sandbox_memory_mb", "BERTH_SANDBOX_MEMORY_MB", "memory limit in MiB of sandboxed instances that set none"},
+      {"sandbox_pids", "BERTH_SANDBOX_PIDS", "processes and threads per sandboxed instance"},
+      {"sandbox_tmp_mb", "BERTH_SANDBOX_TMP_MB", "size in MiB of an instance's private /tmp (memory)"},
+      {"sandbox_app_mb", "BERTH_SANDBOX_APP_MB", "size in MiB of what an instance may write over its /app (memory; gone at restart)"},
+      {"build_pids", "BERTH_BUILD_PIDS", "processes and threads per sandboxed build"},
+      {"team_disk_mb", "BERTH_TEAM_DISK_MB", "size in MiB of a team's disk (builds, caches, volumes, artifacts) unless its quota sets disk_mb"},
+      {"sandbox_paths", "BERTH_SANDBOX_PATHS", "more host directories shown read-only in sandboxes (comma-separated absolute paths, e.g. a toolchain in /srv/jdk)"},
   };
   return kSettings;
 }
@@ -180,6 +188,37 @@ Status ApplySetting(const std::string& key, const std::string& value, const std:
     return ParseInt(value, source, 16, 1000000, &c->max_connections);
   } else if (key == "gateway_max_connections") {
     return ParseInt(value, source, 16, 1000000, &c->gateway_max_connections);
+  } else if (key == "sandbox") {
+    if (value != "auto" && value != "on" && value != "off") {
+      return InvalidArgument(source + " must be auto, on or off, got \"" + value + "\"", source);
+    }
+    c->sandbox = value;
+  } else if (key == "sandbox_memory_mb") {
+    return ParseInt(value, source, 16, int64_t{1} << 20, &c->sandbox_memory_mb);
+  } else if (key == "sandbox_pids") {
+    return ParseInt(value, source, 16, 1 << 22, &c->sandbox_pids);
+  } else if (key == "sandbox_tmp_mb") {
+    return ParseInt(value, source, 1, int64_t{1} << 20, &c->sandbox_tmp_mb);
+  } else if (key == "sandbox_app_mb") {
+    return ParseInt(value, source, 1, int64_t{1} << 20, &c->sandbox_app_mb);
+  } else if (key == "team_disk_mb") {
+    return ParseInt(value, source, 64, int64_t{1} << 30, &c->team_disk_mb);
+  } else if (key == "build_pids") {
+    return ParseInt(value, source, 16, 1 << 22, &c->build_pids);
+  } else if (key == "sandbox_paths") {
+    c->sandbox_paths.clear();
+    std::istringstream in(value);
+    std::string p;
+    while (std::getline(in, p, ',')) {
+      p = Trim(p);
+      if (p.empty()) continue;
+      bool dotdot = false;
+      for (const auto& part : std::filesystem::path(p)) dotdot |= part == "..";
+      if (p[0] != '/' || p == "/" || dotdot) {
+        return InvalidArgument(source + " takes absolute directories other than /, got \"" + p + "\"", source);
+      }
+      c->sandbox_paths.push_back(p);
+    }
   } else if (key == "sync") {
     if (value != "full" && value != "normal") {
       return InvalidArgument(source + " must be full or normal, got \"" + value + "\"", source);

@@ -57,6 +57,16 @@ struct ServerConfig {
   int64_t detect_threads = 8;     // the pool running detections
   int64_t max_connections = 10000;          // API connections at once
   int64_t gateway_max_connections = 10000;  // `berth gateway --max-connections`
+  // docs/security.md: auto = sandbox builds and instances when the machine can, and refuse
+  // builds when it cannot; on = refuse to start without it; off = no sandbox (trusted code only).
+  std::string sandbox = "auto";
+  int64_t sandbox_memory_mb = 1024;  // memory limit of instances that set none
+  int64_t sandbox_pids = 1024;       // tasks per instance
+  int64_t sandbox_tmp_mb = 64;       // an instance's private /tmp (counted as memory)
+  int64_t sandbox_app_mb = 512;      // the writable layer of an instance's /app (memory)
+  int64_t build_pids = 4096;         // tasks per build
+  int64_t team_disk_mb = 10240;      // a team's disk unless its quota sets disk_mb
+  std::vector<std::string> sandbox_paths;  // more host directories shown read-only
 
   // Derived by Validate().
   HostPort api_addr;

@@ -23,13 +23,17 @@
 #include "auth/crypto.h"
 #include "auth/secret_box.h"
 #include "auth/tokens.h"
+#include "egress/egress.h"
 #include "build/controller.h"
 #include "core/fd_limit.h"
 #include "core/log.h"
+#include "core/netns.h"
 #include "model/model.h"
 #include "routing/claims.h"
 #include "routing/domains.h"
 #include "runtime/runtime.h"
+#include "sandbox/identity.h"
+#include "sandbox/sandbox.h"
 #include "store/store.h"
 
 namespace berth {
@@ -135,6 +139,87 @@ Status Bootstrap(Store& store, const ServerConfig& cfg, spdlog::logger& log) {
   return Status::Ok();
 }
 
+// Decides about sandboxing (docs/security.md) by starting one: the machine either can or
+// cannot, and the server says which at start. `refuse` is set when builds must be refused.
+sandbox::Config SetUpSandbox(const ServerConfig& cfg, Store& store, egress::Proxy* proxy,
+                             std::string* refuse, spdlog::logger& log) {
+  sandbox::Config sc;
+  std::error_code ec;
+  const std::string data = fs::weakly_canonical(fs::absolute(cfg.data_dir), ec).string();
+  sc.data_dir = data;
+  Store* st = &store;
+  auto disks = [&](bool filesystems) {
+    sandbox::TeamDisksOptions o;
+    o.data_dir = data;
+    o.filesystems = filesystems;
+    o.default_mb = cfg.team_disk_mb;
+    o.quota_mb = [st](const std::string& team) -> int64_t {
+      auto t = st->Get(model::kTeam, "", team);
+      if (!t.ok()) return 0;
+      auto parsed = model::ParseTeam(Json::parse(t->body, nullptr, false));
+      return parsed.ok() ? parsed->quota.disk_mb : 0;
+    };
+    return std::make_shared<sandbox::TeamDisks>(o);
+  };
+  sc.disks = disks(false);
+  if (cfg.sandbox == "off") {
+    log.warn("msg=\"sandbox off: builds and instances run as the server's own user and can read "
+             "everything it can (the data directory with its keys included); use this only when "
+             "every team is trusted\"");
+    return sc;
+  }
+  sc.exe = fs::read_symlink("/proc/self/exe", ec).string();
+  sc.root = data + "/sandbox/root";
+  fs::create_directories(sc.root, ec);
+  // Team networks: a file per team, named after the data dir so servers on one machine never
+  // share one. /run is where `ip netns` keeps its own; the namespaces do not survive a reboot.
+  uint64_t h = 1469598103934665603ull;
+  for (unsigned char c : data) h = (h ^ c) * 1099511628211ull;
+  char id[17];
+  std::snprintf(id, sizeof id, "%016llx", static_cast<unsigned long long>(h));
+  sc.netns_dir = std::string("/run/berth/") + id + "/netns";
+  sc.system = sandbox::DefaultSystemPaths();
+  for (const std::string& p : cfg.sandbox_paths) sc.system.push_back(p);
+  sc.hide = {data};
+  sc.team_uid = [st](const std::string& team) { return sandbox::TeamUid(*st, team); };
+  // A team's network has only its loopback: the way out is the egress proxy served in it.
+  sc.env = egress::ProxyEnv();
+  sc.on_network = [proxy](const std::string& team, const std::string& netns) {
+    return proxy->Serve(netns, team);
+  };
+  std::string problem;
+  if (const char* why = std::getenv("BERTH_SANDBOX_UNAVAILABLE_FOR_TEST"); why && *why) {
+    problem = why;  // tests of a machine that cannot sandbox, on one that can
+  } else if (::geteuid() != 0) {
+    problem = "the server does not run as root (sandboxes need to switch users and make namespaces)";
+  } else {
+    problem = sandbox::Check(sc.exe, sc.root, sandbox::UidRange{}.first - 1);
+  }
+  if (problem.empty()) {
+    sc.enabled = true;
+    sc.disks = disks(true);
+    // Networks made by an earlier server (its instances still run there): their way out again.
+    for (const auto& e : fs::directory_iterator(sc.netns_dir, ec)) {
+      if (!IsNetns(e.path().string())) continue;
+      if (Status s = proxy->Serve(e.path().string(), e.path().filename().string()); !s.ok()) {
+        log.warn("msg=\"no egress proxy in a team's network\" error=\"{}\"", s.message());
+      }
+    }
+    log.info("msg=\"builds and instances run sandboxed: one user and one network per team, "
+             "namespaces, cgroups\" team_networks={}", sc.netns_dir);
+    return sc;
+  }
+  if (cfg.sandbox == "on") Fatal("--sandbox on, but this machine cannot sandbox: " + problem);
+  *refuse = "builds run only in a sandbox, and this machine cannot make one (" + problem +
+            "); an administrator may start the server with --sandbox off to build without one, "
+            "if every team is trusted";
+  log.error("msg=\"no sandbox: builds are refused\" why=\"{}\"", problem);
+  sandbox::Config plain;
+  plain.data_dir = data;
+  plain.disks = sc.disks;
+  return plain;
+}
+
 }  // namespace
 
 int RunServer(const ServerConfig& cfg) {
@@ -210,7 +295,28 @@ int RunServer(const ServerConfig& cfg) {
     }
   }
 
+  // ---- the sandbox (issue #13, docs/security.md): decided once, by starting one ----
+  auto proxy = egress::Proxy::Start({});
+  if (!proxy.ok()) Fatal("cannot start the egress proxy: " + proxy.status().message());
+  std::string refuse_builds;
+  sandbox::Config sandbox_config = SetUpSandbox(cfg, *store, proxy->get(), &refuse_builds, *log);
+  Json sandbox_status = {
+      {"mode", cfg.sandbox},
+      {"enabled", sandbox_config.enabled},
+      {"problem", refuse_builds},
+      {"team_networks", !sandbox_config.netns_dir.empty()},
+      {"limits", {{"instance_memory_mb", cfg.sandbox_memory_mb}, {"instance_pids", cfg.sandbox_pids},
+                  {"instance_tmp_mb", cfg.sandbox_tmp_mb}, {"instance_app_mb", cfg.sandbox_app_mb},
+                  {"build_memory_mb", cfg.build_memory_mb}, {"build_pids", cfg.build_pids}}}};
+
   api::ApiOptions ao;
+  ao.sandbox = sandbox_status;
+  ao.team_disk = [disks = sandbox_config.disks](const std::string& team) -> std::optional<Json> {
+    auto u = disks ? disks->Usage(team) : std::nullopt;
+    if (!u) return std::nullopt;
+    return Json{{"used_bytes", u->used_bytes}, {"size_bytes", u->size_bytes}};
+  };
+  if (sandbox_config.enabled) ao.build_path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
   ao.token_ttl_hours = cfg.token_ttl_hours;
   ao.stream_recheck = std::chrono::seconds(cfg.stream_recheck_s);
   ao.login_attempts = static_cast<int>(cfg.login_attempts);
@@ -290,6 +396,9 @@ int RunServer(const ServerConfig& cfg) {
   bo.source_roots = cfg.source_root_dirs;
   bo.disk_warn_percent = static_cast<int>(cfg.disk_warn_percent);
   bo.on_log = [&http] { http->WakeStreams(); };  // followed build logs
+  bo.refuse_builds = refuse_builds;
+  bo.sandbox = sandbox_config;
+  bo.sandbox_pids = cfg.build_pids;
   build::BuildController builder(*store, SystemClock::Get(), bo);
   if (Status s = builder.Start(); !s.ok()) Fatal("cannot start the builder: " + s.message());
   // ---- end builder ----
@@ -299,6 +408,11 @@ int RunServer(const ServerConfig& cfg) {
   ro.data_dir = cfg.data_dir;
   ro.on_tick = [&http] { http->WakeStreams(); };  // log tails follow files, not the store
   ro.usage = usage;
+  ro.sandbox.config = sandbox_config;
+  ro.sandbox.memory_mb = cfg.sandbox_memory_mb;
+  ro.sandbox.pids = cfg.sandbox_pids;
+  ro.sandbox.tmp_mb = cfg.sandbox_tmp_mb;
+  ro.sandbox.app_mb = cfg.sandbox_app_mb;
   auto rt = runtime::LocalRuntime::Start(*store, SystemClock::Get(), ro);
   if (!rt.ok()) Fatal("cannot start the runtime: " + rt.status().message());
   std::unique_ptr<runtime::LocalRuntime> runtime = std::move(rt).value();
@@ -307,7 +421,8 @@ int RunServer(const ServerConfig& cfg) {
   std::string host = cfg.api_addr.host.find(':') != std::string::npos ? "[" + cfg.api_addr.host + "]"
                                                                        : cfg.api_addr.host;
   std::string url = "http://" + host + ":" + std::to_string(*port);
-  Json info = {{"pid", ::getpid()}, {"api", url}, {"started_at", FormatTime(SystemClock::Get().Now())}};
+  Json info = {{"pid", ::getpid()}, {"api", url}, {"started_at", FormatTime(SystemClock::Get().Now())},
+               {"sandbox", sandbox_config.enabled}, {"team_networks", sandbox_config.netns_dir}};
   std::string info_path = cfg.data_dir + "/server.json";
   if (Status s = WriteFileAtomic(info_path, info.dump() + "\n", 0644); !s.ok()) Fatal(s.message());
 

@@ -171,8 +171,11 @@ std::vector<std::string> Addresses(const Json& comp, const Json& instances, cons
         if (Str(p, "protocol") != "http" && Str(p, "protocol") != "grpc" && p.value("port", 0) > 0) http = false;
         break;
       }
+      // A sandboxed instance listens in its team's network, reachable from the server's
+      // machine only through the gateway.
       out.push_back(std::string(http ? "http://" : "") + "127.0.0.1:" + std::to_string(i["port"].get<int>()) +
-                    " (instance " + Str(i, "name") + ")");
+                    " (instance " + Str(i, "name") +
+                    (Str(i, "netns").empty() ? "" : ", in the team's network") + ")");
     }
   }
   return out;
@@ -487,6 +490,23 @@ void AddBuildCommands(CLI::App& app, const ClientWorld& world, int* exit_code) {
         c.out() << "\ndata disk: " << disk.value("used_percent", 0) << "% used, "
                 << disk.value("free_bytes", int64_t{0}) / (1024 * 1024) << " MiB free ("
                 << Str(disk, "path") << ")\n";
+      }
+    }
+    if (d.contains("sandbox") && d["sandbox"].is_object()) {
+      const Json& sb = d["sandbox"];
+      const Json lim = sb.value("limits", Json::object());
+      auto n = [&](const char* k) { return std::to_string(lim.value(k, int64_t{0})); };
+      if (sb.value("enabled", false)) {
+        c.out() << "\nsandbox: on: builds and instances run as their team's own user, in their team's "
+                   "network, seeing only their own files\n         limits per instance: "
+                << n("instance_memory_mb") << " MiB memory unless set, " << n("instance_pids")
+                << " tasks, /tmp " << n("instance_tmp_mb") << " MiB, /app writes " << n("instance_app_mb")
+                << " MiB; per build: " << n("build_memory_mb") << " MiB, " << n("build_pids") << " tasks\n";
+      } else if (Str(sb, "mode") == "off") {
+        c.out() << "\nsandbox: OFF (--sandbox off): builds and instances run as the server's own user "
+                   "and can read its data; only for teams you trust\n";
+      } else {
+        c.out() << "\nsandbox: NOT AVAILABLE: builds are refused: " << Str(sb, "problem") << "\n";
       }
     }
     return Status::Ok();

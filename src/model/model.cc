@@ -310,6 +310,7 @@ Result<Team> ParseTeam(const Json& in) {
     q.Int("instances", &t.quota.instances, 0, 100000);
     q.Int("memory_mb", &t.quota.memory_mb, 0, 64 << 20);
     q.Int("cpu_millis", &t.quota.cpu_millis, 0, 1 << 30);
+    q.Int("disk_mb", &t.quota.disk_mb, 0, int64_t{1} << 30);
   });
   r.Str("created_by", &t.created_by, 255);  // the server sets it; the API ignores input
   if (r.ok()) r.Fail(ValidateDnsLabel(t.name, "team name"));
@@ -322,7 +323,8 @@ Json ToJson(const Team& t) {
             {"quota",
              {{"instances", t.quota.instances},
               {"memory_mb", t.quota.memory_mb},
-              {"cpu_millis", t.quota.cpu_millis}}}};
+              {"cpu_millis", t.quota.cpu_millis},
+              {"disk_mb", t.quota.disk_mb}}}};
   if (!t.created_by.empty()) j["created_by"] = t.created_by;
   return j;
 }
@@ -336,6 +338,7 @@ Result<PlatformSettings> ParsePlatformSettings(const Json& in) {
     q.Int("instances", &p.default_team_quota.instances, 0, 100000);
     q.Int("memory_mb", &p.default_team_quota.memory_mb, 0, 64 << 20);
     q.Int("cpu_millis", &p.default_team_quota.cpu_millis, 0, 1 << 30);
+    q.Int("disk_mb", &p.default_team_quota.disk_mb, 0, int64_t{1} << 30);
   });
   return Done(r, std::move(p));
 }
@@ -346,7 +349,8 @@ Json ToJson(const PlatformSettings& p) {
           {"default_team_quota",
            {{"instances", p.default_team_quota.instances},
             {"memory_mb", p.default_team_quota.memory_mb},
-            {"cpu_millis", p.default_team_quota.cpu_millis}}}};
+            {"cpu_millis", p.default_team_quota.cpu_millis},
+            {"disk_mb", p.default_team_quota.disk_mb}}}};
 }
 
 Result<Member> ParseMember(const Json& in) {

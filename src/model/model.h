@@ -30,6 +30,12 @@ inline constexpr char kDependency[] = "dependency";
 inline constexpr char kVersion[] = "version";
 inline constexpr char kInstance[] = "instance";
 inline constexpr char kEvent[] = "event";
+// The sandbox identity of a team (sandbox/identity.h): kind "team_uid", scope "", named by the
+// team, {"uid": N}; and its claim on the number, kind "uid_claim", scope "", named by the
+// number, {"team": name}, so no two teams ever share a uid. Both outlive the team: a uid is
+// never given to another team.
+inline constexpr char kTeamUid[] = "team_uid";
+inline constexpr char kUidClaim[] = "uid_claim";
 // A component's webhook (api/webhook_routes.cc); one per component, named "webhook".
 inline constexpr char kWebhook[] = "webhook";
 // A component's current lifecycle operation (deploy, scale, ...): one object named "current"
@@ -97,6 +103,10 @@ struct Quota {
   int64_t instances = 0;   // 0 = unlimited
   int64_t memory_mb = 0;
   int64_t cpu_millis = 0;
+  // The size of the team's disk (builds, caches, volumes, artifacts) when the sandbox gives it
+  // one (sandbox/team_disk.h); 0 = the server's --team-disk-mb. It grows online; it never
+  // shrinks.
+  int64_t disk_mb = 0;
 };
 struct Team {
   std::string name;
