@@ -20,6 +20,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import unittest
 import urllib.parse
@@ -150,6 +151,80 @@ def http_request(base_url: str, method: str, path: str, body: Any = None, token:
         return Response((resp.status, parsed, resp.headers))
     finally:
         conn.close()
+
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_CLONE_NEWNET = 0x40000000
+
+
+def connect_in(netns: str | None, host: str, port: int, timeout: float = 5.0) -> socket.socket:
+    """A TCP connection to host:port made inside the network namespace `netns` (a file, such as
+    an instance's "netns": its team's network), or on this host's network when None. A helper
+    thread enters the namespace, connects and ends; the socket stays in the namespace."""
+    if not netns:
+        return socket.create_connection((host, port), timeout=timeout)
+    result: dict = {}
+
+    def run() -> None:
+        try:
+            fd = os.open(netns, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                if _libc.setns(fd, _CLONE_NEWNET) != 0:
+                    err = ctypes.get_errno()
+                    raise OSError(err, f"setns {netns}: {os.strerror(err)}")
+            finally:
+                os.close(fd)
+            result["sock"] = socket.create_connection((host, port), timeout=timeout)
+        except Exception as e:  # handed to the caller
+            result["error"] = e
+
+    t = threading.Thread(target=run)
+    t.start()
+    t.join()
+    if "error" in result:
+        raise result["error"]
+    return result["sock"]
+
+
+def team_networks_dir(data_dir: str) -> str:
+    """Where a server keeps its team networks (app/server.cc: /run/berth/<FNV-1a of the data
+    dir>/netns)."""
+    h = 1469598103934665603
+    for c in os.path.realpath(data_dir).encode():
+        h = ((h ^ c) * 1099511628211) & 0xFFFFFFFFFFFFFFFF
+    return f"/run/berth/{h:016x}/netns"
+
+
+def release_team_networks(data_dir: str) -> None:
+    """Unbinds and removes the team networks of the server that used `data_dir`."""
+    d = team_networks_dir(data_dir)
+    if not os.path.isdir(d):
+        return
+    for name in os.listdir(d):
+        path = os.path.join(d, name)
+        _libc.umount2(path.encode(), 2)  # MNT_DETACH
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+    shutil.rmtree(os.path.dirname(d), ignore_errors=True)
+
+
+def release_mounts(root: str) -> None:
+    """Unmounts (lazily, deepest first) every mount under `root`: the teams' disks a sandboxing
+    server mounted in its data dir (sandbox/team_disk.h), so the directory can be removed."""
+    root = os.path.realpath(root)
+    points = []
+    try:
+        with open("/proc/self/mountinfo") as f:
+            for line in f:
+                point = line.split()[4].replace("\\040", " ")
+                if point.startswith(root + os.sep):
+                    points.append(point)
+    except OSError:
+        return
+    for point in sorted(points, key=len, reverse=True):
+        _libc.umount2(point.encode(), 2)  # MNT_DETACH
 
 
 def reap_runtime(root: str) -> None:
@@ -416,6 +491,9 @@ class BerthServer:
             reap_runtime(self.tmp)
             if not os.path.realpath(self.data_dir).startswith(os.path.realpath(self.tmp) + os.sep):
                 reap_runtime(self.data_dir)
+            release_team_networks(self.data_dir)
+            release_mounts(self.tmp)
+            release_mounts(self.data_dir)
             shutil.rmtree(self.tmp, ignore_errors=True)
 
     def __enter__(self) -> "BerthServer":

@@ -88,7 +88,7 @@ class BuildTest(BerthTestCase):
         art = version["artifact"]
         self.assertTrue(art.startswith("sha256:"), art)
         self.assertEqual(len(art), 7 + 64)
-        return os.path.join(self.srv.data_dir, "artifacts", art[7:])
+        return os.path.join(self.srv.data_dir, "teams", TEAM, "artifacts", art[7:])
 
     def run_artifact(self, version: dict, path: str = "/", expect: str = "",
                      extra_env: dict | None = None, then=None) -> str:
@@ -215,7 +215,7 @@ class BuildTest(BerthTestCase):
         self.assertEqual(v1["detect"]["language"], "node")
         self.assertTrue(os.path.isdir(os.path.join(self.artifact_dir(v1), "app", "node_modules", "ms")))
         self.run_artifact(v1, expect="hello from node: 1m")
-        cache = os.path.join(self.srv.data_dir, "cache", TEAM, self.app, "node")
+        cache = os.path.join(self.srv.data_dir, "teams", TEAM, "cache", self.app, "node")
         self.assertTrue(os.path.isdir(os.path.join(cache, "npm")), "npm cache not kept")
         self.assertTrue(os.path.isdir(os.path.join(cache, "node_modules", "ms")))
         # The second build reuses the component's cache and dedupes to the same artifact.
@@ -274,7 +274,7 @@ class BuildTest(BerthTestCase):
         v = self.build_ready("gosvc")
         self.assertEqual(v["detect"]["language"], "go")
         self.assertTrue(os.access(os.path.join(self.artifact_dir(v), "app", "bin", "app"), os.X_OK))
-        self.assertTrue(os.path.isdir(os.path.join(self.srv.data_dir, "cache", TEAM, self.app,
+        self.assertTrue(os.path.isdir(os.path.join(self.srv.data_dir, "teams", TEAM, "cache", self.app,
                                                    "gosvc", "go-build")))
         self.run_artifact(v, expect="hello from go")
 

@@ -12,7 +12,7 @@ import textwrap
 import unittest
 
 from harness import BerthTestCase
-from test_runtime import Reaper, http_get, wait_for
+from test_runtime import Reaper, http_get, in_team, wait_for
 
 V = "/api/v1/teams/default"
 
@@ -72,7 +72,7 @@ class FirstDeployTest(BerthTestCase):
             good = [i for i in items if i.get("ready") and i.get("version") == version]
             if len(good) != 1 or len(items) != 1:
                 return None
-            status, body = http_get(good[0]["port"])
+            status, body = http_get(good[0])
             return {body.strip()} if status == 200 else None
         return wait_for(ready, f"one ready instance of web at {version} answering")
 
@@ -82,7 +82,7 @@ class FirstDeployTest(BerthTestCase):
         self.assertTrue(lines, out)
         url = lines[-1].split(" answers at ", 1)[1].split()[0]
         self.assertTrue(url.startswith("http://127.0.0.1:"), url)
-        status, body = http_get(int(url.rsplit(":", 1)[1].rstrip("/")))
+        status, body = http_get(in_team(self.srv, int(url.rsplit(":", 1)[1].rstrip("/"))))
         self.assertEqual(status, 200)
         return body.strip()
 
@@ -151,7 +151,7 @@ class FirstDeployTest(BerthTestCase):
         self.assertIn("missing semicolon", v2["message"])
         items = self.ok(self.api("GET", f"{V}/apps/keep/components/web/instances"))["items"]
         self.assertEqual([i["version"] for i in items], ["v1"], items)
-        status, body = http_get(items[0]["port"])
+        status, body = http_get(items[0])
         self.assertEqual((status, body.strip()), (200, "still v1"))
 
         # A version that builds but cannot start: the deploy reports why and fails; v1 serves.
@@ -161,7 +161,7 @@ class FirstDeployTest(BerthTestCase):
         self.reaper.scan()
         self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
         self.assertIn("deploy of v3 failed", r.stderr)
-        status, body = http_get(items[0]["port"])
+        status, body = http_get(items[0])
         self.assertEqual((status, body.strip()), (200, "still v1"))
 
     def test_create_without_source_or_with_no_deploy_only_creates(self):

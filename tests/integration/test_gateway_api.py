@@ -553,7 +553,7 @@ class GatewayPoolsTest(rt.RuntimeCase):
                          sorted((i["name"], i["port"]) for i in insts))
         for e in pool["endpoints"]:
             self.assertEqual(e["host"], "127.0.0.1")
-            status, body = rt.http_get(e["port"])
+            status, body = rt.http_get(e)
             self.assertEqual(status, 200)
             self.assertIn(f"hello from {e['instance']}", body)
         route = [r for r in snap["http_routes"] if r["id"] == "default/gw/web/default-8080"][0]

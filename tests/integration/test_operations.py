@@ -97,7 +97,7 @@ class OperationTest(RuntimeCase):
         self.assertIn("OperationFailed", [e["reason"] for e in self.events("stuck")])
         old = [i for i in self.instances("stuck") if i["ready"]]
         self.assertEqual(len(old), 1, old)
-        self.assertEqual(http_get(old[0]["port"])[0], 200)
+        self.assertEqual(http_get(old[0])[0], 200)
         # A failed operation frees the component: undo the change.
         self.patch("stuck", {"env": {"CRASH": None}})
         self.wait_ready("stuck", 1, "v1")
@@ -121,7 +121,7 @@ class OperationTest(RuntimeCase):
         self.assertIn(op["status"], ("in_progress", "succeeded"), op)
         self.wait_operation("stuck", "succeeded")
         [inst] = self.wait_ready("stuck", 1, "v1")
-        self.assertEqual(http_get(inst["port"])[1], "hello from " + inst["name"] + " v1")
+        self.assertEqual(http_get(inst)[1], "hello from " + inst["name"] + " v1")
 
     def test_components_without_a_version_change_freely(self):
         self.make_app("default", "free")
@@ -232,7 +232,7 @@ class UsageAndConnectionTest(RuntimeCase):
         db = wait_for(lambda: [i for i in self.instances(app, "db") if i["ready"]], "db ready")
         [web] = self.wait_ready(app, 1, "v1")
         import json
-        env = json.loads(http_get(web["port"], "/env")[1])
+        env = json.loads(http_get(web, "/env")[1])
         self.assertEqual(env["DB_USER"], "app")
         self.assertEqual(env["DB_PASSWORD"], "mine", "the dependent's own env wins")
         self.assertEqual(env["DB_HOST"], "127.0.0.1")
@@ -249,7 +249,7 @@ class UsageAndConnectionTest(RuntimeCase):
             return items if (len(items) == 1 and items[0]["ready"] and not items[0]["outdated"]
                              and items[0]["pid"] != web["pid"]) else None
         [web2] = wait_for(restarted, "web restarted")
-        self.assertEqual(json.loads(http_get(web2["port"], "/env")[1])["DB_USER"], "two")
+        self.assertEqual(json.loads(http_get(web2, "/env")[1])["DB_USER"], "two")
         st, body, _ = self.api("PATCH", self.comp_path(app, "db"),
                                {"connection_env": {"bad-name": "x"}})
         self.assertEqual((st, body["field"]), (400, "connection_env.bad-name"), body)
@@ -369,7 +369,7 @@ class VolumeTest(RuntimeCase):
         self.setup_app(app, replicas=2, volumes=[{"name": "data", "path": "state/data"}])
         items = self.wait_ready(app, 2, "v1")
         data = os.path.realpath(self.srv.data_dir)
-        vol = os.path.join(data, "volumes", "default", app, "web", "data")
+        vol = os.path.join(data, "teams", "default", "volumes", app, "web", "data")
         links = [os.path.join(data, "instances", "default", app, "web", i["name"], "state", "data")
                  for i in items]
         for link in links:
@@ -405,7 +405,7 @@ class VolumeTest(RuntimeCase):
         self.assertEqual((st, body["field"]), (400, "volumes"), body)
         r = self.srv.cli("component", "delete", "web", "--app", app, "--delete-volumes", "--yes")
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
-        self.assertFalse(os.path.exists(os.path.join(data, "volumes", "default", app, "web")))
+        self.assertFalse(os.path.exists(os.path.join(data, "teams", "default", "volumes", app, "web")))
 
     def test_a_new_volume_starts_with_the_artifacts_content_and_is_never_reseeded(self):
         import hashlib
@@ -435,12 +435,12 @@ class VolumeTest(RuntimeCase):
                                     if i["state"] == "running" and i["pid"]], "running")
         pids.append(first["pid"])
         data = os.path.realpath(self.srv.data_dir)
-        vol = os.path.join(data, "volumes", "default", app, "web", "data")
+        vol = os.path.join(data, "teams", "default", "volumes", app, "web", "data")
         with open(os.path.join(vol, "defaults.txt")) as f:
             self.assertEqual(f.read(), "shipped", "a new volume is seeded from the artifact")
         with open(os.path.join(vol, "sub", "more.txt")) as f:
             self.assertEqual(f.read(), "nested")
-        self.assertEqual(os.listdir(os.path.join(data, "volumes", "default", app, "web", "empty")),
+        self.assertEqual(os.listdir(os.path.join(data, "teams", "default", "volumes", app, "web", "empty")),
                          [], "nothing at the path in the artifact: an empty volume")
         # A copy, not links into the artifact: writing the volume leaves the artifact alone.
         self.assertEqual(os.stat(os.path.join(vol, "defaults.txt")).st_nlink, 1)
@@ -471,7 +471,7 @@ class VolumeTest(RuntimeCase):
         items = self.wait_ready(app, 2, "v1")
         self.assertEqual([i["name"] for i in items], ["web-0", "web-1"], "stable names from 0")
         data = os.path.realpath(self.srv.data_dir)
-        base = os.path.join(data, "volumes", "default", app, "web")
+        base = os.path.join(data, "teams", "default", "volumes", app, "web")
         for i in items:
             wd = os.path.join(data, "instances", "default", app, "web", i["name"])
             self.assertEqual(os.path.realpath(os.path.join(wd, "data")),
@@ -572,7 +572,7 @@ class ServerKillDuringRolloutTest(RuntimeCase):
         failures: list[str] = []
         answered = [0]
         stop = threading.Event()
-        ports = {i["port"] for i in old}
+        ports = {i["port"]: i for i in old}
 
         def client():
             # Asks every instance it knows of, including ones found after the restart; while
@@ -587,7 +587,7 @@ class ServerKillDuringRolloutTest(RuntimeCase):
                 errors = []
                 for port in list(ports):
                     try:
-                        if http_get(port, timeout=2)[0] == 200:
+                        if http_get(ports[port], timeout=2)[0] == 200:
                             ok = True
                     except OSError as ex:
                         errors.append(f"{port}: {ex}")
@@ -624,7 +624,7 @@ class ServerKillDuringRolloutTest(RuntimeCase):
         self.assertEqual(failures, [])
         self.assertGreater(answered[0], 5)
         for i in items:
-            self.assertEqual(http_get(i["port"])[1], f"hello from {i['name']} v2")
+            self.assertEqual(http_get(i)[1], f"hello from {i['name']} v2")
         for i in old:
             wait_for(lambda: not _alive(i["pid"]), f"old instance {i['name']} gone")
         data = os.path.realpath(self.srv.data_dir)

@@ -18,7 +18,7 @@ import threading
 import time
 import unittest
 
-from harness import BerthServer, BerthTestCase
+from harness import BerthServer, BerthTestCase, connect_in, team_networks_dir
 
 V = "/api/v1/teams/default"
 FIXTURE = os.path.join(os.path.dirname(__file__), "..", "fixtures", "runtime", "app.py")
@@ -92,14 +92,24 @@ class Reaper:
                     pass
 
 
-def http_get(port: int, path: str = "/", timeout: float = 3.0) -> tuple[int, str]:
+def http_get(target, path: str = "/", timeout: float = 3.0) -> tuple[int, str]:
+    """GET from an instance (a dict as the API shows it: its port, in its team's network) or
+    from a port on this host's loopback."""
+    port, netns = (target["port"], target.get("netns")) if isinstance(target, dict) else (target, None)
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
+        conn.sock = connect_in(netns, "127.0.0.1", port, timeout)
         conn.request("GET", path)
         r = conn.getresponse()
         return r.status, r.read().decode()
     finally:
         conn.close()
+
+
+def in_team(srv, port: int, team: str = "default") -> dict:
+    """Where a port a CLI printed lives: in the team's network when the server sandboxes."""
+    netns = os.path.join(team_networks_dir(srv.data_dir), team)
+    return {"port": port, "netns": netns if os.path.exists(netns) else None}
 
 
 def wait_for(pred, what: str, timeout: float = WAIT_S, interval: float = 0.1):
@@ -191,8 +201,8 @@ class RuntimeTest(RuntimeCase):
     def test_scale_one_three_zero(self):
         self.setup_app("scale", replicas=1)
         [one] = self.wait_ready("scale", 1)
-        self.assertEqual(http_get(one["port"])[1], "hello from web-1 v1")
-        env = json.loads(http_get(one["port"], "/env")[1])
+        self.assertEqual(http_get(one)[1], "hello from web-1 v1")
+        env = json.loads(http_get(one, "/env")[1])
         self.assertEqual(env["PORT"], str(one["port"]))
         self.assertEqual(env["PORT_8080"], str(one["port"]))
         for k, v in {"BERTH_TEAM": "default", "BERTH_APP": "scale", "BERTH_COMPONENT": "web",
@@ -203,9 +213,10 @@ class RuntimeTest(RuntimeCase):
         three = self.wait_ready("scale", 3)
         ports = {i["port"] for i in three}
         self.assertEqual(len(ports), 3, three)
+        where = [{"port": i["port"], "netns": i.get("netns")} for i in three]
         self.assertEqual(sorted(i["name"] for i in three), ["web-1", "web-2", "web-3"])
         for i in three:
-            self.assertEqual(http_get(i["port"]), (200, f"hello from {i['name']} v1"))
+            self.assertEqual(http_get(i), (200, f"hello from {i['name']} v1"))
         self.assertEqual(next(i for i in three if i["name"] == "web-1")["pid"], one["pid"],
                          "scaling up must not restart the running instance")
         pids = [(i["shim_pid"], i["pid"]) for i in three]
@@ -213,9 +224,9 @@ class RuntimeTest(RuntimeCase):
         self.patch("scale", {"replicas": 0})
         wait_for(lambda: self.instances("scale") == [], "all instances gone")
         wait_for(lambda: not any(_alive(p) for pair in pids for p in pair), "processes gone")
-        for port in ports:
+        for w in where:
             with self.assertRaises(OSError):
-                http_get(port, timeout=1)
+                http_get(w, timeout=1)
         base = os.path.join(self.srv.data_dir, "instances", "default", "scale", "web")
         self.assertEqual(os.listdir(base) if os.path.isdir(base) else [], [],
                          "working dirs are removed with the instances")
@@ -231,7 +242,7 @@ class RuntimeTest(RuntimeCase):
         [again] = wait_for(restarted, "the instance restarted")
         self.assertEqual(again["name"], "web-1")
         self.assertEqual(again["last_exit"]["signal"], 9)
-        self.assertEqual(http_get(again["port"])[0], 200)
+        self.assertEqual(http_get(again)[0], 200)
         reasons = [e["reason"] for e in self.events("heal")]
         self.assertIn("Crashed", reasons)
 
@@ -269,7 +280,7 @@ class RuntimeTest(RuntimeCase):
             "liveness": {"type": "http", "path": "/healthz", "interval_s": 1, "timeout_s": 1,
                          "failure_threshold": 2}})
         [inst] = self.wait_ready("live", 1)
-        self.assertEqual(http_get(inst["port"], "/break"), (200, "broken now"))
+        self.assertEqual(http_get(inst, "/break"), (200, "broken now"))
         def liveness_event():
             return next((e for e in self.events("live") if e["reason"] == "LivenessFailed"), None)
         e = wait_for(liveness_event, "a LivenessFailed event")
@@ -280,7 +291,7 @@ class RuntimeTest(RuntimeCase):
             return items if (len(items) == 1 and items[0]["ready"] and items[0]["restarts"] == 1
                              and items[0]["pid"] != inst["pid"]) else None
         [again] = wait_for(restarted, "the instance restarted after the liveness failure")
-        self.assertEqual(http_get(again["port"], "/healthz"), (200, "ok"))
+        self.assertEqual(http_get(again, "/healthz"), (200, "ok"))
 
     def test_rolling_update_without_failed_requests_then_rollback(self):
         self.setup_app("roll", replicas=2)
@@ -301,7 +312,7 @@ class RuntimeTest(RuntimeCase):
                 min_ready[0] = min(min_ready[0], len(ready))
                 for i in ready:
                     try:
-                        st, body = http_get(i["port"], timeout=2)
+                        st, body = http_get(i, timeout=2)
                         if st != 200:
                             failures.append(f"{i['name']}: HTTP {st}")
                         served[body.split()[-1]] = served.get(body.split()[-1], 0) + 1
@@ -330,7 +341,7 @@ class RuntimeTest(RuntimeCase):
         self.assertGreaterEqual(min_ready[0], 2, "readiness must never drop below the replicas")
         self.assertGreater(served.get("v2", 0), 0, served)
         for i in items:
-            self.assertEqual(http_get(i["port"])[1].split()[-1], "v1")
+            self.assertEqual(http_get(i)[1].split()[-1], "v1")
         r = self.srv.cli("instances", "web", "--app", "roll")
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertIn("web-", r.stdout)
@@ -350,7 +361,7 @@ class RuntimeTest(RuntimeCase):
     def test_logs_route_filters_and_follows(self):
         self.setup_app("logs", replicas=1)
         [inst] = self.wait_ready("logs", 1)
-        http_get(inst["port"], "/marker-one")
+        http_get(inst, "/marker-one")
         path = self.comp_path("logs") + "/logs"
         def lines(query):
             st, body, _ = self.api("GET", path + query)
@@ -372,7 +383,7 @@ class RuntimeTest(RuntimeCase):
                      headers={"Authorization": f"Bearer {self.admin}"})
         resp = conn.getresponse()
         self.assertEqual(resp.status, 200)
-        http_get(inst["port"], "/marker-two")
+        http_get(inst, "/marker-two")
         # Heartbeats keep an idle stream open (every 15 s); on a loaded machine one may come
         # before the line.
         line = json.loads(resp.readline())
@@ -438,7 +449,7 @@ class ServerRestartTest(RuntimeCase):
 
         self.srv.kill9()
         for i in before.values():
-            self.assertEqual(http_get(i["port"])[0], 200, "instances serve without the server")
+            self.assertEqual(http_get(i)[0], 200, "instances serve without the server")
             self.assertTrue(_alive(i["shim_pid"]) and _alive(i["pid"]))
 
         self.srv.start()
@@ -451,12 +462,22 @@ class ServerRestartTest(RuntimeCase):
             self.assertEqual(after[name]["shim_pid"], i["shim_pid"])
             self.assertEqual(after[name]["port"], i["port"])
         self.assertFalse(os.path.exists(stale), "stale records are cleaned up")
-        shims = [p for p in os.listdir("/proc") if p.isdigit()
-                 and _cmdline(int(p))[1:2] == ["shim"]
-                 and _cmdline(int(p))[3].startswith(os.path.realpath(self.srv.data_dir))]
+        def is_shim(pid: int) -> bool:
+            args = _cmdline(pid)
+            return args[1:2] == ["shim"] and args[3].startswith(os.path.realpath(self.srv.data_dir))
+
+        def parent(pid: int) -> int:
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    return int(f.read().rsplit(")", 1)[1].split()[1])
+            except OSError:
+                return 0
+        # (a sandboxed instance's init is a copy of its shim, with the same command line)
+        shims = [p for p in os.listdir("/proc") if p.isdigit() and is_shim(int(p))
+                 and not is_shim(parent(int(p)))]
         self.assertEqual(len(shims), 2, "no duplicate instances after adoption")
         # The logs continue in the same files.
-        http_get(after["web-1"]["port"], "/after-restart")
+        http_get(after["web-1"], "/after-restart")
         def logged():
             st, body, _ = self.api("GET", self.comp_path("keep") + "/logs?grep=after-restart")
             return st == 200 and "GET /after-restart" in str(body)
@@ -465,7 +486,7 @@ class ServerRestartTest(RuntimeCase):
         # A clean stop of the server leaves the instances running too.
         self.srv.stop()
         for i in after.values():
-            self.assertEqual(http_get(i["port"])[0], 200)
+            self.assertEqual(http_get(i)[0], 200)
         self.srv.start()
         type(self).admin = self.admin = self.srv.login()
         again = {i["name"]: i for i in self.wait_ready("keep", 2)}

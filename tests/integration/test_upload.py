@@ -18,7 +18,7 @@ import unittest
 import urllib.parse
 
 from harness import BerthTestCase, http_request
-from test_runtime import Reaper, http_get, wait_for
+from test_runtime import Reaper, http_get, in_team, wait_for
 
 V = "/api/v1/teams/default"
 LIMIT = 3 << 20
@@ -136,7 +136,7 @@ class UploadTest(BerthTestCase):
         done = wait_for(lambda: (lambda x: x if x["status"] in ("ready", "failed") else None)(
             self.ok(self.api("GET", f"{self.comp('up')}/versions/{v['name']}"))), "the build", timeout=120)
         self.assertEqual(done["status"], "ready", done.get("message"))
-        art = os.path.join(self.srv.data_dir, "artifacts", done["artifact"][7:], "app")
+        art = os.path.join(self.srv.data_dir, "teams", "default", "artifacts", done["artifact"][7:], "app")
         self.assertEqual(os.path.getsize(os.path.join(art, "blob.bin")), int(1.6 * (1 << 20)))
 
         # Over the limit: Content-Length announced, then chunked (discovered while reading).
@@ -192,7 +192,7 @@ class UploadTest(BerthTestCase):
         self.assertIn("uploading cli.tar.gz", r.stderr)
         line = [l for l in r.stdout.splitlines() if " answers at " in l][-1]
         port = int(line.split("127.0.0.1:", 1)[1].split()[0])
-        self.assertEqual(http_get(port), (200, f"from the cli {int(1.2 * (1 << 20))}\n"))
+        self.assertEqual(http_get(in_team(self.srv, port)), (200, f"from the cli {int(1.2 * (1 << 20))}\n"))
         comp = self.ok(self.api("GET", self.comp("upcli")))
         self.assertEqual(comp["source"]["type"], "archive")
         # Over the limit through the CLI: a clear error, exit 1.

@@ -97,7 +97,7 @@ class WebhookTest(BerthTestCase):
             good = [i for i in items if i.get("ready") and i.get("version") == version]
             if len(good) != 1 or len(items) != 1:
                 return None
-            status, body = http_get(good[0]["port"])
+            status, body = http_get(good[0])
             return body.strip() if status == 200 else None
         return wait_for(ready, f"one ready instance at {version}", timeout=60)
 
