@@ -341,9 +341,12 @@ class BerthServer:
     def command(self) -> list[str]:
         admin = ["--gateway-admin", self.gateway_admin] if self.gateway_admin is not None else []
         gateway = admin if self.gateway else ["--gateway", "off"]
+        # Only root can sandbox (docs/security.md); run by another user, the suite still tests
+        # everything else (test_sandbox.py skips).
+        sandbox = [] if os.geteuid() == 0 or "--sandbox" in self.extra_args else ["--sandbox", "off"]
         return [self.bin, "server", "--data", self.data_dir, "--api", "127.0.0.1:0",
                 "--http", "127.0.0.1:0", "--https", "127.0.0.1:0", *gateway,
-                "--log-level", self.log_level, *self.extra_args]
+                "--log-level", self.log_level, *sandbox, *self.extra_args]
 
     def spawn(self, cmd: list[str] | None = None, env: dict | None = None,
               tag: str = "server") -> tuple[subprocess.Popen, str, str]:

@@ -52,7 +52,7 @@ class ApiCrudTest(BerthTestCase):
                     201)
         self.assertEqual(t["name"], "crud-team")
         self.assertEqual(t["display_name"], "Crud")
-        self.assertEqual(t["quota"], {"instances": 0, "memory_mb": 0, "cpu_millis": 0}, t)
+        self.assertEqual(t["quota"], {"instances": 0, "memory_mb": 0, "cpu_millis": 0, "disk_mb": 0}, t)
         self.assertCommon(t, "team")
         self.assertStatus(self.api("POST", f"{V}/teams", {"name": "crud-team"}), 409,
                           "already_exists")
@@ -66,7 +66,7 @@ class ApiCrudTest(BerthTestCase):
         self.assertEqual(self.ok(self.api("GET", f"{V}/teams/crud-team"))["display_name"],
                          "Crud Two")
         q = self.ok(self.api("PATCH", f"{V}/teams/crud-team", {"quota": {"instances": 4}}))
-        self.assertEqual(q["quota"], {"instances": 4, "memory_mb": 0, "cpu_millis": 0})
+        self.assertEqual(q["quota"], {"instances": 4, "memory_mb": 0, "cpu_millis": 0, "disk_mb": 0})
         self.assertEqual(q["display_name"], "Crud Two")
 
         lst = self.ok(self.api("GET", f"{V}/teams"))

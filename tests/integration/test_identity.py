@@ -272,7 +272,7 @@ class TeamCreationTest(BerthTestCase):
                                    {"name": "ivy-big", "quota": {"instances": 100}}, token=ivy),
                           403, "permission_denied")
         t1 = self.make_team("ivy-one", token=ivy)
-        self.assertEqual(t1["quota"], {"instances": 3, "memory_mb": 512, "cpu_millis": 0})
+        self.assertEqual(t1["quota"], {"instances": 3, "memory_mb": 512, "cpu_millis": 0, "disk_mb": 0})
         self.assertEqual(t1["created_by"], "ivy")
         self.assertStatus(self.api("PATCH", f"{V}/teams/ivy-one", {"quota": {"instances": 0}},
                                    token=ivy), 403, "permission_denied")

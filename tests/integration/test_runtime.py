@@ -36,6 +36,25 @@ def _cmdline(pid: int) -> list[str]:
         return []
 
 
+def shim_pids(data_dir: str) -> list[int]:
+    """The shims of a server's instances (one per instance). A sandboxed instance's init is a
+    copy of its shim, with the same command line, whose parent is the shim: not counted."""
+    data = os.path.realpath(data_dir)
+
+    def is_shim(pid: int) -> bool:
+        args = _cmdline(pid)
+        return args[1:2] == ["shim"] and len(args) > 3 and args[3].startswith(data)
+
+    def parent(pid: int) -> int:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                return int(f.read().rsplit(")", 1)[1].split()[1])
+        except OSError:
+            return 0
+    return [int(p) for p in os.listdir("/proc")
+            if p.isdigit() and is_shim(int(p)) and not is_shim(parent(int(p)))]
+
+
 def _alive(pid: int) -> bool:
     """Running and not a zombie."""
     try:
@@ -462,19 +481,7 @@ class ServerRestartTest(RuntimeCase):
             self.assertEqual(after[name]["shim_pid"], i["shim_pid"])
             self.assertEqual(after[name]["port"], i["port"])
         self.assertFalse(os.path.exists(stale), "stale records are cleaned up")
-        def is_shim(pid: int) -> bool:
-            args = _cmdline(pid)
-            return args[1:2] == ["shim"] and args[3].startswith(os.path.realpath(self.srv.data_dir))
-
-        def parent(pid: int) -> int:
-            try:
-                with open(f"/proc/{pid}/stat") as f:
-                    return int(f.read().rsplit(")", 1)[1].split()[1])
-            except OSError:
-                return 0
-        # (a sandboxed instance's init is a copy of its shim, with the same command line)
-        shims = [p for p in os.listdir("/proc") if p.isdigit() and is_shim(int(p))
-                 and not is_shim(parent(int(p)))]
+        shims = shim_pids(self.srv.data_dir)
         self.assertEqual(len(shims), 2, "no duplicate instances after adoption")
         # The logs continue in the same files.
         http_get(after["web-1"], "/after-restart")

@@ -158,11 +158,14 @@ class HostileTenantTest(BerthTestCase):
         self.assertLessEqual(team["disk"]["size_bytes"], DISK_MB << 20)
         self.assertGreater(team["disk"]["used_bytes"], 0)
         # A larger quota grows the team's disk: online where the kernel allows it, else once no
-        # sandbox holds it (here: the app with the volume stopped, then the next build).
+        # sandbox holds it (here: the team's instances stopped, then the next build).
         self.ok(self.api("PATCH", f"{V}/default", {"quota": {"disk_mb": 2 * DISK_MB}}))
-        self.ok(self.api("PATCH", hostile, {"desired_state": "stopped"}))
-        wait_for(lambda: not self.list_all(hostile + "/instances"), "the hostile app stopped")
-        self.wait_version(friend)
+        for comp in (hostile, friend):
+            self.ok(self.api("PATCH", comp, {"desired_state": "stopped"}))
+        for comp in (hostile, friend):
+            wait_for(lambda: not self.list_all(comp + "/instances"), f"{comp} stopped")
+        v, log = self.wait_version(friend)
+        self.assertEqual(v["status"], "ready", log)
         wait_for(lambda: self.ok(self.api("GET", f"{V}/default"))["disk"]["size_bytes"] > DISK_MB << 20,
                  "the team's disk grown", timeout=60)
         # The two teams run as different users.
