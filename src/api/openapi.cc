@@ -89,7 +89,7 @@ Json Schemas() {
                          {"last_used_at", Str()},
                          {"token", {{"type", "string"}, {"description", "the secret, only in the create response"}}}}));
   s["TokenInput"] = Obj({{"name", Str()}, {"ttl_hours", Int()}}, {"name"});
-  Json quota = Obj({{"instances", Int()}, {"memory_mb", Int()}, {"cpu_millis", Int()}});
+  Json quota = Obj({{"instances", Int()}, {"memory_mb", Int()}, {"cpu_millis", Int()}, {"disk_mb", Int()}});
   s["PlatformSettings"] = Obj({{"team_creation", Enum({"admins", "everyone"})},
                                {"max_teams_per_user", Int()},
                                {"default_team_quota", quota},
@@ -97,8 +97,11 @@ Json Schemas() {
   s["Team"] = Obj(Meta({{"name", Str()},
                         {"created_by", {{"type", "string"}, {"readOnly", true}}},
                         {"display_name", Str()},
-                        {"quota", Obj({{"instances", Int()}, {"memory_mb", Int()}, {"cpu_millis", Int()},
-                                       {"disk_mb", Int()}})}}),
+                        {"quota", quota},
+                        {"disk", {{"type", "object"},
+                                  {"readOnly", true},
+                                  {"description", "the team's own disk (sandbox): GET of one team only"},
+                                  {"properties", {{"used_bytes", Int()}, {"size_bytes", Int()}}}}}}),
                   {"name"});
   s["Member"] = Obj(Meta({{"user", Str()}, {"team", Str()}, {"role", Enum({"owner", "admin", "developer", "viewer"})}}),
                     {"user", "role"});

@@ -31,6 +31,7 @@ export interface Quota {
   instances: number;
   memory_mb: number;
   cpu_millis: number;
+  disk_mb?: number; // the team's own disk (0: the server's --team-disk-mb)
 }
 export interface Team extends Meta {
   name: string;

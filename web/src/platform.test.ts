@@ -4,11 +4,11 @@ import { tcpStatusOf, type TcpRule } from './gateway';
 import { parseRoute, to } from './router';
 
 describe('platform settings form', () => {
-  const stored = { team_creation: 'admins' as const, max_teams_per_user: 3, default_team_quota: { instances: 10, memory_mb: 0, cpu_millis: 0 }, revision: 7 };
+  const stored = { team_creation: 'admins' as const, max_teams_per_user: 3, default_team_quota: { instances: 10, memory_mb: 0, cpu_millis: 0, disk_mb: 2048 }, revision: 7 };
   it('round-trips the stored settings', () => {
     const d = settingsDraftOf(stored);
-    expect(d).toEqual({ team_creation: 'admins', max_teams_per_user: '3', instances: '10', memory_mb: '0', cpu_millis: '0' });
-    expect(settingsBody(d, 7)).toEqual({ body: { team_creation: 'admins', max_teams_per_user: 3, default_team_quota: { instances: 10, memory_mb: 0, cpu_millis: 0 }, revision: 7 } });
+    expect(d).toEqual({ team_creation: 'admins', max_teams_per_user: '3', instances: '10', memory_mb: '0', cpu_millis: '0', disk_mb: '2048' });
+    expect(settingsBody(d, 7)).toEqual({ body: { team_creation: 'admins', max_teams_per_user: 3, default_team_quota: { instances: 10, memory_mb: 0, cpu_millis: 0, disk_mb: 2048 }, revision: 7 } });
   });
   it('names the field that is not a whole number', () => {
     const d = { ...settingsDraftOf(stored), team_creation: 'everyone' as const, memory_mb: '1.5' };

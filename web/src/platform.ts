@@ -8,6 +8,7 @@ export interface SettingsDraft {
   instances: string;
   memory_mb: string;
   cpu_millis: string;
+  disk_mb: string;
 }
 
 export function settingsDraftOf(s: PlatformSettings): SettingsDraft {
@@ -17,6 +18,7 @@ export function settingsDraftOf(s: PlatformSettings): SettingsDraft {
     instances: String(s.default_team_quota.instances),
     memory_mb: String(s.default_team_quota.memory_mb),
     cpu_millis: String(s.default_team_quota.cpu_millis),
+    disk_mb: String(s.default_team_quota.disk_mb ?? 0),
   };
 }
 
@@ -25,7 +27,7 @@ export function settingsDraftOf(s: PlatformSettings): SettingsDraft {
 export function settingsBody(d: SettingsDraft, revision?: number):
   | { body: Record<string, unknown> }
   | { field: keyof SettingsDraft } {
-  const fields = ['max_teams_per_user', 'instances', 'memory_mb', 'cpu_millis'] as const;
+  const fields = ['max_teams_per_user', 'instances', 'memory_mb', 'cpu_millis', 'disk_mb'] as const;
   const n: Record<string, number> = {};
   for (const f of fields) {
     const v = d[f].trim();
@@ -35,7 +37,7 @@ export function settingsBody(d: SettingsDraft, revision?: number):
   const body: Record<string, unknown> = {
     team_creation: d.team_creation,
     max_teams_per_user: n.max_teams_per_user,
-    default_team_quota: { instances: n.instances, memory_mb: n.memory_mb, cpu_millis: n.cpu_millis },
+    default_team_quota: { instances: n.instances, memory_mb: n.memory_mb, cpu_millis: n.cpu_millis, disk_mb: n.disk_mb },
   };
   if (revision) body.revision = revision;
   return { body };

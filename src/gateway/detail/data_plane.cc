@@ -2109,7 +2109,7 @@ Result<std::shared_ptr<State>> Impl::Compile(const Snapshot& snap) {
           return InvalidArgument("pool \"" + key + "\" endpoint host is not an IP address",
                                  "pools." + key + ".endpoints[" + std::to_string(i) + "].host");
         }
-        EpRt ep{tcp::endpoint(ip, static_cast<unsigned short>(e.port)), "", &e};
+        EpRt ep{tcp::endpoint(ip, static_cast<unsigned short>(e.port)), "", &e, nullptr};
         ep.key = FormatEndpoint(ep.addr);
         if (!e.netns.empty()) {
           ep.key = e.netns + "|" + ep.key;

@@ -83,6 +83,9 @@ function SettingsForm() {
         <Field label={t('platform.cpu')} error={errFor('cpu_millis')}>
           {(p) => <input {...p} name="cpu_millis" inputMode="numeric" value={draft.cpu_millis} onChange={(e) => set({ cpu_millis: e.target.value })} />}
         </Field>
+        <Field label={t('platform.disk')} hint={t('platform.diskHint')} error={errFor('disk_mb')}>
+          {(p) => <input {...p} name="disk_mb" inputMode="numeric" value={draft.disk_mb} onChange={(e) => set({ disk_mb: e.target.value })} />}
+        </Field>
       </div>
       {error && !error.field && <p className="error-banner" role="alert">{error.text}</p>}
       <div className="row">
