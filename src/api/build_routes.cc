@@ -16,6 +16,7 @@
 #include "build/source_policy.h"
 #include "core/safe_fs.h"
 #include "core/disk.h"
+#include "core/names.h"
 
 namespace berth::api {
 namespace {
@@ -111,9 +112,25 @@ Result<Reply> DetectRoute(Service& s, Ctx& ctx) {
   BERTH_ASSIGN_OR_RETURN(model::Component c, model::ParseComponent(comp));
   if (c.source.type == "none") return InvalidArgument("source.type must be dir, git, archive or package", "source.type");
   if (s.options.data_dir.empty()) return Unavailable("the server has no data directory for detection");
-  // No component here: an archive must be under a source root (or the caller an admin).
+  // An archive is an upload of one of this team's components (the console's wizard uploads,
+  // then detects), or under a source root (or the caller an admin).
+  std::string own_uploads;
+  if (c.source.type == "archive") {
+    const std::string team_uploads = fs::absolute(s.options.data_dir).string() + "/uploads/" + ctx.P("team") + "/";
+    if (c.source.archive.rfind(team_uploads, 0) == 0) {
+      const std::string rest = c.source.archive.substr(team_uploads.size());
+      const size_t slash = rest.find('/');
+      if (slash != std::string::npos && rest.find('/', slash + 1) != std::string::npos) {
+        const std::string app = rest.substr(0, slash);
+        const std::string comp = rest.substr(slash + 1, rest.find('/', slash + 1) - slash - 1);
+        if (ValidateDnsLabel(app, "app").ok() && ValidateDnsLabel(comp, "component").ok()) {
+          own_uploads = build::UploadsDir(fs::absolute(s.options.data_dir).string(), ctx.P("team"), app, comp);
+        }
+      }
+    }
+  }
   BERTH_RETURN_IF_ERROR(build::CheckSourceAccess(
-      c.source, build::SourcePolicy{s.options.source_roots, s.options.data_dir}, ctx.who.admin, ""));
+      c.source, build::SourcePolicy{s.options.source_roots, s.options.data_dir}, ctx.who.admin, own_uploads));
   DetectSlot slot(s, ctx.who.user);
   BERTH_RETURN_IF_ERROR(slot.Take());
 

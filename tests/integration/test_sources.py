@@ -173,6 +173,13 @@ class SourcesWithoutRootsTest(SourceSetup):
         self.ok(self.srv.api("PUT", self.comps() + "/up",
                              {"name": "up", "source": mine["source"], "replicas": 0},
                              token=self.dev))
+        # The console's wizard uploads, then detects the upload through the team's detect.
+        found = self.ok(self.detect({"type": "archive", "archive": mine["source"]["archive"]}, self.dev))
+        self.assertEqual(found["processes"], {"web": "echo secret of the other team"})
+        # ... which still reads no other team's upload, also not through "..".
+        around = mine["source"]["archive"].replace(f"/uploads/{TEAM}/", f"/uploads/{TEAM}/../other/", 1)
+        self.refused(self.detect({"type": "archive", "archive": around}, self.dev), 403,
+                     "source_not_allowed", "source.archive")
 
 
 class SourcesUnderRootsTest(SourceSetup):
