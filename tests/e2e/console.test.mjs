@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { CHROMIUM, PASSWORD, SHOTS, WEB_ROOT, launchBrowser, startServer, stopServer, watchProblems } from './harness.mjs';
+import { CHROMIUM, PASSWORD, SHOTS, WEB_ROOT, launchBrowser, releaseMounts, startServer, stopServer, watchProblems } from './harness.mjs';
 
 const STEP_MS = 15000;
 
@@ -162,6 +162,7 @@ test('console journey: login, app, component, env, members, audit, live, languag
   } finally {
     if (browser) await browser.close().catch(() => {});
     await stopServer(server?.proc);
+    releaseMounts(dataDir);
     rmSync(dataDir, { recursive: true, force: true });
     rmSync(profile, { recursive: true, force: true });
   }

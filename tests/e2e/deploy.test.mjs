@@ -10,15 +10,16 @@
 // answers their delete with 403. No console errors. Every instance is killed at the end, by PID.
 //
 // Run: node --test tests/e2e/   (BERTH_BIN picks the binary; default build/asan)
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   CHROMIUM, PASSWORD, SHOTS, WEB_ROOT, apiClient, eventually, launchBrowser, login, reapRuntime,
-  startServer, stopServer, watchProblems,
+  startServer, stopServer, watchProblems, releaseMounts,
 } from './harness.mjs';
 
 const STEP_MS = 30000;
@@ -49,10 +50,23 @@ function writeSource(dir, greeting) {
   writeFileSync(join(dir, 'greeting.txt'), greeting + '\n');
 }
 
-async function get(url) {
+const execFileP = promisify(execFile);
+
+// A sandboxed instance listens in its team's network: asked from inside it (nsenter).
+async function get(url, netns = '') {
+  if (netns) {
+    const py = 'import sys,urllib.request\nr=urllib.request.urlopen(sys.argv[1],timeout=3)\nprint(r.status)\nsys.stdout.write(r.read().decode())';
+    const { stdout } = await execFileP('nsenter', [`--net=${netns}`, 'python3', '-c', py, url], { timeout: 10000 });
+    const nl = stdout.indexOf('\n');
+    return { status: Number(stdout.slice(0, nl)), text: stdout.slice(nl + 1).trim() };
+  }
   const r = await fetch(url, { signal: AbortSignal.timeout(3000) });
   return { status: r.status, text: (await r.text()).trim() };
 }
+
+// Each listed instance address: its URL and, when sandboxed, its team network.
+const addressesIn = (page) => page.getByTestId('instance-addresses').locator('li')
+  .evaluateAll((lis) => lis.map((li) => ({ url: li.dataset.url, netns: li.dataset.netns })));
 
 test('first deploy from the console: wizard, build log, address, scale, deploy, rollback, logs, topology, failed build, viewer, language', { timeout: 170000 }, async () => {
   assert.ok(existsSync(join(WEB_ROOT, 'index.html')), 'build the console first: cd web && npm ci && npm run build');
@@ -120,13 +134,18 @@ test('first deploy from the console: wizard, build log, address, scale, deploy, 
     // test starts runs no gateway data plane on a known port, so the domain is only listed.)
     await page.getByRole('tab', { name: 'Overview' }).click();
     await page.getByTestId('addresses').getByRole('link', { name: /^http:\/\/web\.shop\.localhost(:\d+)?$/ }).waitFor();
-    const address = page.getByTestId('instance-addresses').getByRole('link').first();
-    await address.waitFor({ timeout: BUILD_MS });
-    const href = await address.getAttribute('href');
-    const appPage = await browser.newPage();
-    await appPage.goto(href);
-    assert.equal((await appPage.locator('body').textContent()).trim(), 'hello v1');
-    await appPage.close();
+    await page.getByTestId('instance-addresses').locator('li').first().waitFor({ timeout: BUILD_MS });
+    const [first] = await addressesIn(page);
+    if (first.netns) {
+      // Sandboxed: shown, not linked, with where it can be reached from.
+      await page.getByTestId('instance-addresses').getByText("in the team's network").first().waitFor();
+      assert.equal((await get(first.url, first.netns)).text, 'hello v1');
+    } else {
+      const appPage = await browser.newPage();
+      await appPage.goto(first.url);
+      assert.equal((await appPage.locator('body').textContent()).trim(), 'hello v1');
+      await appPage.close();
+    }
 
     // Scale to 2: two ready instances.
     await page.getByRole('tab', { name: 'Scale' }).click();
@@ -141,9 +160,9 @@ test('first deploy from the console: wizard, build log, address, scale, deploy, 
 
     // What every address (ready instance) answers, once there are exactly `n` of them.
     const answers = async (n) => {
-      const hrefs = await page.getByTestId('instance-addresses').getByRole('link').evaluateAll((as) => as.map((a) => a.href));
-      if (hrefs.length !== n) return null;
-      const got = await Promise.all(hrefs.map((h) => get(h).then((r) => r.text, () => '')));
+      const addrs = await addressesIn(page);
+      if (addrs.length !== n) return null;
+      const got = await Promise.all(addrs.map((a) => get(a.url, a.netns).then((r) => r.text, () => '')));
       return [...new Set(got)].sort().join(',');
     };
 
@@ -367,6 +386,7 @@ test('first deploy from the console: wizard, build log, address, scale, deploy, 
     reapRuntime(dataDir);
     // Nothing the runtime started may outlive the test.
     const left = await eventually(() => reapRuntime(dataDir).length === 0, 'no instance process left', 10000).catch((e) => e);
+    releaseMounts(dataDir);
     rmSync(tmp, { recursive: true, force: true });
     if (left instanceof Error) throw left;
   }

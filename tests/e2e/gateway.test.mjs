@@ -20,7 +20,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  CHROMIUM, PASSWORD, SHOTS, WEB_ROOT, apiClient, eventually, launchBrowser, login, startServer, stopServer, watchProblems,
+  CHROMIUM, PASSWORD, SHOTS, WEB_ROOT, apiClient, eventually, launchBrowser, login, startServer, stopServer, watchProblems, releaseMounts,
 } from './harness.mjs';
 
 const STEP_MS = 30000;
@@ -247,6 +247,7 @@ test('gateway screens: domain rule with canary, TCP rule, certificate, viewer, d
     if (viewerBrowser) await viewerBrowser.close().catch(() => {});
     if (browser) await browser.close().catch(() => {});
     await stopServer(server?.proc);
+    releaseMounts(dataDir);
     for (const d of [dataDir, profile, viewerProfile, pemDir]) rmSync(d, { recursive: true, force: true });
   }
 });

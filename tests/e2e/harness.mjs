@@ -1,8 +1,8 @@
 // Shared pieces of the console's end-to-end tests: a real `berth server` on loopback with a
 // temporary data directory, headless Debian Chromium through playwright-core (no browser
 // download), and the clean-up of every instance process the server's runtime started.
-import { spawn } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync, readlinkSync, realpathSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, readdirSync, readlinkSync, realpathSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
 import { dirname, join, resolve, sep } from 'node:path';
@@ -73,6 +73,25 @@ export async function stopServer(proc) {
   const t = setTimeout(() => { try { process.kill(proc.pid, 'SIGKILL'); } catch { /* gone */ } }, 10000);
   await exited;
   clearTimeout(t);
+}
+
+// Releases what a sandboxing server mounted for `dataDir` (as tests/integration/harness.py
+// release_team_networks and release_mounts): the team networks bound under /run/berth/<FNV-1a
+// of the data dir>/netns and the teams' disks mounted inside it, so the directory can go.
+export function releaseMounts(dataDir) {
+  let real;
+  try { real = realpathSync(dataDir); } catch { return; }
+  let h = 0xcbf29ce484222325n;
+  for (const b of Buffer.from(real)) h = ((h ^ BigInt(b)) * 0x100000001b3n) & 0xffffffffffffffffn;
+  const nets = `/run/berth/${h.toString(16).padStart(16, '0')}`;
+  const points = [];
+  for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
+    const p = (line.split(' ')[4] || '').replace(/\\040/g, ' ');
+    if (p.startsWith(real + sep) || p.startsWith(nets + sep)) points.push(p);
+  }
+  points.sort((a, b) => b.length - a.length);
+  for (const p of points) spawnSync('umount', ['-l', p]);
+  rmSync(nets, { recursive: true, force: true });
 }
 
 // Kills every instance process a server under `root` started (instances outlive the server by

@@ -18,7 +18,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   CHROMIUM, PASSWORD, SHOTS, WEB_ROOT, apiClient, eventually, launchBrowser, login, reapRuntime,
-  startServer, stopServer, watchProblems,
+  startServer, stopServer, watchProblems, releaseMounts,
 } from './harness.mjs';
 
 const STEP_MS = 30000;
@@ -192,6 +192,7 @@ test('job runs in the console: live deploy run, run now, logs, settings, refusal
     reapRuntime(dataDir);
     // Nothing the runtime started may outlive the test.
     const left = await eventually(() => reapRuntime(dataDir).length === 0, 'no instance process left', 10000).catch((e) => e);
+    releaseMounts(dataDir);
     rmSync(tmp, { recursive: true, force: true });
     if (left instanceof Error) throw left;
   }

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  CHROMIUM, PASSWORD, SHOTS, WEB_ROOT, apiClient, eventually, launchBrowser, login, startServer, stopServer, watchProblems,
+  CHROMIUM, PASSWORD, SHOTS, WEB_ROOT, apiClient, eventually, launchBrowser, login, startServer, stopServer, watchProblems, releaseMounts,
 } from './harness.mjs';
 
 const STEP_MS = 30000;
@@ -53,7 +53,7 @@ test('platform settings, domain owners, a TCP rule that cannot listen, a new tea
     await form.getByText('Saved').waitFor();
     const settings = (await api('GET', '/settings')).body;
     assert.deepEqual([settings.team_creation, settings.max_teams_per_user, settings.default_team_quota],
-      ['everyone', 2, { instances: 4, memory_mb: 1024, cpu_millis: 0 }]);
+      ['everyone', 2, { instances: 4, memory_mb: 1024, cpu_millis: 0, disk_mb: 0 }]);
 
     // Domains: assign one to team default, then release it.
     const domains = page.getByTestId('domain-owners');
@@ -113,7 +113,7 @@ test('platform settings, domain owners, a TCP rule that cannot listen, a new tea
     await upage.waitForURL('**/teams/uma-team/apps');
     await eventually(async () => (await upage.getByTestId('team').inputValue()) === 'uma-team', 'the new team in the switcher', 10000);
     const team = (await api('GET', '/teams/uma-team')).body;
-    assert.deepEqual([team.created_by, team.quota], ['uma', { instances: 4, memory_mb: 1024, cpu_millis: 0 }]);
+    assert.deepEqual([team.created_by, team.quota], ['uma', { instances: 4, memory_mb: 1024, cpu_millis: 0, disk_mb: 0 }]);
     assert.deepEqual([...uproblems], [], `no console errors for the user (failed responses: ${uproblems.http.join('; ')})`);
 
     assert.deepEqual([...problems], [], `no console errors (failed responses: ${problems.http.join('; ')})`);
@@ -121,6 +121,7 @@ test('platform settings, domain owners, a TCP rule that cannot listen, a new tea
     if (userBrowser) await userBrowser.close().catch(() => {});
     if (browser) await browser.close().catch(() => {});
     await stopServer(server?.proc);
+    releaseMounts(dataDir);
     for (const d of [dataDir, profile, userProfile]) rmSync(d, { recursive: true, force: true });
   }
 });

@@ -161,6 +161,7 @@ export interface Instance extends Meta {
   started_at?: string;
   message?: string;
   last_exit?: { code: number; signal: number; oom: boolean; at: string; reason: string } | null;
+  netns?: string; // sandboxed: the team network it listens in
   [k: string]: unknown;
 }
 export interface Dependency extends Meta {

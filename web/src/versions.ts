@@ -31,14 +31,21 @@ export function gatewayAddresses(c: Component): { url: string; label: string }[]
 }
 
 // Each ready instance's own loopback port: reachable on this machine without the gateway.
-export function instanceAddresses(instances: Instance[]): { url: string; label: string; instance: string }[] {
+// A sandboxed instance listens in its team's network (`netns`): its address is shown, not linked
+// — a browser on this machine cannot open it; the gateway and the team's own apps can.
+export function instanceAddresses(instances: Instance[]): { url: string; label: string; instance: string; netns?: string }[] {
   return instances
     .filter((i) => typeof i.port === 'number' && i.port > 0)
-    .map((i) => ({ url: `http://127.0.0.1:${i.port}/`, label: `127.0.0.1:${i.port}`, instance: i.name }));
+    .map((i) => ({
+      url: `http://127.0.0.1:${i.port}/`,
+      label: `127.0.0.1:${i.port}`,
+      instance: i.name,
+      ...(typeof i.netns === 'string' && i.netns ? { netns: i.netns } : {}),
+    }));
 }
 
 // The gateway's addresses when the API reports them, otherwise the instances' own.
 export function addressesOf(c: Component, instances: Instance[]): { url: string; label: string; instance?: string }[] {
   const gw = gatewayAddresses(c);
-  return gw.length > 0 ? gw : instanceAddresses(instances);
+  return gw.length > 0 ? gw : instanceAddresses(instances).filter((a) => !a.netns);
 }

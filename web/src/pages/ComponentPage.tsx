@@ -156,9 +156,11 @@ function Overview({ d }: { d: Data }) {
             <h3>{t('overview.direct')}</h3>
             <ul className="addresses" data-testid="instance-addresses">
               {direct.map((a) => (
-                <li key={a.url}>
-                  <a href={a.url} target="_blank" rel="noreferrer" className="mono">{a.label}</a>
-                  <span className="muted"> · {a.instance}</span>
+                <li key={a.url} data-url={a.url} data-netns={a.netns ?? ''}>
+                  {a.netns
+                    ? <span className="mono">{a.label}</span>
+                    : <a href={a.url} target="_blank" rel="noreferrer" className="mono">{a.label}</a>}
+                  <span className="muted"> · {a.instance}{a.netns && <> · {t('overview.teamNetwork')}</>}</span>
                 </li>
               ))}
             </ul>
