@@ -254,6 +254,14 @@ struct BuildController::Impl {
             if (!fs::remove(dir, ec)) break;  // not empty (or gone): stop
           }
         }
+        // A sandboxing server keeps the caches on the team's disk: teams/<team>/cache/<app>/<c>.
+        {
+          const size_t first = scope.find('/');
+          fs::path dir = fs::path(data + "/teams/" + scope.substr(0, first) + "/cache/" + scope.substr(first + 1));
+          std::error_code ec;
+          fs::remove_all(dir, ec);
+          fs::remove(dir.parent_path(), ec);  // the app's, when it was its last component
+        }
         removed = true;
         log->info("msg=\"build caches and logs removed\" component={}", scope);
       }

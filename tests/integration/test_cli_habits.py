@@ -135,13 +135,18 @@ class CliHabitsTest(JobCase):
             return got if got["status"] in ("ready", "failed") else None
         version = wait_for(built, "the build", timeout=120)
         self.assertEqual(version["status"], "ready", version)
-        artifact = os.path.join(data, "artifacts", version["artifact"].removeprefix("sha256:"))
+        # A sandboxing server keeps caches and artifacts on the team's disk (DATA/teams/<team>).
+        team_disk = os.path.ismount(os.path.join(data, "teams", "default"))
+        artifact = os.path.join(data, *(["teams", "default"] if team_disk else []), "artifacts",
+                                version["artifact"].removeprefix("sha256:"))
         self.job(app, "svc", "echo leftover-line; sleep 600", kind="service")
         wait_for(lambda: [i for i in self.instances(app, "svc") if i["state"] == "running"],
                  "the service's instance")
         scope = os.path.join("default", app)
         dirs = {d: os.path.join(data, d, scope)
                 for d in ("cache", "logs/builds", "logs/instances", "run", "instances")}
+        if team_disk:
+            dirs["cache"] = os.path.join(data, "teams", "default", "cache", app)
         for d, path in dirs.items():
             self.assertTrue(os.path.isdir(path), f"{d}: {path} before the delete")
         self.assertTrue(os.path.isdir(artifact), artifact)
@@ -348,7 +353,10 @@ class DoctorPathTest(BerthTestCase):
         with open(fake, "w") as f:
             f.write("#!/bin/sh\necho v99.1.2\n")
         os.chmod(fake, 0o755)
-        cls.server_kwargs = {"env": {"PATH": cls.bin_dir + ":" + os.environ.get("PATH", "/usr/bin:/bin")}}
+        # Unsandboxed builds run on the server's PATH; sandboxed ones on the system's own
+        # directories only (docs/security.md), which test_sandbox covers.
+        cls.server_kwargs = {"env": {"PATH": cls.bin_dir + ":" + os.environ.get("PATH", "/usr/bin:/bin")},
+                             "extra_args": ["--sandbox", "off"]}
         super().setUpClass()
 
     def test_doctor_reports_the_node_on_the_servers_path(self):
