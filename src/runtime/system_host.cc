@@ -421,6 +421,26 @@ Status SystemHost::PrepareSandbox(const LaunchSpec& spec, detail::ShimSpec* s) {
   BERTH_ASSIGN_OR_RETURN(sandbox::Spec sb, o.config.Base(spec.ref.team, spec.instance));
   // Volumes live on the team's disk: mounted (and grown to the quota) before they are used.
   if (!spec.volumes.empty()) BERTH_RETURN_IF_ERROR(o.config.TeamDir(spec.ref.team).status());
+  // The artifact is the lower layer of /app: a config file or volume whose path runs through
+  // one of its symlinks ("conf -> /etc") is refused, as in an unsandboxed working directory.
+  // (The sandbox would not follow it out of the root, but the app would not find the file or
+  // volume where it looks.)
+  if (!spec.artifact_dir.empty()) {
+    std::vector<std::string> paths;
+    for (const auto& f : spec.config_files) paths.push_back(f.path);
+    for (const auto& v : spec.volumes) paths.push_back(v.path);
+    for (std::string rel : paths) {
+      while (rel.size() > 1 && rel.back() == '/') rel.pop_back();
+      auto st = StatBeneath(spec.artifact_dir, rel);
+      if (!st.ok() && st.status().code() != Code::kNotFound) {
+        return Status(st.status().code(), st.status().reason(),
+                      rel + " runs through a symlink of the artifact: " + st.status().message());
+      }
+      if (st.ok() && S_ISLNK(st->st_mode)) {
+        return UnsafePath(rel + " is a symlink in the artifact; a config file or volume cannot go there");
+      }
+    }
+  }
   const uint32_t uid = sb.uid;
   sb.tmp_mb = o.tmp_mb;
   // /app: the rendered config files over the artifact, read-only layers of an overlay whose
