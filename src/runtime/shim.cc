@@ -196,21 +196,23 @@ int RunShim(const std::string& run_dir) {
   pid_t app = -1;
   pid_t init = -1;  // sandboxed: the sandbox's init, whose end is the app's end
   std::optional<sandbox::Started> boxed;
+  // The app could not be started at all: the state says so and the shim ends.
+  auto not_started = [&](const std::string& why) {
+    log.Line("shim", why);
+    st.state = "exited";
+    st.exit.code = 127;
+    st.exit.at_ms = NowMs();
+    WriteState(run_dir, st);
+    cg.group.Remove();
+    return 1;
+  };
   if (spec.sandbox) {
     sandbox::Spec sb = *spec.sandbox;
     sb.cgroup_procs = cgroup_procs;
     auto started = sandbox::Start(sb, out[1], err[1]);
     ::close(out[1]);
     ::close(err[1]);
-    if (!started.ok()) {
-      log.Line("shim", started.status().message());
-      st.state = "exited";
-      st.exit.code = 127;
-      st.exit.at_ms = NowMs();
-      WriteState(run_dir, st);
-      cg.group.Remove();
-      return 1;
-    }
+    if (!started.ok()) return not_started(started.status().message());
     boxed = *started;
     init = started->init;
     app = started->app > 0 ? started->app : started->init;
@@ -250,15 +252,7 @@ int RunShim(const std::string& run_dir) {
     }
     ::close(out[1]);
     ::close(err[1]);
-    if (app < 0) {
-      log.Line("shim", std::string("cannot fork: ") + std::strerror(errno));
-      st.state = "exited";
-      st.exit.code = 127;
-      st.exit.at_ms = NowMs();
-      WriteState(run_dir, st);
-      cg.group.Remove();
-      return 1;
-    }
+    if (app < 0) return not_started(std::string("cannot fork: ") + std::strerror(errno));
     ::setpgid(app, app);  // also here, so the group exists before we might signal it
     init = app;
   }

@@ -530,14 +530,23 @@ Result<std::vector<Step>> Plan(const Spec& spec) {
   return plan;
 }
 
+namespace {
+
+// execve's NULL-terminated view of `v` (which must outlive it; prepared before fork/clone,
+// where allocating is no longer safe).
+std::vector<char*> CStrings(std::vector<std::string>& v) {
+  std::vector<char*> out;
+  for (auto& x : v) out.push_back(x.data());
+  out.push_back(nullptr);
+  return out;
+}
+
+}  // namespace
+
 Result<Started> Start(const Spec& spec, int stdout_fd, int stderr_fd) {
   BERTH_ASSIGN_OR_RETURN(std::vector<Step> plan, Plan(spec));
   std::vector<std::string> argv_s = spec.argv, env_s = spec.env;
-  std::vector<char*> argv, envp;
-  for (auto& a : argv_s) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  for (auto& e : env_s) envp.push_back(e.data());
-  envp.push_back(nullptr);
+  std::vector<char*> argv = CStrings(argv_s), envp = CStrings(env_s);
   int rp[2];
   if (::pipe2(rp, O_CLOEXEC) != 0) return Internal(Errno("pipe"));
   // fork with new namespaces; the child continues on a copy of this stack (no CLONE_VM).
@@ -657,11 +666,7 @@ Result<int> Join(const JoinSpec& spec) {
     ::close(fds[i]);
   }
   std::vector<std::string> argv_s = spec.argv, env_s = spec.env;
-  std::vector<char*> argv, envp;
-  for (auto& a : argv_s) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  for (auto& e : env_s) envp.push_back(e.data());
-  envp.push_back(nullptr);
+  std::vector<char*> argv = CStrings(argv_s), envp = CStrings(env_s);
   pid_t pid = ::fork();  // enters the PID namespace
   if (pid < 0) return Internal(Errno("fork"));
   if (pid == 0) {
