@@ -1,6 +1,6 @@
 // Builder routes (docs/api.md "Builds"): detection, queueing a build, cancelling it and the
 // build log (whole, or followed live as NDJSON). Like every route, these only read the store
-// or record intent; the build controller (src/build/controller.h) does the building.
+// or record intent; the build controller (src/builder/controller.h) does the building.
 #include <unistd.h>
 
 #include <algorithm>
@@ -9,11 +9,11 @@
 
 #include "api/detail/service.h"
 #include "auth/crypto.h"
-#include "build/controller.h"
-#include "build/detect.h"
-#include "build/doctor.h"
-#include "build/source.h"
-#include "build/source_policy.h"
+#include "builder/controller.h"
+#include "builder/detect.h"
+#include "builder/doctor.h"
+#include "builder/source.h"
+#include "builder/source_policy.h"
 #include "core/safe_fs.h"
 #include "core/disk.h"
 #include "core/names.h"
@@ -124,13 +124,13 @@ Result<Reply> DetectRoute(Service& s, Ctx& ctx) {
         const std::string app = rest.substr(0, slash);
         const std::string comp = rest.substr(slash + 1, rest.find('/', slash + 1) - slash - 1);
         if (ValidateDnsLabel(app, "app").ok() && ValidateDnsLabel(comp, "component").ok()) {
-          own_uploads = build::UploadsDir(fs::absolute(s.options.data_dir).string(), ctx.P("team"), app, comp);
+          own_uploads = builder::UploadsDir(fs::absolute(s.options.data_dir).string(), ctx.P("team"), app, comp);
         }
       }
     }
   }
-  BERTH_RETURN_IF_ERROR(build::CheckSourceAccess(
-      c.source, build::SourcePolicy{s.options.source_roots, s.options.data_dir}, ctx.who.admin, own_uploads));
+  BERTH_RETURN_IF_ERROR(builder::CheckSourceAccess(
+      c.source, builder::SourcePolicy{s.options.source_roots, s.options.data_dir}, ctx.who.admin, own_uploads));
   DetectSlot slot(s, ctx.who.user);
   BERTH_RETURN_IF_ERROR(slot.Take());
 
@@ -147,9 +147,9 @@ Result<Reply> DetectRoute(Service& s, Ctx& ctx) {
     tmp = fs::absolute(s.options.data_dir).string() + "/tmp/detect-" + auth::RandomHex(8);
     std::atomic<bool> cancel{false};
     std::string log_text;
-    build::SourceLimits limits;
+    builder::SourceLimits limits;
     limits.git_timeout = std::chrono::seconds(std::max(1, s.options.detect_timeout_s));
-    auto fetched = build::FetchSource(c.source, tmp + "/src", limits,
+    auto fetched = builder::FetchSource(c.source, tmp + "/src", limits,
                                       [&](const std::string& l) {
                                         if (log_text.size() < 4096) log_text += l + "\n";
                                       },
@@ -170,15 +170,15 @@ Result<Reply> DetectRoute(Service& s, Ctx& ctx) {
       fs::remove_all(tmp, ec);
     }
   };
-  auto where = build::ResolveSubdir(root, c.build.subdir);
+  auto where = builder::ResolveSubdir(root, c.build.subdir);
   if (!where.ok()) {
     cleanup();
     return where.status();
   }
-  auto d = build::Detect(*where, c.build);
+  auto d = builder::Detect(*where, c.build);
   cleanup();
   if (!d.ok()) return d.status();
-  Json out = build::ToJson(*d);
+  Json out = builder::ToJson(*d);
   if (!commit.empty()) out["commit"] = commit;
   return Reply{200, out, {}, nullptr};
 }
@@ -231,7 +231,7 @@ Json DiskReport(const Service& s) {
 // Any signed-in user: it names programs and versions on the server, how full its data disk is
 // and whether it sandboxes, nothing of any team.
 Result<Reply> Doctor(Service& s, Ctx&) {
-  Json out = build::ToJson(build::CheckToolchains(s.options.build_path));
+  Json out = builder::ToJson(builder::CheckToolchains(s.options.build_path));
   out["disk"] = DiskReport(s);
   if (!s.options.sandbox.is_null()) out["sandbox"] = s.options.sandbox;
   return Reply{200, out, {}, nullptr};
@@ -287,8 +287,8 @@ Result<Reply> UploadArchive(Service& s, Ctx& ctx) {
     return InvalidArgument("the upload is empty: send the archive (.tar.gz, .tgz, .tar or .zip) as the request body", "archive");
   }
   int64_t size = static_cast<int64_t>(fs::file_size(file, ec));
-  build::SourceLimits limits;
-  Status ok = build::CheckArchive(file, limits);
+  builder::SourceLimits limits;
+  Status ok = builder::CheckArchive(file, limits);
   if (!ok.ok()) {
     std::string m = ok.message();
     for (size_t at; (at = m.find(file)) != std::string::npos;) m.replace(at, file.size(), "the upload");
@@ -377,7 +377,7 @@ Result<Reply> CancelBuild(Service& s, Ctx& ctx) {
 // (the stored build_log is never used as a path: it was once a request's to write). Read with
 // core/safe_fs.h, so a symlink in its place is not followed either.
 std::string LogFile(const Object& v, const Ctx& ctx) {
-  return build::BuildLogPath(ctx.P("team"), ctx.P("app"), ctx.P("component"), v.name);
+  return builder::BuildLogPath(ctx.P("team"), ctx.P("app"), ctx.P("component"), v.name);
 }
 
 // Follows a build log: one NDJSON line per log line, then {"type":"end","status",...} once the
@@ -507,9 +507,9 @@ Status CheckSourceWrite(Service& s, const Ctx& ctx, const std::string& team, con
     if (before == now) return Status::Ok();
   }
   const std::string data = s.options.data_dir.empty() ? "" : fs::absolute(s.options.data_dir).string();
-  return build::CheckSourceAccess(source, build::SourcePolicy{s.options.source_roots, data},
+  return builder::CheckSourceAccess(source, builder::SourcePolicy{s.options.source_roots, data},
                                   ctx.who.admin,
-                                  data.empty() ? "" : build::UploadsDir(data, team, app, component));
+                                  data.empty() ? "" : builder::UploadsDir(data, team, app, component));
 }
 
 Result<Object> QueueVersion(Service& s, const std::string& team, const std::string& app,
@@ -548,7 +548,7 @@ Result<Object> QueueVersion(Service& s, const std::string& team, const std::stri
     v.number = max + 1;
     v.name = "v" + std::to_string(v.number);
     v.status = "queued";
-    v.build_log = build::BuildLogPath(team, app, comp.name, v.name);
+    v.build_log = builder::BuildLogPath(team, app, comp.name, v.name);
     Json vj = model::ToJson(v);
     vj["build_request"] = request;
     WriteBatch b;

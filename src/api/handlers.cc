@@ -9,7 +9,7 @@
 #include "api/detail/service.h"
 #include "auth/crypto.h"
 #include "auth/tokens.h"
-#include "build/controller.h"
+#include "builder/controller.h"
 #include "core/safe_fs.h"
 #include "core/disk.h"
 #include "core/names.h"
@@ -1115,7 +1115,7 @@ Result<Reply> CreateVersion(Service& s, Ctx& ctx) {
     v.number = max + 1;
     v.name = "v" + std::to_string(v.number);
     if (v.built_at.empty()) v.built_at = FormatTime(s.clock.Now());
-    v.build_log = build::BuildLogPath(ctx.P("team"), ctx.P("app"), ctx.P("component"), v.name);
+    v.build_log = builder::BuildLogPath(ctx.P("team"), ctx.P("app"), ctx.P("component"), v.name);
     Target t{model::kVersion, CompScope(ctx), v.name, "version", ctx.P("team"),
              CompRes(ctx) + "/versions/" + v.name};
     auto r = CreateOf(s, ctx, t, model::ToJson(v));

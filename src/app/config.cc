@@ -4,7 +4,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "build/source_policy.h"
+#include "builder/source_policy.h"
 #include "core/log.h"
 #include "model/model.h"
 
@@ -311,7 +311,7 @@ Status Validate(ServerConfig* c) {
                            "admin_user");
   }
   BERTH_ASSIGN_OR_RETURN(c->source_root_dirs,
-                         build::ParseSourceRoots(c->source_roots, c->data_dir, "source_roots"));
+                         builder::ParseSourceRoots(c->source_roots, c->data_dir, "source_roots"));
   return Status::Ok();
 }
 

@@ -24,7 +24,7 @@
 #include "auth/secret_box.h"
 #include "auth/tokens.h"
 #include "egress/egress.h"
-#include "build/controller.h"
+#include "builder/controller.h"
 #include "core/fd_limit.h"
 #include "core/log.h"
 #include "core/netns.h"
@@ -387,7 +387,7 @@ int RunServer(const ServerConfig& cfg) {
   };
 
   // ---- builder (issue #3): builds queued versions; restarts resume them ----
-  build::BuilderOptions bo;
+  builder::BuilderOptions bo;
   bo.data_dir = cfg.data_dir;
   bo.concurrency = static_cast<int>(cfg.build_concurrency);
   bo.time_limit = std::chrono::seconds(cfg.build_timeout_s);
@@ -399,7 +399,7 @@ int RunServer(const ServerConfig& cfg) {
   bo.refuse_builds = refuse_builds;
   bo.sandbox = sandbox_config;
   bo.sandbox_pids = cfg.build_pids;
-  build::BuildController builder(*store, SystemClock::Get(), bo);
+  builder::BuildController builder(*store, SystemClock::Get(), bo);
   if (Status s = builder.Start(); !s.ok()) Fatal("cannot start the builder: " + s.message());
   // ---- end builder ----
 

@@ -1,6 +1,6 @@
 // `berth static --root DIR --listen ADDR:PORT [--spa]` (hidden): serves a directory as a
 // website over the API's HTTP transport. It is the start command detection gives static sites
-// (src/build/detect.cc), so a static site needs no other toolchain and gets proper content
+// (src/builder/detect.cc), so a static site needs no other toolchain and gets proper content
 // types, validators, cache headers and, when asked, the SPA fallback. Runs until SIGTERM/SIGINT.
 #include <csignal>
 #include <cstdio>

@@ -115,7 +115,9 @@ TEST(RequestRulesTest, WhatReachesTheApp) {
   for (const Case& c : cases) {
     std::string head;
     EXPECT_EQ(ProxiedRequestForTest(c.raw, &head), c.status) << c.name;
-    if (c.status == 0) EXPECT_EQ(head, c.head) << c.name;
+    if (c.status == 0) {
+      EXPECT_EQ(head, c.head) << c.name;
+    }
   }
 }
 

@@ -308,7 +308,7 @@ struct Version {
 // `artifact` must be "" or "sha256:<64 lower-case hex digits>" (a digest names the artifact;
 // the server derives its directory DATA/artifacts/<hex>): anything else is 400 unsafe_path.
 // `build_log` is read as is: the server never uses it as a path (it derives the log's place
-// from the names, build::BuildLogPath), and the API refuses it on input.
+// from the names, builder::BuildLogPath), and the API refuses it on input.
 Result<Version> ParseVersion(const Json& in);
 // True for "sha256:" followed by 64 lower-case hex digits.
 bool IsArtifactDigest(const std::string& artifact);

@@ -233,8 +233,11 @@ TEST(ModelTest, UsersMembersTeamsApps) {
   EXPECT_EQ(ParseTeam(J(R"({"name":"t","quota":{"instances":-1}})")).status().field(),
             "quota.instances");
   EXPECT_EQ(ParseApp(J(R"({"name":"shop","description":1})")).status().field(), "description");
-  User u{"bob", "", "", false, false, "secret-hash"};
+  User u;
+  u.name = "bob";
+  u.password_hash = "secret-hash";
   EXPECT_FALSE(ToJson(u, false).contains("password_hash"));
+  EXPECT_EQ(ToJson(u, false).dump().find("secret-hash"), std::string::npos);
 }
 
 TEST(ModelTest, DependencyNameFollowsTarget) {

@@ -454,7 +454,9 @@ TEST_F(LocalDriverTest, AdoptedOutdatedInstancesServeUntilTheRolloutReplacesThem
   for (int i = 0; i < 20; ++i) {
     driver_.Tick();
     EXPECT_TRUE(host_.stops.empty()) << "tick " << i << ": no old instance goes before v2 is ready";
-    if (i > 0) EXPECT_EQ(CountReady(), 2) << "tick " << i;
+    if (i > 0) {
+      EXPECT_EQ(CountReady(), 2) << "tick " << i;
+    }
     clock_.Advance(milliseconds(100));
   }
   EXPECT_TRUE(host_.launches.empty()) << "the surge is taken by the adopted v2 instance";

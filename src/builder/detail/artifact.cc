@@ -1,4 +1,4 @@
-#include "build/detail/artifact.h"
+#include "builder/detail/artifact.h"
 
 #include <fcntl.h>
 #include <openssl/evp.h>
@@ -13,7 +13,7 @@
 #include <memory>
 #include <vector>
 
-namespace berth::build::detail {
+namespace berth::builder::detail {
 namespace {
 
 namespace fs = std::filesystem;
@@ -110,4 +110,4 @@ Result<TreeDigest> DigestTree(const std::string& dir, const std::string& config_
   return out;
 }
 
-}  // namespace berth::build::detail
+}  // namespace berth::builder::detail

@@ -1,8 +1,8 @@
-#include "build/source_policy.h"
+#include "builder/source_policy.h"
 
 #include <filesystem>
 
-namespace berth::build {
+namespace berth::builder {
 namespace {
 
 namespace fs = std::filesystem;
@@ -115,4 +115,4 @@ Result<std::vector<std::string>> ParseSourceRoots(const std::string& value,
   return out;
 }
 
-}  // namespace berth::build
+}  // namespace berth::builder

@@ -1,8 +1,8 @@
-#include "build/detail/limits.h"
+#include "builder/detail/limits.h"
 
-#include "build/detail/process.h"
+#include "builder/detail/process.h"
 
-namespace berth::build::detail {
+namespace berth::builder::detail {
 
 BuildMemoryLimit::BuildMemoryLimit(const std::string& id, int64_t limit_mb,
                                    const CgroupLayout& layout, int64_t pids)
@@ -56,4 +56,4 @@ bool BuildMemoryLimit::OomKilledSinceLastCheck() {
   return more;
 }
 
-}  // namespace berth::build::detail
+}  // namespace berth::builder::detail

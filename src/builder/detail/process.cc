@@ -1,4 +1,4 @@
-#include "build/detail/process.h"
+#include "builder/detail/process.h"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -10,9 +10,9 @@
 #include <cerrno>
 #include <cstring>
 
-#include "build/detail/step_record.h"
+#include "builder/detail/step_record.h"
 
-namespace berth::build::detail {
+namespace berth::builder::detail {
 
 std::string ShellQuote(const std::string& s) {
   std::string out = "'";
@@ -174,4 +174,4 @@ Result<RunResult> RunShell(const RunSpec& spec, const std::function<void(const s
   return result;
 }
 
-}  // namespace berth::build::detail
+}  // namespace berth::builder::detail

@@ -16,7 +16,7 @@
 #include "core/status.h"
 #include "sandbox/sandbox.h"
 
-namespace berth::build::detail {
+namespace berth::builder::detail {
 
 struct RunSpec {
   std::string command;
@@ -48,4 +48,4 @@ Result<RunResult> RunShell(const RunSpec& spec, const std::function<void(const s
 // 'single-quoted' for /bin/sh.
 std::string ShellQuote(const std::string& s);
 
-}  // namespace berth::build::detail
+}  // namespace berth::builder::detail

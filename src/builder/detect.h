@@ -25,7 +25,7 @@
 #include "model/json_util.h"
 #include "model/model.h"
 
-namespace berth::build {
+namespace berth::builder {
 
 // A program a build needs and the Debian package that provides it.
 struct Tool {
@@ -74,4 +74,4 @@ Result<std::string> ResolveSubdir(const std::string& root, const std::string& su
 // Languages Detect knows (for validating build.language).
 const std::vector<std::string>& KnownLanguages();
 
-}  // namespace berth::build
+}  // namespace berth::builder

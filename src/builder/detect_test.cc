@@ -1,6 +1,6 @@
 // Table-driven detection tests: each tests/fixtures/detect/<case>/ holds a source tree in
 // tree/ and the expectations in expect.json.
-#include "build/detect.h"
+#include "builder/detect.h"
 
 #include <gtest/gtest.h>
 
@@ -11,7 +11,7 @@
 #include <fstream>
 #include <sstream>
 
-namespace berth::build {
+namespace berth::builder {
 namespace {
 
 namespace fs = std::filesystem;
@@ -136,4 +136,4 @@ TEST(Procfile, Parses) {
 }
 
 }  // namespace
-}  // namespace berth::build
+}  // namespace berth::builder

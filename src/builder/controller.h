@@ -33,7 +33,7 @@
 #include "sandbox/sandbox.h"
 #include "store/store.h"
 
-namespace berth::build {
+namespace berth::builder {
 
 struct BuilderOptions {
   std::string data_dir;                          // required, absolute or relative to cwd
@@ -87,4 +87,4 @@ class BuildController {
 std::string BuildLogPath(const std::string& team, const std::string& app,
                          const std::string& component, const std::string& version);
 
-}  // namespace berth::build
+}  // namespace berth::builder

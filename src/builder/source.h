@@ -29,7 +29,7 @@
 #include "core/status.h"
 #include "model/model.h"
 
-namespace berth::build {
+namespace berth::builder {
 
 struct SourceLimits {
   int64_t max_bytes = int64_t{2} << 30;  // unpacked/copied bytes
@@ -59,4 +59,4 @@ Status CheckArchive(const std::string& archive, const SourceLimits& limits);
 // The archive part of FetchSource, exposed for tests.
 Status ExtractArchive(const std::string& archive, const std::string& dest, const SourceLimits& limits);
 
-}  // namespace berth::build
+}  // namespace berth::builder

@@ -1,4 +1,4 @@
-#include "build/detail/limits.h"
+#include "builder/detail/limits.h"
 
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -6,7 +6,7 @@
 #include <filesystem>
 #include <fstream>
 
-namespace berth::build::detail {
+namespace berth::builder::detail {
 namespace {
 
 namespace fs = std::filesystem;
@@ -45,4 +45,4 @@ TEST(BuildMemoryLimit, JoinsItsCgroupBeforeTheStepAndSeesOomKills) {
 }
 
 }  // namespace
-}  // namespace berth::build::detail
+}  // namespace berth::builder::detail

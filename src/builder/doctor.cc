@@ -1,4 +1,4 @@
-#include "build/doctor.h"
+#include "builder/doctor.h"
 
 #include <unistd.h>
 
@@ -9,9 +9,9 @@
 #include <future>
 #include <mutex>
 
-#include "build/detail/process.h"
+#include "builder/detail/process.h"
 
-namespace berth::build {
+namespace berth::builder {
 namespace {
 
 constexpr std::chrono::seconds kVersionTimeout{20};  // gradle starts a JVM: seconds, not ms
@@ -141,4 +141,4 @@ Json ToJson(const std::vector<ToolchainCheck>& checks) {
   return {{"toolchains", list}, {"missing", missing}, {"install", apt.empty() ? "" : "apt-get install" + apt}};
 }
 
-}  // namespace berth::build
+}  // namespace berth::builder

@@ -1,4 +1,4 @@
-#include "build/source_policy.h"
+#include "builder/source_policy.h"
 
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -6,7 +6,7 @@
 #include <filesystem>
 #include <fstream>
 
-namespace berth::build {
+namespace berth::builder {
 namespace {
 
 namespace fs = std::filesystem;
@@ -125,4 +125,4 @@ TEST_F(SourcePolicyTest, ParseSourceRoots) {
 }
 
 }  // namespace
-}  // namespace berth::build
+}  // namespace berth::builder

@@ -1,6 +1,6 @@
 // The build controller against a real SQLite store and real /bin/sh builds of tiny
 // Procfile apps (no toolchain needed), polled with deadlines — never fixed sleeps.
-#include "build/controller.h"
+#include "builder/controller.h"
 
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -11,7 +11,7 @@
 
 #include "model/model.h"
 
-namespace berth::build {
+namespace berth::builder {
 namespace {
 
 namespace fs = std::filesystem;
@@ -331,4 +331,4 @@ TEST_F(ControllerTest, StopLeavesBuildingForTheNextStart) {
 }
 
 }  // namespace
-}  // namespace berth::build
+}  // namespace berth::builder

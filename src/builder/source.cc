@@ -1,4 +1,4 @@
-#include "build/source.h"
+#include "builder/source.h"
 
 #include <archive.h>
 #include <archive_entry.h>
@@ -11,10 +11,10 @@
 #include <filesystem>
 #include <vector>
 
-#include "build/detail/process.h"
+#include "builder/detail/process.h"
 #include "core/safe_fs.h"
 
-namespace berth::build {
+namespace berth::builder {
 namespace {
 
 namespace fs = std::filesystem;
@@ -385,4 +385,4 @@ Result<FetchResult> FetchSource(const model::Source& s, const std::string& dest,
   return r;
 }
 
-}  // namespace berth::build
+}  // namespace berth::builder

@@ -18,7 +18,7 @@
 
 #include <string>
 
-namespace berth::build::detail {
+namespace berth::builder::detail {
 
 inline constexpr char kStepTokenVar[] = "BERTH_BUILD_STEP";
 
@@ -47,4 +47,4 @@ class StepRecord {
 // Returns the number of processes killed.
 int KillLeftoverSteps(const std::string& dir, spdlog::logger& log);
 
-}  // namespace berth::build::detail
+}  // namespace berth::builder::detail

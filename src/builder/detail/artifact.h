@@ -13,7 +13,7 @@
 
 #include "core/status.h"
 
-namespace berth::build::detail {
+namespace berth::builder::detail {
 
 struct TreeDigest {
   std::string hex;     // 64 lowercase hex digits
@@ -25,4 +25,4 @@ Result<TreeDigest> DigestTree(const std::string& dir, const std::string& config_
 
 std::string Sha256Hex(const std::string& data);
 
-}  // namespace berth::build::detail
+}  // namespace berth::builder::detail

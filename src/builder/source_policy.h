@@ -19,7 +19,7 @@
 #include "core/status.h"
 #include "model/model.h"
 
-namespace berth::build {
+namespace berth::builder {
 
 struct SourcePolicy {
   std::vector<std::string> roots;  // absolute directories; empty = none configured
@@ -43,4 +43,4 @@ Result<std::vector<std::string>> ParseSourceRoots(const std::string& value,
                                                   const std::string& data_dir,
                                                   const std::string& setting);
 
-}  // namespace berth::build
+}  // namespace berth::builder

@@ -1,4 +1,4 @@
-#include "build/detect.h"
+#include "builder/detect.h"
 
 #include <sys/stat.h>
 
@@ -13,7 +13,7 @@
 #include "core/safe_fs.h"
 #include "model/json_util.h"
 
-namespace berth::build {
+namespace berth::builder {
 namespace {
 
 namespace fs = std::filesystem;
@@ -578,4 +578,4 @@ Json ToJson(const Detection& d) {
           {"reasons", d.reasons}};
 }
 
-}  // namespace berth::build
+}  // namespace berth::builder

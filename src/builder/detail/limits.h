@@ -12,7 +12,7 @@
 
 #include "core/cgroup.h"
 
-namespace berth::build::detail {
+namespace berth::builder::detail {
 
 class BuildMemoryLimit {
  public:
@@ -40,4 +40,4 @@ class BuildMemoryLimit {
   int64_t oom_seen_ = 0;
 };
 
-}  // namespace berth::build::detail
+}  // namespace berth::builder::detail

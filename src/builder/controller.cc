@@ -1,4 +1,4 @@
-#include "build/controller.h"
+#include "builder/controller.h"
 
 #include <fcntl.h>
 #include <signal.h>
@@ -19,21 +19,21 @@
 #include <set>
 #include <thread>
 
-#include "build/detail/artifact.h"
-#include "build/detail/limits.h"
-#include "build/detail/process.h"
-#include "build/detail/step_record.h"
-#include "build/detect.h"
-#include "build/doctor.h"
-#include "build/source.h"
-#include "build/source_policy.h"
+#include "builder/detail/artifact.h"
+#include "builder/detail/limits.h"
+#include "builder/detail/process.h"
+#include "builder/detail/step_record.h"
+#include "builder/detect.h"
+#include "builder/doctor.h"
+#include "builder/source.h"
+#include "builder/source_policy.h"
 #include "core/disk.h"
 #include "core/log.h"
 #include "core/safe_fs.h"
 #include "events/events.h"
 #include "model/model.h"
 
-namespace berth::build {
+namespace berth::builder {
 
 namespace fs = std::filesystem;
 
@@ -69,10 +69,6 @@ bool ParseKey(const Object& o, Key* k) {
 Json Parse(const Object& o) {
   Json j = Json::parse(o.body, nullptr, false);
   return j.is_object() ? j : Json::object();
-}
-
-bool Terminal(const std::string& status) {
-  return status == "ready" || status == "failed" || status == "cancelled";
 }
 
 // Visits every version in the store (team → app → component → version).
@@ -987,4 +983,4 @@ int BuildController::PendingForTest() const {
   return static_cast<int>(impl_->pending.size());
 }
 
-}  // namespace berth::build
+}  // namespace berth::builder

@@ -1,4 +1,4 @@
-#include "build/detail/step_record.h"
+#include "builder/detail/step_record.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -13,7 +13,7 @@
 #include <thread>
 #include <vector>
 
-namespace berth::build::detail {
+namespace berth::builder::detail {
 namespace {
 
 namespace fs = std::filesystem;
@@ -147,4 +147,4 @@ int KillLeftoverSteps(const std::string& dir, spdlog::logger& log) {
   return static_cast<int>(killed.size());
 }
 
-}  // namespace berth::build::detail
+}  // namespace berth::builder::detail

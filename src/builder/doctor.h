@@ -10,7 +10,7 @@
 
 #include "model/json_util.h"
 
-namespace berth::build {
+namespace berth::builder {
 
 struct ToolchainCheck {
   std::string language;  // "node", "python", "go", "java", "php", "ruby", "git"
@@ -33,4 +33,4 @@ std::vector<ToolchainCheck> CheckToolchains(const std::string& build_path = "");
 //  "install": "apt-get install ..." or ""}.
 Json ToJson(const std::vector<ToolchainCheck>& checks);
 
-}  // namespace berth::build
+}  // namespace berth::builder

@@ -8,9 +8,9 @@
 #include <filesystem>
 #include <fstream>
 
-#include "build/source.h"
+#include "builder/source.h"
 
-namespace berth::build {
+namespace berth::builder {
 namespace {
 
 namespace fs = std::filesystem;
@@ -192,4 +192,4 @@ TEST_F(ArchiveTest, AnArchiveWhoseLinksLeaveThroughOtherLinksIsRefused) {
 }
 
 }  // namespace
-}  // namespace berth::build
+}  // namespace berth::builder
