@@ -3,7 +3,7 @@
 // `berth server` on loopback with a temporary data directory.
 //
 // Journey: log in → create an app → open it → a component created through the API shows up
-// live → edit an env var → members → audit → switch to 中文 → log out. No console errors allowed. Screenshots go to
+// live → edit a config var → members → audit → switch to 中文 → log out. No console errors allowed. Screenshots go to
 // docs/screenshots/ (login).
 //
 // Run: node --test tests/e2e/   (BERTH_BIN picks the binary; default build/asan, build/console)
@@ -82,11 +82,12 @@ test('console journey: login, app, component, env, members, audit, live, languag
     await page.waitForURL('**/apps/shop/components/web');
     await page.getByRole('heading', { name: 'Settings' }).waitFor();
     await page.getByText('8080/http').waitFor();
-    await page.getByRole('tab', { name: 'Environment' }).click();
-    const env = page.getByTestId('env-editor');
-    await env.getByLabel('Value GREETING').fill('hi there');
+    await page.getByRole('tab', { name: 'Config vars' }).click();
+    const env = page.getByTestId('config-vars');
+    await env.getByRole('button', { name: 'Edit GREETING' }).click();
+    await env.getByLabel('Edit GREETING').fill('hi there');
     await env.getByRole('button', { name: 'Save' }).click();
-    await env.getByText('Saved').waitFor();
+    await env.getByText('GREETING set.').waitFor();
     const token = await page.evaluate(() => localStorage.getItem('berth.token'));
     const comp = await (await fetch(server.url + '/api/v1/teams/default/apps/shop/components/web', {
       headers: { Authorization: `Bearer ${token}` },
@@ -136,7 +137,7 @@ test('console journey: login, app, component, env, members, audit, live, languag
 
     // Switch to Chinese.
     await page.getByTestId('language').first().selectOption('zh');
-    await page.getByRole('tab', { name: '环境变量' }).waitFor();
+    await page.getByRole('tab', { name: '配置变量' }).waitFor();
     await page.getByRole('button', { name: '退出登录' }).waitFor();
     await page.getByRole('link', { name: '应用' }).first().waitFor();
     await page.getByRole('tab', { name: '概览' }).click();

@@ -326,8 +326,8 @@ test('first deploy from the console: wizard, build log, address, scale, deploy, 
     // Language switch: the component page in Chinese, and back.
     await page.goto(server.url + '/teams/default/apps/shop/components/web');
     // Every tab renders (and its form is reachable) without an error.
-    const tabs = { Overview: 'instances', 'Versions & builds': 'versions', Scale: 'scale', Logs: 'logs',
-      Environment: 'files-editor', 'Ports & domains': 'ports-editor', 'Health checks': 'health-editor',
+    const tabs = { Overview: 'instances', Processes: 'processes', 'Versions & builds': 'versions', Releases: 'releases', Scale: 'scale', Logs: 'logs',
+      'Config vars': 'files-editor', 'Ports & domains': 'ports-editor', 'Health checks': 'health-editor',
       Dependencies: 'add-dependency', Events: null, Settings: 'settings' };
     for (const [name, testId] of Object.entries(tabs)) {
       await page.getByRole('tab', { name, exact: true }).click();

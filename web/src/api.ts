@@ -148,6 +148,12 @@ export interface Version extends Meta {
   message: string;
   start_command?: string;
   detect?: Detection;
+  // A built version's request: the source and settings as queued, and who queued it.
+  build_request?: {
+    source?: { type?: string; url?: string; ref?: string; path?: string; archive?: string; name?: string };
+    trigger?: { webhook?: string; branch?: string; commit?: string };
+    requested_by?: string;
+  };
 }
 export interface Instance extends Meta {
   name: string;

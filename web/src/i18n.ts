@@ -5,10 +5,12 @@ import { createContext, useContext } from 'react';
 import { gwEn, gwZh } from './i18n_gateway';
 import { platformEn, platformZh } from './i18n_platform';
 import { runsEn, runsZh } from './i18n_runs';
+import { herokuEn, herokuZh } from './i18n_heroku';
 
 export const en = {
   ...gwEn,
   ...runsEn,
+  ...herokuEn,
   ...platformEn,
   'app.name': 'berth',
   'app.tagline': 'Deploy and run your apps',
@@ -94,7 +96,7 @@ export const en = {
   'state.running': 'running',
   'state.stopped': 'stopped',
   'tab.overview': 'Overview',
-  'tab.env': 'Environment',
+  'tab.env': 'Config vars',
   'tab.events': 'Events',
   'overview.settings': 'Settings',
   'overview.versions': 'Versions',
@@ -334,6 +336,7 @@ export type Dictionary = Record<MessageKey, string>;
 export const zh: Dictionary = {
   ...gwZh,
   ...runsZh,
+  ...herokuZh,
   ...platformZh,
   'app.name': 'berth',
   'app.tagline': '部署并运行你的应用',
@@ -419,7 +422,7 @@ export const zh: Dictionary = {
   'state.running': '运行',
   'state.stopped': '停止',
   'tab.overview': '概览',
-  'tab.env': '环境变量',
+  'tab.env': '配置变量',
   'tab.events': '事件',
   'overview.settings': '设置',
   'overview.versions': '版本',

@@ -41,7 +41,7 @@ export type Route =
 // The gateway screens: the team's rules, its certificates, and one rule's form (new or edit).
 export type GatewayView = 'rules' | 'certificates' | 'httpNew' | 'httpEdit' | 'tcpNew' | 'tcpEdit';
 
-export const TABS = ['overview', 'runs', 'versions', 'scale', 'logs', 'env', 'ports', 'health', 'dependencies', 'events', 'settings'] as const;
+export const TABS = ['overview', 'processes', 'runs', 'versions', 'releases', 'scale', 'logs', 'env', 'ports', 'health', 'dependencies', 'events', 'settings'] as const;
 export type Tab = (typeof TABS)[number];
 
 // The tabs a component of this kind has: runs only for jobs and cronjobs.

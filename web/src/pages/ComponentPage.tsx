@@ -11,7 +11,8 @@ import { currentVersion, gatewayAddresses, instanceAddresses } from '../versions
 import { StatusBadge } from './AppPage';
 import { Dependencies } from './Dependencies';
 import { ComponentGateway } from './Gateway';
-import { EnvEditor, FilesEditor, HealthEditor, JobEditor, PortsEditor, ScaleEditor, SettingsEditor } from './Editors';
+import { FilesEditor, HealthEditor, JobEditor, PortsEditor, ScaleEditor, SettingsEditor } from './Editors';
+import { ConfigVars, Processes, Releases } from './Heroku';
 import { Logs } from './Logs';
 import { Runs } from './Runs';
 import { Versions } from './Versions';
@@ -93,6 +94,8 @@ export function ComponentPage({ team, app, component, tab, version, role }: { te
       <div role="tabpanel">
         {d && tab === 'overview' && <Overview d={d} />}
         {d && tab === 'versions' && <Versions team={team} app={app} c={d.c} base={base} versions={d.versions} instances={d.instances} writable={writable} selected={version} onChanged={data.reload} />}
+        {d && tab === 'processes' && <Processes c={d.c} instances={d.instances} />}
+        {d && tab === 'releases' && <Releases team={team} app={app} c={d.c} base={base} versions={d.versions} instances={d.instances} writable={writable} onChanged={data.reload} />}
         {d && tab === 'runs' && isJob && <Runs team={team} app={app} c={d.c} base={base} writable={writable} />}
         {d && tab === 'runs' && !isJob && <p className="muted">{t('runs.notAJob')}</p>}
         {d && tab === 'scale' && isJob && <JobEditor c={d.c} base={base} writable={writable} onSaved={onSaved} />}
@@ -100,7 +103,7 @@ export function ComponentPage({ team, app, component, tab, version, role }: { te
         {d && tab === 'logs' && <Logs base={base} instances={d.instances} />}
         {d && tab === 'env' && (
           <>
-            <EnvEditor c={d.c} base={base} writable={writable} onSaved={onSaved} />
+            <ConfigVars c={d.c} base={base} app={app} writable={writable} onSaved={onSaved} />
             <FilesEditor c={d.c} base={base} writable={writable} onSaved={onSaved} />
           </>
         )}

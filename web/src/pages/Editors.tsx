@@ -159,65 +159,6 @@ function RestartButton({ base }: { base: string }) {
   );
 }
 
-// ---- environment ------------------------------------------------------------------------------
-
-interface EnvRow { key: string; value: string; id: number }
-let nextId = 1;
-const toRows = (env: Record<string, string>): EnvRow[] => Object.entries(env).map(([key, value]) => ({ key, value, id: nextId++ }));
-
-export function EnvEditor({ c, base, writable, onSaved }: EditorProps) {
-  const { t } = useT();
-  const s = useSave(base, c, onSaved);
-  const [rows, setRows, dirty, clean] = useDraft<EnvRow[]>(() => toRows(c.env ?? {}), JSON.stringify(c.env ?? {}));
-  const [local, setLocal] = useState<string | null>(null);
-  const save = async (e: FormEvent) => {
-    e.preventDefault();
-    setLocal(null);
-    const env: Record<string, string | null> = {};
-    for (const r of rows) {
-      const k = r.key.trim();
-      if (!k) return setLocal(t('env.emptyKey'));
-      if (k in env) return setLocal(t('env.duplicate', { key: k }));
-      env[k] = r.value;
-    }
-    for (const old of Object.keys(c.env ?? {})) if (!(old in env)) env[old] = null;
-    if (await s.save({ env })) clean();
-  };
-  // env.KEY errors belong to that row.
-  const rowError = (key: string) => (s.field === 'env.' + key.trim() ? s.text : null);
-  const shown = rows.some((r) => rowError(r.key));
-  return (
-    <form className="card" onSubmit={save} aria-label={t('tab.env')} data-testid="env-editor">
-      <h2>{t('comp.env')}</h2>
-      {!writable && <p className="muted">{t('env.readOnly')}</p>}
-      {rows.length === 0 && <p className="muted">{t('env.empty')}</p>}
-      {rows.length > 0 && (
-        <table className="list env">
-          <thead><tr><th>{t('env.key')}</th><th>{t('env.value')}</th>{writable && <th><span className="sr-only">{t('common.actions')}</span></th>}</tr></thead>
-          <tbody>
-            {rows.map((r) => (
-              <tr key={r.id}>
-                <td>
-                  <input aria-label={t('env.key')} className="mono" value={r.key} readOnly={!writable} aria-invalid={rowError(r.key) ? true : undefined} onChange={(e) => setRows(rows.map((x) => (x.id === r.id ? { ...x, key: e.target.value } : x)))} />
-                  {rowError(r.key) && <small className="field-error" role="alert">{rowError(r.key)}</small>}
-                </td>
-                <td><input aria-label={`${t('env.value')} ${r.key}`} className="mono" value={r.value} readOnly={!writable} onChange={(e) => setRows(rows.map((x) => (x.id === r.id ? { ...x, value: e.target.value } : x)))} /></td>
-                {writable && (
-                  <td><button type="button" className="small" aria-label={t('env.removeLabel', { key: r.key })} onClick={() => setRows(rows.filter((x) => x.id !== r.id))}>{t('env.remove')}</button></td>
-                )}
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      )}
-      {local && <p className="error-banner" role="alert">{local}</p>}
-      <Actions busy={s.busy} saved={s.saved} dirty={dirty} writable={writable} error={s.text} shown={shown}>
-        <button type="button" onClick={() => setRows([...rows, { key: '', value: '', id: nextId++ }])}>{t('env.add')}</button>
-      </Actions>
-    </form>
-  );
-}
-
 // ---- config files -----------------------------------------------------------------------------
 
 export function FilesEditor({ c, base, writable, onSaved }: EditorProps) {
