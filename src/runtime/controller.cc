@@ -331,7 +331,7 @@ bool Controller::OperationEnded(const std::string& scope, const std::vector<Inst
     return true;
   }
   auto d = desired_.find(scope);
-  if (d == desired_.end()) return false;
+  if (d == desired_.end()) return DeadlinePassed(st, "the component could not be resolved", status, message);
   if (d->second.job) {
     // Nothing long-running converges for a job: the change is in place for its runs.
     *status = "succeeded";
@@ -363,16 +363,32 @@ bool Controller::OperationEnded(const std::string& scope, const std::vector<Inst
     *message = p != problems_.end() && !p->second.empty() ? p->second : "nothing runnable";
     return true;
   }
-  if (std::chrono::steady_clock::now() - st.seen >= opt_.operation_deadline) {
+  // An instance of what the operation wants that crash-loops: the operation cannot succeed.
+  // Looked at as a state on every pass, because the CrashLoop event (RecordEvent) only ends
+  // operations that are in progress when it fires — and it fires at most once a minute, never
+  // again once the back-off passes the crash-loop window. An operation begun after that (a
+  // scale, a settings change that does not replace the instance) waited for the deadline.
+  for (const InstanceStatus& s : now) {
+    if (s.outdated || !s.crash_looping) continue;
     *status = "failed";
-    *message = "did not finish within " +
-               std::to_string(std::chrono::duration_cast<std::chrono::seconds>(
-                                  opt_.operation_deadline).count()) +
-               " s: " + std::to_string(good) + " of " + std::to_string(want) +
-               " instance(s) ready and current";
+    *message = "instance " + s.name + " is crash-looping (" + std::to_string(s.restarts) +
+               " restarts): " + s.message;
     return true;
   }
-  return false;
+  return DeadlinePassed(st, std::to_string(good) + " of " + std::to_string(want) +
+                                " instance(s) ready and current",
+                        status, message);
+}
+
+bool Controller::DeadlinePassed(const OperationState& st, const std::string& progress,
+                                std::string* status, std::string* message) const {
+  if (std::chrono::steady_clock::now() - st.seen < opt_.operation_deadline) return false;
+  *status = "failed";
+  *message = "did not finish within " +
+             std::to_string(std::chrono::duration_cast<std::chrono::seconds>(
+                                opt_.operation_deadline).count()) +
+             " s: " + progress;
+  return true;
 }
 
 Result<DesiredComponent> Controller::Resolve(const ComponentRef& ref, const Json& body,

@@ -151,6 +151,9 @@ class Controller {
     std::string failure;  // set when the operation cannot succeed (a crash loop)
   };
   std::map<std::string, OperationState> ops_;        // scope → operation in progress
+  // Ends `st` as failed ("did not finish within ...: progress") once its deadline passed.
+  bool DeadlinePassed(const OperationState& st, const std::string& progress, std::string* status,
+                      std::string* message) const;
   std::map<std::string, DesiredComponent> desired_;  // scope → what was last applied
   std::map<std::string, std::string> applied_version_;  // scope → version last applied
   bool scanning_ = false;  // in FullScan: what runs was deployed before; no new operations

@@ -128,6 +128,10 @@ struct InstanceStatus {
   int64_t started_at_ms = 0;
   std::optional<LastExit> last_exit;
   std::string message;     // why it is not ready / waiting, for people
+  // Not ready after crashing at least the driver's crash-loop threshold of times in a row:
+  // a state, not the CrashLoop event (which fires at most once a window and stops once the
+  // back-off outgrows it), so an operation begun during a crash loop still sees it.
+  bool crash_looping = false;
 };
 
 class Driver {

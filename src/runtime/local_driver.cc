@@ -855,6 +855,8 @@ std::vector<InstanceStatus> LocalDriver::Observe(const ComponentRef& ref) {
     s.started_at_ms = alive ? UnixMillis(in.started_at) : 0;
     s.last_exit = in.last_exit;
     s.message = in.message;
+    s.crash_looping = in.consecutive_crashes >= opt_.crashloop_threshold && !s.ready &&
+                      in.phase != Phase::kStopping;
     out.push_back(std::move(s));
   }
   return out;
