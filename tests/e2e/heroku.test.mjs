@@ -105,6 +105,8 @@ test('processes, config vars and releases in the console', { timeout: 150000 }, 
     await cv.getByLabel('Edit GREETING').fill('hi there');
     await cv.getByLabel('Edit GREETING').press('Enter');
     await cv.getByText('GREETING set.').waitFor();
+    // One change at a time: the next is refused (409 operation_in_progress) while this rolls.
+    await eventually(async () => (await api('GET', comp + '/operation')).body.status === 'succeeded', 'the edit to roll out', STEP_MS);
     await cv.getByRole('button', { name: 'Remove FOO' }).click();
     await page.getByRole('dialog').getByText('Remove FOO from web?').waitFor();
     await page.getByRole('dialog').getByRole('button', { name: 'Remove' }).click();

@@ -103,7 +103,7 @@ export function ComponentPage({ team, app, component, tab, version, role }: { te
         {d && tab === 'logs' && <Logs base={base} instances={d.instances} />}
         {d && tab === 'env' && (
           <>
-            <ConfigVars c={d.c} base={base} app={app} writable={writable} onSaved={onSaved} />
+            <ConfigVars c={d.c} ran={d.versions.some((v) => v.status === 'ready')} base={base} app={app} writable={writable} onSaved={onSaved} />
             <FilesEditor c={d.c} base={base} writable={writable} onSaved={onSaved} />
           </>
         )}

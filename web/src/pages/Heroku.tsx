@@ -16,8 +16,14 @@ import { VersionStatus } from './Versions';
 // ---- the component's last operation -----------------------------------------------------------
 
 // The rollout a change started (GET .../operation), kept live: a config change or a roll back
-// shows here as "in progress" and then how it ended.
-export function OperationStatus({ base, app }: { base: string; app: string }) {
+// shows here as "in progress" and then how it ended. Only asked for once the component has a
+// ready version: before, no change begins an operation and the API would answer 404.
+export function OperationStatus({ base, app, ran }: { base: string; app: string; ran: boolean }) {
+  if (!ran) return null;
+  return <LastOperation base={base} app={app} />;
+}
+
+function LastOperation({ base, app }: { base: string; app: string }) {
   const { t, lang } = useT();
   const op = useLiveResource<{ op: Operation | null }>(
     async () => {
@@ -50,13 +56,14 @@ export function OperationStatus({ base, app }: { base: string; app: string }) {
 
 interface CompProps {
   c: Component;
+  ran: boolean; // has a ready version (operations exist)
   base: string;
   app: string;
   writable: boolean;
   onSaved: (c: Component) => void;
 }
 
-export function ConfigVars({ c, base, app, writable, onSaved }: CompProps) {
+export function ConfigVars({ c, ran, base, app, writable, onSaved }: CompProps) {
   const { t } = useT();
   const vars = sortedVars(c.env);
   const [revealed, setRevealed] = useState(false);
@@ -130,7 +137,7 @@ export function ConfigVars({ c, base, app, writable, onSaved }: CompProps) {
         )}
       </div>
       <p className="muted">{rollsInstances(c) ? t('config.hint', { name: c.name }) : t('config.hintStopped', { name: c.name })}</p>
-      <OperationStatus base={base} app={app} />
+      <OperationStatus base={base} app={app} ran={ran} />
       {vars.length === 0 ? <p className="muted">{t('config.empty')}</p> : (
         <table className="list env" data-testid="config-table">
           <thead><tr><th>{t('config.key')}</th><th>{t('config.value')}</th>{writable && <th><span className="sr-only">{t('common.actions')}</span></th>}</tr></thead>
@@ -218,7 +225,7 @@ export function Releases({ team, app, c, base, versions, instances, writable, on
     <section className="card" aria-labelledby="releases-title">
       <h2 id="releases-title">{t('releases.title')}</h2>
       <p className="muted">{t('releases.hint', { name: c.name })}</p>
-      <OperationStatus base={base} app={app} />
+      <OperationStatus base={base} app={app} ran={versions.some((v) => v.status === 'ready')} />
       {rows.length === 0 ? <p className="muted">{t('releases.empty')}</p> : (
         <table className="list" data-testid="releases">
           <thead>
