@@ -249,6 +249,9 @@ class CliHabitsTest(JobCase):
         self.assertIn(f"`berth wait cfg --app {APP} --operation`", r.stdout)
         op = self.wait_operation("cfg")
         self.assertEqual((op["type"], op["status"]), ("update", "succeeded"), op)
+        # The instance is ready as soon as it runs (no readiness check), maybe before its first
+        # line reached the log: wait for the line, then look at every line.
+        wait_for(lambda: "cfg A=1 B=two words" in self.config_lines("cfg"), "the new instance's line")
         lines = self.config_lines("cfg")
         # One rolling update: the new instance saw both values at once, never one of them.
         self.assertEqual(lines.count("cfg A=1 B=two words"), 1, lines)
