@@ -220,27 +220,42 @@ Status EnsureHook(const Service& s) {
   return Status::Ok();
 }
 
-Status EnsureRepo(const Service& s, const std::string& repo, const std::string& branch) {
+// The repository belongs to the component object it was made for (its creation time, kept in
+// the repository as berth-component): one left by a deleted component of the same name — or of
+// a deleted team whose name someone else took — is removed, never served to the new owner.
+Status EnsureRepo(const Service& s, const std::string& repo, const std::string& branch, int64_t owner) {
   std::lock_guard<std::mutex> l(g_setup_mu);
   BERTH_RETURN_IF_ERROR(EnsureHook(s));
   std::error_code ec;
-  if (fs::exists(repo + "/HEAD", ec)) return Status::Ok();
+  const std::string stamp_file = repo + "/berth-component", stamp = std::to_string(owner) + "\n";
+  if (fs::exists(repo + "/HEAD", ec)) {
+    std::ifstream in(stamp_file);
+    std::string have((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (have == stamp) return Status::Ok();
+    GitLog()->info("msg=\"removed the push repository of a deleted component\" repo=\"{}\"", repo);
+    fs::remove_all(repo, ec);
+    if (ec) return Internal("cannot remove the old repository " + repo + ": " + ec.message());
+  }
   fs::create_directories(fs::path(repo).parent_path(), ec);
   if (ec) return Internal("cannot create " + fs::path(repo).parent_path().string() + ": " + ec.message());
   BERTH_ASSIGN_OR_RETURN(auto r, Run({"git", "init", "--quiet", "--bare", "--initial-branch=" + branch, "--", repo},
                                      BaseEnv(s), "", std::chrono::seconds(30)));
   if (r.first != 0) return Internal("git init of " + repo + " failed: " + r.second.substr(0, 500));
+  std::ofstream o(stamp_file, std::ios::trunc);
+  o << stamp;
+  if (!o) return Internal("cannot write " + stamp_file);
   GitLog()->info("msg=\"made a push repository\" repo=\"{}\"", repo);
   return Status::Ok();
 }
 
-Result<model::Component> GitComponent(Service& s, const Ctx& ctx) {
+Result<model::Component> GitComponent(Service& s, const Ctx& ctx, int64_t* created_at_ms = nullptr) {
   auto c = s.store.Get(model::kComponent, ctx.P("team") + "/" + ctx.P("app"), ctx.P("component"));
   if (!c.ok() && c.status().code() == Code::kNotFound) {
     return NotFound("component " + Quoted(ctx.P("component")) + " not found in app " + Quoted(ctx.P("app")));
   }
   if (!c.ok()) return c.status();
   BERTH_ASSIGN_OR_RETURN(model::Component comp, model::ParseComponent(Stored(*c)));
+  if (created_at_ms) *created_at_ms = c->created_at_ms;
   if (comp.source.type != "git") {
     return FailedPrecondition("component " + Quoted(comp.name) + " builds from a " + comp.source.type +
                               " source: git push works for components with a git source");
@@ -312,10 +327,11 @@ Result<Reply> RunBackend(Service& s, Ctx& ctx, const std::string& what) {
   }
   const bool push = service == "git-receive-pack";
   BERTH_RETURN_IF_ERROR(NeedRole(s, ctx, Role::kDeveloper, push ? "push to components" : "fetch from components"));
-  BERTH_ASSIGN_OR_RETURN(model::Component comp, GitComponent(s, ctx));
+  int64_t created = 0;
+  BERTH_ASSIGN_OR_RETURN(model::Component comp, GitComponent(s, ctx, &created));
   const std::vector<std::string> branches = DeployBranches(comp);
   const std::string repo = RepoDir(s, ctx.P("team"), ctx.P("app"), ctx.P("component"));
-  BERTH_RETURN_IF_ERROR(EnsureRepo(s, repo, branches.front()));
+  BERTH_RETURN_IF_ERROR(EnsureRepo(s, repo, branches.front(), created));
 
   std::vector<std::string> env = BaseEnv(s);
   const std::string root = fs::path(repo).parent_path().string();

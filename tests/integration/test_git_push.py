@@ -225,6 +225,29 @@ class GitPushTest(BerthTestCase):
                               401, "unauthenticated")
         self.assertEqual(self.versions(), before)
 
+    def test_3_a_recreated_component_does_not_inherit_the_old_repository(self):
+        # A component deleted and made again under the same name (or a team deleted and made
+        # again by someone else) starts from an empty repository: the old pushes are not
+        # served to whoever owns the name now.
+        self.make_app("default", "again")
+        comp = {"source": {"type": "git", "url": "file://" + self.origin, "ref": "main"}}
+        self.make_component("default", "again", "api", **comp)
+        url = self.push_url.replace("/apps/pushy/components/web/", "/apps/again/components/api/")
+        repo = self.work()
+        old = self.commit(repo, "old code")
+        self.git(repo, "checkout", "-q", "-b", "stash")
+        r, _ = self.push(repo, self.admin, "stash", url=url)   # not a deploy branch: no build
+        self.assertEqual(r.returncode, 0, r.stderr)
+        refs = urllib.parse.urlsplit(url).path + "/info/refs?service=git-upload-pack"
+        st, body, _ = self.api("GET", refs)
+        self.assertEqual(st, 200)
+        self.assertIn(old, str(body))
+        self.ok(self.api("DELETE", f"{V}/apps/again/components/api"))
+        self.make_component("default", "again", "api", **comp)
+        st, body, _ = self.api("GET", refs)
+        self.assertEqual(st, 200)
+        self.assertNotIn(old, str(body))
+
 
 if __name__ == "__main__":
     unittest.main()
