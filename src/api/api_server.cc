@@ -71,6 +71,41 @@ Status ServiceScope(const auth::Principal& who, const HttpRequest& req, const Ro
                     req.method + " " + route.pattern);
 }
 
+// The credential of a request: its Authorization header, or for a route that takes HTTP basic
+// auth (git's smart HTTP), "Bearer <password>" — the token is the password, the user name is
+// not looked at (the token says who it is).
+std::string AuthorizationOf(const HttpRequest& req, const Route& route) {
+  const std::string& h = req.Header("authorization");
+  if (!route.basic_auth || h.size() < 6 || h.compare(0, 6, "Basic ") != 0) return h;
+  static const std::string kAlphabet =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string decoded;
+  uint32_t acc = 0;
+  int bits = 0;
+  for (size_t i = 6; i < h.size() && h[i] != '='; ++i) {
+    size_t v = kAlphabet.find(h[i]);
+    if (v == std::string::npos) return "Basic (malformed)";
+    acc = (acc << 6) | static_cast<uint32_t>(v);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      decoded.push_back(static_cast<char>((acc >> bits) & 0xff));
+    }
+  }
+  size_t colon = decoded.find(':');
+  if (colon == std::string::npos || colon + 1 == decoded.size()) return "";
+  return "Bearer " + decoded.substr(colon + 1);
+}
+
+// An error answer; a 401 of a basic-auth route asks for the credential as git expects.
+HttpResponse RouteError(const Status& st, const Route& route) {
+  HttpResponse r = ErrorResponse(st);
+  if (route.basic_auth && r.status == 401) {
+    r.headers.push_back({"WWW-Authenticate", "Basic realm=\"berth\", charset=\"UTF-8\""});
+  }
+  return r;
+}
+
 }  // namespace
 
 struct ApiService::Impl {
@@ -85,6 +120,7 @@ ApiService::ApiService(Store& store, const Clock& clock, ApiOptions options)
   RegisterWatchRoutes(impl_->service);
   RegisterBuildRoutes(impl_->service);
   RegisterWebhookRoutes(impl_->service);
+  RegisterGitRoutes(impl_->service);
   RegisterRuntimeRoutes(impl_->service);
   RegisterGatewayRoutes(impl_->service);
   RegisterStaticFiles(impl_->service);
@@ -120,9 +156,9 @@ std::optional<BodyFile> ApiService::BodyToFile(const HttpRequest& head) const {
   BodyFile out;
   out.dir = s.options.data_dir + "/tmp";
   out.limit = static_cast<uint64_t>(s.options.upload_limit);
-  auto who = s.access.Authenticate(head.Header("authorization"));
+  auto who = s.access.Authenticate(AuthorizationOf(head, **route));
   if (!who.ok()) {
-    out.reject = ErrorResponse(who.status());
+    out.reject = RouteError(who.status(), **route);
     return out;
   }
   if (who->service) {
@@ -131,9 +167,10 @@ std::optional<BodyFile> ApiService::BodyToFile(const HttpRequest& head) const {
   }
   auto team = params.find("team");
   if (team != params.end()) {
-    auto allowed = s.access.Require(*who, team->second, (*route)->upload_min_role, "upload sources");
+    auto allowed = s.access.Require(*who, team->second, (*route)->upload_min_role,
+                                    (*route)->basic_auth ? "push to components" : "upload sources");
     if (!allowed.ok()) {
-      out.reject = ErrorResponse(allowed.status());
+      out.reject = RouteError(allowed.status(), **route);
       return out;
     }
   }
@@ -160,8 +197,8 @@ HttpResponse ApiService::Handle(const HttpRequest& request) {
   }
   Ctx ctx{request, std::move(params), {}};
   if (!(*route)->public_route) {
-    auto who = s.access.Authenticate(request.Header("authorization"));
-    if (!who.ok()) return ErrorResponse(who.status());
+    auto who = s.access.Authenticate(AuthorizationOf(request, **route));
+    if (!who.ok()) return RouteError(who.status(), **route);
     ctx.who = *who;
     if (ctx.who.service && !(*route)->service_account) {
       return ErrorResponse(ServiceScope(ctx.who, request, **route));
@@ -181,15 +218,25 @@ HttpResponse ApiService::Handle(const HttpRequest& request) {
       impl_->log->error("msg=\"request failed\" method={} path=\"{}\" error=\"{}\"", request.method,
                         request.path, reply.status().message());
     }
-    return ErrorResponse(reply.status());
+    return RouteError(reply.status(), **route);
   }
   HttpResponse out;
   out.status = reply->status;
   out.headers = std::move(reply->headers);
   if (reply->stream) {
     out.content_type = "application/x-ndjson";
+    // A stream of another kind (git's protocol, the push hook's text) names its own type.
+    for (auto it = out.headers.begin(); it != out.headers.end(); ++it) {
+      if (it->first == "Content-Type") {
+        out.content_type = it->second;
+        out.headers.erase(it);
+        break;
+      }
+    }
     out.stream = std::move(reply->stream);
-    if (!(*route)->public_route) {
+    // A git response is git's protocol to its end (no error line may be put in it); it ends
+    // with its request.
+    if (!(*route)->public_route && !(*route)->basic_auth) {
       // Who may go on reading it: a member of the stream's team (any role reads), else a
       // platform administrator, or a service account on a route made for it.
       auto team = ctx.params.find("team");

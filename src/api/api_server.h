@@ -27,6 +27,7 @@ struct ApiOptions {
   // often, and at every store change; they end when access is gone.
   std::chrono::milliseconds stream_recheck{5000};
   std::string server_version = "0.1.0";
+  std::string api_host;            // the API's listen host (the push hook calls back on it; "" = 127.0.0.1)
   std::string data_dir;            // the server's data directory (instance logs are read from it)
   std::string web_root;            // the built console served at "/" ("" = none)
   int64_t upload_limit = int64_t{1} << 30;  // bytes of an archive upload (streamed to DATA/tmp)

@@ -49,6 +49,9 @@ struct Route {
   // service_account_scope, so a service credential reaches only what its service needs.
   bool service_account = false;
   bool slow = false;            // runs on the slow pool (waits on outside servers: git)
+  // The token may come as the password of HTTP basic auth (git's smart HTTP), and a 401
+  // carries WWW-Authenticate: Basic so that git asks for it; a stream is sent as is.
+  bool basic_auth = false;
   // The body is streamed to a file (HttpRequest::body_file) of at most ApiOptions::upload_limit
   // bytes; `upload_min_role` is checked in the route's {team} before the body is read.
   bool body_to_file = false;

@@ -321,6 +321,7 @@ int RunServer(const ServerConfig& cfg) {
   ao.stream_recheck = std::chrono::seconds(cfg.stream_recheck_s);
   ao.login_attempts = static_cast<int>(cfg.login_attempts);
   ao.data_dir = cfg.data_dir;
+  ao.api_host = cfg.api_addr.host;
   ao.upload_limit = cfg.upload_limit;
   ao.disk_warn_percent = static_cast<int>(cfg.disk_warn_percent);
   ao.web_root = cfg.web_root.empty() ? DefaultWebRoot() : cfg.web_root;

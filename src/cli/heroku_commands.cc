@@ -5,15 +5,22 @@
 //   berth releases COMPONENT --app A                      (the versions: when, what, who)
 //   berth ps --app A                                      (components, their instances, state)
 //   berth open COMPONENT --app A                          (its URL; a browser where one can open)
+//   berth git-url COMPONENT --app A                       (where `git push` deploys it)
+//   berth git-pre-receive (hidden)                        (the push repositories' hook)
 // They are views over the component API (docs/api.md): config is the component's `env`, a
 // change is one JSON merge patch, so the runtime rolls the instances once per command.
 #include <algorithm>
+#include <cstdlib>
+#include <filesystem>
+#include <iostream>
 #include <map>
 #include <set>
+#include <sstream>
 
 #include "cli/detail/api_errors.h"
 #include "cli/detail/commands.h"
 #include "cli/detail/flags.h"
+#include "cli/detail/http_client.h"
 #include "cli/detail/verb.h"
 #include "cli/output.h"
 
@@ -366,6 +373,111 @@ void AddOpen(CLI::App& app, const std::shared_ptr<Shared>& sh) {
   AddTarget(cmd, t.get());
 }
 
+// ---- git push ----------------------------------------------------------------------------
+
+void AddGitUrl(CLI::App& app, const std::shared_ptr<Shared>& sh) {
+  auto t = std::make_shared<Target>();
+  CLI::App* cmd = Leaf(app, sh, "git-url",
+                       "Print the URL `git push` deploys the component from (the password is a berth token)",
+                       [t](Call& c) -> Status {
+    BERTH_ASSIGN_OR_RETURN(Json g, c.Do("GET", c.ComponentPath(t->app, t->component) + "/git-url"));
+    // The server as this CLI reaches it, rather than the Host the server saw.
+    std::string url = c.cfg().server + Str(g, "path");
+    std::string branch = g.value("branches", Json::array()).empty() ? "main" : g["branches"][0].get<std::string>();
+    if (c.json()) {
+      g["url"] = url;
+      c.out() << RenderJson(g);
+      return Status::Ok();
+    }
+    c.out() << url << "\n";
+    c.err() << "  git remote add berth " << url << "\n"
+            << "  git push berth " << branch << "   (user: any, password: a berth token, e.g. `berth token create`)\n";
+    return Status::Ok();
+  });
+  AddTarget(cmd, t.get());
+}
+
+// The pre-receive hook of the push repositories (DATA/git/hooks/pre-receive runs it; see
+// src/api/git_routes.cc). Reads git's "OLD NEW REF" lines; an update of the deploy branch is
+// built and deployed by the server, whose text stream goes to stdout (git relays it to the
+// pusher as `remote:` lines). Exits 1 — git then rejects the push — when it failed.
+int GitPreReceive() {
+  const char* url = std::getenv("BERTH_PUSH_URL");
+  const char* path = std::getenv("BERTH_PUSH_PATH");
+  const char* cred = std::getenv("BERTH_PUSH_CREDENTIAL");
+  const char* branches_env = std::getenv("BERTH_PUSH_BRANCHES");
+  const char* quarantine = std::getenv("GIT_QUARANTINE_PATH");
+  if (!url || !path || !cred || !branches_env) {
+    std::cout << " !     this repository is berth's: push over berth's push URL (`berth git-url`)" << std::endl;
+    return 1;
+  }
+  std::set<std::string> branches;
+  std::istringstream bs(branches_env);
+  for (std::string b; bs >> b;) branches.insert(b);
+  std::string deploy_line;
+  for (std::string line; std::getline(std::cin, line);) {
+    std::istringstream ls(line);
+    std::string old_commit, new_commit, ref;
+    ls >> old_commit >> new_commit >> ref;
+    const std::string branch = ref.rfind("refs/heads/", 0) == 0 ? ref.substr(11) : "";
+    const bool deleted = new_commit.find_first_not_of('0') == std::string::npos;
+    if (branch.empty() || !branches.count(branch)) {
+      std::cout << "-----> " << ref << (deleted ? " deleted" : " stored") << "; berth deploys pushes to "
+                << branches_env << std::endl;
+      continue;
+    }
+    if (deleted) {
+      std::cout << "-----> " << ref << " deleted; nothing to deploy" << std::endl;
+      continue;
+    }
+    if (!deploy_line.empty()) continue;  // one deploy branch per push (main or master)
+    // Git may name the quarantine relative to the repository, the hook's working directory.
+    std::string q = quarantine ? quarantine : "";
+    if (!q.empty()) {
+      std::error_code ec;
+      q = std::filesystem::absolute(q, ec).string();
+    }
+    Json body = {{"ref", ref}, {"old", old_commit}, {"new", new_commit}, {"quarantine", q}};
+    deploy_line = body.dump();
+    std::cout << "-----> building " << branch << " at " << new_commit.substr(0, 12) << std::endl;
+  }
+  if (deploy_line.empty()) return 0;
+  bool ok = false;
+  std::string failure;
+  HttpClientOptions o;
+  o.read_timeout = std::chrono::seconds(120);  // the server beats every 15 s
+  auto r = RequestStream("POST", url, path, deploy_line, cred, [&](std::string_view line) {
+    if (line == "berth-push: heartbeat") return true;
+    if (line == "berth-push: ok") {
+      ok = true;
+      return false;
+    }
+    if (line.rfind("berth-push: failed: ", 0) == 0) {
+      failure = std::string(line.substr(20));
+      return false;
+    }
+    std::cout << line << std::endl;
+    return true;
+  }, o);
+  if (!r.ok()) failure = r.status().message();
+  else if (r->status / 100 != 2) {
+    Json e = Json::parse(r->body, nullptr, false);
+    failure = e.is_object() && e.contains("error") && e["error"].is_object()
+                  ? e["error"].value("message", r->body) : "the server answered " + std::to_string(r->status);
+  } else if (!ok && failure.empty()) {
+    failure = "the server ended the build stream without a result";
+  }
+  if (ok) return 0;
+  std::cout << " !     " << failure << "\n !     push rejected: nothing was deployed" << std::endl;
+  return 1;
+}
+
+void AddGitPreReceive(CLI::App& app, int* exit_code) {
+  CLI::App* cmd = app.add_subcommand("git-pre-receive", "The push repositories' pre-receive hook (internal)");
+  cmd->group("");  // hidden
+  cmd->callback([exit_code] { *exit_code = GitPreReceive(); });
+}
+
 }  // namespace
 
 void AddHerokuCommands(CLI::App& app, const ClientWorld& world, int* exit_code) {
@@ -376,6 +488,8 @@ void AddHerokuCommands(CLI::App& app, const ClientWorld& world, int* exit_code) 
   AddReleases(app, sh);
   AddPs(app, sh);
   AddOpen(app, sh);
+  AddGitUrl(app, sh);
+  AddGitPreReceive(app, exit_code);
 }
 
 }  // namespace berth::cli

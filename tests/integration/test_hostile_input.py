@@ -92,7 +92,7 @@ class HostileInputTest(BerthTestCase):
                 if method.upper() not in ("POST", "PUT", "PATCH"):
                     continue
                 with self.subTest(route=f"{method.upper()} {pattern}"):
-                    if path.endswith("/archive"):
+                    if path.endswith(("/archive", "/git/git-receive-pack", "/git/git-upload-pack")):
                         body = b"\0" * (UPLOAD_LIMIT + 1)
                     else:
                         body = big

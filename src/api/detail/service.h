@@ -3,6 +3,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <filesystem>
 #include <functional>
 #include <map>
@@ -19,6 +20,12 @@
 #include "store/store.h"
 
 namespace berth::api {
+
+// What a push's hook may do with its credential (git_routes.cc): build that one component.
+struct PushGrant {
+  std::string team, app, component, user;
+  std::chrono::steady_clock::time_point expires;
+};
 
 struct Service {
   Service(Store& s, const Clock& c, ApiOptions o)
@@ -43,6 +50,10 @@ struct Service {
   // Detections running per user (build_routes.cc), against options.detect_per_user.
   std::mutex detect_mu;
   std::map<std::string, int> detecting;  // guarded by detect_mu
+
+  // The credentials of running pushes (git_routes.cc), by credential.
+  std::mutex push_mu;
+  std::map<std::string, PushGrant> push_grants;  // guarded by push_mu
 };
 
 // handlers.cc: health, session, users, tokens, teams, members, apps, components,
@@ -61,6 +72,9 @@ Result<Object> QueueVersion(Service& s, const std::string& team, const std::stri
                             const std::string& actor, const Json& trigger);
 // webhook_routes.cc: enabling a component's webhook and receiving pushes at /api/v1/hooks/{id}.
 void RegisterWebhookRoutes(Service& s);
+// git_routes.cc: the push URL (git http-backend behind berth's auth) and the push hook's
+// callback that builds and deploys the pushed commit.
+void RegisterGitRoutes(Service& s);
 // gateway_routes.cc: HTTP and TCP rules, certificates, the gateway snapshot.
 void RegisterGatewayRoutes(Service& s);
 // gateway_routes.cc: sets (*component)["addresses"] on every component response — where the component answers through the

@@ -92,7 +92,7 @@ export function ComponentPage({ team, app, component, tab, version, role }: { te
       <ErrorBanner error={data.error} />
       {!d && !data.error && <Loading />}
       <div role="tabpanel">
-        {d && tab === 'overview' && <Overview d={d} />}
+        {d && tab === 'overview' && <Overview d={d} base={base} />}
         {d && tab === 'versions' && <Versions team={team} app={app} c={d.c} base={base} versions={d.versions} instances={d.instances} writable={writable} selected={version} onChanged={data.reload} />}
         {d && tab === 'processes' && <Processes c={d.c} instances={d.instances} />}
         {d && tab === 'releases' && <Releases team={team} app={app} c={d.c} base={base} versions={d.versions} instances={d.instances} writable={writable} onChanged={data.reload} />}
@@ -122,7 +122,7 @@ export function ComponentPage({ team, app, component, tab, version, role }: { te
   );
 }
 
-function Overview({ d }: { d: Data }) {
+function Overview({ d, base }: { d: Data; base: string }) {
   const { t, lang } = useT();
   const c = d.c;
   const current = currentVersion(c, d.versions);
@@ -142,6 +142,15 @@ function Overview({ d }: { d: Data }) {
           <dt>{t('scale.memory')}</dt><dd>{c.resources?.memory_mb ? `${c.resources.memory_mb} MB` : t('overview.unlimited')}</dd>
           <dt>{t('scale.cpu')}</dt><dd>{c.resources?.cpu_millis ? `${c.resources.cpu_millis} m` : t('overview.unlimited')}</dd>
           <dt>{t('overview.source')}</dt><dd className="mono">{c.source?.type === 'none' || !c.source ? t('common.none') : `${c.source.type}: ${c.source.path || c.source.url || c.source.archive}${c.source.ref ? ' @ ' + c.source.ref : ''}`}</dd>
+          {c.source?.type === 'git' && (
+            <>
+              <dt>{t('overview.pushUrl')}</dt>
+              <dd>
+                <code className="mono" data-testid="push-url">{`${window.location.origin}${base}/git`}</code>
+                <div className="muted">{t('overview.pushHint')}</div>
+              </dd>
+            </>
+          )}
         </dl>
       </div>
       <div className="card">
