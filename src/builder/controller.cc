@@ -741,9 +741,11 @@ struct BuildController::Impl {
         spec.sandbox = box;
         spec.sandbox_exe = opts.sandbox.exe;
       }
+      spec.disk_watch = data;
       auto r = detail::RunShell(spec, line, cancel, [&record](int pgid) { record.Started(pgid); });
       if (!r.ok()) return finish(fail(step, "cannot run " + step + ": " + r.status().message()));
       if (r->cancelled) return stopped_or_cancelled(step);
+      if (r->disk_full) return finish(fail(step, step + " was stopped: no space left on device"));
       if (r->timed_out) {
         return finish(fail(step, step + " was stopped: the build took longer than the time limit of " +
                                      std::to_string(opts.time_limit.count()) + " s"));

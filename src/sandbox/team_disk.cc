@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <spawn.h>
 #include <sys/mount.h>
+#include <sys/statvfs.h>
 #include <sys/sysmacros.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
@@ -121,6 +122,12 @@ bool IsMountPoint(const std::string& path) {
   return a.st_dev != b.st_dev;
 }
 
+// discard: a file deleted on a team's disk gives its blocks back to the sparse image, so the
+// data disk gets the space back (a failed build's files, a removed volume) instead of the
+// image only ever growing; with the data disk full, a build's leftovers would otherwise keep
+// it full after the build was cleaned up.
+constexpr const char* kMountOptions = "loop,nosuid,nodev,discard";
+
 TeamDisks::TeamDisks(TeamDisksOptions options) : opt_(std::move(options)) {}
 
 std::string TeamDisks::Dir(const std::string& team) const { return opt_.data_dir + "/teams/" + team; }
@@ -159,10 +166,11 @@ Result<std::string> TeamDisks::Ensure(const std::string& team, uint32_t uid) {
     }
   }
   if (!IsMountPoint(dir)) {
-    BERTH_RETURN_IF_ERROR(RunTool({"mount", "-o", "loop,nosuid,nodev", image, dir}));
+    BERTH_RETURN_IF_ERROR(RunTool({"mount", "-o", kMountOptions, image, dir}));
     Logger("sandbox")->info("msg=\"team disk mounted\" team={} image={} size_mb={}", team, image,
                             (fresh ? want : st.st_size) >> 20);
   }
+  BERTH_RETURN_IF_ERROR(RepairIfReadOnly(team, image, dir));
   if (auto now = FilesystemBytes(image); !fresh && now && *now < want) Grow(team, image, dir, want);
   // The root belongs to the team's user (root_owner at mkfs; again for older images).
   if (::stat(dir.c_str(), &st) == 0 && st.st_uid != uid) (void)!::chown(dir.c_str(), uid, uid);
@@ -205,13 +213,53 @@ void TeamDisks::Grow(const std::string& team, const std::string& image, const st
   }
   Status s = RunTool({"e2fsck", "-f", "-p", image});
   if (s.ok()) s = RunTool({"resize2fs", image});
-  Status m = RunTool({"mount", "-o", "loop,nosuid,nodev", image, dir});
+  Status m = RunTool({"mount", "-o", kMountOptions, image, dir});
   if (!s.ok() || !m.ok()) {
     log->error("msg=\"growing a team disk failed\" team={} error=\"{}\"", team,
                (!s.ok() ? s : m).message());
     return;
   }
   log->info("msg=\"team disk grown\" team={} size_mb={}", team, want >> 20);
+}
+
+Status TeamDisks::RepairIfReadOnly(const std::string& team, const std::string& image,
+                                   const std::string& dir) {
+  // A write probe, not only the mount flags: after its journal aborted, ext4 stays "rw" until
+  // the next write starts a transaction (which then fails and remounts it read-only).
+  const std::string probe = dir + "/.berth-write-check";
+  if (int fd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+      fd >= 0) {
+    ::close(fd);
+    ::unlink(probe.c_str());
+    return Status::Ok();
+  }
+  if (errno != EROFS && errno != EIO) return Status::Ok();  // another problem: the use will say
+  struct statvfs v {};
+  auto log = Logger("sandbox");
+  const std::string why =
+      "the team's disk turned read-only after write errors (its image, on the data directory's "
+      "disk, could not grow: that disk was full)";
+  if (HeldElsewhere(dir)) {
+    return Unavailable(why + "; it is checked and mounted again once none of the team's "
+                             "instances or builds use it: free space on the data disk, then stop "
+                             "or restart the team's components");
+  }
+  log->warn("msg=\"team disk read-only: checking and mounting it again\" team={} image={}", team,
+            image);
+  if (::umount2(dir.c_str(), 0) != 0) {
+    return Unavailable(why + "; cannot unmount it to check it: " + std::strerror(errno));
+  }
+  // e2fsck exits 1 when it corrected errors: that is the point here.
+  Status fsck = RunTool({"sh", "-c", "e2fsck -f -y \"$1\"; [ $? -le 1 ]", "sh", image});
+  Status m = RunTool({"mount", "-o", kMountOptions, image, dir});
+  if (!fsck.ok() || !m.ok()) {
+    return Unavailable(why + "; checking it failed: " + (!fsck.ok() ? fsck : m).message());
+  }
+  if (::statvfs(dir.c_str(), &v) == 0 && (v.f_flag & ST_RDONLY) != 0) {
+    return Unavailable(why + "; it is still read-only after a check");
+  }
+  log->warn("msg=\"team disk checked and mounted again\" team={}", team);
+  return Status::Ok();
 }
 
 std::optional<DiskUsage> TeamDisks::Usage(const std::string& team) const {

@@ -12,7 +12,9 @@
 // with lazy init, mount -o loop through util-linux). When the quota grows, so does the
 // filesystem: online (losetup -c, resize2fs) where the kernel allows it (CAP_SYS_RESOURCE),
 // else offline (e2fsck, resize2fs) at the first use at which no sandbox holds it. It never
-// shrinks. Mounts outlive the server (they are the host's); a restarted
+// shrinks. Deleted files give their blocks back to the image (mount -o discard). A disk that
+// turned read-only after write errors is checked and mounted again at its next use. Mounts
+// outlive the server (they are the host's); a restarted
 // server finds them mounted, and after a reboot mounts the images again.
 //
 // Thread-safety: all methods may be called from any thread (one mutex).
@@ -61,6 +63,11 @@ class TeamDisks {
   // The quota grew: grows the image and its filesystem (see the header comment). Errors are
   // logged; the disk keeps its size until a later use succeeds.
   void Grow(const std::string& team, const std::string& image, const std::string& dir, int64_t want);
+  // A filesystem that cannot be written (EROFS/EIO on a probe file: ext4 turns read-only when
+  // its journal cannot be written, the sparse image having failed to grow on a full data
+  // disk) is unmounted, checked (e2fsck -f -y) and
+  // mounted again — only while no sandbox holds it; else unavailable, naming why.
+  Status RepairIfReadOnly(const std::string& team, const std::string& image, const std::string& dir);
 
   TeamDisksOptions opt_;
   mutable std::mutex mu_;

@@ -370,10 +370,11 @@ class FullDiskTest(BerthTestCase):
             raise unittest.SkipTest("this machine does not allow mounting a tmpfs: "
                                     + r.stderr.decode(errors="replace"))
         cls.addClassCleanup(cls.unmount)
-        # The data directory's own disk is the subject: builds write there, not on a team's disk
-        # (with the sandbox a team's disk is a sparse image on it; docs/security.md "Disk").
-        cls.server_kwargs = {"data_dir": cls.mnt, "extra_args": ["--sandbox", "off"]}
+        cls.server_kwargs = {"data_dir": cls.mnt, "extra_args": cls.SANDBOX_ARGS}
         super().setUpClass()
+
+    # Builds write into the data directory's disk itself.
+    SANDBOX_ARGS = ["--sandbox", "off"]
 
     @classmethod
     def unmount(cls) -> None:
@@ -476,6 +477,34 @@ class FullDiskTest(BerthTestCase):
             time.sleep(0.2)
         self.assertEqual(self.anon("GET", "/readyz")[0], 200)
         self.ok(self.api("POST", f"/api/v1/teams/{TEAM}/apps", {"name": "after"}), 201)
+        # And the builds' disk works again (under the sandbox: the team's disk, whose failed
+        # writes hit a full data disk, is still writable and gave the space back).
+        cur = self.ok(self.api("GET", self.comp("full", "web")))
+        self.ok(self.api("PATCH", self.comp("full", "web"),
+                         {"build": {"command": "echo small > small.txt"},
+                          "revision": cur["revision"]}))
+        v = self.ok(self.api("POST", self.comp("full", "web") + "/builds", {}), 201)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            v = self.ok(self.api("GET", self.comp("full", "web") + f"/versions/{v['name']}"))
+            if v["status"] in ("ready", "failed"):
+                break
+            time.sleep(0.2)
+        self.assertEqual(v["status"], "ready", v)
+
+
+class FullDiskSandboxTest(FullDiskTest):
+    """The same under the sandbox: a build writes into its team's sparse disk image, which lives
+    on the full data disk, so its writes fail as I/O errors rather than ENOSPC and could stall
+    the step; the builder watches the data disk and ends the step, naming the full disk."""
+
+    SANDBOX_ARGS = ["--team-disk-mb", "256"]
+
+    @classmethod
+    def setUpClass(cls) -> None:
+        if os.geteuid() != 0:
+            raise unittest.SkipTest("the sandbox needs root")
+        super().setUpClass()
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@
 #include <cstring>
 
 #include "builder/detail/step_record.h"
+#include "core/disk.h"
 
 namespace berth::builder::detail {
 
@@ -129,17 +130,26 @@ Result<RunResult> RunShell(const RunSpec& spec, const std::function<void(const s
   bool exited = false;
   int status = 0;
   auto exited_at = std::chrono::steady_clock::time_point::max();
+  auto disk_checked = std::chrono::steady_clock::now();
   char buf[16384];
   while (true) {
     if (!killed) {
+      const auto now = std::chrono::steady_clock::now();
       if (cancel.load()) {
         result.cancelled = true;
         ::killpg(pid, SIGKILL);
         killed = true;
-      } else if (std::chrono::steady_clock::now() >= spec.deadline) {
+      } else if (now >= spec.deadline) {
         result.timed_out = true;
         ::killpg(pid, SIGKILL);
         killed = true;
+      } else if (!spec.disk_watch.empty() && now - disk_checked >= std::chrono::seconds(1)) {
+        disk_checked = now;
+        if (DiskIsFull(spec.disk_watch)) {
+          result.disk_full = true;
+          ::killpg(pid, SIGKILL);
+          killed = true;
+        }
       }
     }
     if (!exited && ::waitpid(pid, &status, WNOHANG) == pid) {

@@ -27,6 +27,11 @@ struct RunSpec {
   // are filled in from command and env; cwd is inside the sandbox).
   std::optional<sandbox::Spec> sandbox;
   std::string sandbox_exe;
+  // Set: the step is ended (RunResult::disk_full) once the disk holding this path is full
+  // (core/disk.h), checked every second. A sandboxed step writes into its team's sparse disk
+  // image on that disk; once the disk is full those writes fail as I/O errors deep in the
+  // kernel, and a step can stall on them instead of failing (docs/security.md "Disk").
+  std::string disk_watch;
 };
 
 struct RunResult {
@@ -34,7 +39,8 @@ struct RunResult {
   int signal = 0;         // when it was killed by a signal
   bool timed_out = false;
   bool cancelled = false;
-  bool ok() const { return exit_code == 0 && !timed_out && !cancelled; }
+  bool disk_full = false;  // ended because the disk of RunSpec::disk_watch filled
+  bool ok() const { return exit_code == 0 && !timed_out && !cancelled && !disk_full; }
 };
 
 // Lines longer than this are split.
