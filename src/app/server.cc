@@ -316,7 +316,7 @@ int RunServer(const ServerConfig& cfg) {
     if (!u) return std::nullopt;
     return Json{{"used_bytes", u->used_bytes}, {"size_bytes", u->size_bytes}};
   };
-  if (sandbox_config.enabled) ao.build_path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+  ao.build_path = sandbox_config.Path();  // the doctor reports what builds and instances find
   ao.token_ttl_hours = cfg.token_ttl_hours;
   ao.stream_recheck = std::chrono::seconds(cfg.stream_recheck_s);
   ao.login_attempts = static_cast<int>(cfg.login_attempts);

@@ -10,6 +10,7 @@
 #include <mutex>
 
 #include "builder/detail/process.h"
+#include "sandbox/sandbox.h"
 
 namespace berth::builder {
 namespace {
@@ -29,8 +30,8 @@ struct Probe {
 constexpr Probe kProbes[] = {
     {"node", "node", "node", "nodejs", "node --version"},
     {"node", "npm", "npm", "npm", "npm --version"},
-    {"node", "yarnpkg", "yarnpkg", "yarnpkg", "yarnpkg --version"},  // builds run yarn as yarnpkg
-    {"node", "pnpm", "pnpm", "pnpm (npm install -g pnpm)", "pnpm --version"},
+    // yarn and pnpm are fetched from the npm registry by npx, per component (detect.cc).
+    {"node", "npx", "npx", "npm", "npx --version"},
     {"python", "python3", "python3", "python3", "python3 --version"},
     {"python", "python3", "python3 -m pip", "python3-pip", "python3 -m pip --version"},
     {"python", "python3", "python3 -m venv", "python3-venv",
@@ -103,7 +104,7 @@ ToolchainCheck Run(const Probe& p, const std::string& build_path) {
 
 std::string BuildPath() {
   const char* path = std::getenv("PATH");
-  return path != nullptr && *path != '\0' ? path : "/usr/local/bin:/usr/bin:/bin";
+  return path != nullptr && *path != '\0' ? path : sandbox::kSystemPath;
 }
 
 std::vector<ToolchainCheck> CheckToolchains(const std::string& build_path) {

@@ -21,7 +21,7 @@ struct ToolchainCheck {
   std::string version;   // the first line of its version output that has a digit
 };
 
-// The PATH unsandboxed build steps run with: the server's own (else /usr/local/bin:/usr/bin:/bin).
+// The server's own PATH (else sandbox::kSystemPath): what unsandboxed builds and instances get.
 // The doctor looks programs up and asks their versions on the same one, so it reports the node
 // or mvn a build will really run, not another one earlier in some fixed list.
 std::string BuildPath();

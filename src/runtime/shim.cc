@@ -170,7 +170,7 @@ int RunShim(const std::string& run_dir) {
 
   // The app's environment: exactly the spec's, with a usable default PATH/HOME/LANG.
   std::map<std::string, std::string> env = spec.launch.env;
-  env.emplace("PATH", "/usr/local/bin:/usr/bin:/bin");
+  env.emplace("PATH", sandbox::kSystemPath);  // the server sets one; older specs had none
   env.emplace("HOME", spec.workdir);
   env.emplace("LANG", "C.UTF-8");
   std::vector<std::string> env_strings;

@@ -290,7 +290,7 @@ ProbeResult RunCheckCommand(const model::Probe& p, const std::vector<std::string
 
 ProbeResult CommandProbe(const model::Probe& p, const ProbeTarget& t, Clock::time_point deadline) {
   std::map<std::string, std::string> env = t.env;
-  env.emplace("PATH", "/usr/local/bin:/usr/bin:/bin");
+  env["PATH"] = sandbox::JoinPath(env.count("PATH") ? env["PATH"] : "", sandbox::kSystemPath);
   return RunCheckCommand(p, {"/bin/sh", "-c", p.command}, env, t.workdir, "", deadline);
 }
 
@@ -478,8 +478,9 @@ Status SystemHost::PrepareSandbox(const LaunchSpec& spec, detail::ShimSpec* s) {
   for (const std::string& kv : sb.env) env[kv.substr(0, kv.find('='))] = kv.substr(kv.find('=') + 1);
   for (const auto& [k, v] : spec.env) env[k] = v;
   sb.env.clear();
-  // The PATH builds get too: what a build found, the instance finds (also /usr/sbin).
-  env.emplace("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+  // The PATH builds get too (sandbox::Config::Path), after the entries detection or the
+  // component set: what a build found, the instance finds (also /usr/sbin).
+  env["PATH"] = sandbox::JoinPath(env.count("PATH") ? env["PATH"] : "", o.config.Path());
   env.emplace("LANG", "C.UTF-8");
   env["HOME"] = "/app";
   for (const auto& [k, v] : env) sb.env.push_back(k + "=" + v);
@@ -502,6 +503,10 @@ Result<int> SystemHost::Launch(const LaunchSpec& spec) {
   if (impl_->opt.sandbox.config.enabled) {
     BERTH_RETURN_IF_ERROR(PrepareSandbox(spec, &s));
   } else {
+    // The PATH builds get (sandbox::Config::Path), after the entries detection or the
+    // component set, so a tool a build found is found at start.
+    auto& env = s.launch.env;
+    env["PATH"] = sandbox::JoinPath(env.count("PATH") ? env["PATH"] : "", impl_->opt.sandbox.config.Path());
     BERTH_RETURN_IF_ERROR(PrepareWorkDir(spec, s.workdir));
   }
   fs::create_directories(fs::path(s.log_path).parent_path(), ec);

@@ -15,10 +15,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
-#include <algorithm>
 #include <fstream>
 #include <sstream>
 
@@ -705,6 +706,34 @@ void GiveTree(const std::string& path, uint32_t uid, bool if_top_differs) {
     }
   }
   (void)!::lchown(path.c_str(), uid, uid);
+}
+
+std::string JoinPath(const std::string& front, const std::string& base) {
+  std::vector<std::string> entries;
+  auto add = [&entries](const std::string& list) {
+    size_t i = 0;
+    while (i <= list.size()) {
+      size_t j = list.find(':', i);
+      if (j == std::string::npos) j = list.size();
+      std::string e = list.substr(i, j - i);
+      if (!e.empty() && std::find(entries.begin(), entries.end(), e) == entries.end()) {
+        entries.push_back(e);
+      }
+      i = j + 1;
+    }
+  };
+  add(front);
+  add(base);
+  std::string out;
+  for (const std::string& e : entries) out += (out.empty() ? "" : ":") + e;
+  return out;
+}
+
+std::string Config::Path() const {
+  if (!path.empty()) return path;
+  if (enabled) return kSystemPath;
+  const char* own = std::getenv("PATH");
+  return own != nullptr && *own != '\0' ? own : kSystemPath;
 }
 
 Result<std::string> Config::TeamDir(const std::string& team) const {

@@ -39,6 +39,15 @@
 
 namespace berth::sandbox {
 
+// The system's program directories: the PATH of every sandboxed build step and instance (what a
+// sandbox shows of the host), and the fallback everywhere a PATH is needed and none is given.
+inline constexpr char kSystemPath[] = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+// `front`'s entries, then those of `base` that `front` does not already name: how a PATH that
+// detection or a user set ("node_modules/.bin", ".venv/bin", "/opt/x/bin:...") is completed with
+// the platform's, so a tool found at build time is found at start too.
+std::string JoinPath(const std::string& front, const std::string& base);
+
 // A host path shown inside the sandbox.
 struct Bind {
   std::string source;  // absolute host path (a directory or a file)
@@ -149,6 +158,9 @@ struct Config {
   std::vector<std::string> hide;    // covered (the data dir, where it lies under those)
   std::function<Result<uint32_t>(const std::string& team)> team_uid;
   std::vector<std::string> env;     // "K=V" every build step and instance gets (egress proxy)
+  // The PATH of every build step and every instance ("" = Path()'s default). Builds and
+  // instances get the same one, so what a build found is found at start.
+  std::string path;
   // Told about a team's network each time a sandbox is made for it (the server serves the
   // egress proxy inside it; idempotent).
   std::function<Status(const std::string& team, const std::string& netns)> on_network;
@@ -159,6 +171,10 @@ struct Config {
   // DATA/teams/<team>, ready for the team's code to write in (its filesystem mounted when the
   // sandbox is on). Everything a team's builds and instances write to disk lives there.
   Result<std::string> TeamDir(const std::string& team) const;
+
+  // `path` when set; else kSystemPath under the sandbox (what it shows), and the server's own
+  // PATH without one (a developer's toolchains under ~/.local work as in their shell).
+  std::string Path() const;
 
   // "<netns_dir>/<team>", or "" without team networks.
   std::string TeamNetns(const std::string& team) const {

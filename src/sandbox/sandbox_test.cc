@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <cstdlib>
 #include <netinet/in.h>
 #include <signal.h>
 #include <spawn.h>
@@ -403,6 +404,28 @@ TEST(TeamUid, StableDistinctAndRecorded) {
   EXPECT_EQ(*TeamUid(**store, "alpha", tiny), *a);  // recorded, not recomputed
   EXPECT_FALSE(TeamUid(**store, "delta", tiny).ok());  // the range is full
   fs::remove_all(dir);
+}
+
+// Builds and instances see one PATH: detection's entries first, then the platform's.
+TEST(SandboxPath, JoinPathPutsTheFrontFirstAndNamesEachDirectoryOnce) {
+  EXPECT_EQ(JoinPath("node_modules/.bin", kSystemPath),
+            std::string("node_modules/.bin:") + kSystemPath);
+  // A PATH an older artifact recorded in full is completed (/usr/sbin was missing).
+  EXPECT_EQ(JoinPath("node_modules/.bin:/usr/local/bin:/usr/bin:/bin", kSystemPath),
+            "node_modules/.bin:/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin");
+  EXPECT_EQ(JoinPath("", kSystemPath), kSystemPath);
+  EXPECT_EQ(JoinPath("::/opt/x/bin:", "/bin"), "/opt/x/bin:/bin");
+}
+
+TEST(SandboxPath, SandboxedBuildsAndInstancesGetTheSystemDirectories) {
+  Config c;
+  c.enabled = true;
+  EXPECT_EQ(c.Path(), kSystemPath);
+  c.path = "/opt/tools/bin:/usr/bin";
+  EXPECT_EQ(c.Path(), "/opt/tools/bin:/usr/bin");
+  Config off;  // --sandbox off: the server's own PATH, as in the shell that started it
+  const char* own = std::getenv("PATH");
+  EXPECT_EQ(off.Path(), own != nullptr && *own != '\0' ? std::string(own) : std::string(kSystemPath));
 }
 
 }  // namespace
