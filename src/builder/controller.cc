@@ -87,12 +87,9 @@ Status ForEachVersion(Store& store, const std::function<void(const Object&)>& fn
   return Status::Ok();
 }
 
-// The PATH of sandboxed build steps and instances: the system's own directories (what the
-// sandbox shows), not the server's PATH, which may name places a sandbox cannot see.
-constexpr char kSandboxPath[] = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-
-std::string FindProgram(const std::string& name, const char* path) {
-  std::string p = path ? path : BuildPath();
+// Looks `name` up on `p`, the PATH build steps get (sandbox::Config::Path: the same one
+// instances get).
+std::string FindProgram(const std::string& name, const std::string& p) {
   size_t i = 0;
   while (i <= p.size()) {
     size_t j = p.find(':', i);
@@ -570,7 +567,10 @@ struct BuildController::Impl {
       out.kind = Outcome::kFailed;
       out.step = step;
       out.message = NameFullDisk(msg);
-      line("-----> build failed: " + out.message);
+      // The log shows the step's last lines just above: its closing line says what failed
+      // once (the version's message and the event keep the last lines for those who did not
+      // read the log).
+      line("-----> build failed: " + out.message.substr(0, out.message.find("; last lines:")));
       return out;
     };
     auto finish = [&](Outcome o) {
@@ -639,7 +639,7 @@ struct BuildController::Impl {
     for (const Tool& t : d.tools) {
       if (std::find(seen.begin(), seen.end(), t.program) != seen.end()) continue;
       seen.push_back(t.program);
-      std::string path = FindProgram(t.program, boxed ? kSandboxPath : nullptr);
+      std::string path = FindProgram(t.program, opts.sandbox.Path());
       if (path.empty()) {
         return finish(fail("toolchain", "the build needs `" + t.program + "`, which is not installed on the "
                                         "server: install the Debian package " + t.package +
@@ -649,7 +649,7 @@ struct BuildController::Impl {
         std::string ver;
         std::string cmd = detail::ShellQuote(path);
         for (const std::string& a : t.version_args) cmd += " " + detail::ShellQuote(a);
-        detail::RunSpec spec{cmd, bdir, {"PATH=" + BuildPath(), "HOME=" + bdir + "/home"},
+        detail::RunSpec spec{cmd, bdir, {"PATH=" + opts.sandbox.Path(), "HOME=" + bdir + "/home"},
                              std::chrono::steady_clock::now() + std::chrono::seconds(30)};
         if (boxed) {
           auto box = Sandbox(k, bdir, *where, "");
@@ -657,7 +657,7 @@ struct BuildController::Impl {
           spec.sandbox = std::move(box).value();
           spec.sandbox_exe = opts.sandbox.exe;
           spec.cwd = "/app";
-          spec.env = {std::string("PATH=") + kSandboxPath, "HOME=/home/app", "LANG=C.UTF-8"};
+          spec.env = {"PATH=" + opts.sandbox.Path(), "HOME=/home/app", "LANG=C.UTF-8"};
         }
         auto r = detail::RunShell(spec, [&](const std::string& l) { if (ver.empty()) ver = l; }, cancel);
         line("-----> using " + t.program + (ver.empty() ? "" : ": " + ver));
@@ -676,8 +676,8 @@ struct BuildController::Impl {
     // Inside a sandbox the caches are at /cache and the home at /home/app.
     const std::string cache = boxed ? "/cache" : cache_dir;
     std::vector<std::string> env = {
-        // the doctor reports the tools found on this one
-        "PATH=" + (boxed ? std::string(kSandboxPath) : BuildPath()),
+        // the same PATH instances get; the doctor reports the tools found on it
+        "PATH=" + opts.sandbox.Path(),
         "HOME=" + (boxed ? std::string("/home/app") : bdir + "/home"),
         "LANG=C.UTF-8",
         "CI=true",
@@ -687,6 +687,10 @@ struct BuildController::Impl {
         "npm_config_fund=false",
         "npm_config_audit=false",
         "YARN_CACHE_FOLDER=" + cache + "/yarn",
+        // yarn 2+ and pnpm keep their stores in the component's cache too (npx fetches them
+        // into npm_config_cache, detect.cc).
+        "YARN_GLOBAL_FOLDER=" + cache + "/yarn-berry",
+        "npm_config_store_dir=" + cache + "/pnpm-store",
         "PIP_CACHE_DIR=" + cache + "/pip",
         "PIP_DISABLE_PIP_VERSION_CHECK=1",
         "GOCACHE=" + cache + "/go-build",
@@ -698,7 +702,17 @@ struct BuildController::Impl {
         "COMPOSER_CACHE_DIR=" + cache + "/composer",
         "BUNDLE_USER_CACHE=" + cache + "/bundle",
     };
-    for (const std::string& e : opts.sandbox.env) env.push_back(e);
+    for (const std::string& e : opts.sandbox.env) {
+      env.push_back(e);
+      // The egress proxy, spelled as yarn (1 reads npm's config, 4 its own) and npm want it:
+      // not every package manager reads HTTPS_PROXY.
+      if (e.rfind("HTTPS_PROXY=", 0) == 0 || e.rfind("HTTP_PROXY=", 0) == 0) {
+        const bool https = e[4] == 'S';
+        const std::string url = e.substr(e.find('=') + 1);
+        env.push_back(std::string(https ? "npm_config_https_proxy=" : "npm_config_proxy=") + url);
+        env.push_back(std::string(https ? "YARN_HTTPS_PROXY=" : "YARN_HTTP_PROXY=") + url);
+      }
+    }
     std::string nm_cache = cache_dir + "/node_modules";
     std::string nm = *where + "/node_modules";
     if (d.cache_kind == "node" && fs::is_directory(nm_cache, ec) && !fs::exists(nm, ec)) {

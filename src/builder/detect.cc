@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <regex>
@@ -181,6 +182,85 @@ Status DetectJava(Ctx& c) {
   return Status::Ok();
 }
 
+// The package manager a Node project names, and how a build runs it. yarn and pnpm are not
+// expected on the server: npx fetches the named version from the npm registry into npm's cache,
+// which is the component's (npm_config_cache), so it is downloaded once per component and goes
+// through the egress proxy as `npm install` does. (Corepack would do the same, but Debian 12's
+// nodejs has none and its proxy support differs between versions: one route that behaves the
+// same on every machine.)
+struct NodePm {
+  std::string name = "npm";  // npm | yarn | pnpm
+  std::string package;       // what npx fetches: "pnpm@9", "yarn@1.22.22", "@yarnpkg/cli-dist@4"
+  bool berry = false;        // yarn 2+
+  std::string why;
+
+  // The shell words that run it: "npm", "npx --yes --package=pnpm@9 -- pnpm".
+  std::string Command() const {
+    if (package.empty()) return name;
+    return "npx --yes --package=" + package + " -- " + name;
+  }
+};
+
+// packageManager ("pnpm@9.1.0", "yarn@4.5.0+sha512.…"): name and version, or false when it is
+// not one berth can fetch. The version goes into a shell command, so only plain version
+// characters pass.
+bool ParsePackageManager(const std::string& field, std::string* name, std::string* version) {
+  static const std::regex kField(R"(^(npm|yarn|pnpm)@([0-9]+(\.[0-9]+){0,2}(-[0-9A-Za-z.]+)?)(\+[0-9A-Za-z.+/=_-]*)?$)");
+  std::smatch m;
+  if (!std::regex_match(field, m, kField)) return false;
+  *name = m[1].str();
+  *version = m[2].str();
+  return true;
+}
+
+NodePm ChooseNodePm(const Ctx& c, const Json& pkg) {
+  NodePm pm;
+  const std::string field = pkg.contains("packageManager") && pkg["packageManager"].is_string()
+                                ? pkg["packageManager"].get<std::string>() : "";
+  std::string name, version;
+  if (!field.empty() && ParsePackageManager(field, &name, &version)) {
+    pm.name = name;
+    const int major = std::atoi(version.c_str());
+    if (name == "pnpm") {
+      pm.package = "pnpm@" + version;
+    } else if (name == "yarn") {
+      pm.berry = major >= 2;
+      pm.package = (pm.berry ? "@yarnpkg/cli-dist@" : "yarn@") + version;
+    }
+    pm.why = "package.json found; packageManager " + Bq(field) + " → " + name + " " + version +
+             (name == "npm" ? " (the server's npm)" : " (fetched from the npm registry by npx)");
+    return pm;
+  }
+  const std::string ignored =
+      field.empty() ? "" : " (packageManager " + Bq(field.substr(0, 80)) + " is not name@version of npm, yarn or pnpm: ignored)";
+  if (IsFile(c.dir, "pnpm-lock.yaml")) {
+    // The lockfile's format says which pnpm wrote it: 9.0 → pnpm 9, 6.x → 8, 5.x → 7.
+    std::string lock = Read(c.dir, "pnpm-lock.yaml").substr(0, 4096);
+    std::smatch m;
+    int major = 9;
+    if (std::regex_search(lock, m, std::regex(R"(lockfileVersion:\s*'?(\d+))"))) {
+      int v = std::atoi(m[1].str().c_str());
+      major = v >= 9 ? 9 : v == 6 ? 8 : v == 5 ? 7 : 9;
+    }
+    pm.name = "pnpm";
+    pm.package = "pnpm@" + std::to_string(major);
+    pm.why = "package.json found; pnpm-lock.yaml → pnpm " + std::to_string(major) +
+             " (fetched from the npm registry by npx)" + ignored;
+  } else if (IsFile(c.dir, "yarn.lock")) {
+    // yarn 2+ writes a `__metadata:` block; yarn 1's lockfile has none.
+    std::string lock = Read(c.dir, "yarn.lock").substr(0, 4096);
+    pm.name = "yarn";
+    pm.berry = lock.find("__metadata:") != std::string::npos;
+    pm.package = pm.berry ? "@yarnpkg/cli-dist@4" : "yarn@1";
+    pm.why = std::string("package.json found; yarn.lock → yarn ") + (pm.berry ? "4" : "1") +
+             " (fetched from the npm registry by npx)" + ignored;
+  } else {
+    pm.why = std::string("package.json found; ") +
+             (IsFile(c.dir, "package-lock.json") ? "package-lock.json → npm" : "no lockfile → npm") + ignored;
+  }
+  return pm;
+}
+
 Status DetectNode(Ctx& c) {
   c.d.cache_kind = "node";
   c.d.tools.push_back({"node", "nodejs", {"--version"}});
@@ -194,40 +274,42 @@ Status DetectNode(Ctx& c) {
   auto script = [&](const char* name) -> std::string {
     return scripts.contains(name) && scripts[name].is_string() ? scripts[name].get<std::string>() : "";
   };
-  std::string pm = "npm";
-  if (IsFile(c.dir, "pnpm-lock.yaml")) {
-    pm = "pnpm";
-    c.d.tools.push_back({"pnpm", "pnpm (npm install -g pnpm)", {"--version"}});
-    c.d.build_steps.push_back("pnpm install --frozen-lockfile");
-    Reason(c, "package.json found; pnpm-lock.yaml → pnpm");
-  } else if (IsFile(c.dir, "yarn.lock")) {
-    // Debian's yarnpkg installs the command as `yarnpkg` only (`yarn` is cmdtest's); npm's and
-    // corepack's yarn install `yarnpkg` too, so that name works everywhere.
-    pm = "yarnpkg";
-    c.d.tools.push_back({"yarnpkg", "yarnpkg", {"--version"}});
-    c.d.build_steps.push_back("yarnpkg install --frozen-lockfile --non-interactive");
-    Reason(c, "package.json found; yarn.lock → yarn (run as yarnpkg)");
-  } else {
+  const NodePm pm = ChooseNodePm(c, pkg);
+  const std::string run = pm.Command();
+  Reason(c, pm.why);
+  if (pm.name == "npm") {
     c.d.tools.push_back({"npm", "npm", {"--version"}});
     c.d.build_steps.push_back("npm install --no-audit --no-fund");
-    Reason(c, std::string("package.json found; ") +
-                  (IsFile(c.dir, "package-lock.json") ? "package-lock.json → npm" : "no lockfile → npm"));
+  } else {
+    c.d.tools.push_back({"npx", "npm", {"--version"}});
+    if (pm.name == "pnpm") {
+      c.d.build_steps.push_back(run + " install --frozen-lockfile");
+    } else if (pm.berry) {
+      c.d.build_steps.push_back(run + " install --immutable");
+    } else {
+      c.d.build_steps.push_back(run + " install --frozen-lockfile --non-interactive");
+    }
   }
   if (!script("build").empty()) {
-    c.d.build_steps.push_back(pm + " run build");
+    c.d.build_steps.push_back(run + " run build");
     Reason(c, "build script " + Bq(script("build")));
   }
   std::string entry;
-  std::string start = script("start");
+  std::string start = Trim(script("start"));
   if (!start.empty()) {
-    DefaultWeb(c, pm + " start", "start script " + Bq(start));
+    // The start script's own command, not `npm start`: the app's output is all its log holds
+    // (no package manager notices before a crash's last lines), signals reach the app, and
+    // the instance needs no package manager — node_modules/.bin is on its PATH as it is
+    // under `npm start`.
+    DefaultWeb(c, start, "start script " + Bq(start) + " runs as it is (not through " + pm.name +
+                             " start), with node_modules/.bin on PATH");
     std::smatch m;
-    if (std::regex_search(start, m, std::regex(R"(node\s+([\w./-]+\.m?js))"))) entry = m[1].str();
+    if (std::regex_search(start, m, std::regex(R"(node\s+([\w./-]+\.[cm]?js))"))) entry = m[1].str();
   } else {
     std::string main = pkg.contains("main") && pkg["main"].is_string() ? pkg["main"].get<std::string>() : "";
     if (!main.empty() && IsFile(c.dir, main)) {
       entry = main;
-      DefaultWeb(c, "node " + main, "no start script; main " + Bq(main) + " → " + Bq("node " + main));
+      DefaultWeb(c, "node " + ShellQuoteArg(main), "no start script; main " + Bq(main) + " → " + Bq("node " + main));
     } else {
       for (const char* f : {"server.js", "app.js", "index.js"}) {
         if (IsFile(c.dir, f)) {
@@ -240,7 +322,7 @@ Status DetectNode(Ctx& c) {
     }
   }
   c.d.env["NODE_ENV"] = "production";
-  c.d.env["PATH"] = "node_modules/.bin:/usr/local/bin:/usr/bin:/bin";
+  c.d.env["PATH"] = "node_modules/.bin";  // before the platform's PATH (sandbox::JoinPath)
   PortFrom(c, entry, 3000, "the default for Node.js");
   return Status::Ok();
 }
@@ -281,7 +363,7 @@ Status DetectPython(Ctx& c) {
     Reason(c, "Python entry file found (no dependency file); a venv is made");
   }
   c.d.env["VIRTUAL_ENV"] = ".venv";
-  c.d.env["PATH"] = ".venv/bin:/usr/local/bin:/usr/bin:/bin";
+  c.d.env["PATH"] = ".venv/bin";  // before the platform's PATH (sandbox::JoinPath)
   c.d.env["PYTHONUNBUFFERED"] = "1";
   std::string lower = deps_text;
   std::transform(lower.begin(), lower.end(), lower.begin(), ::tolower);

@@ -155,7 +155,7 @@ class BuildTest(BerthTestCase):
         d = self.ok(self.api("POST", f"/api/v1/teams/{TEAM}/detect",
                              {"source": {"type": "dir", "path": os.path.join(FIXTURES, "node-ms")}}))
         self.assertEqual(d["language"], "node")
-        self.assertEqual(d["processes"], {"web": "npm start"})
+        self.assertEqual(d["processes"], {"web": "node server.js"})
         self.assertEqual(d["port"], 3000)
         self.assertTrue(any("start script `node server.js`" in r for r in d["reasons"]), d)
         # Overrides win.
@@ -434,7 +434,7 @@ class BuildTest(BerthTestCase):
     def test_doctor_lists_toolchains_and_what_to_install(self):
         d = self.ok(self.api("GET", "/api/v1/doctor"))
         by = {t["program"]: t for t in d["toolchains"]}
-        for program in ("node", "npm", "yarnpkg", "pnpm", "python3", "python3 -m pip", "python3 -m venv",
+        for program in ("node", "npm", "npx", "python3", "python3 -m pip", "python3 -m venv",
                         "go", "java", "mvn", "gradle", "php", "composer", "ruby", "bundle", "git"):
             self.assertIn(program, by)
         self.assertTrue(by["git"]["found"], by["git"])
