@@ -215,6 +215,8 @@ void Controller::Reconcile(const ComponentRef& ref) {
       ops_.erase(ref.Scope());
       desired_.erase(ref.Scope());
       applied_version_.erase(ref.Scope());
+      serving_.erase(ref.Scope());
+      returned_to_.erase(ref.Scope());
       jobs_.erase(ref.Scope());
       runs_.erase(ref.Scope());
       cron_last_.erase(ref.Scope());
@@ -258,7 +260,29 @@ void Controller::Reconcile(const ComponentRef& ref) {
   // what ran before, not a change.
   auto applied = applied_version_.find(ref.Scope());
   std::string before = applied != applied_version_.end() ? applied->second : "";
-  if (!scanning_ && before != version && !version.empty() && desired->running) {
+  if (before != version) {
+    // What serves now, if anything: the version a failed rollout of `version` returns to —
+    // the one moved away from, or (moving on from a rollout that had not finished) the one
+    // that still serves.
+    std::set<std::string> ready;
+    for (const InstanceStatus& st : driver_.Observe(ref)) {
+      if (st.ready) ready.insert(st.version);
+    }
+    auto served = serving_.find(ref.Scope());
+    std::string keep = served != serving_.end() && ready.count(served->second) ? served->second : "";
+    if (ready.count(before)) keep = before;
+    if (keep.empty() || keep == version || version.empty() || desired->job) {
+      serving_.erase(ref.Scope());
+    } else {
+      serving_[ref.Scope()] = keep;
+    }
+  }
+  bool returning = false;
+  if (auto r = returned_to_.find(ref.Scope()); r != returned_to_.end()) {
+    returning = r->second == version;
+    returned_to_.erase(r);
+  }
+  if (!scanning_ && !returning && before != version && !version.empty() && desired->running) {
     if (!desired->job && desired->replicas > 0) {
       BeginAutoDeploy(ref, version);
     } else if (is_job && comp->kind == "job") {
@@ -587,9 +611,21 @@ void Controller::SyncInstances() {
     // The operation ends in the same commit as the instance writes that show it done, so
     // whoever sees the instances ready also sees the component free for the next operation.
     std::optional<std::pair<std::string, model::Operation>> ended;  // status → operation
+    std::string return_to, return_from, return_why;  // a failed rollout goes back to what served
     if (k != known_.end() && ops_.count(scope)) {
       std::string status, message;
       if (OperationEnded(scope, now, &status, &message)) {
+        auto d = desired_.find(scope);
+        auto served = serving_.find(scope);
+        const std::string target = d != desired_.end() && d->second.tmpl ? d->second.tmpl->version : "";
+        if (status == "failed" && served != serving_.end() && !target.empty() &&
+            served->second != target) {
+          return_to = served->second;
+          return_from = target;
+          return_why = message;
+          message += "; returned to " + return_to + ", which was serving";
+        }
+        if (status == "succeeded") serving_.erase(scope);
         model::Operation op = ops_[scope].op;
         op.status = status;
         op.message = message;
@@ -640,9 +676,49 @@ void Controller::SyncInstances() {
                   ok ? "OperationSucceeded" : "OperationFailed",
                   "the " + op.type + " (" + op.detail + ") " + (ok ? "succeeded: " : "failed: ") +
                       op.message);
+      if (!return_to.empty()) ReturnTo(k->second, return_to, return_from, return_why);
     }
     for (const std::string& name : gone) prev.erase(name);
     for (const InstanceStatus& s : now) prev[s.name] = InstanceToJson(s).dump();
+  }
+}
+
+void Controller::ReturnTo(const ComponentRef& ref, const std::string& to, const std::string& from,
+                          const std::string& why) {
+  const std::string parent = ref.team + "/" + ref.app;
+  serving_.erase(ref.Scope());
+  // A new version that cannot start must not stay beside the old ones, crash-looping and
+  // holding the component "in rollout": the component is pinned to the version that served,
+  // as `berth rollback` does (and `berth deploy` follows the newest again).
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    auto cur = store_.Get(model::kComponent, parent, ref.component);
+    if (!cur.ok()) return;
+    Json before = ParseBody(*cur);
+    Json after = before;
+    after["version"] = to;
+    WriteBatch b;
+    Op w;
+    w.type = OpType::kUpdate;
+    w.object = Object{model::kComponent, parent, ref.component, after.dump(), ""};
+    w.expected_revision = cur->revision;
+    b.ops.push_back(std::move(w));
+    b.audit.push_back({"berth", ref.team, "update", "apps/" + ref.app + "/components/" + ref.component,
+                       Json({{"before", before}, {"after", after},
+                             {"why", "the rollout of " + from + " failed: returned to " + to}}).dump()});
+    auto r = store_.Commit(b);
+    if (r.ok()) {
+      returned_to_[ref.Scope()] = to;
+      RecordEvent(ref, events::Type::kWarning, "RolledBack",
+                  "the rollout of " + from + " failed (" + why + "): returned to " + to +
+                      ", which was serving (`berth deploy " + ref.component + " --app " + ref.app +
+                      "` follows the newest version again)");
+      return;
+    }
+    if (r.status().reason() != "revision_conflict") {
+      Logger("runtime")->warn("msg=\"cannot return to the serving version\" component={} error=\"{}\"",
+                              ref.Scope(), r.status().message());
+      return;
+    }
   }
 }
 

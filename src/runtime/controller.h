@@ -87,6 +87,10 @@ class Controller {
   // component that runs the newest ready version) unless another operation is in progress.
   void BeginAutoDeploy(const ComponentRef& ref, const std::string& version);
   // Whether the operation of `scope` has ended given what runs; fills status and message.
+  // After a failed rollout: pins the component to `to` (the version that was serving) with an
+  // audit entry and a RolledBack event, as `berth rollback` would. `why`: the failure.
+  void ReturnTo(const ComponentRef& ref, const std::string& to, const std::string& from,
+                const std::string& why);
   bool OperationEnded(const std::string& scope, const std::vector<InstanceStatus>& now,
                       std::string* status, std::string* message);
   void Loop();
@@ -156,6 +160,11 @@ class Controller {
                       std::string* message) const;
   std::map<std::string, DesiredComponent> desired_;  // scope → what was last applied
   std::map<std::string, std::string> applied_version_;  // scope → version last applied
+  // scope → the version that served (had ready instances) when the controller moved the
+  // component to another one; a rollout of that other version that fails returns to it.
+  std::map<std::string, std::string> serving_;
+  // scope → the version a failed rollout returned to: reaching it is no new deploy operation.
+  std::map<std::string, std::string> returned_to_;
   bool scanning_ = false;  // in FullScan: what runs was deployed before; no new operations
 
   std::mutex mu_;
