@@ -215,8 +215,13 @@ Status Deploy(Call& c, const std::string& path, const std::string& app, const st
   if (status != "ready") {
     *exit_code = 1;
     BERTH_ASSIGN_OR_RETURN(Json failed, c.Do("GET", path + "/versions/" + EncodeComponent(version)));
+    // The log was just printed, its last lines included: the error says what failed once,
+    // without repeating them.
+    std::string why = Str(failed, "message");
+    why = why.substr(0, why.find("; last lines:"));
     return Status(Code::kConflict, "build_" + status,
-                  "build " + version + " " + status + (Str(failed, "message").empty() ? "" : ": " + Str(failed, "message")));
+                  "build " + version + " " + status + (why.empty() ? "" : ": " + why) +
+                      " (the build log is above; `berth logs " + where + " --build " + version + "`)");
   }
   BERTH_ASSIGN_OR_RETURN(Json built, c.Do("GET", path + "/versions/" + EncodeComponent(version)));
   progress << "-----> built " << version << " (" << Short(Str(built, "artifact")) << ") in "

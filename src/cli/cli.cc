@@ -10,6 +10,7 @@
 #include <cstring>
 #include <filesystem>
 #include <iostream>
+#include <map>
 #include <memory>
 #include <utility>
 
@@ -608,6 +609,49 @@ void AddAppCommands(CLI::App& app, const std::shared_ptr<Shared>& sh) {
 // ---------------------------------------------------------------------------------------------
 // Components and dependencies
 
+// What a component really is, for `component list`: stopped, scaled to 0, never built, building,
+// its build failed, crash-looping, restarting, starting (n/m ready) or running (n/m ready) — one
+// look at its instances and, when none run, its versions. A job's state is its desired state.
+std::string ComponentState(Session& s, const std::string& path, const Json& c) {
+  const std::string desired = Str(c, "desired_state");
+  const std::string kind = Str(c, "kind");
+  if (desired == "stopped") return "stopped";
+  if (kind == "job" || kind == "cronjob") return desired;
+  const int want = c.value("replicas", 0);
+  auto insts = s.Call("GET", path + "/instances?limit=500");
+  if (!insts.ok()) return desired;
+  int total = 0, ready = 0, looping = 0, backoff = 0;
+  for (const auto& i : insts->value("items", Json::array())) {
+    ++total;
+    if (i.value("ready", false) && Str(i, "state") == "running") ++ready;
+    const bool up = i.value("ready", false);
+    if (!up && i.value("restarts", 0) >= 2) {
+      ++looping;  // between its restarts it is briefly "starting": still crash-looping
+    } else if (Str(i, "state") == "backoff") {
+      ++backoff;
+    }
+  }
+  const std::string count = " (" + std::to_string(ready) + "/" + std::to_string(want) + " ready)";
+  if (looping > 0) return "crash-looping" + count;
+  if (backoff > 0) return "restarting" + count;
+  if (total > 0) return (ready >= want ? "running" : "starting") + count;
+  if (want == 0) return "scaled to 0";
+  auto versions = s.Call("GET", path + "/versions?limit=500");
+  if (!versions.ok()) return desired;
+  const Json items = versions->value("items", Json::array());
+  if (items.empty()) return "never built";
+  const Json* newest = nullptr;
+  bool any_ready = false;
+  for (const auto& v : items) {
+    any_ready |= Str(v, "status") == "ready";
+    if (!newest || v.value("number", int64_t{0}) > newest->value("number", int64_t{0})) newest = &v;
+  }
+  const std::string st = newest ? Str(*newest, "status") : "";
+  if (st == "queued" || st == "building") return "building";
+  if (!any_ready) return st == "failed" ? "build failed" : "never built";
+  return "starting" + count;
+}
+
 void AddComponentCommands(CLI::App& app, const std::shared_ptr<Shared>& sh) {
   CLI::App* noun = Noun(&app, "component", "Manage the components of an app");
   struct Opts {
@@ -646,8 +690,15 @@ void AddComponentCommands(CLI::App& app, const std::shared_ptr<Shared>& sh) {
   CLI::App* list = Leaf(noun, sh, "list", "List an app's components", [o, comps](Session& s) {
     auto l = s.List(comps(s), o->limit);
     if (l.ok()) {
+      // STATE is what runs, not only what was asked for (docs/cli.md "Components").
+      std::map<std::string, std::string> states;
+      if (!s.json()) {
+        for (const auto& c : l->value("items", Json::array())) {
+          states[Str(c, "name")] = ComponentState(s, comps(s) + "/" + EncodeComponent(Str(c, "name")), c);
+        }
+      }
       s.PrintList(*l, "components", {"NAME", "KIND", "REPLICAS", "PORTS", "STATE"},
-                  [](const Json& c) {
+                  [&states](const Json& c) {
                     std::string ports;
                     if (c.contains("ports") && c["ports"].is_array()) {
                       for (const auto& p : c["ports"]) {
@@ -656,7 +707,7 @@ void AddComponentCommands(CLI::App& app, const std::shared_ptr<Shared>& sh) {
                     }
                     return std::vector<std::string>{Field(c, "name"), Field(c, "kind"),
                                                     Field(c, "replicas"), ports,
-                                                    Field(c, "desired_state")};
+                                                    states[Str(c, "name")]};
                   });
     }
     return l.status();

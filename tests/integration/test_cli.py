@@ -201,6 +201,9 @@ class CliTest(BerthTestCase):
         r = self.berth("component", "list", "--app", "cshop")
         for n in ("web", "db", "nightly"):
             self.assertIn(n, r.stdout)
+        # STATE is the real one: nothing was ever built for web (no source yet).
+        web_row = [l for l in r.stdout.splitlines() if l.startswith("web ")]
+        self.assertTrue(web_row and "never built" in web_row[0], r.stdout)
         self.assertEqual([c["name"] for c in self.items(self.json_out("component", "list",
                                                                       "--app", "cshop"))],
                          ["db", "nightly", "web"])
