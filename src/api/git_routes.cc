@@ -321,6 +321,8 @@ bool Printable(const std::string& v) {
 // Runs http-backend for `service` ("info/refs", "git-receive-pack", "git-upload-pack").
 Result<Reply> RunBackend(Service& s, Ctx& ctx, const std::string& what) {
   const bool info = what == "info/refs";
+  // Members first: a non-member learns nothing of the team, not even that a query is wrong.
+  BERTH_RETURN_IF_ERROR(NeedRole(s, ctx, Role::kViewer, "read components"));
   const std::string service = info ? ctx.req.Query("service") : what;
   if (service != "git-receive-pack" && service != "git-upload-pack") {
     return InvalidArgument("this URL speaks git's smart HTTP protocol: ?service=git-receive-pack or git-upload-pack", "service");

@@ -118,6 +118,13 @@ EXPECT = {
     f"GET {C}/webhook": DEV,
     f"PUT {C}/webhook": DEV,
     f"DELETE {C}/webhook": DEV,
+    # git push (issue 21): the URL for every member; the git protocol for developers; the
+    # pre-receive hook's callback only with the one-push credential the server made (nobody).
+    f"GET {C}/git-url": VIEW,
+    f"GET {C}/git/info/refs": DEV,
+    f"POST {C}/git/git-receive-pack": DEV,
+    f"POST {C}/git/git-upload-pack": DEV,
+    f"POST {C}/git/hook": set(),
     "POST /api/v1/hooks/{id}": ALL,  # no bearer token: the signature decides
     "GET /api/v1/watch": GW,
     f"GET {T}/http-rules": VIEW,
@@ -147,6 +154,10 @@ EXPECT = {
     "DELETE /api/v1/gateway/domains/{domain}": PLAT,
     "POST /api/v1/gateway/credential/rotate": PLAT,
 }
+# Routes that take no user or service token at all, only a credential of their own (the git
+# push hook's callback: one made by the server for one running push): 401 for every caller,
+# members or not, so they tell nothing of the team either.
+OWN_CREDENTIAL = {f"POST {C}/git/hook"}
 
 
 class RoleMatrixTest(BerthTestCase):
@@ -307,6 +318,9 @@ class RoleMatrixTest(BerthTestCase):
                     continue
                 if 200 <= st < 300:
                     failures.append("unexpected success: " + where)
+                elif route in OWN_CREDENTIAL:
+                    if st != 401:
+                        failures.append("expected 401 (its own credential only): " + where)
                 elif role == N and st != 401:
                     failures.append("expected 401 without a token: " + where)
                 elif role == S and (st, code) != (403, "service_account_scope"):
