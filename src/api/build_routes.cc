@@ -242,7 +242,10 @@ Result<Reply> Doctor(Service& s, Ctx&) {
 // The component's uploads live in DATA/uploads/<team>/<app>/<component>/. After a new one, the
 // files no longer referenced — by the component's source or a queued/building version's
 // build_request — are removed, so a build waiting in the queue still finds its archive.
-void PruneUploads(Service& s, const std::string& scope, const std::string& dir, const std::string& keep) {
+}  // namespace
+
+void PruneUploads(Service& s, const std::string& scope, const std::string& dir, const std::string& keep,
+                  const std::string& prefix) {
   std::set<std::string> used = {keep};
   ListOptions lo;
   lo.scope = scope;
@@ -262,9 +265,13 @@ void PruneUploads(Service& s, const std::string& scope, const std::string& dir, 
   }
   std::error_code ec;
   for (const auto& e : fs::directory_iterator(dir, ec)) {
-    if (!used.count(e.path().string())) fs::remove(e.path(), ec);
+    if (e.path().filename().string().rfind(prefix, 0) == 0 && !used.count(e.path().string())) {
+      fs::remove(e.path(), ec);
+    }
   }
 }
+
+namespace {
 
 std::string ArchiveSuffix(const std::string& name) {
   for (const char* ext : {".tar.gz", ".tgz", ".tar.bz2", ".tar.xz", ".tar", ".zip"}) {

@@ -643,31 +643,6 @@ bool IsHex40(const std::string& s) {
   return s.size() == 40 && s.find_first_not_of("0123456789abcdef") == std::string::npos;
 }
 
-// Push archives no queued or building version still needs.
-void PruneArchives(Service& s, const std::string& scope, const std::string& dir, const std::string& keep) {
-  std::set<std::string> used = {keep};
-  ListOptions lo;
-  lo.scope = scope;
-  lo.limit = 1000;
-  while (true) {
-    auto all = s.store.List(model::kVersion, lo);
-    if (!all.ok()) return;
-    for (const Object& o : all->items) {
-      Json v = Stored(o);
-      std::string st = v.value("status", "");
-      if (st != "queued" && st != "building") continue;
-      Json req = v.value("build_request", Json::object());
-      if (req.contains("source") && req["source"].is_object()) used.insert(req["source"].value("archive", ""));
-    }
-    if (all->next.empty()) break;
-    lo.after = all->next;
-  }
-  std::error_code ec;
-  for (const auto& e : fs::directory_iterator(dir, ec)) {
-    if (e.path().filename().string().rfind("push-", 0) == 0 && !used.count(e.path().string())) fs::remove(e.path(), ec);
-  }
-}
-
 // POST .../git/hook {"ref","old","new","quarantine"}, by the pre-receive hook with its push's
 // credential (no user token).
 Result<Reply> PushHook(Service& s, Ctx& ctx) {
@@ -737,7 +712,7 @@ Result<Reply> PushHook(Service& s, Ctx& ctx) {
     fs::remove(archive, ec);
     return v.status();
   }
-  PruneArchives(s, team + "/" + app + "/" + comp.name, dir, archive);
+  PruneUploads(s, team + "/" + app + "/" + comp.name, dir, archive, "push-");
   (void)s.events.Record({team, app, comp.name}, events::Type::kNormal, "GitPush",
                         grant.user + " pushed " + new_commit.substr(0, 12) + " to " + branch + ": build " + v->name);
   GitLog()->info("msg=\"push queued a build\" team={} app={} component={} commit={} version={} user={}", team, app,

@@ -118,6 +118,12 @@ Result<int64_t> QueryRevision(const Ctx& ctx);
 Status CheckSourceWrite(Service& s, const Ctx& ctx, const std::string& team, const std::string& app,
                         const std::string& component, const model::Source& source,
                         const Json* current);
+// build_routes.cc: removes the files of `dir` whose names start with `prefix` that neither `keep`
+// nor a queued or building version of the component at `scope` names as its source archive (a
+// build waiting in the queue still finds its archive). Keeps everything when the versions cannot
+// be listed.
+void PruneUploads(Service& s, const std::string& scope, const std::string& dir, const std::string& keep,
+                  const std::string& prefix = "");
 // static_files.cc: the built console from options.web_root at "/" (outside /api).
 void RegisterStaticFiles(Service& s);
 // The response for a non-API GET/HEAD from web_root: a file, index.html for app routes, or 404
