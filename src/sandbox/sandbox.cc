@@ -477,6 +477,17 @@ Result<std::vector<Step>> Plan(const Spec& spec) {
     plan.push_back(Mount(spec.app_dir, R + "/app", "", MS_BIND | MS_REC, "", "showing /app"));
     plan.push_back(Remount(R + "/app", kSafe, "mounting /app nosuid"));
   }
+  // Private scratch space, before the binds: a bind that lies under /tmp or /run (the berth
+  // binary of a build tree in /tmp, shown to run `berth static`) must not be covered by it.
+  const std::string tmp = "mode=1777,size=" + std::to_string(std::max<int64_t>(1, spec.tmp_mb)) + "m";
+  plan.push_back(Mkdir(R + "/tmp", 0755, "creating /tmp"));
+  plan.push_back(Mount("tmpfs", R + "/tmp", "tmpfs", kSafe, tmp, "mounting /tmp"));
+  plan.push_back(Mkdir(R + "/run", 0755, "creating /run"));
+  plan.push_back(Mount("tmpfs", R + "/run", "tmpfs", kSafe,
+                       "mode=0755,size=8m,uid=" + uid + ",gid=" + gid, "mounting /run"));
+  plan.push_back(Mkdir(R + "/var", 0755, "creating /var"));
+  plan.push_back(Simple(Step::Op::kSymlink, R + "/var/tmp", "/tmp", "linking /var/tmp"));
+
   for (const Bind& b : spec.binds) {
     if (!Absolute(b.source) || !Absolute(b.target) || b.target == "/") {
       return InvalidArgument("bind " + b.source + " → " + b.target + " needs absolute paths", "binds");
@@ -493,16 +504,6 @@ Result<std::vector<Step>> Plan(const Spec& spec) {
     plan.push_back(Remount(R + b.target, kSafe | (b.writable ? 0 : MS_RDONLY),
                            "setting the options of " + b.target));
   }
-
-  // Private scratch space.
-  const std::string tmp = "mode=1777,size=" + std::to_string(std::max<int64_t>(1, spec.tmp_mb)) + "m";
-  plan.push_back(Mkdir(R + "/tmp", 0755, "creating /tmp"));
-  plan.push_back(Mount("tmpfs", R + "/tmp", "tmpfs", kSafe, tmp, "mounting /tmp"));
-  plan.push_back(Mkdir(R + "/run", 0755, "creating /run"));
-  plan.push_back(Mount("tmpfs", R + "/run", "tmpfs", kSafe,
-                       "mode=0755,size=8m,uid=" + uid + ",gid=" + gid, "mounting /run"));
-  plan.push_back(Mkdir(R + "/var", 0755, "creating /var"));
-  plan.push_back(Simple(Step::Op::kSymlink, R + "/var/tmp", "/tmp", "linking /var/tmp"));
 
   // A minimal /dev: the harmless character devices of the host, ptys of its own.
   plan.push_back(Mkdir(R + "/dev", 0755, "creating /dev"));
