@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <optional>
 #include <atomic>
 #include <cctype>
 #include <condition_variable>
@@ -23,6 +24,7 @@
 #include "builder/detail/limits.h"
 #include "builder/detail/process.h"
 #include "builder/detail/step_record.h"
+#include "builder/auto_port.h"
 #include "builder/detect.h"
 #include "builder/doctor.h"
 #include "builder/source.h"
@@ -466,6 +468,11 @@ struct BuildController::Impl {
       op.object = Object{model::kVersion, k.Scope(), k.version, v.dump()};
       op.expected_revision = now->revision;
       b.ops.push_back(op);
+      if (v.value("status", "") == "ready") {
+        // The automatic port goes in the commit that makes the version ready, so the
+        // rollout that runs it already has the port and its default domain.
+        if (auto port = AutoPortOp(k, out.detect); port) b.ops.push_back(std::move(*port));
+      }
       auto r = store.Commit(b);
       if (r.ok()) break;
       if (r.status().reason() == "revision_conflict") continue;
@@ -492,6 +499,26 @@ struct BuildController::Impl {
       log->warn("msg=\"build failed\" version={} step=\"{}\"", id, out.step);
     }
     CollectArtifacts();
+  }
+
+  // The write that gives the component its automatic port (builder/auto_port.h) as the
+  // component is now (compare-and-set on its revision: a change meanwhile fails the commit,
+  // which is then tried again), or nothing.
+  std::optional<Op> AutoPortOp(const Key& k, const Json& detect) {
+    auto co = store.Get(model::kComponent, k.team + "/" + k.app, k.component);
+    if (!co.ok()) return std::nullopt;
+    Json body = Parse(*co);
+    AutoPortPlan plan = PlanAutoPort(detect, body);
+    if (!plan.change) return std::nullopt;
+    body["ports"] = plan.ports;
+    if (!model::ParseComponent(body).ok()) return std::nullopt;  // never store what reads badly
+    Op w;
+    w.type = OpType::kUpdate;
+    w.object = Object{model::kComponent, co->scope, co->name, body.dump()};
+    w.expected_revision = co->revision;
+    log->info("msg=\"automatic port\" component={}/{}/{} ports={}", k.team, k.app, k.component,
+              plan.ports.dump());
+    return w;
   }
 
   // A step or a file operation that failed on a full disk rarely says so plainly (a tool's own
@@ -628,7 +655,12 @@ struct BuildController::Impl {
     if (!where.ok()) return finish(fail("detect", where.status().message()));
     auto det = Detect(*where, settings);
     if (!det.ok()) return finish(fail("detect", "detection failed: " + det.status().message()));
-    const Detection& d = *det;
+    Detection& d = *det;
+    // Zero-config routing: whether the component gets an automatic port, said with the
+    // reasons (builder/auto_port.h); the port itself is written with the result below.
+    if (auto co = store.Get(model::kComponent, k.team + "/" + k.app, k.component); co.ok()) {
+      d.reasons.push_back(PlanAutoPort(d, Parse(*co)).reason);
+    }
     out.detect = ToJson(d);
     out.detect["commit"] = out.commit;
     line("-----> detected " + d.language + (d.language_version.empty() ? "" : " " + d.language_version));

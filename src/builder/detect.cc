@@ -128,6 +128,19 @@ void PortFrom(Ctx& c, const std::string& file, int fallback, const std::string& 
   }
 }
 
+// Whether a program's source shows that it serves HTTP: it reads PORT or listens.
+bool ListensIn(const std::string& source) {
+  static const std::regex kSigns(
+      R"(\bPORT\b|ListenAndServe|net\.Listen|\.listen\(|createServer|serve_forever|http\.server|)"
+      R"(socketserver|uvicorn|Flask\(|FastAPI\(|aiohttp|bottle|[Ss]inatra|express\(|app\.run\()");
+  return std::regex_search(source, kSigns);
+}
+
+// Marks the web process as serving HTTP when `file` (the entry) shows it.
+void ServesIf(Ctx& c, const std::string& file) {
+  if (!file.empty() && ListensIn(Read(c.dir, file))) c.d.serves_http = file + " listens";
+}
+
 // ---- languages ----------------------------------------------------------------------------
 
 Status DetectGo(Ctx& c) {
@@ -145,6 +158,10 @@ Status DetectGo(Ctx& c) {
   Reason(c, "build with " + Bq("go build -o bin/app ."));
   DefaultWeb(c, "./bin/app", "start the built binary " + Bq("./bin/app"));
   PortFrom(c, IsFile(c.dir, "main.go") ? "main.go" : "", 8080, "the default for Go");
+  for (const std::string& f : FilesWithSuffix(c.dir, ".go")) {
+    ServesIf(c, f);
+    if (!c.d.serves_http.empty()) break;
+  }
   return Status::Ok();
 }
 
@@ -178,6 +195,7 @@ Status DetectJava(Ctx& c) {
     DefaultWeb(c, "java -jar " + jars.front(), "start " + Bq("java -jar " + jars.front()));
   }
   c.d.port = 8080;
+  c.d.serves_http = "a Java web server";
   Reason(c, "port 8080 (the default for Java web servers)");
   return Status::Ok();
 }
@@ -303,6 +321,7 @@ Status DetectNode(Ctx& c) {
     // under `npm start`.
     DefaultWeb(c, start, "start script " + Bq(start) + " runs as it is (not through " + pm.name +
                              " start), with node_modules/.bin on PATH");
+    c.d.serves_http = "the start script";
     std::smatch m;
     if (std::regex_search(start, m, std::regex(R"(node\s+([\w./-]+\.[cm]?js))"))) entry = m[1].str();
   } else {
@@ -324,6 +343,7 @@ Status DetectNode(Ctx& c) {
   c.d.env["NODE_ENV"] = "production";
   c.d.env["PATH"] = "node_modules/.bin";  // before the platform's PATH (sandbox::JoinPath)
   PortFrom(c, entry, 3000, "the default for Node.js");
+  if (c.d.serves_http.empty()) ServesIf(c, entry);
   return Status::Ok();
 }
 
@@ -373,6 +393,7 @@ Status DetectPython(Ctx& c) {
     DefaultWeb(c, ".venv/bin/python manage.py runserver " + std::string(kBind) + ":$PORT",
                "manage.py found (Django) → " + Bq("manage.py runserver " + std::string(kBind) + ":$PORT"));
     c.d.port = 8000;
+    c.d.serves_http = "Django's manage.py";
     Reason(c, "port 8000 (the default for Django)");
     return Status::Ok();
   }
@@ -382,6 +403,7 @@ Status DetectPython(Ctx& c) {
     DefaultWeb(c, ".venv/bin/python -m gunicorn wsgi:" + obj + " --bind " + std::string(kBind) + ":$PORT",
                "wsgi.py and gunicorn found → " + Bq("gunicorn wsgi:" + obj));
     c.d.port = 8000;
+    c.d.serves_http = "gunicorn";
     Reason(c, "port 8000 (the default for gunicorn)");
     return Status::Ok();
   }
@@ -394,6 +416,7 @@ Status DetectPython(Ctx& c) {
     }
   }
   PortFrom(c, entry, 8000, "the default for Python web apps");
+  ServesIf(c, entry);
   return Status::Ok();
 }
 
@@ -406,11 +429,13 @@ Status DetectRuby(Ctx& c) {
   if (IsFile(c.dir, "config.ru")) {
     DefaultWeb(c, "bundle exec rackup --host " + std::string(kBind) + " --port $PORT", "config.ru found → rackup");
     c.d.port = 9292;
+    c.d.serves_http = "config.ru (rackup)";
     Reason(c, "port 9292 (the default for rackup)");
   } else {
     std::string entry = IsFile(c.dir, "app.rb") ? "app.rb" : "";
     if (!entry.empty()) DefaultWeb(c, "bundle exec ruby app.rb", "app.rb found → " + Bq("ruby app.rb"));
     PortFrom(c, entry, 4567, "the default for Sinatra");
+    ServesIf(c, entry);
   }
   c.d.env["BUNDLE_PATH"] = "vendor/bundle";
   return Status::Ok();
@@ -430,6 +455,7 @@ Status DetectPhp(Ctx& c) {
   DefaultWeb(c, "php -S " + std::string(kBind) + ":$PORT -t " + root,
              "served by PHP's built-in server from " + (root == "." ? std::string("the source root") : root + "/"));
   c.d.port = 8080;
+  c.d.serves_http = "PHP's built-in web server";
   Reason(c, "port 8080 (the default for PHP)");
   return Status::Ok();
 }
@@ -441,6 +467,7 @@ Status DetectStatic(Ctx& c) {
   DefaultWeb(c, ShellQuoteArg(BerthBinary()) + " static --root . --listen " + std::string(kBind) + ":$PORT",
              "served as static files by " + Bq("berth static"));
   c.d.port = 8080;
+  c.d.serves_http = "a static site";
   Reason(c, "port 8080 (the default for static sites)");
   return Status::Ok();
 }
@@ -624,6 +651,10 @@ Result<Detection> Detect(const std::string& dir, const model::BuildSettings& o) 
     c.d.port = 5000;
     Reason(c, "port 5000 (the Procfile convention; the process gets $PORT)");
   }
+  // Heroku's rule: the `web` process type is the one that receives HTTP.
+  if (c.procfile.count("web")) c.d.serves_http = "the Procfile's web process";
+  if (!o.start_command.empty()) c.d.serves_http = "the start command (build.start_command)";
+  if (!c.d.processes.count("web")) c.d.serves_http.clear();
   return c.d;
 }
 
@@ -655,6 +686,7 @@ Json ToJson(const Detection& d) {
           {"start_command", d.StartCommand()},
           {"release", d.release},
           {"port", d.port},
+          {"serves_http", d.serves_http},
           {"env", d.env},
           {"tools", tools},
           {"reasons", d.reasons}};

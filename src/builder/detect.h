@@ -42,6 +42,10 @@ struct Detection {
   std::map<std::string, std::string> processes;  // type → command ("web" is the start command)
   std::string release;              // Procfile `release:` (runs once before a deploy)
   int port = 0;                     // the port the web process listens on by default
+  // Why the web process is taken to serve HTTP ("the Procfile's web process", "start script",
+  // "main.go listens (ListenAndServe)"); "" when there is no web process or no sign that it
+  // listens. A component that declares no port gets `port` for it (builder/auto_port.h).
+  std::string serves_http;
   std::map<std::string, std::string> env;  // env the processes need (relative paths are
                                            // relative to the artifact's app dir)
   std::vector<Tool> tools;          // programs the build steps need

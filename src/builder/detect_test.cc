@@ -74,6 +74,7 @@ TEST_P(DetectFixture, MatchesExpectations) {
   if (e.contains("port")) { EXPECT_EQ(got["port"], e["port"]) << dump; }
   if (e.contains("build_steps")) { EXPECT_EQ(got["build_steps"], e["build_steps"]) << dump; }
   if (e.contains("release")) { EXPECT_EQ(got["release"], e["release"]) << dump; }
+  if (e.contains("serves_http")) { EXPECT_EQ(got["serves_http"], e["serves_http"]) << dump; }
   const Json env_has = e.value("env_has", Json::object());
   const Json tools_contain = e.value("tools_contain", Json::array());
   const Json reasons_contain = e.value("reasons_contain", Json::array());

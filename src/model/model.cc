@@ -570,6 +570,11 @@ Result<Component> ParseComponent(const Json& in) {
     p.Bool("inner", &port.inner);
     p.Bool("outer", &port.outer);
     p.Str("name", &port.name, 255);
+    // "auto": the builder's marker of a port it declared (builder/auto_port.h). Accepted so a
+    // stored component reads back; the model does not keep it, so a component written through
+    // the API afterwards holds the port as declared.
+    bool automatic = false;
+    p.Bool("auto", &automatic);
     if (p.ok() && !p.Has("port")) p.Fail(InvalidArgument("port is required", p.FieldPath("port")));
     if (p.ok() && !port.name.empty()) p.Fail(ValidateDnsLabel(port.name, "port name", p.FieldPath("name")));
     if (p.ok() && !port_numbers.insert(port.port).second) {
