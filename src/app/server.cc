@@ -414,6 +414,9 @@ int RunServer(const ServerConfig& cfg) {
   ro.sandbox.pids = cfg.sandbox_pids;
   ro.sandbox.tmp_mb = cfg.sandbox_tmp_mb;
   ro.sandbox.app_mb = cfg.sandbox_app_mb;
+  // "Ready" means routed (docs/gateway.md): with a gateway, operations of routed components end
+  // once it serves them; 30 s is far above a snapshot swap (~0.1 s) and below a deploy's wait.
+  if (cfg.gateway) ro.route_wait = std::chrono::seconds(30);
   auto rt = runtime::LocalRuntime::Start(*store, SystemClock::Get(), ro);
   if (!rt.ok()) Fatal("cannot start the runtime: " + rt.status().message());
   std::unique_ptr<runtime::LocalRuntime> runtime = std::move(rt).value();

@@ -219,22 +219,18 @@ int RunGateway(const RoleOptions& o) {
     lo.control_file = o.control_file;
     lo.token_file = o.token_file;
     DataPlane* plane = dp.get();
-    // What the control plane shows on the TCP rules: which listeners could not bind, and why.
-    // Sent only when the listeners change (not at every snapshot revision: instances change
-    // the revision often); `revision` is the snapshot taken when they last changed.
-    lo.status = [plane, &current, last = std::string(), rev = int64_t{0}]() mutable {
+    // What the control plane shows on the TCP rules (which listeners could not bind, and why)
+    // and the revision of the snapshot taken last, which the control plane waits for before it
+    // calls an operation done ("ready" means routed, docs/gateway.md). Sent when either
+    // changes; the link reports at once after each snapshot it takes.
+    lo.status = [plane, &current]() {
       Json tcp = Json::array();
       for (const TcpListenerStatus& t : plane->TcpListeners()) {
         Json e = {{"route", t.route_id}, {"address", t.address}, {"listening", t.listening}};
         if (!t.listening) e["error"] = t.error;
         tcp.push_back(std::move(e));
       }
-      std::string now = tcp.dump();
-      if (now != last) {
-        last = now;
-        rev = std::max<int64_t>(current.took(), 0);
-      }
-      return Json({{"revision", rev}, {"tcp", tcp}}).dump();
+      return Json({{"revision", std::max<int64_t>(current.took(), 0)}, {"tcp", tcp}}).dump();
     };
     link = std::make_unique<detail::ControlLink>(
         lo, [plane, &current, persist, log](const std::string& text) {

@@ -213,6 +213,8 @@ void Controller::Reconcile(const ComponentRef& ref) {
       }
       problems_.erase(ref.Scope());
       ops_.erase(ref.Scope());
+      component_rev_.erase(ref.Scope());
+      instance_rev_.erase(ref.Scope());
       desired_.erase(ref.Scope());
       applied_version_.erase(ref.Scope());
       serving_.erase(ref.Scope());
@@ -226,6 +228,7 @@ void Controller::Reconcile(const ComponentRef& ref) {
     return;
   }
   known_[ref.Scope()] = ref;
+  component_rev_[ref.Scope()] = obj->revision;
   deleted_.erase(ref.Scope());  // created again under the same name: its files are its own
   LoadOperation(ref);
   Json body = ParseBody(*obj);
@@ -608,36 +611,6 @@ void Controller::SyncInstances() {
       op.object = Object{model::kInstance, scope, s.name, body, ""};
       b.ops.push_back(std::move(op));
     }
-    // The operation ends in the same commit as the instance writes that show it done, so
-    // whoever sees the instances ready also sees the component free for the next operation.
-    std::optional<std::pair<std::string, model::Operation>> ended;  // status → operation
-    std::string return_to, return_from, return_why;  // a failed rollout goes back to what served
-    if (k != known_.end() && ops_.count(scope)) {
-      std::string status, message;
-      if (OperationEnded(scope, now, &status, &message)) {
-        auto d = desired_.find(scope);
-        auto served = serving_.find(scope);
-        const std::string target = d != desired_.end() && d->second.tmpl ? d->second.tmpl->version : "";
-        if (status == "failed" && served != serving_.end() && !target.empty() &&
-            served->second != target) {
-          return_to = served->second;
-          return_from = target;
-          return_why = message;
-          message += "; returned to " + return_to + ", which was serving";
-        }
-        if (status == "succeeded") serving_.erase(scope);
-        model::Operation op = ops_[scope].op;
-        op.status = status;
-        op.message = message;
-        op.finished_at = FormatTime(std::chrono::system_clock::now());
-        Op w;
-        w.type = OpType::kUpdate;
-        w.object = Object{model::kOperation, scope, "current", model::ToJson(op).dump(), ""};
-        w.expected_revision = ops_[scope].revision;
-        b.ops.push_back(std::move(w));
-        ended = std::make_pair(status, op);
-      }
-    }
     std::vector<std::string> gone;
     for (const auto& [name, body] : prev) {
       if (!seen.count(name)) gone.push_back(name);
@@ -650,6 +623,73 @@ void Controller::SyncInstances() {
         b.ops.push_back(std::move(op));
       }
     }
+    const bool instance_writes = !b.ops.empty();
+    // The operation ends in the same commit as the instance writes that show it done, so
+    // whoever sees the instances ready also sees the component free for the next operation —
+    // unless the gateway routes the component: then it ends once the gateway serves a snapshot
+    // that has those writes ("ready" means routed), in a later commit.
+    std::optional<std::pair<std::string, model::Operation>> ended;  // status → operation
+    std::string return_to, return_from, return_why;  // a failed rollout goes back to what served
+    if (k != known_.end() && ops_.count(scope)) {
+      std::string status, message;
+      OperationState& st = ops_[scope];
+      bool end = OperationEnded(scope, now, &status, &message);
+      bool route_failed = false;  // the instances converged but the gateway did not route them
+      auto d = desired_.find(scope);
+      if (end && status == "succeeded" && opt_.route_wait.count() > 0 && d != desired_.end() &&
+          !d->second.job && Routed(k->second)) {
+        auto tp = std::chrono::steady_clock::now();
+        if (!st.converged) st.converged = tp;
+        if (instance_writes) {
+          end = false;  // the writes below raise the revision the gateway must reach
+        } else {
+          st.route_revision = std::max(instance_rev_[scope], component_rev_[scope]);
+          int64_t served = GatewayRevision();
+          if (served >= st.route_revision) {
+            message += "; the gateway routes them (snapshot revision " + std::to_string(served) + ")";
+          } else if (tp - *st.converged >= opt_.route_wait) {
+            status = "failed";
+            route_failed = true;
+            message += ", but the gateway did not route them within " +
+                       std::to_string(std::chrono::duration_cast<std::chrono::seconds>(
+                                          opt_.route_wait).count()) +
+                       " s (it serves snapshot revision " +
+                       (served < 0 ? std::string("none: no gateway has reported")
+                                   : std::to_string(served)) +
+                       ", they are at " + std::to_string(st.route_revision) +
+                       "; see the gateway's log DATA/gateway/gateway.log)";
+          } else {
+            end = false;
+          }
+        }
+      } else if (!end) {
+        st.converged.reset();
+      }
+      if (end && status == "failed" && !route_failed) {
+        // The new version did not start (not a gateway that failed to route it).
+        auto served = serving_.find(scope);
+        const std::string target = d != desired_.end() && d->second.tmpl ? d->second.tmpl->version : "";
+        if (served != serving_.end() && !target.empty() && served->second != target) {
+          return_to = served->second;
+          return_from = target;
+          return_why = message;
+          message += "; returned to " + return_to + ", which was serving";
+        }
+      }
+      if (end && status == "succeeded") serving_.erase(scope);
+      if (end) {
+        model::Operation op = st.op;
+        op.status = status;
+        op.message = message;
+        op.finished_at = FormatTime(std::chrono::system_clock::now());
+        Op w;
+        w.type = OpType::kUpdate;
+        w.object = Object{model::kOperation, scope, "current", model::ToJson(op).dump(), ""};
+        w.expected_revision = st.revision;
+        b.ops.push_back(std::move(w));
+        ended = std::make_pair(status, op);
+      }
+    }
     if (k == known_.end()) {
       // The component is gone (its tree was deleted with it): nothing to write.
       written_.erase(scope);
@@ -658,6 +698,7 @@ void Controller::SyncInstances() {
     if (b.ops.empty()) continue;
     auto r = store_.Commit(b);
     bool op_written = r.ok();
+    if (r.ok() && instance_writes) instance_rev_[scope] = r->revision;
     if (!r.ok()) {
       // A delete of an already deleted object fails the batch: retry one op at a time.
       for (const Op& op : b.ops) {
@@ -665,6 +706,7 @@ void Controller::SyncInstances() {
         one.ops.push_back(op);
         auto one_r = store_.Commit(one);
         if (op.object.kind == model::kOperation) op_written = one_r.ok();
+        if (op.object.kind == model::kInstance && one_r.ok()) instance_rev_[scope] = one_r->revision;
       }
     }
     if (ended && op_written) {
@@ -720,6 +762,39 @@ void Controller::ReturnTo(const ComponentRef& ref, const std::string& to, const 
       return;
     }
   }
+}
+
+bool Controller::Routed(const ComponentRef& ref) {
+  const std::string app_scope = ref.team + "/" + ref.app;
+  auto obj = store_.Get(model::kComponent, app_scope, ref.component);
+  if (!obj.ok()) return false;
+  Json c = ParseBody(*obj);
+  for (const Json& p : c.value("ports", Json::array())) {
+    if (p.is_object() && p.value("outer", false)) return true;
+  }
+  auto http = ListAll(store_, model::kHttpRule, app_scope);
+  if (http.ok()) {
+    for (const Object& o : *http) {
+      for (const Json& b : ParseBody(o).value("backends", Json::array())) {
+        if (b.is_object() && b.value("component", "") == ref.component) return true;
+      }
+    }
+  }
+  auto tcp = ListAll(store_, model::kTcpRule, app_scope);
+  if (tcp.ok()) {
+    for (const Object& o : *tcp) {
+      if (ParseBody(o).value("component", "") == ref.component) return true;
+    }
+  }
+  return false;
+}
+
+int64_t Controller::GatewayRevision() {
+  auto o = store_.Get(model::kGatewayStatus, "", "gateway");
+  if (!o.ok()) return -1;
+  Json j = ParseBody(*o);
+  return j.contains("revision") && j["revision"].is_number_integer() ? j["revision"].get<int64_t>()
+                                                                      : -1;
 }
 
 void Controller::RecordEvent(const ComponentRef& ref, events::Type type, const std::string& reason,

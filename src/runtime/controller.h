@@ -29,6 +29,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
@@ -53,6 +54,12 @@ struct ControllerOptions {
   // A team's directory, its disk ready (sandbox/team_disk.h): artifacts are looked up in its
   // artifacts/ before DATA/artifacts. Null: DATA/teams/<team> as it is.
   std::function<Result<std::string>(const std::string& team)> team_dir;
+  // "Ready" means routed (docs/gateway.md "Ready means routed"): when above zero, an operation
+  // of a component the gateway routes (an outer port, or a rule's backend) succeeds only once
+  // the gateway reports (the gateway_status object's `revision`) that it serves a snapshot at
+  // or after the revision that wrote the converged instances; without that report within this
+  // long it fails. 0: it ends when the instances converge (no gateway runs).
+  std::chrono::milliseconds route_wait{0};
 };
 
 class Controller {
@@ -153,7 +160,17 @@ class Controller {
     model::Operation op;
     std::chrono::steady_clock::time_point seen{};
     std::string failure;  // set when the operation cannot succeed (a crash loop)
+    // Converged and waiting for the gateway: since when, and the revision it must serve.
+    std::optional<std::chrono::steady_clock::time_point> converged;
+    int64_t route_revision = 0;
   };
+  // Whether the gateway routes the component (an outer port or a rule's backend), so its
+  // operations wait for the gateway (ControllerOptions::route_wait).
+  bool Routed(const ComponentRef& ref);
+  // The revision the gateway last reported serving; -1 when none did.
+  int64_t GatewayRevision();
+  std::map<std::string, int64_t> instance_rev_;   // scope → revision of the last instance write
+  std::map<std::string, int64_t> component_rev_;  // scope → revision of the component read
   std::map<std::string, OperationState> ops_;        // scope → operation in progress
   // Ends `st` as failed ("did not finish within ...: progress") once its deadline passed.
   bool DeadlinePassed(const OperationState& st, const std::string& progress, std::string* status,

@@ -57,6 +57,7 @@ Result<std::unique_ptr<LocalRuntime>> LocalRuntime::Start(Store& store, const Cl
     usage->Update(groups, std::chrono::steady_clock::now());
   };
   co.clock = &clock;
+  co.route_wait = options.route_wait;
   co.team_dir = [config = options.sandbox.config](const std::string& team) { return config.TeamDir(team); };
   impl->controller = std::make_unique<Controller>(store, *impl->driver, *impl->recorder, co);
   impl->sink = impl->controller.get();

@@ -30,6 +30,9 @@ struct RuntimeOptions {
   // API can report CPU% over a recent window; null = nobody asks.
   std::shared_ptr<UsageSampler> usage;
   InstanceSandbox sandbox;  // how instances are isolated (disabled: as the server's user)
+  // ControllerOptions::route_wait: operations of routed components end once the gateway
+  // serves them (0 = no gateway runs: they end when the instances converge).
+  std::chrono::milliseconds route_wait{0};
 };
 
 class LocalRuntime {

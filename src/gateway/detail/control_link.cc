@@ -149,6 +149,15 @@ struct ControlLink::Impl {
   bool report_refused = false;
   Clock::time_point outage_since;
   int64_t revision = -1;
+  // The reporter's wait; cancelled (with `report_now`) to report at once after a snapshot is
+  // taken, so the control plane learns the served revision within one round trip.
+  std::unique_ptr<asio::steady_timer> report_timer;
+  bool report_now = false;
+
+  void ReportSoon() {
+    report_now = true;
+    if (report_timer) report_timer->cancel();
+  }
 
   Result<ControlTarget> Target() {
     if (!opt.control_url.empty()) return ParseControlUrl(opt.control_url);
@@ -264,6 +273,7 @@ struct ControlLink::Impl {
       co_return f;
     }
     f.revision = revision = *rev;
+    if (opt.status) ReportSoon();
     co_return f;
   }
 
@@ -304,13 +314,17 @@ struct ControlLink::Impl {
     }
   }
 
+  // One report at a time, so the control plane never takes an older revision after a newer
+  // one: every `report_interval`, and at once when ReportSoon asks.
   awaitable<void> Reporter() {
-    asio::steady_timer tick(co_await asio::this_coro::executor);
+    report_timer = std::make_unique<asio::steady_timer>(co_await asio::this_coro::executor);
     beast::error_code ec;
     while (true) {
-      tick.expires_after(opt.report_interval);
-      co_await tick.async_wait(Checked(ec));
-      if (ec) co_return;
+      if (!report_now) {
+        report_timer->expires_after(opt.report_interval);
+        co_await report_timer->async_wait(Checked(ec));  // operation_aborted: ReportSoon
+      }
+      report_now = false;
       co_await ReportOnce();
     }
   }
