@@ -292,7 +292,29 @@ Status Deploy(Call& c, const std::string& path, const std::string& app, const st
       progress.flush();
       last_state = state;
     }
+    bool routed = true;
     if (ready == want && total == want) {
+      // "Ready" means routed: the deploy's operation ends once the gateway serves the new
+      // instances (docs/gateway.md), so the address printed below answers at once.
+      auto op = c.Do("GET", path + "/operation");
+      if (op.ok() && Str(*op, "status") == "in_progress") {
+        routed = false;
+        state += ", waiting for the gateway to route it";
+      } else if (op.ok() && Str(*op, "status") == "failed" &&
+                 (Str(*op, "detail").find(version) != std::string::npos ||
+                  Str(*op, "message").find(version) != std::string::npos)) {
+        *exit_code = 1;
+        return Status(Code::kUnavailable, "deploy_failed",
+                      "deploy of " + version + " failed: " + Str(*op, "message") +
+                          " (see `berth events " + where + "`)");
+      }
+    }
+    if (ready == want && total == want && !routed && state != last_state) {
+      progress << "       " << state << "\n";
+      progress.flush();
+      last_state = state;
+    }
+    if (ready == want && total == want && routed) {
       std::vector<std::string> where = Addresses(comp, l, version);
       progress << "-----> " << component << " runs " << version << " (" << Seconds(std::chrono::steady_clock::now() - started) << ")\n";
       if (c.json()) {

@@ -119,6 +119,41 @@ Result<std::string> ReadFile(const std::string& path, const std::string& flag) {
 
 // ---- domain --------------------------------------------------------------------------------
 
+// Said under "No domains found.": the addresses components have without a rule (their default
+// domains), and which components have none because they declare no port — with the command
+// that gives them one.
+void DomainHints(Call& c, const std::string& only_app) {
+  std::vector<std::string> apps;
+  if (!only_app.empty()) {
+    apps.push_back(only_app);
+  } else {
+    auto l = c.All(c.Team() + "/apps");
+    if (!l.ok()) return;
+    for (const auto& a : l->value("items", Json::array())) apps.push_back(Str(a, "name"));
+    if (apps.size() > 20) apps.resize(20);  // a hint, not a report
+  }
+  for (const std::string& app : apps) {
+    auto l = c.All(c.App(app) + "/components");
+    if (!l.ok()) continue;
+    for (const auto& comp : l->value("items", Json::array())) {
+      const std::string name = Str(comp, "name"), kind = Str(comp, "kind");
+      if (kind == "job" || kind == "cronjob") continue;
+      std::string first;
+      for (const auto& a : comp.value("addresses", Json::array())) {
+        first = a.is_string() ? a.get<std::string>() : Str(a, "url");
+        if (!first.empty()) break;
+      }
+      if (!first.empty()) {
+        c.err() << name << " (app " << app << ") answers at its default domain " << first << "\n";
+      } else if (comp.value("ports", Json::array()).empty()) {
+        c.err() << name << " (app " << app << ") has no port, so no address: a build of a web "
+                << "process gives it one, or declare it: berth component set " << name
+                << " --app " << app << " --port 8080\n";
+      }
+    }
+  }
+}
+
 void AddDomainCommands(CLI::App& app, const std::shared_ptr<Shared>& sh) {
   CLI::App* noun = Noun(app, "domain", "Route domains (HTTP rules) to components");
   struct Opts {
@@ -218,6 +253,7 @@ void AddDomainCommands(CLI::App& app, const std::shared_ptr<Shared>& sh) {
       return std::vector<std::string>{Str(r, "name"), Str(r, "app"), RuleUrl(r), matches,
                                       BackendsText(r), Str(r, "balance")};
     });
+    if (!c.json() && l.value("items", Json::array()).empty()) DomainHints(c, *lo);
     return Status::Ok();
   });
   list->add_option("--app", *lo, "Only this app's rules");

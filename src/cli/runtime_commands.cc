@@ -59,6 +59,54 @@ Status Patch(Call& c, const Target& t, const Json& body, const std::string& done
   return Status::Ok();
 }
 
+// Waits for the operation a lifecycle change began to end ("ready" means routed: with a
+// gateway it ends once the gateway serves the new instances, docs/gateway.md) and says how it
+// ended; exit 1 (an error) when it failed or was cancelled, or after `timeout_s`.
+Status AwaitOperation(Call& c, const Target& t, int timeout_s) {
+  const std::string path = c.ComponentPath(t.app, t.component);
+  const std::string where = t.component + " --app " + t.app;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s);
+  while (true) {
+    auto got = c.Do("GET", path + "/operation");
+    if (!got.ok()) {
+      if (got.status().code() == Code::kNotFound) return Status::Ok();  // nothing to wait for
+      return got.status();
+    }
+    const Json op = *got;
+    const std::string status = Str(op, "status");
+    if (status == "succeeded") {
+      if (!c.json()) c.err() << t.component << ": " << Str(op, "message") << "\n";
+      return Status::Ok();
+    }
+    if (status != "in_progress") {
+      return Status(Code::kConflict, "operation_" + status,
+                    "the " + Str(op, "type") + " of " + t.component + " " + status +
+                        (Str(op, "message").empty() ? "" : ": " + Str(op, "message")) +
+                        " (see `berth events " + where + "`)");
+    }
+    if (std::chrono::steady_clock::now() >= deadline) {
+      return Status(Code::kUnavailable, "timeout",
+                    "the " + Str(op, "type") + " of " + t.component + " still runs after " +
+                        std::to_string(timeout_s) + " s (`berth wait " + where +
+                        " --operation` waits on)");
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+}
+
+struct WaitFlags {
+  bool no_wait = false;
+  int timeout_s = 300;
+};
+
+void AddWaitFlags(CLI::App* cmd, WaitFlags* w) {
+  cmd->add_flag("--no-wait", w->no_wait,
+                "Return once the change is recorded instead of waiting until the new instances "
+                "are ready and routed");
+  cmd->add_option("--timeout", w->timeout_s, "Give up waiting after this many seconds (default 300)")
+      ->check(CLI::Range(1, 86400));
+}
+
 std::string ExitText(const Json& last) {
   if (!last.is_object()) return "";
   return Str(last, "reason");
@@ -103,13 +151,16 @@ void AddLifecycle(CLI::App& app, const std::shared_ptr<Shared>& sh) {
 
   auto st = std::make_shared<Target>();
   auto replicas = std::make_shared<int>(0);
+  auto sw = std::make_shared<WaitFlags>();
   CLI::App* scale = Leaf(app, sh, "scale", "Set the number of instances (0 allowed)",
-                         [st, replicas](Call& c) {
+                         [st, replicas, sw](Call& c) -> Status {
                            Json body = {{"replicas", *replicas}};
-                           return Patch(c, *st, body,
-                                        "scaling " + st->component + " to " + std::to_string(*replicas));
+                           BERTH_RETURN_IF_ERROR(Patch(c, *st, body,
+                                        "scaling " + st->component + " to " + std::to_string(*replicas)));
+                           return sw->no_wait ? Status::Ok() : AwaitOperation(c, *st, sw->timeout_s);
                          });
   AddTarget(scale, st.get());
+  AddWaitFlags(scale, sw.get());
   scale->add_option("replicas", *replicas, "Number of instances")->required()->check(CLI::Range(0, 100));
 
   auto ct = std::make_shared<Target>();
@@ -130,8 +181,9 @@ void AddLifecycle(CLI::App& app, const std::shared_ptr<Shared>& sh) {
 
   auto rb = std::make_shared<Target>();
   auto version = std::make_shared<std::string>();
+  auto rw = std::make_shared<WaitFlags>();
   CLI::App* rollback = Leaf(app, sh, "rollback", "Run an earlier version (rolling update to it)",
-                            [rb, version](Call& c) -> Status {
+                            [rb, version, rw](Call& c) -> Status {
     std::string path = c.ComponentPath(rb->app, rb->component);
     BERTH_ASSIGN_OR_RETURN(Json v, c.Do("GET", path + "/versions/" + EncodeComponent(*version)));
     if (Str(v, "status") != "ready") {
@@ -139,9 +191,11 @@ void AddLifecycle(CLI::App& app, const std::shared_ptr<Shared>& sh) {
                     "version " + *version + " is " + Str(v, "status") + ", not ready: cannot run it");
     }
     Json body = {{"version", *version}};
-    return Patch(c, *rb, body, "rolling " + rb->component + " back to " + *version);
+    BERTH_RETURN_IF_ERROR(Patch(c, *rb, body, "rolling " + rb->component + " back to " + *version));
+    return rw->no_wait ? Status::Ok() : AwaitOperation(c, *rb, rw->timeout_s);
   });
   AddTarget(rollback, rb.get());
+  AddWaitFlags(rollback, rw.get());
   rollback->add_option("version", *version, "Version to run, e.g. v2")->required();
 }
 
@@ -388,8 +442,15 @@ void AddWait(CLI::App& app, const std::shared_ptr<Shared>& sh) {
       last = std::to_string(ready) + " of " + std::to_string(want) + " ready, " +
              std::to_string(total) + " instance(s)" + (outdated ? ", update in progress" : "");
       if (total == want && ready == want && !outdated) {
-        if (!c.json()) c.out() << o->t.component << ": " << last << "\n";
-        return Status::Ok();
+        // "Ready" means routed: an operation still in progress waits for the gateway to serve
+        // these instances (docs/gateway.md).
+        auto op = c.Do("GET", path + "/operation");
+        if (op.ok() && Str(*op, "status") == "in_progress") {
+          last += ", waiting for the " + Str(*op, "type") + " to end (the gateway routes it)";
+        } else {
+          if (!c.json()) c.out() << o->t.component << ": " << last << "\n";
+          return Status::Ok();
+        }
       }
       if (std::chrono::steady_clock::now() >= deadline) {
         return Status(Code::kUnavailable, "timeout",
@@ -398,7 +459,7 @@ void AddWait(CLI::App& app, const std::shared_ptr<Shared>& sh) {
                           o->t.app + "` and `berth events " + o->t.component + " --app " +
                           o->t.app + "`)");
       }
-      std::this_thread::sleep_for(std::chrono::milliseconds(500));
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
     }
   });
   AddTarget(wait, &o->t);
