@@ -128,7 +128,15 @@ Json Schemas() {
                                       {"protocol", Enum({"http", "tcp", "udp", "grpc"})},
                                       {"inner", Bool()},
                                       {"outer", Bool()},
-                                      {"name", Str()}},
+                                      {"name", Str()},
+                                      {"auto", {{"type", "boolean"},
+                                                {"description",
+                                                 "declared by the platform: a build of a web "
+                                                 "process gave the component, which declared "
+                                                 "no port, this HTTP port and its default "
+                                                 "domain; until the component is next "
+                                                 "written through the API, a build may "
+                                                 "replace or remove it"}}}},
                                      {"port"})}}},
             {"env", {{"type", "object"}, {"additionalProperties", Str()}}},
             {"config_files", {{"type", "array"}, {"items", Obj({{"path", Str()}, {"content", Str()}})}}},
@@ -180,7 +188,12 @@ Json Schemas() {
                              {"by", Str()},
                              {"started_at", Str()},
                              {"finished_at", Str()},
-                             {"message", Str()}}));
+                             {"message", {{"type", "string"},
+                                          {"description",
+                                           "how it ended; with a gateway, an operation of a "
+                                           "routed component succeeds only once the gateway "
+                                           "serves its instances (\"... the gateway routes "
+                                           "them (snapshot revision N)\")"}}}}));
   s["Run"] = Obj(Meta({{"name", Str()},
                        {"team", Str()},
                        {"app", Str()},

@@ -73,6 +73,8 @@ export interface Port {
   inner: boolean;
   outer: boolean;
   name: string;
+  /** Declared by the platform for a detected web process (docs/api.md "Automatic port"). */
+  auto?: boolean;
 }
 export interface Source {
   type: 'none' | 'dir' | 'git' | 'archive' | 'package' | string;

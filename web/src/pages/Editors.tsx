@@ -211,7 +211,10 @@ export function PortsEditor({ c, base, writable, onSaved }: EditorProps) {
     for (let i = 0; i < ports.length; i++) {
       const n = Number(ports[i].port);
       if (!/^\d+$/.test(ports[i].port) || n < 1 || n > 65535) return setLocal({ index: i, text: t('comp.badPort', { value: ports[i].port }) });
-      out.push({ ...ports[i], port: n });
+      // A port saved here is declared by the user: no longer the automatic one.
+      const declared: Port = { ...ports[i], port: n };
+      delete declared.auto;
+      out.push(declared);
     }
     if (await s.save({ ports: out })) clean();
   };
@@ -230,6 +233,7 @@ export function PortsEditor({ c, base, writable, onSaved }: EditorProps) {
               <tr key={n}>
                 <td>
                   <input aria-label={t('ports.portN', { n: n + 1 })} className="mono narrow" inputMode="numeric" value={p.port} readOnly={!writable} aria-invalid={rowErr(n) ? true : undefined} onChange={(e) => set(n, { port: e.target.value })} />
+                  {p.auto && <span className="badge" data-testid="auto-port" title={t('ports.autoHint')}>{t('ports.auto')}</span>}
                   {rowErr(n) && <small className="field-error" role="alert">{rowErr(n)}</small>}
                 </td>
                 <td>
