@@ -49,8 +49,10 @@ std::string Summary(const Json& c) {
          (version.empty() ? std::string("newest ready") : version);
 }
 
-Status Patch(Call& c, const Target& t, const Json& body, const std::string& done) {
+Status Patch(Call& c, const Target& t, const Json& body, const std::string& done,
+             int64_t* revision = nullptr) {
   BERTH_ASSIGN_OR_RETURN(Json comp, c.Do("PATCH", c.ComponentPath(t.app, t.component), &body));
+  if (revision != nullptr) *revision = comp.value("revision", int64_t{0});
   if (c.json()) {
     c.out() << RenderJson(comp);
   } else {
@@ -61,8 +63,10 @@ Status Patch(Call& c, const Target& t, const Json& body, const std::string& done
 
 // Waits for the operation a lifecycle change began to end ("ready" means routed: with a
 // gateway it ends once the gateway serves the new instances, docs/gateway.md) and says how it
-// ended; exit 1 (an error) when it failed or was cancelled, or after `timeout_s`.
-Status AwaitOperation(Call& c, const Target& t, int timeout_s) {
+// ended; exit 1 (an error) when it failed or was cancelled, or after `timeout_s`. The
+// operation a change began is written in the change's commit (`revision`); an older one is
+// not this change's (the change began none: nothing to wait for).
+Status AwaitOperation(Call& c, const Target& t, int64_t revision, int timeout_s) {
   const std::string path = c.ComponentPath(t.app, t.component);
   const std::string where = t.component + " --app " + t.app;
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s);
@@ -73,6 +77,7 @@ Status AwaitOperation(Call& c, const Target& t, int timeout_s) {
       return got.status();
     }
     const Json op = *got;
+    if (op.value("revision", int64_t{0}) < revision) return Status::Ok();
     const std::string status = Str(op, "status");
     if (status == "succeeded") {
       if (!c.json()) c.err() << t.component << ": " << Str(op, "message") << "\n";
@@ -155,9 +160,10 @@ void AddLifecycle(CLI::App& app, const std::shared_ptr<Shared>& sh) {
   CLI::App* scale = Leaf(app, sh, "scale", "Set the number of instances (0 allowed)",
                          [st, replicas, sw](Call& c) -> Status {
                            Json body = {{"replicas", *replicas}};
+                           int64_t rev = 0;
                            BERTH_RETURN_IF_ERROR(Patch(c, *st, body,
-                                        "scaling " + st->component + " to " + std::to_string(*replicas)));
-                           return sw->no_wait ? Status::Ok() : AwaitOperation(c, *st, sw->timeout_s);
+                                        "scaling " + st->component + " to " + std::to_string(*replicas), &rev));
+                           return sw->no_wait ? Status::Ok() : AwaitOperation(c, *st, rev, sw->timeout_s);
                          });
   AddTarget(scale, st.get());
   AddWaitFlags(scale, sw.get());
@@ -191,8 +197,9 @@ void AddLifecycle(CLI::App& app, const std::shared_ptr<Shared>& sh) {
                     "version " + *version + " is " + Str(v, "status") + ", not ready: cannot run it");
     }
     Json body = {{"version", *version}};
-    BERTH_RETURN_IF_ERROR(Patch(c, *rb, body, "rolling " + rb->component + " back to " + *version));
-    return rw->no_wait ? Status::Ok() : AwaitOperation(c, *rb, rw->timeout_s);
+    int64_t rev = 0;
+    BERTH_RETURN_IF_ERROR(Patch(c, *rb, body, "rolling " + rb->component + " back to " + *version, &rev));
+    return rw->no_wait ? Status::Ok() : AwaitOperation(c, *rb, rev, rw->timeout_s);
   });
   AddTarget(rollback, rb.get());
   AddWaitFlags(rollback, rw.get());
