@@ -145,6 +145,17 @@ Json Schemas() {
             {"health", Obj({{"startup", probe}, {"readiness", probe}, {"liveness", probe}})},
             {"resources", Obj({{"memory_mb", Int()}, {"cpu_millis", Int()}})},
             {"replicas", Int()},
+            {"processes", {{"type", "object"},
+                           {"additionalProperties", Int()},
+                           {"description", "instances of the version's other process types "
+                                           "(Procfile worker, clock, ...) by type; an unlisted "
+                                           "type runs 1"}}},
+            {"process_types", {{"type", "object"},
+                               {"additionalProperties", Int()},
+                               {"readOnly", true},
+                               {"description", "the process types of the version it runs "
+                                               "(web, worker, ...) and the instances each "
+                                               "should have"}}},
             {"desired_state", Enum({"running", "stopped"})},
             {"version", Str()},
             {"restart_generation", Int()},
@@ -211,7 +222,14 @@ Json Schemas() {
                        {"last_exit", {{"type", "object"}, {"nullable", true},
                                       {"description", "{code, signal, oom, at, reason}"}}},
                        {"message", Str()},
-                       {"log_tail", Str()}}));
+                       {"log_tail", Str()},
+                       {"command", {{"type", "string"},
+                                    {"description", "a one-off run's command (berth run -- CMD); "
+                                                    "\"\" = the job's own"}}}}));
+  s["RunInput"] = Obj({{"command", {{"type", "string"},
+                                     {"description", "a one-off command (sh -c) in a fresh "
+                                                     "instance of the current version; optional "
+                                                     "for jobs, required for services"}}}});
   s["LogLine"] = Obj({{"time", Str()}, {"instance", Str()}, {"stream", Enum({"out", "err", "shim"})},
                       {"line", Str()}});
   s["Event"] = Obj(Meta({{"id", Str()},

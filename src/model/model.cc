@@ -15,7 +15,8 @@ namespace {
 // back as they read it may include them; they are ignored.
 const std::set<std::string> kReadOnly = {"revision", "created_at", "updated_at", "team",
                                          "app",      "component",  "id",
-                                         "addresses"};  // components: where they answer
+                                         "addresses",   // components: where they answer
+                                         "process_types"};  // components: what runs of them
 
 std::set<std::string> ReadOnlyExcept(std::initializer_list<const char*> keep) {
   std::set<std::string> s = kReadOnly;
@@ -623,6 +624,27 @@ Result<Component> ParseComponent(const Json& in) {
     res.Int("cpu_millis", &c.resources.cpu_millis, 0, 1024000);
   });
   r.Int("replicas", &c.replicas, 0, 100);
+  if (r.ok() && r.Has("processes")) {
+    Json procs;
+    r.Raw("processes", &procs);
+    if (!procs.is_object()) {
+      r.Fail(InvalidArgument("processes must be an object of process type → instances, e.g. "
+                             "{\"worker\": 2}",
+                             "processes"));
+    } else if (procs.size() > 20) {
+      r.Fail(InvalidArgument("processes has more than 20 process types", "processes"));
+    } else {
+      for (const auto& [type, n] : procs.items()) {
+        if (!r.ok()) break;
+        const std::string field = "processes." + type;
+        r.Fail(ValidateProcessType(type, field));
+        if (r.ok() && (!n.is_number_integer() || n.get<int64_t>() < 0 || n.get<int64_t>() > 100)) {
+          r.Fail(InvalidArgument(field + " must be a whole number from 0 to 100", field));
+        }
+        if (r.ok()) c.processes[type] = n.get<int>();
+      }
+    }
+  }
   r.Enum("desired_state", &c.desired_state, {"running", "stopped"});
   r.Str("version", &c.version, 255);
   if (r.ok() && !c.version.empty()) r.Fail(ValidateDnsLabel(c.version, "version name", "version"));
@@ -732,6 +754,7 @@ Json ToJson(const Component& c) {
           {"resources",
            {{"memory_mb", c.resources.memory_mb}, {"cpu_millis", c.resources.cpu_millis}}},
           {"replicas", c.replicas},
+          {"processes", c.processes},
           {"desired_state", c.desired_state},
           {"version", c.version},
           {"restart_generation", c.restart_generation},
@@ -877,6 +900,7 @@ Result<Run> RunFromJson(const Json& j) {
   r.Raw("last_exit", &run.last_exit);
   r.Str("message", &run.message, 65536);
   r.Str("log_tail", &run.log_tail, 65536);
+  r.Str("command", &run.command, 65536);
   return Done(r, std::move(run));
 }
 
@@ -894,7 +918,34 @@ Json ToJson(const Run& r) {
           {"attempts", r.attempts},
           {"last_exit", r.last_exit},
           {"message", r.message},
-          {"log_tail", r.log_tail}};
+          {"log_tail", r.log_tail},
+          {"command", r.command}};
+}
+
+Status ValidateProcessType(const std::string& type, const std::string& field) {
+  bool ok = !type.empty() && type.size() <= 30 && type.front() != '-' && type.back() != '-';
+  for (char ch : type) ok = ok && ((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-');
+  if (!ok) {
+    return InvalidArgument("process type \"" + type + "\" must be 1-30 of a-z, 0-9 and '-' "
+                           "(not first or last), as the Procfile names it in lower case",
+                           field);
+  }
+  if (type == "web") {
+    return InvalidArgument("the web process's count is replicas, not processes.web", field);
+  }
+  if (type == "release") {
+    return InvalidArgument("release runs once per deploy, not as instances: it has no count",
+                           field);
+  }
+  return Status::Ok();
+}
+
+std::string ProcessTypeName(const std::string& procfile_type) {
+  std::string out;
+  for (char ch : procfile_type) {
+    out += ch == '_' ? '-' : static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  }
+  return out;
 }
 
 int64_t RunNumber(const std::string& name) {

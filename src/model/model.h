@@ -245,7 +245,11 @@ struct Component {
   std::vector<Volume> volumes;
   Health health;
   Resources resources;
-  int replicas = 1;
+  int replicas = 1;  // of the main (web) process; services and stateful components
+  // Replica counts of the version's other process types (Procfile `worker: ...`), by type:
+  // {"worker": 2}. A type of the running version that is not listed runs 1 instance; 0 stops
+  // it. Not "web" (that is `replicas`). See docs/architecture.md "Process types".
+  std::map<std::string, int> processes;
   std::string desired_state = "running";  // running | stopped
   std::string version;  // the version to run ("v3"); "" = the newest ready version
   // Bumped by POST .../restart; the runtime rolls every instance when it changes.
@@ -374,11 +378,21 @@ struct Run {
   Json last_exit = nullptr;   // {code, signal, oom, reason} of the last attempt
   std::string message;        // how it ended, for people
   std::string log_tail;       // the last lines of its log when it failed
+  // A one-off run (`berth run COMPONENT -- CMD`, any kind): this command instead of the
+  // version's start command, once (no retries). "" = the job's own command.
+  std::string command;
 };
 Result<Run> RunFromJson(const Json& stored);
 Json ToJson(const Run& r);
 // "run-12" → 12; 0 when not a run name.
 int64_t RunNumber(const std::string& name);
+
+// A Procfile process type as a component's `processes` key: 1-30 of a-z, 0-9, '-' (a
+// DNS label, so "<component>-<type>-<n>" names an instance), not "web" (that is replicas)
+// nor "release" (it runs once per deploy, never as replicas). Errors name `field`.
+Status ValidateProcessType(const std::string& type, const std::string& field);
+// The process type a Procfile type runs as: lower case, '_' as '-' ("Worker_2" → "worker-2").
+std::string ProcessTypeName(const std::string& procfile_type);
 
 // Fields the API adds to every object and accepts (and ignores) on input.
 const std::set<std::string>& ReadOnlyFields();
