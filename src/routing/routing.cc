@@ -104,6 +104,8 @@ class Builder {
     if (v->exists) {
       int first_port = v->spec.ports.empty() ? 0 : v->spec.ports.front().port;
       for (const Json& i : v->instances) {
+        // Only the main (web) process serves: workers, one-off runs and releases listen nowhere.
+        if (!i.value("process", "").empty()) continue;
         if (!version.empty() && i.value("version", "") != version) continue;
         bool ready = i.value("ready", false) && i.value("state", "") != "stopping";
         int real = 0;

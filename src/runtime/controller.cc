@@ -114,6 +114,7 @@ void Controller::RunOnceForTest() {
   ProcessChanges();
   Schedule();
   driver_.Tick();
+  SyncReleases();
   SyncRuns();
   SyncInstances();
   RemoveLeftovers();
@@ -222,6 +223,10 @@ void Controller::Reconcile(const ComponentRef& ref) {
       jobs_.erase(ref.Scope());
       runs_.erase(ref.Scope());
       cron_last_.erase(ref.Scope());
+      groups_.erase(ref.Scope());
+      base_.erase(ref.Scope());
+      releases_.erase(ref.Scope());
+      released_.erase(ref.Scope());
       driver_.Remove(ref);
       deleted_[ref.Scope()] = ref;
     }
@@ -243,10 +248,12 @@ void Controller::Reconcile(const ComponentRef& ref) {
   } else {
     jobs_.erase(ref.Scope());
     cron_last_.erase(ref.Scope());
-    if (comp.ok()) CancelRuns(ref, "the component is no longer a job or cronjob");
+    // One-off runs (a command of their own) run in any kind; the job's own runs do not.
+    if (comp.ok()) CancelRuns(ref, "the component is no longer a job or cronjob", true);
   }
   std::string problem;
-  auto desired = Resolve(ref, body, &problem);
+  Processes procs;
+  auto desired = Resolve(ref, body, &problem, &procs);
   if (!desired.ok()) {
     Logger("runtime")->error("msg=\"cannot resolve component\" component={} error=\"{}\"",
                              ref.Scope(), desired.status().message());
@@ -286,7 +293,7 @@ void Controller::Reconcile(const ComponentRef& ref) {
     returned_to_.erase(r);
   }
   if (!scanning_ && !returning && before != version && !version.empty() && desired->running) {
-    if (!desired->job && desired->replicas > 0) {
+    if (!desired->job && (desired->replicas > 0 || !procs.groups.empty())) {
       BeginAutoDeploy(ref, version);
     } else if (is_job && comp->kind == "job") {
       // A job runs each version it is deployed with (Kubernetes: a new Job per release).
@@ -295,8 +302,197 @@ void Controller::Reconcile(const ComponentRef& ref) {
     }
   }
   applied_version_[ref.Scope()] = version;
-  desired_[ref.Scope()] = *desired;
+  const std::string scope = ref.Scope();
+  if (!is_job && HoldForRelease(ref, version, procs, desired->running)) {
+    // What ran keeps running (at the new counts) until the release passed.
+    auto old = desired_.find(scope);
+    desired->tmpl = old != desired_.end() ? old->second.tmpl : std::nullopt;
+    std::map<std::string, DesiredComponent> held = groups_[scope];
+    for (auto& [name, g] : procs.groups) {
+      auto o = held.find(name);
+      g.tmpl = o != held.end() ? o->second.tmpl : std::nullopt;
+      held[name] = g;
+    }
+    procs.groups = std::move(held);
+  } else if (procs.base) {
+    base_[scope] = *procs.base;
+  } else if (!desired->tmpl) {
+    base_.erase(scope);
+  }
+  desired_[scope] = *desired;
   driver_.Apply(*desired);
+  if (!is_job) {
+    ApplyGroups(ref, std::move(procs.groups));
+    ApplyServiceRuns(ref);
+  }
+}
+
+void Controller::ApplyGroups(const ComponentRef& ref,
+                             std::map<std::string, DesiredComponent> groups) {
+  auto& applied = groups_[ref.Scope()];
+  for (auto& [name, g] : applied) {
+    if (groups.count(name)) continue;
+    // A type the version no longer has: its instances stop.
+    g.replicas = 0;
+    g.tmpl.reset();
+    groups[name] = g;
+  }
+  for (auto& [name, g] : groups) driver_.Apply(g);
+  applied = std::move(groups);
+}
+
+bool Controller::HoldForRelease(const ComponentRef& ref, const std::string& version,
+                                const Processes& procs, bool running) {
+  const std::string scope = ref.Scope();
+  if (version.empty()) return false;
+  auto done = released_.find(scope);
+  if (done != released_.end() && done->second == version) return false;
+  if (procs.release.empty() || !procs.base) {
+    released_[scope] = version;
+    return false;
+  }
+  if (scanning_) {
+    // A server start: what runs was released before. A version no instance runs yet while
+    // others do was being released when the server stopped: release it (again).
+    auto insts = ListAll(store_, model::kInstance, scope);
+    bool others = false, this_one = false;
+    if (insts.ok()) {
+      for (const Object& o : *insts) {
+        Json j = ParseBody(o);
+        if (j.contains("process") && j.value("process", "") != "") continue;
+        (j.value("version", "") == version ? this_one : others) = true;
+      }
+    }
+    if (this_one || !others) {
+      released_[scope] = version;
+      return false;
+    }
+  }
+  auto it = releases_.find(scope);
+  if (it != releases_.end() && it->second.version == version) {
+    // Running, or failed: the version is not rolled out (a newer version releases anew).
+    return true;
+  }
+  if (!running) return true;  // released when the component runs again
+  Release rel;
+  rel.version = version;
+  rel.run = "release-" + version;
+  rel.started = std::chrono::steady_clock::now();
+  DesiredComponent& g = rel.group;
+  g.ref = ref;
+  g.process = "release";
+  g.job = true;
+  g.tmpl = *procs.base;
+  g.tmpl->start_command = procs.release;
+  DesiredRun run;
+  run.name = rel.run;
+  run.retries = 0;  // a release that fails stops the deploy; it is not tried again
+  run.timeout_s = 900;
+  run.started_at_ms = NowMs();
+  g.runs.push_back(run);
+  RecordEvent(ref, events::Type::kNormal, "ReleaseStarted",
+              "running the release command of " + version + " before its rollout: `" +
+                  procs.release + "`");
+  driver_.Apply(g);
+  releases_[scope] = std::move(rel);
+  return true;
+}
+
+void Controller::SyncReleases() {
+  std::vector<std::string> scopes;
+  for (const auto& [scope, rel] : releases_) {
+    if (!rel.failed) scopes.push_back(scope);
+  }
+  for (const std::string& scope : scopes) {
+    auto k = known_.find(scope);
+    if (k == known_.end()) continue;
+    const ComponentRef ref = k->second;
+    Release& rel = releases_.at(scope);
+    std::optional<RunStatus> st;
+    for (const RunStatus& r : driver_.ObserveRuns(ref)) {
+      if (r.name == rel.run && r.state != "running") st = r;
+    }
+    if (!st) continue;
+    // The run is over: its instance goes.
+    rel.group.runs.clear();
+    driver_.Apply(rel.group);
+    auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
+        std::chrono::steady_clock::now() - rel.started);
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.1f", static_cast<double>(took.count()) / 1000.0);
+    if (st->state == "succeeded") {
+      RecordEvent(ref, events::Type::kNormal, "ReleaseSucceeded",
+                  "the release command of " + rel.version + " succeeded after " + buf +
+                      " s: rolling it out");
+      released_[scope] = rel.version;
+      releases_.erase(scope);
+      Reconcile(ref);
+      continue;
+    }
+    rel.failed = true;
+    auto running = desired_.find(scope);
+    std::string keeps = running != desired_.end() && running->second.tmpl
+                            ? running->second.tmpl->version + " keeps running"
+                            : "nothing was running";
+    std::string why = "the release command of " + rel.version + " failed (" + st->message +
+                      "): the deploy is aborted and " + keeps;
+    std::string tail = st->log_tail;
+    while (!tail.empty() && tail.back() == '\n') tail.pop_back();
+    RecordEvent(ref, events::Type::kWarning, "ReleaseFailed",
+                why + (tail.empty() ? "" : "; its last lines: " + OneLine(tail)));
+    auto op = ops_.find(scope);
+    if (op != ops_.end() && op->second.failure.empty()) {
+      op->second.failure = why + (tail.empty() ? "" : "; its last log lines:\n" + tail);
+    }
+  }
+}
+
+void Controller::ApplyServiceRuns(const ComponentRef& ref) {
+  const std::string scope = ref.Scope();
+  auto r = runs_.find(scope);
+  DesiredComponent g;
+  g.ref = ref;
+  g.process = "run";
+  g.job = true;
+  if (r != runs_.end()) {
+    auto base = base_.find(scope);
+    if (base == base_.end()) {
+      // Nothing to run a command in: such runs fail at once.
+      auto p = problems_.find(scope);
+      std::string why = "no version to run it in" +
+                        (p != problems_.end() && !p->second.empty() ? ": " + p->second
+                                                                    : std::string());
+      WriteBatch b;
+      std::string now = FormatTime(FromUnixMillis(NowMs()));
+      for (const auto& [name, sr] : r->second) {
+        model::Run c = sr.run;
+        c.status = "failed";
+        c.finished_at = now;
+        c.message = why;
+        Op u;
+        u.type = OpType::kUpdate;
+        u.object = Object{model::kRun, scope, name, model::ToJson(c).dump(), ""};
+        u.expected_revision = sr.revision;
+        b.ops.push_back(std::move(u));
+      }
+      (void)store_.Commit(b);
+      LoadRuns(ref);
+    } else {
+      g.tmpl = base->second;
+      model::JobSettings once;
+      once.retries = 0;
+      g.runs = DesiredRuns(scope, once);
+    }
+  }
+  // The group stays applied while runs go and once more after the last (so its instance
+  // stops); a service that never had a one-off run has none.
+  if (g.runs.empty() && !run_groups_.count(scope)) return;
+  driver_.Apply(g);
+  if (g.runs.empty()) {
+    run_groups_.erase(scope);
+  } else {
+    run_groups_.insert(scope);
+  }
 }
 
 void Controller::LoadOperation(const ComponentRef& ref) {
@@ -357,6 +553,8 @@ bool Controller::OperationEnded(const std::string& scope, const std::vector<Inst
     *message = st.failure;
     return true;
   }
+  auto rel = releases_.find(scope);
+  if (rel != releases_.end() && !rel->second.failed) return false;  // the rollout waits for it
   auto d = desired_.find(scope);
   if (d == desired_.end()) return DeadlinePassed(st, "the component could not be resolved", status, message);
   if (d->second.job) {
@@ -367,27 +565,51 @@ bool Controller::OperationEnded(const std::string& scope, const std::vector<Inst
     return true;
   }
   const DesiredComponent& want_d = d->second;
-  int want = want_d.running ? want_d.replicas : 0;
-  int good = 0;
-  for (const InstanceStatus& s : now) {
-    if (s.ready && s.state == "running" && !s.outdated) ++good;
+  // Every process group converges: the main one and each Procfile type (one-off runs and the
+  // release are not part of it).
+  std::vector<const DesiredComponent*> groups{&want_d};
+  if (auto g = groups_.find(scope); g != groups_.end()) {
+    for (const auto& [name, gd] : g->second) groups.push_back(&gd);
   }
-  if (want == 0 ? now.empty() : (static_cast<int>(now.size()) == want && good == want)) {
+  int want = 0, good = 0;
+  bool converged = true;
+  std::string counts;
+  for (const DesiredComponent* gd : groups) {
+    int w = gd->running ? gd->replicas : 0;
+    int n = 0, g_good = 0;
+    for (const InstanceStatus& s : now) {
+      if (s.process != gd->process) continue;
+      ++n;
+      if (s.ready && s.state == "running" && !s.outdated) ++g_good;
+    }
+    want += w;
+    good += g_good;
+    converged = converged && n == w && g_good == w;
+    if (w > 0 && !gd->tmpl) {
+      auto p = problems_.find(scope);
+      *status = "failed";
+      *message = p != problems_.end() && !p->second.empty() ? p->second : "nothing runnable";
+      return true;
+    }
+    if (groups.size() > 1) {
+      counts += (counts.empty() ? "" : ", ") +
+                (gd->process.empty() ? std::string("web") : gd->process) + " " + std::to_string(w);
+    }
+  }
+  if (converged) {
     *status = "succeeded";
     auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
         std::chrono::steady_clock::now() - st.seen);
     char buf[32];
     std::snprintf(buf, sizeof buf, "%.1f", static_cast<double>(took.count()) / 1000.0);
+    std::string at;
+    for (const DesiredComponent* gd : groups) {
+      if (gd->tmpl && at.empty()) at = " at " + gd->tmpl->version;
+    }
     *message = want == 0 ? "no instance runs"
                          : std::to_string(want) + " of " + std::to_string(want) + " instance(s) ready" +
-                               (want_d.tmpl ? " at " + want_d.tmpl->version : std::string()) +
-                               " after " + buf + " s";
-    return true;
-  }
-  if (want > 0 && !want_d.tmpl) {
-    auto p = problems_.find(scope);
-    *status = "failed";
-    *message = p != problems_.end() && !p->second.empty() ? p->second : "nothing runnable";
+                               (counts.empty() ? "" : " (" + counts + ")") + at + " after " + buf +
+                               " s";
     return true;
   }
   // An instance of what the operation wants that crash-loops: the operation cannot succeed.
@@ -419,7 +641,7 @@ bool Controller::DeadlinePassed(const OperationState& st, const std::string& pro
 }
 
 Result<DesiredComponent> Controller::Resolve(const ComponentRef& ref, const Json& body,
-                                             std::string* problem) {
+                                             std::string* problem, Processes* procs) {
   BERTH_ASSIGN_OR_RETURN(model::Component c, model::ParseComponent(body));
   DesiredComponent d;
   d.ref = ref;
@@ -516,10 +738,27 @@ Result<DesiredComponent> Controller::Resolve(const ComponentRef& ref, const Json
         }
       }
     }
+    // The version's other process types (a Procfile's worker, clock, ...): each its own
+    // group of instances without a port; the release command runs once before a rollout.
+    std::map<std::string, std::string> other;
+    if (!IsJob(c.kind) && version->detect.is_object()) {
+      const Json& p = version->detect.contains("processes") ? version->detect["processes"] : Json();
+      if (p.is_object()) {
+        for (const auto& [type, cmd] : p.items()) {
+          std::string name = model::ProcessTypeName(type);
+          if (name == "web" || !cmd.is_string() || cmd.get<std::string>().empty()) continue;
+          if (!model::ValidateProcessType(name, "processes").ok()) continue;
+          other[name] = cmd.get<std::string>();
+        }
+      }
+      if (version->detect.contains("release") && version->detect["release"].is_string()) {
+        procs->release = version->detect["release"].get<std::string>();
+      }
+    }
     std::error_code ec;
     if (!problem->empty()) {
       // reported below
-    } else if (t.start_command.empty()) {
+    } else if (t.start_command.empty() && other.empty()) {
       *problem = "version " + t.version + " has no start command (set build.start_command)";
     } else if (!t.artifact_dir.empty() && !std::filesystem::is_directory(t.artifact_dir, ec)) {
       *problem = "the artifact of version " + t.version + " is missing: " + t.artifact_dir;
@@ -538,10 +777,34 @@ Result<DesiredComponent> Controller::Resolve(const ComponentRef& ref, const Json
       for (const model::Volume& v : c.volumes) {
         t.volumes.push_back({v.name, v.path, c.kind == "stateful" && !v.shared});
       }
-      d.tmpl = std::move(t);
+      // Workers, the release and one-off runs listen nowhere and are checked by running.
+      InstanceTemplate quiet = t;
+      quiet.ports.clear();
+      quiet.health = model::Health{};
+      quiet.no_port = true;
+      procs->base = quiet;
+      for (const auto& [name, cmd] : other) {
+        DesiredComponent g;
+        g.ref = ref;
+        g.process = name;
+        g.running = d.running;
+        auto n = c.processes.find(name);
+        g.replicas = n != c.processes.end() ? n->second : 1;
+        g.grace_s = c.grace_period_s;
+        g.rollout = c.rollout;
+        g.tmpl = quiet;
+        g.tmpl->start_command = cmd;
+        procs->groups[name] = std::move(g);
+      }
+      if (t.start_command.empty()) {
+        d.replicas = 0;  // a Procfile without web: only its other processes run
+      } else {
+        d.tmpl = std::move(t);
+      }
     }
   }
   d.dependency_env = DependencyEnv(ref);
+  for (auto& [name, g] : procs->groups) g.dependency_env = d.dependency_env;
   return d;
 }
 
@@ -846,8 +1109,9 @@ std::vector<DesiredRun> Controller::DesiredRuns(const std::string& scope,
   for (const auto& [name, sr] : it->second) {
     DesiredRun d;
     d.name = name;
-    d.retries = job.retries;
+    d.retries = sr.run.command.empty() ? job.retries : 0;  // a one-off command runs once
     d.timeout_s = job.timeout_s;
+    d.command = sr.run.command;
     d.started_at_ms = ParseTimeMs(sr.run.started_at);
     out.push_back(d);
   }
@@ -950,12 +1214,16 @@ void Controller::TriggerRun(const ComponentRef& ref, const std::string& trigger,
   ApplyRuns(ref);
 }
 
-void Controller::CancelRuns(const ComponentRef& ref, const std::string& why) {
+void Controller::CancelRuns(const ComponentRef& ref, const std::string& why,
+                            bool keep_one_off) {
   auto it = runs_.find(ref.Scope());
   if (it == runs_.end()) return;
   WriteBatch b;
+  std::vector<std::string> names;
   std::string now = FormatTime(FromUnixMillis(NowMs()));
   for (const auto& [name, sr] : it->second) {
+    if (keep_one_off && !sr.run.command.empty()) continue;
+    names.push_back(name);
     model::Run c = sr.run;
     c.status = "cancelled";
     c.finished_at = now;
@@ -966,9 +1234,10 @@ void Controller::CancelRuns(const ComponentRef& ref, const std::string& why) {
     u.expected_revision = sr.revision;
     b.ops.push_back(std::move(u));
   }
+  if (b.ops.empty()) return;
   auto r = store_.Commit(b);
   if (r.ok()) {
-    for (const auto& [name, sr] : it->second) {
+    for (const std::string& name : names) {
       RecordEvent(ref, events::Type::kWarning, "JobCancelled",
                   "run " + name + " was cancelled: " + why);
     }
@@ -977,8 +1246,8 @@ void Controller::CancelRuns(const ComponentRef& ref, const std::string& why) {
 }
 
 void Controller::SyncRuns() {
-  std::vector<std::string> scopes;
-  for (const auto& [scope, info] : jobs_) scopes.push_back(scope);
+  std::vector<std::string> scopes;  // jobs' runs and services' one-off runs
+  for (const auto& [scope, runs] : runs_) scopes.push_back(scope);
   for (const std::string& scope : scopes) {
     auto k = known_.find(scope);
     auto st_runs = runs_.find(scope);
@@ -1035,9 +1304,14 @@ void Controller::SyncRuns() {
     }
     if (finished_any) {
       auto j = jobs_.find(scope);
-      if (j != jobs_.end()) PruneRuns(ref, j->second.component.job.history_limit);
+      PruneRuns(ref, j != jobs_.end() ? j->second.component.job.history_limit
+                                      : model::JobSettings{}.history_limit);
       LoadRuns(ref);
-      ApplyRuns(ref);
+      if (j != jobs_.end()) {
+        ApplyRuns(ref);
+      } else {
+        ApplyServiceRuns(ref);
+      }
     }
   }
 }

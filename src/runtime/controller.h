@@ -84,8 +84,25 @@ class Controller {
   Status FullScan();
   void ProcessChanges();
   void Reconcile(const ComponentRef& ref);
+  // What a version runs besides the main process (docs/architecture.md "Process types").
+  struct Processes {
+    std::optional<InstanceTemplate> base;  // the version's template before the command is chosen
+    std::map<std::string, DesiredComponent> groups;  // Procfile types other than web, by type
+    std::string release;  // the Procfile's release command ("" = none)
+  };
   Result<DesiredComponent> Resolve(const ComponentRef& ref, const Json& component,
-                                   std::string* problem);
+                                   std::string* problem, Processes* procs);
+  // Applies the process groups of `ref` (and replicas 0 to the types the version dropped).
+  void ApplyGroups(const ComponentRef& ref, std::map<std::string, DesiredComponent> groups);
+  // Runs the release command of `version` in a group of its own before the rollout (true:
+  // hold the rollout: the release runs or failed).
+  bool HoldForRelease(const ComponentRef& ref, const std::string& version, const Processes& procs,
+                      bool running);
+  // Ends releases whose run finished: a success lets the rollout go, a failure ends the
+  // operation with the release's last log lines and keeps the old version.
+  void SyncReleases();
+  // One-off runs of a service (`berth run -- CMD`): a job group "run" of the current version.
+  void ApplyServiceRuns(const ComponentRef& ref);
   std::map<std::string, std::string> DependencyEnv(const ComponentRef& ref);
   void SyncInstances();
   // Reads the component's operation object into ops_ (in progress) or drops it.
@@ -126,7 +143,8 @@ class Controller {
   // Hands the runs in runs_ to the driver (with the rest of what was last applied).
   void ApplyRuns(const ComponentRef& ref);
   // Marks runs in status running cancelled (a stopped component, a kind that is no job).
-  void CancelRuns(const ComponentRef& ref, const std::string& why);
+  // keep_one_off: not the runs with a command of their own (`berth run -- CMD`).
+  void CancelRuns(const ComponentRef& ref, const std::string& why, bool keep_one_off = false);
   // Writes what the driver says of the runs; ends the finished ones.
   void SyncRuns();
   // Fires the cronjobs that are due.
@@ -182,6 +200,20 @@ class Controller {
   std::map<std::string, std::string> serving_;
   // scope → the version a failed rollout returned to: reaching it is no new deploy operation.
   std::map<std::string, std::string> returned_to_;
+  // scope → type → the non-main process groups last applied.
+  std::map<std::string, std::map<std::string, DesiredComponent>> groups_;
+  // scope → the current version's template (for one-off runs and the release).
+  std::map<std::string, InstanceTemplate> base_;
+  struct Release {
+    std::string version;
+    std::string run;  // "release-v3": the run (and "<component>-release-v3" its instance)
+    bool failed = false;
+    std::chrono::steady_clock::time_point started{};
+    DesiredComponent group;
+  };
+  std::map<std::string, Release> releases_;        // scope → release running or failed
+  std::map<std::string, std::string> released_;    // scope → version whose release passed
+  std::set<std::string> run_groups_;  // scopes of services with a one-off run group applied
   bool scanning_ = false;  // in FullScan: what runs was deployed before; no new operations
 
   std::mutex mu_;

@@ -35,6 +35,7 @@ std::string InstanceTemplate::Fingerprint() const {
   // Only a non-default grace period is part of the digest, so instances started before the
   // setting existed keep their fingerprint (and are not replaced by an upgrade of berth).
   if (grace_s != 10) j["grace"] = grace_s;
+  if (no_port) j["no_port"] = true;  // only when set: older fingerprints stay as they were
   if (!volumes.empty()) {
     Json vols = Json::array();
     for (const auto& v : volumes) vols.push_back({v.name, v.path, v.per_instance});
@@ -88,6 +89,7 @@ Json InstanceToJson(const InstanceStatus& s) {
           {"last_exit", last},
           {"message", s.message}};
   if (!s.netns.empty()) j["netns"] = s.netns;
+  if (!s.process.empty()) j["process"] = s.process;
   return j;
 }
 

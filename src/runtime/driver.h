@@ -49,6 +49,9 @@ struct InstanceTemplate {
     bool per_instance = false;
   };
   std::vector<VolumeMount> volumes;
+  // No PORT: the instance listens nowhere (a Procfile worker, a release, a one-off run), so
+  // none is allocated and no readiness check waits for one.
+  bool no_port = false;
 
   // A stable digest of everything above: equal fingerprints = interchangeable instances.
   std::string Fingerprint() const;
@@ -63,10 +66,17 @@ struct DesiredRun {
   int retries = 3;
   int timeout_s = 0;          // 0 = none
   int64_t started_at_ms = 0;  // when the run began (its deadline survives a server restart)
+  // Run this instead of the template's start command (a one-off `berth run -- CMD`).
+  std::string command;
 };
 
+// One process group of a component: the driver keeps each (ref, process) apart — its own
+// replicas, rollout and instances, named "<component>-<n>" for the main process ("") and
+// "<component>-<process>-<n>" for the others (docs/architecture.md "Process types"). Observe,
+// ObserveRuns and Remove take the component: every group of it.
 struct DesiredComponent {
   ComponentRef ref;
+  std::string process;  // "" = the main (web) process; "worker", "release", "run", ...
   bool running = true;  // desired_state == "running"
   int replicas = 1;
   // Nothing runnable yet (no ready version, missing artifact): the driver keeps what runs and
@@ -115,6 +125,7 @@ struct RunStatus {
 
 struct InstanceStatus {
   std::string name;        // "web-2"
+  std::string process;     // its process group; "" = the main (web) process
   std::string version;     // "v3"
   std::string state;       // starting | running | backoff | stopping
   bool ready = false;      // passes readiness: may receive traffic

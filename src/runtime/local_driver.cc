@@ -54,11 +54,12 @@ LocalDriver::~LocalDriver() = default;
 void LocalDriver::Adopt() {
   TimePoint now = clock_.Now();
   for (DiscoveredShim& d : host_.Discover()) {
-    Component& c = components_[Key(d.spec.ref)];
+    Component& c = components_[Key(d.spec.ref, d.spec.process)];
     c.ref = d.spec.ref;
+    c.process = d.spec.process;
     Instance in;
     in.name = d.spec.instance;
-    in.index = IndexOf(d.spec.ref.component, in.name);
+    in.index = IndexOf(Prefix(c), in.name);
     in.fingerprint = d.spec.fingerprint;
     in.version = d.spec.version;
     in.port = d.spec.port;
@@ -87,8 +88,9 @@ void LocalDriver::Adopt() {
 }
 
 void LocalDriver::Apply(const DesiredComponent& desired) {
-  Component& c = components_[Key(desired.ref)];
+  Component& c = components_[Key(desired.ref, desired.process)];
   c.ref = desired.ref;
+  c.process = desired.process;
   c.removing = false;
   c.desired = desired;
   if (desired.tmpl) {
@@ -99,16 +101,28 @@ void LocalDriver::Apply(const DesiredComponent& desired) {
   }
 }
 
+std::vector<LocalDriver::Component*> LocalDriver::Groups(const ComponentRef& ref) {
+  std::vector<Component*> out;
+  const std::string scope = ref.Scope();
+  for (auto& [k, c] : components_) {
+    if (k == scope || k.compare(0, scope.size() + 1, scope + "\n") == 0) out.push_back(&c);
+  }
+  return out;
+}
+
 void LocalDriver::Remove(const ComponentRef& ref) {
-  auto it = components_.find(Key(ref));
-  if (it == components_.end()) return;
-  it->second.removing = true;
-  it->second.desired.reset();
+  for (Component* c : Groups(ref)) {
+    c->removing = true;
+    c->desired.reset();
+  }
 }
 
 std::vector<ComponentRef> LocalDriver::Components() {
   std::vector<ComponentRef> out;
-  for (const auto& [k, c] : components_) out.push_back(c.ref);
+  std::set<std::string> seen;
+  for (const auto& [k, c] : components_) {
+    if (seen.insert(c.ref.Scope()).second) out.push_back(c.ref);
+  }
   return out;
 }
 
@@ -281,7 +295,7 @@ void LocalDriver::StartNew(Component& c) {
   while (used.count(index)) ++index;
   Instance in;
   in.index = index;
-  in.name = c.ref.component + "-" + std::to_string(index);
+  in.name = Prefix(c) + "-" + std::to_string(index);
   in.tmpl = c.desired->tmpl;
   in.fingerprint = in.tmpl->Fingerprint();
   in.version = in.tmpl->version;
@@ -300,7 +314,10 @@ void LocalDriver::StartNew(Component& c) {
 Status LocalDriver::Launch(Component& c, Instance& in) {
   const InstanceTemplate& t = *in.tmpl;
   std::set<int> taken = TakenPorts();
-  if (in.port == 0) {
+  if (t.no_port) {
+    in.port = 0;
+    in.ports.clear();
+  } else if (in.port == 0) {
     BERTH_ASSIGN_OR_RETURN(in.port, host_.AllocatePort(taken));
     taken.insert(in.port);
   }
@@ -321,7 +338,7 @@ Status LocalDriver::Launch(Component& c, Instance& in) {
   if (c.desired) {
     for (const auto& [k, v] : c.desired->dependency_env) env.emplace(k, v);
   }
-  env["PORT"] = std::to_string(in.port);
+  if (in.port != 0) env["PORT"] = std::to_string(in.port);
   for (const auto& [declared, real] : in.ports) {
     env["PORT_" + std::to_string(declared)] = std::to_string(real);
   }
@@ -330,6 +347,7 @@ Status LocalDriver::Launch(Component& c, Instance& in) {
   LaunchSpec spec;
   spec.ref = c.ref;
   spec.instance = in.name;
+  spec.process = c.process;
   spec.version = t.version;
   spec.fingerprint = in.fingerprint;
   spec.command = t.start_command;
@@ -539,6 +557,12 @@ void LocalDriver::ConvergeJob(Component& c) {
       run.instance = c.ref.component + "-" + dr.name;
       run.started_at = dr.started_at_ms ? FromUnixMillis(dr.started_at_ms) : now;
       run.tmpl = d.tmpl;
+      if (run.tmpl && !dr.command.empty()) {
+        // A one-off command in an instance of the current version: its own template.
+        InstanceTemplate t = *run.tmpl;
+        t.start_command = dr.command;
+        run.tmpl = std::move(t);
+      }
       StartRun(c, run);
     }
     if (run.state != Run::State::kRunning || dr.timeout_s <= 0) continue;
@@ -685,27 +709,30 @@ void LocalDriver::FinishRun(Run& run, bool succeeded, const std::string& message
 
 std::vector<RunStatus> LocalDriver::ObserveRuns(const ComponentRef& ref) {
   std::vector<RunStatus> out;
-  auto it = components_.find(Key(ref));
-  if (it == components_.end()) return out;
-  for (const auto& [name, run] : it->second.runs) {
-    RunStatus s;
-    s.name = name;
-    s.instance = run.instance;
-    s.version = run.version;
-    s.state = run.state == Run::State::kRunning     ? "running"
-              : run.state == Run::State::kSucceeded ? "succeeded"
-                                                    : "failed";
-    s.attempts = run.attempts;
-    s.finished_at_ms = run.state == Run::State::kRunning ? 0 : UnixMillis(run.finished_at);
-    s.last_exit = run.last_exit;
-    s.message = run.message;
-    if (run.state == Run::State::kRunning) {
-      auto in = it->second.instances.find(run.instance);
-      if (in != it->second.instances.end()) s.message = in->second.message;
+  for (Component* group : Groups(ref)) {
+    const Component* it_c = group;
+    for (const auto& [name, run] : it_c->runs) {
+      RunStatus s;
+      s.name = name;
+      s.instance = run.instance;
+      s.version = run.version;
+      s.state = run.state == Run::State::kRunning     ? "running"
+                : run.state == Run::State::kSucceeded ? "succeeded"
+                                                      : "failed";
+      s.attempts = run.attempts;
+      s.finished_at_ms = run.state == Run::State::kRunning ? 0 : UnixMillis(run.finished_at);
+      s.last_exit = run.last_exit;
+      s.message = run.message;
+      if (run.state == Run::State::kRunning) {
+        auto in = it_c->instances.find(run.instance);
+        if (in != it_c->instances.end()) s.message = in->second.message;
+      }
+      s.log_tail = run.log_tail;
+      out.push_back(std::move(s));
     }
-    s.log_tail = run.log_tail;
-    out.push_back(std::move(s));
   }
+  std::sort(out.begin(), out.end(),
+            [](const RunStatus& a, const RunStatus& b) { return a.name < b.name; });
   return out;
 }
 
@@ -828,37 +855,40 @@ void LocalDriver::RunChecks(Component& c, Instance& in) {
 
 std::vector<InstanceStatus> LocalDriver::Observe(const ComponentRef& ref) {
   std::vector<InstanceStatus> out;
-  auto it = components_.find(Key(ref));
-  if (it == components_.end()) return out;
-  const Component& c = it->second;
-  const InstanceTemplate* t = Current(c);
-  std::string fp = t ? t->Fingerprint() : "";
-  for (const auto& [n, in] : c.instances) {
-    InstanceStatus s;
-    s.name = in.name;
-    s.version = in.version;
-    switch (in.phase) {
-      case Phase::kStarting: s.state = "starting"; break;
-      case Phase::kRunning: s.state = "running"; break;
-      case Phase::kBackoff: s.state = "backoff"; break;
-      case Phase::kStopping: s.state = "stopping"; break;
+  for (Component* group : Groups(ref)) {
+    const Component& c = *group;
+    const InstanceTemplate* t = Current(c);
+    std::string fp = t ? t->Fingerprint() : "";
+    for (const auto& [n, in] : c.instances) {
+      InstanceStatus s;
+      s.name = in.name;
+      s.process = c.process;
+      s.version = in.version;
+      switch (in.phase) {
+        case Phase::kStarting: s.state = "starting"; break;
+        case Phase::kRunning: s.state = "running"; break;
+        case Phase::kBackoff: s.state = "backoff"; break;
+        case Phase::kStopping: s.state = "stopping"; break;
+      }
+      s.ready = Ready(in);
+      s.outdated = t != nullptr && in.fingerprint != fp;
+      bool alive = in.phase != Phase::kBackoff;
+      s.pid = alive ? in.app_pid : 0;
+      s.shim_pid = alive ? in.shim_pid : 0;
+      s.port = in.port;
+      s.ports = in.ports;
+      s.netns = host_.NetnsOf(c.ref);
+      s.restarts = in.restarts;
+      s.started_at_ms = alive ? UnixMillis(in.started_at) : 0;
+      s.last_exit = in.last_exit;
+      s.message = in.message;
+      s.crash_looping = in.consecutive_crashes >= opt_.crashloop_threshold && !s.ready &&
+                        in.phase != Phase::kStopping;
+      out.push_back(std::move(s));
     }
-    s.ready = Ready(in);
-    s.outdated = t != nullptr && in.fingerprint != fp;
-    bool alive = in.phase != Phase::kBackoff;
-    s.pid = alive ? in.app_pid : 0;
-    s.shim_pid = alive ? in.shim_pid : 0;
-    s.port = in.port;
-    s.ports = in.ports;
-    s.netns = host_.NetnsOf(c.ref);
-    s.restarts = in.restarts;
-    s.started_at_ms = alive ? UnixMillis(in.started_at) : 0;
-    s.last_exit = in.last_exit;
-    s.message = in.message;
-    s.crash_looping = in.consecutive_crashes >= opt_.crashloop_threshold && !s.ready &&
-                      in.phase != Phase::kStopping;
-    out.push_back(std::move(s));
   }
+  std::sort(out.begin(), out.end(),
+            [](const InstanceStatus& a, const InstanceStatus& b) { return a.name < b.name; });
   return out;
 }
 

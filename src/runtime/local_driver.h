@@ -43,6 +43,7 @@ namespace berth::runtime {
 struct LaunchSpec {
   ComponentRef ref;
   std::string instance;     // "web-2"
+  std::string process;      // its process group ("" = main); kept for adoption
   std::string version;
   std::string fingerprint;
   std::string command;
@@ -204,6 +205,7 @@ class LocalDriver final : public Driver {
   };
   struct Component {
     ComponentRef ref;
+    std::string process;  // "" = the main process (see DesiredComponent::process)
     std::optional<DesiredComponent> desired;
     bool removing = false;
     std::map<std::string, Instance> instances;
@@ -232,7 +234,16 @@ class LocalDriver final : public Driver {
   bool Ready(const Instance& in) const;
   const InstanceTemplate* Current(const Component& c) const;
   std::set<int> TakenPorts() const;
-  std::string Key(const ComponentRef& r) const { return r.Scope(); }
+  // One entry per process group; the main group's key is the component's scope.
+  static std::string Key(const ComponentRef& r, const std::string& process) {
+    return process.empty() ? r.Scope() : r.Scope() + "\n" + process;
+  }
+  // "web" for the main group, "web-worker" for the worker group: what instance names start with.
+  static std::string Prefix(const Component& c) {
+    return c.process.empty() ? c.ref.component : c.ref.component + "-" + c.process;
+  }
+  // The groups of one component.
+  std::vector<Component*> Groups(const ComponentRef& ref);
 
   Host& host_;
   const Clock& clock_;

@@ -20,6 +20,7 @@ Json ShimSpecToJson(const ShimSpec& s) {
           {"app", l.ref.app},
           {"component", l.ref.component},
           {"instance", l.instance},
+          {"process", l.process},
           {"version", l.version},
           {"fingerprint", l.fingerprint},
           {"command", l.command},
@@ -50,6 +51,7 @@ Result<ShimSpec> ShimSpecFromJson(const Json& j) {
     l.ref.app = j.at("app").get<std::string>();
     l.ref.component = j.at("component").get<std::string>();
     l.instance = j.at("instance").get<std::string>();
+    l.process = j.value("process", "");
     l.version = j.value("version", "");
     l.fingerprint = j.value("fingerprint", "");
     l.command = j.at("command").get<std::string>();
