@@ -1112,6 +1112,7 @@ void AddComponentListAddresses(Service& s, const std::string& team, const std::s
     if (known && book.ok() && parsed.ok()) addrs = book->Addresses(parsed->name, parsed->ports);
     c["addresses"] = addrs;
   }
+  AddComponentProcessTypes(s, team, app, components);
 }
 
 void RegisterGatewayRoutes(Service& svc) {

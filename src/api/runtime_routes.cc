@@ -122,9 +122,22 @@ std::string Classify(const Json& before, const Json& after, const VersionInfo& v
     *detail = "restart every instance, one at a time";
     return "restart";
   }
-  if (before.value("replicas", 0) != after.value("replicas", 0)) {
-    *detail = "scale from " + std::to_string(before.value("replicas", 0)) + " to " +
-              std::to_string(after.value("replicas", 0)) + " instance(s)";
+  Json procs_before = before.value("processes", Json::object());
+  Json procs_after = after.value("processes", Json::object());
+  if (before.value("replicas", 0) != after.value("replicas", 0) || procs_before != procs_after) {
+    std::string what;
+    if (before.value("replicas", 0) != after.value("replicas", 0)) {
+      what = "from " + std::to_string(before.value("replicas", 0)) + " to " +
+             std::to_string(after.value("replicas", 0)) + " instance(s)";
+    }
+    for (const auto& [type, n] : procs_after.items()) {
+      if (procs_before.contains(type) && procs_before[type] == n) continue;
+      what += (what.empty() ? "" : ", ") + type + " to " + n.dump();
+    }
+    for (const auto& [type, n] : procs_before.items()) {
+      if (!procs_after.contains(type)) what += (what.empty() ? "" : ", ") + type + " to 1 (default)";
+    }
+    *detail = "scale " + what;
     return "scale";
   }
   Json b = RuntimeView(before), a = RuntimeView(after);
@@ -170,6 +183,13 @@ Usage UsageOf(const Json& c) {
   Usage u;
   if (!c.is_object() || c.value("desired_state", "running") != "running") return u;
   u.instances = c.value("replicas", 0);
+  // Process types other than web count with the counts set for them (an unset type's
+  // default instance is not counted: the API does not know a version's types).
+  if (c.contains("processes") && c["processes"].is_object()) {
+    for (const auto& [type, n] : c["processes"].items()) {
+      if (n.is_number_integer()) u.instances += n.get<int64_t>();
+    }
+  }
   if (u.instances == 0) return u;
   Json res = c.contains("resources") && c["resources"].is_object() ? c["resources"] : Json::object();
   int64_t mem = res.value("memory_mb", int64_t{0}), cpu = res.value("cpu_millis", int64_t{0});
@@ -645,14 +665,35 @@ Result<Reply> StartRun(Service& s, Ctx& ctx) {
   BERTH_RETURN_IF_ERROR(NeedRole(s, ctx, Role::kDeveloper, "start runs"));
   const std::string scope = CompScope(ctx);
   const std::string& comp_name = ctx.P("component");
+  // An optional body {"command": "..."}: a one-off command in a fresh instance of the current
+  // version (Heroku's `run`), for any kind of component.
+  std::string command;
+  if (!ctx.req.body.empty()) {
+    BERTH_ASSIGN_OR_RETURN(Json body, JsonBody(ctx));
+    for (auto it = body.begin(); it != body.end(); ++it) {
+      if (it.key() != "command") return InvalidArgument("unknown field " + it.key(), it.key());
+    }
+    if (body.contains("command")) {
+      if (!body["command"].is_string() || body["command"].get<std::string>().empty() ||
+          body["command"].get<std::string>().size() > 65536) {
+        return InvalidArgument("command must be a non-empty string of at most 64 KiB", "command");
+      }
+      command = body["command"].get<std::string>();
+      if (command.find('\0') != std::string::npos) {
+        return InvalidArgument("command must not contain NUL", "command");
+      }
+    }
+  }
   for (int attempt = 0; attempt < 5; ++attempt) {
     BERTH_ASSIGN_OR_RETURN(Object obj, LoadComponent(s, ctx));
     auto comp = model::ParseComponent(Json::parse(obj.body, nullptr, false));
     if (!comp.ok()) return Internal("stored component is unreadable: " + comp.status().message());
-    if (comp->kind != "job" && comp->kind != "cronjob") {
+    if (comp->kind != "job" && comp->kind != "cronjob" && command.empty()) {
       return Status(Code::kConflict, "not_a_job",
                     "component " + Quoted(comp_name) + " is a " + comp->kind +
-                        ": only job and cronjob components have runs (set kind to job)",
+                        ": only job and cronjob components run their own command as runs; run a "
+                        "command in it with {\"command\": ...} (`berth run " + comp_name +
+                        " --app " + ctx.P("app") + " -- CMD`)",
                     "kind");
     }
     if (comp->desired_state != "running") {
@@ -669,7 +710,8 @@ Result<Reply> StartRun(Service& s, Ctx& ctx) {
       auto r = model::RunFromJson(Json::parse(o.body, nullptr, false));
       if (r.ok() && r->status == "running") running.emplace_back(o, *r);
     }
-    const std::string& policy = comp->job.concurrency_policy;
+    // One-off commands run beside whatever runs; the concurrency policy is the job's own.
+    const std::string policy = command.empty() ? comp->job.concurrency_policy : "allow";
     if (!running.empty() && policy == "forbid") {
       std::string list;
       for (const auto& [o, r] : running) list += (list.empty() ? "" : ", ") + o.name;
@@ -685,6 +727,7 @@ Result<Reply> StartRun(Service& s, Ctx& ctx) {
     run.trigger = "manual";
     run.by = ctx.who.user;
     run.instance = comp_name + "-" + run.name;
+    run.command = command;
     run.started_at = FormatTime(s.clock.Now());
     WriteBatch b;
     Op w;
@@ -729,6 +772,56 @@ Result<Reply> StartRun(Service& s, Ctx& ctx) {
 }
 
 }  // namespace
+
+void AddComponentProcessTypes(Service& s, const std::string& team, const std::string& app,
+                              Json* components) {
+  for (Json& c : *components) {
+    if (!c.is_object()) continue;
+    const std::string kind = c.value("kind", "service");
+    Json types = Json::object();
+    if (kind == "job" || kind == "cronjob") {
+      c["process_types"] = types;
+      continue;
+    }
+    // The version the runtime runs: the pinned one, else the newest ready (as the controller).
+    const std::string scope = team + "/" + app + "/" + c.value("name", "");
+    Json detect;
+    const std::string pinned = c.value("version", "");
+    if (!pinned.empty()) {
+      auto v = s.store.Get(model::kVersion, scope, pinned);
+      if (v.ok()) detect = Json::parse(v->body, nullptr, false).value("detect", Json());
+    } else if (auto all = ListAll(s.store, model::kVersion, scope); all.ok()) {
+      int64_t best = -1;
+      for (const Object& o : *all) {
+        Json j = Json::parse(o.body, nullptr, false);
+        if (!j.is_object() || j.value("status", "") != "ready") continue;
+        if (j.value("number", int64_t{0}) > best) {
+          best = j.value("number", int64_t{0});
+          detect = j.value("detect", Json());
+        }
+      }
+    }
+    const Json counts = c.value("processes", Json::object());
+    bool web = true;
+    if (detect.is_object() && detect.contains("processes") && detect["processes"].is_object() &&
+        !detect["processes"].empty()) {
+      web = false;
+      for (const auto& [type, cmd] : detect["processes"].items()) {
+        std::string name = model::ProcessTypeName(type);
+        if (name == "web") {
+          web = true;
+          continue;
+        }
+        if (!model::ValidateProcessType(name, "processes").ok()) continue;
+        types[name] = counts.is_object() && counts.contains(name) ? counts[name] : Json(1);
+      }
+    }
+    const Json build = c.value("build", Json::object());
+    if (build.is_object() && !build.value("start_command", "").empty()) web = true;
+    if (web) types["web"] = c.value("replicas", 0);
+    c["process_types"] = types;
+  }
+}
 
 void RegisterRuntimeRoutes(Service& svc) {
   const std::string C = "/api/v1/teams/{team}/apps/{app}/components/{component}";
@@ -775,8 +868,10 @@ void RegisterRuntimeRoutes(Service& svc) {
   start.method = "POST";
   start.pattern = C + "/runs";
   start.summary =
-      "Start a run of a job or cronjob now (409 not_a_job, component_stopped, run_in_progress)";
+      "Start a run of a job or cronjob now, or with {\"command\"} a one-off command in a fresh "
+      "instance of any component (409 not_a_job, component_stopped, run_in_progress)";
   start.tag = "runs";
+  start.request_schema = "RunInput";
   start.response_schema = "Run";
   start.success_status = 202;
   start.fn = [sp](Ctx& c) { return StartRun(*sp, c); };

@@ -91,6 +91,11 @@ void RegisterRuntimeRoutes(Service& s);
 Result<std::vector<Op>> LifecycleOps(Service& s, const Ctx& ctx, const Json* before,
                                      const Json& after);
 // The same for a JSON array of components of one app (reads the app's rules once).
+// Sets each component's read-only `process_types`: the process types of the version it runs
+// (Procfile web, worker, ...) with the instances each should have, e.g. {"web": 2, "worker": 1}
+// (runtime_routes.cc; docs/architecture.md "Process types").
+void AddComponentProcessTypes(Service& s, const std::string& team, const std::string& app,
+                              Json* components);
 void AddComponentListAddresses(Service& s, const std::string& team, const std::string& app,
                                Json* components);
 // handlers.cc: a write's JSON object body (415 unsupported_media_type for another content
