@@ -186,7 +186,7 @@ std::string EventKey(const Json& e) { return Str(e, "first_at") + "|" + Str(e, "
 // Warning events that mean a deploy will not become ready by itself.
 bool IsDeployFailure(const std::string& reason) {
   return reason == "CrashLoop" || reason == "StartFailed" || reason == "NotRunnable" ||
-         reason == "OOMKilled" || reason == "StartupFailed";
+         reason == "OOMKilled" || reason == "StartupFailed" || reason == "ReleaseFailed";
 }
 
 Result<std::map<std::string, int64_t>> FailureEvents(Call& c, const std::string& path) {
@@ -267,7 +267,7 @@ Status Deploy(Call& c, const std::string& path, const std::string& app, const st
     }
     return Status::Ok();
   }
-  if (Str(comp, "desired_state") != "running" || comp.value("replicas", 0) == 0) {
+  if (Str(comp, "desired_state") != "running" || WantedInstances(comp) == 0) {
     progress << "-----> " << component << " is " << (Str(comp, "desired_state") == "running" ? "scaled to 0" : "stopped")
              << ": " << version << " will run when it is started\n";
     if (c.json()) c.out() << RenderJson(Json{{"component", component}, {"version", version}, {"addresses", Json::array()}});
@@ -280,9 +280,10 @@ Status Deploy(Call& c, const std::string& path, const std::string& app, const st
   while (true) {
     BERTH_ASSIGN_OR_RETURN(comp, c.Do("GET", path));
     BERTH_ASSIGN_OR_RETURN(Json l, c.Do("GET", path + "/instances?limit=500"));
-    int want = comp.value("replicas", 0);
+    int want = WantedInstances(comp);  // every process type's instances
     int total = 0, ready = 0;
     for (const auto& i : l.value("items", Json::array())) {
+      if (!IsReplica(i)) continue;
       ++total;
       if (Str(i, "version") == version && i.value("ready", false) && Str(i, "state") == "running") ++ready;
     }

@@ -299,19 +299,30 @@ void AddPs(CLI::App& app, const std::shared_ptr<Shared>& sh) {
       BERTH_ASSIGN_OR_RETURN(std::vector<Json> instances, AllItems(c, path + "/instances"));
       std::sort(instances.begin(), instances.end(),
                 [](const Json& a, const Json& b) { return Str(a, "name") < Str(b, "name"); });
-      std::string head = name + " (" + Str(comp, "kind") + ", " +
-                         std::to_string(comp.value("replicas", 0)) + " wanted)";
+      std::string wanted = std::to_string(comp.value("replicas", 0)) + " wanted";
+      Json types = comp.value("process_types", Json::object());
+      if (types.is_object() && (types.size() > 1 || (types.size() == 1 && !types.contains("web")))) {
+        wanted.clear();
+        for (const auto& [type, n] : types.items()) {
+          wanted += (wanted.empty() ? "" : ", ") + type + "=" + n.dump();
+        }
+      }
+      std::string head = name + " (" + Str(comp, "kind") + ", " + wanted + ")";
       if (instances.empty()) {
         BERTH_ASSIGN_OR_RETURN(std::string idle, IdleState(c, path, comp));
-        rows.push_back({head, "-", "-", idle, "-", "-", "-"});
+        rows.push_back({head, "-", "-", "-", idle, "-", "-", "-"});
         comp["state"] = idle;
       }
       for (const Json& i : instances) {
         std::string state = Str(i, "state");
         if (i.value("outdated", false)) state += " (outdated)";
+        // The process type: Procfile types, "run" (one-off) and "release"; else the main one.
+        std::string process = Str(i, "process");
+        if (process.empty()) process = Str(comp, "kind") == "job" || Str(comp, "kind") == "cronjob"
+                                           ? "run" : "web";
         rows.push_back({head, Str(i, "name"), Str(i, "version"), state,
                         i.value("ready", false) ? "yes" : "no", Cell(i.value("restarts", Json(0))),
-                        Str(i, "started_at").empty() ? "-" : Str(i, "started_at")});
+                        Str(i, "started_at").empty() ? "-" : Str(i, "started_at"), process});
         head = "";
       }
       comp["instances"] = instances;
@@ -327,7 +338,7 @@ void AddPs(CLI::App& app, const std::shared_ptr<Shared>& sh) {
       return Status::Ok();
     }
     c.out() << RenderTable({"COMPONENT", "INSTANCE", "VERSION", "STATE", "READY", "RESTARTS",
-                            "STARTED"},
+                            "STARTED", "PROCESS"},
                            rows);
     return Status::Ok();
   });

@@ -162,4 +162,18 @@ std::string RenderKeyValues(const Json& object) {
   return out;
 }
 
+int WantedInstances(const Json& component) {
+  const Json types = component.is_object() ? component.value("process_types", Json::object())
+                                           : Json::object();
+  if (!types.is_object() || types.empty()) return component.value("replicas", 0);
+  int want = 0;
+  for (const auto& [type, n] : types.items()) want += n.is_number_integer() ? n.get<int>() : 0;
+  return want;
+}
+
+bool IsReplica(const Json& instance) {
+  const std::string p = instance.is_object() ? instance.value("process", "") : "";
+  return p != "run" && p != "release";
+}
+
 }  // namespace berth::cli

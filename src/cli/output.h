@@ -46,4 +46,10 @@ std::string Field(const Json& object, const char* key);
 // one line per element ("ports[0]: {...}" in compact JSON); empty objects/arrays show "".
 std::string RenderKeyValues(const Json& object);
 
+// How many long-running instances a component should have: the sum of its process types'
+// counts (`process_types`: web, worker, ...), else its replicas.
+int WantedInstances(const Json& component);
+// Whether an instance is one of those (not a one-off run's or a release's).
+bool IsReplica(const Json& instance);
+
 }  // namespace berth::cli

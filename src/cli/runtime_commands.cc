@@ -44,8 +44,15 @@ void AddTarget(CLI::App* cmd, Target* t) {
 
 std::string Summary(const Json& c) {
   std::string version = Str(c, "version");
-  return Str(c, "name") + ": " + Str(c, "desired_state") + ", " +
-         std::to_string(c.value("replicas", 0)) + " replica(s), version " +
+  std::string counts = std::to_string(c.value("replicas", 0)) + " replica(s)";
+  Json types = c.value("process_types", Json::object());
+  if (types.is_object() && (types.size() > 1 || (types.size() == 1 && !types.contains("web")))) {
+    counts.clear();
+    for (const auto& [type, n] : types.items()) {
+      counts += (counts.empty() ? "" : ", ") + type + " " + n.dump();
+    }
+  }
+  return Str(c, "name") + ": " + Str(c, "desired_state") + ", " + counts + ", version " +
          (version.empty() ? std::string("newest ready") : version);
 }
 
@@ -155,19 +162,91 @@ void AddLifecycle(CLI::App& app, const std::shared_ptr<Shared>& sh) {
   AddTarget(restart, rt.get());
 
   auto st = std::make_shared<Target>();
-  auto replicas = std::make_shared<int>(0);
+  auto counts = std::make_shared<std::vector<std::string>>();
   auto sw = std::make_shared<WaitFlags>();
-  CLI::App* scale = Leaf(app, sh, "scale", "Set the number of instances (0 allowed)",
-                         [st, replicas, sw](Call& c) -> Status {
-                           Json body = {{"replicas", *replicas}};
-                           int64_t rev = 0;
-                           BERTH_RETURN_IF_ERROR(Patch(c, *st, body,
-                                        "scaling " + st->component + " to " + std::to_string(*replicas), &rev));
-                           return sw->no_wait ? Status::Ok() : AwaitOperation(c, *st, rev, sw->timeout_s);
-                         });
-  AddTarget(scale, st.get());
+  CLI::App* scale = Leaf(app, sh, "scale",
+                         "Set the number of instances (0 allowed): COMPONENT N, or per process "
+                         "type: [COMPONENT] web=2 worker=1",
+                         [st, counts, sw](Call& c) -> Status {
+    std::vector<std::string> args = *counts;
+    if (!st->component.empty() && st->component.find('=') != std::string::npos) {
+      args.insert(args.begin(), st->component);
+      st->component.clear();
+    }
+    if (args.empty()) {
+      return Status(Code::kInvalidArgument, "usage",
+                    "say how many: berth scale COMPONENT N --app APP, or berth scale [COMPONENT] "
+                    "web=2 worker=1 --app APP");
+    }
+    auto number = [](const std::string& text, const std::string& what) -> Result<int> {
+      if (text.empty() || text.size() > 3 || text.find_first_not_of("0123456789") != std::string::npos ||
+          std::stoi(text) > 100) {
+        return Status(Code::kInvalidArgument, "invalid_argument",
+                      what + " must be a whole number from 0 to 100, got \"" + text + "\"");
+      }
+      return std::stoi(text);
+    };
+    if (st->component.empty()) {
+      // Heroku's form names only process types: the app's one long-running component.
+      BERTH_ASSIGN_OR_RETURN(Json l, c.Do("GET", c.App(st->app) + "/components?limit=500"));
+      std::vector<std::string> names;
+      for (const Json& comp : l.value("items", Json::array())) {
+        std::string kind = Str(comp, "kind");
+        if (kind == "service" || kind == "stateful") names.push_back(Str(comp, "name"));
+      }
+      if (names.size() != 1) {
+        std::string list;
+        for (const std::string& n : names) list += (list.empty() ? "" : ", ") + n;
+        return Status(Code::kInvalidArgument, "invalid_argument",
+                      "app " + st->app + " has " + std::to_string(names.size()) +
+                          " services (" + (list.empty() ? std::string("none") : list) +
+                          "): name one, e.g. berth scale COMPONENT " + args.front() + " --app " +
+                          st->app);
+      }
+      st->component = names.front();
+    }
+    Json body = Json::object();
+    std::string what;
+    if (args.size() == 1 && args[0].find('=') == std::string::npos) {
+      BERTH_ASSIGN_OR_RETURN(int n, number(args[0], "the number of instances"));
+      body["replicas"] = n;
+      what = std::to_string(n);
+    } else {
+      BERTH_ASSIGN_OR_RETURN(Json comp, c.Do("GET", c.ComponentPath(st->app, st->component)));
+      Json procs = comp.value("processes", Json::object());
+      Json known = comp.value("process_types", Json::object());
+      for (const std::string& a : args) {
+        size_t eq = a.find('=');
+        if (eq == std::string::npos || eq == 0) {
+          return Status(Code::kInvalidArgument, "invalid_argument",
+                        "\"" + a + "\" is not TYPE=N (e.g. web=2 worker=1)");
+        }
+        std::string type = a.substr(0, eq);
+        BERTH_ASSIGN_OR_RETURN(int n, number(a.substr(eq + 1), type));
+        if (type == "web") {
+          body["replicas"] = n;
+        } else {
+          if (known.is_object() && !known.empty() && !known.contains(type)) {
+            std::string list;
+            for (const auto& [k, v] : known.items()) list += (list.empty() ? "" : ", ") + k;
+            return Status(Code::kInvalidArgument, "unknown_process_type",
+                          st->component + " runs no process type \"" + type + "\" (its version has " +
+                              list + ")");
+          }
+          procs[type] = n;
+        }
+        what += (what.empty() ? "" : " ") + type + "=" + std::to_string(n);
+      }
+      if (procs != comp.value("processes", Json::object())) body["processes"] = procs;
+    }
+    int64_t rev = 0;
+    BERTH_RETURN_IF_ERROR(Patch(c, *st, body, "scaling " + st->component + " to " + what, &rev));
+    return sw->no_wait ? Status::Ok() : AwaitOperation(c, *st, rev, sw->timeout_s);
+  });
+  scale->add_option("component", st->component, "Component name (optional with TYPE=N)");
+  scale->add_option("--app", st->app, "App the component belongs to")->required();
+  scale->add_option("counts", *counts, "N, or TYPE=N per process type (web=2 worker=1)");
   AddWaitFlags(scale, sw.get());
-  scale->add_option("replicas", *replicas, "Number of instances")->required()->check(CLI::Range(0, 100));
 
   auto ct = std::make_shared<Target>();
   CLI::App* cancel = Leaf(app, sh, "cancel",
@@ -438,10 +517,11 @@ void AddWait(CLI::App& app, const std::shared_ptr<Shared>& sh) {
                           o->t.component + " --app " + o->t.app + "`");
       }
       BERTH_ASSIGN_OR_RETURN(Json l, c.Do("GET", path + "/instances?limit=500"));
-      int want = Str(comp, "desired_state") == "running" ? comp.value("replicas", 0) : 0;
+      int want = Str(comp, "desired_state") == "running" ? WantedInstances(comp) : 0;
       int total = 0, ready = 0;
       bool outdated = false;
       for (const auto& i : l.value("items", Json::array())) {
+        if (!IsReplica(i)) continue;
         ++total;
         if (i.value("ready", false) && Str(i, "state") == "running") ++ready;
         if (i.value("outdated", false)) outdated = true;
@@ -487,19 +567,103 @@ std::string RunLine(const Json& r) {
   return line;
 }
 
+// 'it'\''s' quoting for sh -c.
+std::string ShellQuote(const std::string& word) {
+  if (!word.empty() && word.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                              "0123456789_-./=:,+@%") == std::string::npos) {
+    return word;
+  }
+  std::string out = "'";
+  for (char ch : word) out += ch == '\'' ? std::string("'\\''") : std::string(1, ch);
+  return out + "'";
+}
+
+// `berth run COMPONENT --app A -- CMD`: a one-off run with its own command. Prints the
+// instance's output as it comes (polling the run's log) and passes the command's exit code on.
+Status RunCommand(Call& c, const Target& t, const std::string& path,
+                  const std::vector<std::string>& words, int timeout_s, int* exit_code) {
+  std::string command;
+  if (words.size() == 1) {
+    command = words[0];  // one argument is a shell line already: -- 'echo a; exit 3'
+  } else {
+    for (const std::string& w : words) command += (command.empty() ? "" : " ") + ShellQuote(w);
+  }
+  Json body = {{"command", command}};
+  BERTH_ASSIGN_OR_RETURN(Json r, c.Do("POST", path, &body));
+  const std::string name = Str(r, "name");
+  const std::string instance = Str(r, "instance");
+  if (!c.json()) c.err() << "running `" << command << "` as " << instance << "\n";
+  const std::string logs = c.ComponentPath(t.app, t.component) + "/logs?tail=10000&instance=" +
+                           EncodeComponent(instance);
+  size_t printed = 0;
+  Json lines = Json::array();
+  auto print_new = [&]() -> Status {
+    std::vector<Json> got;
+    BERTH_RETURN_IF_ERROR(c.Stream(logs, [&](const Json& j) {
+      if (!j.contains("type")) got.push_back(j);
+      return true;
+    }));
+    for (size_t i = printed; i < got.size(); ++i) {
+      // The app's own output only (the shim's notes go to the run's message).
+      if (Str(got[i], "stream") == "shim") continue;
+      if (c.json()) {
+        lines.push_back(Str(got[i], "line"));
+      } else {
+        (Str(got[i], "stream") == "err" ? c.err() : c.out()) << Str(got[i], "line") << "\n";
+      }
+    }
+    printed = std::max(printed, got.size());
+    c.out().flush();
+    return Status::Ok();
+  };
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s);
+  while (true) {
+    BERTH_ASSIGN_OR_RETURN(r, c.Do("GET", path + "/" + EncodeComponent(name)));
+    std::string status = Str(r, "status");
+    BERTH_RETURN_IF_ERROR(print_new());
+    if (status != "running") {
+      Json last = r.value("last_exit", Json());
+      int code = status == "succeeded" ? 0 : 1;
+      if (last.is_object() && status != "cancelled") {
+        int signal = last.value("signal", 0);
+        code = signal > 0 ? 128 + signal : last.value("code", 1);
+        if (code < 0) code = 1;
+      }
+      if (c.json()) {
+        r["output"] = lines;
+        r["exit_code"] = code;
+        c.out() << RenderJson(r);
+      } else if (status != "succeeded") {
+        c.err() << RunLine(r) << "\n";
+      }
+      if (code != 0) *exit_code = -code;
+      return Status::Ok();
+    }
+    if (std::chrono::steady_clock::now() >= deadline) {
+      return Status(Code::kUnavailable, "timeout",
+                    name + " of " + t.component + " still runs after " +
+                        std::to_string(timeout_s) + " s: " + RunLine(r));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  }
+}
+
 void AddRuns(CLI::App& app, const std::shared_ptr<Shared>& sh) {
   struct RunOpts {
     Target t;
     bool wait = false;
     int timeout_s = 3600;
+    std::vector<std::string> command;
   };
   auto o = std::make_shared<RunOpts>();
   int* exit_code = sh->exit_code;
   CLI::App* run = Leaf(app, sh, "run",
-                       "Start a run of a job or cronjob now; --wait waits for it (exit 0 if it "
-                       "succeeded, 1 if not)",
+                       "Start a run of a job or cronjob now (--wait waits for it: exit 0 if it "
+                       "succeeded, 1 if not); with -- CMD run a one-off command in a fresh "
+                       "instance of any component, its output streamed and its exit code returned",
                        [o, exit_code](Call& c) -> Status {
     std::string path = c.ComponentPath(o->t.app, o->t.component) + "/runs";
+    if (!o->command.empty()) return RunCommand(c, o->t, path, o->command, o->timeout_s, exit_code);
     BERTH_ASSIGN_OR_RETURN(Json r, c.Do("POST", path));
     std::string name = Str(r, "name");
     if (!o->wait) {
@@ -538,8 +702,12 @@ void AddRuns(CLI::App& app, const std::shared_ptr<Shared>& sh) {
   });
   AddTarget(run, &o->t);
   run->add_flag("--wait", o->wait, "Wait until the run ends; exit 0 if it succeeded, 1 if not");
-  run->add_option("--timeout", o->timeout_s, "With --wait: give up after this many seconds")
+  run->add_option("--timeout", o->timeout_s,
+                  "With --wait or a command: give up after this many seconds")
       ->check(CLI::Range(1, 7 * 86400));
+  run->add_option("command", o->command,
+                  "After --: a command to run once in a fresh instance (sh -c; several words "
+                  "are quoted for the shell)");
 
   auto lt = std::make_shared<Target>();
   CLI::App* runs = Leaf(app, sh, "runs", "List the runs of a job or cronjob, newest first",

@@ -1,5 +1,7 @@
 #include "cli/detail/verb.h"
 
+#include <algorithm>
+
 #include <chrono>
 #include <istream>
 #include <ostream>
@@ -170,7 +172,9 @@ CLI::App* Leaf(CLI::App& parent, const std::shared_ptr<Shared>& sh, const std::s
     Status s = call.Init();
     if (s.ok()) s = run(call);
     if (s.ok()) {
-      *sh->exit_code = *sh->exit_code < 0 ? 1 : 0;  // < 0: a runner that reported failure itself
+      // < 0: a runner that reported failure itself; -N asks for exit code N (`berth run -- CMD`
+      // passes the command's on).
+      *sh->exit_code = *sh->exit_code < 0 ? std::min(-*sh->exit_code, 255) : 0;
       return;
     }
     if (s.reason() == "usage") throw CLI::ValidationError(s.message(), 2);

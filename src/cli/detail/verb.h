@@ -90,7 +90,7 @@ Status ConfirmDestructive(const ClientWorld& world, bool yes, const std::string&
 
 // Adds the verb `name` under `parent` with the global flags (-o, --server, --team). Exit
 // codes: 0, 1 for an error or a runner that set *exit_code = -1 (it reported the failure
-// itself), 2 for a usage error (reason "usage").
+// itself; -N for exit code N), 2 for a usage error (reason "usage").
 CLI::App* Leaf(CLI::App& parent, const std::shared_ptr<Shared>& sh, const std::string& name,
                const std::string& description, Runner run);
 
