@@ -118,6 +118,10 @@ export interface Component extends Meta {
   config_files?: ConfigFile[];
   health?: Record<ProbeKind, Probe | null>;
   replicas: number;
+  // Instances of the version's other process types (Procfile worker, ...); an unset type runs 1.
+  processes?: Record<string, number>;
+  // Read-only: the process types of the version it runs and the instances each should have.
+  process_types?: Record<string, number>;
   desired_state: 'running' | 'stopped';
   version?: string;
   resources: { memory_mb: number; cpu_millis: number };
@@ -159,6 +163,7 @@ export interface Version extends Meta {
 }
 export interface Instance extends Meta {
   name: string;
+  process?: string; // its process type when not the main (web) one: worker, run, release
   version?: string;
   state?: string;
   ready?: boolean;

@@ -54,3 +54,23 @@ export function psSummary(c: Pick<Component, 'replicas' | 'desired_state' | 'kin
   const ready = instances.filter((i) => i.ready === true).length;
   return { wanted, running, ready, total: instances.length };
 }
+
+// A component's process types (docs/api.md "Process types") with how many instances each
+// should have and how many are ready: web (the replicas), worker, clock, ... One-off runs and
+// releases are not process types. Sorted with web first.
+export interface ProcessRow {
+  type: string;
+  want: number;
+  ready: number;
+}
+
+export function processRows(c: Component, instances: readonly Instance[]): ProcessRow[] {
+  const types = c.process_types ?? {};
+  return Object.entries(types)
+    .map(([type, want]) => ({
+      type,
+      want,
+      ready: instances.filter((i) => (processType(i) || 'web') === type && i.ready === true).length,
+    }))
+    .sort((a, b) => (a.type === 'web' ? -1 : b.type === 'web' ? 1 : a.type.localeCompare(b.type)));
+}

@@ -1,5 +1,6 @@
 // The component page: a header with the live status and one tab per concern (docs/console.md).
 import { api, can, paths, type BerthEvent, type Component, type Instance, type List, type Role, type Version } from '../api';
+import { processRows } from '../processes';
 import { useT, type MessageKey } from '../i18n';
 import { useLiveResource } from '../live';
 import { useEffect } from 'react';
@@ -136,6 +137,11 @@ function Overview({ d, base }: { d: Data; base: string }) {
           <dt>{t('comp.kind')}</dt><dd>{t(`kind.${c.kind}` as MessageKey)}</dd>
           {c.kind === 'cronjob' && <><dt>{t('job.schedule')}</dt><dd className="mono">{c.schedule} <span className="muted">({t('job.utc')})</span></dd></>}
           {c.kind !== 'job' && c.kind !== 'cronjob' && <><dt>{t('comp.replicas')}</dt><dd>{c.replicas}</dd></>}
+          {processRows(c, d.instances).length > 0 && (
+            <><dt>{t('comp.processTypes')}</dt><dd data-testid="process-types">{processRows(c, d.instances).map((p) => (
+              <div key={p.type} className="mono">{t('comp.processCount', { type: p.type, want: p.want, ready: p.ready })}</div>
+            ))}</dd></>
+          )}
           <dt>{t('comp.desiredState')}</dt><dd>{t(`state.${c.desired_state}` as MessageKey)}</dd>
           <dt>{t('comp.version')}</dt><dd>{current ? current.name : t('common.none')}{!c.version && <span className="muted"> ({t('overview.latest')})</span>}</dd>
           <dt>{t('comp.ports')}</dt><dd className="mono">{c.ports.map((p) => `${p.port}/${p.protocol}`).join(', ') || t('common.none')}</dd>
