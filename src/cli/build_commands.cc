@@ -330,7 +330,12 @@ Status Deploy(Call& c, const std::string& path, const std::string& app, const st
     for (const auto& e : events.value("items", Json::array())) {
       if (!IsDeployFailure(Str(e, "reason"))) continue;
       auto it = failures_before.find(EventKey(e));
-      if (it == failures_before.end() || it->second != e.value("count", int64_t{1})) {
+      // This version's release may have failed before the events were first read.
+      bool this_release = Str(e, "reason") == "ReleaseFailed" &&
+                          Str(e, "message").find("release command of " + version + " ") !=
+                              std::string::npos;
+      if (it == failures_before.end() || it->second != e.value("count", int64_t{1}) ||
+          this_release) {
         *exit_code = 1;
         return Status(Code::kUnavailable, "deploy_failed",
                       "deploy of " + version + " failed: " + Str(e, "reason") + ": " + Str(e, "message") +
