@@ -68,10 +68,14 @@ TEST(ProcessGroupDriverTest, AWorkerGroupRunsBesideWebWithoutAPort) {
   worker.replicas = 1;
   driver.Apply(worker);
   driver.Tick();
+  clock.Advance(std::chrono::seconds(2));  // a removed instance drains for 1 s first
+  driver.Tick();
   ASSERT_EQ(host.stops.size(), 1u);
   EXPECT_EQ(host.stops[0], "web-worker-2");
   // Removing the component stops every group.
   driver.Remove(ref);
+  driver.Tick();
+  clock.Advance(std::chrono::seconds(2));
   driver.Tick();
   host.FinishStops();
   driver.Tick();
@@ -223,7 +227,7 @@ TEST_F(ProcessControllerTest, EachProcessTypeHasItsOwnCount) {
   Put(model::kOperation, "t/a/web", "current",
       {{"type", "scale"}, {"status", "in_progress"}, {"detail", "scale worker to 1, clock to 1"},
        {"by", "alice"}, {"started_at", "2026-01-01T00:00:00Z"}});
-  Pass(3);
+  Pass(15);  // the removed workers drain for 1 s first
   host_.FinishStops();
   Pass(5);
   EXPECT_NE(LaunchOf("web-clock-1"), nullptr);
