@@ -110,9 +110,15 @@ std::string ShellQuoteArg(const std::string& s) {
   return out + "'";
 }
 
-// Sets the web process unless the Procfile already has one.
+// Sets the web process unless there is a Procfile: its process types are the ones that run, as
+// on Heroku, so a worker-only Procfile gets no web process (and no port) from the language.
 void DefaultWeb(Ctx& c, const std::string& cmd, const std::string& why) {
   if (c.d.processes.count("web")) return;
+  if (!c.d.processes.empty()) {
+    Reason(c, "no web process: the Procfile declares none (without a Procfile it would be " +
+                  Bq(cmd) + ")");
+    return;
+  }
   c.d.processes["web"] = cmd;
   Reason(c, why);
 }

@@ -310,7 +310,7 @@ void AddPs(CLI::App& app, const std::shared_ptr<Shared>& sh) {
       std::string head = name + " (" + Str(comp, "kind") + ", " + wanted + ")";
       if (instances.empty()) {
         BERTH_ASSIGN_OR_RETURN(std::string idle, IdleState(c, path, comp));
-        rows.push_back({head, "-", "-", "-", idle, "-", "-", "-"});
+        rows.push_back({head, "-", "-", idle, "-", "-", "-", "-"});
         comp["state"] = idle;
       }
       for (const Json& i : instances) {
