@@ -13,8 +13,9 @@
 //    "auto": true}];
 //  - otherwise (a worker-only Procfile, a program with no sign of listening) no port, and an
 //    automatic port an earlier build gave is removed.
-// The "auto" marker lives in the stored component JSON only (model::Port does not carry it):
-// a later write of the component through the API keeps the port as a declared one.
+// The "auto" marker is model::Port::automatic: a write that leaves the ports alone (env, scale,
+// rollback) keeps it; one that sets the ports (`component set --port`, the console's ports
+// editor) declares them.
 // Every decision adds one reason for people (shown with detection's reasons).
 // Thread-safety: pure functions.
 #pragma once

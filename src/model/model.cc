@@ -571,11 +571,7 @@ Result<Component> ParseComponent(const Json& in) {
     p.Bool("inner", &port.inner);
     p.Bool("outer", &port.outer);
     p.Str("name", &port.name, 255);
-    // "auto": the builder's marker of a port it declared (builder/auto_port.h). Accepted so a
-    // stored component reads back; the model does not keep it, so a component written through
-    // the API afterwards holds the port as declared.
-    bool automatic = false;
-    p.Bool("auto", &automatic);
+    p.Bool("auto", &port.automatic);
     if (p.ok() && !p.Has("port")) p.Fail(InvalidArgument("port is required", p.FieldPath("port")));
     if (p.ok() && !port.name.empty()) p.Fail(ValidateDnsLabel(port.name, "port name", p.FieldPath("name")));
     if (p.ok() && !port_numbers.insert(port.port).second) {
@@ -721,6 +717,7 @@ Json ToJson(const Component& c) {
                      {"inner", p.inner},
                      {"outer", p.outer},
                      {"name", p.name}});
+    if (p.automatic) ports.back()["auto"] = true;
   }
   Json files = Json::array();
   for (const ConfigFile& f : c.config_files) files.push_back({{"path", f.path}, {"content", f.content}});

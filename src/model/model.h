@@ -175,6 +175,9 @@ struct Port {
   bool inner = true;
   bool outer = false;
   std::string name;
+  // "auto" in JSON: the builder declared it (builder/auto_port.h), not the user. Kept through
+  // every write that does not set the ports, so a later build may still move or remove it.
+  bool automatic = false;
 };
 struct ConfigFile {
   std::string path;

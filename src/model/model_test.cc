@@ -24,7 +24,7 @@ TEST(ModelTest, ComponentFullRoundTrip) {
   const char* body = R"({"name":"api","kind":"cronjob","schedule":"*/5 * * * 1-5",
     "source":{"type":"git","url":"https://example.invalid/x.git","ref":"v1"},
     "build":{"start_command":"node server.js","subdir":"srv"},
-    "ports":[{"port":8080,"protocol":"http","outer":true},{"port":5432,"protocol":"tcp"}],
+    "ports":[{"port":8080,"protocol":"http","outer":true,"auto":true},{"port":5432,"protocol":"tcp"}],
     "env":{"A":"1","DATABASE_URL":"x"},
     "config_files":[{"path":"conf/app.ini","content":"k=${A}"}],
     "volumes":[{"name":"data","path":"data","shared":true}],
@@ -36,6 +36,11 @@ TEST(ModelTest, ComponentFullRoundTrip) {
   EXPECT_EQ(c->ports.size(), 2u);
   EXPECT_TRUE(c->ports[0].outer);
   EXPECT_TRUE(c->ports[1].inner);
+  // The builder's marker survives a write that goes through the model (env, scale, ...).
+  EXPECT_TRUE(c->ports[0].automatic);
+  EXPECT_FALSE(c->ports[1].automatic);
+  EXPECT_EQ(ToJson(*c)["ports"][0]["auto"], true);
+  EXPECT_FALSE(ToJson(*c)["ports"][1].contains("auto"));
   EXPECT_EQ(c->env.at("DATABASE_URL"), "x");
   ASSERT_TRUE(c->health.readiness.has_value());
   EXPECT_EQ(c->health.readiness->path, "/healthz");

@@ -143,6 +143,31 @@ class ZeroConfigTest(BerthTestCase):
         self.assertIn("jobs (app zc) has no port", r.stderr)
         self.assertIn("berth component set jobs --app zc --port 8080", r.stderr)
 
+    def test_the_automatic_port_survives_config_and_follows_the_code(self):
+        src = tempfile.mkdtemp(prefix="mover-", dir=self.srv.tmp)
+        shutil.copytree(os.path.join(FIXTURES, "node-hello"), src, dirs_exist_ok=True)
+        self.create_without_port("mover", src, "hello from node")
+        # An env change (one rollout) leaves the ports alone: the port stays the builder's.
+        self.must("config", "set", "GREETING=hi", "--component", "mover", "--app", APP)
+        self.must("wait", "mover", "--app", APP, "--operation", "--timeout", "120")
+        [port] = self.ok(self.api("GET", f"{V}/apps/{APP}/components/mover"))["ports"]
+        self.assertEqual((port["port"], port.get("auto")), (3000, True), port)
+        # So the next build may move it: the code now says 4000.
+        index = os.path.join(src, "index.js")
+        with open(index) as f:
+            code = f.read()
+        with open(index, "w") as f:
+            f.write(code.replace("|| 3000", "|| 4000"))
+        out = self.must("deploy", "mover", "--app", APP)
+        self.assertIn("port 4000 published automatically", out)
+        [port] = self.ok(self.api("GET", f"{V}/apps/{APP}/components/mover"))["ports"]
+        self.assertEqual((port["port"], port.get("auto")), (4000, True), port)
+        self.hammer("mover", "hello from node")
+        # A port the user sets is declared: no marker, and builds leave it alone.
+        self.must("component", "set", "mover", "--app", APP, "--port", "4000/http")
+        [port] = self.ok(self.api("GET", f"{V}/apps/{APP}/components/mover"))["ports"]
+        self.assertNotIn("auto", port)
+
     def test_ready_means_routed_for_create_deploy_scale_and_rollback(self):
         src = tempfile.mkdtemp(prefix="greeter-", dir=self.srv.tmp)
         with open(os.path.join(src, "Procfile"), "w") as f:
