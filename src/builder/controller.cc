@@ -722,7 +722,6 @@ struct BuildController::Impl {
         // yarn 2+ and pnpm keep their stores in the component's cache too (npx fetches them
         // into npm_config_cache, detect.cc).
         "YARN_GLOBAL_FOLDER=" + cache + "/yarn-berry",
-        "npm_config_store_dir=" + cache + "/pnpm-store",
         "PIP_CACHE_DIR=" + cache + "/pip",
         "PIP_DISABLE_PIP_VERSION_CHECK=1",
         "GOCACHE=" + cache + "/go-build",
@@ -734,6 +733,14 @@ struct BuildController::Impl {
         "COMPOSER_CACHE_DIR=" + cache + "/composer",
         "BUNDLE_USER_CACHE=" + cache + "/bundle",
     };
+    // pnpm reads its store from npm's config variables, and npm warns about any key it does
+    // not know ("Unknown env config store-dir"): only a pnpm build gets it.
+    for (const std::string& step : d.build_steps) {
+      if (step.find("pnpm") != std::string::npos) {
+        env.push_back("npm_config_store_dir=" + cache + "/pnpm-store");
+        break;
+      }
+    }
     for (const std::string& e : opts.sandbox.env) {
       env.push_back(e);
       // The egress proxy, spelled as yarn (1 reads npm's config, 4 its own) and npm want it:

@@ -364,7 +364,8 @@ Result<FetchResult> FetchTree(const model::Source& s, const std::string& dest,
                  "source.archive");
     }
     if (!fs::is_regular_file(s.archive, ec)) return Bad("archive " + s.archive + " not found", "source.archive");
-    log("-----> unpacking " + s.archive);
+    // The file's name only: an upload's path is the server's data directory, not the team's.
+    log("-----> unpacking " + fs::path(s.archive).filename().string());
     BERTH_RETURN_IF_ERROR(ExtractArchive(s.archive, dest, limits));
     return FetchResult{};
   }
