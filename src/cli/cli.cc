@@ -617,11 +617,20 @@ std::string ComponentState(Session& s, const std::string& path, const Json& c) {
   const std::string kind = Str(c, "kind");
   if (desired == "stopped") return "stopped";
   if (kind == "job" || kind == "cronjob") return desired;
-  const int want = c.value("replicas", 0);
+  // Every Procfile process type counts (web=2 worker=1 wants 3); one-off runs and the release
+  // are not what the component keeps running.
+  int want = c.value("replicas", 0);
+  const Json types = c.value("process_types", Json::object());
+  if (types.is_object() && !types.empty()) {
+    want = 0;
+    for (const auto& [type, n] : types.items()) want += n.is_number_integer() ? n.get<int>() : 0;
+  }
   auto insts = s.Call("GET", path + "/instances?limit=500");
   if (!insts.ok()) return desired;
   int total = 0, ready = 0, looping = 0, backoff = 0;
   for (const auto& i : insts->value("items", Json::array())) {
+    const std::string process = Str(i, "process");
+    if (process == "run" || process == "release") continue;
     ++total;
     if (i.value("ready", false) && Str(i, "state") == "running") ++ready;
     const bool up = i.value("ready", false);
