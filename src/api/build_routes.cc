@@ -471,7 +471,9 @@ Result<Reply> BuildLog(Service& s, Ctx& ctx) {
   }
   int64_t size = 0;
   auto head = ReadBeneath(s.options.data_dir, rel, 0, 0, &size);
-  if (!head.ok() && status != "queued") {
+  // A queued version has no log yet, nor one whose build started a moment ago (its status is
+  // committed before the builder opens the log) or was cancelled in that moment: empty, not 404.
+  if (!head.ok() && status != "queued" && status != "building" && status != "cancelled") {
     return NotFound("version " + Quoted(v.name) + " has no build log (it was not built by this server)");
   }
   std::string text;
