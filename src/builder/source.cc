@@ -137,10 +137,15 @@ Result<FetchResult> FetchGit(const model::Source& s, const std::string& dest,
   fs::path parent = fs::path(dest).parent_path();
   std::string out;
   const auto deadline = std::chrono::steady_clock::now() + limits.git_timeout;
-  auto run = [&](const std::string& cmd, const std::string& cwd) -> Result<detail::RunResult> {
+  // `quiet`: the output is an answer to read (rev-parse), not progress for the build log.
+  auto run = [&](const std::string& cmd, const std::string& cwd,
+                 bool quiet = false) -> Result<detail::RunResult> {
     out.clear();
     detail::RunSpec spec{cmd, cwd, env, deadline};
-    return detail::RunShell(spec, [&](const std::string& l) { out += l + "\n"; log(l); }, cancel);
+    return detail::RunShell(spec, [&](const std::string& l) {
+      out += l + "\n";
+      if (!quiet) log(l);
+    }, cancel);
   };
   auto timed_out = [&](const std::string& what) {
     return Status(Code::kTimeout, "source_timeout",
@@ -170,7 +175,7 @@ Result<FetchResult> FetchGit(const model::Source& s, const std::string& dest,
   if (!r.ok()) {
     return FailedPrecondition("git checkout of ref \"" + ref + "\" failed: no such branch, tag or commit in " + url);
   }
-  BERTH_ASSIGN_OR_RETURN(r, run(git + "rev-parse HEAD", dest));
+  BERTH_ASSIGN_OR_RETURN(r, run(git + "rev-parse HEAD", dest, /*quiet=*/true));
   if (r.timed_out) return timed_out("git rev-parse in " + url);
   FetchResult fr;
   while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) out.pop_back();
