@@ -1,16 +1,13 @@
 #include "gateway/detail/state_dir.h"
 
-#include <fcntl.h>
 #include <sodium.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <cerrno>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
+
+#include "core/env.h"
 
 namespace berth::gateway::detail {
 namespace {
@@ -20,69 +17,19 @@ namespace fs = std::filesystem;
 constexpr char kMagic[] = "BGS1";
 constexpr size_t kMagicLen = 4;
 
-std::string Errno() { return std::strerror(errno); }
-
-Result<std::string> ReadWhole(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    if (errno == ENOENT) return NotFound(path + " does not exist");
-    return Internal("cannot read " + path + ": " + Errno());
-  }
-  std::string out;
-  char buf[65536];
-  while (true) {
-    ssize_t n = ::read(fd, buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      ::close(fd);
-      return Internal("cannot read " + path + ": " + Errno());
-    }
-    if (n == 0) break;
-    out.append(buf, static_cast<size_t>(n));
-  }
-  ::close(fd);
-  return out;
+// Writes are durable: temp file, fsync, rename, fsync of the directory (core/env.h).
+Status WriteFileDurably(const std::string& path, const std::string& content, unsigned mode) {
+  return Env::Default().WriteFileAtomic(path, content, mode);
 }
+
+Result<std::string> ReadWhole(const std::string& path) { return Env::Default().ReadFile(path); }
 
 }  // namespace
 
-Status WriteFileDurably(const std::string& path, const std::string& content, unsigned mode) {
-  std::string tmp = path + ".tmp";
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
-  if (fd < 0) return Internal("cannot write " + tmp + ": " + Errno());
-  bool ok = ::fchmod(fd, mode) == 0;
-  size_t done = 0;
-  while (ok && done < content.size()) {
-    ssize_t n = ::write(fd, content.data() + done, content.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    ok = n > 0;
-    if (ok) done += static_cast<size_t>(n);
-  }
-  ok = ok && ::fsync(fd) == 0;
-  std::string why = ok ? "" : Errno();
-  ::close(fd);
-  if (!ok || ::rename(tmp.c_str(), path.c_str()) != 0) {
-    if (why.empty()) why = Errno();
-    ::unlink(tmp.c_str());
-    return Internal("cannot write " + path + ": " + why);
-  }
-  // The rename is durable only once the directory entry is.
-  std::string parent = fs::path(path).parent_path().string();
-  int dfd = ::open(parent.empty() ? "." : parent.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    ::fsync(dfd);
-    ::close(dfd);
-  }
-  return Status::Ok();
-}
-
 StateDir::StateDir(StateDir&& other) noexcept
-    : dir_(std::move(other.dir_)), lock_fd_(other.lock_fd_), key_(std::move(other.key_)) {
-  other.lock_fd_ = -1;
-}
+    : dir_(std::move(other.dir_)), lock_(std::move(other.lock_)), key_(std::move(other.key_)) {}
 
 StateDir::~StateDir() {
-  if (lock_fd_ >= 0) ::close(lock_fd_);
   sodium_memzero(key_.data(), key_.size());
 }
 
@@ -97,15 +44,16 @@ Result<StateDir> StateDir::Open(const std::string& dir) {
   s.dir_ = dir;
 
   std::string lock_path = dir + "/gateway.lock";
-  s.lock_fd_ = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-  if (s.lock_fd_ < 0) return Internal("cannot open " + lock_path + ": " + Errno());
-  if (::flock(s.lock_fd_, LOCK_EX | LOCK_NB) != 0) {
+  auto lock = Env::Default().LockFile(lock_path);
+  if (!lock.ok() && lock.status().code() == Code::kConflict) {
     auto pid = ReadWhole(dir + "/gateway.pid");
     std::string who = pid.ok() ? *pid : "?";
     while (!who.empty() && (who.back() == '\n' || who.back() == ' ')) who.pop_back();
     return FailedPrecondition("another berth gateway (pid " + who + ") uses the state directory " +
                               dir);
   }
+  if (!lock.ok()) return lock.status();
+  s.lock_ = std::move(lock).value();
   BERTH_RETURN_IF_ERROR(
       WriteFileDurably(dir + "/gateway.pid", std::to_string(::getpid()) + "\n", 0644));
 

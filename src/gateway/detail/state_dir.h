@@ -12,11 +12,13 @@
 // snapshot, never half of one.
 // Thread-safety: StateDir is immutable after Open; Load/Save may be called from any thread
 // but not concurrently with each other (the role saves from its one control thread).
-// Move-only: it owns the lock's file descriptor.
+// Move-only: it owns the lock.
 #pragma once
 
+#include <memory>
 #include <string>
 
+#include "core/env.h"
 #include "core/status.h"
 
 namespace berth::gateway::detail {
@@ -48,12 +50,8 @@ class StateDir {
  private:
   StateDir() = default;
   std::string dir_;
-  int lock_fd_ = -1;
+  std::unique_ptr<FileLock> lock_;
   std::string key_;  // crypto_secretbox_KEYBYTES raw bytes
 };
-
-// Writes `content` to `path` atomically: temp file (mode `mode`) + fsync + rename + fsync of
-// the directory.
-Status WriteFileDurably(const std::string& path, const std::string& content, unsigned mode);
 
 }  // namespace berth::gateway::detail

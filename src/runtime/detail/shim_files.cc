@@ -1,12 +1,8 @@
 #include "runtime/detail/shim_files.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
-#include <cerrno>
-#include <cstring>
-#include <fstream>
 #include <sstream>
+
+#include "core/env.h"
 
 namespace berth::runtime::detail {
 
@@ -114,26 +110,11 @@ ShimState ReadShimState(const std::string& run_dir) {
   return s;
 }
 
-Result<std::string> ReadFile(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) return NotFound("cannot read " + path);
-  std::ostringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
+Result<std::string> ReadFile(const std::string& path) { return Env::Default().ReadFile(path); }
 
+// 0644, the mode these records always had (umask aside).
 Status WriteFileAtomic(const std::string& path, const std::string& content) {
-  std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return Internal("cannot write " + tmp + ": " + std::strerror(errno));
-  bool ok = ::write(fd, content.data(), content.size()) == static_cast<ssize_t>(content.size());
-  ok = ::fsync(fd) == 0 && ok;
-  ::close(fd);
-  if (!ok || ::rename(tmp.c_str(), path.c_str()) != 0) {
-    ::unlink(tmp.c_str());
-    return Internal("cannot write " + path + ": " + std::strerror(errno));
-  }
-  return Status::Ok();
+  return Env::Default().WriteFileAtomic(path, content, 0644);
 }
 
 Json LaunchRecordToJson(const LaunchRecord& r) {

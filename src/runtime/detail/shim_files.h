@@ -109,8 +109,8 @@ LaunchRecord ReadLaunchRecord(const std::string& run_dir);
 int LiveShim(const ShimState& state, const LaunchRecord& launched, const std::string& run_dir,
              const std::string& proc_root = "/proc");
 
+// Env::Default()'s ReadFile and WriteFileAtomic (mode 0644), kept as the runtime's names.
 Result<std::string> ReadFile(const std::string& path);
-// tmp + fsync + rename in the same directory.
 Status WriteFileAtomic(const std::string& path, const std::string& content);
 
 // True when `pid` is a live shim for `run_dir` (not a zombie, not a recycled pid).
