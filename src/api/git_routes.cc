@@ -40,6 +40,7 @@
 #include "auth/crypto.h"
 #include "builder/controller.h"
 #include "builder/source_policy.h"
+#include "core/env.h"
 #include "core/log.h"
 #include "core/safe_fs.h"
 
@@ -207,17 +208,8 @@ Status EnsureHook(const Service& s) {
   std::ifstream in(file);
   std::string have((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   if (have == want) return Status::Ok();
-  const std::string tmp = file + ".tmp";
-  {
-    std::ofstream o(tmp, std::ios::trunc);
-    o << want;
-    if (!o) return Internal("cannot write " + tmp);
-  }
-  fs::permissions(tmp, fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
-                           fs::perms::others_read | fs::perms::others_exec, ec);
-  fs::rename(tmp, file, ec);
-  if (ec) return Internal("cannot write " + file + ": " + ec.message());
-  return Status::Ok();
+  // Replaced atomically: git may run the hook of another push at this moment.
+  return Env::Default().WriteFileAtomic(file, want, 0755);
 }
 
 // The repository belongs to the component object it was made for (its creation time, kept in

@@ -23,6 +23,7 @@
 
 #include "auth/crypto.h"
 #include "core/clock.h"
+#include "core/env.h"
 #include "core/log.h"
 #include "model/model.h"
 
@@ -73,18 +74,9 @@ int ReadPid(const std::string& path) {
   return pid > 0 ? pid : 0;
 }
 
+// Replaced atomically and durably, readable by the owner only (core/env.h).
 Status WritePrivate(const std::string& path, const std::string& content) {
-  std::string tmp = path + ".tmp";
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) return Internal("cannot write " + tmp + ": " + std::strerror(errno));
-  bool ok = ::fchmod(fd, 0600) == 0 &&
-            ::write(fd, content.data(), content.size()) == static_cast<ssize_t>(content.size());
-  ok = ::fsync(fd) == 0 && ok;
-  ::close(fd);
-  if (!ok || ::rename(tmp.c_str(), path.c_str()) != 0) {
-    return Internal("cannot write " + path + ": " + std::strerror(errno));
-  }
-  return Status::Ok();
+  return Env::Default().WriteFileAtomic(path, content, 0600);
 }
 
 // Starts the command detached (own session, reparented away from the server, so it survives

@@ -27,6 +27,7 @@
 #include "builder/controller.h"
 #include "core/fd_limit.h"
 #include "core/log.h"
+#include "core/env.h"
 #include "core/netns.h"
 #include "model/model.h"
 #include "routing/claims.h"
@@ -68,19 +69,9 @@ int LockDataDir(const std::string& dir) {
   return fd;
 }
 
-// Writes `content` to `path` atomically (temp file + rename) with mode `mode`.
+// Writes `content` to `path` atomically and durably with mode `mode` (core/env.h).
 Status WriteFileAtomic(const std::string& path, const std::string& content, mode_t mode) {
-  std::string tmp = path + ".tmp";
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
-  if (fd < 0) return Internal("cannot write " + tmp + ": " + std::strerror(errno));
-  bool ok = ::write(fd, content.data(), content.size()) == static_cast<ssize_t>(content.size());
-  ok = ::fchmod(fd, mode) == 0 && ok;
-  ok = ::fsync(fd) == 0 && ok;
-  ::close(fd);
-  if (!ok || ::rename(tmp.c_str(), path.c_str()) != 0) {
-    return Internal("cannot write " + path + ": " + std::strerror(errno));
-  }
-  return Status::Ok();
+  return Env::Default().WriteFileAtomic(path, content, mode);
 }
 
 // First start: the administrator and the team "default", in one commit.

@@ -30,6 +30,7 @@
 #include "builder/source.h"
 #include "builder/source_policy.h"
 #include "core/disk.h"
+#include "core/env.h"
 #include "core/log.h"
 #include "core/safe_fs.h"
 #include "events/events.h"
@@ -92,15 +93,7 @@ Status ForEachVersion(Store& store, const std::function<void(const Object&)>& fn
 // Looks `name` up on `p`, the PATH build steps get (sandbox::Config::Path: the same one
 // instances get).
 std::string FindProgram(const std::string& name, const std::string& p) {
-  size_t i = 0;
-  while (i <= p.size()) {
-    size_t j = p.find(':', i);
-    if (j == std::string::npos) j = p.size();
-    std::string cand = p.substr(i, j - i) + "/" + name;
-    if (j > i && ::access(cand.c_str(), X_OK) == 0) return cand;
-    i = j + 1;
-  }
-  return "";
+  return Env::Default().FindProgram(name, p);
 }
 
 // True when `want` appears in `have` as a version prefix ("20" in "v20.1.0", "3.11" in

@@ -10,6 +10,7 @@
 #include <mutex>
 
 #include "builder/detail/process.h"
+#include "core/env.h"
 #include "sandbox/sandbox.h"
 
 namespace berth::builder {
@@ -49,16 +50,7 @@ constexpr Probe kProbes[] = {
 };
 
 std::string Find(const std::string& name, const std::string& build_path) {
-  const std::string p = build_path.empty() ? BuildPath() : build_path;
-  size_t i = 0;
-  while (i <= p.size()) {
-    size_t j = p.find(':', i);
-    if (j == std::string::npos) j = p.size();
-    std::string cand = p.substr(i, j - i) + "/" + name;
-    if (j > i && ::access(cand.c_str(), X_OK) == 0) return cand;
-    i = j + 1;
-  }
-  return "";
+  return Env::Default().FindProgram(name, build_path.empty() ? BuildPath() : build_path);
 }
 
 // `line` without terminal escape sequences: Maven prints its version in bold ("\e[1mApache

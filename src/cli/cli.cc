@@ -21,6 +21,7 @@
 #include "cli/detail/api_errors.h"
 #include "cli/detail/http_client.h"
 #include "cli/output.h"
+#include "core/env.h"
 
 namespace berth::cli {
 namespace {
@@ -1164,20 +1165,8 @@ Status OpenInBrowser(const std::string& url) {
   const char* x = std::getenv("DISPLAY");
   const char* wl = std::getenv("WAYLAND_DISPLAY");
   if ((x == nullptr || *x == '\0') && (wl == nullptr || *wl == '\0')) return Status::Ok();
-  std::string opener;
-  if (const char* path = std::getenv("PATH")) {
-    std::string p = path;
-    for (size_t start = 0; start <= p.size();) {
-      size_t end = p.find(':', start);
-      if (end == std::string::npos) end = p.size();
-      std::string cand = p.substr(start, end - start) + "/xdg-open";
-      if (end > start && ::access(cand.c_str(), X_OK) == 0) {
-        opener = cand;
-        break;
-      }
-      start = end + 1;
-    }
-  }
+  const char* path = std::getenv("PATH");
+  std::string opener = path ? Env::Default().FindProgram("xdg-open", path) : "";
   if (opener.empty()) return Local("xdg-open is not installed");
   pid_t child = ::fork();
   if (child < 0) return Local(std::string("fork: ") + std::strerror(errno));

@@ -12,6 +12,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/env.h"
+
 namespace berth::cli {
 namespace {
 
@@ -90,30 +92,8 @@ Status SaveClientConfig(const std::string& path, const ClientConfig& config) {
                               {"token", config.token},
                               {"team", config.team}};
   std::string text = j.dump(2) + "\n";
-  std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) return Internal("cannot write " + tmp + ": " + ErrnoText());
-  // The umask can only narrow 0600, but an existing temp file may have kept wider bits.
-  bool ok = ::fchmod(fd, 0600) == 0;
-  size_t done = 0;
-  while (ok && done < text.size()) {
-    ssize_t n = ::write(fd, text.data() + done, text.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) ok = false; else done += static_cast<size_t>(n);
-  }
-  ok = ok && ::fsync(fd) == 0;
-  std::string err = ok ? "" : ErrnoText();
-  ::close(fd);
-  if (!ok) {
-    ::unlink(tmp.c_str());
-    return Internal("cannot write " + tmp + ": " + err);
-  }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    err = ErrnoText();
-    ::unlink(tmp.c_str());
-    return Internal("cannot replace " + path + ": " + err);
-  }
-  return Status::Ok();
+  // 0600 exactly (it holds the token), whatever the umask or an earlier file's mode.
+  return Env::Default().WriteFileAtomic(path, text, 0600);
 }
 
 ClientConfig ResolveClientConfig(ClientConfig stored, const EnvLookup& env,

@@ -13,6 +13,8 @@
 #include <thread>
 #include <vector>
 
+#include "core/env.h"
+
 namespace berth::builder::detail {
 namespace {
 
@@ -32,18 +34,9 @@ std::string ReadSmall(const std::string& path, size_t limit) {
   return out;
 }
 
+// Replaced atomically (core/env.h): a crash never leaves a record without its token.
 bool WriteSmall(const std::string& path, const std::string& text) {
-  std::string tmp = path + ".tmp";
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) return false;
-  bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
-  ok = ::close(fd) == 0 && ok;
-  // Renamed into place: a crash never leaves a record without its token.
-  if (!ok || ::rename(tmp.c_str(), path.c_str()) != 0) {
-    ::unlink(tmp.c_str());
-    return false;
-  }
-  return true;
+  return Env::Default().WriteFileAtomic(path, text, 0600).ok();
 }
 
 struct Recorded {
