@@ -167,6 +167,9 @@ timeout --kill-after=60 "$LIMIT" unshare --pid --fork --kill-child --mount --pro
   bash -c '
     set -e
     root=$1
+    # The root must be a mount point of its own, as / is on a real machine: the sandbox makes
+    # its mounts private from / down, which fails ("Invalid argument") on a plain directory.
+    mount --bind "$root" "$root"
     mount -t proc proc "$root/proc"
     mount --rbind /sys "$root/sys"
     mount --rbind /dev "$root/dev"
