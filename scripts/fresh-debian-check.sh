@@ -94,6 +94,10 @@ debootstrap --variant=minbase --include=ca-certificates,git bookworm "$ROOT" "$M
   [ -n "$SECURITY" ] && echo "deb $SECURITY bookworm-security main"
 } >"$ROOT/etc/apt/sources.list"
 cp /etc/resolv.conf "$ROOT/etc/resolv.conf"
+# An installed Debian has these (the installer writes them); debootstrap's minbase does not,
+# and without them `localhost` does not resolve (Vitest's server fails with ENOTFOUND).
+[ -s "$ROOT/etc/hosts" ] || printf '127.0.0.1\tlocalhost\n::1\t\tlocalhost ip6-localhost ip6-loopback\n' >"$ROOT/etc/hosts"
+[ -s "$ROOT/etc/hostname" ] || echo berth-fresh >"$ROOT/etc/hostname"
 if compgen -G "/usr/local/share/ca-certificates/*.crt" >/dev/null; then
   say "carrying in this machine's local CA certificates: $(cd /usr/local/share/ca-certificates && echo *.crt)"
   mkdir -p "$ROOT/usr/local/share/ca-certificates"
